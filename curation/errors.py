@@ -1,0 +1,105 @@
+"""One error format for the whole API.
+
+Every error response is ``{"error": {"code": ..., "message": ..., "fields": [...]}}`` where
+each field entry is ``{"path": "rows[3].geometry.x", "message": "..."}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+
+class CurationError(Exception):
+    """A domain error that maps to a 4xx response."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    code = "invalid"
+
+    def __init__(self, message: str, *, fields: list[dict[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or []
+
+
+class InvalidInput(CurationError):
+    pass
+
+
+class NotFound(CurationError):
+    status_code = status.HTTP_404_NOT_FOUND
+    code = "not_found"
+
+
+class Conflict(CurationError):
+    status_code = status.HTTP_409_CONFLICT
+    code = "conflict"
+
+
+class Forbidden(CurationError):
+    status_code = status.HTTP_403_FORBIDDEN
+    code = "permission_denied"
+
+
+def field_error(path: str, message: str) -> dict[str, str]:
+    return {"path": path, "message": message}
+
+
+def flatten_detail(detail: Any, prefix: str = "") -> list[dict[str, str]]:
+    """Turn DRF's nested error detail into a flat list of {path, message}."""
+    out: list[dict[str, str]] = []
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            if key == "non_field_errors":
+                path = prefix
+            elif isinstance(key, int):
+                path = f"{prefix}[{key}]"
+            else:
+                path = f"{prefix}.{key}" if prefix else str(key)
+            out.extend(flatten_detail(value, path))
+    elif isinstance(detail, list):
+        if all(isinstance(v, str | exceptions.ErrorDetail) for v in detail):
+            out.extend(field_error(prefix, str(v)) for v in detail)
+        else:
+            for index, value in enumerate(detail):
+                if value:
+                    out.extend(flatten_detail(value, f"{prefix}[{index}]"))
+    else:
+        out.append(field_error(prefix, str(detail)))
+    return out
+
+
+def error_body(code: str, message: str, fields: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "fields": fields or []}}
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, CurationError):
+        return Response(error_body(exc.code, exc.message, exc.fields), status=exc.status_code)
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(
+            exc.message_dict if hasattr(exc, "error_dict") else {"": exc.messages}
+        )
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        fields = flatten_detail(exc.detail)
+        message = "; ".join(f"{f['path'] or 'body'}: {f['message']}" for f in fields[:5])
+        response.data = error_body("invalid", message or "Invalid input.", fields)
+    elif isinstance(exc, exceptions.APIException):
+        detail = exc.detail
+        message = str(detail) if not isinstance(detail, dict | list) else str(exc.default_detail)
+        response.data = error_body(exc.get_codes() if isinstance(exc.get_codes(), str) else exc.default_code, message)  # type: ignore[arg-type]
+    return response

@@ -1,0 +1,168 @@
+"""Background jobs: the Job row users see, and the runner the worker calls.
+
+A job kind registers a runner with ``@job_runner("kind")``. The runner receives a
+``JobContext`` and commits its work in steps with ``ctx.checkpoint(...)``: the data written
+by a step and the job's progress/state commit in the same transaction, so a job that is
+interrupted (worker killed, machine restarted) resumes from its last checkpoint on the next
+attempt, losing nothing and doing nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from curation.errors import Conflict
+from curation.models import Dataset, Job, JobStatus
+
+logger = logging.getLogger(__name__)
+
+Runner = Callable[["JobContext"], dict[str, Any] | None]
+_RUNNERS: dict[str, Runner] = {}
+
+
+class JobCancelled(Exception):
+    pass
+
+
+def job_runner(kind: str) -> Callable[[Runner], Runner]:
+    def register(fn: Runner) -> Runner:
+        _RUNNERS[kind] = fn
+        return fn
+
+    return register
+
+
+def job_create(
+    *,
+    kind: str,
+    dataset: Dataset | None,
+    user: Any,
+    params: dict[str, Any],
+    total: int | None = None,
+) -> Job:
+    """Create a job and queue it for a worker, in the caller's transaction.
+
+    The queue lives in the same PostgreSQL database, so the Job row and its queue entry
+    commit (or roll back) together: no job without a queue entry, no orphan queue entry.
+    """
+    from curation.tasks import run_job
+
+    if kind not in _RUNNERS:
+        raise ValueError(f"unknown job kind {kind!r}")
+    with transaction.atomic():
+        job = Job.objects.create(
+            kind=kind,
+            dataset=dataset,
+            created_by=user if getattr(user, "is_authenticated", False) else None,
+            params=params,
+            progress_total=total,
+        )
+        run_job.defer(job_id=job.pk)
+    return job
+
+
+def job_cancel(*, job: Job) -> Job:
+    """Ask a job to stop; a running job stops at its next checkpoint."""
+    updated = Job.objects.filter(
+        pk=job.pk, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]
+    ).update(status=JobStatus.CANCELLED, finished=timezone.now(), message="Cancelled by user.")
+    job.refresh_from_db()
+    if not updated and job.status != JobStatus.CANCELLED:
+        raise Conflict(f"Job {job.pk} already {job.status}; it cannot be cancelled.")
+    return job
+
+
+class JobContext:
+    """What a runner uses to report progress, record per-item errors and save state."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.errors_kept = settings.NUCLEUS_JOB_ERRORS_KEPT
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.job.params
+
+    @property
+    def state(self) -> dict[str, Any]:
+        return self.job.state
+
+    def set_total(self, total: int) -> None:
+        Job.objects.filter(pk=self.job.pk).update(progress_total=total)
+        self.job.progress_total = total
+
+    @contextmanager
+    def checkpoint(
+        self,
+        *,
+        done: int,
+        state: dict[str, Any],
+        errors: list[dict[str, Any]] | None = None,
+    ) -> Iterator[None]:
+        """Run the block's writes and record progress in one transaction.
+
+        Raises JobCancelled (before writing anything) if the job was cancelled.
+        """
+        errors = errors or []
+        with transaction.atomic():
+            status = (
+                Job.objects.select_for_update().filter(pk=self.job.pk).values_list("status", flat=True).first()
+            )
+            if status != JobStatus.RUNNING:
+                raise JobCancelled()
+            yield
+            room = max(0, self.errors_kept - len(self.job.errors))
+            kept = self.job.errors + errors[:room]
+            Job.objects.filter(pk=self.job.pk).update(
+                progress_done=done,
+                state=state,
+                errors=kept,
+                error_count=F("error_count") + len(errors),
+            )
+        self.job.progress_done = done
+        self.job.state = state
+        self.job.errors = kept
+        self.job.error_count += len(errors)
+
+
+def job_run(*, job_id: int) -> Job | None:
+    """Run (or resume) a job. Called by the worker; safe to call again after a crash."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.is_finished:
+            return job
+        job.status = JobStatus.RUNNING
+        job.attempts += 1
+        job.started = job.started or timezone.now()
+        job.save(update_fields=["status", "attempts", "started"])
+    if job.attempts > 1:
+        logger.info("resuming %s from %s done", job, job.progress_done)
+    runner = _RUNNERS.get(job.kind)
+    try:
+        if runner is None:
+            raise RuntimeError(f"no runner for job kind {job.kind!r}")
+        result = runner(JobContext(job)) or {}
+    except JobCancelled:
+        logger.info("%s cancelled", job)
+        job.refresh_from_db()
+        return job
+    except Exception as exc:
+        logger.exception("%s failed", job)
+        Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
+            status=JobStatus.FAILED, finished=timezone.now(), message=f"{type(exc).__name__}: {exc}"
+        )
+        job.refresh_from_db()
+        return job
+    Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
+        status=JobStatus.SUCCEEDED, finished=timezone.now(), result=result
+    )
+    job.refresh_from_db()
+    return job

@@ -1,0 +1,378 @@
+"""The curation domain: datasets and their members, items, annotations, models,
+predictions, slices, tags, jobs and API tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
+from django.db import models
+from django.db.models import Q
+
+
+class Role(models.TextChoices):
+    VIEWER = "viewer", "Viewer"
+    CURATOR = "curator", "Curator"
+    ADMIN = "admin", "Admin"
+
+
+ROLE_RANK = {Role.VIEWER: 1, Role.CURATOR: 2, Role.ADMIN: 3}
+
+
+class DatasetQuerySet(models.QuerySet["Dataset"]):
+    def visible_to(self, user: Any) -> DatasetQuerySet:
+        """Datasets on which `user` has any role (owner or member)."""
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(Q(owner=user) | Q(memberships__user=user)).distinct()
+
+
+class Dataset(models.Model):
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_datasets"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    objects = DatasetQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "name"], name="dataset_unique_name_per_owner"),
+            models.CheckConstraint(condition=~Q(name=""), name="dataset_name_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def role_of(self, user: Any) -> str | None:
+        """The role `user` holds on this dataset, or None. The owner is always admin."""
+        if not user.is_authenticated:
+            return None
+        if self.owner_id == user.pk:
+            return Role.ADMIN
+        membership = self.memberships.filter(user=user).only("role").first()
+        return membership.role if membership else None
+
+
+class Membership(models.Model):
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "user"], name="membership_unique_user"),
+            models.CheckConstraint(
+                condition=Q(role__in=[r.value for r in Role]), name="membership_role_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} is {self.role} of {self.dataset}"
+
+
+class Item(models.Model):
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="items")
+    reference_id = models.CharField(max_length=512)
+    media_key = models.CharField(max_length=1024, blank=True, default="")
+    thumbnail_key = models.CharField(max_length=1024, blank=True, default="")
+    source_uri = models.TextField(blank=True, default="")
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True, default="")
+    byte_size = models.BigIntegerField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dataset", "reference_id"], name="item_unique_reference_id"
+            ),
+            models.CheckConstraint(condition=~Q(reference_id=""), name="item_reference_id_set"),
+            models.CheckConstraint(
+                condition=Q(width__isnull=True) | Q(width__gt=0), name="item_width_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(height__isnull=True) | Q(height__gt=0), name="item_height_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(sha256="") | Q(sha256__regex=r"^[0-9a-f]{64}$"),
+                name="item_sha256_hex",
+            ),
+        ]
+        indexes = [
+            GinIndex(fields=["metadata"], name="item_metadata_gin", opclasses=["jsonb_path_ops"]),
+            models.Index(fields=["dataset", "sha256"], name="item_dataset_sha256"),
+        ]
+
+    def __str__(self) -> str:
+        return self.reference_id
+
+
+class GeometryKind(models.TextChoices):
+    BOX = "box", "Box"
+    POLYGON = "polygon", "Polygon"
+    LINE = "line", "Line"
+    KEYPOINTS = "keypoints", "Keypoints"
+    CATEGORY = "category", "Category"
+    SEGMENTATION = "segmentation", "Segmentation mask"
+
+
+class Annotation(models.Model):
+    """Ground truth on an item. `annotation_id` is the client's id, unique per dataset, so
+    re-uploading the same annotations updates them instead of adding copies."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="annotations")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="annotations")
+    annotation_id = models.CharField(max_length=512)
+    kind = models.CharField(max_length=16, choices=GeometryKind.choices)
+    label = models.CharField(max_length=256)
+    geometry = models.JSONField(default=dict, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dataset", "annotation_id"], name="annotation_unique_client_id"
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=[k.value for k in GeometryKind]), name="annotation_kind_valid"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["item", "label"], name="annotation_item_label"),
+            models.Index(fields=["dataset", "label"], name="annotation_dataset_label"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.label}"
+
+
+class Model(models.Model):
+    """A model whose predictions are stored for a dataset's items."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="models")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    metadata = models.JSONField(default=dict, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "name"], name="model_unique_name"),
+            models.CheckConstraint(condition=~Q(name=""), name="model_name_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Prediction(models.Model):
+    model = models.ForeignKey(Model, on_delete=models.CASCADE, related_name="predictions")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="predictions")
+    prediction_id = models.CharField(max_length=512)
+    kind = models.CharField(max_length=16, choices=GeometryKind.choices)
+    label = models.CharField(max_length=256)
+    confidence = models.FloatField()
+    geometry = models.JSONField(default=dict, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model", "prediction_id"], name="prediction_unique_client_id"
+            ),
+            models.CheckConstraint(
+                condition=Q(confidence__gte=0) & Q(confidence__lte=1),
+                name="prediction_confidence_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=[k.value for k in GeometryKind]), name="prediction_kind_valid"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["item", "model", "label"], name="prediction_item_model_label"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.label}@{self.confidence:.2f}"
+
+
+class Slice(models.Model):
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="slices")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    items = models.ManyToManyField(Item, through="SliceItem", related_name="slices")
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "name"], name="slice_unique_name"),
+            models.CheckConstraint(condition=~Q(name=""), name="slice_name_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SliceItem(models.Model):
+    slice = models.ForeignKey(Slice, on_delete=models.CASCADE, related_name="memberships")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="slice_memberships")
+    added = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["slice", "item"], name="sliceitem_unique"),
+        ]
+
+
+class Tag(models.Model):
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="tags")
+    name = models.CharField(max_length=200)
+    items = models.ManyToManyField(Item, through="ItemTag", related_name="tags")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "name"], name="tag_unique_name"),
+            models.CheckConstraint(condition=~Q(name=""), name="tag_name_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ItemTag(models.Model):
+    tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="item_links")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="tag_links")
+    added = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tag", "item"], name="itemtag_unique"),
+        ]
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+FINISHED_JOB_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class Job(models.Model):
+    """A long-running piece of work (ingest, embedding, ...) with progress and errors.
+
+    The work itself runs on a procrastinate worker; this row is what users see. `state`
+    holds what the job needs to resume after a crash (e.g. how far an ingest got).
+    """
+
+    kind = models.CharField(max_length=64)
+    dataset = models.ForeignKey(
+        Dataset, on_delete=models.CASCADE, related_name="jobs", null=True, blank=True
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    params = models.JSONField(default=dict, blank=True)
+    state = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    progress_done = models.BigIntegerField(default=0)
+    progress_total = models.BigIntegerField(null=True, blank=True)
+    error_count = models.BigIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+    message = models.TextField(blank=True, default="")
+    attempts = models.PositiveIntegerField(default=0)
+    created = models.DateTimeField(auto_now_add=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=[s.value for s in JobStatus]), name="job_status_valid"
+            ),
+            models.CheckConstraint(condition=Q(progress_done__gte=0), name="job_progress_done_ge0"),
+            models.CheckConstraint(
+                condition=Q(progress_total__isnull=True) | Q(progress_total__gte=0),
+                name="job_progress_total_ge0",
+            ),
+        ]
+        indexes = [models.Index(fields=["dataset", "-created"], name="job_dataset_created")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_JOB_STATUSES
+
+
+class ApiToken(models.Model):
+    """An API token. Only a SHA-256 of the secret is stored; the secret is shown once."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=200)
+    prefix = models.CharField(max_length=16)
+    key_hash = models.CharField(max_length=64, unique=True)
+    created = models.DateTimeField(auto_now_add=True)
+    last_used = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+
+__all__ = [
+    "ROLE_RANK",
+    "Annotation",
+    "ApiToken",
+    "Dataset",
+    "GeometryKind",
+    "Item",
+    "ItemTag",
+    "Job",
+    "JobStatus",
+    "Membership",
+    "Model",
+    "Prediction",
+    "Role",
+    "Slice",
+    "SliceItem",
+    "Tag",
+]

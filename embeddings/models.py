@@ -1,0 +1,1 @@
+"""Embedding models and vectors (filled in by the embeddings work)."""

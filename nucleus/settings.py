@@ -1,0 +1,202 @@
+"""Settings, read from the environment only. Every default lets a fresh checkout run."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from nucleus.env import env_bool, env_float, env_int, env_list, env_path, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = env_path("NUCLEUS_DATA_DIR", BASE_DIR / "var")
+
+
+def _secret_key() -> str:
+    """Use SECRET_KEY, or one generated once and kept in the data directory."""
+    key = env_str("SECRET_KEY")
+    if key:
+        return key
+    path = DATA_DIR / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env_bool("DEBUG", False)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "procrastinate.contrib.django",
+    "curation",
+    "embeddings",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "nucleus.urls"
+WSGI_APPLICATION = "nucleus.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# Database: an external PostgreSQL (with pgvector >= 0.6) when DATABASE_URL is set,
+# otherwise the embedded server from pgserver, its data under DATA_DIR/pg.
+DATABASE_URL = env_str("DATABASE_URL")
+if DATABASE_URL:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL (postgres://...)")
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "nucleus.embedded_pg",
+            "NAME": env_str("NUCLEUS_DB_NAME", "nucleus"),
+            "USER": "postgres",
+            "PGDATA": str(DATA_DIR / "pg"),
+            "CONN_MAX_AGE": 60,
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "/admin/login/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+# Serve app static files straight from the finders: no collectstatic step for `make run`.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+# Object storage: local files under DATA_DIR/media by default, S3-compatible when
+# NUCLEUS_S3_BUCKET is set (AWS, MinIO, R2, GCS interop).
+S3_BUCKET = env_str("NUCLEUS_S3_BUCKET")
+MEDIA_URL_TTL = env_int("NUCLEUS_MEDIA_URL_TTL", 300, minimum=10)
+MEDIA_ROOT = env_path("NUCLEUS_MEDIA_ROOT", DATA_DIR / "media")
+if S3_BUCKET:
+    _default_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": S3_BUCKET,
+            "endpoint_url": env_str("NUCLEUS_S3_ENDPOINT_URL") or None,
+            "access_key": env_str("NUCLEUS_S3_ACCESS_KEY_ID") or None,
+            "secret_key": env_str("NUCLEUS_S3_SECRET_ACCESS_KEY") or None,
+            "region_name": env_str("NUCLEUS_S3_REGION") or None,
+            "location": env_str("NUCLEUS_S3_PREFIX"),
+            "default_acl": None,
+            "querystring_auth": True,
+            "querystring_expire": MEDIA_URL_TTL,
+            "file_overwrite": True,
+            "signature_version": "s3v4",
+            "addressing_style": env_str("NUCLEUS_S3_ADDRESSING_STYLE") or None,
+        },
+    }
+else:
+    _default_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(MEDIA_ROOT)},
+    }
+STORAGES = {
+    "default": _default_storage,
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+# Ingest limits and safety.
+NUCLEUS_IMPORT_ROOTS = [
+    Path(p).expanduser().resolve()
+    for p in env_list("NUCLEUS_IMPORT_ROOTS", [str(DATA_DIR / "import")], sep=":")
+]
+NUCLEUS_ALLOW_PRIVATE_URLS = env_bool("NUCLEUS_ALLOW_PRIVATE_URLS", False)
+NUCLEUS_MAX_IMAGE_BYTES = env_int("NUCLEUS_MAX_IMAGE_BYTES", 50 * 1024 * 1024, minimum=1)
+NUCLEUS_MAX_IMAGE_PIXELS = env_int("NUCLEUS_MAX_IMAGE_PIXELS", 100_000_000, minimum=1)
+NUCLEUS_FETCH_TIMEOUT = env_float("NUCLEUS_FETCH_TIMEOUT", 20.0)
+NUCLEUS_THUMBNAIL_SIZE = env_int("NUCLEUS_THUMBNAIL_SIZE", 256, minimum=16)
+NUCLEUS_INGEST_CHUNK = env_int("NUCLEUS_INGEST_CHUNK", 64, minimum=1)
+NUCLEUS_BULK_MAX_ROWS = env_int("NUCLEUS_BULK_MAX_ROWS", 50_000, minimum=1)
+NUCLEUS_JOB_ERRORS_KEPT = env_int("NUCLEUS_JOB_ERRORS_KEPT", 200, minimum=1)
+# A job whose worker sent no heartbeat for this long is retried by another worker.
+NUCLEUS_STALLED_JOB_SECONDS = env_int("NUCLEUS_STALLED_JOB_SECONDS", 60, minimum=2)
+
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("NUCLEUS_MAX_REQUEST_BYTES", 200 * 1024 * 1024, minimum=1)
+FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "curation.authentication.HashedTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "curation.errors.api_exception_handler",
+    "DEFAULT_PAGINATION_CLASS": "curation.pagination.IdCursorPagination",
+    "PAGE_SIZE": 100,
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Nucleus API",
+    "DESCRIPTION": "Datasets, items, annotations, predictions, slices, tags and jobs.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {
+        "pgserver": {"level": "WARNING"},
+        "procrastinate": {"level": env_str("PROCRASTINATE_LOG_LEVEL", "WARNING")},
+    },
+}
