@@ -110,10 +110,17 @@ class UpsertResult:
 # --------------------------------------------------------------------------- validation
 
 
+# One encoder for all rows: json.dumps() with options builds a new encoder on every call,
+# which costs more than the encoding itself for small geometry objects.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def dump_json(value: Any, path: str) -> str:
     """Serialise a JSON value for a jsonb column; PostgreSQL refuses NUL characters."""
+    if not value and isinstance(value, dict):
+        return "{}"
     try:
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text = _ENCODER.encode(value)
     except (TypeError, ValueError) as exc:
         raise GeometryError(path, f"is not valid JSON: {exc}") from None
     if "\\u0000" in text:
@@ -360,10 +367,17 @@ def _write_items(dataset: Dataset, records: Sequence[ItemRecord], result: Upsert
     result.items_unchanged -= result.items_created
 
 
+def _last_per_id(rows: Sequence[ShapeRow]) -> Sequence[ShapeRow]:
+    """Keep the last row for each (model, client id): ON CONFLICT can't touch a row twice."""
+    by_id = {(r.model, r.client_id): r for r in rows}
+    return rows if len(by_id) == len(rows) else list(by_id.values())
+
+
 def write_annotations(dataset: Dataset, rows: Sequence[ShapeRow], item_ids: dict[str, int]) -> int:
     """Upsert annotations by (dataset, annotation_id); returns rows inserted or changed."""
     if not rows:
         return 0
+    rows = _last_per_id(rows)
     with connection.cursor() as cursor:
         cursor.execute(
             "CREATE TEMP TABLE IF NOT EXISTS _nucleus_ann_in (item_id bigint, annotation_id text,"
@@ -380,9 +394,8 @@ def write_annotations(dataset: Dataset, rows: Sequence[ShapeRow], item_ids: dict
             """
             INSERT INTO curation_annotation (dataset_id, item_id, annotation_id, kind, label,
                 geometry, metadata, created, updated)
-            SELECT DISTINCT ON (annotation_id) %s, item_id, annotation_id, kind, label,
-                geometry, metadata, now(), now()
-            FROM _nucleus_ann_in ORDER BY annotation_id
+            SELECT %s, item_id, annotation_id, kind, label, geometry, metadata, now(), now()
+            FROM _nucleus_ann_in
             ON CONFLICT (dataset_id, annotation_id) DO UPDATE SET item_id = EXCLUDED.item_id,
                 kind = EXCLUDED.kind, label = EXCLUDED.label, geometry = EXCLUDED.geometry,
                 metadata = EXCLUDED.metadata, updated = now()
@@ -403,6 +416,7 @@ def write_predictions(
     """Upsert predictions by (model, prediction_id), creating models named by the rows."""
     if not rows:
         return 0
+    rows = _last_per_id(rows)
     names = sorted({r.model for r in rows if r.model})
     models = {m.name: m.pk for m in Model.objects.filter(dataset=dataset, name__in=names)}
     for name in names:
@@ -430,9 +444,9 @@ def write_predictions(
             """
             INSERT INTO curation_prediction (model_id, item_id, prediction_id, kind, label,
                 confidence, geometry, metadata, created, updated)
-            SELECT DISTINCT ON (model_id, prediction_id) model_id, item_id, prediction_id,
-                kind, label, confidence, geometry, metadata, now(), now()
-            FROM _nucleus_pred_in ORDER BY model_id, prediction_id
+            SELECT model_id, item_id, prediction_id, kind, label, confidence, geometry,
+                metadata, now(), now()
+            FROM _nucleus_pred_in
             ON CONFLICT (model_id, prediction_id) DO UPDATE SET item_id = EXCLUDED.item_id,
                 kind = EXCLUDED.kind, label = EXCLUDED.label, confidence = EXCLUDED.confidence,
                 geometry = EXCLUDED.geometry, metadata = EXCLUDED.metadata, updated = now()

@@ -36,10 +36,20 @@ def _clip(value: float, upper: int | None) -> float:
 
 
 def _box(g: dict[str, Any], width: int | None, height: int | None) -> dict[str, Any]:
-    x = _number(g.get("x"), "geometry.x")
-    y = _number(g.get("y"), "geometry.y")
-    w = _number(g.get("width"), "geometry.width")
-    h = _number(g.get("height"), "geometry.height")
+    x, y, w, h = g.get("x"), g.get("y"), g.get("width"), g.get("height")
+    # Fast path for the common case (plain floats inside the image): bulk ingest validates
+    # hundreds of thousands of boxes, and the generic checks below cost 4x as much.
+    if (
+        type(x) is float and type(y) is float and type(w) is float and type(h) is float
+        and width is not None and height is not None
+        and 0.0 <= x and 0.0 <= y and 0.0 < w and 0.0 < h
+        and x + w <= width and y + h <= height
+    ):
+        return {"x": x, "y": y, "width": w, "height": h}
+    x = _number(x, "geometry.x")
+    y = _number(y, "geometry.y")
+    w = _number(w, "geometry.width")
+    h = _number(h, "geometry.height")
     if w <= 0:
         raise GeometryError("geometry.width", "must be > 0")
     if h <= 0:

@@ -81,7 +81,10 @@ class Membership(models.Model):
 
 
 class Item(models.Model):
-    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="items")
+    # db_index=False: the unique (dataset, reference_id) index serves dataset lookups.
+    dataset = models.ForeignKey(
+        Dataset, on_delete=models.CASCADE, related_name="items", db_index=False
+    )
     reference_id = models.CharField(max_length=512)
     media_key = models.CharField(max_length=1024, blank=True, default="")
     thumbnail_key = models.CharField(max_length=1024, blank=True, default="")
@@ -134,8 +137,21 @@ class Annotation(models.Model):
     """Ground truth on an item. `annotation_id` is the client's id, unique per dataset, so
     re-uploading the same annotations updates them instead of adding copies."""
 
-    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="annotations")
-    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="annotations")
+    # `dataset` repeats item.dataset so ids can be unique per dataset and label facets need
+    # no join. No FK constraint on it (item's FK already ties it to the dataset): the
+    # deferred check would cost one lookup per row at commit, a third of a bulk write.
+    # FK indexes off: (dataset, annotation_id) and (item, label) cover them, and every
+    # extra index slows bulk writes.
+    dataset = models.ForeignKey(
+        Dataset,
+        on_delete=models.CASCADE,
+        related_name="annotations",
+        db_index=False,
+        db_constraint=False,
+    )
+    item = models.ForeignKey(
+        Item, on_delete=models.CASCADE, related_name="annotations", db_index=False
+    )
     annotation_id = models.CharField(max_length=512)
     kind = models.CharField(max_length=16, choices=GeometryKind.choices)
     label = models.CharField(max_length=256)
@@ -184,8 +200,13 @@ class Model(models.Model):
 
 
 class Prediction(models.Model):
-    model = models.ForeignKey(Model, on_delete=models.CASCADE, related_name="predictions")
-    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="predictions")
+    # FK indexes off: (model, prediction_id) and (item, model, label) cover them.
+    model = models.ForeignKey(
+        Model, on_delete=models.CASCADE, related_name="predictions", db_index=False
+    )
+    item = models.ForeignKey(
+        Item, on_delete=models.CASCADE, related_name="predictions", db_index=False
+    )
     prediction_id = models.CharField(max_length=512)
     kind = models.CharField(max_length=16, choices=GeometryKind.choices)
     label = models.CharField(max_length=256)
@@ -240,7 +261,9 @@ class Slice(models.Model):
 
 
 class SliceItem(models.Model):
-    slice = models.ForeignKey(Slice, on_delete=models.CASCADE, related_name="memberships")
+    slice = models.ForeignKey(
+        Slice, on_delete=models.CASCADE, related_name="memberships", db_index=False
+    )
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="slice_memberships")
     added = models.DateTimeField(auto_now_add=True)
 
@@ -268,7 +291,7 @@ class Tag(models.Model):
 
 
 class ItemTag(models.Model):
-    tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="item_links")
+    tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="item_links", db_index=False)
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="tag_links")
     added = models.DateTimeField(auto_now_add=True)
 
