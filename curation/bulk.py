@@ -15,7 +15,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
 from curation.errors import InvalidInput
 from curation.geometry import KINDS, GeometryError, validate_geometry
@@ -277,13 +278,72 @@ def clean_item_rows(
 
 
 def _copy_rows(cursor: Any, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+    # cursor.copy() is psycopg's own API: wrap it so errors arrive as Django's exceptions
+    # (IntegrityError etc.), like every other query's.
+    with (
+        connection.wrap_database_errors,
+        cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
+    ):
         for row in rows:
             copy.write_row(row)
 
 
+def _item_tuple(r: ItemRecord) -> tuple[Any, ...]:
+    m = r.media
+    if m is None:
+        return (r.reference_id, r.metadata, None, None, None, None, None, None, None)
+    return (
+        r.reference_id, r.metadata, m.media_key, m.thumbnail_key, m.source_uri,
+        m.width, m.height, m.sha256, m.byte_size,
+    )
+
+
+def _insert_new_items(dataset: Dataset, records: Sequence[ItemRecord], result: UpsertResult) -> bool:
+    """COPY the batch straight into the table if none of its items exist yet.
+
+    The common case (a first ingest) then skips the staging table and the upsert. Returns
+    False, having written nothing, when any item exists or a concurrent writer got there
+    first; the caller then takes the upsert path.
+    """
+    refs = [r.reference_id for r in records]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM curation_item WHERE dataset_id = %s"
+            " AND reference_id = ANY(%s))",
+            [dataset.pk, refs],
+        )
+        if cursor.fetchone()[0]:
+            return False
+        now = timezone.now()
+        try:
+            with transaction.atomic():  # a savepoint: a unique violation undoes only this
+                _copy_rows(
+                    cursor,
+                    "curation_item",
+                    ["dataset_id", "reference_id", "metadata", "media_key", "thumbnail_key",
+                     "source_uri", "width", "height", "sha256", "byte_size", "created", "updated"],
+                    (
+                        (dataset.pk, ref, meta or "{}", key or "", thumb or "", src or "", w, h,
+                         sha or "", size, now, now)
+                        for ref, meta, key, thumb, src, w, h, sha, size in map(_item_tuple, records)
+                    ),
+                )
+        except IntegrityError:
+            return False
+        cursor.execute(
+            "SELECT reference_id, id FROM curation_item WHERE dataset_id = %s"
+            " AND reference_id = ANY(%s)",
+            [dataset.pk, refs],
+        )
+        result.item_ids.update(cursor.fetchall())
+    result.items_created += len(records)
+    return True
+
+
 def _write_items(dataset: Dataset, records: Sequence[ItemRecord], result: UpsertResult) -> None:
     """Upsert item rows; fields that are None keep the stored value."""
+    if _insert_new_items(dataset, records, result):
+        return
     with connection.cursor() as cursor:
         cursor.execute(
             "CREATE TEMP TABLE IF NOT EXISTS _nucleus_item_in ("
@@ -293,23 +353,12 @@ def _write_items(dataset: Dataset, records: Sequence[ItemRecord], result: Upsert
         )
         cursor.execute("TRUNCATE _nucleus_item_in")
 
-        def rows() -> Iterable[tuple[Any, ...]]:
-            for r in records:
-                m = r.media
-                if m is None:
-                    yield (r.reference_id, r.metadata, None, None, None, None, None, None, None)
-                else:
-                    yield (
-                        r.reference_id, r.metadata, m.media_key, m.thumbnail_key, m.source_uri,
-                        m.width, m.height, m.sha256, m.byte_size,
-                    )
-
         _copy_rows(
             cursor,
             "_nucleus_item_in",
             ["reference_id", "metadata", "media_key", "thumbnail_key", "source_uri", "width",
              "height", "sha256", "byte_size"],
-            rows(),
+            map(_item_tuple, records),
         )
         # Insert the new ones. ON CONFLICT DO NOTHING keeps a concurrent writer of the same
         # reference id from failing the batch; the UPDATE below then handles that row.
@@ -373,11 +422,44 @@ def _last_per_id(rows: Sequence[ShapeRow]) -> Sequence[ShapeRow]:
     return rows if len(by_id) == len(rows) else list(by_id.values())
 
 
-def write_annotations(dataset: Dataset, rows: Sequence[ShapeRow], item_ids: dict[str, int]) -> int:
-    """Upsert annotations by (dataset, annotation_id); returns rows inserted or changed."""
+def _copy_new_shapes(table: str, columns: list[str], rows: Iterable[tuple[Any, ...]]) -> bool:
+    """COPY rows straight into `table`; False (nothing written) if any id already exists.
+
+    Used when every row belongs to an item created in this batch: its ids are then almost
+    always new, and COPY costs half of the staging-table upsert.
+    """
+    now = timezone.now()
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            _copy_rows(cursor, table, [*columns, "created", "updated"], (
+                (*row, now, now) for row in rows
+            ))
+    except IntegrityError:
+        return False
+    return True
+
+
+def write_annotations(
+    dataset: Dataset,
+    rows: Sequence[ShapeRow],
+    item_ids: dict[str, int],
+    *,
+    new_items: bool = False,
+) -> int:
+    """Upsert annotations by (dataset, annotation_id); returns rows inserted or changed.
+
+    `new_items`: every row's item was created in this transaction (enables the COPY path).
+    """
     if not rows:
         return 0
     rows = _last_per_id(rows)
+    if new_items and _copy_new_shapes(
+        "curation_annotation",
+        ["dataset_id", "item_id", "annotation_id", "kind", "label", "geometry", "metadata"],
+        ((dataset.pk, item_ids[r.reference_id], r.client_id, r.kind, r.label, r.geometry,
+          r.metadata) for r in rows),
+    ):
+        return len(rows)
     with connection.cursor() as cursor:
         cursor.execute(
             "CREATE TEMP TABLE IF NOT EXISTS _nucleus_ann_in (item_id bigint, annotation_id text,"
@@ -411,7 +493,11 @@ def write_annotations(dataset: Dataset, rows: Sequence[ShapeRow], item_ids: dict
 
 
 def write_predictions(
-    dataset: Dataset, rows: Sequence[ShapeRow], item_ids: dict[str, int]
+    dataset: Dataset,
+    rows: Sequence[ShapeRow],
+    item_ids: dict[str, int],
+    *,
+    new_items: bool = False,
 ) -> int:
     """Upsert predictions by (model, prediction_id), creating models named by the rows."""
     if not rows:
@@ -423,6 +509,14 @@ def write_predictions(
         if name not in models:
             model, _ = Model.objects.get_or_create(dataset=dataset, name=name)
             models[name] = model.pk
+    if new_items and _copy_new_shapes(
+        "curation_prediction",
+        ["model_id", "item_id", "prediction_id", "kind", "label", "confidence", "geometry",
+         "metadata"],
+        ((models[r.model or ""], item_ids[r.reference_id], r.client_id, r.kind, r.label,
+          r.confidence, r.geometry, r.metadata) for r in rows),
+    ):
+        return len(rows)
     with connection.cursor() as cursor:
         cursor.execute(
             "CREATE TEMP TABLE IF NOT EXISTS _nucleus_pred_in (model_id bigint, item_id bigint,"
@@ -467,11 +561,12 @@ def records_write(*, dataset: Dataset, records: Sequence[ItemRecord]) -> UpsertR
     if not records:
         return result
     _write_items(dataset, records, result)
+    new_items = result.items_created == len(records)
     result.annotations_written = write_annotations(
-        dataset, [a for r in records for a in r.annotations], result.item_ids
+        dataset, [a for r in records for a in r.annotations], result.item_ids, new_items=new_items
     )
     result.predictions_written = write_predictions(
-        dataset, [p for r in records for p in r.predictions], result.item_ids
+        dataset, [p for r in records for p in r.predictions], result.item_ids, new_items=new_items
     )
     return result
 

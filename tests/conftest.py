@@ -3,7 +3,6 @@ curator on it, victor is a viewer, charlie has no role at all."""
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,6 @@ from rest_framework.test import APIClient
 from curation.models import Dataset, Membership, Role
 from curation.services import token_create
 
-warnings.filterwarnings("ignore", module="platformdirs")
 
 
 @pytest.fixture(autouse=True)
