@@ -26,7 +26,7 @@ browser:
 		|| sudo -n sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null'; }
 
 run: $(STAMP)
-	$(PY) manage.py serve --host $(HOST) --port $(PORT)
+	$(PY) manage.py serve --host $(HOST) --port $(PORT) $(SERVE_ARGS)
 
 test: $(STAMP) browser
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -590,7 +590,8 @@ def shapes_upsert(
     Each row names its item by ``reference_id``; a row with an unknown item is an error.
     """
     collection = "predictions" if model else "annotations"
-    refs = {r.get("reference_id") for r in rows if isinstance(r, dict)}
+    # Only strings: a list or object as reference_id is a row error below, not a TypeError.
+    refs = {r["reference_id"] for r in rows if isinstance(r, dict) and isinstance(r.get("reference_id"), str)}
     sizes = stored_sizes(dataset, [r for r in refs if isinstance(r, str)])
     cleaned: list[ShapeRow] = []
     errors: list[RowError] = []

@@ -47,11 +47,14 @@ def job_create(
     user: Any,
     params: dict[str, Any],
     total: int | None = None,
+    enqueue: bool = True,
 ) -> Job:
     """Create a job and queue it for a worker, in the caller's transaction.
 
     The queue lives in the same PostgreSQL database, so the Job row and its queue entry
     commit (or roll back) together: no job without a queue entry, no orphan queue entry.
+    With ``enqueue=False`` the job is only recorded, for a caller that runs it in process
+    with job_run (``manage.py ingest`` does), so that no worker runs it at the same time.
     """
     from curation.tasks import run_job
 
@@ -65,7 +68,8 @@ def job_create(
             params=params,
             progress_total=total,
         )
-        run_job.defer(job_id=job.pk)
+        if enqueue:
+            run_job.defer(job_id=job.pk)
     return job
 
 

@@ -108,7 +108,8 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = DATA_DIR / "static"
+# Only for `collectstatic` deployments; unset, whitenoise serves from the app finders.
+STATIC_ROOT = env_str("NUCLEUS_STATIC_ROOT") or None
 # Serve app static files straight from the finders: no collectstatic step for `make run`.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
@@ -118,12 +119,15 @@ WHITENOISE_AUTOREFRESH = DEBUG
 S3_BUCKET = env_str("NUCLEUS_S3_BUCKET")
 MEDIA_URL_TTL = env_int("NUCLEUS_MEDIA_URL_TTL", 300, minimum=10)
 MEDIA_ROOT = env_path("NUCLEUS_MEDIA_ROOT", DATA_DIR / "media")
+# Seconds a browser may reuse a media response (or, on S3, the redirect to a presigned URL).
+MEDIA_CACHE_SECONDS = env_int("NUCLEUS_MEDIA_CACHE_SECONDS", 3600, minimum=0)
 if S3_BUCKET:
+    _s3_endpoint = env_str("NUCLEUS_S3_ENDPOINT_URL") or None
     _default_storage = {
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
             "bucket_name": S3_BUCKET,
-            "endpoint_url": env_str("NUCLEUS_S3_ENDPOINT_URL") or None,
+            "endpoint_url": _s3_endpoint,
             "access_key": env_str("NUCLEUS_S3_ACCESS_KEY_ID") or None,
             "secret_key": env_str("NUCLEUS_S3_SECRET_ACCESS_KEY") or None,
             "region_name": env_str("NUCLEUS_S3_REGION") or None,
@@ -133,7 +137,10 @@ if S3_BUCKET:
             "querystring_expire": MEDIA_URL_TTL,
             "file_overwrite": True,
             "signature_version": "s3v4",
-            "addressing_style": env_str("NUCLEUS_S3_ADDRESSING_STYLE") or None,
+            # Path-style for custom endpoints: MinIO, moto and most self-hosted servers
+            # have no wildcard DNS for bucket.host; AWS itself keeps botocore's choice.
+            "addressing_style": env_str("NUCLEUS_S3_ADDRESSING_STYLE")
+            or ("path" if _s3_endpoint else None),
         },
     }
 else:
@@ -145,6 +152,11 @@ STORAGES = {
     "default": _default_storage,
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Ingest reads s3:// image URLs with these (empty: boto3's own environment and config).
+NUCLEUS_S3_ENDPOINT_URL = env_str("NUCLEUS_S3_ENDPOINT_URL") or None
+NUCLEUS_S3_ACCESS_KEY_ID = env_str("NUCLEUS_S3_ACCESS_KEY_ID") or None
+NUCLEUS_S3_SECRET_ACCESS_KEY = env_str("NUCLEUS_S3_SECRET_ACCESS_KEY") or None
+NUCLEUS_S3_REGION = env_str("NUCLEUS_S3_REGION") or None
 
 # Ingest limits and safety.
 NUCLEUS_IMPORT_ROOTS = [
@@ -161,6 +173,26 @@ NUCLEUS_BULK_MAX_ROWS = env_int("NUCLEUS_BULK_MAX_ROWS", 50_000, minimum=1)
 NUCLEUS_JOB_ERRORS_KEPT = env_int("NUCLEUS_JOB_ERRORS_KEPT", 200, minimum=1)
 # A job whose worker sent no heartbeat for this long is retried by another worker.
 NUCLEUS_STALLED_JOB_SECONDS = env_int("NUCLEUS_STALLED_JOB_SECONDS", 60, minimum=2)
+
+# Embeddings (see docs/embeddings.md). The default model is open_clip's ViT-B-32 with the
+# LAION-2B weights; NUCLEUS_EMBEDDING_WEIGHTS also takes a local checkpoint path, or
+# "random" (offline demos: similarity is then not semantic, and the service says so).
+# With NUCLEUS_EMBEDDING_RANDOM_FALLBACK, weights that are neither on this machine nor
+# downloadable fall back to random ones with a warning instead of failing the job.
+NUCLEUS_EMBEDDING_ARCH = env_str("NUCLEUS_EMBEDDING_ARCH", "ViT-B-32")
+NUCLEUS_EMBEDDING_WEIGHTS = env_str("NUCLEUS_EMBEDDING_WEIGHTS", "laion2b_s34b_b79k")
+NUCLEUS_EMBEDDING_RANDOM_FALLBACK = env_bool("NUCLEUS_EMBEDDING_RANDOM_FALLBACK", False)
+NUCLEUS_EMBEDDING_CACHE_DIR = env_str("NUCLEUS_EMBEDDING_CACHE_DIR") or None
+NUCLEUS_EMBEDDING_DEVICE = env_str("NUCLEUS_EMBEDDING_DEVICE", "auto")  # auto, cpu, cuda, cuda:1
+NUCLEUS_EMBEDDING_BATCH_SIZE = env_int("NUCLEUS_EMBEDDING_BATCH_SIZE", 0, minimum=0)  # 0: auto
+NUCLEUS_EMBEDDING_READERS = env_int("NUCLEUS_EMBEDDING_READERS", 0, minimum=0)  # 0: auto
+NUCLEUS_HNSW_M = env_int("NUCLEUS_HNSW_M", 16, minimum=2)
+NUCLEUS_HNSW_EF_CONSTRUCTION = env_int("NUCLEUS_HNSW_EF_CONSTRUCTION", 64, minimum=4)
+NUCLEUS_SEARCH_EF_SEARCH = env_int("NUCLEUS_SEARCH_EF_SEARCH", 100, minimum=1)
+# A filter that keeps at most this many items is searched exactly (no index).
+NUCLEUS_SEARCH_EXACT_MAX = env_int("NUCLEUS_SEARCH_EXACT_MAX", 20_000, minimum=0)
+NUCLEUS_DUPLICATE_THRESHOLD = env_float("NUCLEUS_DUPLICATE_THRESHOLD", 0.95)
+NUCLEUS_DUPLICATE_NEIGHBORS = env_int("NUCLEUS_DUPLICATE_NEIGHBORS", 10, minimum=1)
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("NUCLEUS_MAX_REQUEST_BYTES", 200 * 1024 * 1024, minimum=1)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024

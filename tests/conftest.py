@@ -17,6 +17,12 @@ from curation.services import token_create
 
 
 @pytest.fixture(autouse=True)
+def _fast_password_hashing(settings: Any) -> None:
+    """PBKDF2's deliberate slowness is a quarter second per user fixture; tests need none."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _media_in_tmp(settings: Any, tmp_path: Path) -> Path:
     """Each test writes media under its own temporary folder and may import from it."""
     media = tmp_path / "media"

@@ -1,0 +1,164 @@
+"""Image processing at ingest: check, measure, hash, thumbnail and store an image.
+
+Originals are stored content-addressed per dataset, ``datasets/<id>/media/<sha[:2]>/<sha><ext>``,
+and thumbnails at ``datasets/<id>/thumbs/<sha>.webp``; the same bytes are stored once,
+and a re-run finds them already there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from PIL import Image, UnidentifiedImageError
+
+from curation.bulk import Media
+
+# Formats ingest opens. Image.open() is limited to these, so Pillow never hands data to a
+# rarely used (or external) decoder.
+OPEN_FORMATS = ["JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"]
+# The extension of a stored original, by the format Pillow found.
+FORMATS = {
+    "JPEG": ".jpg",
+    "MPO": ".jpg",  # multi-picture JPEG (opened as JPEG), as phones write
+    "PNG": ".png",
+    "WEBP": ".webp",
+    "GIF": ".gif",
+    "BMP": ".bmp",
+    "TIFF": ".tif",
+}
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
+
+_EXIF_ORIENTATION = 0x0112
+# EXIF orientation -> the transpose that shows the image upright (as ImageOps.exif_transpose).
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+class MediaError(Exception):
+    """An image that cannot be ingested: not an image, corrupt, too big, a bomb."""
+
+
+@dataclass
+class Decoded:
+    width: int  # as displayed, EXIF orientation applied
+    height: int
+    extension: str
+    thumbnail: bytes
+
+
+def media_keys(dataset_id: int, sha256: str, extension: str) -> tuple[str, str]:
+    """Storage keys of an original and its thumbnail."""
+    return (
+        f"datasets/{dataset_id}/media/{sha256[:2]}/{sha256}{extension}",
+        f"datasets/{dataset_id}/thumbs/{sha256}.webp",
+    )
+
+
+def _check_pixels(size: tuple[int, int]) -> None:
+    limit = settings.NUCLEUS_MAX_IMAGE_PIXELS
+    if size[0] * size[1] > limit:
+        raise MediaError(
+            f"image is {size[0]}x{size[1]} pixels, over the limit of {limit} "
+            "(NUCLEUS_MAX_IMAGE_PIXELS); refused as a possible decompression bomb"
+        )
+
+
+def image_decode(data: bytes) -> Decoded:
+    """Decode `data` fully (no truncated or corrupt image passes) and make its thumbnail."""
+    # Pillow's own bomb check warns above MAX_IMAGE_PIXELS and raises above twice that.
+    # _check_pixels() refuses everything Pillow would warn about, right after the header is
+    # read and before any pixel is decoded, which treats the warning as the error it is
+    # without touching the process-wide (and thread-unsafe) warning filters.
+    Image.MAX_IMAGE_PIXELS = settings.NUCLEUS_MAX_IMAGE_PIXELS
+    try:
+        with Image.open(io.BytesIO(data), formats=OPEN_FORMATS) as im:
+            _check_pixels(im.size)
+            image_format = str(im.format)
+            im.verify()  # structural checks (e.g. PNG chunk CRCs) that decoding skips
+        # verify() leaves the image unusable: open again to decode the pixels.
+        with Image.open(io.BytesIO(data), formats=OPEN_FORMATS) as im:
+            _check_pixels(im.size)
+            im.load()
+            width, height = im.size
+            try:
+                orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1))
+            except Exception:  # a broken EXIF block does not make a broken image
+                orientation = 1
+            if orientation in (5, 6, 7, 8):
+                width, height = height, width
+            thumbnail = _thumbnail(im, orientation)
+    except MediaError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise MediaError(f"refused as a possible decompression bomb: {exc}") from None
+    except UnidentifiedImageError:
+        raise MediaError(
+            "is not an image in a supported format (JPEG, PNG, WebP, GIF, BMP, TIFF)"
+        ) from None
+    except Exception as exc:
+        # Pillow reports bad data in many ways (OSError, SyntaxError, ValueError, ...):
+        # whatever it raises while decoding untrusted bytes means this image is corrupt.
+        raise MediaError(f"is corrupt or truncated: {exc}") from None
+    return Decoded(width, height, FORMATS[image_format], thumbnail)
+
+
+def _thumbnail(im: Image.Image, orientation: int) -> bytes:
+    """A WebP thumbnail, NUCLEUS_THUMBNAIL_SIZE on its long side, shown upright."""
+    if im.mode not in ("RGB", "RGBA"):
+        transparent = im.mode in ("LA", "PA", "RGBa", "La") or "transparency" in im.info
+        im = im.convert("RGBA" if transparent else "RGB")
+    size = settings.NUCLEUS_THUMBNAIL_SIZE
+    im.thumbnail((size, size), Image.Resampling.LANCZOS)
+    if orientation in _UPRIGHT:
+        im = im.transpose(_UPRIGHT[orientation])
+    out = io.BytesIO()
+    im.save(out, "WEBP", quality=80, method=4)
+    return out.getvalue()
+
+
+def storage_put(key: str, data: bytes) -> None:
+    """Store `data` under `key` unless it is there already (keys are content-addressed)."""
+    if default_storage.exists(key):
+        return
+    name = default_storage.save(key, ContentFile(data))
+    if name != key:
+        # Local storage renames on a clash: another worker stored the same bytes first.
+        default_storage.delete(name)
+
+
+def media_process(*, dataset_id: int, data: bytes, source_uri: str) -> Media:
+    """Check, measure and hash an image, then store it and its thumbnail.
+
+    Does storage I/O: call it outside database transactions.
+    """
+    limit = settings.NUCLEUS_MAX_IMAGE_BYTES
+    if len(data) > limit:
+        raise MediaError(f"is {len(data)} bytes, over the limit of {limit}")
+    if not data:
+        raise MediaError("is empty")
+    decoded = image_decode(data)
+    sha256 = hashlib.sha256(data).hexdigest()
+    media_key, thumbnail_key = media_keys(dataset_id, sha256, decoded.extension)
+    storage_put(media_key, data)
+    storage_put(thumbnail_key, decoded.thumbnail)
+    return Media(
+        media_key=media_key,
+        thumbnail_key=thumbnail_key,
+        source_uri=source_uri,
+        width=decoded.width,
+        height=decoded.height,
+        sha256=sha256,
+        byte_size=len(data),
+    )
