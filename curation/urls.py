@@ -1,3 +1,24 @@
 from __future__ import annotations
 
-urlpatterns: list = []
+from django.urls import path, register_converter
+
+from curation import views
+from curation.storage import MEDIA_KINDS
+
+
+class MediaKindConverter:
+    regex = "|".join(MEDIA_KINDS)
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(MediaKindConverter, "media_kind")
+
+urlpatterns: list = [
+    path("", views.landing, name="landing"),
+    path("media/items/<int:item_id>/<media_kind:kind>", views.item_media, name="item-media"),
+]
