@@ -1,0 +1,216 @@
+"""Items and their annotations."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
+from rest_framework import generics, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from curation import bulk, selectors, services
+from curation.access import dataset_for
+from curation.api.common import Cursor, errors
+from curation.errors import InvalidInput, field_error
+from curation.models import Item, Role
+from curation.serializers import (
+    AnnotationIdsSerializer,
+    AnnotationsBulkSerializer,
+    AnnotationSerializer,
+    DeletedSerializer,
+    ItemDetailSerializer,
+    ItemsBulkSerializer,
+    ItemSerializer,
+    ItemsUpsertResultSerializer,
+    ReferenceIdsSerializer,
+    ShapesWrittenSerializer,
+)
+
+TAGS = ["items"]
+ANNOTATION_TAGS = ["annotations"]
+INCLUDES = ("predictions",)
+
+ITEM_FILTERS_HELP = """
+Filter with query parameters; every one given applies (AND):
+
+- `metadata.<key>[__<op>]=<value>`: `<key>` may be dotted for nested objects. Operators:
+  `eq` (default), `ne`, `gt`, `gte`, `lt`, `lte`, `in` (comma-separated values),
+  `exists` (`true`/`false`). Values are typed: `true`, `false`, `null`, numbers (which
+  compare numerically and also match the same text stored as a string), `"quoted"` text
+  is always a string. Example: `?metadata.weather=rain&metadata.speed__gt=10`.
+- `reference_id` (repeatable: any of them), `tag` (repeatable: all of them), `slice` (id).
+
+An unknown parameter or operator is a 400 naming the parameter.
+"""
+
+ITEM_FILTER_PARAMETERS = [
+    OpenApiParameter("reference_id", OpenApiTypes.STR, many=True, description="Any of these."),
+    OpenApiParameter(
+        "tag", OpenApiTypes.STR, many=True, description="Items with all of these tags."
+    ),
+    OpenApiParameter("slice", OpenApiTypes.INT, description="Items in this slice."),
+    OpenApiParameter("limit", OpenApiTypes.INT, description="Page size, 1 to 1000 (default 100)."),
+]
+
+
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="items_list",
+        tags=TAGS,
+        summary="List a dataset's items, filtered, by id",
+        description=ITEM_FILTERS_HELP,
+        parameters=ITEM_FILTER_PARAMETERS,
+        responses={200: ItemSerializer(many=True), **errors(400, 404)},
+    )
+)
+class ItemListView(generics.ListAPIView):
+    serializer_class = ItemSerializer
+    pagination_class = Cursor
+
+    def get_queryset(self) -> QuerySet[Item]:
+        dataset = dataset_for(self.request.user, self.kwargs["dataset_id"], Role.VIEWER)
+        return selectors.items_of(dataset=dataset, params=self.request.query_params)
+
+
+class ItemsBulkView(APIView):
+    @extend_schema(
+        operation_id="items_bulk_upsert",
+        tags=TAGS,
+        summary="Create or update items by reference_id, with annotations and predictions",
+        description="All rows or none: one bad row is a 400 listing every bad row by "
+        "`items[<index>].<field>`, and nothing is written. Re-sending the same rows "
+        "changes nothing. Items without media get it through ingest.",
+        request=ItemsBulkSerializer,
+        responses={200: ItemsUpsertResultSerializer, **errors(400, 403, 404)},
+    )
+    def post(self, request: Request, dataset_id: int) -> Response:
+        dataset = dataset_for(request.user, dataset_id, Role.CURATOR)
+        data = ItemsBulkSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = bulk.items_upsert(dataset=dataset, rows=data.validated_data["items"])
+        return Response(ItemsUpsertResultSerializer(result.as_dict()).data)
+
+
+class ItemsDeleteView(APIView):
+    @extend_schema(
+        operation_id="items_bulk_delete",
+        tags=TAGS,
+        summary="Delete items by reference_id",
+        description="Reference ids that are not items are listed in `missing`, not refused, "
+        "so a retried delete succeeds.",
+        request=ReferenceIdsSerializer,
+        responses={200: DeletedSerializer, **errors(400, 403, 404)},
+    )
+    def post(self, request: Request, dataset_id: int) -> Response:
+        dataset = dataset_for(request.user, dataset_id, Role.CURATOR)
+        data = ReferenceIdsSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        deleted, missing = services.items_delete(
+            dataset=dataset, reference_ids=data.validated_data["reference_ids"]
+        )
+        return Response(DeletedSerializer({"deleted": deleted, "missing": missing}).data)
+
+
+def _includes(request: Request) -> set[str]:
+    raw = request.query_params.get("include", "")
+    names = {name.strip() for name in raw.split(",") if name.strip()}
+    unknown = names - set(INCLUDES)
+    if unknown:
+        message = f"unknown {', '.join(sorted(unknown))}; can include {', '.join(INCLUDES)}"
+        raise InvalidInput(f"include: {message}", fields=[field_error("include", message)])
+    return names
+
+
+class ItemDetailView(APIView):
+    @extend_schema(
+        operation_id="items_retrieve",
+        tags=TAGS,
+        summary="Get an item with its tags and annotations (and predictions on request)",
+        parameters=[
+            OpenApiParameter(
+                "include", OpenApiTypes.STR, description="`predictions` to add every model's."
+            )
+        ],
+        responses={200: ItemDetailSerializer, **errors(400, 404)},
+    )
+    def get(self, request: Request, dataset_id: int, item_id: int) -> Response:
+        dataset = dataset_for(request.user, dataset_id, Role.VIEWER)
+        includes = _includes(request)
+        item = selectors.item_detail(
+            dataset=dataset, item_id=item_id, include_predictions="predictions" in includes
+        )
+        return Response(ItemDetailSerializer(item, context={"request": request}).data)
+
+    @extend_schema(
+        operation_id="items_delete",
+        tags=TAGS,
+        summary="Delete an item with its annotations and predictions",
+        responses={204: None, **errors(403, 404)},
+    )
+    def delete(self, request: Request, dataset_id: int, item_id: int) -> Response:
+        dataset = dataset_for(request.user, dataset_id, Role.CURATOR)
+        item = selectors.item_of(dataset=dataset, item_id=item_id)
+        services.item_delete(item=item)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ItemAnnotationsView(APIView):
+    @extend_schema(
+        operation_id="items_annotations_list",
+        tags=ANNOTATION_TAGS,
+        summary="List an item's annotations",
+        responses={
+            200: inline_serializer("AnnotationList", {"results": AnnotationSerializer(many=True)}),
+            **errors(404),
+        },
+    )
+    def get(self, request: Request, dataset_id: int, item_id: int) -> Response:
+        dataset = dataset_for(request.user, dataset_id, Role.VIEWER)
+        item = selectors.item_of(dataset=dataset, item_id=item_id)
+        annotations = selectors.item_annotations(item=item)
+        return Response({"results": AnnotationSerializer(annotations, many=True).data})
+
+
+class AnnotationsBulkView(APIView):
+    @extend_schema(
+        operation_id="annotations_bulk_upsert",
+        tags=ANNOTATION_TAGS,
+        summary="Create or update annotations (by id) on existing items",
+        description="All rows or none: one bad row is a 400 listing every bad row by "
+        "`annotations[<index>].<field>`. Rows keep their `id`; rows without one get an id "
+        "derived from their content, so re-sending the same rows changes nothing.",
+        request=AnnotationsBulkSerializer,
+        responses={200: ShapesWrittenSerializer, **errors(400, 403, 404)},
+    )
+    def post(self, request: Request, dataset_id: int) -> Response:
+        dataset = dataset_for(request.user, dataset_id, Role.CURATOR)
+        data = AnnotationsBulkSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        rows = data.validated_data["annotations"]
+        written = bulk.shapes_upsert(dataset=dataset, rows=rows)
+        return Response(ShapesWrittenSerializer({"received": len(rows), "written": written}).data)
+
+
+class AnnotationsDeleteView(APIView):
+    @extend_schema(
+        operation_id="annotations_bulk_delete",
+        tags=ANNOTATION_TAGS,
+        summary="Delete annotations by id",
+        request=AnnotationIdsSerializer,
+        responses={200: DeletedSerializer, **errors(400, 403, 404)},
+    )
+    def post(self, request: Request, dataset_id: int) -> Response:
+        dataset = dataset_for(request.user, dataset_id, Role.CURATOR)
+        data = AnnotationIdsSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        deleted, missing = services.annotations_delete(
+            dataset=dataset, annotation_ids=data.validated_data["ids"]
+        )
+        return Response(DeletedSerializer({"deleted": deleted, "missing": missing}).data)

@@ -1,0 +1,156 @@
+"""Slices: named sets of a dataset's items."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import generics, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from curation import selectors, services
+from curation.access import dataset_for
+from curation.api.common import Cursor, errors
+from curation.models import Item, Role, Slice
+from curation.serializers import (
+    ItemSerializer,
+    ReferenceIdsSerializer,
+    SliceChangedSerializer,
+    SliceCreateSerializer,
+    SliceSerializer,
+    SliceUpdateSerializer,
+)
+
+TAGS = ["slices"]
+
+
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="slices_list",
+        tags=TAGS,
+        summary="List a dataset's slices with their item counts",
+        responses={200: SliceSerializer(many=True), **errors(400, 404)},
+    )
+)
+class SliceListView(generics.ListAPIView):
+    serializer_class = SliceSerializer
+    pagination_class = Cursor
+
+    def get_queryset(self) -> QuerySet[Slice]:
+        dataset = dataset_for(self.request.user, self.kwargs["dataset_id"], Role.VIEWER)
+        return selectors.slices_of(dataset=dataset)
+
+    @extend_schema(
+        operation_id="slices_create",
+        tags=TAGS,
+        summary="Create a slice, optionally with items",
+        description="Unknown reference ids refuse the whole call with a 400 listing each one "
+        "as `reference_ids[<index>]`.",
+        request=SliceCreateSerializer,
+        responses={201: SliceSerializer, **errors(400, 403, 404, 409)},
+    )
+    def post(self, request: Request, dataset_id: int) -> Response:
+        dataset = dataset_for(request.user, dataset_id, Role.CURATOR)
+        data = SliceCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        new, _ = services.slice_create(dataset=dataset, user=request.user, **data.validated_data)
+        new = selectors.slice_of(dataset=dataset, slice_id=new.pk)
+        return Response(SliceSerializer(new).data, status=status.HTTP_201_CREATED)
+
+
+class SliceDetailView(APIView):
+    @extend_schema(
+        operation_id="slices_retrieve",
+        tags=TAGS,
+        summary="Get a slice with its item count",
+        responses={200: SliceSerializer, **errors(404)},
+    )
+    def get(self, request: Request, dataset_id: int, slice_id: int) -> Response:
+        dataset = dataset_for(request.user, dataset_id, Role.VIEWER)
+        found = selectors.slice_of(dataset=dataset, slice_id=slice_id)
+        return Response(SliceSerializer(found).data)
+
+    @extend_schema(
+        operation_id="slices_update",
+        tags=TAGS,
+        summary="Rename a slice or change its description",
+        request=SliceUpdateSerializer,
+        responses={200: SliceSerializer, **errors(400, 403, 404, 409)},
+    )
+    def patch(self, request: Request, dataset_id: int, slice_id: int) -> Response:
+        dataset = dataset_for(request.user, dataset_id, Role.CURATOR)
+        found = selectors.slice_of(dataset=dataset, slice_id=slice_id)
+        data = SliceUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.slice_update(slice=found, **data.validated_data)
+        found = selectors.slice_of(dataset=dataset, slice_id=slice_id)
+        return Response(SliceSerializer(found).data)
+
+    @extend_schema(
+        operation_id="slices_delete",
+        tags=TAGS,
+        summary="Delete a slice (its items stay in the dataset)",
+        responses={204: None, **errors(403, 404)},
+    )
+    def delete(self, request: Request, dataset_id: int, slice_id: int) -> Response:
+        dataset = dataset_for(request.user, dataset_id, Role.CURATOR)
+        found = selectors.slice_of(dataset=dataset, slice_id=slice_id)
+        services.slice_delete(slice=found)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class _SliceChangeView(APIView):
+    def change(self, request: Request, dataset_id: int, slice_id: int, *, remove: bool) -> Response:
+        dataset = dataset_for(request.user, dataset_id, Role.CURATOR)
+        found = selectors.slice_of(dataset=dataset, slice_id=slice_id)
+        data = ReferenceIdsSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        change = services.slice_remove if remove else services.slice_append
+        changed = change(slice=found, reference_ids=data.validated_data["reference_ids"])
+        found = selectors.slice_of(dataset=dataset, slice_id=slice_id)
+        return Response(SliceChangedSerializer({"changed": changed, "slice": found}).data)
+
+
+class SliceAppendView(_SliceChangeView):
+    @extend_schema(
+        operation_id="slices_append",
+        tags=TAGS,
+        summary="Add items to a slice by reference_id",
+        description="Unknown reference ids refuse the whole call with a 400 listing each one.",
+        request=ReferenceIdsSerializer,
+        responses={200: SliceChangedSerializer, **errors(400, 403, 404)},
+    )
+    def post(self, request: Request, dataset_id: int, slice_id: int) -> Response:
+        return self.change(request, dataset_id, slice_id, remove=False)
+
+
+class SliceRemoveView(_SliceChangeView):
+    @extend_schema(
+        operation_id="slices_remove",
+        tags=TAGS,
+        summary="Take items out of a slice by reference_id",
+        description="Unknown reference ids refuse the whole call with a 400 listing each one.",
+        request=ReferenceIdsSerializer,
+        responses={200: SliceChangedSerializer, **errors(400, 403, 404)},
+    )
+    def post(self, request: Request, dataset_id: int, slice_id: int) -> Response:
+        return self.change(request, dataset_id, slice_id, remove=True)
+
+
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="slices_items_list",
+        tags=TAGS,
+        summary="List a slice's items, by id",
+        responses={200: ItemSerializer(many=True), **errors(400, 404)},
+    )
+)
+class SliceItemsView(generics.ListAPIView):
+    serializer_class = ItemSerializer
+    pagination_class = Cursor
+
+    def get_queryset(self) -> QuerySet[Item]:
+        dataset = dataset_for(self.request.user, self.kwargs["dataset_id"], Role.VIEWER)
+        found = selectors.slice_of(dataset=dataset, slice_id=self.kwargs["slice_id"])
+        return selectors.slice_items(slice=found)

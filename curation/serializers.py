@@ -1,0 +1,470 @@
+"""Input and output serializers of the REST API. No business logic here: services decide."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from curation.models import (
+    Annotation,
+    ApiToken,
+    Dataset,
+    GeometryKind,
+    Item,
+    Job,
+    Model,
+    Prediction,
+    Role,
+    Slice,
+    Tag,
+)
+from curation.storage import media_url
+
+MAX_REFERENCE_IDS = 100_000
+
+# ------------------------------------------------------------------------------- errors
+
+
+class ErrorFieldSerializer(serializers.Serializer):
+    path = serializers.CharField(help_text="Where the problem is, e.g. items[3].geometry.width")
+    message = serializers.CharField()
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="Machine-readable, e.g. invalid, not_found, conflict")
+    message = serializers.CharField()
+    fields = ErrorFieldSerializer(many=True)
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The one error format of the API."""
+
+    error = ErrorDetailSerializer()
+
+
+# ------------------------------------------------------------------------------- tokens
+
+
+class TokenSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ApiToken
+        fields = ["id", "name", "prefix", "created", "last_used"]
+
+
+class TokenCreatedSerializer(TokenSerializer):
+    secret = serializers.CharField(help_text="The token itself. Shown only in this response.")
+
+    class Meta(TokenSerializer.Meta):
+        fields = [*TokenSerializer.Meta.fields, "secret"]
+
+
+class TokenCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+
+
+# ----------------------------------------------------------------------------- datasets
+
+
+class DatasetSerializer(serializers.ModelSerializer):
+    owner = serializers.CharField(source="owner.username", read_only=True)
+    role = serializers.ChoiceField(
+        source="user_role", choices=Role.choices, read_only=True, help_text="Your role on it."
+    )
+    item_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Dataset
+        fields = ["id", "name", "description", "owner", "role", "item_count", "created", "updated"]
+
+
+class DatasetCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class DatasetUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+
+
+# ------------------------------------------------------------------------------ members
+
+
+class MemberSerializer(serializers.Serializer):
+    user_id = serializers.IntegerField()
+    username = serializers.CharField()
+    role = serializers.ChoiceField(choices=Role.choices)
+    is_owner = serializers.BooleanField()
+    created = serializers.DateTimeField()
+
+
+class MemberSetSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class MemberRoleSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+# --------------------------------------------------------------------- shapes and items
+
+
+class AnnotationSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(
+        source="annotation_id", help_text="The client's id for the annotation."
+    )
+    reference_id = serializers.CharField(source="item.reference_id")
+    geometry = serializers.JSONField()
+    metadata = serializers.JSONField()
+
+    class Meta:
+        model = Annotation
+        fields = [
+            "id",
+            "reference_id",
+            "kind",
+            "label",
+            "geometry",
+            "metadata",
+            "created",
+            "updated",
+        ]
+
+
+class PredictionSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(
+        source="prediction_id", help_text="The client's id for the prediction."
+    )
+    model = serializers.CharField(source="model.name")
+    model_id = serializers.IntegerField()
+    geometry = serializers.JSONField()
+    metadata = serializers.JSONField()
+
+    class Meta:
+        model = Prediction
+        fields = [
+            "id",
+            "model",
+            "model_id",
+            "kind",
+            "label",
+            "confidence",
+            "geometry",
+            "metadata",
+            "created",
+            "updated",
+        ]
+
+
+class ItemSerializer(serializers.ModelSerializer):
+    metadata = serializers.JSONField()
+    media_url = serializers.SerializerMethodField(
+        help_text="The image, through the authenticated media view; null without media."
+    )
+    thumbnail_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Item
+        fields = [
+            "id",
+            "reference_id",
+            "metadata",
+            "width",
+            "height",
+            "sha256",
+            "byte_size",
+            "source_uri",
+            "media_url",
+            "thumbnail_url",
+            "created",
+            "updated",
+        ]
+
+    def get_media_url(self, item: Item) -> str | None:
+        return media_url(item, "original", self.context.get("request"))
+
+    def get_thumbnail_url(self, item: Item) -> str | None:
+        return media_url(item, "thumbnail", self.context.get("request"))
+
+
+class ItemDetailSerializer(ItemSerializer):
+    tags = serializers.ListField(source="tag_names", child=serializers.CharField())
+    annotations = AnnotationSerializer(source="annotation_list", many=True)
+    predictions = PredictionSerializer(
+        source="prediction_list",
+        many=True,
+        allow_null=True,
+        help_text="Every model's predictions with ?include=predictions, else null.",
+    )
+
+    class Meta(ItemSerializer.Meta):
+        fields = [*ItemSerializer.Meta.fields, "tags", "annotations", "predictions"]
+
+
+# Rows of the bulk endpoints are validated by curation.bulk (fast, with per-row paths);
+# these serializers only describe them in the schema.
+
+
+class ShapeRowSerializer(serializers.Serializer):
+    id = serializers.CharField(
+        required=False,
+        help_text="Your id for the shape; re-uploading the same id updates it. "
+        "Without one, an id is derived from the content, so identical re-uploads are no-ops.",
+    )
+    kind = serializers.ChoiceField(choices=GeometryKind.choices, default=GeometryKind.BOX)
+    label = serializers.CharField()
+    geometry = serializers.JSONField(
+        help_text="box: {x, y, width, height}; polygon/line: {vertices: [[x, y], ...]}; "
+        "keypoints: {keypoints: [{x, y, visible, name?}], skeleton?}; "
+        "segmentation: {rle: {size: [h, w], counts}}; category: {}",
+    )
+    metadata = serializers.JSONField(required=False)
+
+
+class AnnotationRowSerializer(ShapeRowSerializer):
+    reference_id = serializers.CharField(help_text="The item the annotation belongs to.")
+
+
+class PredictionRowSerializer(AnnotationRowSerializer):
+    confidence = serializers.FloatField(min_value=0, max_value=1)
+
+
+class ItemPredictionRowSerializer(ShapeRowSerializer):
+    model = serializers.CharField(help_text="Model name; created if it does not exist.")
+    confidence = serializers.FloatField(min_value=0, max_value=1)
+
+
+class ItemRowSerializer(serializers.Serializer):
+    reference_id = serializers.CharField(help_text="Upsert key, unique per dataset.")
+    metadata = serializers.JSONField(required=False, help_text="Replaces the stored metadata.")
+    annotations = ShapeRowSerializer(many=True, required=False)
+    predictions = ItemPredictionRowSerializer(many=True, required=False)
+
+
+class _RowsField(serializers.ListField):
+    """A list of JSON objects, checked only for its length; curation.bulk checks the rows."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(child=serializers.DictField(), **kwargs)
+
+    def to_internal_value(self, data: Any) -> list[dict[str, Any]]:
+        if not isinstance(data, list):
+            self.fail("not_a_list", input_type=type(data).__name__)
+        limit = settings.NUCLEUS_BULK_MAX_ROWS
+        if len(data) > limit:
+            raise serializers.ValidationError(
+                f"has {len(data)} rows; send at most {limit} per request"
+            )
+        # Rows stay as they are: curation.bulk reports each bad row with its index and path.
+        return data
+
+
+@extend_schema_field(ItemRowSerializer(many=True))
+class ItemRowsField(_RowsField):
+    pass
+
+
+@extend_schema_field(AnnotationRowSerializer(many=True))
+class AnnotationRowsField(_RowsField):
+    pass
+
+
+@extend_schema_field(PredictionRowSerializer(many=True))
+class PredictionRowsField(_RowsField):
+    pass
+
+
+class ItemsBulkSerializer(serializers.Serializer):
+    items = ItemRowsField()
+
+
+class AnnotationsBulkSerializer(serializers.Serializer):
+    annotations = AnnotationRowsField()
+
+
+class PredictionsBulkSerializer(serializers.Serializer):
+    predictions = PredictionRowsField()
+
+
+class ItemsUpsertResultSerializer(serializers.Serializer):
+    items_created = serializers.IntegerField()
+    items_updated = serializers.IntegerField()
+    items_unchanged = serializers.IntegerField()
+    annotations_written = serializers.IntegerField(help_text="Annotations inserted or changed.")
+    predictions_written = serializers.IntegerField(help_text="Predictions inserted or changed.")
+    error_count = serializers.IntegerField()
+
+
+class ShapesWrittenSerializer(serializers.Serializer):
+    received = serializers.IntegerField()
+    written = serializers.IntegerField(
+        help_text="Rows inserted or changed; 0 on an identical re-upload."
+    )
+
+
+class ReferenceIdsSerializer(serializers.Serializer):
+    reference_ids = serializers.ListField(
+        child=serializers.CharField(max_length=512, trim_whitespace=False),
+        max_length=MAX_REFERENCE_IDS,
+    )
+
+
+class AnnotationIdsSerializer(serializers.Serializer):
+    ids = serializers.ListField(
+        child=serializers.CharField(max_length=512, trim_whitespace=False),
+        max_length=MAX_REFERENCE_IDS,
+        help_text="Client ids of the annotations.",
+    )
+
+
+class DeletedSerializer(serializers.Serializer):
+    deleted = serializers.IntegerField()
+    missing = serializers.ListField(
+        child=serializers.CharField(), help_text="Ids that were not found (e.g. already deleted)."
+    )
+
+
+# ------------------------------------------------------------------------------- models
+
+
+class ModelSerializer(serializers.ModelSerializer):
+    metadata = serializers.JSONField()
+    prediction_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Model
+        fields = ["id", "name", "description", "metadata", "prediction_count", "created"]
+
+
+class ModelCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    metadata = serializers.DictField(required=False, default=dict)
+
+
+# ------------------------------------------------------------------------------- slices
+
+
+class SliceSerializer(serializers.ModelSerializer):
+    created_by = serializers.CharField(
+        source="created_by.username", read_only=True, allow_null=True
+    )
+    item_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Slice
+        fields = ["id", "name", "description", "created_by", "item_count", "created", "updated"]
+
+
+class SliceCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    reference_ids = serializers.ListField(
+        child=serializers.CharField(max_length=512, trim_whitespace=False),
+        required=False,
+        default=list,
+        max_length=MAX_REFERENCE_IDS,
+    )
+
+
+class SliceUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+
+
+class SliceChangedSerializer(serializers.Serializer):
+    changed = serializers.IntegerField(help_text="Items added (append) or removed (remove).")
+    slice = SliceSerializer()
+
+
+# --------------------------------------------------------------------------------- tags
+
+
+class TagSerializer(serializers.ModelSerializer):
+    item_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Tag
+        fields = ["id", "name", "item_count", "created"]
+
+
+class TagItemsSerializer(ReferenceIdsSerializer):
+    name = serializers.CharField(max_length=200)
+
+
+class TagChangedSerializer(serializers.Serializer):
+    changed = serializers.IntegerField(
+        help_text="Items that gained (add) or lost (remove) the tag."
+    )
+    tag = TagSerializer()
+
+
+# --------------------------------------------------------------------------------- jobs
+
+
+class JobErrorSerializer(serializers.Serializer):
+    index = serializers.IntegerField(required=False, allow_null=True)
+    reference_id = serializers.CharField(required=False, allow_null=True)
+    path = serializers.CharField(required=False, allow_blank=True)
+    message = serializers.CharField()
+
+
+class JobProgressSerializer(serializers.Serializer):
+    done = serializers.IntegerField(source="progress_done")
+    total = serializers.IntegerField(source="progress_total", allow_null=True)
+
+
+class JobSerializer(serializers.ModelSerializer):
+    created_by = serializers.CharField(
+        source="created_by.username", read_only=True, allow_null=True
+    )
+    progress = JobProgressSerializer(source="*")
+    errors = serializers.ListField(
+        child=serializers.DictField(),
+        help_text=f"The first {settings.NUCLEUS_JOB_ERRORS_KEPT} errors.",
+    )
+    params = serializers.JSONField()
+    result = serializers.JSONField()
+
+    class Meta:
+        model = Job
+        fields = [
+            "id",
+            "kind",
+            "dataset",
+            "status",
+            "progress",
+            "error_count",
+            "errors",
+            "message",
+            "params",
+            "result",
+            "attempts",
+            "created_by",
+            "created",
+            "started",
+            "finished",
+        ]
+
+
+# ------------------------------------------------------------------------------- ingest
+
+
+class IngestSerializer(serializers.Serializer):
+    source = serializers.DictField(
+        help_text='What to ingest, e.g. {"type": "manifest", "path": "..."}; see docs/api.md.'
+    )
+
+
+class IngestUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="A JSONL manifest or a COCO JSON file.")
+    type = serializers.ChoiceField(choices=["manifest", "coco"])
+    images_root = serializers.CharField(
+        required=False,
+        help_text="Where relative image paths in the file point: a folder under an import "
+        "root, or an http(s)/s3 URL prefix.",
+    )
