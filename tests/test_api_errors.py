@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework.test import APIClient
 
 from curation.models import Dataset
@@ -74,3 +76,9 @@ def test_413_for_a_body_over_the_configured_size(dataset, bob, client_for, setti
     response = client_for(bob).post(url(dataset, "items/bulk"), {"items": rows}, format="json")
     error_of(response, 413, "request_too_large")
     assert not dataset.items.exists()
+
+
+def test_unknown_api_paths_get_the_json_error_format(client_for: Any, alice: Any) -> None:
+    response = client_for(alice).get("/api/v1/no-such-thing")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
