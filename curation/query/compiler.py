@@ -1,0 +1,921 @@
+"""Compile a parsed query into a Django filter on Item: Q objects, Exists and subqueries.
+
+No SQL text is ever built here: names from the query become lookup values, JSON keys
+become function arguments and literals become bound parameters, so a query can only ever
+say "which items", never "what SQL".
+
+How each kind of condition reaches an index (see docs/query-language.md):
+- equality on metadata is JSON containment, ``metadata @> {"key": value}``, served by the
+  GIN (jsonb_path_ops) index on Item.metadata;
+- label counts are correlated subqueries on Annotation's (item_id, label) index (and
+  Prediction's (item_id, model_id, label)), and "at least one" / "none" become
+  EXISTS / NOT EXISTS, which the planner may also run as a semi- or anti-join;
+- tags and slices are EXISTS on their link tables; exact duplicates use the
+  (dataset_id, sha256) index.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time
+from typing import Any
+
+from django.db.models import (
+    CharField,
+    DateTimeField,
+    Exists,
+    F,
+    FloatField,
+    Func,
+    IntegerField,
+    JSONField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
+from django.db.models.expressions import CombinedExpression, Expression
+from django.db.models.lookups import (
+    Exact,
+    GreaterThan,
+    GreaterThanOrEqual,
+    IsNull,
+    LessThan,
+    LessThanOrEqual,
+)
+from django.utils.dateparse import parse_date, parse_datetime
+from lark import Token, Tree
+
+from curation.models import (
+    Annotation,
+    Dataset,
+    GeometryKind,
+    Item,
+    ItemTag,
+    Model,
+    Prediction,
+    Slice,
+    SliceItem,
+    Tag,
+)
+from curation.query.parser import QueryError, unquote
+
+Scalar = str | int | float | bool | None
+MAX_IN_VALUES = 1000
+# Larger integers lose precision as floats and overflow PostgreSQL's bigint.
+MAX_EXACT_INTEGER = 2**53
+
+# Always-false and always-true conditions. Q() cannot stand for "everything": Django treats
+# an empty Q as "no condition" when combining, so `Q() | x` would become `x`.
+NOTHING = Q(pk__in=[])
+EVERYTHING = ~Q(pk__in=[])
+
+_FLIPPED = {"=": "=", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+_LOOKUPS: dict[str, type[Any]] = {
+    "=": Exact,
+    "<": LessThan,
+    "<=": LessThanOrEqual,
+    ">": GreaterThan,
+    ">=": GreaterThanOrEqual,
+}
+_LOOKUP_NAMES = {"=": "exact", "<": "lt", "<=": "lte", ">": "gt", ">=": "gte"}
+_ARITH_OPS = {"+": "+", "-": "-", "*": "*"}
+
+
+# ------------------------------------------------------------------------ operand kinds
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One name in a field path; quoted names are never reserved words."""
+
+    name: str
+    quoted: bool
+    bracket: bool
+    span: Span
+
+    def is_word(self, word: str) -> bool:
+        return not self.quoted and not self.bracket and self.name == word
+
+
+@dataclass(frozen=True)
+class Literal:
+    value: Scalar
+    span: Span
+
+    @property
+    def type_name(self) -> str:
+        if self.value is None:
+            return "null"
+        if isinstance(self.value, bool):
+            return "a boolean"
+        if isinstance(self.value, str):
+            return "a string"
+        return "a number"
+
+
+@dataclass(frozen=True)
+class BareWord:
+    """A one-word path that names no field: a tag or slice name, or a mistake."""
+
+    name: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where shapes come from: ground truth, or one model's predictions."""
+
+    kind: str  # "annotations" or "predictions"
+    model: Model | None = None
+
+    def rows(self) -> QuerySet[Any]:
+        if self.model is None:
+            return Annotation.objects.filter(item=OuterRef("pk"))
+        return Prediction.objects.filter(item=OuterRef("pk"), model_id=self.model.pk)
+
+    def describe(self) -> str:
+        return "annotations" if self.model is None else f"predictions[{self.model.name}]"
+
+
+@dataclass(frozen=True)
+class MetadataField:
+    parts: tuple[str, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class ColumnField:
+    name: str  # width, height, reference_id, created
+    span: Span
+
+
+@dataclass(frozen=True)
+class CountField:
+    source: Source
+    label: str | None
+    kind: str | None
+    span: Span
+
+    def rows(self) -> QuerySet[Any]:
+        rows = self.source.rows()
+        if self.label is not None:
+            rows = rows.filter(label=self.label)
+        if self.kind is not None:
+            rows = rows.filter(kind=self.kind)
+        return rows
+
+
+@dataclass(frozen=True)
+class ShapeAttrField:
+    source: Source
+    label: str
+    parts: tuple[str, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class ConfidenceField:
+    source: Source
+    label: str | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class NamedSetField:
+    name: str  # "tag" or "slice"
+    span: Span
+
+
+@dataclass(frozen=True)
+class DuplicateField:
+    span: Span
+
+
+@dataclass(frozen=True)
+class Arith:
+    op: str
+    left: Numeric
+    right: Numeric
+    span: Span
+
+
+Numeric = CountField | ColumnField | Arith | Literal
+
+
+@dataclass(frozen=True)
+class FieldCondition:
+    """What a registered field's handler gets: `name.path... op value` on `dataset`."""
+
+    name: str
+    path: tuple[str, ...]
+    op: str
+    value: Scalar
+    dataset: Dataset
+
+
+@dataclass(frozen=True)
+class CustomField:
+    name: str
+    path: tuple[str, ...]
+    handler: FieldHandler
+    span: Span
+
+
+FieldHandler = Callable[[FieldCondition], Q]
+Operand = (
+    MetadataField
+    | ColumnField
+    | CountField
+    | ShapeAttrField
+    | ConfidenceField
+    | NamedSetField
+    | DuplicateField
+    | Arith
+    | CustomField
+    | Literal
+    | BareWord
+)
+
+# Fields other apps add (the embeddings app's near-duplicates, for one): name -> handler.
+# A handler returns a Q on Item or raises ValueError with a message for the user.
+_REGISTERED: dict[str, FieldHandler] = {}
+
+BUILTIN_FIELDS = (
+    "metadata",
+    "width",
+    "height",
+    "reference_id",
+    "created",
+    "annotations",
+    "predictions",
+    "tag",
+    "slice",
+    "duplicate",
+)
+_COLUMNS = {"width": "number", "height": "number", "reference_id": "text", "created": "date"}
+
+
+def register_field(name: str, handler: FieldHandler) -> None:
+    """Add a field to the language, e.g. ``near_duplicate = true`` from the embeddings app."""
+    if name in BUILTIN_FIELDS:
+        raise ValueError(f"{name!r} is a built-in field")
+    _REGISTERED[name] = handler
+
+
+# ----------------------------------------------------------------------- SQL fragments
+
+
+class _CountAll(Func):
+    """COUNT(*) that Django does not treat as an aggregate, so no GROUP BY is added."""
+
+    template = "COUNT(*)"
+    output_field = IntegerField()
+
+
+class _JsonPath(Func):
+    """jsonb_extract_path(column, 'k1', 'k2', ...): the JSON value at a key path or NULL."""
+
+    function = "jsonb_extract_path"
+    output_field = JSONField()
+
+
+class _JsonType(Func):
+    function = "jsonb_typeof"
+    output_field = CharField()
+
+
+def _json_value(parts: Sequence[str]) -> Expression:
+    return _JsonPath(F("metadata"), *[Value(p, output_field=CharField()) for p in parts])
+
+
+def _nested(parts: Sequence[str], value: Any) -> Any:
+    for part in reversed(parts):
+        value = {part: value}
+    return value
+
+
+def _count(field: CountField) -> Subquery:
+    return Subquery(
+        field.rows().order_by().annotate(n=_CountAll()).values("n"), output_field=IntegerField()
+    )
+
+
+# --------------------------------------------------------------------------- compiler
+
+
+@dataclass
+class Compiler:
+    text: str
+    dataset: Dataset
+    _models: dict[str, Model] = field(default_factory=dict)
+    _all_models: list[Model] | None = None
+
+    # errors ---------------------------------------------------------------------------
+
+    def error(self, message: str, span: Span, expected: Sequence[str] = ()) -> QueryError:
+        return QueryError(
+            message, text=self.text, offset=span.start, end_offset=span.end, expected=expected
+        )
+
+    def span(self, node: Tree[Token] | Token) -> Span:
+        if isinstance(node, Token):
+            return Span(node.start_pos or 0, node.end_pos or 0)
+        return Span(node.meta.start_pos, node.meta.end_pos)
+
+    def source_text(self, span: Span) -> str:
+        shown = self.text[span.start : span.end]
+        return shown if len(shown) <= 40 else shown[:37] + "..."
+
+    # boolean structure ------------------------------------------------------------------
+
+    def condition(self, node: Tree[Token]) -> Q:
+        if node.data in ("and_", "or_"):
+            # Walk the left-deep chain in a loop: a AND b AND c ... needs no recursion.
+            operands: list[Tree[Token]] = []
+            current = node
+            while isinstance(current, Tree) and current.data == node.data:
+                left, right = current.children
+                operands.append(right)  # type: ignore[arg-type]
+                current = left  # type: ignore[assignment]
+            operands.append(current)
+            parts = [self.condition(child) for child in reversed(operands)]
+            result = parts[0]
+            for part in parts[1:]:
+                result = result & part if node.data == "and_" else result | part
+            return result
+        if node.data == "not_":
+            return ~self.condition(node.children[0])  # type: ignore[arg-type]
+        if node.data == "compare":
+            left, op, right = node.children
+            return self.compare(self.operand(left), _normal_op(str(op)), self.operand(right))
+        if node.data in ("in_", "not_in"):
+            left, values = node.children
+            result = self.in_list(self.operand(left), values)  # type: ignore[arg-type]
+            return result if node.data == "in_" else ~result
+        raise AssertionError(f"the grammar has no condition {node.data!r}")
+
+    # operands -------------------------------------------------------------------------
+
+    def operand(self, node: Tree[Token] | Token) -> Operand:
+        assert isinstance(node, Tree)
+        kind = node.data
+        span = self.span(node)
+        if kind == "path":
+            return self.path(node)
+        if kind == "string":
+            return Literal(unquote(node.children[0], self.text), span)  # type: ignore[arg-type]
+        if kind == "number":
+            return Literal(self.number(node.children[0]), span)  # type: ignore[arg-type]
+        if kind in ("true", "false"):
+            return Literal(kind == "true", span)
+        if kind == "null":
+            return Literal(None, span)
+        if kind == "neg":
+            inner = self.operand(node.children[1])
+            if isinstance(inner, Literal) and _is_number(inner.value):
+                return Literal(-inner.value, span)  # type: ignore[operator]
+            numeric = self.numeric(inner)
+            return Arith("*", Literal(-1, span), numeric, span)
+        if kind == "arith":
+            left, op, right = node.children
+            return Arith(
+                str(op),
+                self.numeric(self.operand(left)),
+                self.numeric(self.operand(right)),
+                span,
+            )
+        raise AssertionError(f"the grammar has no operand {kind!r}")
+
+    def number(self, token: Token) -> int | float:
+        text = str(token)
+        # Past ~300 digits an integer no longer fits a float (nor Python's int() limit).
+        if len(text) > 300:
+            raise self.error("Number at {where} is out of range.", self.span(token))
+        value: int | float = float(text) if any(c in text for c in ".eE") else int(text)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.error(f"Number {text} at {{where}} is out of range.", self.span(token))
+        return value
+
+    def numeric(self, operand: Operand) -> Numeric:
+        """Check that an operand of + - * is a number: a count, width, height or a literal."""
+        if isinstance(operand, Literal) and _is_number(operand.value):
+            return operand
+        if isinstance(operand, CountField | Arith):
+            return operand
+        if isinstance(operand, ColumnField) and _COLUMNS[operand.name] == "number":
+            return operand
+        span = operand.span
+        raise self.error(
+            f"'{self.source_text(span)}' at {{where}} cannot take part in arithmetic: "
+            "+, - and * work on counts, width, height and numbers.",
+            span,
+        )
+
+    def segments(self, node: Tree[Token]) -> tuple[Token, list[Segment]]:
+        head, *rest = node.children
+        segments: list[Segment] = []
+        bracket = True
+        for child in rest:
+            assert isinstance(child, Token)
+            if child.type == "DOT":
+                bracket = False
+                continue
+            if child.type == "STRING":
+                name, quoted = unquote(child, self.text), True
+            elif child.type == "QUOTED_NAME":
+                name, quoted = str(child)[1:-1], True
+            else:
+                name, quoted = str(child), False
+            segments.append(Segment(name, quoted, bracket, self.span(child)))
+            bracket = True
+        return head, segments  # type: ignore[return-value]
+
+    def path(self, node: Tree[Token]) -> Operand:
+        head_token, segments = self.segments(node)
+        head = str(head_token)
+        span = self.span(node)
+        for segment in segments:
+            if segment.bracket and not (head == "predictions" and segment is segments[0]):
+                raise self.error(
+                    "Brackets at {where} only name a model: predictions[<model>].",
+                    segment.span,
+                )
+        if head == "metadata":
+            if not segments:
+                raise self.error(
+                    "Name a key at {where}: metadata.<key>, e.g. metadata.weather.", span
+                )
+            return MetadataField(tuple(s.name for s in segments), span)
+        if head in _COLUMNS or head in ("tag", "slice", "duplicate"):
+            if segments:
+                raise self.error(f"'{head}' has no sub-fields (at {{where}}).", segments[0].span)
+            if head in _COLUMNS:
+                return ColumnField(head, span)
+            if head == "duplicate":
+                return DuplicateField(span)
+            return NamedSetField(head, span)
+        if head == "annotations":
+            return self.shape_path(Source("annotations"), segments, span)
+        if head == "predictions":
+            if segments and segments[0].bracket:
+                model = self.model(segments[0])
+                segments = segments[1:]
+            else:
+                model = self.only_model(span)
+            return self.shape_path(Source("predictions", model), segments, span)
+        if head in _REGISTERED:
+            return CustomField(head, tuple(s.name for s in segments), _REGISTERED[head], span)
+        if not segments:
+            return BareWord(head, span)
+        raise self.unknown_field(head, self.span(head_token))
+
+    def unknown_field(self, name: str, span: Span) -> QueryError:
+        known = [*BUILTIN_FIELDS, *_REGISTERED]
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        return self.error(
+            f"Unknown field '{name}' at {{where}}.{hint} Fields are metadata.<key>, width, "
+            "height, reference_id, created, annotations.<...>, predictions[<model>].<...>, "
+            "tag, slice and duplicate" + "".join(f", {n}" for n in _REGISTERED) + ".",
+            span,
+            expected=["a field"],
+        )
+
+    def shape_path(self, source: Source, segments: list[Segment], span: Span) -> Operand:
+        name = source.describe()
+        choices = (
+            f"{name}.count, {name}.<label>, {name}.<label>.<attribute>, {name}.kind.<kind>.count"
+            + (f", {name}.<label>.confidence" if source.model else "")
+        )
+        if not segments:
+            raise self.error(f"'{name}' needs more at {{where}}: {choices}.", span)
+        first, rest = segments[0], segments[1:]
+        if first.is_word("count"):
+            if rest:
+                raise self.error(f"'{name}.count' has no sub-fields (at {{where}}).", rest[0].span)
+            return CountField(source, None, None, span)
+        if first.is_word("kind"):
+            kinds = [k.value for k in GeometryKind]
+            if not rest or rest[0].name not in kinds:
+                where = rest[0].span if rest else first.span
+                raise self.error(
+                    f"Name a geometry kind at {{where}}: {name}.kind.<kind>.count with kind "
+                    f"one of {', '.join(kinds)}.",
+                    where,
+                    expected=kinds,
+                )
+            if len(rest) > 2 or (len(rest) == 2 and not rest[1].is_word("count")):
+                raise self.error(
+                    f"Expected {name}.kind.{rest[0].name}.count at {{where}}.", rest[-1].span
+                )
+            return CountField(source, None, rest[0].name, span)
+        if first.is_word("confidence") and source.model is not None:
+            if rest:
+                raise self.error("'confidence' has no sub-fields (at {where}).", rest[0].span)
+            return ConfidenceField(source, None, span)
+        label = first.name
+        if not rest or (len(rest) == 1 and rest[0].is_word("count")):
+            return CountField(source, label, None, span)
+        if len(rest) == 1 and rest[0].is_word("confidence") and source.model is not None:
+            return ConfidenceField(source, label, span)
+        return ShapeAttrField(source, label, tuple(s.name for s in rest), span)
+
+    def model(self, segment: Segment) -> Model:
+        if segment.name not in self._models:
+            model = Model.objects.filter(dataset=self.dataset, name=segment.name).first()
+            if model is None:
+                names = self.model_names()
+                raise self.error(
+                    f"No model named '{segment.name}' in this dataset (at {{where}})"
+                    + (f"; models: {', '.join(names)}." if names else "; it has no models yet."),
+                    segment.span,
+                    expected=names,
+                )
+            self._models[segment.name] = model
+        return self._models[segment.name]
+
+    def model_names(self) -> list[str]:
+        """The dataset's model names (the first 20, for error messages)."""
+        if self._all_models is None:
+            self._all_models = list(
+                Model.objects.filter(dataset=self.dataset).order_by("name")[:20]
+            )
+        return [m.name for m in self._all_models]
+
+    def only_model(self, span: Span) -> Model:
+        """`predictions.car` without [model]: allowed while the dataset has one model."""
+        names = self.model_names()
+        if len(names) != 1:
+            raise self.error(
+                "Name the model at {where}: predictions[<model>]..."
+                + (f" (models: {', '.join(names)})." if names else "; this dataset has no models."),
+                span,
+                expected=names,
+            )
+        assert self._all_models is not None
+        return self._all_models[0]
+
+    # comparisons ----------------------------------------------------------------------
+
+    def compare(self, left: Operand, op: str, right: Operand) -> Q:
+        if isinstance(left, Literal) and not isinstance(right, Literal | BareWord):
+            left, right, op = right, left, _FLIPPED[op]
+        if isinstance(left, BareWord):
+            raise self.unknown_field(left.name, left.span)
+        if isinstance(left, Literal):
+            raise self.error(
+                "Compare a field with a value at {where}, e.g. width > 100.",
+                Span(left.span.start, right.span.end),
+            )
+        if isinstance(left, NamedSetField):
+            return self.named_set(left, op, [right])
+        if isinstance(right, BareWord):
+            if isinstance(left, CustomField):
+                right = Literal(right.name, right.span)
+            else:
+                raise self.error(
+                    f"Unknown field '{right.name}' at {{where}}: quote text values, "
+                    f'e.g. "{right.name}".',
+                    right.span,
+                    expected=["a value"],
+                )
+        if isinstance(left, CountField | Arith) or (
+            isinstance(left, ColumnField) and _COLUMNS[left.name] == "number"
+        ):
+            if isinstance(right, Literal) and right.value is None and isinstance(left, ColumnField):
+                return self.column_null(left, op, right)
+            return self.numeric_compare(left, op, self.numeric_value(right, left, op))
+        if not isinstance(right, Literal):
+            raise self.error(
+                f"Compare '{self.source_text(left.span)}' with a value at {{where}}, not with "
+                "another field.",
+                right.span,
+                expected=["a value"],
+            )
+        if isinstance(left, MetadataField):
+            return self.metadata(left.parts, op, right)
+        if isinstance(left, ColumnField):
+            return self.column(left, op, right)
+        if isinstance(left, ShapeAttrField):
+            rows = left.source.rows().filter(label=left.label)
+            return Q(Exists(rows.filter(self.metadata(left.parts, op, right))))
+        if isinstance(left, ConfidenceField):
+            return self.confidence(left, op, right)
+        if isinstance(left, DuplicateField):
+            return self.duplicate(op, right)
+        if isinstance(left, CustomField):
+            return self.custom(left, op, right)
+        raise AssertionError(f"unhandled operand {left!r}")
+
+    def in_list(self, left: Operand, node: Tree[Token]) -> Q:
+        values = [self.operand(child) for child in node.children]
+        if len(values) > MAX_IN_VALUES:
+            raise self.error(
+                f"IN takes at most {MAX_IN_VALUES} values (at {{where}}).", self.span(node)
+            )
+        if isinstance(left, NamedSetField):
+            return self.named_set(left, "=", values)
+        conditions = []
+        for value in values:
+            if not isinstance(value, Literal | BareWord):
+                raise self.error(
+                    "IN lists hold values only (at {where}).", value.span, expected=["a value"]
+                )
+            conditions.append(self.compare(left, "=", value))
+        result = conditions[0]
+        for condition in conditions[1:]:
+            result |= condition
+        return result
+
+    def type_error(self, left: Operand, op: str, right: Literal, wants: str) -> QueryError:
+        return self.error(
+            f"'{self.source_text(left.span)} {op}' needs {wants}, got {right.type_name} "
+            "at {where}.",
+            right.span,
+            expected=[wants],
+        )
+
+    # metadata ----------------------------------------------------------------------------
+
+    def metadata(self, parts: tuple[str, ...], op: str, right: Literal) -> Q:
+        """A condition on the `metadata` JSON of the model being filtered (items or shapes).
+
+        `=` is JSON containment, so the GIN index answers it; order comparisons hold only
+        for values of the literal's JSON type (numbers with numbers, strings with strings).
+        """
+        value = right.value
+        if op in ("=", "!="):
+            if value is None:
+                found = Q(IsNull(_json_value(parts), True)) | Q(
+                    metadata__contains=_nested(parts, None)
+                )
+            else:
+                found = Q(metadata__contains=_nested(parts, value))
+            return found if op == "=" else ~found
+        if isinstance(value, bool) or value is None:
+            raise self.error(
+                f"'{op}' compares numbers or strings; {right.type_name} can only be "
+                "compared with = or != (at {where}).",
+                right.span,
+                expected=["a number", "a string"],
+            )
+        json_type = "string" if isinstance(value, str) else "number"
+        target = _json_value(parts)
+        # For a missing key the IS NOT NULL term makes the whole condition false rather
+        # than NULL, so that NOT of it is true: NOT inverts every condition exactly.
+        return (
+            Q(IsNull(target, False))
+            & Q(Exact(_JsonType(target), Value(json_type)))
+            & Q(_LOOKUPS[op](target, Value(value, output_field=JSONField())))
+        )
+
+    # item columns --------------------------------------------------------------------------
+
+    def column_null(self, left: ColumnField, op: str, right: Literal) -> Q:
+        if op not in ("=", "!="):
+            raise self.type_error(left, op, right, "a number")
+        found = Q(**{f"{left.name}__isnull": True})
+        return found if op == "=" else ~found
+
+    def column(self, left: ColumnField, op: str, right: Literal) -> Q:
+        kind = _COLUMNS[left.name]
+        value: Any = right.value
+        if kind == "text":
+            if not isinstance(value, str):
+                raise self.type_error(left, op, right, "a quoted string")
+            expression = Value(value, output_field=CharField())
+        else:  # date
+            if not isinstance(value, str):
+                raise self.type_error(left, op, right, 'a date such as "2024-06-30"')
+            expression = Value(self.datetime(value, right.span), output_field=DateTimeField())
+        if op == "!=":
+            return ~Q(**{left.name: expression})
+        return Q(**{f"{left.name}__{_LOOKUP_NAMES[op]}": expression})
+
+    def datetime(self, text: str, span: Span) -> datetime:
+        try:
+            moment = parse_datetime(text)
+            if moment is None:
+                day = parse_date(text)
+                moment = datetime.combine(day, time()) if day else None
+        except ValueError:
+            moment = None
+        if moment is None:
+            raise self.error(
+                f"'{text}' at {{where}} is not a date: use ISO 8601, e.g. \"2024-06-30\" "
+                'or "2024-06-30T12:00:00Z".',
+                span,
+                expected=["a date"],
+            )
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+    # counts and arithmetic ---------------------------------------------------------------
+
+    def numeric_value(self, right: Operand, left: Operand, op: str) -> Numeric:
+        if isinstance(right, Literal) and not _is_number(right.value):
+            raise self.type_error(left, op, right, "a number")
+        return self.numeric(right)
+
+    def numeric_compare(self, left: Numeric, op: str, right: Numeric) -> Q:
+        if isinstance(left, Literal):
+            left, right, op = right, left, _FLIPPED[op]
+        if isinstance(left, Literal):
+            raise self.error("Compare a field with a value at {where}.", left.span)
+        if isinstance(right, Literal):
+            if isinstance(left, CountField):
+                return _count_condition(left, op, right.value)  # type: ignore[arg-type]
+            if isinstance(left, ColumnField):
+                value = Value(right.value, output_field=FloatField())
+                if op == "!=":
+                    return ~Q(**{left.name: value})
+                return Q(**{f"{left.name}__{_LOOKUP_NAMES[op]}": value})
+        lhs, rhs = self.expression(left), self.expression(right)
+        condition = Q(Exact(lhs, rhs)) if op == "!=" else Q(_LOOKUPS[op](lhs, rhs))
+        if op == "!=":
+            condition = ~condition
+        # width and height may be unknown: "not known to be true" must stay false, so
+        # that NOT (width * height > x) still means the opposite.
+        for name in sorted(_nullable_columns(left) | _nullable_columns(right)):
+            condition &= Q(**{f"{name}__isnull": False})
+        return condition
+
+    def expression(self, operand: Numeric) -> Any:
+        if isinstance(operand, Literal):
+            # An integer stays an integer so count arithmetic is not cast to numeric.
+            kind = IntegerField() if isinstance(operand.value, int) else FloatField()
+            return Value(operand.value, output_field=kind)
+        if isinstance(operand, CountField):
+            return _count(operand)
+        if isinstance(operand, ColumnField):
+            return F(operand.name)
+        return CombinedExpression(
+            self.expression(operand.left),
+            _ARITH_OPS[operand.op],
+            self.expression(operand.right),
+            output_field=FloatField(),
+        )
+
+    # predictions -------------------------------------------------------------------------
+
+    def confidence(self, left: ConfidenceField, op: str, right: Literal) -> Q:
+        if not _is_number(right.value):
+            raise self.type_error(left, op, right, "a number between 0 and 1")
+        rows = left.source.rows()
+        if left.label is not None:
+            rows = rows.filter(label=left.label)
+        value = Value(right.value, output_field=FloatField())
+        if op == "!=":
+            rows = rows.exclude(confidence=value)
+        else:
+            rows = rows.filter(**{f"confidence__{_LOOKUP_NAMES[op]}": value})
+        return Q(Exists(rows))
+
+    # tags, slices, duplicates, registered fields ---------------------------------------
+
+    def named_set(self, left: NamedSetField, op: str, values: Sequence[Operand]) -> Q:
+        """Membership in tags or slices named by the values (unknown tags match nothing)."""
+        if op not in ("=", "!="):
+            raise self.error(
+                f"'{left.name}' takes =, != or IN (at {{where}}).",
+                left.span,
+                expected=["=", "!=", "IN"],
+            )
+        names: list[str] = []
+        for value in values:
+            if isinstance(value, BareWord) or (
+                isinstance(value, Literal) and isinstance(value.value, str)
+            ):
+                names.append(str(value.name if isinstance(value, BareWord) else value.value))
+            else:
+                raise self.error(
+                    f"'{left.name}' needs a {left.name} name at {{where}}, e.g. "
+                    f'{left.name} = "reviewed".',
+                    value.span,
+                    expected=[f"a {left.name} name"],
+                )
+        if left.name == "tag":
+            ids = list(
+                Tag.objects.filter(dataset=self.dataset, name__in=names).values_list(
+                    "pk", flat=True
+                )
+            )
+            found = (
+                Q(Exists(ItemTag.objects.filter(item=OuterRef("pk"), tag_id__in=ids)))
+                if ids
+                else NOTHING
+            )
+        else:
+            # Membership of static slices; a dynamic slice (a saved query) would compile
+            # its own query here instead.
+            slices = dict(
+                Slice.objects.filter(dataset=self.dataset, name__in=names).values_list("name", "pk")
+            )
+            for value, name in zip(values, names, strict=True):
+                if name not in slices:
+                    raise self.error(
+                        f"No slice named '{name}' in this dataset (at {{where}}).",
+                        value.span,
+                        expected=["a slice name"],
+                    )
+            found = Q(
+                Exists(
+                    SliceItem.objects.filter(
+                        item=OuterRef("pk"), slice_id__in=list(slices.values())
+                    )
+                )
+            )
+        return found if op == "=" else ~found
+
+    def duplicate(self, op: str, right: Literal) -> Q:
+        if op not in ("=", "!=") or not isinstance(right.value, bool):
+            raise self.error(
+                "'duplicate' takes = true, = false or != (at {where}).",
+                right.span,
+                expected=["true", "false"],
+            )
+        # Exact duplicates: another item of the dataset with the same content hash.
+        # Near-duplicates (by embedding) are a registered field of the embeddings app.
+        same_content = Item.objects.filter(
+            dataset_id=OuterRef("dataset_id"), sha256=OuterRef("sha256")
+        ).exclude(pk=OuterRef("pk"))
+        found = ~Q(sha256="") & Q(Exists(same_content))
+        return found if (op == "=") == right.value else ~found
+
+    def custom(self, left: CustomField, op: str, right: Literal) -> Q:
+        try:
+            return left.handler(FieldCondition(left.name, left.path, op, right.value, self.dataset))
+        except ValueError as exc:
+            raise self.error(
+                f"{exc} (at {{where}})", Span(left.span.start, right.span.end)
+            ) from None
+
+
+def _normal_op(op: str) -> str:
+    return {"==": "=", "<>": "!="}.get(op, op)
+
+
+def _is_number(value: Scalar) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _nullable_columns(operand: Numeric) -> set[str]:
+    if isinstance(operand, ColumnField):
+        return {operand.name}
+    if isinstance(operand, Arith):
+        return _nullable_columns(operand.left) | _nullable_columns(operand.right)
+    return set()
+
+
+def _count_condition(field: CountField, op: str, value: float) -> Q:
+    """`count op value` for a count of shapes, which is a whole number >= 0.
+
+    "At least one" and "none" become EXISTS / NOT EXISTS, which the planner can run as
+    a semi-join or anti-join; other thresholds use the correlated count, behind an EXISTS
+    where zero cannot match so that items without such shapes are dismissed cheaply.
+    """
+    exists = Q(Exists(field.rows()))
+    whole = float(value).is_integer() and value >= 0
+    if op in (">", ">="):
+        least = max(0, math.floor(value) + 1 if op == ">" else math.ceil(value))
+        if least == 0:
+            return EVERYTHING
+        if least == 1:
+            return exists
+        if least > MAX_EXACT_INTEGER:
+            return NOTHING
+        return exists & Q(GreaterThanOrEqual(_count(field), Value(least)))
+    if op in ("<", "<="):
+        most = math.ceil(value) - 1 if op == "<" else math.floor(value)
+        if most < 0:
+            return NOTHING
+        if most == 0:
+            return ~exists
+        if most > MAX_EXACT_INTEGER:
+            return EVERYTHING
+        return Q(LessThanOrEqual(_count(field), Value(most)))
+    if op == "=":
+        if not whole or value > MAX_EXACT_INTEGER:
+            return NOTHING
+        if value == 0:
+            return ~exists
+        return exists & Q(Exact(_count(field), Value(int(value))))
+    # !=
+    if not whole or value > MAX_EXACT_INTEGER:
+        return EVERYTHING
+    if value == 0:
+        return exists
+    return ~Q(Exact(_count(field), Value(int(value))))
+
+
+__all__ = ["BUILTIN_FIELDS", "Compiler", "FieldCondition", "FieldHandler", "register_field"]
