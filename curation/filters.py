@@ -25,9 +25,10 @@ from django.db.models.expressions import RawSQL
 
 from curation.errors import InvalidInput, field_error
 from curation.models import Dataset, Item, ItemTag, Slice, SliceItem
+from curation.query import filter_items
 
 OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "exists")
-ITEM_FILTER_PARAMS = ("reference_id", "tag", "slice")
+ITEM_FILTER_PARAMS = ("reference_id", "tag", "slice", "query")
 PAGINATION_PARAMS = ("cursor", "limit")
 MAX_IN_VALUES = 1000
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
@@ -172,10 +173,14 @@ def items_filter(
             elif name == "slice":
                 for raw in values:
                     queryset = queryset.filter(_slice_condition(dataset, raw))
+            elif name == "query":
+                # The query language (docs/query-language.md); its errors carry positions.
+                for text in values:
+                    queryset = filter_items(queryset, text, dataset=dataset)
             elif name not in allowed:
                 raise _BadParam(
                     "unknown parameter; filter with metadata.<key>[__<op>], reference_id, "
-                    "tag or slice"
+                    "tag, slice or query"
                 )
         except _BadParam as exc:
             errors.append(field_error(name, str(exc)))

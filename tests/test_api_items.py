@@ -114,6 +114,14 @@ def test_a_large_limit_is_capped(street, victor, client_for):
     assert len(client_for(victor).get(url(street, "items?limit=5000")).json()["results"]) == 5
 
 
+def test_it_filters_by_the_query_language(street, victor, client_for):
+    client = client_for(victor)
+    assert refs(client, url(street, 'items?query=metadata.weather = "rain" AND metadata.speed < 10')) == ["a"]
+    response = client.get(url(street, "items?query=metadata.weather = AND"))
+    assert response.status_code == 400
+    assert error_paths(response) == ["query"]
+
+
 def test_listing_needs_a_role(street, charlie, client_for):
     error_of(client_for(charlie).get(url(street, "items")), 404)
     error_of(client_for(None).get(url(street, "items")), 401)
