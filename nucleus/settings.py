@@ -100,7 +100,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "ui:login"
+LOGIN_REDIRECT_URL = "ui:datasets"
+LOGOUT_REDIRECT_URL = "ui:login"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -188,6 +190,8 @@ NUCLEUS_EMBEDDING_BATCH_SIZE = env_int("NUCLEUS_EMBEDDING_BATCH_SIZE", 0, minimu
 NUCLEUS_EMBEDDING_READERS = env_int("NUCLEUS_EMBEDDING_READERS", 0, minimum=0)  # 0: auto
 NUCLEUS_HNSW_M = env_int("NUCLEUS_HNSW_M", 16, minimum=2)
 NUCLEUS_HNSW_EF_CONSTRUCTION = env_int("NUCLEUS_HNSW_EF_CONSTRUCTION", 64, minimum=4)
+# maintenance_work_mem for HNSW builds; a graph that fits builds several times faster.
+NUCLEUS_HNSW_BUILD_MEMORY = env_str("NUCLEUS_HNSW_BUILD_MEMORY", "1GB")
 NUCLEUS_SEARCH_EF_SEARCH = env_int("NUCLEUS_SEARCH_EF_SEARCH", 100, minimum=1)
 # A filter that keeps at most this many items is searched exactly (no index).
 NUCLEUS_SEARCH_EXACT_MAX = env_int("NUCLEUS_SEARCH_EXACT_MAX", 20_000, minimum=0)

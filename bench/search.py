@@ -1,0 +1,181 @@
+"""Similarity search over N synthetic clustered 512-d vectors in the embedded database.
+
+Targets (DESIGN.md), measured through the service's own search path
+(embeddings.search.search_vector, which picks exact / HNSW / top-up per query):
+p50 <= 10 ms, p99 <= 50 ms, recall@10 >= 0.95 unfiltered against exact (NumPy) search;
+with filters keeping 10% and 1% of items: exactly k results and recall@10 >= 0.9.
+
+    .venv/bin/python bench/search.py [--n 1000000] [--queries 200] [--k 10] [--fresh]
+
+The vectors, items and slices are kept in the benchmark database between runs with the
+same --n and --seed (loading a million rows takes a while); --fresh rebuilds them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from _setup import report, setup_django
+
+DIM = 512
+CHUNK = 50_000
+
+
+def clustered(n: int, seed: int, clusters: int) -> np.ndarray:
+    """Unit vectors around random centres, like CLIP embeddings of a real image collection."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, DIM)).astype(np.float32)
+    out = np.empty((n, DIM), dtype=np.float32)
+    for start in range(0, n, CHUNK):
+        size = min(CHUNK, n - start)
+        labels = rng.integers(0, clusters, size)
+        points = centres[labels] + 0.6 * rng.normal(size=(size, DIM)).astype(np.float32)
+        out[start : start + size] = points / np.linalg.norm(points, axis=1, keepdims=True)
+    return out
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--clusters", type=int, default=1000)
+    parser.add_argument("--fresh", action="store_true", help="rebuild the data even if present")
+    args = parser.parse_args()
+
+    setup_django("nucleus_bench_search")
+    from django.contrib.auth.models import User
+    from django.db import connection
+
+    from curation.bulk import ItemRecord, records_write
+    from curation.models import Dataset, Item, Slice
+    from embeddings import vectors as vec
+    from embeddings.models import Embedding, EmbeddingModel, ModelKind
+    from embeddings.search import SearchFilter, search_vector
+
+    print(f"pgvector {'.'.join(map(str, vec.pgvector_version()))}; {args.n:,} x {DIM} vectors")
+    data = clustered(args.n, args.seed, args.clusters)
+    rng = np.random.default_rng(args.seed + 1)
+    subsets = {"10%": rng.random(args.n) < 0.10, "1%": rng.random(args.n) < 0.01}
+
+    user, _ = User.objects.get_or_create(username="bench")
+    name = f"bench-search-{args.n}-{args.seed}"
+    dataset = Dataset.objects.filter(owner=user, name=name).first()
+    model = (
+        EmbeddingModel.objects.filter(dataset=dataset, name="synthetic").first()
+        if dataset
+        else None
+    )
+    loaded = model is not None and Embedding.objects.filter(model=model).count() == args.n
+    if args.fresh or not loaded:
+        if dataset is not None:
+            from curation.services import dataset_delete
+
+            dataset_delete(dataset=dataset)
+        dataset = Dataset.objects.create(owner=user, name=name)
+        model = EmbeddingModel.objects.create(
+            name="synthetic", dataset=dataset, kind=ModelKind.CUSTOM, dimension=DIM
+        )
+        start = time.perf_counter()
+        for offset in range(0, args.n, CHUNK):
+            size = min(CHUNK, args.n - offset)
+            records = [ItemRecord(reference_id=f"v{i:08d}") for i in range(offset, offset + size)]
+            ids = records_write(dataset=dataset, records=records).item_ids
+            vec.vectors_write(
+                model=model,
+                dataset=dataset,
+                item_ids=[ids[r.reference_id] for r in records],
+                vectors=data[offset : offset + size],
+            )
+            print(f"\r  loaded {offset + size:,}", end="", flush=True)
+        load_s = time.perf_counter() - start
+        print(f"\n  load (items + vectors, COPY): {load_s:.1f} s")
+        ids_in_order = np.fromiter(
+            Item.objects.filter(dataset=dataset)
+            .order_by("reference_id")
+            .values_list("id", flat=True),
+            dtype=np.int64,
+            count=args.n,
+        )
+        with connection.cursor() as cursor:
+            for label, mask in subsets.items():
+                part = Slice.objects.create(dataset=dataset, name=f"keep-{label}")
+                cursor.execute(
+                    "INSERT INTO curation_sliceitem (slice_id, item_id, added) "
+                    "SELECT %s, unnest(%s::bigint[]), now()",
+                    [part.pk, ids_in_order[mask].tolist()],
+                )
+            cursor.execute("ANALYZE")
+        start = time.perf_counter()
+        vec.vector_index_ensure(model=model, dataset=dataset)
+        build_s: float | None = time.perf_counter() - start
+        print(f"  HNSW build: {build_s:.1f} s")
+    else:
+        build_s = None
+        print("  reusing the loaded data (--fresh to rebuild)")
+    ids_in_order = np.fromiter(
+        Item.objects.filter(dataset=dataset).order_by("reference_id").values_list("id", flat=True),
+        dtype=np.int64,
+        count=args.n,
+    )
+    position = {int(item_id): i for i, item_id in enumerate(ids_in_order)}
+
+    queries = data[rng.choice(args.n, args.queries, replace=False)]
+    queries = queries + 0.05 * rng.normal(size=queries.shape).astype(np.float32)
+    cases: dict[str, tuple[SearchFilter | None, np.ndarray | None]] = {"unfiltered": (None, None)}
+    for label, mask in subsets.items():
+        slice_id = Slice.objects.get(dataset=dataset, name=f"keep-{label}").pk
+        cases[f"filter {label}"] = (SearchFilter(slice_id=slice_id), mask)
+
+    rows: list[tuple[str, str, str, bool | None]] = []
+    if build_s is not None:
+        rows.append(("HNSW build", f"{build_s:.1f} s", "-", None))
+    for case, (search_filter, mask) in cases.items():
+        for q in queries[:5]:  # warm the caches
+            search_vector(
+                dataset=dataset, model=model, vector=q, search_filter=search_filter, limit=args.k
+            )
+        latencies, recalls, exact_k, strategies = [], [], 0, {}
+        for q in queries:
+            start = time.perf_counter()
+            result = search_vector(
+                dataset=dataset, model=model, vector=q, search_filter=search_filter, limit=args.k
+            )
+            latencies.append((time.perf_counter() - start) * 1000)
+            strategies[result.strategy] = strategies.get(result.strategy, 0) + 1
+            scores = data @ (q / np.linalg.norm(q))
+            if mask is not None:
+                scores = np.where(mask, scores, -np.inf)
+            truth = set(np.argpartition(-scores, args.k)[: args.k].tolist())
+            got = {position[h.item_id] for h in result.hits}
+            recalls.append(len(got & truth) / args.k)
+            exact_k += len(result.hits) == args.k
+        p50, p99, recall = (
+            percentile(latencies, 50),
+            percentile(latencies, 99),
+            float(np.mean(recalls)),
+        )
+        mix = ", ".join(f"{s} {c}" for s, c in sorted(strategies.items()))
+        print(f"  {case}: strategies {mix}")
+        need = 0.95 if mask is None else 0.9
+        rows += [
+            (f"{case} p50", f"{p50:.2f} ms", "<= 10 ms", p50 <= 10),
+            (f"{case} p99", f"{p99:.2f} ms", "<= 50 ms", p99 <= 50),
+            (f"{case} recall@{args.k}", f"{recall:.3f}", f">= {need}", recall >= need),
+        ]
+        if mask is not None:
+            rows.append(
+                (f"{case} exactly k", f"{exact_k}/{len(queries)}", "all", exact_k == len(queries))
+            )
+    report(rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""Admin for the embeddings models. Vectors are never shown or edited as form fields:
+a 512-number text box helps nobody and NumPy arrays confuse form change detection."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from curation.admin import EstimatedCountPaginator
+from embeddings.models import (
+    DatasetSearchDefault,
+    DuplicateGroup,
+    DuplicateMember,
+    DuplicateRun,
+    Embedding,
+    EmbeddingModel,
+)
+
+
+@admin.register(EmbeddingModel)
+class EmbeddingModelAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "kind",
+        "architecture",
+        "dimension",
+        "random_weights",
+        "dataset",
+        "created",
+    ]
+    list_filter = ["kind", "random_weights"]
+    search_fields = ["name", "architecture"]
+    raw_id_fields = ["dataset"]
+    readonly_fields = ["kind", "architecture", "weights", "dimension", "random_weights", "created"]
+
+
+@admin.register(Embedding)
+class EmbeddingAdmin(admin.ModelAdmin):
+    list_display = ["id", "model", "dataset", "item", "created"]
+    list_select_related = ["model", "dataset", "item"]
+    list_filter = ["model"]
+    raw_id_fields = ["model", "dataset", "item"]
+    exclude = ["vector"]
+    readonly_fields = ["model", "dataset", "item", "created"]
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # vectors come from embedding jobs and uploads
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(DatasetSearchDefault)
+class DatasetSearchDefaultAdmin(admin.ModelAdmin):
+    list_display = ["dataset", "model", "updated"]
+    list_select_related = ["dataset", "model"]
+    raw_id_fields = ["dataset", "model"]
+
+
+class DuplicateMemberInline(admin.TabularInline):
+    model = DuplicateMember
+    raw_id_fields = ["item"]
+    readonly_fields = ["item", "is_representative", "same_hash", "similarity"]
+    extra = 0
+    can_delete = False
+
+
+@admin.register(DuplicateRun)
+class DuplicateRunAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "dataset",
+        "model",
+        "threshold",
+        "status",
+        "group_count",
+        "item_count",
+        "finished",
+    ]
+    list_select_related = ["dataset", "model"]
+    raw_id_fields = ["dataset", "job", "model"]
+    readonly_fields = ["status", "group_count", "item_count", "created", "finished"]
+
+
+@admin.register(DuplicateGroup)
+class DuplicateGroupAdmin(admin.ModelAdmin):
+    list_display = ["id", "run", "kind", "size", "representative"]
+    list_select_related = ["run", "representative"]
+    list_filter = ["kind"]
+    raw_id_fields = ["run", "representative"]
+    inlines = [DuplicateMemberInline]
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False

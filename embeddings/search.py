@@ -1,0 +1,505 @@
+"""Similarity search: the k nearest items to a vector, an item, an image or a text.
+
+How a query is run (``knn``), and why:
+
+* No filter: an HNSW scan of the (model, dataset) index with ``hnsw.ef_search`` raised to
+  at least offset+limit (SET LOCAL, so only this transaction sees it). The scan yields up
+  to ef_search rows; if it yields fewer than asked (a tiny dataset, or a page deeper than
+  pgvector allows ef_search to go) the query is answered by an exact scan instead.
+* A filter (slice, tags, metadata, or any item queryset, e.g. from the query language):
+  an HNSW scan cannot see the filter, it returns at most ef_search candidates and the
+  filter then throws most of them away. So, per query:
+  1. count the filtered items, stopping at NUCLEUS_SEARCH_EXACT_MAX + 1. If the filter
+     keeps at most that many, scan exactly those items (sorting a few thousand distances
+     is fast and always returns exactly k);
+  2. on pgvector >= 0.8, let the index do it: ``hnsw.iterative_scan`` keeps walking the
+     graph until k rows pass the filter;
+  3. on older pgvector (0.6.2 in the embedded server) take ef candidates from the index,
+     ef sized from the filter's selectivity (k / selectivity, doubled for recall), keep the
+     ones that pass the filter, and if fewer than k remain, raise ef from what was
+     observed and try again (a top-up loop);
+  4. when ef would exceed pgvector's limit of 1000 and still not find k, scan exactly.
+  Every path ends exact when the index falls short, so the answer always has k rows
+  whenever k items match.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, Q, QuerySet
+from django.db.models.fields.json import KeyTransform
+
+from curation.errors import InvalidInput, NotFound
+from curation.models import Dataset, Item
+from embeddings import vectors as vec
+from embeddings.models import Embedding, EmbeddingModel
+
+EF_SEARCH_MAX = 1000  # pgvector's upper bound for hnsw.ef_search
+METADATA_OPS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "exists")
+_KEY_PART = re.compile(r"^[^.\x00]{1,200}$")
+
+
+@dataclass(frozen=True)
+class MetadataCondition:
+    """`metadata.<key> <op> <value>`; `key` may be a dotted path into nested objects."""
+
+    key: str
+    op: str = "eq"
+    value: Any = None
+
+    def q(self, alias: str) -> tuple[Q, Any]:
+        """The condition as a Q on an alias, and the expression the alias stands for."""
+        parts = self.key.split(".")
+        expr: Any = F("metadata")
+        for part in parts:
+            expr = KeyTransform(part, expr)
+        if self.op == "exists":
+            wanted = True if self.value is None else bool(self.value)
+            return Q(**{f"{alias}__isnull": not wanted}), expr
+        if self.op in ("eq", "ne"):
+            if isinstance(self.value, dict | list):
+                cond = Q(**{alias: self.value})
+            else:
+                # Scalars use containment, which the metadata GIN index answers.
+                nested: Any = self.value
+                for part in reversed(parts):
+                    nested = {part: nested}
+                cond = Q(metadata__contains=nested)
+            return (~cond if self.op == "ne" else cond), expr
+        if self.op == "in":
+            return Q(**{f"{alias}__in": list(self.value)}), expr
+        return Q(**{f"{alias}__{self.op}": self.value}), expr
+
+
+@dataclass
+class SearchFilter:
+    """What to restrict a search to; every part must hold (AND).
+
+    `items` takes a Q on Item or a queryset of items, so any other part of the service
+    (e.g. the query language) can hand over its own restriction.
+    """
+
+    slice_id: int | None = None
+    tags: Sequence[str] = ()
+    metadata: Sequence[MetadataCondition] = ()
+    items: Q | QuerySet[Item] | None = None
+    exclude_item_ids: Sequence[int] = ()
+
+    @property
+    def restricts(self) -> bool:
+        """Whether it narrows the dataset (exclusions of single items do not count)."""
+        return bool(self.slice_id or self.tags or self.metadata or self.items is not None)
+
+    def queryset(self, dataset: Dataset) -> QuerySet[Item]:
+        """The dataset's items that pass the filter, unordered."""
+        qs = Item.objects.filter(dataset_id=dataset.pk)
+        if self.slice_id:
+            qs = qs.filter(slice_memberships__slice_id=self.slice_id)
+        for name in self.tags:
+            qs = qs.filter(tag_links__tag__dataset_id=dataset.pk, tag_links__tag__name=name)
+        for index, condition in enumerate(self.metadata):
+            alias = f"_meta{index}"
+            cond, expr = condition.q(alias)
+            qs = qs.alias(**{alias: expr}).filter(cond)
+        if isinstance(self.items, Q):
+            qs = qs.filter(self.items)
+        elif self.items is not None:
+            qs = qs.filter(id__in=self.items.order_by().values("id"))
+        return qs.order_by()
+
+
+def metadata_condition(raw: Any, index: int) -> MetadataCondition:
+    """Validate one `{"key", "op", "value"}` object from the API."""
+    path = f"filter.metadata[{index}]"
+    if not isinstance(raw, dict):
+        raise InvalidInput(
+            f"{path}: must be an object", fields=[{"path": path, "message": "must be an object"}]
+        )
+    key, op, value = raw.get("key"), raw.get("op", "eq"), raw.get("value")
+    problems: list[dict[str, str]] = []
+    if not isinstance(key, str) or not all(_KEY_PART.match(p) for p in key.split(".")):
+        problems.append(
+            {
+                "path": f"{path}.key",
+                "message": "must be a metadata key, e.g. weather or camera.model",
+            }
+        )
+    if op not in METADATA_OPS:
+        problems.append(
+            {"path": f"{path}.op", "message": f"must be one of {', '.join(METADATA_OPS)}"}
+        )
+    elif op == "in" and not isinstance(value, list):
+        problems.append({"path": f"{path}.value", "message": "must be a list for op 'in'"})
+    elif op in ("lt", "lte", "gt", "gte") and (
+        isinstance(value, bool) or not isinstance(value, int | float | str)
+    ):
+        problems.append(
+            {"path": f"{path}.value", "message": f"must be a number or a string for op '{op}'"}
+        )
+    elif op in ("eq", "ne") and value is None and "value" not in raw:
+        problems.append({"path": f"{path}.value", "message": "is required"})
+    if problems:
+        raise InvalidInput(
+            "; ".join(f"{p['path']}: {p['message']}" for p in problems), fields=problems
+        )
+    return MetadataCondition(key=key, op=op, value=value)  # type: ignore[arg-type]
+
+
+@dataclass
+class Hit:
+    item_id: int
+    score: float  # cosine similarity, 1 = same direction
+
+
+@dataclass
+class SearchResult:
+    model: EmbeddingModel
+    hits: list[Hit]
+    strategy: str
+    offset: int
+    limit: int
+    has_more: bool = False
+    items: dict[int, Item] = field(default_factory=dict)
+
+    def items_in_order(self) -> list[tuple[Item, float]]:
+        return [(self.items[h.item_id], h.score) for h in self.hits if h.item_id in self.items]
+
+
+# --------------------------------------------------------------------------- strategies
+
+
+def _exact(
+    dataset: Dataset,
+    model: EmbeddingModel,
+    query: str,
+    items: QuerySet[Item] | None,
+    exclude: Sequence[int],
+    top: int,
+) -> list[tuple[int, float]]:
+    """Exact k-NN over the (filtered) vectors.
+
+    The distance is computed on the bare column, not on the ``::vector(D)`` cast the HNSW
+    index is built on, so the planner cannot answer this with the (approximate) index.
+    """
+    where = [f"e.model_id = {int(model.pk)}", f"e.dataset_id = {int(dataset.pk)}"]
+    params: list[Any] = [query]
+    if items is not None:
+        sql, item_params = items.values("id").query.sql_with_params()
+        where.append(f"e.item_id IN ({sql})")
+        params.extend(item_params)
+    if exclude:
+        where.append("e.item_id <> ALL(%s)")
+        params.append(list(exclude))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT e.item_id, e.vector <=> %s::vector AS distance FROM {vec.TABLE} e "
+            f"WHERE {' AND '.join(where)} ORDER BY distance, e.item_id LIMIT {int(top)}",
+            params,
+        )
+        return [(int(i), float(d)) for i, d in cursor.fetchall()]
+
+
+def _hnsw(
+    dataset: Dataset, model: EmbeddingModel, query: str, ef: int, limit: int
+) -> list[tuple[int, float]]:
+    """Approximate k-NN through the (model, dataset) HNSW index, `ef` candidates deep."""
+    distance = vec.distance_sql(model.dimension)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
+        cursor.execute(
+            f"SELECT item_id, {distance} AS distance FROM {vec.TABLE} "
+            f"WHERE model_id = {int(model.pk)} AND dataset_id = {int(dataset.pk)} "
+            f"ORDER BY {distance} LIMIT {int(limit)}",
+            [query, query],
+        )
+        return [(int(i), float(d)) for i, d in cursor.fetchall()]
+
+
+def _hnsw_iterative(
+    dataset: Dataset,
+    model: EmbeddingModel,
+    query: str,
+    items: QuerySet[Item],
+    exclude: Sequence[int],
+    top: int,
+) -> list[tuple[int, float]]:
+    """pgvector >= 0.8: the index scan itself continues until `top` rows pass the filter."""
+    distance = vec.distance_sql(model.dimension)
+    sql, item_params = items.values("id").query.sql_with_params()
+    where = [
+        f"model_id = {int(model.pk)}",
+        f"dataset_id = {int(dataset.pk)}",
+        f"item_id IN ({sql})",
+    ]
+    params: list[Any] = [query, *item_params]
+    if exclude:
+        where.append("item_id <> ALL(%s)")
+        params.append(list(exclude))
+    params.append(query)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL hnsw.iterative_scan = strict_order")
+        ef = max(settings.NUCLEUS_SEARCH_EF_SEARCH, min(top, EF_SEARCH_MAX))
+        cursor.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
+        cursor.execute(
+            f"SELECT item_id, {distance} AS distance FROM {vec.TABLE} WHERE {' AND '.join(where)} "
+            f"ORDER BY {distance} LIMIT {int(top)}",
+            params,
+        )
+        return [(int(i), float(d)) for i, d in cursor.fetchall()]
+
+
+def _count_capped(items: QuerySet[Item], cap: int) -> int:
+    """How many items pass the filter, counting no further than `cap` + 1."""
+    sql, params = items.values("id").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM ({sql} LIMIT {int(cap) + 1}) s", params)
+        return int(cursor.fetchone()[0])
+
+
+def _estimate(items: QuerySet[Item]) -> float:
+    """The planner's row estimate for the filter (cheap; used only to size ef)."""
+    sql, params = items.values("id").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        plan = cursor.fetchone()[0]
+    if isinstance(plan, str):
+        import json
+
+        plan = json.loads(plan)
+    return float(plan[0]["Plan"]["Plan Rows"])
+
+
+def knn(
+    *,
+    dataset: Dataset,
+    model: EmbeddingModel,
+    vector: np.ndarray,
+    search_filter: SearchFilter | None,
+    top: int,
+) -> tuple[list[tuple[int, float]], str]:
+    """The `top` nearest items as (item_id, cosine distance), best first, and how."""
+    query = vec.vector_literal(vector)
+    flt = search_filter or SearchFilter()
+    exclude = list(flt.exclude_item_ids)
+    items = flt.queryset(dataset) if flt.restricts else None
+    indexed, index_rows = vec.index_state(model.pk, dataset.pk)
+    if not indexed:
+        # No index yet (the first embedding job is still loading): exact is all there is.
+        return _exact(dataset, model, query, items, exclude, top), "exact"
+
+    if items is None:
+        want = top + len(exclude)
+        if want <= EF_SEARCH_MAX:
+            ef = max(settings.NUCLEUS_SEARCH_EF_SEARCH, want)
+            rows = [r for r in _hnsw(dataset, model, query, ef, want) if r[0] not in exclude]
+            if len(rows) >= top:
+                return rows[:top], "hnsw"
+        return _exact(dataset, model, query, None, exclude, top), "exact"
+
+    exact_max = settings.NUCLEUS_SEARCH_EXACT_MAX
+    matching = _count_capped(items, exact_max)
+    if matching <= exact_max:
+        return _exact(dataset, model, query, items, exclude, top), "exact"
+
+    if vec.has_iterative_scan():
+        rows = _hnsw_iterative(dataset, model, query, items, exclude, top)
+        if len(rows) >= top:
+            return rows, "hnsw-iterative"
+        return _exact(dataset, model, query, items, exclude, top), "exact"
+
+    # Post-filter loop. `matching` stopped counting at the cap, so it only bounds the
+    # selectivity from below; the planner's estimate may know better.
+    total = max(index_rows, float(matching), 1.0)
+    selectivity = min(1.0, max(float(matching), _estimate(items)) / total)
+    want = top + len(exclude)
+    ef = min(
+        EF_SEARCH_MAX, max(settings.NUCLEUS_SEARCH_EF_SEARCH, math.ceil(2 * want / selectivity))
+    )
+    while True:
+        candidates = _hnsw(dataset, model, query, ef, ef)
+        ids = [c[0] for c in candidates]
+        passing = set(items.filter(id__in=ids).values_list("id", flat=True))
+        passing.difference_update(exclude)
+        rows = [c for c in candidates if c[0] in passing]
+        if len(rows) >= top:
+            return rows[:top], "hnsw-filtered"
+        if ef >= EF_SEARCH_MAX or len(candidates) < ef:
+            break  # the index has nothing deeper to give
+        observed = max(len(rows), 1) / ef
+        ef = min(EF_SEARCH_MAX, max(2 * ef, math.ceil(1.5 * top / observed)))
+    return _exact(dataset, model, query, items, exclude, top), "exact"
+
+
+# ------------------------------------------------------------------------ entry points
+
+
+def _check_page(offset: int, limit: int) -> None:
+    problems = []
+    if offset < 0:
+        problems.append({"path": "offset", "message": "must be >= 0"})
+    if not 1 <= limit <= 1000:
+        problems.append({"path": "limit", "message": "must be from 1 to 1000"})
+    if offset + limit > 10_000:
+        problems.append({"path": "offset", "message": "offset + limit must be at most 10000"})
+    if problems:
+        raise InvalidInput(
+            "; ".join(f"{p['path']}: {p['message']}" for p in problems), fields=problems
+        )
+
+
+def search_vector(
+    *,
+    dataset: Dataset,
+    model: EmbeddingModel,
+    vector: Sequence[float] | np.ndarray,
+    search_filter: SearchFilter | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> SearchResult:
+    """Items of `dataset` nearest to `vector` under `model`, best first, one page."""
+    _check_page(offset, limit)
+    array = np.asarray(vector, dtype=np.float32).reshape(-1)
+    if array.shape[0] != model.dimension:
+        raise InvalidInput(
+            f"vector: has {array.shape[0]} values; "
+            f"model {model.name} has dimension {model.dimension}",
+            fields=[{"path": "vector", "message": f"must have {model.dimension} values"}],
+        )
+    if not np.all(np.isfinite(array)) or not np.any(array):
+        raise InvalidInput(
+            "vector: must be finite numbers, not all zero",
+            fields=[{"path": "vector", "message": "must be finite numbers, not all zero"}],
+        )
+    array = vec.normalize(array[None, :])[0]
+    # One row more than the page tells whether there is a next page.
+    rows, strategy = knn(
+        dataset=dataset,
+        model=model,
+        vector=array,
+        search_filter=search_filter,
+        top=offset + limit + 1,
+    )
+    page = rows[offset : offset + limit]
+    hits = [Hit(item_id, 1.0 - distance) for item_id, distance in page]
+    items = Item.objects.in_bulk([h.item_id for h in hits])
+    return SearchResult(
+        model=model,
+        hits=hits,
+        strategy=strategy,
+        offset=offset,
+        limit=limit,
+        has_more=len(rows) > offset + limit,
+        items=items,
+    )
+
+
+def item_vector(*, model: EmbeddingModel, item: Item) -> np.ndarray:
+    """The stored vector of an item; NotFound if it has none under `model`."""
+    row = Embedding.objects.filter(model=model, item=item).values_list("vector", flat=True).first()
+    if row is None:
+        raise NotFound(
+            f"Item {item.reference_id!r} has no vector under model {model.name}; "
+            "run an embedding job first."
+        )
+    return np.asarray(row, dtype=np.float32)
+
+
+def search_item(
+    *,
+    dataset: Dataset,
+    model: EmbeddingModel,
+    item: Item,
+    search_filter: SearchFilter | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> SearchResult:
+    """Items most like `item` (which is left out of its own results)."""
+    if item.dataset_id != dataset.pk:
+        raise NotFound("Item not found.")
+    flt = replace(
+        search_filter or SearchFilter(),
+        exclude_item_ids=[*(search_filter.exclude_item_ids if search_filter else ()), item.pk],
+    )
+    return search_vector(
+        dataset=dataset,
+        model=model,
+        vector=item_vector(model=model, item=item),
+        search_filter=flt,
+        offset=offset,
+        limit=limit,
+    )
+
+
+def _encoder(model: EmbeddingModel) -> Any:
+    from embeddings.clip import ModelSpec, encoder_for
+
+    if not model.is_open_clip:
+        raise InvalidInput(
+            f"model: {model.name} is a custom model with uploaded vectors; it cannot embed "
+            "texts or images. Search by item or by vector, or name an open_clip model.",
+            fields=[{"path": "model", "message": "is a custom model; it cannot embed queries"}],
+        )
+    return encoder_for(ModelSpec(model.architecture, model.weights))
+
+
+def search_text(
+    *,
+    dataset: Dataset,
+    model: EmbeddingModel,
+    text: str,
+    search_filter: SearchFilter | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> SearchResult:
+    """Items whose images match a text prompt (the CLIP text tower)."""
+    if not text.strip():
+        raise InvalidInput(
+            "text: must not be blank", fields=[{"path": "text", "message": "must not be blank"}]
+        )
+    vector = _encoder(model).encode_texts([text])[0]
+    return search_vector(
+        dataset=dataset,
+        model=model,
+        vector=vector,
+        search_filter=search_filter,
+        offset=offset,
+        limit=limit,
+    )
+
+
+def search_image(
+    *,
+    dataset: Dataset,
+    model: EmbeddingModel,
+    image: bytes,
+    search_filter: SearchFilter | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> SearchResult:
+    """Items that look like an uploaded image."""
+    from embeddings.imaging import DecodeError, pixels_decode
+
+    encoder = _encoder(model)
+    try:
+        pixels = pixels_decode(image, encoder.image_size)
+    except DecodeError as exc:
+        raise InvalidInput(
+            f"image: {exc}", fields=[{"path": "image", "message": str(exc)}]
+        ) from None
+    vector = encoder.encode_pixels(pixels[None, ...])[0]
+    return search_vector(
+        dataset=dataset,
+        model=model,
+        vector=vector,
+        search_filter=search_filter,
+        offset=offset,
+        limit=limit,
+    )

@@ -1,0 +1,285 @@
+"""Input and output serializers of the embeddings API. Services decide; these only shape."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rest_framework import serializers
+
+from curation.serializers import ItemSerializer
+from embeddings.duplicates import SELECTIONS
+from embeddings.models import MAX_INDEXED_DIMENSION, DuplicateGroup, DuplicateRun, EmbeddingModel
+from embeddings.pipeline import MODE_ALL, MODE_MISSING
+from embeddings.search import METADATA_OPS
+
+# ------------------------------------------------------------------------------ models
+
+
+class EmbeddingModelSerializer(serializers.ModelSerializer):
+    kind = serializers.CharField(
+        help_text="open_clip (images and texts) or custom (uploaded vectors)."
+    )
+    shared = serializers.SerializerMethodField(help_text="An open_clip model all datasets share.")
+    weights = serializers.SerializerMethodField(
+        help_text="Pretrained tag, checkpoint file name, 'random', or empty for custom models."
+    )
+    random_weights = serializers.BooleanField(
+        help_text="True when the model is randomly initialised: similarity is NOT semantic."
+    )
+    vector_count = serializers.IntegerField(read_only=True, default=None, allow_null=True)
+    is_default = serializers.SerializerMethodField()
+
+    class Meta:
+        model = EmbeddingModel
+        fields = [
+            "id",
+            "name",
+            "kind",
+            "architecture",
+            "weights",
+            "dimension",
+            "random_weights",
+            "shared",
+            "vector_count",
+            "is_default",
+            "description",
+            "created",
+        ]
+
+    def get_shared(self, model: EmbeddingModel) -> bool:
+        return model.dataset_id is None
+
+    def get_weights(self, model: EmbeddingModel) -> str:
+        # A checkpoint's full server path is nobody's business; its file name is enough.
+        return model.weights.rsplit("/", 1)[-1]
+
+    def get_is_default(self, model: EmbeddingModel) -> bool:
+        return model.pk == self.context.get("default_model_id")
+
+
+class CustomModelCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    dimension = serializers.IntegerField(min_value=1, max_value=MAX_INDEXED_DIMENSION)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class DefaultModelSerializer(serializers.Serializer):
+    model = serializers.CharField(help_text="Name of the model searches use when none is named.")
+
+
+class VectorRowSerializer(serializers.Serializer):
+    reference_id = serializers.CharField()
+    vector = serializers.ListField(child=serializers.FloatField())
+
+
+class VectorsUploadSerializer(serializers.Serializer):
+    # Rows are validated by the service, fast and with per-row paths; this only describes them.
+    vectors = serializers.ListField(child=serializers.DictField(), allow_empty=False)
+
+
+class VectorsWrittenSerializer(serializers.Serializer):
+    written = serializers.IntegerField()
+    rows = serializers.IntegerField()
+
+
+class EmbedJobSerializer(serializers.Serializer):
+    model = serializers.CharField(
+        required=False, help_text="An open_clip model's name; default: the configured model."
+    )
+    mode = serializers.ChoiceField(
+        choices=[MODE_MISSING, MODE_ALL],
+        default=MODE_MISSING,
+        help_text="missing: only items without a vector yet; all: re-embed everything.",
+    )
+    slice = serializers.IntegerField(required=False, help_text="Embed only this slice's items.")
+
+
+# ------------------------------------------------------------------------------ search
+
+
+class MetadataConditionSerializer(serializers.Serializer):
+    key = serializers.CharField(help_text="A metadata key; dots go into nested objects.")
+    op = serializers.ChoiceField(choices=METADATA_OPS, default="eq")
+    value = serializers.JSONField(required=False)
+
+
+class SearchFilterSerializer(serializers.Serializer):
+    query = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        help_text="Only items matching this query (docs/query-language.md), e.g. "
+        'metadata.weather = "rain" AND annotations.car >= 2.',
+    )
+    slice = serializers.IntegerField(required=False, help_text="Only items of this slice.")
+    tags = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="Only items with all these tags."
+    )
+    metadata = serializers.ListField(
+        child=serializers.JSONField(),
+        required=False,
+        help_text='Conditions on item metadata, all must hold: [{"key": "weather", "op": "eq", '
+        f'"value": "rain"}}]; ops: {", ".join(METADATA_OPS)}.',
+    )
+
+
+class _SearchSerializer(serializers.Serializer):
+    model = serializers.CharField(required=False, help_text="Default: the dataset's default model.")
+    filter = SearchFilterSerializer(required=False)
+    offset = serializers.IntegerField(min_value=0, default=0)
+    limit = serializers.IntegerField(min_value=1, max_value=1000, default=50)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["offset"] + attrs["limit"] > 10_000:
+            raise serializers.ValidationError({"offset": "offset + limit must be at most 10000"})
+        return attrs
+
+
+class ItemSearchSerializer(_SearchSerializer):
+    item_id = serializers.IntegerField(required=False)
+    reference_id = serializers.CharField(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("item_id" in attrs) == ("reference_id" in attrs):
+            raise serializers.ValidationError(
+                {"item_id": "give item_id or reference_id (one of them)"}
+            )
+        return super().validate(attrs)
+
+
+class TextSearchSerializer(_SearchSerializer):
+    text = serializers.CharField(max_length=2000, help_text="A prompt, e.g. 'a red bus at night'.")
+
+
+class VectorSearchSerializer(_SearchSerializer):
+    vector = serializers.ListField(child=serializers.FloatField(), allow_empty=False)
+
+
+class _JsonFilterField(serializers.JSONField):
+    """The filter of a multipart request: a JSON object in a form field."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, str):
+            try:
+                data = json.loads(data)
+            except ValueError:
+                raise serializers.ValidationError("must be a JSON object") from None
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("must be a JSON object")
+        inner = SearchFilterSerializer(data=data)
+        inner.is_valid(raise_exception=True)
+        return inner.validated_data
+
+
+class ImageSearchSerializer(_SearchSerializer):
+    image = serializers.FileField(help_text="The query image (JPEG, PNG, WebP, ...).")
+    filter = _JsonFilterField(required=False, help_text="The filter as a JSON object.")  # type: ignore[assignment]
+
+
+class SearchModelSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    dimension = serializers.IntegerField()
+    random_weights = serializers.BooleanField()
+
+
+class SearchHitSerializer(serializers.Serializer):
+    score = serializers.FloatField(help_text="Cosine similarity to the query, 1 = same direction.")
+    item = ItemSerializer()
+
+
+class SearchResultSerializer(serializers.Serializer):
+    model = SearchModelSerializer()
+    random_weights = serializers.BooleanField(
+        help_text="True when the model has random weights: these results are NOT semantic."
+    )
+    strategy = serializers.CharField(help_text="exact, hnsw, hnsw-filtered or hnsw-iterative.")
+    offset = serializers.IntegerField()
+    limit = serializers.IntegerField()
+    next_offset = serializers.IntegerField(allow_null=True)
+    results = SearchHitSerializer(many=True)
+
+
+# -------------------------------------------------------------------------- duplicates
+
+
+class DuplicatesJobSerializer(serializers.Serializer):
+    model = serializers.CharField(
+        required=False, help_text="Model for near duplicates; default: the dataset's default."
+    )
+    threshold = serializers.FloatField(
+        required=False, help_text="Cosine similarity for near duplicates; default 0.95."
+    )
+    neighbors = serializers.IntegerField(required=False, help_text="Neighbours checked per item.")
+
+
+class DuplicateMemberSerializer(serializers.Serializer):
+    item_id = serializers.IntegerField()
+    reference_id = serializers.CharField(source="item.reference_id")
+    is_representative = serializers.BooleanField()
+    same_hash = serializers.BooleanField()
+    similarity = serializers.FloatField(allow_null=True)
+
+
+class DuplicateGroupSerializer(serializers.ModelSerializer):
+    kind = serializers.CharField(help_text="exact (all members share a content hash) or near.")
+    representative = serializers.SerializerMethodField()
+    members = DuplicateMemberSerializer(many=True)
+
+    class Meta:
+        model = DuplicateGroup
+        fields = ["id", "kind", "size", "representative", "members"]
+
+    def get_representative(self, group: DuplicateGroup) -> dict[str, Any]:
+        return {
+            "item_id": group.representative_id,
+            "reference_id": group.representative.reference_id,
+        }
+
+
+class DuplicateRunSerializer(serializers.ModelSerializer):
+    model = serializers.CharField(source="model.name", allow_null=True, default=None)
+
+    class Meta:
+        model = DuplicateRun
+        fields = [
+            "id",
+            "job",
+            "model",
+            "threshold",
+            "neighbors",
+            "group_count",
+            "item_count",
+            "finished",
+        ]
+
+
+class DuplicatesPageSerializer(serializers.Serializer):
+    run = DuplicateRunSerializer()
+    offset = serializers.IntegerField()
+    limit = serializers.IntegerField()
+    next_offset = serializers.IntegerField(allow_null=True)
+    groups = DuplicateGroupSerializer(many=True)
+
+
+class DuplicatesApplySerializer(serializers.Serializer):
+    target = serializers.ChoiceField(choices=["tag", "slice"])
+    name = serializers.CharField(max_length=200)
+    select = serializers.ChoiceField(
+        choices=list(SELECTIONS),
+        default="extras",
+        help_text="extras: all but each group's representative; representatives; members; "
+        "keep_one: the whole dataset with one item per group.",
+    )
+    groups = serializers.ListField(
+        child=serializers.IntegerField(), required=False, help_text="Only these groups."
+    )
+
+
+class DuplicatesAppliedSerializer(serializers.Serializer):
+    target = serializers.CharField()
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    select = serializers.CharField()
+    added = serializers.IntegerField()
+    run = serializers.IntegerField()

@@ -1,0 +1,36 @@
+"""Job runners of the embeddings app (thin: load what the job names, call the service).
+
+Registering them happens on import; embeddings.apps imports this module in every process
+(web, worker, CLI), so job_create and the worker both know these kinds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from curation.jobs import JobContext, job_runner
+from embeddings import vectors as vec
+from embeddings.clip import ModelSpec, encoder_for
+from embeddings.duplicates import DUPLICATES_JOB, duplicates_run
+from embeddings.models import EmbeddingModel
+from embeddings.pipeline import embed_run
+from embeddings.services import EMBED_JOB, dataset_default_offer
+
+
+@job_runner(EMBED_JOB)
+def run_embed(ctx: JobContext) -> dict[str, Any]:
+    dataset = ctx.job.dataset
+    assert dataset is not None
+    model = EmbeddingModel.objects.get(pk=ctx.params["model_id"])
+    # Weights that cannot be had fail the job here, with a message naming how to fix it.
+    encoder = encoder_for(ModelSpec(model.architecture, model.weights))
+    result = embed_run(ctx, encoder=encoder, model=model, dataset=dataset)
+    # One index build over everything the job loaded beats inserting into a graph.
+    vec.vector_index_ensure(model=model, dataset=dataset)
+    dataset_default_offer(dataset=dataset, model=model)
+    return result
+
+
+@job_runner(DUPLICATES_JOB)
+def run_duplicates(ctx: JobContext) -> dict[str, Any]:
+    return duplicates_run(ctx)
