@@ -25,14 +25,22 @@ browser:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 		|| sudo -n sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null'; }
 
+# Offline machines cannot download CLIP weights: fall back to random weights (the UI,
+# the API and the log say so). Set NUCLEUS_EMBEDDING_RANDOM_FALLBACK=0 to fail instead.
+run: export NUCLEUS_EMBEDDING_RANDOM_FALLBACK ?= 1
 run: $(STAMP)
 	$(PY) manage.py serve --host $(HOST) --port $(PORT) $(SERVE_ARGS)
 
 test: $(STAMP) browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Benchmarks print their figures next to the targets in DESIGN.md; not part of CI.
+# BENCH_ARGS is passed to each, e.g. `make bench BENCH_ARGS="--n 100000"` for smaller runs.
 bench: $(STAMP)
 	$(PY) bench/ingest.py
+	$(PY) bench/search.py $(BENCH_ARGS)
+	$(PY) bench/query.py $(BENCH_ARGS)
+	$(PY) bench/embed.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

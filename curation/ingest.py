@@ -606,4 +606,10 @@ def ingest_run(ctx: JobContext) -> dict[str, Any]:
             done=position, state={"position": position, "counts": counts}, errors=pending
         ):
             pass
+    if counts["created"] or counts["updated"]:
+        # New or changed images need vectors for search; this queues one embedding job
+        # (or reuses a waiting one) and never fails the ingest.
+        from embeddings.services import embed_enqueue_missing
+
+        embed_enqueue_missing(dataset=dataset, user=ctx.job.created_by)
     return {**counts, "errors": ctx.job.error_count, "total": position}

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
+from PIL import Image
 
 from curation import ingest
 from curation.errors import InvalidInput
@@ -315,3 +316,22 @@ def test_the_command_only_queues_in_the_background(
     assert f"Queued ingest job {job.pk}" in capsys.readouterr().out
     assert job.status == JobStatus.QUEUED
     assert not Item.objects.exists()
+
+
+def test_an_ingest_that_adds_items_queues_their_embedding(
+    dataset: Dataset, alice: Any, import_root: Path, settings: Any
+) -> None:
+    settings.NUCLEUS_EMBEDDING_WEIGHTS = "random"
+    folder = import_root / "few"
+    folder.mkdir()
+    Image.new("RGB", (40, 30), (10, 20, 30)).save(folder / "a.jpg")
+    job = ingest_enqueue(dataset=dataset, user=alice, source={"type": "folder", "path": str(folder)})
+    job_run(job_id=job.pk)
+
+    embed = Job.objects.filter(dataset=dataset, kind="embed")
+    assert embed.count() == 1
+    assert embed.get().params["mode"] == "missing"
+
+    again = ingest_enqueue(dataset=dataset, user=alice, source={"type": "folder", "path": str(folder)})
+    job_run(job_id=again.pk)  # nothing new: no second embedding job
+    assert Job.objects.filter(dataset=dataset, kind="embed").count() == 1
