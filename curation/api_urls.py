@@ -63,3 +63,60 @@ urlpatterns = [
     path(f"{DS}/jobs/<int:job_id>/cancel", jobs.JobCancelView.as_view(), name="api-job-cancel"),
     path(f"{DS}/ingest", jobs.IngestView.as_view(), name="api-ingest"),
 ]
+
+# Slice versions, dynamic slices, set operations, samples, tagging by query, and exports
+# (curation/api/versions.py and curation/api/exports.py).
+from curation.api import exports, versions  # noqa: E402
+
+SL = f"{DS}/slices/<int:slice_id>"
+urlpatterns += [
+    path(
+        f"{DS}/slices/from-query",
+        versions.SliceFromQueryView.as_view(),
+        name="api-slices-from-query",
+    ),
+    path(
+        f"{DS}/slices/from-items",
+        versions.SliceFromItemsView.as_view(),
+        name="api-slices-from-items",
+    ),
+    path(f"{DS}/slices/combine", versions.SliceCombineView.as_view(), name="api-slices-combine"),
+    path(f"{DS}/slices/sample", versions.SliceSampleView.as_view(), name="api-slices-sample"),
+    path(f"{SL}/query", versions.SliceQueryView.as_view(), name="api-slice-query"),
+    path(f"{SL}/records", versions.SliceRecordsView.as_view(), name="api-slice-records"),
+    path(f"{SL}/versions", versions.VersionListView.as_view(), name="api-slice-versions"),
+    path(f"{SL}/versions/diff", versions.VersionDiffView.as_view(), name="api-slice-versions-diff"),
+    path(
+        f"{SL}/versions/<int:number>",
+        versions.VersionDetailView.as_view(),
+        name="api-slice-version",
+    ),
+    path(
+        f"{SL}/versions/<int:number>/restore",
+        versions.VersionRestoreView.as_view(),
+        name="api-slice-version-restore",
+    ),
+    path(
+        f"{SL}/versions/<int:number>/items",
+        versions.VersionItemsView.as_view(),
+        name="api-slice-version-items",
+    ),
+    path(f"{SL}/export", exports.SliceExportView.as_view(), name="api-slice-export"),
+    path(f"{DS}/export", exports.DatasetExportView.as_view(), name="api-dataset-export"),
+    path(f"{DS}/exports", exports.ExportJobListView.as_view(), name="api-exports"),
+    path(
+        f"{DS}/exports/<int:job_id>/download",
+        exports.ExportDownloadView.as_view(),
+        name="api-export-download",
+    ),
+    path(
+        f"{DS}/tags/add-matching",
+        versions.TagAddMatchingView.as_view(),
+        name="api-tags-add-matching",
+    ),
+    path(
+        f"{DS}/tags/remove-matching",
+        versions.TagRemoveMatchingView.as_view(),
+        name="api-tags-remove-matching",
+    ),
+]

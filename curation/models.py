@@ -246,6 +246,11 @@ class Slice(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
     items = models.ManyToManyField(Item, through="SliceItem", related_name="slices")
+    # A dynamic slice is a saved query (and optionally a similarity condition) evaluated
+    # when it is read; its SliceItem rows are ignored. Blank query and null similarity:
+    # a static slice, whose items are its SliceItem rows. See curation.slices.
+    query = models.TextField(blank=True, default="")
+    similarity = models.JSONField(null=True, blank=True, default=None)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
@@ -259,6 +264,10 @@ class Slice(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def is_dynamic(self) -> bool:
+        return bool(self.query.strip()) or self.similarity is not None
+
 
 class SliceItem(models.Model):
     slice = models.ForeignKey(
@@ -271,6 +280,67 @@ class SliceItem(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["slice", "item"], name="sliceitem_unique"),
         ]
+
+
+class SliceVersion(models.Model):
+    """A frozen slice: its exact items, with their metadata and annotations at that moment.
+
+    Immutable once written; later edits to items or annotations (or their deletion) do not
+    change it. `number` counts 1, 2, ... per slice.
+    """
+
+    # FK index off: the unique (slice, number) index serves lookups by slice.
+    slice = models.ForeignKey(
+        Slice, on_delete=models.CASCADE, related_name="versions", db_index=False
+    )
+    number = models.PositiveIntegerField()
+    note = models.TextField(blank=True, default="")
+    query = models.TextField(blank=True, default="")  # the slice's query when frozen
+    similarity = models.JSONField(null=True, blank=True, default=None)
+    item_count = models.PositiveIntegerField(default=0)
+    annotation_count = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["slice", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["slice", "number"], name="sliceversion_unique_number"),
+            models.CheckConstraint(condition=Q(number__gte=1), name="sliceversion_number_ge1"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.slice} v{self.number}"
+
+
+class SliceVersionItem(models.Model):
+    """One item of a slice version, as it was when the version was frozen."""
+
+    # FK index off: the unique (version, item_id) index serves lookups and keyset paging.
+    version = models.ForeignKey(
+        SliceVersion, on_delete=models.CASCADE, related_name="items", db_index=False
+    )
+    # Not a foreign key: the snapshot outlives the item.
+    item_id = models.BigIntegerField()
+    reference_id = models.CharField(max_length=512)
+    media_key = models.CharField(max_length=1024, blank=True, default="")
+    thumbnail_key = models.CharField(max_length=1024, blank=True, default="")
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True, default="")
+    metadata = models.JSONField(default=dict, blank=True)
+    # [{"id", "kind", "label", "geometry", "metadata"}, ...] ordered by id
+    annotations = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["version", "item_id"], name="sliceversionitem_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.version}: {self.reference_id}"
 
 
 class Tag(models.Model):
@@ -397,5 +467,7 @@ __all__ = [
     "Role",
     "Slice",
     "SliceItem",
+    "SliceVersion",
+    "SliceVersionItem",
     "Tag",
 ]

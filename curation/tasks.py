@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from procrastinate.contrib.django import app
 
-from curation import ingest, jobs  # noqa: F401  (importing ingest registers its job runner)
+from curation import export, ingest, jobs  # noqa: F401  (importing registers job runners)
 
 
 @app.task(name="nucleus.run_job", queue="default")

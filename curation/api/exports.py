@@ -1,0 +1,249 @@
+"""Exports for pipelines: streamed downloads, and export jobs that store the file."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.files.storage import default_storage
+from django.db.models import QuerySet
+from django.http import FileResponse, HttpResponseRedirect, StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.renderers import BaseRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from curation import export, selectors, slices
+from curation.access import dataset_for
+from curation.api.common import NewestFirstCursor, errors
+from curation.errors import Conflict, NotFound
+from curation.models import Dataset, Job, JobStatus, Role, Slice
+from curation.serializers import JobSerializer
+from curation.storage import media_presign, storage_is_s3
+
+TAGS = ["export"]
+
+
+class FormatIsNotARenderer(DefaultContentNegotiation):
+    """Here `?format=` names the export format; DRF would read it as a renderer's name
+    (URL_FORMAT_OVERRIDE) and answer 404 for `coco`. Errors still render as JSON."""
+
+    def select_renderer(
+        self, request: Request, renderers: list[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        return renderers[0], str(renderers[0].media_type)
+
+
+class ExportParamsSerializer(serializers.Serializer):
+    format = serializers.ChoiceField(choices=export.FORMATS, default="jsonl")
+    predictions = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text="jsonl: add this model's."
+    )
+    url_ttl = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=10,
+        max_value=export.MAX_URL_TTL,
+        help_text="Seconds the signed media URLs in the export stay valid.",
+    )
+    include_media = serializers.BooleanField(
+        required=False, default=False, help_text="yolo: put the images in the archive too."
+    )
+
+
+class ExportJobCreateSerializer(ExportParamsSerializer):
+    slice = serializers.IntegerField(required=False, allow_null=True, default=None)
+    version = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
+
+
+EXPORT_PARAMETERS = [
+    OpenApiParameter(
+        "format",
+        OpenApiTypes.STR,
+        enum=list(export.FORMATS),
+        description="jsonl (default), coco or yolo.",
+    ),
+    OpenApiParameter(
+        "predictions",
+        OpenApiTypes.STR,
+        description="jsonl only: a model's name; each line gets its predictions.",
+    ),
+    OpenApiParameter(
+        "url_ttl",
+        OpenApiTypes.INT,
+        description="Seconds the signed media URLs stay valid (default NUCLEUS_MEDIA_URL_TTL).",
+    ),
+    OpenApiParameter(
+        "include_media", OpenApiTypes.BOOL, description="yolo only: include the image files."
+    ),
+]
+
+EXPORT_RESPONSES: dict[Any, Any] = {
+    (200, export.CONTENT_TYPES["jsonl"]): OpenApiResponse(
+        OpenApiTypes.BINARY, description="jsonl: one item per line"
+    ),
+    (200, export.CONTENT_TYPES["coco"]): OpenApiResponse(
+        OpenApiTypes.BINARY, description="coco: a COCO detection file"
+    ),
+    (200, export.CONTENT_TYPES["yolo"]): OpenApiResponse(
+        OpenApiTypes.BINARY, description="yolo: a tar of labels/, data.yaml, media.csv"
+    ),
+    **errors(400, 404),
+}
+
+EXPORT_HELP = (
+    "Streams at once and keeps the server's memory flat at any size (keyset batches). "
+    "Media URLs inside are signed and expire (url_ttl). See docs/export.md for the formats."
+)
+
+
+def _options(request: Request, dataset: Dataset) -> dict[str, Any]:
+    params = ExportParamsSerializer(data=request.query_params)
+    params.is_valid(raise_exception=True)
+    return export.export_options_clean(dataset=dataset, **params.validated_data)
+
+
+def _stream(
+    request: Request, source: export.ExportSource, options: dict[str, Any]
+) -> StreamingHttpResponse:
+    chunks = export.export_chunks(
+        source,
+        format=options["format"],
+        urls=export.MediaUrls(ttl=options["url_ttl"], request=request),
+        model=options["model"],
+        include_media=options["include_media"],
+    )
+    response = StreamingHttpResponse(chunks, content_type=export.CONTENT_TYPES[options["format"]])
+    filename = export.export_filename(source, options["format"])
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "no-store"  # the body holds signed URLs
+    return response
+
+
+class DatasetExportView(APIView):
+    content_negotiation_class = FormatIsNotARenderer
+
+    @extend_schema(
+        operation_id="datasets_export",
+        tags=TAGS,
+        summary="Download a whole dataset as JSONL, COCO or YOLO (streamed)",
+        description=EXPORT_HELP,
+        parameters=EXPORT_PARAMETERS,
+        responses=EXPORT_RESPONSES,
+    )
+    def get(self, request: Request, dataset_id: int) -> StreamingHttpResponse:
+        dataset = dataset_for(request.user, dataset_id, Role.VIEWER)
+        options = _options(request, dataset)
+        return _stream(request, export.export_source(dataset=dataset), options)
+
+
+class SliceExportView(APIView):
+    content_negotiation_class = FormatIsNotARenderer
+
+    @extend_schema(
+        operation_id="slices_export",
+        tags=TAGS,
+        summary="Download a slice, or one of its versions, as JSONL, COCO or YOLO (streamed)",
+        description=EXPORT_HELP
+        + " With `version`, the export is the frozen version: the same file (but for the "
+        "signed URLs) however the data changed since.",
+        parameters=[
+            OpenApiParameter("version", OpenApiTypes.INT, description="A version's number."),
+            *EXPORT_PARAMETERS,
+        ],
+        responses=EXPORT_RESPONSES,
+    )
+    def get(self, request: Request, dataset_id: int, slice_id: int) -> StreamingHttpResponse:
+        dataset = dataset_for(request.user, dataset_id, Role.VIEWER)
+        found = selectors.slice_of(dataset=dataset, slice_id=slice_id)
+        options = _options(request, dataset)
+        version = None
+        if request.query_params.get("version") not in (None, ""):
+            version = slices.slice_version_of(slice=found, number=request.query_params["version"])
+        source = export.export_source(dataset=dataset, slice=found, version=version)
+        return _stream(request, source, options)
+
+
+class ExportJobListView(generics.ListAPIView):
+    serializer_class = JobSerializer
+    pagination_class = NewestFirstCursor
+
+    def get_queryset(self) -> QuerySet[Job]:
+        dataset = dataset_for(self.request.user, self.kwargs["dataset_id"], Role.VIEWER)
+        return selectors.jobs_of(dataset=dataset).filter(kind="export")
+
+    @extend_schema(
+        operation_id="exports_list",
+        tags=TAGS,
+        summary="List a dataset's export jobs, newest first",
+        responses={200: JobSerializer(many=True), **errors(400, 404)},
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        operation_id="exports_create",
+        tags=TAGS,
+        summary="Start an export job that writes the file into storage",
+        description="For large exports: answers 202 with the job; when it has succeeded, "
+        "download the file from /exports/{job_id}/download. Re-running a job rewrites its "
+        "one file. Signed media URLs inside expire after url_ttl seconds.",
+        request=ExportJobCreateSerializer,
+        responses={202: JobSerializer, **errors(400, 404)},
+    )
+    def post(self, request: Request, dataset_id: int) -> Response:
+        dataset = dataset_for(request.user, dataset_id, Role.VIEWER)
+        data = ExportJobCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+        slice_id, number = fields.pop("slice"), fields.pop("version")
+        found: Slice | None = None
+        version = None
+        if slice_id is not None or number is not None:
+            item_set = slices.item_set_resolve(
+                dataset=dataset, slice_id=slice_id, version=number, path=""
+            )
+            found, version = item_set.slice, item_set.version
+        options = export.export_options_clean(dataset=dataset, **fields)
+        job = export.export_job_start(
+            dataset=dataset, user=request.user, slice=found, version=version, **options
+        )
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ExportDownloadView(APIView):
+    @extend_schema(
+        operation_id="exports_download",
+        tags=TAGS,
+        summary="Download the file an export job wrote",
+        description="Local storage streams the file; S3 redirects to a presigned URL.",
+        responses={
+            (200, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY),
+            302: OpenApiResponse(description="S3: a presigned URL of the file"),
+            **errors(404, 409),
+        },
+    )
+    def get(self, request: Request, dataset_id: int, job_id: int) -> Any:
+        dataset = dataset_for(request.user, dataset_id, Role.VIEWER)
+        job = selectors.job_of(dataset=dataset, job_id=job_id)
+        if job.kind != "export":
+            raise NotFound("Export not found.")
+        if job.status != JobStatus.SUCCEEDED:
+            raise Conflict(
+                f"Export job {job.pk} is {job.status}; its file is ready when it has succeeded."
+            )
+        key = str(job.result.get("key", ""))
+        if not key or not default_storage.exists(key):
+            raise NotFound("The export's file is no longer in storage; start the export again.")
+        if storage_is_s3():
+            return HttpResponseRedirect(media_presign(key))
+        return FileResponse(
+            default_storage.open(key, "rb"),
+            as_attachment=True,
+            filename=export.export_file_name(job),
+            content_type=str(job.result.get("content_type") or "application/octet-stream"),
+        )

@@ -1,0 +1,205 @@
+"""The COCO export: valid for pycocotools, and a round trip through our COCO import."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+
+from curation import slices
+from curation.export import MediaUrls, coco_chunks, export_source
+from curation.ingest import ingest_enqueue
+from curation.jobs import job_run
+from curation.models import Annotation, Dataset, JobStatus
+from curation.services import slice_create
+from tests.slice_factories import box, polygon, write_items
+
+pytestmark = [
+    pytest.mark.django_db,
+    # pycocotools 2.0.11 with numpy 2: a DeprecationWarning inside its mask decoder.
+    pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning"),
+]
+
+
+def coco_export(dataset: Dataset, **kw: Any) -> dict[str, Any]:
+    source = export_source(dataset=dataset, **kw)
+    return json.loads(b"".join(coco_chunks(source, urls=MediaUrls(), batch_size=2)))
+
+
+def load_with_pycocotools(data: dict[str, Any], tmp_path: Path) -> COCO:
+    path = tmp_path / "coco.json"
+    path.write_text(json.dumps(data))
+    return COCO(str(path))
+
+
+ROWS = [
+    {
+        "reference_id": "a.jpg",
+        "annotations": [
+            box("car", 10, 10, 100, 50),
+            box("person", 200, 100, 20, 60),
+            polygon("person", [[0, 0], [40, 0], [40, 30], [0, 30]]),
+            {"kind": "category", "label": "daytime", "geometry": {}},
+        ],
+    },
+    {"reference_id": "b.jpg", "annotations": []},
+    {"reference_id": "c.jpg", "annotations": [box("bus", 1, 2, 3, 4)]},
+]
+
+
+def test_it_writes_images_categories_and_annotations_pycocotools_loads(
+    dataset: Dataset, tmp_path: Path
+) -> None:
+    ids = write_items(dataset, ROWS)
+    data = coco_export(dataset)
+    coco = load_with_pycocotools(data, tmp_path)
+
+    assert [c["name"] for c in coco.loadCats(coco.getCatIds())] == ["bus", "car", "person"]
+    assert sorted(coco.getImgIds()) == sorted(ids.values())
+    image = coco.loadImgs(ids["a.jpg"])[0]
+    assert (image["file_name"], image["width"], image["height"]) == ("a.jpg", 640, 480)
+    assert "/media/items/" in image["coco_url"]
+
+    anns = coco.loadAnns(coco.getAnnIds(imgIds=[ids["a.jpg"]]))
+    by_shape = {(coco.cats[a["category_id"]]["name"], tuple(a["bbox"])): a for a in anns}
+    assert set(by_shape) == {
+        ("car", (10, 10, 100, 50)),
+        ("person", (200, 100, 20, 60)),
+        ("person", (0, 0, 40, 30)),  # the polygon's own bbox
+    }
+    assert by_shape[("car", (10, 10, 100, 50))]["area"] == 5000
+    assert by_shape[("car", (10, 10, 100, 50))]["segmentation"] == []
+    poly = by_shape[("person", (0, 0, 40, 30))]
+    assert poly["area"] == 1200 and poly["iscrowd"] == 0
+    assert poly["segmentation"] == [[0, 0, 40, 0, 40, 30, 0, 30]]
+    mask = coco.annToMask(poly)
+    assert mask.shape == (480, 640) and abs(int(mask.sum()) - 1200) < 100
+    assert len({a["id"] for a in coco.dataset["annotations"]}) == 4  # the category is not exported
+    assert coco.getAnnIds(imgIds=[ids["b.jpg"]]) == []
+
+
+def test_masks_get_their_area_and_bbox_from_the_rle(dataset: Dataset, tmp_path: Path) -> None:
+    mask = np.zeros((480, 640), dtype=np.uint8, order="F")
+    mask[100:150, 200:260] = 1
+    mask[300, 10] = 1
+    rle = mask_utils.encode(mask)
+    counts = rle["counts"].decode()
+    write_items(
+        dataset,
+        [
+            {
+                "reference_id": "m.jpg",
+                "annotations": [
+                    {
+                        "kind": "segmentation",
+                        "label": "blob",
+                        "geometry": {"rle": {"size": [480, 640], "counts": counts}},
+                    }
+                ],
+            }
+        ],
+    )
+    (ann,) = coco_export(dataset)["annotations"]
+    assert ann["area"] == float(mask_utils.area(rle))
+    assert ann["bbox"] == [float(v) for v in mask_utils.toBbox(rle)]
+    assert ann["iscrowd"] == 1 and ann["segmentation"] == {"size": [480, 640], "counts": counts}
+    coco = load_with_pycocotools(coco_export(dataset), tmp_path)
+    assert int(coco.annToMask(coco.loadAnns(coco.getAnnIds())[0]).sum()) == int(mask.sum())
+
+
+def test_a_version_exports_its_frozen_annotations(dataset: Dataset, alice: Any) -> None:
+    write_items(dataset, ROWS)
+    chosen, _ = slice_create(dataset=dataset, user=alice, name="s", reference_ids=["a.jpg"])
+    version = slices.slice_version_create(slice=chosen, user=alice)
+    before = coco_export(dataset, slice=chosen, version=version)
+    Annotation.objects.filter(dataset=dataset, label="car").delete()
+    after = coco_export(dataset, slice=chosen, version=version)
+    for data in (before, after):
+        data.pop("info")
+        for image in data["images"]:
+            image.pop("coco_url")
+    assert before == after
+    assert [c["name"] for c in after["categories"]] == ["car", "person"]
+    assert len(coco_export(dataset, slice=chosen)["annotations"]) == 2
+
+
+def _image(path: Path, size: tuple[int, int]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, (90, 120, 150)).save(path, "JPEG")
+
+
+def _ingest(dataset: Dataset, user: Any, source: dict[str, Any]) -> None:
+    job = ingest_enqueue(dataset=dataset, user=user, source=source)
+    job = job_run(job_id=job.pk)
+    assert job is not None and job.status == JobStatus.SUCCEEDED, (job.message, job.errors)
+    assert job.error_count == 0, job.errors
+
+
+def _shapes(dataset: Dataset, kind: str) -> list[tuple[str, str, Any]]:
+    rows = Annotation.objects.filter(dataset=dataset, kind=kind).select_related("item")
+    return sorted(
+        (a.item.reference_id, a.label, json.dumps(a.geometry, sort_keys=True)) for a in rows
+    )
+
+
+def test_it_round_trips_through_our_coco_import(
+    dataset: Dataset, alice: Any, import_root: Path
+) -> None:
+    _image(import_root / "imgs" / "a.jpg", (320, 240))
+    _image(import_root / "imgs" / "b.jpg", (200, 100))
+    manifest = [
+        {
+            "reference_id": "imgs/a.jpg",
+            "image": "imgs/a.jpg",
+            "annotations": [
+                box("car", 10.5, 20, 100, 50),
+                box("truck", 0, 0, 320, 240),
+                polygon("person", [[5, 5], [60, 5], [60, 90], [5, 90]]),
+            ],
+        },
+        {
+            "reference_id": "imgs/b.jpg",
+            "image": "imgs/b.jpg",
+            "annotations": [box("car", 1, 1, 10, 10)],
+        },
+    ]
+    (import_root / "manifest.jsonl").write_text("\n".join(json.dumps(r) for r in manifest))
+    _ingest(dataset, alice, {"type": "manifest", "path": str(import_root / "manifest.jsonl")})
+
+    exported = coco_export(dataset)
+    (import_root / "export.json").write_text(json.dumps(exported))
+    copy = Dataset.objects.create(name="copy", owner=alice)
+    _ingest(copy, alice, {"type": "coco", "path": str(import_root / "export.json")})
+
+    # Every box and polygon came back on the same image with the same label and geometry.
+    assert set(_shapes(dataset, "box")) <= set(_shapes(copy, "box"))
+    assert _shapes(copy, "polygon") == _shapes(dataset, "polygon")
+    # The polygon's computed bbox came back as a box of its own: exporting the copy gives
+    # the same COCO annotations (but for image ids, which are item ids).
+    again = coco_export(copy)
+
+    def normal(data: dict[str, Any]) -> list[Any]:
+        names = {c["id"]: c["name"] for c in data["categories"]}
+        files = {i["id"]: i["file_name"] for i in data["images"]}
+        return sorted(
+            (
+                files[a["image_id"]],
+                names[a["category_id"]],
+                a["bbox"],
+                a["area"],
+                a["segmentation"],
+                a["iscrowd"],
+            )
+            for a in data["annotations"]
+        )
+
+    assert normal(again) == normal(exported)
+    assert [(i["file_name"], i["width"], i["height"]) for i in again["images"]] == [
+        (i["file_name"], i["width"], i["height"]) for i in exported["images"]
+    ]
