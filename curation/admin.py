@@ -31,6 +31,8 @@ from curation.models import (
     Prediction,
     Slice,
     SliceItem,
+    SliceVersion,
+    SliceVersionItem,
     Tag,
 )
 from curation.services import dataset_delete, token_create
@@ -197,6 +199,34 @@ class SliceItemAdmin(FastAdmin):
     list_display = ["id", "slice", "item", "added"]
     list_select_related = ["slice", "item"]
     raw_id_fields = ["slice", "item"]
+
+
+@admin.register(SliceVersion)
+class SliceVersionAdmin(FastAdmin):
+    """Versions are immutable: shown, never edited here."""
+
+    list_display = ["id", "slice", "number", "item_count", "annotation_count", "created"]
+    list_select_related = ["slice"]
+    raw_id_fields = ["slice", "created_by"]
+
+    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False
+
+
+@admin.register(SliceVersionItem)
+class SliceVersionItemAdmin(FastAdmin):
+    list_display = ["id", "version", "reference_id", "item_id"]
+    list_select_related = ["version", "version__slice"]
+    raw_id_fields = ["version"]
+
+    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False
 
 
 @admin.register(Tag)

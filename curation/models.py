@@ -117,6 +117,9 @@ class Item(models.Model):
         ]
         indexes = [
             GinIndex(fields=["metadata"], name="item_metadata_gin", opclasses=["jsonb_path_ops"]),
+            # Keyset pages of one dataset (WHERE dataset_id = ? AND id > ? ORDER BY id) in a
+            # table that holds many datasets.
+            models.Index(fields=["dataset", "id"], name="item_dataset_id"),
             models.Index(fields=["dataset", "sha256"], name="item_dataset_sha256"),
         ]
 

@@ -180,7 +180,12 @@ def slices_of(*, dataset: Dataset) -> QuerySet[Slice]:
     return (
         Slice.objects.filter(dataset=dataset)
         .select_related("created_by")
-        .annotate(item_count=_count_of(SliceItem.objects.filter(slice=OuterRef("pk")), "slice"))
+        .annotate(
+            item_count=Case(
+                When(query="", then=_count_of(SliceItem.objects.filter(slice=OuterRef("pk")), "slice")),
+                default=None,
+            )
+        )
     )
 
 
@@ -188,11 +193,19 @@ def slice_of(*, dataset: Dataset, slice_id: Any) -> Slice:
     found = slices_of(dataset=dataset).filter(pk=slice_id).first()
     if found is None:
         raise NotFound("Slice not found.")
+    if found.is_dynamic:
+        # A dynamic slice's members are its query's matches now; count them for one slice
+        # (listings leave the count null rather than run every slice's query).
+        found.item_count = slice_items(slice=found).count()
     return found
 
 
 def slice_items(*, slice: Slice) -> QuerySet[Item]:
-    return Item.objects.filter(slice_memberships__slice=slice)
+    """The slice's items now: its members, or a dynamic slice's query matches."""
+    # Imported here: curation.slices builds on services, which import this module.
+    from curation.slices import slice_items as items_now
+
+    return items_now(slice)
 
 
 def tags_of(*, dataset: Dataset) -> QuerySet[Tag]:

@@ -353,11 +353,20 @@ class SliceSerializer(serializers.ModelSerializer):
     created_by = serializers.CharField(
         source="created_by.username", read_only=True, allow_null=True
     )
-    item_count = serializers.IntegerField(read_only=True)
+    item_count = serializers.IntegerField(
+        read_only=True,
+        allow_null=True,
+        help_text="Items in the slice; null for a dynamic slice in listings (see its detail).",
+    )
+    is_dynamic = serializers.BooleanField(read_only=True)
 
     class Meta:
         model = Slice
-        fields = ["id", "name", "description", "created_by", "item_count", "created", "updated"]
+        fields = [
+            "id", "name", "description", "created_by", "item_count", "query", "similarity",
+            "is_dynamic", "created", "updated",
+        ]
+        read_only_fields = ["query", "similarity"]
 
 
 class SliceCreateSerializer(serializers.Serializer):

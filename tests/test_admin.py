@@ -31,6 +31,8 @@ from curation.models import (
     Role,
     Slice,
     SliceItem,
+    SliceVersion,
+    SliceVersionItem,
     Tag,
 )
 from curation.services import token_create
@@ -76,7 +78,13 @@ def build_rows(owner: User, member: User, suffix: str) -> dict[type[DjangoModel]
         error_count=1,
     )
     token, _ = token_create(user=member, name=f"token-{suffix}")
+    version = SliceVersion.objects.create(slice=slice_, number=1, item_count=1)
+    version_item = SliceVersionItem.objects.create(
+        version=version, item_id=item.pk, reference_id=item.reference_id
+    )
     return {
+        SliceVersion: version,
+        SliceVersionItem: version_item,
         Dataset: dataset,
         Membership: membership,
         Item: item,
@@ -113,6 +121,11 @@ def admin_url(model: type[DjangoModel], view: str, *args: Any) -> str:
     return reverse(f"admin:curation_{model._meta.model_name}_{view}", args=args)
 
 
+@pytest.mark.parametrize("model", [Job, SliceVersion, SliceVersionItem], ids=lambda m: m.__name__)
+def test_records_of_work_done_cannot_be_added_by_hand(model: type[DjangoModel], root_client: Client) -> None:
+    assert root_client.get(admin_url(model, "add")).status_code == 403
+
+
 def test_every_curation_model_is_registered() -> None:
     missing = [m.__name__ for m in CURATION_MODELS if m not in admin.site._registry]
     assert missing == []
@@ -130,7 +143,9 @@ def test_it_renders_the_changelist_and_change_page(
 
 
 @pytest.mark.parametrize(
-    "model", [m for m in CURATION_MODELS if m is not Job], ids=lambda m: m.__name__
+    "model",
+    [m for m in CURATION_MODELS if m not in (Job, SliceVersion, SliceVersionItem)],
+    ids=lambda m: m.__name__,
 )
 def test_it_renders_the_add_page(model: type[DjangoModel], root_client: Client) -> None:
     assert root_client.get(admin_url(model, "add")).status_code == 200

@@ -531,3 +531,31 @@ def test_bad_similarity_conditions_name_the_field(
             dataset=dataset, user=alice, name="bad", query="", similarity=similarity
         )
     assert caught.value.fields[0]["path"] == path
+
+
+def test_the_query_language_and_listings_see_dynamic_slices(dataset, alice, victor, client_for):
+    from curation.bulk import items_upsert
+    from curation.query import filter_items
+    from curation.models import Item, Slice
+    from curation.errors import InvalidInput
+
+    items_upsert(dataset=dataset, rows=[
+        {"reference_id": "r1", "metadata": {"weather": "rain"}},
+        {"reference_id": "r2", "metadata": {"weather": "rain"}},
+        {"reference_id": "s1", "metadata": {"weather": "sun"}},
+    ])
+    rainy = Slice.objects.create(dataset=dataset, name="rainy", query='metadata.weather = "rain"')
+    found = filter_items(Item.objects.all(), "slice = rainy", dataset=dataset)
+    assert sorted(found.values_list("reference_id", flat=True)) == ["r1", "r2"]
+
+    client = client_for(victor)
+    detail = client.get(f"/api/v1/datasets/{dataset.pk}/slices/{rainy.pk}").json()
+    assert (detail["is_dynamic"], detail["item_count"]) == (True, 2)
+    listed = client.get(f"/api/v1/datasets/{dataset.pk}/slices/{rainy.pk}/items").json()
+    assert sorted(i["reference_id"] for i in listed["results"]) == ["r1", "r2"]
+
+    loop = Slice.objects.create(dataset=dataset, name="loop", query="slice = loop")
+    with pytest.raises(InvalidInput) as exc:
+        list(filter_items(Item.objects.all(), "slice = loop", dataset=dataset))
+    assert "refers to itself" in exc.value.message
+    assert loop.is_dynamic

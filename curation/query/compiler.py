@@ -19,6 +19,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from typing import Any
@@ -312,6 +313,10 @@ def _count(field: CountField) -> Subquery:
 
 
 # --------------------------------------------------------------------------- compiler
+
+
+# Dynamic slices being expanded (a slice's query may name other slices): finds cycles.
+_EXPANDING: ContextVar[frozenset[int]] = ContextVar("nucleus_query_expanding", default=frozenset())
 
 
 @dataclass
@@ -816,11 +821,7 @@ class Compiler:
                 else NOTHING
             )
         else:
-            # Membership of static slices; a dynamic slice (a saved query) would compile
-            # its own query here instead.
-            slices = dict(
-                Slice.objects.filter(dataset=self.dataset, name__in=names).values_list("name", "pk")
-            )
+            slices = {s.name: s for s in Slice.objects.filter(dataset=self.dataset, name__in=names)}
             for value, name in zip(values, names, strict=True):
                 if name not in slices:
                     raise self.error(
@@ -828,14 +829,35 @@ class Compiler:
                         value.span,
                         expected=["a slice name"],
                     )
-            found = Q(
-                Exists(
-                    SliceItem.objects.filter(
-                        item=OuterRef("pk"), slice_id__in=list(slices.values())
-                    )
-                )
+            static = [s.pk for s in slices.values() if not s.is_dynamic]
+            found = (
+                Q(Exists(SliceItem.objects.filter(item=OuterRef("pk"), slice_id__in=static)))
+                if static
+                else NOTHING
             )
+            for value, name in zip(values, names, strict=True):
+                if slices[name].is_dynamic:
+                    found |= self.dynamic_slice(slices[name], value.span)
         return found if op == "=" else ~found
+
+    def dynamic_slice(self, slice: Slice, span: Span) -> Q:
+        """A dynamic slice's own query (and similarity condition), compiled in place."""
+        from curation.slices import query_items_q  # slices imports this module
+
+        expanding = _EXPANDING.get()
+        if slice.pk in expanding:
+            raise self.error(
+                f"Slice '{slice.name}' refers to itself through its query (at {{where}}).",
+                span,
+                expected=["a slice that does not contain this query"],
+            )
+        token = _EXPANDING.set(expanding | {slice.pk})
+        try:
+            return query_items_q(
+                dataset=self.dataset, query=slice.query, similarity=slice.similarity
+            )
+        finally:
+            _EXPANDING.reset(token)
 
     def duplicate(self, op: str, right: Literal) -> Q:
         if op not in ("=", "!=") or not isinstance(right.value, bool):
