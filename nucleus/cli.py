@@ -1,0 +1,341 @@
+"""The `nucleus` command: the REST API from a shell, for people and pipelines.
+
+    export NUCLEUS_URL=http://127.0.0.1:8000 NUCLEUS_TOKEN=nuc_...
+    nucleus datasets
+    nucleus ingest --dataset demo items.jsonl --wait
+    nucleus jobs 12 --wait
+    nucleus export --dataset demo --slice night-rain --version 2 --format coco -o out.json
+    nucleus search --dataset demo --text "a red car" -k 20
+
+Configuration comes from NUCLEUS_URL and NUCLEUS_TOKEN or the --url/--token flags. Errors
+from the server are printed with their fields and exit with status 1; usage errors exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from nucleus.client import Job, NucleusAPIError, NucleusClient, NucleusError
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+_FORMAT_BY_SUFFIX = {".jsonl": "manifest", ".ndjson": "manifest", ".json": "coco"}
+
+
+class _UsageError(Exception):
+    pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line `argv` (default: sys.argv[1:]) and return the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    url = args.url or os.environ.get("NUCLEUS_URL") or DEFAULT_URL
+    token = args.token or os.environ.get("NUCLEUS_TOKEN")
+    if not token:
+        parser.error("no API token: set NUCLEUS_TOKEN or pass --token")
+    client = NucleusClient(url, token=token)
+    command: Callable[[NucleusClient, argparse.Namespace], int] = args.run
+    try:
+        return command(client, args)
+    except _UsageError as exc:
+        parser.error(str(exc))
+    except NucleusAPIError as exc:
+        print(f"nucleus: error: {exc}", file=sys.stderr)
+        return 1
+    except (NucleusError, OSError, TimeoutError) as exc:
+        print(f"nucleus: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nucleus", description="Talk to a Nucleus server's REST API."
+    )
+    parser.add_argument("--url", help=f"server URL (env NUCLEUS_URL, default {DEFAULT_URL})")
+    parser.add_argument("--token", help="API token (env NUCLEUS_TOKEN)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    datasets = commands.add_parser("datasets", help="list the datasets you have a role on")
+    _add_json(datasets)
+    datasets.set_defaults(run=_datasets)
+
+    slices = commands.add_parser("slices", help="list a dataset's slices")
+    _add_dataset(slices)
+    _add_json(slices)
+    slices.set_defaults(run=_slices)
+
+    jobs = commands.add_parser("jobs", help="show a job (or list a dataset's recent jobs)")
+    jobs.add_argument("job_id", nargs="?", type=int, metavar="JOB_ID")
+    jobs.add_argument("--dataset", help="dataset name or id (found by itself when omitted)")
+    jobs.add_argument("--wait", action="store_true", help="follow the job until it finishes")
+    _add_json(jobs)
+    jobs.set_defaults(run=_jobs)
+
+    ingest = commands.add_parser(
+        "ingest",
+        help="ingest a local manifest/COCO file (uploaded) or a path on the server",
+        description="A local file is uploaded; anything else (or --server) names a folder, "
+        "manifest or COCO file under one of the server's import roots.",
+    )
+    _add_dataset(ingest)
+    ingest.add_argument("path", metavar="PATH_OR_MANIFEST")
+    ingest.add_argument(
+        "--format",
+        choices=["manifest", "coco", "folder"],
+        help="what PATH is (default: by suffix: .jsonl manifest, .json coco, else folder)",
+    )
+    ingest.add_argument("--images-root", help="where relative image paths in the file point")
+    ingest.add_argument(
+        "--server", action="store_true", help="PATH is on the server even if it exists here"
+    )
+    ingest.add_argument("--wait", action="store_true", help="follow the job until it finishes")
+    ingest.set_defaults(run=_ingest)
+
+    export = commands.add_parser(
+        "export",
+        help="download a dataset, a slice or a slice version (jsonl, coco or yolo)",
+        description="Streams the export into the file (written as FILE.part, renamed when "
+        "complete), or to stdout without -o.",
+    )
+    _add_dataset(export)
+    export.add_argument("--slice", help="slice name or id (default: the whole dataset)")
+    export.add_argument("--version", type=int, help="the slice's frozen version number")
+    export.add_argument("--format", choices=["jsonl", "coco", "yolo"], default="jsonl")
+    export.add_argument("-o", "--output", help="file to write (default: stdout)")
+    export.add_argument("--predictions", metavar="MODEL", help="jsonl: add this model's")
+    export.add_argument(
+        "--url-ttl", type=int, metavar="SECONDS", help="how long signed media URLs stay valid"
+    )
+    export.add_argument("--include-media", action="store_true", help="yolo: add the images")
+    export.set_defaults(run=_export)
+
+    search = commands.add_parser(
+        "search", help="similarity search: print reference_id and score, best first"
+    )
+    _add_dataset(search)
+    what = search.add_mutually_exclusive_group(required=True)
+    what.add_argument("--text", help="a text prompt")
+    what.add_argument("--item", metavar="REFERENCE_ID", help="items like this item")
+    what.add_argument("--image", metavar="FILE", help="items like this image file")
+    search.add_argument("-k", type=int, default=20, help="how many results (default 20)")
+    search.add_argument("--model", help="embedding model (default: the dataset's)")
+    search.add_argument("--query", help="only items this query matches")
+    search.add_argument("--slice", help="only items of this slice")
+    search.add_argument(
+        "--tag", action="append", default=[], help="only items with this tag (repeatable)"
+    )
+    _add_json(search)
+    search.set_defaults(run=_search)
+    return parser
+
+
+def _add_dataset(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", required=True, help="dataset name or id")
+
+
+def _add_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _table(rows: Sequence[Sequence[Any]], out: TextIO | None = None) -> None:
+    """Print tab-separated rows, the first being the header."""
+    out = out or sys.stdout
+    for row in rows:
+        print("\t".join("" if v is None else str(v) for v in row), file=out)
+
+
+def _dump(value: Any) -> None:
+    print(json.dumps(value, indent=2, default=str))
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def _datasets(client: NucleusClient, args: argparse.Namespace) -> int:
+    found = client.datasets()
+    if args.json:
+        _dump([d.data for d in found])
+    else:
+        _table(
+            [
+                ("id", "name", "role", "items"),
+                *((d.id, d.name, d.role, d.item_count) for d in found),
+            ]
+        )
+    return 0
+
+
+def _slices(client: NucleusClient, args: argparse.Namespace) -> int:
+    found = client.slices(client.dataset(args.dataset))
+    if args.json:
+        _dump([s.data for s in found])
+    else:
+        _table([("id", "name", "items"), *((s.id, s.name, s.item_count) for s in found)])
+    return 0
+
+
+def _jobs(client: NucleusClient, args: argparse.Namespace) -> int:
+    if args.job_id is None:
+        if args.dataset is None:
+            raise _UsageError("jobs: give a JOB_ID, or --dataset to list its jobs")
+        recent = list(itertools.islice(client.jobs(client.dataset(args.dataset)), 20))
+        if args.json:
+            _dump([j.data for j in recent])
+        else:
+            rows = ((j.id, j.kind, j.status, _progress_text(j), j.error_count) for j in recent)
+            _table([("id", "kind", "status", "progress", "errors"), *rows])
+        return 0
+    if args.dataset is not None:
+        job = client.job(client.dataset(args.dataset), args.job_id)
+    else:
+        job = _job_anywhere(client, args.job_id)
+    if args.wait and not job.finished:
+        job = _follow(client, job)
+    if args.json:
+        _dump(job.data)
+    else:
+        _print_job(job)
+    return 0 if job.status in ("succeeded", "queued", "running") else 1
+
+
+def _ingest(client: NucleusClient, args: argparse.Namespace) -> int:
+    dataset = client.dataset(args.dataset)
+    local = Path(args.path)
+    kind = args.format or _FORMAT_BY_SUFFIX.get(local.suffix.lower(), "folder")
+    if local.is_file() and not args.server:
+        if kind == "folder":
+            raise _UsageError(f"ingest: {args.path} is a file; give --format manifest or coco")
+        job = client.ingest_file(dataset, local, type=kind, images_root=args.images_root)
+        print(f"uploaded {local.name}; job {job.id} {job.status}", file=sys.stderr)
+    else:
+        if local.is_dir() and not args.server:
+            raise _UsageError(
+                f"ingest: {args.path} is a local folder; only files are uploaded. Put it "
+                "under one of the server's import roots and pass --server with that path"
+            )
+        source: dict[str, Any] = {"type": kind, "path": args.path}
+        if args.images_root:
+            source["images_root"] = args.images_root
+        job = client.ingest(dataset, source)
+        print(f"job {job.id} {job.status}", file=sys.stderr)
+    if not args.wait:
+        print(job.id)
+        return 0
+    job = _follow(client, job)
+    _print_job(job)
+    return 0 if job.status == "succeeded" else 1
+
+
+def _export(client: NucleusClient, args: argparse.Namespace) -> int:
+    if args.version is not None and args.slice is None:
+        raise _UsageError("export: --version needs --slice")
+    dataset = client.dataset(args.dataset)
+    options: dict[str, Any] = {
+        "slice": _slice_ref(args.slice),
+        "version": args.version,
+        "format": args.format,
+        "predictions": args.predictions,
+        "url_ttl": args.url_ttl,
+        "include_media": args.include_media,
+    }
+    if args.output in (None, "-"):
+        client.export_write(dataset, sys.stdout.buffer, **options)
+        sys.stdout.buffer.flush()
+        return 0
+    path = client.export_to_file(dataset, args.output, **options)
+    print(f"wrote {path} ({path.stat().st_size:,} bytes)", file=sys.stderr)
+    return 0
+
+
+def _search(client: NucleusClient, args: argparse.Namespace) -> int:
+    dataset = client.dataset(args.dataset)
+    found = client.search(
+        dataset,
+        text=args.text,
+        item=args.item,
+        image=args.image,
+        k=args.k,
+        model=args.model,
+        query=args.query,
+        slice=_slice_ref(args.slice),
+        tags=args.tag,
+    )
+    if found.random_weights:
+        print(
+            f"nucleus: warning: model {found.model!r} has random weights; "
+            "these results are not semantic",
+            file=sys.stderr,
+        )
+    if args.json:
+        _dump(found.data)
+    else:
+        for hit in found:
+            print(f"{hit.reference_id}\t{hit.score:.4f}")
+    return 0
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def _slice_ref(raw: str | None) -> str | int | None:
+    """A slice named on the command line: its name, or its id when all digits."""
+    return int(raw) if raw is not None and raw.isdigit() else raw
+
+
+def _job_anywhere(client: NucleusClient, job_id: int) -> Job:
+    """Find a job by id in whichever of your datasets it belongs to."""
+    for dataset in client.datasets():
+        try:
+            return client.job(dataset, job_id)
+        except NucleusAPIError as exc:
+            if exc.status != 404:
+                raise
+    raise NucleusAPIError(404, "not_found", f"No job {job_id} in any dataset you can see.")
+
+
+def _follow(client: NucleusClient, job: Job) -> Job:
+    """Wait for a job with a progress bar on stderr; return it finished."""
+    from tqdm import tqdm
+
+    with tqdm(
+        total=job.total, desc=f"{job.kind} job {job.id}", unit="item", file=sys.stderr
+    ) as bar:
+
+        def show(current: Job) -> None:
+            if current.total is not None and bar.total != current.total:
+                bar.total = current.total
+            bar.update(current.done - bar.n)
+            bar.set_postfix(status=current.status, errors=current.error_count)
+
+        return client.job_wait(job.dataset_id, job, progress=show)
+
+
+def _progress_text(job: Job) -> str:
+    return f"{job.done}/{job.total}" if job.total is not None else str(job.done)
+
+
+def _print_job(job: Job) -> None:
+    print(
+        f"job {job.id} ({job.kind}): {job.status}, {_progress_text(job)} done, "
+        f"{job.error_count} errors"
+    )
+    if job.message:
+        print(f"  {job.message}")
+    for error in job.errors[:20]:
+        where = error.get("reference_id") or error.get("path") or ""
+        print(f"  {where}: {error.get('message')}" if where else f"  {error.get('message')}")
+    if job.error_count > 20:
+        print(f"  ... {job.error_count - 20} more errors")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

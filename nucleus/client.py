@@ -1,0 +1,1181 @@
+"""A small Python client for the Nucleus REST API (/api/v1/), built on `requests` alone.
+
+    from nucleus.client import NucleusClient
+    client = NucleusClient("http://127.0.0.1:8000", token="nuc_...")
+    ds = client.dataset("street scenes")
+    client.items_upsert(ds, ({"reference_id": f"img-{i}"} for i in range(100_000)))
+    for item in client.items(ds, filters={"metadata.weather": "rain"}):
+        print(item["reference_id"])
+
+Datasets, slices and jobs come back as small typed records (Dataset, Slice, Job) that the
+other methods accept; every other object is the API's JSON as a dict, documented in
+docs/api.md. Lists are iterated lazily page by page. Bulk writes are sent in chunks and a
+chunk is re-sent after a connection error, which is safe because the server's bulk writes
+are idempotent upserts. Errors raise NucleusAPIError with the server's status, code,
+message and the field list.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import parse_qsl, urlsplit
+
+import requests
+
+__all__ = [
+    "Dataset",
+    "FieldError",
+    "Job",
+    "NucleusAPIError",
+    "NucleusClient",
+    "NucleusConnectionError",
+    "NucleusError",
+    "SearchHit",
+    "SearchResult",
+    "Slice",
+]
+
+JSON = dict[str, Any]
+Filters = Mapping[str, Any]
+
+DEFAULT_CHUNK_SIZE = 5_000
+# The server takes up to 100,000 reference ids per slice or tag call; smaller calls keep
+# each request quick and each retry cheap.
+REFERENCE_ID_CHUNK = 10_000
+_RETRY_STATUSES = frozenset({502, 503, 504})
+_ROW_PATH = re.compile(r"^(\w+)\[(\d+)\]")
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+class NucleusError(Exception):
+    """Base class of the client's errors."""
+
+
+class NucleusConnectionError(NucleusError):
+    """The server could not be reached, even after retries."""
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem in a request, named by its path (`items[12].geometry.width`)."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class NucleusAPIError(NucleusError):
+    """The server refused a request; carries the API's error body."""
+
+    def __init__(
+        self, status: int, code: str, message: str, fields: Sequence[FieldError] = ()
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.fields = list(fields)
+
+    def __str__(self) -> str:
+        lines = [f"{self.status} {self.code}: {self.message}"]
+        lines.extend(f"  {f}" for f in self.fields[:20])
+        if len(self.fields) > 20:
+            lines.append(f"  ... and {len(self.fields) - 20} more")
+        return "\n".join(lines)
+
+    @classmethod
+    def from_response(cls, response: requests.Response) -> NucleusAPIError:
+        """Read the API's `{"error": {...}}` body, or make one from a body that is not."""
+        try:
+            body = response.json()
+            error = body["error"]
+            return cls(
+                response.status_code,
+                str(error["code"]),
+                str(error["message"]),
+                [FieldError(str(f["path"]), str(f["message"])) for f in error.get("fields", [])],
+            )
+        except (ValueError, KeyError, TypeError):
+            text = response.text.strip()[:200] or response.reason or "no body"
+            return cls(response.status_code, f"http_{response.status_code}", text)
+
+
+# ---------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset, as the API describes it to you (with your role)."""
+
+    id: int
+    name: str
+    description: str
+    role: str
+    item_count: int
+    data: JSON = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: JSON) -> Dataset:
+        return cls(
+            id=int(data["id"]),
+            name=str(data["name"]),
+            description=str(data.get("description") or ""),
+            role=str(data.get("role") or ""),
+            item_count=int(data.get("item_count") or 0),
+            data=data,
+        )
+
+
+@dataclass(frozen=True)
+class Slice:
+    """A named set of a dataset's items."""
+
+    id: int
+    dataset_id: int
+    name: str
+    description: str
+    item_count: int
+    data: JSON = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: JSON, dataset_id: int) -> Slice:
+        return cls(
+            id=int(data["id"]),
+            dataset_id=dataset_id,
+            name=str(data["name"]),
+            description=str(data.get("description") or ""),
+            item_count=int(data.get("item_count") or 0),
+            data=data,
+        )
+
+
+FINISHED = frozenset({"succeeded", "failed", "cancelled"})
+
+
+@dataclass(frozen=True)
+class Job:
+    """A background job (ingest, embedding, export) and its progress."""
+
+    id: int
+    dataset_id: int
+    kind: str
+    status: str
+    done: int
+    total: int | None
+    error_count: int
+    message: str
+    data: JSON = field(repr=False, compare=False)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+    @property
+    def errors(self) -> list[JSON]:
+        """The first errors the job kept (each with `reference_id` and `message`)."""
+        return list(self.data.get("errors") or [])
+
+    @property
+    def result(self) -> Any:
+        return self.data.get("result")
+
+    @classmethod
+    def from_json(cls, data: JSON) -> Job:
+        progress = data.get("progress") or {}
+        total = progress.get("total")
+        return cls(
+            id=int(data["id"]),
+            dataset_id=int(data["dataset"]),
+            kind=str(data["kind"]),
+            status=str(data["status"]),
+            done=int(progress.get("done") or 0),
+            total=None if total is None else int(total),
+            error_count=int(data.get("error_count") or 0),
+            message=str(data.get("message") or ""),
+            data=data,
+        )
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One search result: an item (as the item list shows it) and its cosine similarity."""
+
+    score: float
+    item: JSON
+
+    @property
+    def reference_id(self) -> str:
+        return str(self.item["reference_id"])
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Search hits, best first, and the model that ranked them.
+
+    `random_weights` is True when the model was randomly initialised: the ranking is then
+    not semantic (a server without downloaded CLIP weights).
+    """
+
+    hits: list[SearchHit]
+    model: str
+    random_weights: bool
+    strategy: str
+    data: JSON = field(repr=False, compare=False)
+
+    def __iter__(self) -> Iterator[SearchHit]:
+        return iter(self.hits)
+
+    def __len__(self) -> int:
+        return len(self.hits)
+
+
+DatasetRef = Dataset | int | str
+SliceRef = Slice | int | str
+JobRef = Job | int
+
+
+# ----------------------------------------------------------------------------- client
+
+
+class NucleusClient:
+    """A connection to one Nucleus server, authenticated with an API token."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        *,
+        timeout: float = 300.0,
+        retries: int = 4,
+        backoff: float = 0.5,
+        session: requests.Session | None = None,
+    ) -> None:
+        """Connect to `url` (e.g. http://127.0.0.1:8000) with an API token (`nuc_...`).
+
+        `retries` is how many times a safe request is re-sent after a connection error or a
+        502/503/504, waiting `backoff` seconds, doubled each time.
+        """
+        base = url.rstrip("/")
+        if not base.endswith("/api/v1"):
+            base += "/api/v1"
+        self.base_url = base
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.session = session or requests.Session()
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+
+    def close(self) -> None:
+        """Close the pooled HTTP connections."""
+        # urllib3 2.8's PoolManager.clear() (which Session.close() calls) forgets its pools
+        # without closing them; their sockets then stay open until garbage collection, which
+        # an exception kept by the caller delays indefinitely.
+        for adapter in self.session.adapters.values():
+            pools = getattr(getattr(adapter, "poolmanager", None), "pools", None)
+            for key in list(pools.keys()) if pools is not None else []:
+                pool = pools.get(key)
+                if pool is not None:
+                    pool.close()
+        self.session.close()
+
+    def __enter__(self) -> NucleusClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ plumbing
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None,
+        json_body: Any = None,
+        data: Mapping[str, Any] | None = None,
+        files: Mapping[str, tuple[str, BinaryIO]] | None = None,
+        stream: bool = False,
+        retry: bool | None = None,
+    ) -> requests.Response:
+        """Send a request to `path` (relative to /api/v1/) and return the good response.
+
+        `retry` defaults to True for GET and DELETE; writes pass it when they are idempotent.
+        Raises NucleusAPIError for a 4xx/5xx answer, NucleusConnectionError when unreachable.
+        """
+        url = path if path.startswith(("http://", "https://")) else f"{self.base_url}/{path}"
+        safe = method in ("GET", "HEAD", "DELETE") if retry is None else retry
+        retries = self.retries if safe else 0
+        attempt = 0
+        while True:
+            if files:
+                for _, fileobj in files.values():
+                    fileobj.seek(0)  # a retried upload must send the whole file again
+            try:
+                response = self.session.request(
+                    method,
+                    url,
+                    params=params,
+                    json=json_body,
+                    data=data,
+                    files=files,
+                    stream=stream,
+                    timeout=self.timeout,
+                )
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                if attempt >= retries:
+                    raise NucleusConnectionError(f"{method} {url}: {exc}") from exc
+            else:
+                if response.status_code not in _RETRY_STATUSES or attempt >= retries:
+                    break
+                response.close()
+            time.sleep(self.backoff * 2**attempt)
+            attempt += 1
+        if method == "DELETE" and attempt > 0 and response.status_code == 404:
+            # The first attempt deleted it and only its answer was lost.
+            return response
+        if response.status_code >= 400:
+            raise NucleusAPIError.from_response(response)
+        return response
+
+    def _get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        return self.request("GET", path, params=params).json()
+
+    def _post(self, path: str, body: Any = None, *, retry: bool = False) -> Any:
+        response = self.request("POST", path, json_body=body, retry=retry)
+        return response.json() if response.content else None
+
+    def pages(
+        self, path: str, params: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None
+    ) -> Iterator[JSON]:
+        """Yield every result of a cursor-paginated list, fetching one page at a time."""
+        query: Any = params
+        while True:
+            page = self.request("GET", path, params=query).json()
+            yield from page["results"]
+            if not page.get("next"):
+                return
+            # Keep our own base URL and take only the cursor from `next`: behind a proxy
+            # the server may not know the host name the client used.
+            query = parse_qsl(urlsplit(page["next"]).query, keep_blank_values=True)
+
+    def _send_chunks(
+        self, path: str, key: str, rows: Iterable[JSON], chunk_size: int
+    ) -> dict[str, int]:
+        """POST rows as {key: [...]} in chunks; return the summed counts of the answers."""
+        if chunk_size < 1:
+            raise ValueError("chunk_size must be at least 1")
+        totals: dict[str, int] = {}
+        offset = 0
+        rows_iter = iter(rows)
+        while chunk := list(itertools.islice(rows_iter, chunk_size)):
+            try:
+                answer = self._post(path, {key: chunk}, retry=True)
+            except NucleusAPIError as exc:
+                raise _shifted(exc, key, offset) from None
+            for name, value in answer.items():
+                if isinstance(value, int) and not isinstance(value, bool):
+                    totals[name] = totals.get(name, 0) + value
+            offset += len(chunk)
+        return totals
+
+    # ------------------------------------------------------------------ datasets
+
+    def datasets(self) -> list[Dataset]:
+        """The datasets you have a role on."""
+        return [Dataset.from_json(d) for d in self.pages("datasets", {"limit": 1000})]
+
+    def dataset(self, ref: DatasetRef) -> Dataset:
+        """Get a dataset by id or by name (a name shared by two datasets you see is an error)."""
+        if isinstance(ref, Dataset):
+            ref = ref.id
+        if isinstance(ref, int):
+            return Dataset.from_json(self._get(f"datasets/{ref}"))
+        found = [d for d in self.datasets() if d.name == ref]
+        if len(found) == 1:
+            return found[0]
+        if not found and ref.isdigit():
+            return self.dataset(int(ref))
+        if not found:
+            raise NucleusAPIError(404, "not_found", f"No dataset named {ref!r} that you can see.")
+        ids = ", ".join(str(d.id) for d in found)
+        raise NucleusAPIError(
+            409, "ambiguous", f"{len(found)} datasets are named {ref!r} (ids {ids}); use an id."
+        )
+
+    def dataset_create(self, name: str, *, description: str = "") -> Dataset:
+        """Create a dataset; you become its owner."""
+        body = {"name": name, "description": description}
+        return Dataset.from_json(self._post("datasets", body))
+
+    def dataset_update(
+        self, dataset: DatasetRef, *, name: str | None = None, description: str | None = None
+    ) -> Dataset:
+        """Rename a dataset or change its description."""
+        body = {k: v for k, v in (("name", name), ("description", description)) if v is not None}
+        ds_id = self._dataset_id(dataset)
+        return Dataset.from_json(self.request("PATCH", f"datasets/{ds_id}", json_body=body).json())
+
+    def dataset_delete(self, dataset: DatasetRef) -> None:
+        """Delete a dataset with everything in it (owner only; it cannot be undone)."""
+        self.request("DELETE", f"datasets/{self._dataset_id(dataset)}")
+
+    def _dataset_id(self, dataset: DatasetRef) -> int:
+        if isinstance(dataset, Dataset):
+            return dataset.id
+        if isinstance(dataset, int):
+            return dataset
+        return self.dataset(dataset).id
+
+    # --------------------------------------------------------------------- items
+
+    def items(
+        self,
+        dataset: DatasetRef,
+        *,
+        query: str | None = None,
+        filters: Filters | None = None,
+        page_size: int = 500,
+    ) -> Iterator[JSON]:
+        """Yield a dataset's items in id order, fetching page by page.
+
+        `query` is a query-language condition (docs/query-language.md), e.g.
+        `'metadata.weather = "rain" AND annotations.car >= 2'`. `filters` are the item
+        list's other query parameters (docs/api.md), e.g. `{"metadata.speed__gt": 10,
+        "tag": ["night", "blurry"]}`; a list value repeats the parameter.
+        """
+        params = [("limit", page_size), *_query(filters)]
+        if query:
+            params.append(("query", query))
+        return self.pages(f"datasets/{self._dataset_id(dataset)}/items", params)
+
+    def item(self, dataset: DatasetRef, item_id: int, *, include_predictions: bool = False) -> JSON:
+        """Get one item with its tags, annotations and (optionally) predictions."""
+        params = {"include": "predictions"} if include_predictions else None
+        return self._get(f"datasets/{self._dataset_id(dataset)}/items/{item_id}", params)
+
+    def items_upsert(
+        self, dataset: DatasetRef, rows: Iterable[JSON], *, chunk_size: int = DEFAULT_CHUNK_SIZE
+    ) -> dict[str, int]:
+        """Upsert item rows by reference_id, `chunk_size` rows per request; return the counts.
+
+        Rows are read lazily, so a generator of millions of rows is fine. The answer sums
+        the server's counts (items_created, items_updated, items_unchanged, ...). A bad row
+        stops at its chunk: earlier chunks have landed, and sending everything again is safe.
+        """
+        path = f"datasets/{self._dataset_id(dataset)}/items/bulk"
+        return self._send_chunks(path, "items", rows, chunk_size)
+
+    def items_delete(self, dataset: DatasetRef, reference_ids: Iterable[str]) -> dict[str, Any]:
+        """Delete items by reference_id; returns `deleted` and the `missing` ids."""
+        path = f"datasets/{self._dataset_id(dataset)}/items/delete"
+        deleted, missing = 0, []
+        for chunk in _chunks(reference_ids, REFERENCE_ID_CHUNK):
+            answer = self._post(path, {"reference_ids": chunk}, retry=True)
+            deleted += answer["deleted"]
+            missing.extend(answer["missing"])
+        return {"deleted": deleted, "missing": missing}
+
+    # ------------------------------------------------------ annotations, models
+
+    def annotations_upload(
+        self, dataset: DatasetRef, rows: Iterable[JSON], *, chunk_size: int = DEFAULT_CHUNK_SIZE
+    ) -> dict[str, int]:
+        """Upsert annotation rows (each naming its item's reference_id) in chunks.
+
+        Returns the summed `received` and `written` counts; re-sending is a no-op.
+        """
+        path = f"datasets/{self._dataset_id(dataset)}/annotations/bulk"
+        return self._send_chunks(path, "annotations", rows, chunk_size)
+
+    def annotations(self, dataset: DatasetRef, item_id: int) -> list[JSON]:
+        """The annotations of one item."""
+        ds_id = self._dataset_id(dataset)
+        return list(self._get(f"datasets/{ds_id}/items/{item_id}/annotations")["results"])
+
+    def annotations_delete(self, dataset: DatasetRef, ids: Iterable[str]) -> dict[str, Any]:
+        """Delete annotations by their ids; returns `deleted` and the `missing` ids."""
+        path = f"datasets/{self._dataset_id(dataset)}/annotations/delete"
+        deleted, missing = 0, []
+        for chunk in _chunks(ids, REFERENCE_ID_CHUNK):
+            answer = self._post(path, {"ids": chunk}, retry=True)
+            deleted += answer["deleted"]
+            missing.extend(answer["missing"])
+        return {"deleted": deleted, "missing": missing}
+
+    def models(self, dataset: DatasetRef) -> list[JSON]:
+        """The dataset's models, each with its prediction_count."""
+        return list(self.pages(f"datasets/{self._dataset_id(dataset)}/models", {"limit": 1000}))
+
+    def model(self, dataset: DatasetRef, ref: int | str) -> JSON:
+        """Get a model by id or by name."""
+        ds_id = self._dataset_id(dataset)
+        if isinstance(ref, int):
+            return dict(self._get(f"datasets/{ds_id}/models/{ref}"))
+        for found in self.models(ds_id):
+            if found["name"] == ref:
+                return found
+        raise NucleusAPIError(404, "not_found", f"No model named {ref!r} in dataset {ds_id}.")
+
+    def model_create(
+        self,
+        dataset: DatasetRef,
+        name: str,
+        *,
+        description: str = "",
+        metadata: Mapping[str, Any] | None = None,
+    ) -> JSON:
+        """Create a model to attach predictions to (names are unique per dataset)."""
+        body = {"name": name, "description": description, "metadata": dict(metadata or {})}
+        return dict(self._post(f"datasets/{self._dataset_id(dataset)}/models", body))
+
+    def model_delete(self, dataset: DatasetRef, ref: int | str) -> None:
+        """Delete a model and its predictions."""
+        ds_id = self._dataset_id(dataset)
+        model_id = ref if isinstance(ref, int) else int(self.model(ds_id, ref)["id"])
+        self.request("DELETE", f"datasets/{ds_id}/models/{model_id}")
+
+    def predictions_upload(
+        self,
+        dataset: DatasetRef,
+        model: int | str,
+        rows: Iterable[JSON],
+        *,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+    ) -> dict[str, int]:
+        """Upsert a model's prediction rows (annotation rows plus `confidence`) in chunks."""
+        ds_id = self._dataset_id(dataset)
+        model_id = model if isinstance(model, int) else int(self.model(ds_id, model)["id"])
+        path = f"datasets/{ds_id}/models/{model_id}/predictions/bulk"
+        return self._send_chunks(path, "predictions", rows, chunk_size)
+
+    # -------------------------------------------------------------------- slices
+
+    def slices(self, dataset: DatasetRef) -> list[Slice]:
+        """The dataset's slices with their item counts."""
+        ds_id = self._dataset_id(dataset)
+        return [
+            Slice.from_json(s, ds_id)
+            for s in self.pages(f"datasets/{ds_id}/slices", {"limit": 1000})
+        ]
+
+    def slice(self, dataset: DatasetRef, ref: SliceRef) -> Slice:
+        """Get a slice by id or by name."""
+        if isinstance(ref, Slice):
+            return ref
+        ds_id = self._dataset_id(dataset)
+        if isinstance(ref, int):
+            return Slice.from_json(self._get(f"datasets/{ds_id}/slices/{ref}"), ds_id)
+        for found in self.slices(ds_id):
+            if found.name == ref:
+                # The detail has what the list may not: a dynamic slice's evaluated count.
+                return self.slice(ds_id, found.id)
+        raise NucleusAPIError(404, "not_found", f"No slice named {ref!r} in dataset {ds_id}.")
+
+    def slice_create(
+        self,
+        dataset: DatasetRef,
+        name: str,
+        *,
+        reference_ids: Iterable[str] = (),
+        description: str = "",
+    ) -> Slice:
+        """Create a slice holding the items with these reference ids."""
+        ds_id = self._dataset_id(dataset)
+        chunks = _chunks(reference_ids, REFERENCE_ID_CHUNK)
+        first = next(chunks, [])
+        body = {"name": name, "description": description, "reference_ids": first}
+        created = Slice.from_json(self._post(f"datasets/{ds_id}/slices", body), ds_id)
+        changed = 0
+        for chunk in chunks:
+            changed += self._slice_change(created, "append", chunk)
+        return self.slice(ds_id, created.id) if changed else created
+
+    def slice_append(
+        self, dataset: DatasetRef, slice: SliceRef, reference_ids: Iterable[str]
+    ) -> int:
+        """Add items to a slice; returns how many were not in it already."""
+        found = self.slice(dataset, slice)
+        return sum(
+            self._slice_change(found, "append", c)
+            for c in _chunks(reference_ids, REFERENCE_ID_CHUNK)
+        )
+
+    def slice_remove(
+        self, dataset: DatasetRef, slice: SliceRef, reference_ids: Iterable[str]
+    ) -> int:
+        """Take items out of a slice; returns how many were in it."""
+        found = self.slice(dataset, slice)
+        return sum(
+            self._slice_change(found, "remove", c)
+            for c in _chunks(reference_ids, REFERENCE_ID_CHUNK)
+        )
+
+    def _slice_change(self, found: Slice, action: str, reference_ids: list[str]) -> int:
+        path = f"datasets/{found.dataset_id}/slices/{found.id}/{action}"
+        return int(self._post(path, {"reference_ids": reference_ids}, retry=True)["changed"])
+
+    def slice_items(
+        self, dataset: DatasetRef, slice: SliceRef, *, page_size: int = 500
+    ) -> Iterator[JSON]:
+        """Yield a slice's items in id order, page by page."""
+        found = self.slice(dataset, slice)
+        path = f"datasets/{found.dataset_id}/slices/{found.id}/items"
+        return self.pages(path, {"limit": page_size})
+
+    def slice_delete(self, dataset: DatasetRef, slice: SliceRef) -> None:
+        """Delete a slice; its items stay in the dataset."""
+        found = self.slice(dataset, slice)
+        self.request("DELETE", f"datasets/{found.dataset_id}/slices/{found.id}")
+
+    def slice_create_from_query(
+        self,
+        dataset: DatasetRef,
+        name: str,
+        query: str,
+        *,
+        dynamic: bool = True,
+        description: str = "",
+    ) -> Slice:
+        """Create a slice from a query (docs/query-language.md).
+
+        Dynamic (the default): the query is saved and evaluated on every read. Static
+        (`dynamic=False`): the slice holds the items that match now.
+        """
+        ds_id = self._dataset_id(dataset)
+        body = {"name": name, "query": query, "dynamic": dynamic, "description": description}
+        answer = self._post(f"datasets/{ds_id}/slices/from-query", body)
+        return Slice.from_json(answer["slice"], ds_id)
+
+    def slice_sample(
+        self,
+        dataset: DatasetRef,
+        name: str,
+        size: int,
+        *,
+        seed: int = 0,
+        stratify_by: str | None = None,
+        source: SliceRef | None = None,
+        version: int | None = None,
+        query: str = "",
+        description: str = "",
+    ) -> Slice:
+        """Create a static slice with a reproducible sample of `size` items.
+
+        It samples the dataset, or the `source` slice (or that slice's `version`), narrowed
+        by `query`. The same seed over the same items picks the same sample.
+        `stratify_by` is `label` or `metadata.<key>`: each stratum keeps its share.
+        """
+        ds_id = self._dataset_id(dataset)
+        item_set: JSON = {"query": query}
+        if source is not None:
+            item_set["slice"] = self.slice(ds_id, source).id
+        if version is not None:
+            item_set["version"] = version
+        body = {
+            "name": name,
+            "description": description,
+            "size": size,
+            "seed": seed,
+            "stratify_by": stratify_by,
+            "source": item_set,
+        }
+        answer = self._post(f"datasets/{ds_id}/slices/sample", body)
+        return Slice.from_json(answer["slice"], ds_id)
+
+    # ------------------------------------------------------------ slice versions
+
+    def _slice_path(self, dataset: DatasetRef, slice: SliceRef) -> str:
+        found = self.slice(dataset, slice)
+        return f"datasets/{found.dataset_id}/slices/{found.id}"
+
+    def slice_freeze(self, dataset: DatasetRef, slice: SliceRef, *, note: str = "") -> JSON:
+        """Freeze the slice as a new numbered version; returns the version (its `number`).
+
+        A version keeps its items, their metadata and annotations as they are now; later
+        edits do not change what it exports.
+        """
+        path = f"{self._slice_path(dataset, slice)}/versions"
+        return dict(self._post(path, {"note": note}))
+
+    def slice_versions(self, dataset: DatasetRef, slice: SliceRef) -> list[JSON]:
+        """A slice's versions, oldest first."""
+        return list(self._get(f"{self._slice_path(dataset, slice)}/versions")["results"])
+
+    def slice_version(self, dataset: DatasetRef, slice: SliceRef, number: int) -> JSON:
+        """One version of a slice."""
+        return dict(self._get(f"{self._slice_path(dataset, slice)}/versions/{number}"))
+
+    def slice_diff(
+        self,
+        dataset: DatasetRef,
+        slice: SliceRef,
+        from_version: int,
+        to_version: int,
+        *,
+        limit: int | None = None,
+    ) -> JSON:
+        """What changed between two versions: `counts` and the `added`, `removed` and
+        `changed` items (each list holds at most `limit` entries; `truncated` says so)."""
+        params: JSON = {"from": from_version, "to": to_version}
+        if limit is not None:
+            params["limit"] = limit
+        return dict(self._get(f"{self._slice_path(dataset, slice)}/versions/diff", params))
+
+    def slice_restore(self, dataset: DatasetRef, slice: SliceRef, number: int) -> JSON:
+        """Make a version's items the slice's current items; returns what changed."""
+        path = f"{self._slice_path(dataset, slice)}/versions/{number}/restore"
+        return dict(self._post(path, retry=True))
+
+    def slice_records(
+        self,
+        dataset: DatasetRef,
+        slice: SliceRef,
+        *,
+        version: int | None = None,
+        predictions: str | None = None,
+        page_size: int = 500,
+    ) -> Iterator[JSON]:
+        """Yield a slice's (or a version's) records page by page, annotations inlined.
+
+        A record is what an export's JSONL line holds: id, reference_id, width, height,
+        metadata, annotations, a signed media_url, and `predictions` of the named model.
+        A version's pages are exact; the live slice's never repeat an item.
+        """
+        base = self._slice_path(dataset, slice)
+        path = f"{base}/versions/{version}/items" if version is not None else f"{base}/records"
+        params: JSON = {"limit": page_size}
+        if predictions:
+            params["predictions"] = predictions
+        return self.pages(path, params)
+
+    # ---------------------------------------------------------------------- tags
+
+    def tags(self, dataset: DatasetRef) -> list[JSON]:
+        """The dataset's tags with their item counts."""
+        return list(self._get(f"datasets/{self._dataset_id(dataset)}/tags")["results"])
+
+    def tag_add(self, dataset: DatasetRef, name: str, reference_ids: Iterable[str]) -> int:
+        """Tag items (the tag is created if needed); returns how many gained it."""
+        return self._tag_change(dataset, "add", name, reference_ids)
+
+    def tag_remove(self, dataset: DatasetRef, name: str, reference_ids: Iterable[str]) -> int:
+        """Untag items; returns how many lost the tag."""
+        return self._tag_change(dataset, "remove", name, reference_ids)
+
+    def _tag_change(
+        self, dataset: DatasetRef, action: str, name: str, reference_ids: Iterable[str]
+    ) -> int:
+        path = f"datasets/{self._dataset_id(dataset)}/tags/{action}"
+        return sum(
+            int(self._post(path, {"name": name, "reference_ids": c}, retry=True)["changed"])
+            for c in _chunks(reference_ids, REFERENCE_ID_CHUNK)
+        )
+
+    # ---------------------------------------------------------------------- jobs
+
+    def jobs(self, dataset: DatasetRef) -> Iterator[Job]:
+        """Yield a dataset's jobs, newest first."""
+        for data in self.pages(f"datasets/{self._dataset_id(dataset)}/jobs", {"limit": 100}):
+            yield Job.from_json(data)
+
+    def job(self, dataset: DatasetRef, job: JobRef) -> Job:
+        """Get a job's current status and progress."""
+        job_id = job.id if isinstance(job, Job) else job
+        return Job.from_json(self._get(f"datasets/{self._dataset_id(dataset)}/jobs/{job_id}"))
+
+    def job_cancel(self, dataset: DatasetRef, job: JobRef) -> Job:
+        """Ask a job to stop at its next checkpoint."""
+        job_id = job.id if isinstance(job, Job) else job
+        path = f"datasets/{self._dataset_id(dataset)}/jobs/{job_id}/cancel"
+        return Job.from_json(self._post(path, retry=True))
+
+    def job_wait(
+        self,
+        dataset: DatasetRef,
+        job: JobRef,
+        *,
+        poll: float = 1.0,
+        timeout: float | None = None,
+        progress: Callable[[Job], None] | None = None,
+    ) -> Job:
+        """Poll a job until it finishes and return it (check `status` for the outcome).
+
+        `progress` is called with the job after every poll. Raises TimeoutError after
+        `timeout` seconds (the job keeps running on the server).
+        """
+        ds_id = self._dataset_id(dataset)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            current = self.job(ds_id, job)
+            if progress is not None:
+                progress(current)
+            if current.finished:
+                return current
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"job {current.id} still {current.status} after {timeout}s")
+            time.sleep(poll)
+
+    # -------------------------------------------------------------------- ingest
+
+    def ingest(self, dataset: DatasetRef, source: Mapping[str, Any]) -> Job:
+        """Start ingesting a source on the server (under an import root); returns the job.
+
+        e.g. `{"type": "folder", "path": "dashcam/2026-11"}`,
+        `{"type": "manifest", "path": "items.jsonl"}` or
+        `{"type": "coco", "path": "coco/instances_val.json", "images_root": "coco/val"}`.
+        """
+        path = f"datasets/{self._dataset_id(dataset)}/ingest"
+        return Job.from_json(self._post(path, {"source": dict(source)}))
+
+    def ingest_file(
+        self,
+        dataset: DatasetRef,
+        file: str | Path,
+        *,
+        type: str = "manifest",
+        images_root: str | None = None,
+    ) -> Job:
+        """Upload a JSONL manifest (`type="manifest"`) or a COCO JSON file and ingest it.
+
+        `images_root` says where relative image paths in the file point: a folder under an
+        import root on the server, or an http(s)/s3 URL prefix.
+        """
+        path = f"datasets/{self._dataset_id(dataset)}/ingest"
+        form = {"type": type}
+        if images_root:
+            form["images_root"] = images_root
+        with open(file, "rb") as fileobj:
+            # Not retried: each upload starts a job. The ingest itself is idempotent, so
+            # running it again after an unclear failure only costs time.
+            response = self.request(
+                "POST", path, data=form, files={"file": (Path(file).name, fileobj)}, retry=False
+            )
+        return Job.from_json(response.json())
+
+    # -------------------------------------------------------------------- export
+
+    def _export_request(
+        self,
+        dataset: DatasetRef,
+        *,
+        slice: SliceRef | None,
+        version: int | None,
+        format: str,
+        predictions: str | None,
+        url_ttl: int | None,
+        include_media: bool,
+    ) -> requests.Response:
+        ds_id = self._dataset_id(dataset)
+        if slice is None:
+            if version is not None:
+                raise ValueError("a version belongs to a slice: give slice= too")
+            path = f"datasets/{ds_id}/export"
+        else:
+            path = f"{self._slice_path(ds_id, slice)}/export"
+        params: JSON = {"format": format}
+        if version is not None:
+            params["version"] = version
+        if predictions:
+            params["predictions"] = predictions
+        if url_ttl is not None:
+            params["url_ttl"] = url_ttl
+        if include_media:
+            params["include_media"] = "true"
+        return self.request("GET", path, params=params, stream=True)
+
+    def export(
+        self,
+        dataset: DatasetRef,
+        *,
+        slice: SliceRef | None = None,
+        version: int | None = None,
+        format: str = "jsonl",
+        predictions: str | None = None,
+        url_ttl: int | None = None,
+    ) -> Iterator[JSON]:
+        """Yield the records of a dataset, a slice or a slice version as the export streams.
+
+        Only JSONL can be read record by record (`format="jsonl"`); memory stays flat at any
+        size. Save COCO or YOLO with export_to_file. The request is sent at once, so a
+        refusal raises here; records are read as you iterate. Each record has its item's id,
+        reference_id, width, height, metadata, annotations, a signed media_url that expires
+        after `url_ttl` seconds, and `predictions` of the named model.
+        """
+        if format != "jsonl":
+            raise ValueError(
+                f"only jsonl is read record by record; save {format} with export_to_file"
+            )
+        response = self._export_request(
+            dataset,
+            slice=slice,
+            version=version,
+            format=format,
+            predictions=predictions,
+            url_ttl=url_ttl,
+            include_media=False,
+        )
+        return _jsonl_records(response)
+
+    def export_to_file(
+        self,
+        dataset: DatasetRef,
+        path: str | Path,
+        *,
+        slice: SliceRef | None = None,
+        version: int | None = None,
+        format: str = "jsonl",
+        predictions: str | None = None,
+        url_ttl: int | None = None,
+        include_media: bool = False,
+    ) -> Path:
+        """Stream an export into a file and return its path.
+
+        `format` is jsonl, coco (one JSON file) or yolo (a tar of labels/, data.yaml and
+        media.csv; the images too with `include_media`). The file appears only once it is
+        complete: the download goes to `<path>.part` first.
+        """
+        response = self._export_request(
+            dataset,
+            slice=slice,
+            version=version,
+            format=format,
+            predictions=predictions,
+            url_ttl=url_ttl,
+            include_media=include_media,
+        )
+        return _save(response, Path(path))
+
+    def export_write(
+        self,
+        dataset: DatasetRef,
+        out: BinaryIO,
+        *,
+        slice: SliceRef | None = None,
+        version: int | None = None,
+        format: str = "jsonl",
+        predictions: str | None = None,
+        url_ttl: int | None = None,
+        include_media: bool = False,
+    ) -> int:
+        """Stream an export into an open binary file (e.g. stdout); returns the bytes written."""
+        response = self._export_request(
+            dataset,
+            slice=slice,
+            version=version,
+            format=format,
+            predictions=predictions,
+            url_ttl=url_ttl,
+            include_media=include_media,
+        )
+        return _copy(response, out)
+
+    def export_job_start(
+        self,
+        dataset: DatasetRef,
+        *,
+        slice: SliceRef | None = None,
+        version: int | None = None,
+        format: str = "jsonl",
+        predictions: str | None = None,
+        url_ttl: int | None = None,
+        include_media: bool = False,
+    ) -> Job:
+        """Start an export job that writes the file into the server's storage.
+
+        For very large exports: wait for the job (job_wait), then export_job_download.
+        """
+        ds_id = self._dataset_id(dataset)
+        body: JSON = {"format": format, "include_media": include_media}
+        if slice is not None:
+            body["slice"] = self.slice(ds_id, slice).id
+        if version is not None:
+            body["version"] = version
+        if predictions:
+            body["predictions"] = predictions
+        if url_ttl is not None:
+            body["url_ttl"] = url_ttl
+        return Job.from_json(self._post(f"datasets/{ds_id}/exports", body))
+
+    def export_job_download(self, dataset: DatasetRef, job: JobRef, path: str | Path) -> Path:
+        """Download the file a finished export job wrote."""
+        job_id = job.id if isinstance(job, Job) else job
+        url = f"datasets/{self._dataset_id(dataset)}/exports/{job_id}/download"
+        return _save(self.request("GET", url, stream=True), Path(path))
+
+    # -------------------------------------------------------------------- search
+
+    def search(
+        self,
+        dataset: DatasetRef,
+        *,
+        text: str | None = None,
+        item: str | int | None = None,
+        image: str | Path | bytes | None = None,
+        vector: Sequence[float] | None = None,
+        k: int = 50,
+        offset: int = 0,
+        model: str | None = None,
+        query: str | None = None,
+        slice: SliceRef | None = None,
+        tags: Sequence[str] = (),
+        metadata: Sequence[Mapping[str, Any]] = (),
+    ) -> SearchResult:
+        """The `k` items most similar to one query, best first.
+
+        Give exactly one of `text` (a prompt), `item` (a reference_id, or an item id as an
+        int), `image` (a file path or the image's bytes) or `vector`. Filters narrow the
+        candidates and still return `k` hits whenever that many items match: `query`
+        (query language), `slice`, `tags` (all of them) and `metadata` conditions
+        (`{"key": "weather", "op": "eq", "value": "rain"}`). `model` names the embedding
+        model (default: the dataset's). `offset` skips the first hits, for paging.
+        """
+        given = [v is not None for v in (text, item, image, vector)]
+        if sum(given) != 1:
+            raise ValueError("give exactly one of text=, item=, image= or vector=")
+        ds_id = self._dataset_id(dataset)
+        search_filter: JSON = {}
+        if query:
+            search_filter["query"] = query
+        if slice is not None:
+            search_filter["slice"] = self.slice(ds_id, slice).id
+        if tags:
+            search_filter["tags"] = list(tags)
+        if metadata:
+            search_filter["metadata"] = [dict(m) for m in metadata]
+        body: JSON = {"limit": k, "offset": offset}
+        if model:
+            body["model"] = model
+        if search_filter:
+            body["filter"] = search_filter
+        base = f"datasets/{ds_id}/search"
+        if image is not None:
+            content = image if isinstance(image, bytes) else Path(image).read_bytes()
+            name = "query" if isinstance(image, bytes) else Path(image).name
+            form = {k_: str(v) for k_, v in body.items() if k_ != "filter"}
+            if search_filter:
+                form["filter"] = json.dumps(search_filter)
+            answer = self.request(
+                "POST",
+                f"{base}/image",
+                data=form,
+                files={"image": (name, io.BytesIO(content))},
+                retry=True,
+            ).json()
+        elif text is not None:
+            answer = self._post(f"{base}/text", {**body, "text": text}, retry=True)
+        elif vector is not None:
+            answer = self._post(f"{base}/vector", {**body, "vector": list(vector)}, retry=True)
+        else:
+            key = "item_id" if isinstance(item, int) else "reference_id"
+            answer = self._post(f"{base}/item", {**body, key: item}, retry=True)
+        return SearchResult(
+            hits=[SearchHit(float(h["score"]), h["item"]) for h in answer["results"]],
+            model=str(answer["model"]["name"]),
+            random_weights=bool(answer["random_weights"]),
+            strategy=str(answer.get("strategy") or ""),
+            data=answer,
+        )
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _jsonl_records(response: requests.Response) -> Iterator[JSON]:
+    """Parse a streamed JSONL body line by line, holding at most one line and one chunk."""
+    buffer = bytearray()
+    try:
+        with response:
+            for chunk in response.iter_content(chunk_size=1 << 16):
+                start = len(buffer)
+                buffer.extend(chunk)
+                end = buffer.find(b"\n", start)
+                begin = 0
+                while end != -1:
+                    line = bytes(buffer[begin:end])
+                    if line.strip():
+                        yield json.loads(line)
+                    begin = end + 1
+                    end = buffer.find(b"\n", begin)
+                del buffer[:begin]
+    except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+        raise NucleusConnectionError(f"the export stream broke off: {exc}") from exc
+    if bytes(buffer).strip():
+        yield json.loads(bytes(buffer))
+
+
+def _copy(response: requests.Response, out: BinaryIO) -> int:
+    """Stream a response body into `out`; returns the bytes written."""
+    written = 0
+    try:
+        with response:
+            for chunk in response.iter_content(chunk_size=1 << 20):
+                out.write(chunk)
+                written += len(chunk)
+    except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+        raise NucleusConnectionError(f"the download broke off: {exc}") from exc
+    return written
+
+
+def _save(response: requests.Response, path: Path) -> Path:
+    """Stream a response body into `path` through `<path>.part`, renamed when complete."""
+    partial = path.with_name(path.name + ".part")
+    with response:
+        try:
+            with open(partial, "wb") as out:
+                _copy(response, out)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+    partial.replace(path)
+    return path
+
+
+def _query(filters: Filters | None) -> list[tuple[str, str]]:
+    """Query parameters from a filter mapping; list values repeat the parameter."""
+    out: list[tuple[str, str]] = []
+    for key, value in (filters or {}).items():
+        values = value if isinstance(value, list | tuple) else [value]
+        out.extend((key, _param(v)) for v in values)
+    return out
+
+
+def _param(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    return str(value)
+
+
+def _chunks(values: Iterable[str], size: int) -> Iterator[list[str]]:
+    iterator = iter(values)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+def _shifted(error: NucleusAPIError, key: str, offset: int) -> NucleusAPIError:
+    """Renumber `items[3]...` paths of a chunk's error to the row's index in the whole upload."""
+    if not offset:
+        return error
+
+    def shift(path: str) -> str:
+        match = _ROW_PATH.match(path)
+        if not match or match.group(1) != key:
+            return path
+        return f"{key}[{int(match.group(2)) + offset}]{path[match.end() :]}"
+
+    fields = [FieldError(shift(f.path), f.message) for f in error.fields]
+    message = f"{error.message} (in the chunk from row {offset}; earlier chunks were written)"
+    return NucleusAPIError(error.status, error.code, message, fields)

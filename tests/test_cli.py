@@ -1,0 +1,296 @@
+"""The `nucleus` command line (nucleus/cli.py) against a real server: listing, ingest,
+jobs with --wait, export, search, and exit statuses with clear messages on errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from curation.models import Item, Job, JobStatus, Slice
+from nucleus.cli import main
+from nucleus.client import NucleusClient
+from tests.api_helpers import add_items, box
+from tests.client_support import (  # noqa: F401  (fixtures)
+    InProcessWorker,
+    client_of_fixture,
+    server_fixture,
+    token_of_fixture,
+    worker_fixture,
+)
+from tests.embedding_factories import custom_model, items_with_vectors
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ROOT = Path(__file__).resolve().parent.parent
+MANIFEST = "\n".join(
+    json.dumps({"reference_id": ref, "metadata": {"weather": weather}})
+    for ref, weather in (("a", "rain"), ("b", "sun"), ("c", "fog"))
+)
+
+
+@pytest.fixture
+def as_user(server, token_of, monkeypatch):
+    """Point the CLI at the live server with a token of the given user (from the env)."""
+
+    def login(user):
+        monkeypatch.setenv("NUCLEUS_URL", server)
+        monkeypatch.setenv("NUCLEUS_TOKEN", token_of(user))
+
+    return login
+
+
+def run(capsys, *argv):
+    """Run the CLI in process; returns (exit status, stdout, stderr)."""
+    try:
+        status = main(list(argv))
+    except SystemExit as exc:  # argparse's usage errors
+        status = exc.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+# --------------------------------------------------------------------------- listing
+
+
+def test_it_lists_datasets_and_slices(dataset, victor, as_user, capsys):
+    add_items(dataset, {"reference_id": "a"}, {"reference_id": "b"})
+    Slice.objects.create(dataset=dataset, name="night rain")
+    as_user(victor)
+    status, out, _ = run(capsys, "datasets")
+    assert status == 0
+    assert out.splitlines() == ["id\tname\trole\titems", f"{dataset.pk}\tstreet scenes\tviewer\t2"]
+    status, out, _ = run(capsys, "datasets", "--json")
+    assert [d["name"] for d in json.loads(out)] == ["street scenes"]
+    status, out, _ = run(capsys, "slices", "--dataset", "street scenes")
+    assert status == 0
+    assert out.splitlines()[1].split("\t")[1:] == ["night rain", "0"]
+
+
+def test_url_and_token_flags_override_the_environment(dataset, alice, server, token_of, capsys):
+    status, out, _ = run(capsys, "--url", server, "--token", token_of(alice), "datasets")
+    assert status == 0
+    assert "street scenes" in out
+
+
+# ---------------------------------------------------------------------------- errors
+
+
+def test_api_errors_exit_1_with_the_servers_message(dataset, charlie, bob, as_user, capsys):
+    as_user(charlie)
+    status, out, err = run(capsys, "slices", "--dataset", str(dataset.pk))
+    assert status == 1
+    assert out == ""
+    assert err.startswith("nucleus: error: 404 not_found:")
+    as_user(bob)
+    status, _, err = run(
+        capsys, "ingest", "--dataset", "street scenes", "--server", "missing.jsonl"
+    )
+    assert status == 1
+    assert "400 invalid" in err and "source.path:" in err
+
+
+def test_a_bad_or_missing_token_is_a_clear_error(dataset, server, monkeypatch, capsys):
+    monkeypatch.setenv("NUCLEUS_URL", server)
+    monkeypatch.setenv("NUCLEUS_TOKEN", "nuc_wrong")
+    status, _, err = run(capsys, "datasets")
+    assert status == 1
+    assert "401 authentication_failed" in err
+    monkeypatch.delenv("NUCLEUS_TOKEN")
+    status, _, err = run(capsys, "datasets")
+    assert status == 2
+    assert "no API token" in err
+
+
+def test_an_unreachable_server_is_a_clear_error(monkeypatch, capsys):
+    monkeypatch.setenv("NUCLEUS_URL", "http://127.0.0.1:9")  # the discard port: refused
+    monkeypatch.setenv("NUCLEUS_TOKEN", "nuc_x")
+    monkeypatch.setitem(NucleusClient.__init__.__kwdefaults__, "backoff", 0)  # fail fast
+    status, _, err = run(capsys, "datasets")
+    assert status == 1
+    assert err.startswith("nucleus: error: GET http://127.0.0.1:9/api/v1/datasets")
+
+
+# ------------------------------------------------------------------- ingest and jobs
+
+
+def test_it_uploads_a_manifest_and_follows_the_job(dataset, bob, as_user, worker, capsys, tmp_path):
+    manifest = tmp_path / "items.jsonl"
+    manifest.write_text(MANIFEST)
+    as_user(bob)
+    status, out, err = run(capsys, "ingest", "--dataset", "street scenes", str(manifest), "--wait")
+    assert status == 0, err
+    job = Job.objects.get()
+    assert out.splitlines()[0] == f"job {job.pk} (ingest): succeeded, 3/3 done, 0 errors"
+    assert f"ingest job {job.pk}" in err  # the progress bar
+    assert sorted(Item.objects.values_list("reference_id", flat=True)) == ["a", "b", "c"]
+
+
+def test_it_starts_an_ingest_of_a_server_side_path_and_prints_the_job_id(
+    dataset, bob, as_user, import_root, capsys
+):
+    (import_root / "coco.json").write_text(json.dumps({"images": [], "categories": []}))
+    as_user(bob)
+    status, out, _ = run(capsys, "ingest", "--dataset", str(dataset.pk), "coco.json")
+    assert status == 0
+    job = Job.objects.get()
+    assert out.strip() == str(job.pk)
+    assert job.params["source"]["type"] == "coco"  # from the suffix
+
+
+def test_a_local_folder_is_not_uploaded(dataset, bob, as_user, capsys, tmp_path):
+    as_user(bob)
+    status, _, err = run(capsys, "ingest", "--dataset", "street scenes", str(tmp_path))
+    assert status == 2
+    assert "--server" in err
+    assert not Job.objects.exists()
+
+
+def test_jobs_shows_a_job_found_in_any_dataset_and_waits_for_it(
+    dataset, bob, as_user, import_root, capsys
+):
+    (import_root / "m.jsonl").write_text(MANIFEST)
+    as_user(bob)
+    run(capsys, "ingest", "--dataset", "street scenes", "--server", "m.jsonl")
+    job = Job.objects.get()
+    status, out, _ = run(capsys, "jobs", str(job.pk))
+    assert status == 0
+    assert out.splitlines()[0] == f"job {job.pk} (ingest): queued, 0 done, 0 errors"
+    worker = InProcessWorker().start()
+    try:
+        status, out, _ = run(capsys, "jobs", str(job.pk), "--wait")
+    finally:
+        worker.stop()
+    assert status == 0
+    assert "succeeded, 3/3 done" in out
+    status, out, _ = run(capsys, "jobs", "--dataset", "street scenes")
+    assert out.splitlines()[1].split("\t") == [str(job.pk), "ingest", "succeeded", "3/3", "0"]
+    status, _, err = run(capsys, "jobs", "999999")
+    assert status == 1 and "No job 999999" in err
+
+
+def test_a_failed_or_cancelled_job_exits_1(dataset, bob, as_user, import_root, capsys):
+    (import_root / "m.jsonl").write_text(MANIFEST)
+    as_user(bob)
+    run(capsys, "ingest", "--dataset", "street scenes", "--server", "m.jsonl")
+    job = Job.objects.get()
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.CANCELLED)
+    status, out, _ = run(capsys, "jobs", str(job.pk), "--wait", "--dataset", "street scenes")
+    assert status == 1
+    assert "cancelled" in out
+
+
+# ---------------------------------------------------------------------------- export
+
+
+@pytest.fixture
+def frozen(dataset, bob, client_of):
+    """Slice "night rain", version 1 = items a and b with one box each."""
+    client = client_of(bob)
+    client.items_upsert(
+        dataset.pk,
+        [
+            {"reference_id": "a", "annotations": [{"id": "a1", **box()}]},
+            {"reference_id": "b", "annotations": [{"id": "b1", **box(label="bus")}]},
+            {"reference_id": "c"},
+        ],
+    )
+    client.slice_create(dataset.pk, "night rain", reference_ids=["a", "b"])
+    client.slice_freeze(dataset.pk, "night rain")
+    client.slice_append(dataset.pk, "night rain", ["c"])
+    return dataset
+
+
+def test_it_exports_a_slice_version_as_coco_to_a_file(frozen, victor, as_user, capsys, tmp_path):
+    as_user(victor)
+    out_file = tmp_path / "out.json"
+    status, _, err = run(
+        capsys,
+        "export",
+        "--dataset",
+        "street scenes",
+        "--slice",
+        "night rain",
+        "--version",
+        "1",
+        "--format",
+        "coco",
+        "-o",
+        str(out_file),
+    )
+    assert status == 0, err
+    assert f"wrote {out_file}" in err
+    coco = json.loads(out_file.read_text())
+    assert len(coco["images"]) == 2 and len(coco["annotations"]) == 2
+
+
+def test_export_refuses_a_version_without_a_slice(frozen, victor, as_user, capsys):
+    as_user(victor)
+    status, _, err = run(capsys, "export", "--dataset", "street scenes", "--version", "1")
+    assert status == 2
+    assert "--version needs --slice" in err
+
+
+def test_the_installed_command_streams_jsonl_to_stdout(frozen, victor, server, token_of):
+    env = {**os.environ, "NUCLEUS_URL": server, "NUCLEUS_TOKEN": token_of(victor)}
+    argv = ["export", "--dataset", "street scenes", "--slice", "night rain"]
+    done = subprocess.run(
+        [sys.executable, "-m", "nucleus.cli", *argv],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in done.stdout.decode().splitlines()]
+    assert [r["reference_id"] for r in records] == ["a", "b", "c"]
+
+
+def test_the_client_and_the_command_need_no_django():
+    code = (
+        "import sys, nucleus.client, nucleus.cli; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'django', 'rest_framework'}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, timeout=60, check=True
+    )
+    assert done.stdout.decode().strip() == "[]"
+
+
+# ---------------------------------------------------------------------------- search
+
+
+def test_search_prints_reference_ids_and_scores_best_first(dataset, victor, as_user, capsys):
+    model = custom_model(dataset, 4)
+    items_with_vectors(dataset, model, np.eye(4, dtype=np.float32) + 0.05)
+    as_user(victor)
+    status, out, err = run(
+        capsys, "search", "--dataset", "street scenes", "--item", "v-00002", "-k", "2"
+    )
+    assert status == 0, err
+    lines = [line.split("\t") for line in out.splitlines()]
+    assert len(lines) == 2
+    assert all(ref.startswith("v-") and ref != "v-00002" for ref, _ in lines)
+    scores = [float(score) for _, score in lines]
+    assert scores == sorted(scores, reverse=True)
+    assert "random weights" not in err
+    status, out, _ = run(
+        capsys, "search", "--dataset", "street scenes", "--item", "v-00002", "--json"
+    )
+    assert len(json.loads(out)["results"]) == 3
+
+
+def test_search_needs_one_kind_of_query(dataset, victor, as_user, capsys):
+    as_user(victor)
+    status, _, err = run(capsys, "search", "--dataset", "street scenes")
+    assert status == 2
+    status, _, err = run(
+        capsys, "search", "--dataset", "street scenes", "--text", "x", "--item", "y"
+    )
+    assert status == 2 and "not allowed with" in err
