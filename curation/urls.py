@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.urls import path, register_converter
+from django.urls import include, path, register_converter
 
 from curation import views
 from curation.storage import MEDIA_KINDS
@@ -19,6 +19,6 @@ class MediaKindConverter:
 register_converter(MediaKindConverter, "media_kind")
 
 urlpatterns: list = [
-    path("", views.landing, name="landing"),
     path("media/items/<int:item_id>/<media_kind:kind>", views.item_media, name="item-media"),
+    path("", include("curation.ui.urls")),
 ]

@@ -8,14 +8,13 @@ from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
-from django.shortcuts import render
 from django.utils.cache import get_conditional_response, patch_cache_control, patch_vary_headers
 from django.views.decorators.http import require_safe
 from rest_framework import authentication, exceptions
 
 from curation.authentication import HashedTokenAuthentication
 from curation.errors import error_body
-from curation.models import Dataset, Item
+from curation.models import Item
 from curation.storage import (
     MediaKind,
     media_content_type,
@@ -117,10 +116,3 @@ def _local_media_response(
         response["ETag"] = etag
     patch_cache_control(response, private=True, max_age=settings.MEDIA_CACHE_SECONDS)
     return response
-
-
-@require_safe
-def landing(request: HttpRequest) -> HttpResponse:
-    """The front page: where the API docs and the admin are."""
-    datasets = Dataset.objects.visible_to(request.user).count()
-    return render(request, "landing.html", {"datasets": datasets})

@@ -140,7 +140,7 @@ def test_it_sends_an_anonymous_browser_to_the_login_page(item: Item) -> None:
     )
     assert response.status_code == 302
     location = urlsplit(response["Location"])
-    assert location.path == "/admin/login/"
+    assert location.path == "/login/"
     assert f"/media/items/{item.pk}/original" in location.query
 
 

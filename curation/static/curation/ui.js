@@ -1,0 +1,262 @@
+/* nucleus UI: the little JavaScript the pages need. Everything works as plain links and
+   forms first; this adds selection, keyboard moves, drag-and-drop and live feedback. */
+(function () {
+  "use strict";
+
+  function $(selector, root) { return (root || document).querySelector(selector); }
+  function $$(selector, root) { return Array.prototype.slice.call((root || document).querySelectorAll(selector)); }
+  // Whether a key press belongs to a field (typing, choosing): page shortcuts stay out.
+  function typing(event) {
+    var t = event.target;
+    if (!t) return false;
+    if (t.tagName === "INPUT") return !/^(checkbox|button|submit|reset|file)$/.test(t.type);
+    return t.isContentEditable || /^(TEXTAREA|SELECT)$/.test(t.tagName);
+  }
+
+  /* ------------------------------------------------------------ small behaviours */
+  function wireForms() {
+    document.addEventListener("change", function (event) {
+      var el = event.target;
+      if (el.matches && el.matches("[data-autosubmit]") && el.form) {
+        if (el.type === "file" && !el.files.length) return;
+        el.form.requestSubmit ? el.form.requestSubmit() : el.form.submit();
+      }
+    });
+    document.addEventListener("submit", function (event) {
+      var form = event.target;
+      var question = form.getAttribute("data-confirm");
+      if (question && !window.confirm(question)) event.preventDefault();
+    }, true);
+    document.addEventListener("click", function (event) {
+      var copy = event.target.closest("[data-copy]");
+      if (copy && navigator.clipboard) {
+        navigator.clipboard.writeText(copy.getAttribute("data-copy"));
+        copy.textContent = "Copied";
+      }
+      var ingest = event.target.closest("[data-ingest-toggle]");
+      if (ingest) {
+        var row = document.getElementById("ingest-" + ingest.getAttribute("data-ingest-toggle"));
+        if (row) {
+          event.preventDefault();
+          row.hidden = !row.hidden;
+          if (!row.hidden) { var first = $("input[name=path]", row); if (first) first.focus(); }
+        }
+      }
+    });
+  }
+
+  /* ------------------------------------------------------------ query bar */
+  function wireQueryBar() {
+    var input = $("#query-input");
+    if (!input) return;
+    function mirror() { return $("#query-mirror"); }
+    function sync() {
+      var m = mirror();
+      if (!m) return;
+      m.scrollLeft = input.scrollLeft;
+      // An underline only means something for the text it was computed for.
+      var mark = $("mark", m);
+      if (mark) m.style.visibility = m.textContent.replace(/\u00a0$/, "") === input.value ? "visible" : "hidden";
+    }
+    input.addEventListener("scroll", sync);
+    input.addEventListener("input", sync);
+    input.addEventListener("keyup", sync);
+    document.body.addEventListener("htmx:afterSwap", sync);
+    document.body.addEventListener("htmx:oobAfterSwap", sync);
+    sync();
+  }
+
+  /* ------------------------------------------------------------ grid selection + keys */
+  function wireGrid() {
+    var grid = $("#tiles");
+    if (!grid) return;
+    var tiles = $$(".tile", grid);
+    var form = $("#selection-form");
+    var selected = new Set();
+    var anchor = null;
+    var allMatching = false;
+    var focusIndex = 0;
+
+    function render() {
+      tiles.forEach(function (tile) {
+        var on = allMatching || selected.has(tile.dataset.id);
+        tile.classList.toggle("selected", on);
+        tile.setAttribute("aria-selected", on ? "true" : "false");
+      });
+      grid.classList.toggle("selecting", selected.size > 0 || allMatching);
+      if (!form) return;
+      var count = $("[data-sel-count]", form);
+      if (allMatching) {
+        var counted = $("#view-count [data-count]");
+        count.textContent = "All " + (counted ? counted.textContent : "matching items") + " selected";
+      } else {
+        count.textContent = selected.size + " selected";
+      }
+      form.hidden = !(selected.size || allMatching);
+      form.elements.ids.value = Array.from(selected).join(",");
+      form.elements.scope.value = allMatching ? "view" : "ids";
+    }
+    function toggle(index, range) {
+      allMatching = false;
+      var id = tiles[index].dataset.id;
+      if (range && anchor !== null) {
+        var lo = Math.min(anchor, index), hi = Math.max(anchor, index);
+        for (var i = lo; i <= hi; i++) selected.add(tiles[i].dataset.id);
+      } else {
+        if (selected.has(id)) selected.delete(id); else selected.add(id);
+        anchor = index;
+      }
+      render();
+    }
+    function focus(index) {
+      if (index < 0 || index >= tiles.length) return;
+      tiles[focusIndex].setAttribute("tabindex", "-1");
+      tiles[focusIndex].classList.remove("focused");
+      focusIndex = index;
+      tiles[index].setAttribute("tabindex", "0");
+      tiles[index].focus({ preventScroll: false });
+    }
+    function columns() {
+      var top = tiles[0].offsetTop, n = 0;
+      while (n < tiles.length && tiles[n].offsetTop === top) n++;
+      return Math.max(n, 1);
+    }
+
+    grid.addEventListener("click", function (event) {
+      var tile = event.target.closest(".tile");
+      if (!tile) return;
+      var link = event.target.closest("a");
+      // Links in the footer (open, find similar) and modified clicks behave as links.
+      if (link && !link.classList.contains("tile-media")) return;
+      if (event.metaKey || event.ctrlKey || event.button !== 0) return;
+      event.preventDefault();
+      var index = tiles.indexOf(tile);
+      focus(index);
+      toggle(index, event.shiftKey);
+    });
+    grid.addEventListener("dblclick", function (event) {
+      var tile = event.target.closest(".tile");
+      if (tile) window.location.href = tile.dataset.open;
+    });
+    grid.addEventListener("mousedown", function (event) {
+      if (event.shiftKey) event.preventDefault(); // no text selection on shift-click
+    });
+    grid.addEventListener("focusin", function (event) {
+      var tile = event.target.closest(".tile");
+      if (tile) focusIndex = tiles.indexOf(tile);
+    });
+    document.addEventListener("keydown", function (event) {
+      if (typing(event) || event.altKey || event.metaKey || event.ctrlKey) return;
+      var inGrid = grid.contains(document.activeElement);
+      var moves = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: columns(), ArrowUp: -columns() };
+      if (event.key in moves) {
+        event.preventDefault();
+        focus(inGrid ? Math.min(Math.max(focusIndex + moves[event.key], 0), tiles.length - 1) : focusIndex);
+        if (event.shiftKey && anchor !== null) toggle(focusIndex, true);
+      } else if (event.key === " " && inGrid) {
+        event.preventDefault();
+        toggle(focusIndex, event.shiftKey);
+      } else if (event.key === "Enter" && inGrid) {
+        event.preventDefault();
+        window.location.href = tiles[focusIndex].dataset.open;
+      } else if (event.key === "Escape") {
+        selected.clear(); allMatching = false; render();
+      } else if (event.key === "/") {
+        var q = $("#query-input");
+        if (q) { event.preventDefault(); q.focus(); }
+      }
+    });
+
+    if (form) {
+      $("[data-select-page]", form).addEventListener("click", function () {
+        allMatching = false;
+        tiles.forEach(function (t) { if (!t.classList.contains("is-query")) selected.add(t.dataset.id); });
+        render();
+      });
+      var all = $("[data-select-all]", form);
+      if (all) all.addEventListener("click", function () { allMatching = true; render(); });
+      $("[data-select-clear]", form).addEventListener("click", function () {
+        selected.clear(); allMatching = false; render();
+      });
+      form.addEventListener("submit", function (event) {
+        var button = event.submitter;
+        if (button && button.dataset.slice) form.elements.slice.value = button.dataset.slice;
+      });
+    }
+    render();
+  }
+
+  /* ------------------------------------------------------------ search by image drop */
+  function wireImageDrop() {
+    var form = $("#image-search");
+    var zone = $(".workspace-main");
+    if (!form || !zone) return;
+    var input = $("input[type=file]", form);
+    if (input.disabled) return;
+    ["dragenter", "dragover"].forEach(function (name) {
+      zone.addEventListener(name, function (event) {
+        if (!event.dataTransfer || Array.prototype.indexOf.call(event.dataTransfer.types, "Files") < 0) return;
+        event.preventDefault();
+        zone.classList.add("drop-target");
+      });
+    });
+    ["dragleave", "drop"].forEach(function (name) {
+      zone.addEventListener(name, function () { zone.classList.remove("drop-target"); });
+    });
+    zone.addEventListener("drop", function (event) {
+      var files = event.dataTransfer && event.dataTransfer.files;
+      if (!files || !files.length) return;
+      event.preventDefault();
+      input.files = files;
+      form.submit();
+    });
+  }
+
+  /* ------------------------------------------------------------ item view */
+  function wireItem() {
+    var overlay = $("#item-overlay");
+    if (overlay) {
+      var tip = $("#shape-tip");
+      document.addEventListener("change", function (event) {
+        var box = event.target;
+        if (!box.matches || !box.matches("[data-toggle-label]")) return;
+        $$(".shape", overlay).forEach(function (shape) {
+          if (shape.dataset.label === box.dataset.toggleLabel && shape.dataset.source === box.dataset.toggleSource) {
+            shape.classList.toggle("off", !box.checked);
+          }
+        });
+      });
+      overlay.addEventListener("mousemove", function (event) {
+        var shape = event.target.closest(".shape");
+        if (!shape) { tip.hidden = true; return; }
+        tip.textContent = shape.dataset.label + (shape.dataset.source === "pred" ? " (prediction)" : "");
+        if (shape.dataset.confidence) {
+          var conf = document.createElement("span");
+          conf.className = "conf";
+          conf.textContent = shape.dataset.confidence;
+          tip.appendChild(conf);
+        }
+        tip.hidden = false;
+        tip.style.left = event.clientX + 12 + "px";
+        tip.style.top = event.clientY + 12 + "px";
+      });
+      overlay.addEventListener("mouseleave", function () { tip.hidden = true; });
+    }
+    document.addEventListener("keydown", function (event) {
+      if (typing(event) || event.altKey || event.metaKey || event.ctrlKey) return;
+      var target = null;
+      if (event.key === "ArrowRight") target = $("[data-key-next]");
+      else if (event.key === "ArrowLeft") target = $("[data-key-prev]");
+      else if (event.key === "Escape" || event.key === "Backspace") target = $("[data-key-back]");
+      if (target && target.href) { event.preventDefault(); window.location.href = target.href; }
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    wireForms();
+    wireQueryBar();
+    wireGrid();
+    wireImageDrop();
+    if ($(".item-layout")) wireItem();
+  });
+})();

@@ -1,0 +1,133 @@
+"""Server-rendered SVG charts: the geometry is computed here, templates only draw it
+(templates/ui/_chart.html). No charting library, nothing to load in the browser."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from curation.ui.facets import MetadataKey, number_label
+from curation.ui.overlays import label_colour
+
+WIDTH = 560
+ROW = 22
+LABEL_WIDTH = 150
+VALUE_WIDTH = 64
+COLUMN_HEIGHT = 150
+AXIS = 22
+ACCENT = "#6366f1"
+
+
+@dataclass
+class Bar:
+    label: str
+    value: int
+    x: float
+    y: float
+    width: float
+    height: float
+    colour: str
+    label_x: float = 0.0
+    label_y: float = 0.0
+    value_x: float = 0.0
+    value_y: float = 0.0
+    show_label: bool = True
+
+
+@dataclass
+class Chart:
+    kind: str  # "bars" (horizontal) or "columns"
+    width: int
+    height: int
+    bars: list[Bar] = field(default_factory=list)
+    title: str = ""
+    note: str = ""
+    max_label: str = ""
+    baseline: float = 0.0
+
+    @property
+    def empty(self) -> bool:
+        return not self.bars
+
+
+def _short(text: str, limit: int = 22) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def bars(
+    rows: Sequence[tuple[str, int]], *, colour_by_label: bool = False, title: str = ""
+) -> Chart:
+    """Horizontal bars, one row per (label, value), longest first as given."""
+    chart = Chart("bars", WIDTH, max(ROW * len(rows), ROW), title=title)
+    top = max((v for _, v in rows), default=0) or 1
+    room = WIDTH - LABEL_WIDTH - VALUE_WIDTH
+    for i, (label, value) in enumerate(rows):
+        width = max(room * value / top, 1.0 if value else 0.0)
+        y = i * ROW + 3
+        chart.bars.append(
+            Bar(
+                label=_short(label),
+                value=value,
+                x=LABEL_WIDTH,
+                y=y,
+                width=width,
+                height=ROW - 6,
+                colour=label_colour(label) if colour_by_label else ACCENT,
+                label_x=LABEL_WIDTH - 8,
+                label_y=y + (ROW - 6) / 2,
+                value_x=LABEL_WIDTH + width + 6,
+                value_y=y + (ROW - 6) / 2,
+            )
+        )
+    return chart
+
+
+def columns(rows: Sequence[tuple[str, int]], *, title: str = "") -> Chart:
+    """Vertical columns (a histogram), left to right as given, labels under the axis."""
+    chart = Chart("columns", WIDTH, COLUMN_HEIGHT + AXIS, title=title, baseline=COLUMN_HEIGHT)
+    if not rows:
+        return chart
+    top = max(v for _, v in rows) or 1
+    slot = WIDTH / len(rows)
+    gap = min(4.0, slot * 0.2)
+    every = max(1, round(len(rows) / 10))  # at most about ten axis labels
+    for i, (label, value) in enumerate(rows):
+        height = (COLUMN_HEIGHT - 14) * value / top
+        x = i * slot + gap / 2
+        chart.bars.append(
+            Bar(
+                label=label,
+                value=value,
+                x=x,
+                y=COLUMN_HEIGHT - height,
+                width=slot - gap,
+                height=height,
+                colour=ACCENT,
+                label_x=x + (slot - gap) / 2,
+                label_y=COLUMN_HEIGHT + 15,
+                value_x=x + (slot - gap) / 2,
+                value_y=COLUMN_HEIGHT - height - 4,
+                show_label=i % every == 0 or i == len(rows) - 1,
+            )
+        )
+    chart.max_label = f"{top:,}"
+    return chart
+
+
+def metadata_chart(key: MetadataKey) -> Chart:
+    """The distribution of one metadata key: top values, or a histogram of numbers."""
+    if key.kind == "category":
+        chart = bars([(v.value, v.count) for v in key.values], title=key.key)
+        if key.distinct > len(key.values):
+            chart.note = f"top {len(key.values)} of {key.distinct} values"
+        return chart
+    if key.kind == "number":
+        rows = [(number_label(b.low), b.count) for b in key.bins]
+        chart = columns(rows, title=key.key)
+        chart.note = f"{number_label(key.minimum)} to {number_label(key.maximum)}"
+        return chart
+    chart = Chart("none", WIDTH, 0, title=key.key)
+    chart.note = (
+        f"{key.distinct:,} distinct values" if key.kind == "many" else "nested or mixed values"
+    )
+    return chart

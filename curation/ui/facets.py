@@ -1,0 +1,336 @@
+"""Facet counts and dataset statistics for the UI, cheap at any size.
+
+Every figure here is computed over a *basis*: all of a dataset's items when it has at
+most SAMPLE_TARGET of them, otherwise a block sample (``TABLESAMPLE SYSTEM``) of about
+SAMPLE_TARGET items, scaled up and shown with an "≈" marker. Results are cached for
+CACHE_SECONDS, so clicking through facets never rescans a large dataset; the pages say
+when the figures were counted and offer a refresh. UI actions that change tags or slices
+drop the cache at once (``summary_forget``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.core.cache import cache
+from django.db import connection
+from django.utils import timezone
+
+from curation import selectors
+from curation.errors import CurationError
+from curation.models import Dataset, Item, Slice
+from curation.slices import slice_items
+
+SAMPLE_TARGET = 20_000
+CACHE_SECONDS = 60
+TOP_LABELS = 60
+TOP_VALUES = 12
+MAX_CATEGORIES = 40  # a key with more distinct text values is shown as "many values"
+HISTOGRAM_BINS = 16
+BOXES_CAP = 20  # items with more boxes fall in the last bucket, "20+"
+
+
+_OBJECT = "CASE WHEN jsonb_typeof({0}) = 'object' THEN {0} ELSE '{{}}'::jsonb END"
+# Metadata as (key, value) pairs, one level of nesting flattened into dotted keys
+# (camera.side): the form that the API's metadata filters and the query language take.
+_PAIRS = (
+    "LATERAL (SELECT e.key, e.value FROM jsonb_each(" + _OBJECT.format("s.metadata") + ") e "
+    "WHERE jsonb_typeof(e.value) <> 'object' "
+    "UNION ALL SELECT e.key || '.' || f.key, f.value FROM jsonb_each("
+    + _OBJECT.format("s.metadata")
+    + ") e, jsonb_each("
+    + _OBJECT.format("e.value")
+    + ") f "
+    "WHERE jsonb_typeof(e.value) = 'object') AS e(key, value)"
+)
+
+
+@dataclass
+class Basis:
+    """What the figures were computed over."""
+
+    exact: bool
+    item_count: int  # exact, or the planner's estimate when sampled
+    sampled: int  # items actually read
+    computed_at: datetime
+
+    @property
+    def scale(self) -> float:
+        return 1.0 if self.exact or not self.sampled else self.item_count / self.sampled
+
+
+@dataclass
+class ValueCount:
+    value: str
+    count: int
+
+
+@dataclass
+class Bin:
+    low: float
+    high: float
+    count: int
+
+
+@dataclass
+class MetadataKey:
+    key: str
+    kind: str  # "category", "number", "many" (too many distinct texts), "other"
+    present: int  # items that have the key
+    values: list[ValueCount] = field(default_factory=list)
+    distinct: int = 0
+    minimum: float | None = None
+    maximum: float | None = None
+    bins: list[Bin] = field(default_factory=list)
+
+
+@dataclass
+class LabelCount:
+    label: str
+    items: int
+    annotations: int
+
+
+@dataclass
+class Summary:
+    basis: Basis
+    labels: list[LabelCount]
+    metadata: list[MetadataKey]
+    boxes_per_item: list[tuple[str, int]]  # ("0", n), ("1", n) ... ("20+", n)
+    tags: list[tuple[int, str, int]]  # (id, name, items)
+    slices: list[tuple[int, str, int, bool]]  # (id, name, items, dynamic)
+
+
+def _cache_key(dataset: Dataset) -> str:
+    return f"ui:summary:{dataset.pk}"
+
+
+def summary_forget(dataset: Dataset) -> None:
+    """Drop the cached figures of a dataset (after a change made through the UI)."""
+    cache.delete(_cache_key(dataset))
+
+
+def dataset_summary(dataset: Dataset, *, refresh: bool = False) -> Summary:
+    """Facet counts and statistics of a dataset, from the cache when fresh."""
+    key = _cache_key(dataset)
+    if not refresh:
+        cached = cache.get(key)
+        if cached is not None:
+            return cached  # type: ignore[no-any-return]
+    summary = _summarise(dataset)
+    cache.set(key, summary, CACHE_SECONDS)
+    return summary
+
+
+# ---------------------------------------------------------------------------- computing
+
+
+def _planner_rows(dataset: Dataset) -> int:
+    """The planner's estimate of the dataset's item count (no scan)."""
+    sql, params = Item.objects.filter(dataset=dataset).values("id").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
+        plan = cursor.fetchone()[0]
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+def _basis(dataset: Dataset) -> tuple[Basis, str, list[Any]]:
+    """The basis, and SQL (with params) selecting the id and metadata of its items."""
+    with connection.cursor() as cursor:
+        # Counting stops past the target: a capped count costs at most SAMPLE_TARGET rows.
+        cursor.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM curation_item WHERE dataset_id = %s LIMIT %s) t",
+            [dataset.pk, SAMPLE_TARGET + 1],
+        )
+        capped = int(cursor.fetchone()[0])
+    now = timezone.now()
+    if capped <= SAMPLE_TARGET:
+        return (
+            Basis(exact=True, item_count=capped, sampled=capped, computed_at=now),
+            "SELECT id, metadata FROM curation_item WHERE dataset_id = %s",
+            [dataset.pk],
+        )
+    estimate = max(_planner_rows(dataset), capped)
+    percent = min(100.0, 100.0 * SAMPLE_TARGET / estimate)
+    sql = (
+        "SELECT id, metadata FROM curation_item TABLESAMPLE SYSTEM (%s) REPEATABLE (7) "
+        "WHERE dataset_id = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM ({sql}) s", [percent, dataset.pk])
+        sampled = int(cursor.fetchone()[0])
+    basis = Basis(exact=False, item_count=estimate, sampled=sampled, computed_at=now)
+    return basis, sql, [percent, dataset.pk]
+
+
+def _labels(sample_sql: str, params: list[Any], scale: float) -> list[LabelCount]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH s AS ({sample_sql}) "
+            "SELECT a.label, count(DISTINCT a.item_id), count(*) FROM s "
+            "JOIN curation_annotation a ON a.item_id = s.id "
+            "GROUP BY a.label ORDER BY count(DISTINCT a.item_id) DESC, a.label LIMIT %s",
+            [*params, TOP_LABELS],
+        )
+        return [
+            LabelCount(label, round(items * scale), round(annotations * scale))
+            for label, items, annotations in cursor.fetchall()
+        ]
+
+
+def _metadata(sample_sql: str, params: list[Any], scale: float) -> list[MetadataKey]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH s AS ({sample_sql}) "
+            "SELECT e.key, count(*), "
+            "count(*) FILTER (WHERE jsonb_typeof(e.value) = 'number'), "
+            "count(*) FILTER (WHERE jsonb_typeof(e.value) IN ('string', 'boolean')), "
+            "count(DISTINCT e.value) "
+            "FILTER (WHERE jsonb_typeof(e.value) IN ('string', 'boolean')), "
+            "min((e.value #>> '{}')::float8) FILTER (WHERE jsonb_typeof(e.value) = 'number'), "
+            "max((e.value #>> '{}')::float8) FILTER (WHERE jsonb_typeof(e.value) = 'number') "
+            f"FROM s, {_PAIRS} "
+            "GROUP BY e.key ORDER BY count(*) DESC, e.key LIMIT 50",
+            params,
+        )
+        rows = cursor.fetchall()
+    keys: list[MetadataKey] = []
+    for key, present, numbers, texts, distinct, low, high in rows:
+        if numbers and numbers >= texts:
+            kind = "number"
+        elif texts and distinct <= MAX_CATEGORIES:
+            kind = "category"
+        elif texts:
+            kind = "many"
+        else:
+            kind = "other"
+        keys.append(
+            MetadataKey(
+                key=key,
+                kind=kind,
+                present=round(present * scale),
+                distinct=distinct,
+                minimum=low if kind == "number" else None,
+                maximum=high if kind == "number" else None,
+            )
+        )
+    _top_values(sample_sql, params, scale, [k for k in keys if k.kind == "category"])
+    _histograms(sample_sql, params, scale, [k for k in keys if k.kind == "number"])
+    return keys
+
+
+def _top_values(sample_sql: str, params: list[Any], scale: float, keys: list[MetadataKey]) -> None:
+    if not keys:
+        return
+    by_key = {k.key: k for k in keys}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH s AS ({sample_sql}) "
+            "SELECT key, value, n FROM ("
+            "  SELECT e.key, e.value #>> '{}' AS value, count(*) AS n, "
+            "  row_number() OVER ("
+            "    PARTITION BY e.key ORDER BY count(*) DESC, e.value #>> '{}') AS r "
+            f"  FROM s, {_PAIRS} "
+            "  WHERE e.key = ANY(%s) AND jsonb_typeof(e.value) IN ('string', 'boolean') "
+            "  GROUP BY e.key, e.value #>> '{}'"
+            ") t WHERE r <= %s ORDER BY key, n DESC, value",
+            [*params, list(by_key), TOP_VALUES],
+        )
+        for key, value, n in cursor.fetchall():
+            by_key[key].values.append(ValueCount(value, round(n * scale)))
+
+
+def _histograms(sample_sql: str, params: list[Any], scale: float, keys: list[MetadataKey]) -> None:
+    keys = [k for k in keys if k.minimum is not None and k.maximum is not None]
+    if not keys:
+        return
+    for k in keys:
+        low, high = float(k.minimum), float(k.maximum)  # type: ignore[arg-type]
+        width = (high - low) / HISTOGRAM_BINS if high > low else 1.0
+        k.bins = [Bin(low + i * width, low + (i + 1) * width, 0) for i in range(HISTOGRAM_BINS)]
+        if high == low:
+            k.bins = [Bin(low, high, 0)]
+    by_key = {k.key: k for k in keys}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH s AS ({sample_sql}), b AS ("
+            "  SELECT * FROM unnest(%s::text[], %s::float8[], %s::float8[]) AS b(key, lo, hi)) "
+            "SELECT e.key, "
+            "LEAST(width_bucket((e.value #>> '{}')::float8, b.lo, b.hi + 1e-9, %s), %s), "
+            f"count(*) FROM s, {_PAIRS} JOIN b ON b.key = e.key "
+            "WHERE jsonb_typeof(e.value) = 'number' GROUP BY 1, 2",
+            [
+                *params,
+                [k.key for k in keys],
+                [k.minimum for k in keys],
+                [k.maximum for k in keys],
+                HISTOGRAM_BINS,
+                HISTOGRAM_BINS,
+            ],
+        )
+        for key, bucket, n in cursor.fetchall():
+            bins = by_key[key].bins
+            index = min(max(int(bucket) - 1, 0), len(bins) - 1)
+            bins[index].count += round(n * scale)
+
+
+def _boxes_per_item(sample_sql: str, params: list[Any], scale: float) -> list[tuple[str, int]]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH s AS ({sample_sql}) "
+            "SELECT LEAST(n, %s), count(*) FROM ("
+            "  SELECT (SELECT count(*) FROM curation_annotation a "
+            "          WHERE a.item_id = s.id AND a.kind = 'box') AS n FROM s"
+            ") t GROUP BY 1 ORDER BY 1",
+            [*params, BOXES_CAP],
+        )
+        found = dict(cursor.fetchall())
+    if not found:
+        return []
+    top = max(found)
+    return [
+        (f"{n}+" if n == BOXES_CAP else str(n), round(found.get(n, 0) * scale))
+        for n in range(top + 1)
+    ]
+
+
+def _dynamic_count(found: Slice) -> int:
+    """A dynamic slice's matches now, counted no further than SAMPLE_TARGET."""
+    try:
+        return slice_items(found)[:SAMPLE_TARGET].count()
+    except CurationError:  # its saved query no longer compiles (a renamed model)
+        return 0
+
+
+def _summarise(dataset: Dataset) -> Summary:
+    basis, sample_sql, params = _basis(dataset)
+    tags = [(t.pk, t.name, t.item_count) for t in selectors.tags_of(dataset=dataset)]
+    slices = [
+        (s.pk, s.name, _dynamic_count(s) if s.is_dynamic else s.item_count, s.is_dynamic)
+        for s in selectors.slices_of(dataset=dataset)
+    ]
+    return Summary(
+        basis=basis,
+        labels=_labels(sample_sql, params, basis.scale),
+        metadata=_metadata(sample_sql, params, basis.scale),
+        boxes_per_item=_boxes_per_item(sample_sql, params, basis.scale),
+        tags=tags,
+        slices=slices,
+    )
+
+
+def number_label(value: float | None) -> str:
+    """A short, readable form of a number for facets and chart axes."""
+    if value is None or math.isnan(value):
+        return ""
+    if float(value).is_integer() and abs(value) < 1e6:
+        return str(int(value))
+    if abs(value) >= 1e6:
+        return f"{value:.3g}"
+    return f"{value:.3g}"

@@ -1,0 +1,173 @@
+"""Slice pages: the slice's items in the same grid, its versions (freeze, diff, restore)
+and export buttons. Versions come from curation.slices and exports are the REST API's own
+streamed export endpoints, which accept the browser's session."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_POST, require_safe
+
+from curation import selectors, slices
+from curation.access import has_role
+from curation.errors import CurationError, InvalidInput, field_error
+from curation.export import FORMATS
+from curation.models import Dataset, Role, Slice
+from curation.ui import facets
+from curation.ui.browse import COUNT_CAP, _grid
+from curation.ui.http import back_with_error, dataset_or_404, html_errors
+from curation.ui.similarity import random_weight_models
+from curation.ui.state import GridState
+
+DIFF_SHOWN = 200
+
+
+def export_links(
+    dataset: Dataset, found: Slice | None = None, version: int | None = None
+) -> list[tuple[str, str]]:
+    """(format, URL) of the API's streamed export of a dataset, a slice or a version."""
+    if found is None:
+        base = reverse("api-dataset-export", args=[dataset.pk])
+    else:
+        base = reverse("api-slice-export", args=[dataset.pk, found.pk])
+    suffix = f"&version={version}" if version is not None else ""
+    return [(name, f"{base}?format={name}{suffix}") for name in FORMATS]
+
+
+def _slice_context(dataset: Dataset, found: Slice) -> dict[str, Any]:
+    if found.is_dynamic:
+        # A dynamic slice's members are its query's matches, not SliceItem rows.
+        count = slices.slice_items(found)[: COUNT_CAP + 1].count()
+        found.item_count = count
+        found.count_capped = count > COUNT_CAP
+    versions = list(slices.slice_versions(slice=found))
+    for version in versions:
+        version.exports = export_links(dataset, found, version.number)
+    return {
+        "versions": versions[::-1],
+        "exports": export_links(dataset, found),
+        "can_curate": has_role(dataset.user_role, Role.CURATOR),  # type: ignore[attr-defined]
+        "query_url": f"{reverse('ui:grid', args=[dataset.pk])}?{urlencode({'query': found.query})}"
+        if found.query.strip()
+        else "",
+    }
+
+
+@require_safe
+@login_required
+@html_errors
+def slice_page(request: HttpRequest, dataset_id: int, slice_id: int) -> HttpResponse:
+    """A slice: its items as a grid, its versions, export buttons."""
+    dataset = dataset_or_404(request, dataset_id)
+    found = selectors.slice_of(dataset=dataset, slice_id=slice_id)
+    base = reverse("ui:slice", args=[dataset.pk, found.pk])
+    return _grid(request, dataset, found, base, _slice_context(dataset, found))
+
+
+@require_POST
+@login_required
+@html_errors
+def version_freeze(request: HttpRequest, dataset_id: int, slice_id: int) -> HttpResponse:
+    """Freeze the slice as a new numbered version."""
+    dataset = dataset_or_404(request, dataset_id, Role.CURATOR)
+    found = selectors.slice_of(dataset=dataset, slice_id=slice_id)
+    note = request.POST.get("note", "").strip()
+    if len(note) > 2000:
+        messages.error(request, "The note is longer than 2,000 characters.")
+    else:
+        version = slices.slice_version_create(slice=found, user=request.user, note=note)
+        messages.success(
+            request,
+            f"Froze version {version.number}: {version.item_count} items, "
+            f"{version.annotation_count} annotations.",
+        )
+    return HttpResponseRedirect(reverse("ui:slice", args=[dataset.pk, found.pk]))
+
+
+@require_POST
+@login_required
+@html_errors
+def version_restore(
+    request: HttpRequest, dataset_id: int, slice_id: int, number: int
+) -> HttpResponse:
+    """Make a version's items the slice's items again."""
+    dataset = dataset_or_404(request, dataset_id, Role.CURATOR)
+    found = selectors.slice_of(dataset=dataset, slice_id=slice_id)
+    version = slices.slice_version_of(slice=found, number=number)
+    result = slices.slice_version_restore(slice=found, version=version)
+    facets.summary_forget(dataset)
+    text = f"Restored version {version.number}: the slice has {result['item_count']} items."
+    if result["missing"]:
+        text += f" {result['missing']} items of that version were deleted from the dataset since."
+    messages.success(request, text)
+    return HttpResponseRedirect(reverse("ui:slice", args=[dataset.pk, found.pk]))
+
+
+def _version_param(request: HttpRequest, found: Slice, name: str) -> Any:
+    raw = request.GET.get(name, "")
+    if not raw.isdigit():
+        message = "choose a version"
+        raise InvalidInput(f"{name}: {message}", fields=[field_error(name, message)])
+    return slices.slice_version_of(slice=found, number=raw)
+
+
+@require_safe
+@login_required
+@html_errors
+def version_diff(request: HttpRequest, dataset_id: int, slice_id: int) -> HttpResponse:
+    """What changed between two versions of a slice: added, removed, changed items."""
+    dataset = dataset_or_404(request, dataset_id)
+    found = selectors.slice_of(dataset=dataset, slice_id=slice_id)
+    context: dict[str, Any] = {
+        "tab": "items",
+        "dataset": dataset,
+        "slice": found,
+        "versions": list(slices.slice_versions(slice=found)),
+        "random_weight_models": random_weight_models([dataset]),
+    }
+    try:
+        old, new = _version_param(request, found, "from"), _version_param(request, found, "to")
+    except CurationError as exc:
+        context["error"] = exc.message
+        return render(request, "ui/slice_diff.html", context, status=400)
+    context.update(
+        old=old,
+        new=new,
+        diff=slices.slice_versions_diff(old=old, new=new, limit=DIFF_SHOWN),
+    )
+    return render(request, "ui/slice_diff.html", context)
+
+
+@require_POST
+@login_required
+@html_errors
+def slice_from_view(request: HttpRequest, dataset_id: int) -> HttpResponse:
+    """Save the view's query and labels as a dynamic slice (re-evaluated on every read)."""
+    dataset = dataset_or_404(request, dataset_id, Role.CURATOR)
+    fallback = reverse("ui:grid", args=[dataset.pk])
+    state = GridState(QueryDict(request.POST.get("view", "")), dataset=dataset)
+    if state.metadata_filters or state.tags or state.slice_ids or state.search_mode:
+        return back_with_error(
+            request,
+            fallback,
+            "Only the query bar and label facets can be saved as a dynamic slice; "
+            "write the other filters into the query, or select all and create a static slice.",
+        )
+    try:
+        created, _ = slices.slice_create_from_query(
+            dataset=dataset,
+            user=request.user,
+            name=request.POST.get("name", ""),
+            query=state.effective_query(),
+        )
+    except CurationError as exc:
+        return back_with_error(request, fallback, exc)
+    facets.summary_forget(dataset)
+    messages.success(request, f"Saved the view as the dynamic slice “{created.name}”.")
+    return HttpResponseRedirect(reverse("ui:slice", args=[dataset.pk, created.pk]))

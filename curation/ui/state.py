@@ -1,0 +1,220 @@
+"""The state of a grid view, read from and written to its URL, so any view can be shared
+by link.
+
+Parameters (all optional):
+
+- ``query``: a query in the query language (curation.query);
+- ``label``: items with at least one annotation of this label (repeatable: all of them);
+- ``query``, ``metadata.<key>[__<op>]``, ``tag``, ``slice``: the REST API's item filters,
+  with the same names and meaning (curation.filters), applied by the same function;
+- ``text``, ``like`` (an item id), ``image`` (an uploaded query image): similarity search
+  within the filtered items, best first, paged with ``page``;
+- ``after`` / ``before``: keyset cursors (item ids) of the id-ordered listing;
+- ``model`` and ``conf``: draw that model's predictions at or above that confidence;
+- ``size``: tile size (s, m, l); ``limit``: items per page.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from django.db.models import Q, QuerySet
+from django.http import QueryDict
+
+from curation import selectors
+from curation.errors import InvalidInput, field_error
+from curation.models import Dataset, Item, Slice
+from curation.query import compile_query
+from curation.slices import slice_items_q
+
+FILTER_NAMES = ("tag", "slice")  # with metadata.* and query: the API's item filters
+CURSOR_NAMES = ("after", "before", "page")
+SEARCH_NAMES = ("text", "like", "image")
+TILE_SIZES = {"s": 128, "m": 184, "l": 264}
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 500
+_IMAGE_KEY = re.compile(r"^[0-9a-f]{64}$")
+
+
+def label_clause(label: str) -> str:
+    """The query-language condition for "has an annotation labelled `label`"."""
+    escaped = label.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'annotations."{escaped}" >= 1'
+
+
+def _int(raw: str | None, name: str, *, minimum: int = 0) -> int | None:
+    if raw in (None, ""):
+        return None
+    try:
+        value = int(raw)  # type: ignore[arg-type]
+        if value < minimum:
+            raise ValueError
+    except ValueError:
+        message = f"must be a whole number of at least {minimum}"
+        raise InvalidInput(f"{name}: {message}", fields=[field_error(name, message)]) from None
+    return value
+
+
+@dataclass
+class Page:
+    items: list[Item]
+    has_next: bool
+    has_previous: bool
+
+
+class GridState:
+    """One grid view: what it filters, searches, shows and where it is."""
+
+    def __init__(self, params: QueryDict, *, dataset: Dataset, base_slice: Slice | None = None):
+        self.dataset = dataset
+        self.base_slice = base_slice
+        # `refresh` asks for facets to be counted again once; links must not repeat it.
+        self.params: dict[str, list[str]] = {
+            k: list(vs) for k, vs in params.lists() if k != "refresh"
+        }
+        self.q = params.get("query", "")
+        self.labels = [v for v in params.getlist("label") if v]
+        self.text = params.get("text", "").strip()
+        self.like = _int(params.get("like"), "like", minimum=1)
+        image = params.get("image", "")
+        self.image = image if _IMAGE_KEY.match(image) else ""
+        self.after = _int(params.get("after"), "after")
+        self.before = _int(params.get("before"), "before")
+        self.page = _int(params.get("page"), "page") or 0
+        self.model_id = _int(params.get("model"), "model", minimum=1)
+        self.conf = self._confidence(params.get("conf"))
+        size = params.get("size", "m")
+        self.size = size if size in TILE_SIZES else "m"
+        self.limit = min(_int(params.get("limit"), "limit", minimum=1) or DEFAULT_LIMIT, MAX_LIMIT)
+
+    @staticmethod
+    def _confidence(raw: str | None) -> float:
+        if raw in (None, ""):
+            return 0.5
+        try:
+            value = float(raw)  # type: ignore[arg-type]
+        except ValueError:
+            value = -1.0
+        if not 0.0 <= value <= 1.0:
+            message = "must be a number from 0 to 1"
+            raise InvalidInput(f"conf: {message}", fields=[field_error("conf", message)])
+        return value
+
+    # ------------------------------------------------------------------------- filters
+
+    def filter_params(self) -> QueryDict:
+        """The REST API's item filter parameters of this view (metadata.*, tag, slice, query)."""
+        out = QueryDict(mutable=True)
+        for name, values in self.params.items():
+            if name.startswith("metadata.") or name in FILTER_NAMES:
+                out.setlist(name, [v for v in values if v != ""])
+        if self.q.strip():
+            out.setlist("query", [self.q])
+        return out
+
+    @property
+    def metadata_filters(self) -> list[tuple[str, str]]:
+        return [
+            (name, value)
+            for name, values in self.params.items()
+            if name.startswith("metadata.")
+            for value in values
+            if value != ""
+        ]
+
+    @property
+    def tags(self) -> list[str]:
+        return [v for v in self.params.get("tag", []) if v]
+
+    @property
+    def slice_ids(self) -> list[str]:
+        return [v for v in self.params.get("slice", []) if v]
+
+    @property
+    def is_filtered(self) -> bool:
+        return bool(
+            self.q.strip() or self.labels or self.filter_params() or self.base_slice is not None
+        )
+
+    def query_condition(self) -> Q:
+        """The query bar's condition; QueryError (with a position) if it does not compile."""
+        return compile_query(self.q, dataset=self.dataset)
+
+    def items(self) -> QuerySet[Item]:
+        """The items this view filters to, unordered: the API's filters and query language."""
+        items = selectors.items_of(dataset=self.dataset, params=self.filter_params())
+        if self.base_slice is not None:
+            items = items.filter(slice_items_q(self.base_slice))
+        for label in self.labels:
+            items = items.filter(compile_query(label_clause(label), dataset=self.dataset))
+        return items
+
+    def effective_query(self) -> str:
+        """The labels and the query bar as one query, for display and for the API."""
+        parts = [label_clause(label) for label in self.labels]
+        if self.q.strip():
+            parts.append(f"({self.q.strip()})" if parts else self.q.strip())
+        return " AND ".join(parts)
+
+    # ------------------------------------------------------------------------ listing
+
+    @property
+    def search_mode(self) -> str | None:
+        if self.like is not None:
+            return "like"
+        if self.image:
+            return "image"
+        if self.text:
+            return "text"
+        return None
+
+    def page_of(self, items: QuerySet[Item]) -> Page:
+        """One page of `items` in id order, by keyset: no OFFSET and no COUNT."""
+        if self.before is not None:
+            rows = list(items.filter(id__lt=self.before).order_by("-id")[: self.limit + 1])
+            return Page(
+                rows[: self.limit][::-1], has_next=True, has_previous=len(rows) > self.limit
+            )
+        if self.after is not None:
+            items = items.filter(id__gt=self.after)
+        rows = list(items.order_by("id")[: self.limit + 1])
+        return Page(
+            rows[: self.limit], has_next=len(rows) > self.limit, has_previous=self.after is not None
+        )
+
+    # --------------------------------------------------------------------------- links
+
+    def url(self, path: str, changes: Mapping[str, Any] | None = None) -> str:
+        """`path` with this view's parameters, changed: None drops one, a list repeats it."""
+        params = {k: list(v) for k, v in self.params.items()}
+        for name, value in (changes or {}).items():
+            if value is None:
+                params.pop(name, None)
+            elif isinstance(value, list | tuple):
+                params[name] = [str(v) for v in value]
+            else:
+                params[name] = [str(value)]
+        pairs = [(k, v) for k, vs in params.items() for v in vs if v != ""]
+        return f"{path}?{urlencode(pairs)}" if pairs else path
+
+    def refilter(self, path: str, changes: Mapping[str, Any]) -> str:
+        """A link to this view with other filters, back at its first page."""
+        return self.url(path, {**dict.fromkeys(CURSOR_NAMES), **changes})
+
+    def toggled(self, path: str, name: str, value: str) -> str:
+        """A link with `value` added to or removed from the repeatable parameter `name`."""
+        current = list(self.params.get(name, []))
+        updated = [v for v in current if v != value] if value in current else [*current, value]
+        return self.refilter(path, {name: updated or None})
+
+    def without(self, path: str, names: Iterable[str]) -> str:
+        """A link to this view without the parameters `names`, back at its first page."""
+        return self.refilter(path, dict.fromkeys(names))
+
+    def querystring(self, *, drop: Iterable[str] = ()) -> str:
+        dropped = set(drop)
+        return urlencode([(k, v) for k, vs in self.params.items() if k not in dropped for v in vs])

@@ -1,0 +1,340 @@
+"""Pages around the datasets: the list with create and ingest, jobs, API tokens, stats.
+
+Views are thin: check access, call the same service or selector as the REST API, render.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
+from django.db.models import Max, Q
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST, require_safe
+
+from curation import ingest, selectors, services
+from curation.access import has_role
+from curation.errors import CurationError
+from curation.jobs import job_cancel
+from curation.models import Dataset, Job, JobStatus, Role
+from curation.ui import charts, facets
+from curation.ui.forms import DatasetCreateForm, IngestForm, TokenCreateForm
+from curation.ui.http import dataset_or_404, form_errors_from, html_errors, next_url
+from curation.ui.similarity import random_weight_models, search_model
+from embeddings.models import Embedding
+from embeddings.selectors import models_of as embedding_models_of
+
+JOBS_PER_PAGE = 50
+COVERAGE_CACHE_SECONDS = 60
+
+
+def _coverage(dataset: Dataset, item_count: int) -> dict[str, Any] | None:
+    """How many of the dataset's items have a vector under its search model (cached)."""
+    model = search_model(dataset)
+    if model is None:
+        return None
+    key = f"ui:coverage:{dataset.pk}:{model.pk}"
+    vectors = cache.get(key)
+    if vectors is None:
+        vectors = Embedding.objects.filter(dataset=dataset, model=model).count()
+        cache.set(key, vectors, COVERAGE_CACHE_SECONDS)
+    percent = 100.0 * vectors / item_count if item_count else 0.0
+    return {"model": model, "vectors": vectors, "percent": min(percent, 100.0)}
+
+
+def _datasets_page(
+    request: HttpRequest,
+    *,
+    create_form: DatasetCreateForm | None = None,
+    ingest_form: IngestForm | None = None,
+    ingest_for: int | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    datasets = list(
+        selectors.datasets_for_user(request.user)
+        .annotate(last_job=Max("jobs__created"))
+        .order_by("name", "id")
+    )
+    for dataset in datasets:
+        dataset.coverage = _coverage(dataset, dataset.item_count)
+        changes = [t for t in (dataset.updated, dataset.last_job) if t is not None]
+        dataset.last_change = max(changes) if changes else dataset.created
+        dataset.can_curate = dataset.user_role in (Role.CURATOR, Role.ADMIN)
+    active = list(
+        Job.objects.filter(dataset__in=[d.pk for d in datasets])
+        .filter(Q(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]) | Q(created_by=request.user))
+        .select_related("dataset", "created_by")
+        .order_by("-id")[:5]
+    )
+    roles = {d.pk: d.user_role for d in datasets}
+    for job in active:
+        job.can_cancel = has_role(roles.get(job.dataset_id), Role.CURATOR)
+    context = {
+        "nav": "datasets",
+        "datasets": datasets,
+        "create_form": create_form or DatasetCreateForm(),
+        "ingest_form": ingest_form,
+        "blank_ingest_form": IngestForm(),
+        "ingest_for": ingest_for,
+        "recent_jobs": active,
+        "random_weight_models": random_weight_models(datasets),
+    }
+    return render(request, "ui/datasets.html", context, status=status)
+
+
+@require_safe
+@login_required
+def dataset_list(request: HttpRequest) -> HttpResponse:
+    """The datasets the user has a role on, with forms to create one and start an ingest."""
+    return _datasets_page(request)
+
+
+@require_POST
+@login_required
+def dataset_create(request: HttpRequest) -> HttpResponse:
+    form = DatasetCreateForm(request.POST)
+    if form.is_valid():
+        try:
+            dataset = services.dataset_create(owner=request.user, **form.cleaned_data)
+        except CurationError as exc:
+            form_errors_from(form, exc)
+        else:
+            messages.success(
+                request, f"Created dataset “{dataset.name}”. Start an ingest to fill it."
+            )
+            return HttpResponseRedirect(
+                reverse("ui:datasets") + f"?ingest={dataset.pk}#ingest-{dataset.pk}"
+            )
+    return _datasets_page(request, create_form=form, status=400)
+
+
+@require_POST
+@login_required
+@html_errors
+def dataset_ingest(request: HttpRequest, dataset_id: int) -> HttpResponse:
+    """Start an ingest job from a folder under an import root or an uploaded file."""
+    dataset = dataset_or_404(request, dataset_id, Role.CURATOR)
+    form = IngestForm(request.POST, request.FILES)
+    if form.is_valid():
+        source = form.source()
+        try:
+            upload = form.cleaned_data.get("file")
+            if upload is not None:
+                source["upload_key"] = ingest.ingest_store_upload(
+                    dataset=dataset, filename=upload.name, fileobj=upload
+                )
+            job = ingest.ingest_enqueue(dataset=dataset, user=request.user, source=source)
+        except CurationError as exc:
+            form_errors_from(form, exc)
+        else:
+            messages.success(request, f"Ingest job #{job.pk} started for “{dataset.name}”.")
+            return HttpResponseRedirect(reverse("ui:datasets") + f"#job-{job.pk}")
+    return _datasets_page(request, ingest_form=form, ingest_for=dataset.pk, status=400)
+
+
+# ------------------------------------------------------------------------------------ jobs
+
+
+@require_GET
+@login_required
+@html_errors
+def job_progress(request: HttpRequest, dataset_id: int, job_id: int) -> HttpResponse:
+    """One job's progress row; htmx polls it until the job finishes (then 286 stops it)."""
+    dataset = dataset_or_404(request, dataset_id)
+    job = selectors.job_of(dataset=dataset, job_id=job_id)
+    context = {
+        "job": job,
+        "poll": not job.is_finished,
+        "compact": request.GET.get("compact") == "1",
+    }
+    job.can_cancel = has_role(dataset.user_role, Role.CURATOR)
+    response = render(request, "ui/_job.html", context)
+    if job.is_finished:
+        response.status_code = 286  # htmx: stop polling
+        response["HX-Trigger"] = "job-finished"  # pages refresh what the job changed
+    return response
+
+
+@require_safe
+@login_required
+@html_errors
+def job_list(request: HttpRequest) -> HttpResponse:
+    """Running and recent jobs of the user's datasets (or of one), newest first."""
+    visible = Dataset.objects.visible_to(request.user)
+    dataset = None
+    if request.GET.get("dataset"):
+        dataset = dataset_or_404(request, request.GET["dataset"])
+        jobs = selectors.jobs_of(dataset=dataset)
+    else:
+        jobs = Job.objects.filter(dataset__in=visible.values("pk")).select_related("created_by")
+    jobs = jobs.select_related("dataset").order_by("-id")
+    status = request.GET.get("status", "")
+    if status in JobStatus.values:
+        jobs = jobs.filter(status=status)
+    before = request.GET.get("before", "")
+    if before.isdigit():
+        jobs = jobs.filter(id__lt=int(before))
+    rows = list(jobs[: JOBS_PER_PAGE + 1])
+    roles = dict(selectors.datasets_for_user(request.user).values_list("pk", "user_role"))
+    for job in rows:
+        job.can_cancel = has_role(roles.get(job.dataset_id), Role.CURATOR)
+    context = {
+        "nav": "jobs",
+        "tab": "jobs",
+        "dataset": dataset,
+        "jobs": rows[:JOBS_PER_PAGE],
+        "next_before": rows[JOBS_PER_PAGE - 1].pk if len(rows) > JOBS_PER_PAGE else None,
+        "status": status,
+        "statuses": JobStatus.values,
+        "random_weight_models": random_weight_models([dataset] if dataset else visible),
+    }
+    return render(request, "ui/jobs.html", context)
+
+
+@require_POST
+@login_required
+@html_errors
+def job_cancel_view(request: HttpRequest, dataset_id: int, job_id: int) -> HttpResponse:
+    dataset = dataset_or_404(request, dataset_id, Role.CURATOR)
+    job = selectors.job_of(dataset=dataset, job_id=job_id)
+    try:
+        job_cancel(job=job)
+    except CurationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Job #{job.pk} cancelled.")
+    return HttpResponseRedirect(next_url(request, reverse("ui:jobs")))
+
+
+# ---------------------------------------------------------------------------------- tokens
+
+
+def _tokens_page(
+    request: HttpRequest,
+    *,
+    form: TokenCreateForm | None = None,
+    created: Any = None,
+    status: int = 200,
+) -> HttpResponse:
+    context = {
+        "nav": "tokens",
+        "tokens": selectors.tokens_of(user=request.user),
+        "form": form or TokenCreateForm(),
+        "created": created,
+    }
+    return render(request, "ui/tokens.html", context, status=status)
+
+
+@require_safe
+@login_required
+def token_list(request: HttpRequest) -> HttpResponse:
+    """The user's API tokens, and a form to create one."""
+    return _tokens_page(request)
+
+
+@require_POST
+@login_required
+def token_create(request: HttpRequest) -> HttpResponse:
+    """Create a token and show its secret, once, in this response (it is never stored)."""
+    form = TokenCreateForm(request.POST)
+    if not form.is_valid():
+        return _tokens_page(request, form=form, status=400)
+    token, secret = services.token_create(user=request.user, name=form.cleaned_data["name"])
+    token.secret = secret
+    response = _tokens_page(request, created=token)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_POST
+@login_required
+@html_errors
+def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
+    token = selectors.token_of(user=request.user, token_id=token_id)
+    services.token_revoke(token=token)
+    messages.success(
+        request, f"Token “{token.name}” revoked; programs using it can no longer sign in."
+    )
+    return HttpResponseRedirect(reverse("ui:tokens"))
+
+
+# ----------------------------------------------------------------------------------- stats
+
+
+@require_safe
+@login_required
+@html_errors
+def dataset_stats(request: HttpRequest, dataset_id: int) -> HttpResponse:
+    """Label histogram, boxes per item, metadata distributions and embedding coverage."""
+    dataset = dataset_or_404(request, dataset_id)
+    summary = facets.dataset_summary(dataset, refresh=request.GET.get("refresh") == "1")
+    count = summary.basis.item_count
+    coverage = [
+        {
+            "model": model,
+            "vectors": model.vector_count,
+            "percent": min(100.0, 100.0 * model.vector_count / count) if count else 0.0,
+        }
+        for model in embedding_models_of(dataset=dataset)
+        if model.vector_count or model.dataset_id == dataset.pk
+    ]
+    context = {
+        "tab": "stats",
+        "dataset": dataset,
+        "summary": summary,
+        "label_chart": charts.bars(
+            [(lc.label, lc.annotations) for lc in summary.labels], colour_by_label=True
+        ),
+        "label_items_chart": charts.bars(
+            [(lc.label, lc.items) for lc in summary.labels], colour_by_label=True
+        ),
+        "boxes_chart": charts.columns(summary.boxes_per_item),
+        "metadata_charts": [charts.metadata_chart(key) for key in summary.metadata],
+        "coverage": coverage,
+        "can_curate": has_role(dataset.user_role, Role.CURATOR),
+        "random_weight_models": random_weight_models([dataset]),
+    }
+    return render(request, "ui/stats.html", context)
+
+
+# ------------------------------------------------------------------- embedding jobs
+
+
+@require_POST
+@login_required
+@html_errors
+def embed_start(request: HttpRequest, dataset_id: int) -> HttpResponse:
+    """Start embedding the items that have no vector yet under the configured model."""
+    from embeddings.services import embed_job_start
+
+    dataset = dataset_or_404(request, dataset_id, Role.CURATOR)
+    back = next_url(request, reverse("ui:stats", args=[dataset.pk]))
+    try:
+        job = embed_job_start(dataset=dataset, user=request.user)
+    except CurationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Embedding job #{job.pk} started; follow it on the jobs page.")
+    return HttpResponseRedirect(back)
+
+
+@require_POST
+@login_required
+@html_errors
+def duplicates_start(request: HttpRequest, dataset_id: int) -> HttpResponse:
+    """Start a duplicates job with the dataset's search model (exact copies only without one)."""
+    from embeddings.duplicates import duplicates_job_start
+
+    dataset = dataset_or_404(request, dataset_id, Role.CURATOR)
+    back = next_url(request, reverse("ui:stats", args=[dataset.pk]))
+    try:
+        job = duplicates_job_start(dataset=dataset, user=request.user, model=search_model(dataset))
+    except CurationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Duplicates job #{job.pk} started; follow it on the jobs page.")
+    return HttpResponseRedirect(back)

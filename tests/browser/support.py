@@ -1,0 +1,32 @@
+"""Helpers for the browser tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.contrib.auth.models import User
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+def log_in(page: Any, user: User, password: str) -> None:
+    page.goto("/login/")
+    page.fill("input[name=username]", user.username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/login/" not in url)
+
+
+def screenshot(page: Any, name: str, *, full_page: bool = False) -> Path:
+    """Save the page under docs/screenshots/ (shown in the README)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    # Lazy thumbnails in view load before the picture is taken.
+    page.wait_for_load_state("networkidle")
+    page.wait_for_function(
+        "Array.from(document.images).filter(i => i.getBoundingClientRect().top < innerHeight)"
+        ".every(i => i.complete)"
+    )
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full_page)
+    return path

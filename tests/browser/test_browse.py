@@ -1,0 +1,149 @@
+"""Browsing in a real browser: log in, filter by a label facet and by a query, fix a query
+error shown inline, move with the keyboard, open an item and toggle its annotations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import User
+
+from curation.models import Annotation, Dataset, Item
+from tests.browser.support import log_in, screenshot
+
+
+def shown_ids(page: Any) -> list[int]:
+    return [
+        int(i) for i in page.locator(".tile").evaluate_all("tiles => tiles.map(t => t.dataset.id)")
+    ]
+
+
+def test_logging_in_lands_on_the_datasets_page(page: Any, alice: User, scenes: list[Item]) -> None:
+    page.goto("/")
+    assert "/login/" in page.url
+    screenshot(page, "login")
+    page.fill("input[name=username]", "alice")
+    page.fill("input[name=password]", "wrong password")
+    page.click("button[type=submit]")
+    assert page.locator(".form-error").is_visible()
+    log_in(page, alice, "alice-password-1")
+    assert page.get_by_role("link", name="street scenes").is_visible()
+    screenshot(page, "datasets")
+
+
+def test_filtering_by_a_label_facet_and_by_a_query(
+    page: Any, alice: User, dataset: Dataset, scenes: list[Item]
+) -> None:
+    log_in(page, alice, "alice-password-1")
+    page.goto(f"/datasets/{dataset.pk}/")
+    assert len(shown_ids(page)) == 36
+    screenshot(page, "grid")
+
+    page.click("a[data-facet=label][data-value=person]")
+    page.wait_for_url("**label=person**")
+    with_person = sorted(
+        set(Annotation.objects.filter(label="person").values_list("item_id", flat=True))
+    )
+    assert shown_ids(page) == with_person
+    assert page.locator(".chip", has_text="label: person").is_visible()
+
+    page.fill("#query-input", "metadata.speed >= 60")
+    page.click(".querybar button[type=submit]")
+    page.wait_for_url("**query=**")
+    fast = [i.pk for i in scenes if i.pk in with_person and i.metadata["speed"] >= 60]
+    assert fast and shown_ids(page) == fast
+    assert "label=person" in page.url  # the facet stays on: the URL holds the whole view
+
+    page.goto(page.url)  # the same link, opened again, shows the same view
+    assert shown_ids(page) == fast
+
+
+def test_a_query_error_is_shown_where_it_is_and_fixed(
+    page: Any, alice: User, dataset: Dataset, scenes: list[Item]
+) -> None:
+    log_in(page, alice, "alice-password-1")
+    page.goto(f"/datasets/{dataset.pk}/")
+    page.fill("#query-input", 'metadata.weather = = "rain"')
+    error = page.locator("[data-testid=query-error]")
+    error.wait_for()  # checked while typing, before submitting
+    assert "column 20" in error.inner_text()
+    assert page.locator("[data-testid=query-error-mark]").inner_text() == "="
+    page.click(".querybar button[type=submit]")
+    page.wait_for_url("**query=**")
+    assert page.locator(".querybar.has-error").is_visible()
+    assert page.locator("[data-testid=query-error-mark]").is_visible()
+    screenshot(page, "grid-query-error")
+
+    page.fill("#query-input", 'metadata.weather = "rain"')
+    page.locator("[data-testid=query-error]").wait_for(state="detached")
+    page.click(".querybar button[type=submit]")
+    page.wait_for_load_state()
+    assert page.locator("[data-testid=query-error]").count() == 0
+    assert shown_ids(page) == [i.pk for i in scenes if i.metadata["weather"] == "rain"]
+
+
+def test_the_keyboard_moves_selects_and_opens(
+    page: Any, bob: User, dataset: Dataset, scenes: list[Item]
+) -> None:
+    log_in(page, bob, "bob-password-1")
+    page.goto(f"/datasets/{dataset.pk}/")
+    page.locator(".tile").first.focus()
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press(" ")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press(" ")
+    selected = page.locator(".tile.selected")
+    assert selected.evaluate_all("tiles => tiles.map(t => Number(t.dataset.id))") == [
+        scenes[1].pk,
+        scenes[2].pk,
+    ]
+    assert page.locator("[data-sel-count]").inner_text() == "2 selected"
+    page.keyboard.press("Escape")
+    assert page.locator(".tile.selected").count() == 0
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**/items/{scenes[2].pk}**")
+
+
+def test_an_item_shows_its_annotations_and_toggles_them_by_label(
+    page: Any, alice: User, dataset: Dataset, scenes: list[Item]
+) -> None:
+    item = scenes[5]
+    log_in(page, alice, "alice-password-1")
+    page.goto(f"/datasets/{dataset.pk}/?label=car")
+    page.locator(f".tile[data-id='{item.pk}'] a[aria-label^=Open]").click()
+    page.wait_for_url(f"**/items/{item.pk}?label=car")
+    labels = sorted(set(Annotation.objects.filter(item=item).values_list("label", flat=True)))
+    gt = page.locator("#item-overlay .shape-gt")
+    assert gt.count() == Annotation.objects.filter(item=item).count()
+    top = page.locator("#item-overlay .shape-pred").last  # drawn last, so on top
+    top.hover()
+    tip = page.locator("#shape-tip")
+    assert tip.is_visible()
+    assert (
+        tip.inner_text()
+        == f"{top.get_attribute('data-label')} (prediction){top.get_attribute('data-confidence')}"
+    )
+    screenshot(page, "item")
+
+    label = labels[0]
+    page.locator(f"input[data-toggle-label='{label}'][data-toggle-source=gt]").uncheck()
+    hidden = page.locator(f"#item-overlay .shape-gt[data-label='{label}']")
+    assert hidden.count() >= 1
+    assert all(not hidden.nth(i).is_visible() for i in range(hidden.count()))
+    others = page.locator("#item-overlay .shape-gt:not(.off)")
+    assert others.count() == gt.count() - hidden.count()
+    page.locator(f"input[data-toggle-label='{label}'][data-toggle-source=gt]").check()
+    assert hidden.first.is_visible()
+
+    page.keyboard.press("ArrowRight")  # the next car in the same view
+    cars = [i.pk for i in scenes if i.annotations.filter(label="car").exists()]
+    page.wait_for_url(f"**/items/{cars[cars.index(item.pk) + 1]}?label=car")
+
+
+def test_the_stats_page_charts_the_dataset(
+    page: Any, alice: User, dataset: Dataset, scenes: list[Item]
+) -> None:
+    log_in(page, alice, "alice-password-1")
+    page.goto(f"/datasets/{dataset.pk}/stats")
+    assert page.locator("section[aria-label='Label histogram'] svg.chart rect").count() == 4
+    assert page.locator("section[aria-label='Boxes per image'] svg.chart rect").count() >= 2
+    screenshot(page, "stats", full_page=True)

@@ -1,0 +1,88 @@
+"""Selection into slices in a real browser: shift-click a range of tiles, create a slice,
+open it, freeze a version and download it as COCO."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from django.contrib.auth.models import User
+
+from curation.models import Dataset, Item, Slice, SliceVersion
+from tests.browser.support import log_in, screenshot
+
+
+def test_shift_click_a_range_then_create_a_slice(
+    page: Any, bob: User, dataset: Dataset, scenes: list[Item]
+) -> None:
+    log_in(page, bob, "bob-password-1")
+    page.goto(f"/datasets/{dataset.pk}/")
+    tiles = page.locator(".tile")
+    tiles.nth(2).click()
+    tiles.nth(6).click(modifiers=["Shift"])
+    tiles.nth(9).click()
+    assert page.locator("[data-sel-count]").inner_text() == "6 selected"
+    page.fill("#selection-form input[name=name]", "hard cases")
+    screenshot(page, "grid-selection")
+    page.click("#selection-form button[value=slice_create]")
+    page.wait_for_load_state()
+    assert (
+        page.locator(".message-success").inner_text() == "Created slice “hard cases” with 6 items."
+    )
+    created = Slice.objects.get(dataset=dataset, name="hard cases")
+    assert sorted(created.items.values_list("pk", flat=True)) == [
+        scenes[i].pk for i in (2, 3, 4, 5, 6, 9)
+    ]
+    assert page.locator("a[data-facet=slice][data-value='hard cases']").is_visible()
+
+
+def test_select_all_matching_tags_beyond_the_page(
+    page: Any, bob: User, dataset: Dataset, scenes: list[Item]
+) -> None:
+    log_in(page, bob, "bob-password-1")
+    page.goto(f"/datasets/{dataset.pk}/?metadata.weather=fog&limit=5")
+    page.locator(".tile").first.click()
+    page.click("[data-select-all]")
+    assert page.locator("[data-sel-count]").inner_text() == "All 12 items selected"
+    page.fill("#selection-form input[name=name]", "foggy")
+    page.click("#selection-form button[value=tag]")
+    page.wait_for_load_state()
+    foggy = {i.pk for i in scenes if i.metadata["weather"] == "fog"}
+    assert set(dataset.tags.get(name="foggy").items.values_list("pk", flat=True)) == foggy
+
+
+def test_open_a_slice_freeze_a_version_and_export_coco(
+    page: Any, bob: User, dataset: Dataset, scenes: list[Item], tmp_path: Path
+) -> None:
+    from curation.services import slice_create
+
+    picked, _ = slice_create(
+        dataset=dataset,
+        user=bob,
+        name="to label",
+        reference_ids=[i.reference_id for i in scenes[:5]],
+    )
+    log_in(page, bob, "bob-password-1")
+    page.goto(f"/datasets/{dataset.pk}/")
+    page.click("a[aria-label='Open slice to label']")
+    page.wait_for_url(f"**/slices/{picked.pk}/")
+    assert page.locator(".tile").count() == 5
+    page.fill("input[name=note]", "first pass")
+    page.click("text=Freeze version")
+    page.wait_for_load_state()
+    assert page.locator(".message-success").inner_text().startswith("Froze version 1: 5 items")
+    assert SliceVersion.objects.get(slice=picked).item_count == 5
+    screenshot(page, "slice")
+
+    with page.expect_download() as waiting:
+        page.locator("tr[data-version='1'] a[data-export=coco]").click()
+    download = waiting.value
+    saved = tmp_path / download.suggested_filename
+    download.save_as(saved)
+    coco = json.loads(saved.read_text())
+    assert sorted(image["file_name"] for image in coco["images"]) == [
+        i.reference_id for i in scenes[:5]
+    ]
+    assert {c["name"] for c in coco["categories"]} <= {"car", "person", "bicycle", "traffic light"}
+    assert len(coco["annotations"]) == sum(i.annotations.count() for i in scenes[:5])

@@ -1,0 +1,242 @@
+"""The dataset grid: keyset pages, facets, the query bar and its inline errors, overlays,
+and a URL that holds the whole state of the view."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from curation.models import Annotation, Dataset, Item, Model, Prediction
+from curation.services import tag_add
+from curation.ui import browse
+from tests.ui_factories import populate
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def client(alice: User) -> Client:
+    client = Client()
+    client.force_login(alice)
+    return client
+
+
+@pytest.fixture
+def items(dataset: Dataset) -> list[Item]:
+    return populate(dataset, 12)
+
+
+def tile_ids(response: Any) -> list[int]:
+    return [
+        int(i)
+        for i in re.findall(r'class="tile[^"]*"[^>]*data-id="(\d+)"', response.content.decode())
+    ]
+
+
+def link(response: Any, rel: str) -> str | None:
+    found = re.search(rf'href="([^"]+)" rel="{rel}"', response.content.decode())
+    return found.group(1).replace("&amp;", "&") if found else None
+
+
+def test_it_walks_the_items_in_keyset_pages_without_gaps_or_repeats(
+    client: Client, dataset: Dataset, items: list[Item]
+) -> None:
+    url: str | None = f"/datasets/{dataset.pk}/?limit=5"
+    seen: list[int] = []
+    while url:
+        response = client.get(url)
+        assert response.status_code == 200
+        seen.extend(tile_ids(response))
+        url = link(response, "next")
+        if url:
+            assert "after=" in url
+    assert seen == [i.pk for i in items]
+    last_page = client.get(f"/datasets/{dataset.pk}/?limit=5&after={items[9].pk}")
+    back = client.get(link(last_page, "prev"))
+    assert tile_ids(back) == [i.pk for i in items[5:10]]
+
+
+def test_it_runs_no_count_once_the_facets_are_cached(
+    client: Client, dataset: Dataset, items: list[Item]
+) -> None:
+    client.get(f"/datasets/{dataset.pk}/")  # counts facets once, into the cache
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(
+            f"/datasets/{dataset.pk}/?label=car&metadata.weather=rain&query=width%20%3E%2010"
+        )
+    assert response.status_code == 200
+    counting = [q["sql"] for q in queries if "COUNT(" in q["sql"].upper()]
+    assert counting == []
+
+
+def test_it_filters_by_a_label_facet(client: Client, dataset: Dataset, items: list[Item]) -> None:
+    with_person = set(Annotation.objects.filter(label="person").values_list("item_id", flat=True))
+    response = client.get(f"/datasets/{dataset.pk}/?label=person")
+    assert set(tile_ids(response)) == with_person
+    assert 'data-facet="label" data-value="person"' in response.content.decode()
+    assert 'class="facet-row active"' in response.content.decode()
+
+
+def test_labels_combine_with_and(client: Client, dataset: Dataset, items: list[Item]) -> None:
+    def having(label: str) -> set[int]:
+        return set(Annotation.objects.filter(label=label).values_list("item_id", flat=True))
+
+    response = client.get(f"/datasets/{dataset.pk}/?label=person&label=car")
+    assert set(tile_ids(response)) == having("person") & having("car")
+
+
+def test_it_filters_by_metadata_with_the_apis_parameters(
+    client: Client, dataset: Dataset, items: list[Item]
+) -> None:
+    response = client.get(
+        f"/datasets/{dataset.pk}/?metadata.weather=rain&metadata.speed__gte=10&metadata.camera.side=front"
+    )
+    expected = [
+        i.pk
+        for i in items
+        if i.metadata["weather"] == "rain"
+        and i.metadata["speed"] >= 10
+        and i.metadata["camera"]["side"] == "front"
+    ]
+    assert expected
+    assert tile_ids(response) == expected
+
+
+def test_it_filters_by_tag_and_by_the_query_bar(
+    client: Client, dataset: Dataset, items: list[Item]
+) -> None:
+    tag_add(dataset=dataset, name="reviewed", reference_ids=[i.reference_id for i in items[:6]])
+    response = client.get(
+        f"/datasets/{dataset.pk}/", {"tag": "reviewed", "query": "metadata.speed > 6"}
+    )
+    assert tile_ids(response) == [i.pk for i in items[:6] if i.metadata["speed"] > 6]
+
+
+def test_it_underlines_a_query_error_where_it_is(
+    client: Client, dataset: Dataset, items: list[Item]
+) -> None:
+    response = client.get(f"/datasets/{dataset.pk}/", {"query": "metadata.speed > > 3"})
+    assert response.status_code == 400
+    body = response.content.decode()
+    mirror = re.search(r'id="query-mirror"[^>]*>(.*?)</div>', body, re.S).group(1)
+    assert re.sub(r"<mark[^>]*>.*?</mark>.*", "", mirror) == "metadata.speed &gt; "
+    assert re.search(r'data-testid="query-error-mark">&gt;</mark>', mirror)
+    assert "column 18" in body
+    assert tile_ids(response) == []
+
+
+def test_the_query_check_fragment_reports_an_error_or_nothing(
+    client: Client, dataset: Dataset
+) -> None:
+    bad = client.get(
+        f"/datasets/{dataset.pk}/query/check", {"query": "metadata.weather = "}
+    ).content.decode()
+    assert 'data-testid="query-error"' in bad
+    assert 'id="query-mirror" aria-hidden="true" hx-swap-oob="true"' in bad
+    assert 'class="query-error-mark at-end"' in bad
+    good = client.get(
+        f"/datasets/{dataset.pk}/query/check", {"query": 'metadata.weather = "rain"'}
+    ).content.decode()
+    assert 'data-testid="query-error"' not in good
+    assert "<mark" not in good
+
+
+def test_it_draws_ground_truth_boxes_in_the_pixels_of_the_original(
+    client: Client, dataset: Dataset, items: list[Item]
+) -> None:
+    item = items[0]
+    box = Annotation.objects.filter(item=item).order_by("id").first()
+    body = client.get(f"/datasets/{dataset.pk}/?limit=1").content.decode()
+    assert f'viewBox="0 0 {item.width} {item.height}"' in body
+    g = box.geometry
+    assert (
+        f'<rect x="{g["x"]:.1f}" y="{g["y"]:.1f}" '
+        f'width="{g["width"]:.1f}" height="{g["height"]:.1f}"/>' in body
+    )
+    assert f'src="/media/items/{item.pk}/thumbnail"' in body
+
+
+def test_it_draws_one_models_predictions_at_or_above_the_confidence(
+    client: Client, dataset: Dataset, items: list[Item]
+) -> None:
+    model = Model.objects.get(dataset=dataset)
+    url = f"/datasets/{dataset.pk}/?model={model.pk}&conf="
+    confident = Prediction.objects.filter(model=model, confidence__gte=0.5).count()
+    assert client.get(url + "0.5").content.decode().count("shape shape-pred") == confident
+    assert (
+        client.get(url + "0").content.decode().count("shape shape-pred")
+        == Prediction.objects.count()
+    )
+    assert "shape shape-pred" not in client.get(f"/datasets/{dataset.pk}/").content.decode()
+
+
+def test_every_link_keeps_the_state_of_the_view(
+    client: Client, dataset: Dataset, items: list[Item]
+) -> None:
+    response = client.get(
+        f"/datasets/{dataset.pk}/",
+        {"query": "width > 1", "label": "car", "size": "l", "limit": "2"},
+    )
+    body = response.content.decode().replace("&amp;", "&")
+    facet = re.search(r'href="([^"]+)" data-facet="label" data-value="person"', body).group(1)
+    assert parse_qs(urlsplit(facet).query) == {
+        "query": ["width > 1"],
+        "label": ["car", "person"],
+        "size": ["l"],
+        "limit": ["2"],
+    }
+    nxt = parse_qs(urlsplit(link(response, "next")).query)
+    assert nxt["query"] == ["width > 1"] and nxt["label"] == ["car"] and "after" in nxt
+    opened = re.search(r'data-open="([^"]+)"', body).group(1)
+    assert parse_qs(urlsplit(opened).query)["query"] == ["width > 1"]
+
+
+def test_a_facet_click_goes_back_to_the_first_page(
+    client: Client, dataset: Dataset, items: list[Item]
+) -> None:
+    body = client.get(f"/datasets/{dataset.pk}/?limit=2&after={items[3].pk}").content.decode()
+    facet = re.search(r'href="([^"]+)" data-facet="label"', body).group(1).replace("&amp;", "&")
+    assert "after=" not in facet
+
+
+@pytest.mark.parametrize("query", ["after=abc", "conf=2", "metadata.speed__near=3", "limit=0"])
+def test_a_bad_parameter_in_a_link_is_a_clear_400(
+    client: Client, dataset: Dataset, query: str
+) -> None:
+    response = client.get(f"/datasets/{dataset.pk}/?{query}")
+    assert response.status_code == 400
+    assert query.split("=")[0].split("__")[0] in response.content.decode()
+
+
+def test_the_count_stops_at_its_cap(
+    client: Client, dataset: Dataset, items: list[Item], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert (
+        'data-count="12">12 items' in client.get(f"/datasets/{dataset.pk}/count").content.decode()
+    )
+    rain = sum(1 for i in items if i.metadata["weather"] == "rain")
+    assert (
+        f">{rain} items"
+        in client.get(f"/datasets/{dataset.pk}/count?metadata.weather=rain").content.decode()
+    )
+    monkeypatch.setattr(browse, "COUNT_CAP", 5)
+    assert "5+ items" in client.get(f"/datasets/{dataset.pk}/count").content.decode()
+
+
+def test_it_shows_an_empty_view_plainly(
+    client: Client, dataset: Dataset, items: list[Item]
+) -> None:
+    body = client.get(f"/datasets/{dataset.pk}/?query=width%20%3E%2099999").content.decode()
+    assert "No items match this view." in body
+    assert tile_ids_from(body) == []
+
+
+def tile_ids_from(body: str) -> list[str]:
+    return re.findall(r'class="tile[^"]*"[^>]*data-id="(\d+)"', body)

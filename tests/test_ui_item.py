@@ -1,0 +1,136 @@
+"""The item view: image with annotations and predictions per label, metadata, tags,
+slices, and moving to the previous and next item of the same view."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+
+from curation.models import Annotation, Dataset, Item, Prediction
+from curation.services import slice_create, tag_add
+from tests.ui_factories import populate
+
+pytestmark = pytest.mark.django_db
+
+
+def logged_in(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def items(dataset: Dataset) -> list[Item]:
+    return populate(dataset, 8)
+
+
+def test_it_draws_every_annotation_and_prediction_over_the_original(
+    alice: User, dataset: Dataset, items: list[Item]
+) -> None:
+    item = items[1]
+    body = logged_in(alice).get(f"/datasets/{dataset.pk}/items/{item.pk}").content.decode()
+    assert f'src="/media/items/{item.pk}/original"' in body
+    assert f'viewBox="0 0 {item.width} {item.height}"' in body
+    assert body.count('class="shape shape-gt"') == Annotation.objects.filter(item=item).count()
+    assert body.count('class="shape shape-pred"') == Prediction.objects.filter(item=item).count()
+    prediction = Prediction.objects.filter(item=item).order_by("id").first()
+    assert (
+        f'data-label="{prediction.label}" data-source="pred" '
+        f'data-confidence="{prediction.confidence:.2f}"' in body
+    )
+
+
+def test_it_offers_a_toggle_per_label_for_ground_truth_and_predictions(
+    alice: User, dataset: Dataset, items: list[Item]
+) -> None:
+    item = items[1]
+    body = logged_in(alice).get(f"/datasets/{dataset.pk}/items/{item.pk}").content.decode()
+    labels = set(Annotation.objects.filter(item=item).values_list("label", flat=True))
+    for label in labels:
+        assert f'data-toggle-label="{label}" data-toggle-source="gt"' in body
+        assert f'data-toggle-label="{label}" data-toggle-source="pred"' in body
+
+
+def test_it_shows_metadata_tags_and_slices(
+    alice: User, dataset: Dataset, items: list[Item]
+) -> None:
+    item = items[2]
+    tag_add(dataset=dataset, name="night", reference_ids=[item.reference_id])
+    slice_create(dataset=dataset, user=None, name="to label", reference_ids=[item.reference_id])
+    body = logged_in(alice).get(f"/datasets/{dataset.pk}/items/{item.pk}").content.decode()
+    assert "<th>camera.side</th><td>rear</td>" in body
+    assert f"<th>speed</th><td>{item.metadata['speed']}</td>" in body
+    assert "# night" in body
+    assert ">to label</a>" in body
+    assert 'aria-label="Remove tag night"' in body
+
+
+def test_a_viewer_gets_no_editing_forms(victor: User, dataset: Dataset, items: list[Item]) -> None:
+    tag_add(dataset=dataset, name="night", reference_ids=[items[0].reference_id])
+    body = logged_in(victor).get(f"/datasets/{dataset.pk}/items/{items[0].pk}").content.decode()
+    assert "# night" in body
+    assert "Remove tag" not in body
+    assert 'placeholder="Add a tag"' not in body
+
+
+def test_it_moves_to_the_previous_and_next_item_of_the_same_view(
+    alice: User, dataset: Dataset, items: list[Item]
+) -> None:
+    cars = [i for i in items if i.annotations.filter(label="car").exists()]
+    assert len(cars) >= 3
+    body = (
+        logged_in(alice)
+        .get(f"/datasets/{dataset.pk}/items/{cars[1].pk}?label=car")
+        .content.decode()
+    )
+    nxt = re.search(r'href="([^"]+)" data-key-next', body).group(1)
+    prev = re.search(r'href="([^"]+)" data-key-prev', body).group(1)
+    assert nxt == f"/datasets/{dataset.pk}/items/{cars[2].pk}?label=car"
+    assert prev == f"/datasets/{dataset.pk}/items/{cars[0].pk}?label=car"
+    assert f'href="/datasets/{dataset.pk}/?label=car" data-key-back' in body
+
+
+def test_an_item_of_another_dataset_is_not_found(
+    alice: User, charlie: User, dataset: Dataset
+) -> None:
+    other = Dataset.objects.create(name="other", owner=charlie)
+    foreign = populate(other, 1)[0]
+    assert logged_in(alice).get(f"/datasets/{dataset.pk}/items/{foreign.pk}").status_code == 404
+
+
+def test_it_says_why_there_are_no_neighbours_or_duplicates(
+    alice: User, dataset: Dataset, items: list[Item]
+) -> None:
+    body = logged_in(alice).get(f"/datasets/{dataset.pk}/items/{items[0].pk}").content.decode()
+    assert "No embeddings yet." in body
+    assert "No duplicates job has run on this dataset." in body
+
+
+def test_it_shows_the_items_duplicate_group(alice: User, dataset: Dataset, items: list[Item]) -> None:
+    from curation.jobs import job_run
+    from embeddings.duplicates import duplicates_job_start
+
+    Item.objects.filter(pk=items[4].pk).update(sha256=items[1].sha256)  # an exact copy
+    job = duplicates_job_start(dataset=dataset, user=alice, model=None)
+    assert job_run(job_id=job.pk).status == "succeeded"
+    body = logged_in(alice).get(f"/datasets/{dataset.pk}/items/{items[4].pk}").content.decode()
+    strip = re.search(r'data-testid="duplicates">(.*?)</div>', body, re.S).group(1)
+    linked = {int(i) for i in re.findall(rf'href="/datasets/{dataset.pk}/items/(\d+)"', strip)}
+    assert linked == {items[1].pk, items[4].pk}
+    assert "kept" in strip
+
+
+def test_it_lists_the_dynamic_slices_whose_query_the_item_matches(
+    alice: User, dataset: Dataset, items: list[Item]
+) -> None:
+    from curation.slices import slice_create_from_query
+
+    slice_create_from_query(dataset=dataset, user=alice, name="rear cam", query='metadata.camera.side = "rear"')
+    client = logged_in(alice)
+    rear = client.get(f"/datasets/{dataset.pk}/items/{items[0].pk}").content.decode()
+    front = client.get(f"/datasets/{dataset.pk}/items/{items[1].pk}").content.decode()
+    assert ">rear cam</a>" in rear
+    assert ">rear cam</a>" not in front

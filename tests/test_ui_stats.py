@@ -1,0 +1,126 @@
+"""The stats page and the facet counts behind the grid: server-rendered SVG charts,
+cached figures, and estimates from a sample (marked as such) for large datasets."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.cache import cache
+from django.test import Client
+
+from curation.models import Annotation, Dataset, Item
+from curation.ui import facets
+from tests.ui_factories import populate
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache() -> None:
+    cache.clear()
+
+
+@pytest.fixture
+def client(alice: User) -> Client:
+    client = Client()
+    client.force_login(alice)
+    return client
+
+
+@pytest.fixture
+def items(dataset: Dataset) -> list[Item]:
+    return populate(dataset, 12)
+
+
+def test_it_charts_labels_boxes_per_image_and_metadata(
+    client: Client, dataset: Dataset, items: list[Item]
+) -> None:
+    response = client.get(f"/datasets/{dataset.pk}/stats")
+    assert response.status_code == 200
+    body = response.content.decode()
+    for label in set(Annotation.objects.values_list("label", flat=True)):
+        count = Annotation.objects.filter(label=label).count()
+        assert f"<title>{label}: {count}</title>" in body
+    per_item = [i.annotations.count() for i in items]
+    for boxes in set(per_item):
+        assert f"<title>{boxes}: {per_item.count(boxes)}</title>" in body
+    assert 'aria-label="Metadata weather"' in body
+    assert 'aria-label="Metadata camera.side"' in body
+    assert "<title>rain: 4</title>" in body
+    assert "Exact, over all 12 items" in body
+
+
+def test_it_shows_embedding_coverage_per_model(
+    client: Client, dataset: Dataset, items: list[Item]
+) -> None:
+    import numpy as np
+
+    from embeddings import vectors as vec
+    from embeddings.models import EmbeddingModel, ModelKind
+    from embeddings.services import dataset_default_set
+
+    model = EmbeddingModel.objects.create(
+        name="mine", dataset=dataset, kind=ModelKind.CUSTOM, dimension=4
+    )
+    dataset_default_set(dataset=dataset, model=model)
+    vec.vectors_write(
+        model=model,
+        dataset=dataset,
+        item_ids=[i.pk for i in items[:3]],
+        vectors=vec.normalize(np.eye(4, dtype=np.float32)[:3] + 0.1),
+    )
+    body = client.get(f"/datasets/{dataset.pk}/stats").content.decode()
+    assert "<strong>mine</strong>" in body
+    assert "3 · 25.0%" in body
+
+
+def test_figures_come_from_the_cache_until_refreshed(
+    client: Client, dataset: Dataset, items: list[Item]
+) -> None:
+    url = f"/datasets/{dataset.pk}/stats"
+    assert "Exact, over all 12 items" in client.get(url).content.decode()
+    populate(dataset, 14)  # two more items
+    assert "Exact, over all 12 items" in client.get(url).content.decode()
+    assert "Exact, over all 14 items" in client.get(url + "?refresh=1").content.decode()
+
+
+def test_a_large_dataset_is_summarised_from_a_sample_with_a_marker(
+    client: Client, dataset: Dataset, items: list[Item], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(facets, "SAMPLE_TARGET", 4)
+    stats = client.get(f"/datasets/{dataset.pk}/stats").content.decode()
+    assert re.search(
+        r'<span class="approx">≈</span> Estimated from a sample of \d+ of about \d+ items', stats
+    )
+    grid = client.get(f"/datasets/{dataset.pk}/").content.decode()
+    assert 'class="approx"' in grid
+    assert "-item sample" in grid
+
+
+def test_sampled_counts_are_scaled_to_the_whole_dataset() -> None:
+    from django.utils import timezone
+
+    sampled = facets.Basis(
+        exact=False, item_count=1_000_000, sampled=20_000, computed_at=timezone.now()
+    )
+    assert sampled.scale == 50
+    exact = facets.Basis(exact=True, item_count=12, sampled=12, computed_at=timezone.now())
+    assert exact.scale == 1
+
+
+def test_changes_made_in_the_ui_show_at_once(
+    client: Client, bob: User, dataset: Dataset, items: list[Item]
+) -> None:
+    client.get(f"/datasets/{dataset.pk}/")
+    curator = Client()
+    curator.force_login(bob)
+    curator.post(
+        f"/datasets/{dataset.pk}/selection",
+        {"action": "tag", "ids": str(items[0].pk), "name": "fresh"},
+    )
+    assert (
+        'data-facet="tag" data-value="fresh"'
+        in client.get(f"/datasets/{dataset.pk}/").content.decode()
+    )
