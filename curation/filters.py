@@ -24,7 +24,7 @@ from django.db.models import BooleanField, Exists, OuterRef, Q, QuerySet
 from django.db.models.expressions import RawSQL
 
 from curation.errors import InvalidInput, field_error
-from curation.models import Dataset, Item, ItemTag, Slice, SliceItem
+from curation.models import Dataset, Item, ItemTag, Slice
 from curation.query import filter_items
 
 OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "exists")
@@ -125,14 +125,18 @@ def _split_operator(name: str) -> tuple[str, str]:
     return key, "eq"
 
 
-def _slice_condition(dataset: Dataset, raw: str) -> Exists:
+def _slice_condition(dataset: Dataset, raw: str) -> Q:
+    """The slice's items now: its members, or a dynamic slice's query matches."""
+    from curation.slices import slice_items_q  # slices builds on services, which import us
+
     try:
         slice_id = int(raw)
     except ValueError:
         raise _BadParam("must be a slice id") from None
-    if not Slice.objects.filter(pk=slice_id, dataset=dataset).exists():
+    found = Slice.objects.filter(pk=slice_id, dataset=dataset).first()
+    if found is None:
         raise _BadParam(f"no slice {slice_id} in this dataset")
-    return Exists(SliceItem.objects.filter(slice_id=slice_id, item=OuterRef("pk")))
+    return slice_items_q(found)
 
 
 def items_filter(

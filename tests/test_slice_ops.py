@@ -553,6 +553,8 @@ def test_the_query_language_and_listings_see_dynamic_slices(dataset, alice, vict
     assert (detail["is_dynamic"], detail["item_count"]) == (True, 2)
     listed = client.get(f"/api/v1/datasets/{dataset.pk}/slices/{rainy.pk}/items").json()
     assert sorted(i["reference_id"] for i in listed["results"]) == ["r1", "r2"]
+    filtered = client.get(f"/api/v1/datasets/{dataset.pk}/items?slice={rainy.pk}").json()
+    assert sorted(i["reference_id"] for i in filtered["results"]) == ["r1", "r2"]
 
     loop = Slice.objects.create(dataset=dataset, name="loop", query="slice = loop")
     with pytest.raises(InvalidInput) as exc:
