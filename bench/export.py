@@ -109,8 +109,10 @@ def bench_exports(dataset: Any, slice: Any, version: Any) -> list[Any]:
                 size += len(chunk)
             seconds = time.perf_counter() - start
             rate = count[0] / seconds
-            print(f"export {fmt} of a {label}: {count[0]:,} items, {size / 1e6:.0f} MB, "
-                  f"{seconds:.1f} s, {rate:,.0f} items/s")
+            print(
+                f"export {fmt} of a {label}: {count[0]:,} items, {size / 1e6:.0f} MB, "
+                f"{seconds:.1f} s, {rate:,.0f} items/s"
+            )
             rows.append(
                 (
                     f"export {fmt}, {label}",
@@ -142,8 +144,10 @@ def main() -> None:
     start = time.perf_counter()
     version = slice_version_create(slice=chosen, user=None, note="bench")
     freeze_s = time.perf_counter() - start
-    print(f"froze {version.item_count:,} items ({version.annotation_count:,} annotations) "
-          f"in {freeze_s:.1f} s")
+    print(
+        f"froze {version.item_count:,} items ({version.annotation_count:,} annotations) "
+        f"in {freeze_s:.1f} s"
+    )
     rows: list[Any] = [
         ("freeze a version", f"{version.item_count / freeze_s:,.0f} items/s", "-", None)
     ]

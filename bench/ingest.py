@@ -31,7 +31,12 @@ def make_rows(n: int, seed: int = 0) -> list[dict]:
                     "id": f"b{i}-{j}",
                     "kind": "box",
                     "label": rng.choice(LABELS),
-                    "geometry": {"x": x, "y": y, "width": rng.uniform(5, 120), "height": rng.uniform(5, 120)},
+                    "geometry": {
+                        "x": x,
+                        "y": y,
+                        "width": rng.uniform(5, 120),
+                        "height": rng.uniform(5, 120),
+                    },
                 }
             )
         rows.append(
@@ -98,9 +103,24 @@ def main() -> None:
     print(f"{args.n} items, {boxes} boxes; batch {args.batch}")
     report(
         [
-            ("first ingest, items/s", f"{args.n / first:,.0f}", ">= 20,000", args.n / first >= 20_000),
-            ("  of which validation, items/s", f"{args.n / first_phases['validate']:,.0f}", "-", None),
-            ("  of which database writes, items/s", f"{args.n / first_phases['write']:,.0f}", "-", None),
+            (
+                "first ingest, items/s",
+                f"{args.n / first:,.0f}",
+                ">= 20,000",
+                args.n / first >= 20_000,
+            ),
+            (
+                "  of which validation, items/s",
+                f"{args.n / first_phases['validate']:,.0f}",
+                "-",
+                None,
+            ),
+            (
+                "  of which database writes, items/s",
+                f"{args.n / first_phases['write']:,.0f}",
+                "-",
+                None,
+            ),
             ("re-run (no changes), items/s", f"{args.n / again:,.0f}", "-", None),
         ]
     )

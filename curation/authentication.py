@@ -12,7 +12,7 @@ from rest_framework import authentication, exceptions
 
 from curation.models import ApiToken
 
-TOKEN_PREFIX = "nuc_"
+TOKEN_PREFIX = "nuc_"  # noqa: S105  (a public marker, not a secret)
 
 
 def hash_token(raw: str) -> str:
@@ -41,9 +41,7 @@ class HashedTokenAuthentication(authentication.BaseAuthentication):
         return self.authenticate_secret(raw)
 
     def authenticate_secret(self, raw: str) -> tuple[Any, ApiToken]:
-        token = (
-            ApiToken.objects.select_related("user").filter(key_hash=hash_token(raw)).first()
-        )
+        token = ApiToken.objects.select_related("user").filter(key_hash=hash_token(raw)).first()
         if token is None or not token.user.is_active:
             raise exceptions.AuthenticationFailed("Invalid or revoked token.")
         now = timezone.now()

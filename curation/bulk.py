@@ -232,12 +232,16 @@ def clean_item_record(
                     model=model,
                 )
             except GeometryError as exc:
-                raise GeometryError(f"{key}[{i}]" + (f".{exc.path}" if exc.path else ""), exc.message) from None
+                raise GeometryError(
+                    f"{key}[{i}]" + (f".{exc.path}" if exc.path else ""), exc.message
+                ) from None
             (record.predictions if is_prediction else record.annotations).append(row)
     return record
 
 
-def stored_sizes(dataset: Dataset, reference_ids: Iterable[str]) -> dict[str, tuple[int | None, int | None]]:
+def stored_sizes(
+    dataset: Dataset, reference_ids: Iterable[str]
+) -> dict[str, tuple[int | None, int | None]]:
     """Width and height of stored items, by reference id."""
     with connection.cursor() as cursor:
         cursor.execute(
@@ -262,12 +266,19 @@ def clean_item_rows(
         try:
             if "media" in (raw if isinstance(raw, dict) else {}):
                 raise GeometryError("media", "cannot be set through this endpoint; use ingest")
-            record = clean_item_record(raw, known_size=sizes.get(ref, (None, None)) if isinstance(ref, str) else (None, None))
+            record = clean_item_record(
+                raw,
+                known_size=sizes.get(ref, (None, None)) if isinstance(ref, str) else (None, None),
+            )
         except GeometryError as exc:
-            errors.append(RowError(index, exc.path, exc.message, ref if isinstance(ref, str) else None))
+            errors.append(
+                RowError(index, exc.path, exc.message, ref if isinstance(ref, str) else None)
+            )
             continue
         if record.reference_id in seen:
-            errors.append(RowError(index, "reference_id", "appears twice in this batch", record.reference_id))
+            errors.append(
+                RowError(index, "reference_id", "appears twice in this batch", record.reference_id)
+            )
             continue
         seen.add(record.reference_id)
         records.append(record)
@@ -277,7 +288,9 @@ def clean_item_rows(
 # ------------------------------------------------------------------------------ writing
 
 
-def _copy_rows(cursor: Any, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+def _copy_rows(
+    cursor: Any, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> None:
     # cursor.copy() is psycopg's own API: wrap it so errors arrive as Django's exceptions
     # (IntegrityError etc.), like every other query's.
     with (
@@ -293,12 +306,21 @@ def _item_tuple(r: ItemRecord) -> tuple[Any, ...]:
     if m is None:
         return (r.reference_id, r.metadata, None, None, None, None, None, None, None)
     return (
-        r.reference_id, r.metadata, m.media_key, m.thumbnail_key, m.source_uri,
-        m.width, m.height, m.sha256, m.byte_size,
+        r.reference_id,
+        r.metadata,
+        m.media_key,
+        m.thumbnail_key,
+        m.source_uri,
+        m.width,
+        m.height,
+        m.sha256,
+        m.byte_size,
     )
 
 
-def _insert_new_items(dataset: Dataset, records: Sequence[ItemRecord], result: UpsertResult) -> bool:
+def _insert_new_items(
+    dataset: Dataset, records: Sequence[ItemRecord], result: UpsertResult
+) -> bool:
     """COPY the batch straight into the table if none of its items exist yet.
 
     The common case (a first ingest) then skips the staging table and the upsert. Returns
@@ -320,11 +342,35 @@ def _insert_new_items(dataset: Dataset, records: Sequence[ItemRecord], result: U
                 _copy_rows(
                     cursor,
                     "curation_item",
-                    ["dataset_id", "reference_id", "metadata", "media_key", "thumbnail_key",
-                     "source_uri", "width", "height", "sha256", "byte_size", "created", "updated"],
+                    [
+                        "dataset_id",
+                        "reference_id",
+                        "metadata",
+                        "media_key",
+                        "thumbnail_key",
+                        "source_uri",
+                        "width",
+                        "height",
+                        "sha256",
+                        "byte_size",
+                        "created",
+                        "updated",
+                    ],
                     (
-                        (dataset.pk, ref, meta or "{}", key or "", thumb or "", src or "", w, h,
-                         sha or "", size, now, now)
+                        (
+                            dataset.pk,
+                            ref,
+                            meta or "{}",
+                            key or "",
+                            thumb or "",
+                            src or "",
+                            w,
+                            h,
+                            sha or "",
+                            size,
+                            now,
+                            now,
+                        )
                         for ref, meta, key, thumb, src, w, h, sha, size in map(_item_tuple, records)
                     ),
                 )
@@ -356,8 +402,17 @@ def _write_items(dataset: Dataset, records: Sequence[ItemRecord], result: Upsert
         _copy_rows(
             cursor,
             "_nucleus_item_in",
-            ["reference_id", "metadata", "media_key", "thumbnail_key", "source_uri", "width",
-             "height", "sha256", "byte_size"],
+            [
+                "reference_id",
+                "metadata",
+                "media_key",
+                "thumbnail_key",
+                "source_uri",
+                "width",
+                "height",
+                "sha256",
+                "byte_size",
+            ],
             map(_item_tuple, records),
         )
         # Insert the new ones. ON CONFLICT DO NOTHING keeps a concurrent writer of the same
@@ -431,9 +486,9 @@ def _copy_new_shapes(table: str, columns: list[str], rows: Iterable[tuple[Any, .
     now = timezone.now()
     try:
         with transaction.atomic(), connection.cursor() as cursor:
-            _copy_rows(cursor, table, [*columns, "created", "updated"], (
-                (*row, now, now) for row in rows
-            ))
+            _copy_rows(
+                cursor, table, [*columns, "created", "updated"], ((*row, now, now) for row in rows)
+            )
     except IntegrityError:
         return False
     return True
@@ -456,8 +511,18 @@ def write_annotations(
     if new_items and _copy_new_shapes(
         "curation_annotation",
         ["dataset_id", "item_id", "annotation_id", "kind", "label", "geometry", "metadata"],
-        ((dataset.pk, item_ids[r.reference_id], r.client_id, r.kind, r.label, r.geometry,
-          r.metadata) for r in rows),
+        (
+            (
+                dataset.pk,
+                item_ids[r.reference_id],
+                r.client_id,
+                r.kind,
+                r.label,
+                r.geometry,
+                r.metadata,
+            )
+            for r in rows
+        ),
     ):
         return len(rows)
     with connection.cursor() as cursor:
@@ -470,7 +535,10 @@ def write_annotations(
             cursor,
             "_nucleus_ann_in",
             ["item_id", "annotation_id", "kind", "label", "geometry", "metadata"],
-            ((item_ids[r.reference_id], r.client_id, r.kind, r.label, r.geometry, r.metadata) for r in rows),
+            (
+                (item_ids[r.reference_id], r.client_id, r.kind, r.label, r.geometry, r.metadata)
+                for r in rows
+            ),
         )
         cursor.execute(
             """
@@ -511,10 +579,29 @@ def write_predictions(
             models[name] = model.pk
     if new_items and _copy_new_shapes(
         "curation_prediction",
-        ["model_id", "item_id", "prediction_id", "kind", "label", "confidence", "geometry",
-         "metadata"],
-        ((models[r.model or ""], item_ids[r.reference_id], r.client_id, r.kind, r.label,
-          r.confidence, r.geometry, r.metadata) for r in rows),
+        [
+            "model_id",
+            "item_id",
+            "prediction_id",
+            "kind",
+            "label",
+            "confidence",
+            "geometry",
+            "metadata",
+        ],
+        (
+            (
+                models[r.model or ""],
+                item_ids[r.reference_id],
+                r.client_id,
+                r.kind,
+                r.label,
+                r.confidence,
+                r.geometry,
+                r.metadata,
+            )
+            for r in rows
+        ),
     ):
         return len(rows)
     with connection.cursor() as cursor:
@@ -527,10 +614,27 @@ def write_predictions(
         _copy_rows(
             cursor,
             "_nucleus_pred_in",
-            ["model_id", "item_id", "prediction_id", "kind", "label", "confidence", "geometry", "metadata"],
+            [
+                "model_id",
+                "item_id",
+                "prediction_id",
+                "kind",
+                "label",
+                "confidence",
+                "geometry",
+                "metadata",
+            ],
             (
-                (models[r.model or ""], item_ids[r.reference_id], r.client_id, r.kind, r.label,
-                 r.confidence, r.geometry, r.metadata)
+                (
+                    models[r.model or ""],
+                    item_ids[r.reference_id],
+                    r.client_id,
+                    r.kind,
+                    r.label,
+                    r.confidence,
+                    r.geometry,
+                    r.metadata,
+                )
                 for r in rows
             ),
         )
@@ -582,31 +686,43 @@ def items_upsert(*, dataset: Dataset, rows: Sequence[Any]) -> UpsertResult:
     return records_write(dataset=dataset, records=records)
 
 
-def shapes_upsert(
-    *, dataset: Dataset, rows: Sequence[Any], model: Model | None = None
-) -> int:
+def shapes_upsert(*, dataset: Dataset, rows: Sequence[Any], model: Model | None = None) -> int:
     """Validate and write annotation rows (or prediction rows for `model`), all or none.
 
     Each row names its item by ``reference_id``; a row with an unknown item is an error.
     """
     collection = "predictions" if model else "annotations"
     # Only strings: a list or object as reference_id is a row error below, not a TypeError.
-    refs = {r["reference_id"] for r in rows if isinstance(r, dict) and isinstance(r.get("reference_id"), str)}
+    refs = {
+        r["reference_id"]
+        for r in rows
+        if isinstance(r, dict) and isinstance(r.get("reference_id"), str)
+    }
     sizes = stored_sizes(dataset, [r for r in refs if isinstance(r, str)])
     cleaned: list[ShapeRow] = []
     errors: list[RowError] = []
     for index, raw in enumerate(rows):
         ref = raw.get("reference_id") if isinstance(raw, dict) else None
         if not isinstance(ref, str) or ref not in sizes:
-            message = "must be a string" if not isinstance(ref, str) else f"no item {ref!r} in this dataset"
-            errors.append(RowError(index, "reference_id", message, ref if isinstance(ref, str) else None))
+            message = (
+                "must be a string"
+                if not isinstance(ref, str)
+                else f"no item {ref!r} in this dataset"
+            )
+            errors.append(
+                RowError(index, "reference_id", message, ref if isinstance(ref, str) else None)
+            )
             continue
         width, height = sizes[ref]
         try:
             cleaned.append(
                 clean_shape(
-                    raw, reference_id=ref, width=width, height=height,
-                    prediction=model is not None, model=model.name if model else None,
+                    raw,
+                    reference_id=ref,
+                    width=width,
+                    height=height,
+                    prediction=model is not None,
+                    model=model.name if model else None,
                 )
             )
         except GeometryError as exc:
@@ -618,7 +734,9 @@ def shapes_upsert(
         )
     with transaction.atomic():
         ids = dict(
-            Dataset.objects.get(pk=dataset.pk).items.filter(reference_id__in=refs).values_list("reference_id", "id")
+            Dataset.objects.get(pk=dataset.pk)
+            .items.filter(reference_id__in=refs)
+            .values_list("reference_id", "id")
         )
         if model is not None:
             return write_predictions(dataset, cleaned, ids)

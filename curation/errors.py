@@ -76,7 +76,9 @@ def flatten_detail(detail: Any, prefix: str = "") -> list[dict[str, str]]:
     return out
 
 
-def error_body(code: str, message: str, fields: list[dict[str, str]] | None = None) -> dict[str, Any]:
+def error_body(
+    code: str, message: str, fields: list[dict[str, str]] | None = None
+) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "fields": fields or []}}
 
 
@@ -90,7 +92,8 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
             "(NUCLEUS_MAX_REQUEST_BYTES); send fewer rows per request."
         )
         return Response(
-            error_body("request_too_large", message), status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+            error_body("request_too_large", message),
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
         )
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
@@ -111,5 +114,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     elif isinstance(exc, exceptions.APIException):
         detail = exc.detail
         message = str(detail) if not isinstance(detail, dict | list) else str(exc.default_detail)
-        response.data = error_body(exc.get_codes() if isinstance(exc.get_codes(), str) else exc.default_code, message)  # type: ignore[arg-type]
+        response.data = error_body(
+            exc.get_codes() if isinstance(exc.get_codes(), str) else exc.default_code, message
+        )  # type: ignore[arg-type]
     return response

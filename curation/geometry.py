@@ -40,10 +40,18 @@ def _box(g: dict[str, Any], width: int | None, height: int | None) -> dict[str, 
     # Fast path for the common case (plain floats inside the image): bulk ingest validates
     # hundreds of thousands of boxes, and the generic checks below cost 4x as much.
     if (
-        type(x) is float and type(y) is float and type(w) is float and type(h) is float
-        and width is not None and height is not None
-        and 0.0 <= x and 0.0 <= y and 0.0 < w and 0.0 < h
-        and x + w <= width and y + h <= height
+        type(x) is float
+        and type(y) is float
+        and type(w) is float
+        and type(h) is float
+        and width is not None
+        and height is not None
+        and x >= 0.0
+        and y >= 0.0
+        and w > 0.0
+        and h > 0.0
+        and x + w <= width
+        and y + h <= height
     ):
         return {"x": x, "y": y, "width": w, "height": h}
     x = _number(x, "geometry.x")
@@ -102,8 +110,10 @@ def _keypoints(g: dict[str, Any], width: int | None, height: int | None) -> dict
         if visible:
             x = _number(kp.get("x"), f"{path}.x")
             y = _number(kp.get("y"), f"{path}.y")
-            if width is not None and height is not None and not (
-                0 <= x <= width and 0 <= y <= height
+            if (
+                width is not None
+                and height is not None
+                and not (0 <= x <= width and 0 <= y <= height)
             ):
                 raise GeometryError(path, f"({x}, {y}) lies outside the {width}x{height} image")
             entry.update(x=x, y=y)
@@ -114,7 +124,9 @@ def _keypoints(g: dict[str, Any], width: int | None, height: int | None) -> dict
     if "skeleton" in g:
         edges = g["skeleton"]
         if not isinstance(edges, list) or not all(
-            isinstance(e, list) and len(e) == 2 and all(isinstance(v, int) and 0 <= v < len(out) for v in e)
+            isinstance(e, list)
+            and len(e) == 2
+            and all(isinstance(v, int) and 0 <= v < len(out) for v in e)
             for e in edges
         ):
             raise GeometryError("geometry.skeleton", "must be a list of [i, j] keypoint indexes")
@@ -127,7 +139,11 @@ def _segmentation(g: dict[str, Any], width: int | None, height: int | None) -> d
     if not isinstance(rle, dict):
         raise GeometryError("geometry.rle", "must be a COCO RLE object with size and counts")
     size = rle.get("size")
-    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
+    if not (
+        isinstance(size, list)
+        and len(size) == 2
+        and all(isinstance(v, int) and v > 0 for v in size)
+    ):
         raise GeometryError("geometry.rle.size", "must be [height, width]")
     if width is not None and height is not None and size != [height, width]:
         raise GeometryError(
@@ -140,7 +156,9 @@ def _segmentation(g: dict[str, Any], width: int | None, height: int | None) -> d
         if sum(counts) != size[0] * size[1]:
             raise GeometryError("geometry.rle.counts", "do not add up to height * width")
     elif not isinstance(counts, str) or not counts:
-        raise GeometryError("geometry.rle.counts", "must be a list of run lengths or a compressed string")
+        raise GeometryError(
+            "geometry.rle.counts", "must be a list of run lengths or a compressed string"
+        )
     return {"rle": {"size": size, "counts": counts}}
 
 
@@ -157,9 +175,13 @@ def validate_geometry(
     if kind == "box":
         return _box(geometry, width, height)
     if kind == "polygon":
-        return {"vertices": _points(geometry.get("vertices"), "geometry.vertices", 3, width, height)}
+        return {
+            "vertices": _points(geometry.get("vertices"), "geometry.vertices", 3, width, height)
+        }
     if kind == "line":
-        return {"vertices": _points(geometry.get("vertices"), "geometry.vertices", 2, width, height)}
+        return {
+            "vertices": _points(geometry.get("vertices"), "geometry.vertices", 2, width, height)
+        }
     if kind == "keypoints":
         return _keypoints(geometry, width, height)
     if kind == "segmentation":

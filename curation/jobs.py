@@ -118,7 +118,10 @@ class JobContext:
         errors = errors or []
         with transaction.atomic():
             status = (
-                Job.objects.select_for_update().filter(pk=self.job.pk).values_list("status", flat=True).first()
+                Job.objects.select_for_update()
+                .filter(pk=self.job.pk)
+                .values_list("status", flat=True)
+                .first()
             )
             if status != JobStatus.RUNNING:
                 raise JobCancelled()

@@ -284,6 +284,9 @@ class SliceItem(models.Model):
             models.UniqueConstraint(fields=["slice", "item"], name="sliceitem_unique"),
         ]
 
+    def __str__(self) -> str:
+        return f"item {self.item_id} in slice {self.slice_id}"
+
 
 class SliceVersion(models.Model):
     """A frozen slice: its exact items, with their metadata and annotations at that moment.
@@ -364,7 +367,9 @@ class Tag(models.Model):
 
 
 class ItemTag(models.Model):
-    tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="item_links", db_index=False)
+    tag = models.ForeignKey(
+        Tag, on_delete=models.CASCADE, related_name="item_links", db_index=False
+    )
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="tag_links")
     added = models.DateTimeField(auto_now_add=True)
 
@@ -372,6 +377,9 @@ class ItemTag(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["tag", "item"], name="itemtag_unique"),
         ]
+
+    def __str__(self) -> str:
+        return f"tag {self.tag_id} on item {self.item_id}"
 
 
 class JobStatus(models.TextChoices):

@@ -182,7 +182,10 @@ def slices_of(*, dataset: Dataset) -> QuerySet[Slice]:
         .select_related("created_by")
         .annotate(
             item_count=Case(
-                When(query="", then=_count_of(SliceItem.objects.filter(slice=OuterRef("pk")), "slice")),
+                When(
+                    query="",
+                    then=_count_of(SliceItem.objects.filter(slice=OuterRef("pk")), "slice"),
+                ),
                 default=None,
             )
         )

@@ -363,8 +363,16 @@ class SliceSerializer(serializers.ModelSerializer):
     class Meta:
         model = Slice
         fields = [
-            "id", "name", "description", "created_by", "item_count", "query", "similarity",
-            "is_dynamic", "created", "updated",
+            "id",
+            "name",
+            "description",
+            "created_by",
+            "item_count",
+            "query",
+            "similarity",
+            "is_dynamic",
+            "created",
+            "updated",
         ]
         read_only_fields = ["query", "similarity"]
 

@@ -15,7 +15,6 @@ from curation.models import Dataset, Membership, Role
 from curation.services import token_create
 
 
-
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings: Any) -> None:
     """PBKDF2's deliberate slowness is a quarter second per user fixture; tests need none."""

@@ -122,7 +122,9 @@ def admin_url(model: type[DjangoModel], view: str, *args: Any) -> str:
 
 
 @pytest.mark.parametrize("model", [Job, SliceVersion, SliceVersionItem], ids=lambda m: m.__name__)
-def test_records_of_work_done_cannot_be_added_by_hand(model: type[DjangoModel], root_client: Client) -> None:
+def test_records_of_work_done_cannot_be_added_by_hand(
+    model: type[DjangoModel], root_client: Client
+) -> None:
     assert root_client.get(admin_url(model, "add")).status_code == 403
 
 

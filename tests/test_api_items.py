@@ -116,7 +116,9 @@ def test_a_large_limit_is_capped(street, victor, client_for):
 
 def test_it_filters_by_the_query_language(street, victor, client_for):
     client = client_for(victor)
-    assert refs(client, url(street, 'items?query=metadata.weather = "rain" AND metadata.speed < 10')) == ["a"]
+    assert refs(
+        client, url(street, 'items?query=metadata.weather = "rain" AND metadata.speed < 10')
+    ) == ["a"]
     response = client.get(url(street, "items?query=metadata.weather = AND"))
     assert response.status_code == 400
     assert error_paths(response) == ["query"]

@@ -31,8 +31,13 @@ def rows(n: int, **extra: Any) -> list[dict[str, Any]]:
 
 def media(i: int, width: int = 100, height: int = 80) -> Media:
     return Media(
-        media_key=f"k{i}", thumbnail_key=f"t{i}", source_uri=f"/src/{i}.jpg",
-        width=width, height=height, sha256=f"{i:064x}", byte_size=1000 + i,
+        media_key=f"k{i}",
+        thumbnail_key=f"t{i}",
+        source_uri=f"/src/{i}.jpg",
+        width=width,
+        height=height,
+        sha256=f"{i:064x}",
+        byte_size=1000 + i,
     )
 
 
@@ -88,7 +93,12 @@ def test_new_items_whose_annotation_ids_exist_fall_back_to_the_upsert(dataset: D
     items_upsert(dataset=dataset, rows=rows(1))  # annotation a-0 on img-0
     result = items_upsert(
         dataset=dataset,
-        rows=[{"reference_id": "new", "annotations": [{"id": "a-0", "label": "bus", "geometry": box()}]}],
+        rows=[
+            {
+                "reference_id": "new",
+                "annotations": [{"id": "a-0", "label": "bus", "geometry": box()}],
+            }
+        ],
     )
     assert result.items_created == 1
     ann = Annotation.objects.get(dataset=dataset, annotation_id="a-0")
@@ -136,12 +146,41 @@ def test_an_invalid_row_rejects_the_whole_batch_naming_it(dataset: Dataset) -> N
         ({"reference_id": "x", "metadata": {"k": "a\x00b"}}, "items[0].metadata"),
         ({"reference_id": "x", "metadata": {"k": float("nan")}}, "items[0].metadata"),
         ({"reference_id": "x", "annotations": {}}, "items[0].annotations"),
-        ({"reference_id": "x", "annotations": [{"kind": "blob", "label": "a"}]}, "items[0].annotations[0].kind"),
-        ({"reference_id": "x", "annotations": [{"label": "", "geometry": box()}]}, "items[0].annotations[0].label"),
-        ({"reference_id": "x", "annotations": [{"label": "a", "geometry": {"x": "1"}}]}, "items[0].annotations[0].geometry.x"),
-        ({"reference_id": "x", "annotations": [{"kind": "polygon", "label": "a", "geometry": {"vertices": [[0, 0], [1, 1]]}}]}, "items[0].annotations[0].geometry.vertices"),
-        ({"reference_id": "x", "predictions": [{"label": "a", "confidence": 0.5, "geometry": box()}]}, "items[0].predictions[0].model"),
-        ({"reference_id": "x", "predictions": [{"model": "m", "label": "a", "confidence": 1.5, "geometry": box()}]}, "items[0].predictions[0].confidence"),
+        (
+            {"reference_id": "x", "annotations": [{"kind": "blob", "label": "a"}]},
+            "items[0].annotations[0].kind",
+        ),
+        (
+            {"reference_id": "x", "annotations": [{"label": "", "geometry": box()}]},
+            "items[0].annotations[0].label",
+        ),
+        (
+            {"reference_id": "x", "annotations": [{"label": "a", "geometry": {"x": "1"}}]},
+            "items[0].annotations[0].geometry.x",
+        ),
+        (
+            {
+                "reference_id": "x",
+                "annotations": [
+                    {"kind": "polygon", "label": "a", "geometry": {"vertices": [[0, 0], [1, 1]]}}
+                ],
+            },
+            "items[0].annotations[0].geometry.vertices",
+        ),
+        (
+            {
+                "reference_id": "x",
+                "predictions": [{"label": "a", "confidence": 0.5, "geometry": box()}],
+            },
+            "items[0].predictions[0].model",
+        ),
+        (
+            {
+                "reference_id": "x",
+                "predictions": [{"model": "m", "label": "a", "confidence": 1.5, "geometry": box()}],
+            },
+            "items[0].predictions[0].confidence",
+        ),
         ({"reference_id": "x", "media": {"media_key": "datasets/9/media/x.jpg"}}, "items[0].media"),
     ],
 )
@@ -158,31 +197,52 @@ def test_duplicate_reference_ids_in_a_batch_are_an_error(dataset: Dataset) -> No
 
 
 def test_boxes_are_checked_against_the_stored_image_size(dataset: Dataset) -> None:
-    records_write(dataset=dataset, records=[clean_item_record({"reference_id": "x"}, media=media(1, 100, 80))])
-    shapes_upsert(dataset=dataset, rows=[{"reference_id": "x", "id": "clip", "label": "car", "geometry": box(90, 70, 20, 20)}])
+    records_write(
+        dataset=dataset, records=[clean_item_record({"reference_id": "x"}, media=media(1, 100, 80))]
+    )
+    shapes_upsert(
+        dataset=dataset,
+        rows=[{"reference_id": "x", "id": "clip", "label": "car", "geometry": box(90, 70, 20, 20)}],
+    )
     assert Annotation.objects.get(annotation_id="clip").geometry == box(90, 70, 10, 10)
     with pytest.raises(InvalidInput) as exc:
-        shapes_upsert(dataset=dataset, rows=[{"reference_id": "x", "label": "car", "geometry": box(200, 10, 5, 5)}])
+        shapes_upsert(
+            dataset=dataset,
+            rows=[{"reference_id": "x", "label": "car", "geometry": box(200, 10, 5, 5)}],
+        )
     assert exc.value.fields[0]["path"] == "annotations[0].geometry"
 
 
 def test_shapes_for_unknown_items_are_rejected(dataset: Dataset) -> None:
     with pytest.raises(InvalidInput) as exc:
-        shapes_upsert(dataset=dataset, rows=[{"reference_id": "nope", "label": "car", "geometry": box()}])
-    assert exc.value.fields == [{"path": "annotations[0].reference_id", "message": "no item 'nope' in this dataset"}]
+        shapes_upsert(
+            dataset=dataset, rows=[{"reference_id": "nope", "label": "car", "geometry": box()}]
+        )
+    assert exc.value.fields == [
+        {"path": "annotations[0].reference_id", "message": "no item 'nope' in this dataset"}
+    ]
 
 
 def test_predictions_create_their_model_and_upsert(dataset: Dataset) -> None:
-    data = [{"reference_id": "x", "predictions": [
-        {"model": "det", "id": "p1", "label": "car", "confidence": 0.9, "geometry": box()}]}]
+    data = [
+        {
+            "reference_id": "x",
+            "predictions": [
+                {"model": "det", "id": "p1", "label": "car", "confidence": 0.9, "geometry": box()}
+            ],
+        }
+    ]
     items_upsert(dataset=dataset, rows=data)
     items_upsert(dataset=dataset, rows=data)
     model = Model.objects.get(dataset=dataset, name="det")
     assert Prediction.objects.filter(model=model).count() == 1
 
     model2 = Model.objects.create(dataset=dataset, name="other")
-    written = shapes_upsert(dataset=dataset, model=model2, rows=[
-        {"reference_id": "x", "label": "bus", "confidence": 0.2, "geometry": box()}])
+    written = shapes_upsert(
+        dataset=dataset,
+        model=model2,
+        rows=[{"reference_id": "x", "label": "bus", "confidence": 0.2, "geometry": box()}],
+    )
     assert written == 1
     assert Prediction.objects.get(model=model2).confidence == 0.2
 

@@ -325,13 +325,17 @@ def test_an_ingest_that_adds_items_queues_their_embedding(
     folder = import_root / "few"
     folder.mkdir()
     Image.new("RGB", (40, 30), (10, 20, 30)).save(folder / "a.jpg")
-    job = ingest_enqueue(dataset=dataset, user=alice, source={"type": "folder", "path": str(folder)})
+    job = ingest_enqueue(
+        dataset=dataset, user=alice, source={"type": "folder", "path": str(folder)}
+    )
     job_run(job_id=job.pk)
 
     embed = Job.objects.filter(dataset=dataset, kind="embed")
     assert embed.count() == 1
     assert embed.get().params["mode"] == "missing"
 
-    again = ingest_enqueue(dataset=dataset, user=alice, source={"type": "folder", "path": str(folder)})
+    again = ingest_enqueue(
+        dataset=dataset, user=alice, source={"type": "folder", "path": str(folder)}
+    )
     job_run(job_id=again.pk)  # nothing new: no second embedding job
     assert Job.objects.filter(dataset=dataset, kind="embed").count() == 1

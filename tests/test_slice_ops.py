@@ -535,15 +535,18 @@ def test_bad_similarity_conditions_name_the_field(
 
 def test_the_query_language_and_listings_see_dynamic_slices(dataset, alice, victor, client_for):
     from curation.bulk import items_upsert
-    from curation.query import filter_items
-    from curation.models import Item, Slice
     from curation.errors import InvalidInput
+    from curation.models import Item, Slice
+    from curation.query import filter_items
 
-    items_upsert(dataset=dataset, rows=[
-        {"reference_id": "r1", "metadata": {"weather": "rain"}},
-        {"reference_id": "r2", "metadata": {"weather": "rain"}},
-        {"reference_id": "s1", "metadata": {"weather": "sun"}},
-    ])
+    items_upsert(
+        dataset=dataset,
+        rows=[
+            {"reference_id": "r1", "metadata": {"weather": "rain"}},
+            {"reference_id": "r2", "metadata": {"weather": "rain"}},
+            {"reference_id": "s1", "metadata": {"weather": "sun"}},
+        ],
+    )
     rainy = Slice.objects.create(dataset=dataset, name="rainy", query='metadata.weather = "rain"')
     found = filter_items(Item.objects.all(), "slice = rainy", dataset=dataset)
     assert sorted(found.values_list("reference_id", flat=True)) == ["r1", "r2"]

@@ -109,7 +109,9 @@ def test_it_says_why_there_are_no_neighbours_or_duplicates(
     assert "No duplicates job has run on this dataset." in body
 
 
-def test_it_shows_the_items_duplicate_group(alice: User, dataset: Dataset, items: list[Item]) -> None:
+def test_it_shows_the_items_duplicate_group(
+    alice: User, dataset: Dataset, items: list[Item]
+) -> None:
     from curation.jobs import job_run
     from embeddings.duplicates import duplicates_job_start
 
@@ -128,7 +130,9 @@ def test_it_lists_the_dynamic_slices_whose_query_the_item_matches(
 ) -> None:
     from curation.slices import slice_create_from_query
 
-    slice_create_from_query(dataset=dataset, user=alice, name="rear cam", query='metadata.camera.side = "rear"')
+    slice_create_from_query(
+        dataset=dataset, user=alice, name="rear cam", query='metadata.camera.side = "rear"'
+    )
     client = logged_in(alice)
     rear = client.get(f"/datasets/{dataset.pk}/items/{items[0].pk}").content.decode()
     front = client.get(f"/datasets/{dataset.pk}/items/{items[1].pk}").content.decode()

@@ -89,9 +89,13 @@ def wait_for(predicate: Any, what: str) -> None:
         time.sleep(0.05)
 
 
-def test_worker_runs_a_queued_ingest(workers: Workers, dataset: Any, alice: Any, import_root: Path) -> None:
+def test_worker_runs_a_queued_ingest(
+    workers: Workers, dataset: Any, alice: Any, import_root: Path
+) -> None:
     folder = make_folder(import_root, 12)
-    job = ingest_enqueue(dataset=dataset, user=alice, source={"type": "folder", "path": str(folder)})
+    job = ingest_enqueue(
+        dataset=dataset, user=alice, source={"type": "folder", "path": str(folder)}
+    )
     assert Job.objects.get(pk=job.pk).status == JobStatus.QUEUED
 
     workers.start()
@@ -140,4 +144,4 @@ def test_killed_worker_job_resumes_without_loss_or_duplicates(
     assert landed_at_kill <= set(items.values_list("id", flat=True))
     # One folder-label annotation per item: nothing done twice.
     assert Annotation.objects.filter(dataset=dataset).count() == count
-    assert settings.NUCLEUS_IMPORT_ROOTS == [import_root]
+    assert [import_root] == settings.NUCLEUS_IMPORT_ROOTS

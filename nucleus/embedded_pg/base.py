@@ -49,7 +49,11 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
         # The test runner creates its own database through the "postgres" one; the main
         # database is created here so a fresh data directory works without a manual step.
         key = (host, dbname)
-        if dbname != "postgres" and key not in self._ready_databases and not dbname.startswith("test_"):
+        if (
+            dbname != "postgres"
+            and key not in self._ready_databases
+            and not dbname.startswith("test_")
+        ):
             ensure_database(host, dbname, params.get("user") or "postgres")
             self._ready_databases.add(key)
         return params

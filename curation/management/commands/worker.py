@@ -44,9 +44,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--concurrency", type=int, default=1)
-        parser.add_argument(
-            "--once", action="store_true", help="Stop when the queue is empty."
-        )
+        parser.add_argument("--once", action="store_true", help="Stop when the queue is empty.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         from procrastinate.contrib.django import app
