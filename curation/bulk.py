@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from curation.errors import InvalidInput
 from curation.geometry import KINDS, GeometryError, validate_geometry
 from curation.models import Dataset, Model
+
+T = TypeVar("T")
 
 MAX_ID_LENGTH = 512
 MAX_LABEL_LENGTH = 256
@@ -106,6 +110,32 @@ class UpsertResult:
             "predictions_written": self.predictions_written,
             "error_count": len(self.errors),
         }
+
+
+# PostgreSQL's "deadlock detected" and "could not serialize": the transaction was rolled
+# back whole and running it again is safe (every write here is an idempotent upsert).
+TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def is_transient(exc: BaseException) -> bool:
+    cause = exc.__cause__ if isinstance(exc, OperationalError) else exc
+    return getattr(cause, "sqlstate", None) in TRANSIENT_SQLSTATES
+
+
+def retry_transient(fn: Callable[[], T], *, attempts: int = 4) -> T:
+    """Run `fn` (one transaction), again after a deadlock or serialisation failure.
+
+    Only at the outermost level: inside an enclosing transaction the whole of it was rolled
+    back, so only its owner can retry.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn()
+        except OperationalError as exc:
+            if attempt == attempts or connection.in_atomic_block or not is_transient(exc):
+                raise
+            time.sleep(random.uniform(0.01, 0.05) * attempt)
+    raise AssertionError("unreachable")
 
 
 # --------------------------------------------------------------------------- validation
@@ -427,11 +457,19 @@ def _write_items(dataset: Dataset, records: Sequence[ItemRecord], result: Upsert
             FROM _nucleus_item_in i
             WHERE NOT EXISTS (SELECT 1 FROM curation_item c
                               WHERE c.dataset_id = %s AND c.reference_id = i.reference_id)
+            ORDER BY i.reference_id
             ON CONFLICT (dataset_id, reference_id) DO NOTHING
             """,
             [dataset.pk, dataset.pk],
         )
         result.items_created += cursor.rowcount
+        # Lock the existing rows in id order first: two batches touching the same items
+        # then wait for each other instead of deadlocking.
+        cursor.execute(
+            "SELECT c.id FROM curation_item c JOIN _nucleus_item_in i"
+            " ON c.dataset_id = %s AND c.reference_id = i.reference_id ORDER BY c.id FOR UPDATE",
+            [dataset.pk],
+        )
         # Update existing ones, only where something differs, so a re-run writes nothing.
         cursor.execute(
             """
@@ -471,10 +509,14 @@ def _write_items(dataset: Dataset, records: Sequence[ItemRecord], result: Upsert
     result.items_unchanged -= result.items_created
 
 
-def _last_per_id(rows: Sequence[ShapeRow]) -> Sequence[ShapeRow]:
-    """Keep the last row for each (model, client id): ON CONFLICT can't touch a row twice."""
-    by_id = {(r.model, r.client_id): r for r in rows}
-    return rows if len(by_id) == len(rows) else list(by_id.values())
+def _last_per_id(rows: Sequence[ShapeRow]) -> list[ShapeRow]:
+    """Keep the last row for each (model, client id), sorted by it.
+
+    ON CONFLICT can't touch a row twice; and writing in key order makes concurrent batches
+    take their locks in the same order, so they wait for each other instead of deadlocking.
+    """
+    by_id = {(r.model or "", r.client_id): r for r in rows}
+    return [by_id[key] for key in sorted(by_id)]
 
 
 def _copy_new_shapes(table: str, columns: list[str], rows: Iterable[tuple[Any, ...]]) -> bool:
@@ -546,6 +588,7 @@ def write_annotations(
                 geometry, metadata, created, updated)
             SELECT %s, item_id, annotation_id, kind, label, geometry, metadata, now(), now()
             FROM _nucleus_ann_in
+            ORDER BY annotation_id
             ON CONFLICT (dataset_id, annotation_id) DO UPDATE SET item_id = EXCLUDED.item_id,
                 kind = EXCLUDED.kind, label = EXCLUDED.label, geometry = EXCLUDED.geometry,
                 metadata = EXCLUDED.metadata, updated = now()
@@ -645,6 +688,7 @@ def write_predictions(
             SELECT model_id, item_id, prediction_id, kind, label, confidence, geometry,
                 metadata, now(), now()
             FROM _nucleus_pred_in
+            ORDER BY model_id, prediction_id
             ON CONFLICT (model_id, prediction_id) DO UPDATE SET item_id = EXCLUDED.item_id,
                 kind = EXCLUDED.kind, label = EXCLUDED.label, confidence = EXCLUDED.confidence,
                 geometry = EXCLUDED.geometry, metadata = EXCLUDED.metadata, updated = now()
@@ -664,6 +708,8 @@ def records_write(*, dataset: Dataset, records: Sequence[ItemRecord]) -> UpsertR
     result = UpsertResult()
     if not records:
         return result
+    # Key order everywhere, so concurrent batches lock rows in the same order (no deadlock).
+    records = sorted(records, key=lambda r: r.reference_id)
     _write_items(dataset, records, result)
     new_items = result.items_created == len(records)
     result.annotations_written = write_annotations(
@@ -683,7 +729,7 @@ def items_upsert(*, dataset: Dataset, rows: Sequence[Any]) -> UpsertResult:
             f"{len(errors)} of {len(rows)} rows are invalid; nothing was written.",
             fields=[e.as_field("items") for e in errors[:1000]],
         )
-    return records_write(dataset=dataset, records=records)
+    return retry_transient(lambda: records_write(dataset=dataset, records=records))
 
 
 def shapes_upsert(*, dataset: Dataset, rows: Sequence[Any], model: Model | None = None) -> int:
@@ -732,12 +778,16 @@ def shapes_upsert(*, dataset: Dataset, rows: Sequence[Any], model: Model | None 
             f"{len(errors)} of {len(rows)} rows are invalid; nothing was written.",
             fields=[e.as_field(collection) for e in errors[:1000]],
         )
-    with transaction.atomic():
-        ids = dict(
-            Dataset.objects.get(pk=dataset.pk)
-            .items.filter(reference_id__in=refs)
-            .values_list("reference_id", "id")
-        )
-        if model is not None:
-            return write_predictions(dataset, cleaned, ids)
-        return write_annotations(dataset, cleaned, ids)
+
+    def write() -> int:
+        with transaction.atomic():
+            ids = dict(
+                Dataset.objects.get(pk=dataset.pk)
+                .items.filter(reference_id__in=refs)
+                .values_list("reference_id", "id")
+            )
+            if model is not None:
+                return write_predictions(dataset, cleaned, ids)
+            return write_annotations(dataset, cleaned, ids)
+
+    return retry_transient(write)

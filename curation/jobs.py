@@ -15,10 +15,11 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from curation.bulk import is_transient
 from curation.errors import Conflict
 from curation.models import Dataset, Job, JobStatus
 
@@ -140,6 +141,23 @@ class JobContext:
         self.job.error_count += len(errors)
 
 
+def _run_resuming(runner: Runner, job: Job, attempts: int = 4) -> dict[str, Any]:
+    """Run `runner`; after a deadlock or serialisation failure, resume it.
+
+    Such an error rolls back only the checkpoint in progress, and a runner resumes from
+    the last committed one, so running it again loses nothing and repeats nothing.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return runner(JobContext(job)) or {}
+        except OperationalError as exc:
+            if attempt == attempts or not is_transient(exc):
+                raise
+            logger.warning("%s hit %s; resuming from its last checkpoint", job, exc)
+            job.refresh_from_db()
+    raise AssertionError("unreachable")
+
+
 def job_run(*, job_id: int) -> Job | None:
     """Run (or resume) a job. Called by the worker; safe to call again after a crash."""
     with transaction.atomic():
@@ -156,7 +174,7 @@ def job_run(*, job_id: int) -> Job | None:
     try:
         if runner is None:
             raise RuntimeError(f"no runner for job kind {job.kind!r}")
-        result = runner(JobContext(job)) or {}
+        result = _run_resuming(runner, job)
     except JobCancelled:
         logger.info("%s cancelled", job)
         job.refresh_from_db()
