@@ -1,6 +1,10 @@
 """Read ingest sources safely: local files inside the import roots, http(s) URLs that
 cannot reach private networks, and s3:// objects; every read is capped in size.
 
+Neither a local path nor an s3:// URL may reach the service's own storage (the media of
+every dataset, the database files, the secret key): a curator of one dataset must not be
+able to import another dataset's images, or anything else the service itself can read.
+
 Every problem with one source raises FetchError, which ingest records as a per-item error.
 """
 
@@ -9,6 +13,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import os
+import re
 import socket
 import stat
 import threading
@@ -34,6 +39,8 @@ MAX_REDIRECTS = 5
 # times that, so a server that trickles one byte per timeout cannot hold a worker forever.
 TOTAL_TIMEOUT_FACTOR = 5
 _CHUNK = 64 * 1024
+# Bucket names as S3 and its look-alikes allow them (lower case on AWS; some servers are laxer).
+_BUCKET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
 URL_SCHEMES = ("http", "https", "s3")
 
 
@@ -42,7 +49,19 @@ class FetchError(Exception):
 
 
 class PathNotAllowed(FetchError):
-    """A local path outside the import roots."""
+    """A local path outside the import roots, or inside the service's own storage."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.reason = reason
+
+
+class BucketNotAllowed(FetchError):
+    """An s3:// URL in the service's own media area, or in a bucket not on the allow-list."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"{url}: {reason}")
+        self.reason = reason
 
 
 class AddressNotAllowed(FetchError):
@@ -79,21 +98,55 @@ def import_roots() -> list[Path]:
     return [Path(root).resolve() for root in settings.NUCLEUS_IMPORT_ROOTS]
 
 
+def _protected_dirs() -> list[Path]:
+    """Folders no import may read from: local media storage, wherever it is configured."""
+    found = [settings.MEDIA_ROOT]
+    options = settings.STORAGES.get("default", {}).get("OPTIONS", {})
+    location = options.get("location")
+    if "bucket_name" not in options and location and os.path.isabs(location):
+        found.append(location)
+    return [Path(d).resolve() for d in found]
+
+
+def _protection_refusal(resolved: Path, roots: list[Path]) -> str | None:
+    """Why an otherwise allowed path must not be read: it lies in the service's own files."""
+    if any(resolved.is_relative_to(d) for d in _protected_dirs()):
+        return "is inside the service's media storage (NUCLEUS_MEDIA_ROOT)"
+    data_dir = getattr(settings, "DATA_DIR", None)
+    if data_dir is not None:
+        data = Path(data_dir).resolve()
+        # The default import root is DATA_DIR/import: a root inside the data directory opens
+        # that root only, never its siblings (pg/, secret_key, media/).
+        if resolved.is_relative_to(data) and not any(
+            root != data and root.is_relative_to(data) and resolved.is_relative_to(root)
+            for root in roots
+        ):
+            return "is inside the service's data directory (NUCLEUS_DATA_DIR)"
+    return None
+
+
 def local_path_resolve(path: str | Path, *, trusted: bool = False) -> Path:
     """Resolve `path` through its symlinks and refuse it unless it lies in an import root.
 
     The root check comes before any existence check, so a refusal says nothing about
-    which files exist outside the roots.
+    which files exist outside the roots. A path in the service's own media or data
+    directory is refused even when an import root contains it.
     """
     raw = Path(path).expanduser()
     if not raw.is_absolute():
-        raise PathNotAllowed(f"{path}: must be an absolute path")
+        raise PathNotAllowed(path, "must be an absolute path")
     try:
         resolved = raw.resolve()
-    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
-        raise FetchError(f"{path}: cannot be resolved ({exc})") from None
-    if not trusted and not any(resolved.is_relative_to(root) for root in import_roots()):
-        raise PathNotAllowed(f"{path}: is outside the import roots (NUCLEUS_IMPORT_ROOTS)")
+    except (OSError, RuntimeError, ValueError) as exc:  # a symlink loop; a NUL character
+        raise FetchError(f"{path!r}: cannot be resolved ({exc})") from None
+    if trusted:
+        return resolved
+    roots = import_roots()
+    if not any(resolved.is_relative_to(root) for root in roots):
+        raise PathNotAllowed(path, "is outside the import roots (NUCLEUS_IMPORT_ROOTS)")
+    refusal = _protection_refusal(resolved, roots)
+    if refusal:
+        raise PathNotAllowed(path, refusal)
     return resolved
 
 
@@ -337,12 +390,45 @@ def _s3_client(
     )
 
 
-def read_s3(url: str, *, max_bytes: int) -> bytes:
-    """Read an s3://bucket/key object with the NUCLEUS_S3_* endpoint and credentials."""
+def _own_s3_area() -> tuple[str, str] | None:
+    """The bucket and key prefix of the service's own S3 media storage, if it uses S3."""
+    options = settings.STORAGES.get("default", {}).get("OPTIONS", {})
+    bucket = options.get("bucket_name")
+    if not bucket:
+        return None
+    return str(bucket), str(options.get("location") or "").strip("/")
+
+
+def s3_url_check(url: str, *, prefix_only: bool = False) -> tuple[str, str]:
+    """Split an s3:// URL into bucket and key, refusing what ingest must not read.
+
+    Refused: the service's own media area (its bucket, under NUCLEUS_S3_PREFIX when one is
+    set), any bucket missing from NUCLEUS_IMPORT_S3_BUCKETS when that list is set, and keys
+    with `.` or `..` segments, which a server that normalises paths could resolve into
+    another bucket. `prefix_only` is for a key prefix (images_root), which may be empty.
+    """
     parts = urlsplit(url)
     bucket, key = parts.netloc, parts.path.lstrip("/")
-    if not bucket or not key:
+    if not _BUCKET_NAME.fullmatch(bucket) or (not key and not prefix_only):
         raise FetchError(f"{url}: must be s3://bucket/key")
+    if "\x00" in key or {".", ".."} & set(key.split("/")):
+        raise FetchError(f"{url}: the key must not contain NUL characters or . or .. segments")
+    allowed = settings.NUCLEUS_IMPORT_S3_BUCKETS
+    if allowed and bucket.lower() not in {b.lower() for b in allowed}:
+        raise BucketNotAllowed(
+            url, f"bucket {bucket!r} is not one ingest may read (NUCLEUS_IMPORT_S3_BUCKETS)"
+        )
+    own = _own_s3_area()
+    if own is not None and bucket.lower() == own[0].lower():
+        own_prefix = own[1]
+        if not own_prefix or key == own_prefix or key.startswith(own_prefix + "/"):
+            raise BucketNotAllowed(url, "is in the service's own media storage")
+    return bucket, key
+
+
+def read_s3(url: str, *, max_bytes: int) -> bytes:
+    """Read an s3://bucket/key object with the NUCLEUS_S3_* endpoint and credentials."""
+    bucket, key = s3_url_check(url)
     client = _s3_client(
         settings.NUCLEUS_S3_ENDPOINT_URL,
         settings.NUCLEUS_S3_ACCESS_KEY_ID,

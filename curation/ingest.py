@@ -13,6 +13,7 @@ See docs/ingest.md for the three formats.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import itertools
 import json
@@ -32,15 +33,24 @@ from django.core.files.storage import default_storage
 from django.db import connection
 from django.utils.text import get_valid_filename
 
-from curation.bulk import ItemRecord, Media, UpsertResult, clean_item_record, records_write
+from curation.bulk import (
+    MAX_ID_LENGTH,
+    ItemRecord,
+    Media,
+    UpsertResult,
+    clean_item_record,
+    records_write,
+)
 from curation.errors import InvalidInput
 from curation.fetch import (
+    BucketNotAllowed,
     FetchError,
     PathNotAllowed,
     import_roots,
     is_url,
     local_path_resolve,
     read_location,
+    s3_url_check,
 )
 from curation.geometry import GeometryError
 from curation.jobs import JobContext, job_create, job_runner
@@ -48,6 +58,9 @@ from curation.media import IMAGE_EXTENSIONS, MediaError, media_process
 from curation.models import Dataset, Job
 
 SOURCE_TYPES = ("folder", "manifest", "coco")
+# Room a COCO shape id leaves after its file_name: "coco:", "#", the annotation id and a
+# ":polygon:<k>" suffix.
+_COCO_ID_ROOM = 64
 # Media of a chunk is read and decoded by a few threads: fetching URLs waits on the
 # network, and Pillow releases the GIL while it decodes.
 MEDIA_THREADS = 4
@@ -74,6 +87,8 @@ def _invalid(path: str, message: str) -> InvalidInput:
 def _clean_local(value: Any, path: str, *, trusted: bool, want_dir: bool) -> str:
     if not isinstance(value, str) or not value.strip():
         raise _invalid(path, "must be a non-empty string")
+    if "\x00" in value:
+        raise _invalid(path, "must not contain NUL characters")
     if "://" in value:
         raise _invalid(path, "must be a local path, not a URL")
     raw = Path(value).expanduser()
@@ -86,8 +101,8 @@ def _clean_local(value: Any, path: str, *, trusted: bool, want_dir: bool) -> str
         raw = roots[0] / raw
     try:
         resolved = local_path_resolve(raw, trusted=trusted)
-    except PathNotAllowed:
-        raise _invalid(path, "is outside the import roots (NUCLEUS_IMPORT_ROOTS)") from None
+    except PathNotAllowed as exc:
+        raise _invalid(path, exc.reason) from None
     except FetchError as exc:
         raise _invalid(path, f"cannot be resolved ({exc})") from None
     if want_dir and not resolved.is_dir():
@@ -133,6 +148,7 @@ def ingest_source_clean(*, dataset: Dataset, source: Any, trusted: bool = False)
         key = source["upload_key"]
         if (
             not isinstance(key, str)
+            or "\x00" in key
             or not key.startswith(_upload_prefix(dataset))
             or ".." in PurePosixPath(key).parts
         ):
@@ -142,6 +158,15 @@ def ingest_source_clean(*, dataset: Dataset, source: Any, trusted: bool = False)
         clean["upload_key"] = key
     root = source.get("images_root")
     if root is not None:
+        if isinstance(root, str) and "\x00" in root:
+            raise _invalid("source.images_root", "must not contain NUL characters")
+        if isinstance(root, str) and urlsplit(root).scheme.lower() == "s3":
+            try:
+                s3_url_check(root, prefix_only=True)
+            except BucketNotAllowed as exc:
+                raise _invalid("source.images_root", exc.reason) from None
+            except FetchError:
+                raise _invalid("source.images_root", "must be s3://bucket/prefix/") from None
         if isinstance(root, str) and is_url(root):
             clean["images_root"] = root
         elif isinstance(root, str) and "://" in root:
@@ -193,16 +218,22 @@ class SourceRecord:
     source: str  # where it came from, for error messages
     line: int | None = None
     error: str | None = None  # found while reading the source itself
+    cursor: str | None = None  # where a resumed job goes on after this record, if not by count
 
     def error_dict(self, message: str) -> dict[str, Any]:
         error: dict[str, Any] = {
-            "reference_id": self.reference_id,
-            "source": self.source,
-            "message": message,
+            "reference_id": _storable(self.reference_id),
+            "source": _storable(self.source),
+            "message": _storable(message),
         }
         if self.line is not None:
             error["line"] = self.line
         return error
+
+
+def _storable(text: str | None) -> str | None:
+    """`text` with NUL characters spelled out: PostgreSQL's jsonb cannot hold them."""
+    return text.replace("\x00", "\\x00") if text else text
 
 
 def _image_location(value: str, base: str | None) -> str:
@@ -223,7 +254,12 @@ def _image_location(value: str, base: str | None) -> str:
 
 
 class FolderSource:
-    """Every image file under a folder, sorted by relative path; dot-files are skipped."""
+    """Every image file under a folder, sorted by relative path; dot-files are skipped.
+
+    A resumed job goes on after the last relative path it committed rather than at a count
+    of files: the folder is listed again, and files deleted or added before that path in
+    the meantime must not make it skip or repeat any.
+    """
 
     def __init__(self, spec: dict[str, Any], trusted: bool) -> None:
         self.root = local_path_resolve(spec["path"], trusted=trusted)
@@ -250,6 +286,12 @@ class FolderSource:
     def preamble_errors(self) -> list[dict[str, Any]]:
         return []
 
+    def start(self, state: dict[str, Any]) -> int:
+        after = state.get("after")
+        if isinstance(after, str):
+            return bisect.bisect_right(self.files(), after)
+        return int(state.get("position", 0))
+
     def records(self, start: int) -> Iterator[SourceRecord]:
         for rel in self.files()[start:]:
             raw: dict[str, Any] = {"reference_id": rel}
@@ -257,7 +299,7 @@ class FolderSource:
             if self.labels and parent:
                 raw["annotations"] = [{"kind": "category", "label": parent, "geometry": {}}]
             path = str(self.root / rel)
-            yield SourceRecord(reference_id=rel, raw=raw, location=path, source=path)
+            yield SourceRecord(reference_id=rel, raw=raw, location=path, source=path, cursor=rel)
 
 
 def _open_source_file(spec: dict[str, Any], trusted: bool) -> tuple[IO[bytes], str, str | None]:
@@ -296,6 +338,9 @@ class ManifestSource:
     def preamble_errors(self) -> list[dict[str, Any]]:
         return []
 
+    def start(self, state: dict[str, Any]) -> int:
+        return int(state.get("position", 0))
+
     def records(self, start: int) -> Iterator[SourceRecord]:
         for number, line, name, folder in itertools.islice(self._lines(), start, None):
             origin = f"{name}:{number}"
@@ -323,13 +368,29 @@ class ManifestSource:
             yield SourceRecord(ref, raw, location, location or origin, number, error)
 
 
+def coco_annotation_id(file_name: str, coco_id: Any) -> str:
+    """The client id of a COCO annotation's box, the base of its segmentation parts' ids.
+
+    COCO annotation ids are unique within one file only: train.json and val.json both
+    start at 1. Namespacing by the image's reference id (its file_name) keeps two files
+    ingested into one dataset from overwriting each other's annotations, while the same
+    file ingested again still yields the same ids. A file_name too long to fit the id
+    column is replaced by its digest, which is as stable.
+    """
+    name = file_name
+    if len(name) > MAX_ID_LENGTH - _COCO_ID_ROOM:
+        name = "sha1:" + hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()
+    return f"coco:{name}#{coco_id}"
+
+
 class CocoSource:
     """A COCO detection file: one item per image, in the file's order.
 
-    Each COCO annotation becomes a box (client id ``coco:<id>``) and, when it has one, its
-    segmentation: each polygon part a polygon (``coco:<id>:polygon:<k>``), a crowd RLE a
-    segmentation mask (``coco:<id>:mask``). All carry ``{"coco_id": id, "iscrowd": 0|1}``
-    in their metadata, so an export can put the parts of one COCO annotation back together.
+    Each COCO annotation becomes a box (client id ``coco:<file_name>#<id>``) and, when it
+    has one, its segmentation: each polygon part a polygon (``...#<id>:polygon:<k>``), a
+    crowd RLE a segmentation mask (``...#<id>:mask``). All carry
+    ``{"coco_id": id, "iscrowd": 0|1}`` in their metadata, so an export can put the parts of
+    one COCO annotation back together.
     """
 
     def __init__(self, spec: dict[str, Any], trusted: bool) -> None:
@@ -380,6 +441,9 @@ class CocoSource:
     def preamble_errors(self) -> list[dict[str, Any]]:
         return self.orphans
 
+    def start(self, state: dict[str, Any]) -> int:
+        return int(state.get("position", 0))
+
     def _location(self, image: dict[str, Any], file_name: str) -> str | None:
         try:
             location = _image_location(file_name, self.base)
@@ -415,7 +479,7 @@ class CocoSource:
                 raw["annotations"] = [
                     shape
                     for ann in self.by_image.get(image.get("id"), [])
-                    for shape in self._shapes(ann)
+                    for shape in self._shapes(ann, file_name)
                 ]
             except GeometryError as exc:
                 error = f"{exc.path}: {exc.message}"
@@ -426,10 +490,11 @@ class CocoSource:
                 )
             yield SourceRecord(file_name, raw, location, location or origin, error=error)
 
-    def _shapes(self, ann: Any) -> Iterator[dict[str, Any]]:
+    def _shapes(self, ann: Any, file_name: str) -> Iterator[dict[str, Any]]:
         if not isinstance(ann, dict) or "id" not in ann:
             raise GeometryError("annotation", "must be an object with an id")
         coco_id = ann["id"]
+        base = coco_annotation_id(file_name, coco_id)
         where = f"annotation {coco_id}"
         label = self.categories.get(ann.get("category_id"))
         if not isinstance(label, str) or not label:
@@ -444,7 +509,7 @@ class CocoSource:
                 raise GeometryError(f"{where}.bbox", "must be [x, y, width, height]")
             x, y, w, h = bbox
             yield {
-                "id": f"coco:{coco_id}",
+                "id": base,
                 "kind": "box",
                 "label": label,
                 "geometry": {"x": x, "y": y, "width": w, "height": h},
@@ -453,7 +518,7 @@ class CocoSource:
         segmentation = ann.get("segmentation")
         if isinstance(segmentation, dict):
             yield {
-                "id": f"coco:{coco_id}:mask",
+                "id": f"{base}:mask",
                 "kind": "segmentation",
                 "label": label,
                 "geometry": {"rle": segmentation},
@@ -466,7 +531,7 @@ class CocoSource:
                         f"{where}.segmentation[{part}]", "must be a flat list [x1, y1, x2, y2, ...]"
                     )
                 yield {
-                    "id": f"coco:{coco_id}:polygon:{part}",
+                    "id": f"{base}:polygon:{part}",
                     "kind": "polygon",
                     "label": label,
                     "geometry": {"vertices": [flat[i : i + 2] for i in range(0, len(flat), 2)]},
@@ -585,7 +650,7 @@ def ingest_run(ctx: JobContext) -> dict[str, Any]:
     trusted = bool(ctx.params.get("trusted"))
     source = source_open(ctx.params["source"], trusted=trusted)
     ctx.set_total(source.count())
-    position = int(ctx.state.get("position", 0))
+    position = source.start(ctx.state)
     counts = {key: 0 for key in _COUNTS} | dict(ctx.state.get("counts", {}))
     pending = source.preamble_errors() if position == 0 else []
     records_iter = source.records(position)
@@ -594,6 +659,8 @@ def ingest_run(ctx: JobContext) -> dict[str, Any]:
             records, errors = _chunk_prepare(dataset, chunk, pool=pool, trusted=trusted)
             position += len(chunk)
             state: dict[str, Any] = {"position": position, "counts": dict(counts)}
+            if chunk[-1].cursor is not None:
+                state["after"] = chunk[-1].cursor
             with ctx.checkpoint(done=position, state=state, errors=pending + errors):
                 result = records_write(dataset=dataset, records=records)
                 # checkpoint() saves `state` when the block ends: the counts committed

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -129,13 +131,44 @@ def _thumbnail(im: Image.Image, orientation: int) -> bytes:
 
 
 def storage_put(key: str, data: bytes) -> None:
-    """Store `data` under `key` unless it is there already (keys are content-addressed)."""
-    if default_storage.exists(key):
+    """Store `data` under `key` unless a whole copy is there already (keys are content-addressed).
+
+    A stored object of another size is a torn write (a worker killed while writing, before
+    writes were atomic) and is written again, so a resumed ingest never records a hash
+    that the stored bytes do not have.
+    """
+    exists = default_storage.exists(key)
+    if exists and default_storage.size(key) == len(data):
         return
+    try:
+        final = default_storage.path(key)
+    except NotImplementedError:  # object storage: an upload lands whole or not at all
+        final = None
+    if final is not None:
+        _local_put(key, final, data)
+        return
+    if exists:
+        default_storage.delete(key)
     name = default_storage.save(key, ContentFile(data))
     if name != key:
-        # Local storage renames on a clash: another worker stored the same bytes first.
+        # A storage that renames on a clash: another worker stored the same bytes first.
         default_storage.delete(name)
+
+
+def _local_put(key: str, final: str, data: bytes) -> None:
+    """Write a local file under a temporary name, then rename it over `key` in one step.
+
+    Local storage writes straight into the file it names: a crash mid-write would leave a
+    partial file under the final key. A rename within one folder is atomic, so readers
+    and later runs see either no file or the whole one.
+    """
+    temp = f"{key}.{uuid.uuid4().hex}.part"
+    try:
+        saved = default_storage.save(temp, ContentFile(data))
+        os.replace(default_storage.path(saved), final)
+    except BaseException:
+        default_storage.delete(temp)  # a process killed here leaves only this .part file
+        raise
 
 
 def media_process(*, dataset_id: int, data: bytes, source_uri: str) -> Media:

@@ -159,6 +159,9 @@ NUCLEUS_S3_ENDPOINT_URL = env_str("NUCLEUS_S3_ENDPOINT_URL") or None
 NUCLEUS_S3_ACCESS_KEY_ID = env_str("NUCLEUS_S3_ACCESS_KEY_ID") or None
 NUCLEUS_S3_SECRET_ACCESS_KEY = env_str("NUCLEUS_S3_SECRET_ACCESS_KEY") or None
 NUCLEUS_S3_REGION = env_str("NUCLEUS_S3_REGION") or None
+# Comma-separated buckets that s3:// ingest may read; empty: any bucket those credentials
+# reach. Either way the service's own media area (NUCLEUS_S3_BUCKET/NUCLEUS_S3_PREFIX) is refused.
+NUCLEUS_IMPORT_S3_BUCKETS = env_list("NUCLEUS_IMPORT_S3_BUCKETS", [])
 
 # Ingest limits and safety.
 NUCLEUS_IMPORT_ROOTS = [

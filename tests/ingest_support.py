@@ -13,10 +13,11 @@ import struct
 import threading
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -139,3 +140,11 @@ def serve_http() -> Iterator[Served]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def s3_bucket_ensure(client: Any, name: str) -> str:
+    """Create a bucket on the test S3 server unless an earlier test did; returns its name."""
+    exists = (client.exceptions.BucketAlreadyOwnedByYou, client.exceptions.BucketAlreadyExists)
+    with suppress(*exists):
+        client.create_bucket(Bucket=name)
+    return name

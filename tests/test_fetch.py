@@ -1,5 +1,6 @@
 """Safe reading of ingest sources: URLs that cannot reach internal addresses, local paths
-only inside the import roots, s3:// objects, and a size cap on every read."""
+only inside the import roots, s3:// objects, never the service's own storage, and a size
+cap on every read."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from curation import fetch
 from curation.fetch import (
     AddressNotAllowed,
+    BucketNotAllowed,
     FetchError,
     PathNotAllowed,
     TooLarge,
@@ -22,8 +24,9 @@ from curation.fetch import (
     read_location,
     read_s3,
     read_url,
+    s3_url_check,
 )
-from tests.ingest_support import Served, serve_http
+from tests.ingest_support import Served, s3_bucket_ensure, serve_http
 from tests.s3 import S3Bucket, moto_server, s3_bucket, s3_client, s3_storage  # noqa: F401
 
 BODY = b"\xff\xd8 pretend image bytes"
@@ -227,16 +230,63 @@ def test_it_refuses_a_folder(import_root: Path) -> None:
         read_local(import_root / "dir", max_bytes=LIMIT)
 
 
+def test_a_nul_character_is_a_fetch_error(import_root: Path) -> None:
+    with pytest.raises(FetchError, match="cannot be resolved"):
+        read_location(f"{import_root}/a\x00.jpg", max_bytes=LIMIT)
+
+
+def test_it_refuses_media_storage_inside_an_import_root(
+    tmp_path: Path, _media_in_tmp: Path, settings: Any
+) -> None:
+    # An operator made the whole parent folder an import root: media is still off limits.
+    settings.NUCLEUS_IMPORT_ROOTS = [tmp_path]
+    stored = _media_in_tmp / "datasets" / "1" / "media" / "ab" / "abc.jpg"
+    stored.parent.mkdir(parents=True)
+    stored.write_bytes(BODY)
+    (tmp_path / "import" / "link.jpg").symlink_to(stored)
+
+    for path in (stored, tmp_path / "import" / "link.jpg"):
+        with pytest.raises(PathNotAllowed, match="media storage"):
+            read_local(path, max_bytes=LIMIT)
+
+
+def test_it_refuses_the_data_directory_but_not_an_import_root_inside_it(
+    tmp_path: Path, settings: Any
+) -> None:
+    data = tmp_path / "var"
+    (data / "import").mkdir(parents=True)
+    (data / "secret_key").write_text("s3cret")
+    (data / "import" / "a.jpg").write_bytes(BODY)
+    settings.DATA_DIR = data
+    settings.NUCLEUS_IMPORT_ROOTS = [data / "import"]
+    assert read_local(data / "import" / "a.jpg", max_bytes=LIMIT) == BODY
+
+    settings.NUCLEUS_IMPORT_ROOTS = [tmp_path]  # a root that holds the data directory
+    with pytest.raises(PathNotAllowed, match="data directory"):
+        read_local(data / "secret_key", max_bytes=LIMIT)
+    with pytest.raises(PathNotAllowed, match="data directory"):
+        read_local(data / "import" / "a.jpg", max_bytes=LIMIT)
+
+
 # --------------------------------------------------------------------------------- s3
+
+
+IMPORTS_BUCKET = "nucleus-test-imports"
 
 
 @pytest.fixture
 def s3_source(s3_storage: S3Bucket, settings: Any) -> S3Bucket:  # noqa: F811
+    """A bucket to import from, next to the bucket that `s3_storage` stores media in."""
     settings.NUCLEUS_S3_ENDPOINT_URL = s3_storage.endpoint_url
     settings.NUCLEUS_S3_ACCESS_KEY_ID = "nucleus-test-key"
     settings.NUCLEUS_S3_SECRET_ACCESS_KEY = "nucleus-test-secret"
     settings.NUCLEUS_S3_REGION = "us-east-1"
-    return s3_storage
+    return S3Bucket(
+        client=s3_storage.client,
+        name=s3_bucket_ensure(s3_storage.client, IMPORTS_BUCKET),
+        prefix=s3_storage.prefix,
+        endpoint_url=s3_storage.endpoint_url,
+    )
 
 
 def test_it_reads_an_s3_object(s3_source: S3Bucket) -> None:
@@ -255,3 +305,74 @@ def test_it_caps_s3_objects(s3_source: S3Bucket) -> None:
 def test_it_reports_a_missing_s3_object(s3_source: S3Bucket) -> None:
     with pytest.raises(FetchError, match="NoSuchKey"):
         read_s3(f"s3://{s3_source.name}/{s3_source.prefix}/nope.jpg", max_bytes=LIMIT)
+
+
+def test_it_refuses_objects_in_its_own_media_storage(
+    s3_source: S3Bucket,
+    s3_storage: S3Bucket,  # noqa: F811
+) -> None:
+    key = f"{s3_storage.prefix}/datasets/1/media/ab/abc.jpg"
+    s3_storage.client.put_object(Bucket=s3_storage.name, Key=key, Body=BODY)
+
+    for url in (
+        f"s3://{s3_storage.name}/{key}",
+        f"s3://{s3_storage.name}//{key}",
+        f"s3://{s3_storage.name.upper()}/{key}",
+        f"s3://{s3_storage.name}/{s3_storage.prefix}",
+    ):
+        with pytest.raises(BucketNotAllowed, match="own media storage"):
+            read_location(url, max_bytes=LIMIT)
+
+
+def test_it_reads_the_rest_of_a_bucket_it_shares_under_a_prefix(
+    s3_source: S3Bucket,
+    s3_storage: S3Bucket,  # noqa: F811
+) -> None:
+    key = f"{s3_storage.prefix}-raw/a.jpg"  # beside the media prefix, not under it
+    s3_storage.client.put_object(Bucket=s3_storage.name, Key=key, Body=BODY)
+    assert read_location(f"s3://{s3_storage.name}/{key}", max_bytes=LIMIT) == BODY
+
+
+def test_without_a_prefix_its_whole_bucket_is_refused(settings: Any) -> None:
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {"bucket_name": "media-bucket", "location": ""},
+        },
+    }
+    with pytest.raises(BucketNotAllowed, match="own media storage"):
+        s3_url_check("s3://media-bucket/anything/at/all.jpg")
+    with pytest.raises(BucketNotAllowed, match="own media storage"):
+        s3_url_check("s3://media-bucket/", prefix_only=True)
+    assert s3_url_check("s3://other-bucket/a.jpg") == ("other-bucket", "a.jpg")
+
+
+def test_the_bucket_allow_list_limits_reads(s3_source: S3Bucket, settings: Any) -> None:
+    key = f"{s3_source.prefix}/in/a.jpg"
+    s3_source.client.put_object(Bucket=s3_source.name, Key=key, Body=BODY)
+    url = f"s3://{s3_source.name}/{key}"
+
+    settings.NUCLEUS_IMPORT_S3_BUCKETS = ["somewhere-else"]
+    with pytest.raises(BucketNotAllowed, match="NUCLEUS_IMPORT_S3_BUCKETS"):
+        read_location(url, max_bytes=LIMIT)
+
+    settings.NUCLEUS_IMPORT_S3_BUCKETS = ["somewhere-else", s3_source.name]
+    assert read_location(url, max_bytes=LIMIT) == BODY
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "s3://imports/raw/../media/a.jpg",
+        "s3://imports/./a.jpg",
+        "s3://imports/a.jpg/..",
+        "s3://imports/a\x00.jpg",
+        "s3://imports/",
+        "s3:///a.jpg",
+        "s3://user@imports/a.jpg",
+    ],
+)
+def test_it_refuses_malformed_s3_urls(url: str) -> None:
+    with pytest.raises(FetchError):
+        s3_url_check(url)

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from curation.ingest import ingest_enqueue, ingest_store_upload
+from curation.bulk import MAX_ID_LENGTH
+from curation.ingest import coco_annotation_id, ingest_enqueue, ingest_store_upload
 from curation.jobs import job_run
 from curation.models import Annotation, Dataset, Item, Job, JobStatus
 from tests.ingest_support import Served, image_bytes, serve_http, write_image
@@ -91,21 +92,21 @@ def test_it_ingests_a_coco_file(dataset: Dataset, alice: Any, coco_file: Path) -
     assert items["val/b.jpg"].source_uri == str(coco_file.parent / "val" / "b.jpg")
     anns = {a.annotation_id: a for a in Annotation.objects.filter(dataset=dataset)}
     assert sorted(anns) == [
-        "coco:1",
-        "coco:1:polygon:0",
-        "coco:1:polygon:1",
-        "coco:2",
-        "coco:2:mask",
-        "coco:3",
+        "coco:a.jpg#1",
+        "coco:a.jpg#1:polygon:0",
+        "coco:a.jpg#1:polygon:1",
+        "coco:a.jpg#2",
+        "coco:a.jpg#2:mask",
+        "coco:val/b.jpg#3",
     ]
-    box = anns["coco:1"]
+    box = anns["coco:a.jpg#1"]
     assert (box.kind, box.label, box.item.reference_id) == ("box", "car", "a.jpg")
     assert box.geometry == {"x": 2.0, "y": 3.0, "width": 20.0, "height": 10.0}
     assert box.metadata == {"coco_id": 1, "iscrowd": 0}
-    assert anns["coco:1:polygon:1"].geometry == {
+    assert anns["coco:a.jpg#1:polygon:1"].geometry == {
         "vertices": [[30.0, 30.0], [40.0, 30.0], [40.0, 40.0], [30.0, 40.0]]
     }
-    mask = anns["coco:2:mask"]
+    mask = anns["coco:a.jpg#2:mask"]
     assert (mask.kind, mask.label, mask.geometry) == ("segmentation", "person", {"rle": RLE})
     assert mask.metadata == {"coco_id": 2, "iscrowd": 1}
     assert not Annotation.objects.filter(item__reference_id="c.jpg").exists()
@@ -131,6 +132,38 @@ def test_a_rerun_changes_nothing(dataset: Dataset, alice: Any, coco_file: Path) 
         0,
         0,
     )
+
+
+def test_two_coco_files_in_one_dataset_keep_each_others_annotations(
+    dataset: Dataset, alice: Any, import_root: Path
+) -> None:
+    # COCO annotation ids restart at 1 in every file: train's annotation 1 and val's
+    # annotation 1 are different annotations on different images.
+    write_image(import_root / "a.jpg")
+    write_image(import_root / "b.jpg")
+    for name, file_name, category in (("train.json", "a.jpg", 1), ("val.json", "b.jpg", 2)):
+        data = _coco(
+            [{"id": 1, "file_name": file_name}],
+            [{"id": 1, "image_id": 1, "category_id": category, "bbox": [1, 1, 5, 5]}],
+        )
+        (import_root / name).write_text(json.dumps(data))
+        job = _run(dataset, alice, {"type": "coco", "path": str(import_root / name)})
+        assert job.error_count == 0, job.errors
+
+    shapes = set(Annotation.objects.values_list("item__reference_id", "label", "annotation_id"))
+    assert shapes == {("a.jpg", "car", "coco:a.jpg#1"), ("b.jpg", "person", "coco:b.jpg#1")}
+
+    job = _run(dataset, alice, {"type": "coco", "path": str(import_root / "train.json")})
+    assert (job.result["annotations_written"], Annotation.objects.count()) == (0, 2)
+
+
+def test_an_annotation_id_stays_within_the_id_column() -> None:
+    long_name = "deep/" * 100 + "a.jpg"
+    base = coco_annotation_id(long_name, 900100397133)
+    assert base == coco_annotation_id(long_name, 900100397133)
+    assert base.endswith("#900100397133")
+    assert len(f"{base}:polygon:99") <= MAX_ID_LENGTH
+    assert coco_annotation_id("a.jpg", 1) != coco_annotation_id("b.jpg", 1)
 
 
 def test_it_records_bad_images_and_annotations(

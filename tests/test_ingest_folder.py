@@ -202,6 +202,41 @@ def test_an_interrupted_job_resumes_and_lands_everything_once(
     assert finished.result["created"] == 5
 
 
+def test_a_resumed_job_goes_on_after_the_last_file_it_committed(
+    dataset: Dataset, alice: Any, folder: Path, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.NUCLEUS_INGEST_CHUNK = 2
+    # Sorted: a.jpg, cats/d.jpg | sub/b.png, sub/deeper/c.jpg
+    job = ingest_enqueue(
+        dataset=dataset, user=alice, source={"type": "folder", "path": str(folder)}
+    )
+    real_write = ingest.records_write
+
+    def write_then_crash(**kwargs: Any) -> Any:
+        if Job.objects.get(pk=job.pk).progress_done == 2:
+            raise Crash()
+        return real_write(**kwargs)
+
+    monkeypatch.setattr(ingest, "records_write", write_then_crash)
+    with pytest.raises(Crash):
+        job_run(job_id=job.pk)
+    monkeypatch.setattr(ingest, "records_write", real_write)
+    # Before the retry, a file the first attempt had already ingested is deleted: the
+    # folder, listed again, is one file shorter before the point the job had reached.
+    (folder / "a.jpg").unlink()
+
+    finished = job_run(job_id=job.pk)
+
+    assert finished is not None and finished.status == JobStatus.SUCCEEDED, finished
+    assert sorted(Item.objects.filter(dataset=dataset).values_list("reference_id", flat=True)) == [
+        "a.jpg",
+        "cats/d.jpg",
+        "sub/b.png",
+        "sub/deeper/c.jpg",
+    ]
+    assert (finished.progress_done, finished.progress_total) == (3, 3)
+
+
 # ---------------------------------------------------------------- checks on the source
 
 
@@ -218,6 +253,7 @@ def test_an_interrupted_job_resumes_and_lands_everything_once(
         ),
         ({"type": "folder", "path": "photos/a.jpg"}, "source.path"),
         ({"type": "folder", "path": "nope"}, "source.path"),
+        ({"type": "folder", "path": "pho\x00tos"}, "source.path"),
     ],
 )
 def test_it_refuses_a_bad_source(
@@ -258,6 +294,23 @@ def test_it_refuses_a_folder_outside_the_import_roots(
         {"path": "source.path", "message": "is outside the import roots (NUCLEUS_IMPORT_ROOTS)"}
     ]
     assert not Job.objects.exists()
+
+
+def test_it_refuses_media_storage_even_inside_an_import_root(
+    dataset: Dataset, alice: Any, folder: Path, tmp_path: Path, _media_in_tmp: Path, settings: Any
+) -> None:
+    _run(dataset, alice, {"type": "folder", "path": str(folder)})  # media of this dataset
+    settings.NUCLEUS_IMPORT_ROOTS = [tmp_path]  # an import root that holds the media folder
+
+    with pytest.raises(InvalidInput) as caught:
+        ingest_enqueue(dataset=dataset, user=alice, source={"type": "folder", "path": "media"})
+
+    assert caught.value.fields == [
+        {
+            "path": "source.path",
+            "message": "is inside the service's media storage (NUCLEUS_MEDIA_ROOT)",
+        }
+    ]
 
 
 # -------------------------------------------------------------------------- the command

@@ -14,8 +14,9 @@ import pytest
 from curation.errors import InvalidInput
 from curation.ingest import ingest_enqueue, ingest_store_upload
 from curation.jobs import job_run
+from curation.media import media_process
 from curation.models import Annotation, Dataset, Item, Job, JobStatus, Prediction
-from tests.ingest_support import Served, image_bytes, serve_http, write_image
+from tests.ingest_support import Served, image_bytes, s3_bucket_ensure, serve_http, write_image
 from tests.s3 import S3Bucket, moto_server, s3_bucket, s3_client, s3_storage  # noqa: F401
 
 BOX = {"x": 4, "y": 4, "width": 20, "height": 10}
@@ -246,21 +247,27 @@ def test_a_row_without_image_updates_a_stored_item(
     assert Item.objects.get(reference_id="two").metadata == {"weather": "sun"}
 
 
+@pytest.fixture
+def s3_reads(s3_storage: S3Bucket, settings: Any) -> str:  # noqa: F811
+    """Let ingest read s3:// URLs from the test server; returns a bucket to import from."""
+    settings.NUCLEUS_S3_ENDPOINT_URL = s3_storage.endpoint_url
+    settings.NUCLEUS_S3_ACCESS_KEY_ID = "nucleus-test-key"
+    settings.NUCLEUS_S3_SECRET_ACCESS_KEY = "nucleus-test-secret"
+    settings.NUCLEUS_S3_REGION = "us-east-1"
+    return s3_bucket_ensure(s3_storage.client, "nucleus-test-imports")
+
+
 def test_it_copies_s3_images_into_s3_storage(
     dataset: Dataset,
     alice: Any,
     import_root: Path,
     s3_storage: S3Bucket,  # noqa: F811
-    settings: Any,
+    s3_reads: str,
 ) -> None:
-    settings.NUCLEUS_S3_ENDPOINT_URL = s3_storage.endpoint_url
-    settings.NUCLEUS_S3_ACCESS_KEY_ID = "nucleus-test-key"
-    settings.NUCLEUS_S3_SECRET_ACCESS_KEY = "nucleus-test-secret"
-    settings.NUCLEUS_S3_REGION = "us-east-1"
     data = image_bytes(seed="in s3")
     source_key = f"{s3_storage.prefix}/incoming/cam1.jpg"
-    s3_storage.client.put_object(Bucket=s3_storage.name, Key=source_key, Body=data)
-    url = f"s3://{s3_storage.name}/{source_key}"
+    s3_storage.client.put_object(Bucket=s3_reads, Key=source_key, Body=data)
+    url = f"s3://{s3_reads}/{source_key}"
     path = _manifest(import_root / "m.jsonl", [{"reference_id": "cam1", "image": url}])
 
     job = _run(dataset, alice, {"type": "manifest", "path": str(path)})
@@ -270,6 +277,91 @@ def test_it_copies_s3_images_into_s3_storage(
     assert item.source_uri == url
     assert s3_storage.read(item.media_key) == data
     assert {item.media_key, item.thumbnail_key} <= s3_storage.keys()
+
+
+def test_it_refuses_another_datasets_media_from_its_own_bucket(
+    dataset: Dataset,
+    alice: Any,
+    charlie: Any,
+    import_root: Path,
+    s3_storage: S3Bucket,  # noqa: F811
+    s3_reads: str,
+) -> None:
+    private = media_process(dataset_id=dataset.pk, data=image_bytes(seed="private"), source_uri="x")
+    mine = Dataset.objects.create(name="charlie's", owner=charlie)
+    url = f"s3://{s3_storage.name}/{s3_storage.prefix}/{private.media_key}"
+    path = _manifest(import_root / "m.jsonl", [{"reference_id": "stolen", "image": url}])
+
+    job = _run(mine, charlie, {"type": "manifest", "path": str(path)})
+
+    assert job.status == JobStatus.SUCCEEDED, job.message
+    assert [e["reference_id"] for e in job.errors] == ["stolen"]
+    assert "own media storage" in job.errors[0]["message"]
+    assert not Item.objects.filter(dataset=mine).exists()
+
+
+def test_an_images_root_in_its_own_media_storage_is_refused(
+    dataset: Dataset,
+    alice: Any,
+    import_root: Path,
+    s3_storage: S3Bucket,  # noqa: F811
+    s3_reads: str,
+) -> None:
+    (import_root / "m.jsonl").write_text("")
+    root = f"s3://{s3_storage.name}/{s3_storage.prefix}/datasets/"
+
+    with pytest.raises(InvalidInput) as caught:
+        ingest_enqueue(
+            dataset=dataset,
+            user=alice,
+            source={"type": "manifest", "path": "m.jsonl", "images_root": root},
+        )
+
+    assert caught.value.fields == [
+        {"path": "source.images_root", "message": "is in the service's own media storage"}
+    ]
+    job = ingest_enqueue(
+        dataset=dataset,
+        user=alice,
+        source={"type": "manifest", "path": "m.jsonl", "images_root": f"s3://{s3_reads}/set/"},
+    )
+    assert job.params["source"]["images_root"] == f"s3://{s3_reads}/set/"
+
+
+def test_it_refuses_local_media_inside_an_import_root(
+    dataset: Dataset, alice: Any, charlie: Any, tmp_path: Path, settings: Any
+) -> None:
+    private = media_process(dataset_id=dataset.pk, data=image_bytes(seed="private"), source_uri="x")
+    settings.NUCLEUS_IMPORT_ROOTS = [tmp_path]  # holds the media folder as well as import/
+    mine = Dataset.objects.create(name="charlie's", owner=charlie)
+    stored = str(tmp_path / "media" / private.media_key)
+    path = _manifest(tmp_path / "import" / "m.jsonl", [{"reference_id": "r", "image": stored}])
+
+    job = _run(mine, charlie, {"type": "manifest", "path": str(path)})
+
+    assert [e["reference_id"] for e in job.errors] == ["r"]
+    assert "media storage" in job.errors[0]["message"]
+    assert not Item.objects.filter(dataset=mine).exists()
+
+
+def test_an_image_path_with_a_nul_character_is_an_item_error(
+    dataset: Dataset, alice: Any, import_root: Path
+) -> None:
+    write_image(import_root / "ok.jpg")
+    path = _manifest(
+        import_root / "m.jsonl",
+        [
+            {"reference_id": "nul", "image": "o\x00k.jpg"},
+            {"reference_id": "ok", "image": "ok.jpg"},
+        ],
+    )
+
+    job = _run(dataset, alice, {"type": "manifest", "path": str(path)})
+
+    assert job.status == JobStatus.SUCCEEDED, job.message
+    assert [e["reference_id"] for e in job.errors] == ["nul"]
+    assert "cannot be resolved" in job.errors[0]["message"]
+    assert list(Item.objects.values_list("reference_id", flat=True)) == ["ok"]
 
 
 def test_a_resumed_job_starts_at_its_saved_position(
@@ -334,6 +426,17 @@ def test_it_ingests_an_uploaded_manifest(dataset: Dataset, alice: Any, import_ro
             {"type": "manifest", "path": "m.jsonl", "images_root": "ftp://host/x"},
             "source.images_root",
         ),
+        ({"type": "manifest", "path": "m\x00.jsonl"}, "source.path"),
+        ({"type": "manifest", "path": "m.jsonl", "images_root": "/tm\x00p"}, "source.images_root"),
+        (
+            {"type": "manifest", "path": "m.jsonl", "images_root": "s3://b/x\x00/"},
+            "source.images_root",
+        ),
+        (
+            {"type": "manifest", "path": "m.jsonl", "images_root": "s3://b/../other/"},
+            "source.images_root",
+        ),
+        ({"type": "manifest", "upload_key": "{prefix}x\x00/m.jsonl"}, "source.upload_key"),
     ],
 )
 def test_it_refuses_a_bad_source(

@@ -1,5 +1,5 @@
-"""Image processing at ingest: measure, hash, thumbnail, store; refuse what is not a
-sound image of a reasonable size."""
+"""Image processing at ingest: measure, hash, thumbnail, store (whole files only); refuse
+what is not a sound image of a reasonable size."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, default_storage
 from PIL import Image
 
@@ -67,6 +68,45 @@ def test_it_stores_the_same_bytes_once(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(FileSystemStorage, "save", no_save)
     second = media_process(dataset_id=1, data=data, source_uri="b")
     assert (second.media_key, second.thumbnail_key) == (first.media_key, first.thumbnail_key)
+
+
+def test_it_rewrites_an_original_left_half_written(_media_in_tmp: Path) -> None:
+    data = image_bytes((300, 200), seed="torn")
+    key, _ = media_keys(1, hashlib.sha256(data).hexdigest(), ".jpg")
+    # As a worker killed mid-write (before writes were atomic) left it.
+    default_storage.save(key, ContentFile(data[: len(data) // 3]))
+
+    media = media_process(dataset_id=1, data=data, source_uri="x")
+
+    assert media.media_key == key
+    assert (_media_in_tmp / key).read_bytes() == data
+    assert sorted(p.name for p in (_media_in_tmp / key).parent.iterdir()) == [Path(key).name]
+
+
+class Crash(BaseException):
+    """Stands for the worker being killed in the middle of writing a file."""
+
+
+def test_a_write_that_dies_halfway_leaves_nothing_under_the_key(
+    _media_in_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = image_bytes((300, 200), seed="dies")
+    real_save = FileSystemStorage._save
+
+    def save_half_then_die(self: FileSystemStorage, name: str, content: Any) -> str:
+        real_save(self, name, ContentFile(content.read()[: len(data) // 2]))
+        raise Crash()
+
+    monkeypatch.setattr(FileSystemStorage, "_save", save_half_then_die)
+    with pytest.raises(Crash):
+        media_process(dataset_id=1, data=data, source_uri="x")
+    monkeypatch.undo()
+
+    key, _ = media_keys(1, hashlib.sha256(data).hexdigest(), ".jpg")
+    assert not default_storage.exists(key)
+    assert not list((_media_in_tmp / key).parent.iterdir())
+    media_process(dataset_id=1, data=data, source_uri="x")
+    assert (_media_in_tmp / key).read_bytes() == data
 
 
 def test_keys_are_per_dataset() -> None:
