@@ -39,7 +39,8 @@ test: $(STAMP) browser
 bench: $(STAMP)
 	$(PY) bench/ingest.py
 	$(PY) bench/search.py $(BENCH_ARGS)
-	$(PY) bench/query.py $(BENCH_ARGS)
+	$(PY) bench/query.py --reuse $(BENCH_ARGS)
+	$(PY) bench/export.py --reuse $(BENCH_ARGS)
 	$(PY) bench/embed.py
 
 lint: $(STAMP)
