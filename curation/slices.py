@@ -193,6 +193,8 @@ def similarity_clean(*, dataset: Dataset, raw: Any, path: str = "similarity") ->
     value = raw[key]
     if not isinstance(value, str) or not value.strip():
         raise _invalid(f"{path}.{key}", "must be a non-blank string")
+    if "\x00" in value:  # the condition is stored as jsonb, which cannot hold U+0000
+        raise _invalid(f"{path}.{key}", "must not contain NUL characters")
     clean[key] = value
     if (
         key == "reference_id"
@@ -201,7 +203,7 @@ def similarity_clean(*, dataset: Dataset, raw: Any, path: str = "similarity") ->
         raise _invalid(f"{path}.reference_id", f"no item {value!r} in this dataset")
     model = raw.get("model")
     if model is not None:
-        if not isinstance(model, str) or not model.strip():
+        if not isinstance(model, str) or not model.strip() or "\x00" in model:
             raise _invalid(f"{path}.model", "must be an embedding model's name")
         clean["model"] = model
     limit = raw.get("limit", 100)

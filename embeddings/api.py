@@ -18,6 +18,7 @@ from curation.errors import InvalidInput, NotFound
 from curation.models import Dataset, Item, Role, Slice, Tag
 from curation.query import QueryError, compile_query
 from curation.serializers import ItemSerializer, JobSerializer
+from curation.slices import slice_items_q
 from embeddings import duplicates, search, selectors, services
 from embeddings.models import DatasetSearchDefault, DuplicateGroup, EmbeddingModel
 from embeddings.serializers import (
@@ -41,6 +42,8 @@ from embeddings.serializers import (
 MODEL_TAGS = ["embeddings"]
 SEARCH_TAGS = ["search"]
 DUPLICATE_TAGS = ["duplicates"]
+# Past any real number of groups, and well inside PostgreSQL's bigint OFFSET.
+MAX_GROUP_OFFSET = 1_000_000_000
 
 
 def _valid(serializer_class: Any, data: Any) -> dict[str, Any]:
@@ -70,12 +73,6 @@ def _model_out(dataset: Dataset, model: EmbeddingModel) -> dict[str, Any]:
 def search_filter_from(dataset: Dataset, raw: dict[str, Any] | None) -> search.SearchFilter:
     """Turn the API's filter object into a SearchFilter, checking names against the dataset."""
     raw = raw or {}
-    slice_id = raw.get("slice")
-    if slice_id is not None and not Slice.objects.filter(pk=slice_id, dataset=dataset).exists():
-        raise InvalidInput(
-            "filter.slice: no such slice in this dataset",
-            fields=[{"path": "filter.slice", "message": "no such slice in this dataset"}],
-        )
     tags = list(raw.get("tags") or [])
     known = set(Tag.objects.filter(dataset=dataset, name__in=tags).values_list("name", flat=True))
     unknown = [
@@ -86,15 +83,37 @@ def search_filter_from(dataset: Dataset, raw: dict[str, Any] | None) -> search.S
     if unknown:
         raise InvalidInput(unknown[0]["path"] + ": " + unknown[0]["message"], fields=unknown)
     conditions = [search.metadata_condition(c, i) for i, c in enumerate(raw.get("metadata") or [])]
-    items = None
+    restrictions: list[Q] = []
     if (raw.get("query") or "").strip():
         try:
-            items = compile_query(raw["query"], dataset=dataset)
+            restrictions.append(compile_query(raw["query"], dataset=dataset))
         except QueryError as exc:
             for field in exc.fields:
                 field["path"] = "filter." + field["path"]
             raise
-    return search.SearchFilter(slice_id=slice_id, tags=tags, metadata=conditions, items=items)
+    if raw.get("slice") is not None:
+        restrictions.append(_slice_restriction(dataset, raw["slice"]))
+    items = None
+    for restriction in restrictions:
+        items = restriction if items is None else items & restriction
+    return search.SearchFilter(tags=tags, metadata=conditions, items=items)
+
+
+def _slice_restriction(dataset: Dataset, slice_id: int) -> Q:
+    """The items of a slice as a filter: its members, or a dynamic slice's matches now."""
+    found = Slice.objects.filter(pk=slice_id, dataset=dataset).first()
+    if found is None:
+        raise InvalidInput(
+            "filter.slice: no such slice in this dataset",
+            fields=[{"path": "filter.slice", "message": "no such slice in this dataset"}],
+        )
+    try:
+        return slice_items_q(found)
+    except QueryError as exc:
+        message = f"the dynamic slice's query no longer works: {exc.message}"
+        raise InvalidInput(
+            f"filter.slice: {message}", fields=[{"path": "filter.slice", "message": message}]
+        ) from None
 
 
 def _search_response(request: Request, result: search.SearchResult) -> Response:
@@ -349,7 +368,7 @@ class ImageSearchView(_SearchView):
         result = search.search_image(
             dataset=dataset,
             model=model,
-            image=data["image"].read(),
+            image=search.image_upload_read(data["image"]),
             search_filter=flt,
             offset=data["offset"],
             limit=data["limit"],
@@ -366,7 +385,9 @@ class DuplicatesView(APIView):
         tags=DUPLICATE_TAGS,
         summary="The duplicate groups of the dataset's latest duplicates job",
         parameters=[
-            OpenApiParameter("offset", int, description="Groups to skip."),
+            OpenApiParameter(
+                "offset", int, description=f"Groups to skip, at most {MAX_GROUP_OFFSET}."
+            ),
             OpenApiParameter("limit", int, description="Groups per page, 1 to 500 (default 100)."),
             OpenApiParameter("kind", str, enum=["exact", "near"], description="Only this kind."),
         ],
@@ -375,7 +396,7 @@ class DuplicatesView(APIView):
     def get(self, request: Request, dataset_id: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.VIEWER)
         offset, limit = (
-            _int_param(request, "offset", 0, 0, None),
+            _int_param(request, "offset", 0, 0, MAX_GROUP_OFFSET),
             _int_param(request, "limit", 100, 1, 500),
         )
         run = duplicates.latest_run(dataset=dataset)
@@ -456,16 +477,16 @@ class DuplicatesApplyView(APIView):
         return Response(result)
 
 
-def _int_param(request: Request, name: str, default: int, low: int, high: int | None) -> int:
+def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query_params.get(name)
     if raw is None:
         return default
     try:
         value = int(raw)
-        if value < low or (high is not None and value > high):
+        if not low <= value <= high:
             raise ValueError
-    except ValueError:
-        message = f"must be a whole number from {low}" + (f" to {high}" if high is not None else "")
+    except ValueError:  # also int()'s refusal of numbers with thousands of digits
+        message = f"must be a whole number from {low} to {high}"
         raise InvalidInput(
             f"{name}: {message}", fields=[{"path": name, "message": message}]
         ) from None

@@ -31,8 +31,10 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db.models import Exists, OuterRef, QuerySet
 
+from curation.errors import NotFound
 from curation.jobs import JobContext
-from curation.models import Dataset, Item
+from curation.models import Dataset, Item, Slice
+from curation.slices import slice_items_q
 from embeddings import vectors as vec
 from embeddings.clip import Encoder
 from embeddings.imaging import DecodeError, pixels_decode, thumbnail_suffices
@@ -84,7 +86,11 @@ def items_to_embed(
     """The items a job embeds: all of the dataset or slice, or those with no vector yet."""
     qs = Item.objects.filter(dataset=dataset)
     if slice_id:
-        qs = qs.filter(slice_memberships__slice_id=slice_id)
+        found = Slice.objects.filter(pk=slice_id, dataset=dataset).first()
+        if found is None:
+            raise NotFound(f"Slice {slice_id}, whose items this job embeds, was deleted.")
+        # A dynamic slice has no member rows: its items are its query's matches now.
+        qs = qs.filter(slice_items_q(found))
     if mode == MODE_MISSING:
         qs = qs.filter(~Exists(Embedding.objects.filter(model=model, item=OuterRef("pk"))))
     return qs.order_by("id")

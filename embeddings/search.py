@@ -4,8 +4,9 @@ How a query is run (``knn``), and why:
 
 * No filter: an HNSW scan of the (model, dataset) index with ``hnsw.ef_search`` raised to
   at least offset+limit (SET LOCAL, so only this transaction sees it). The scan yields up
-  to ef_search rows; if it yields fewer than asked (a tiny dataset, or a page deeper than
-  pgvector allows ef_search to go) the query is answered by an exact scan instead.
+  to ef_search rows; if it yields fewer than asked (a tiny dataset) the query is answered
+  by an exact scan instead. Pages end at MAX_SEARCH_DEPTH, pgvector's ef_search limit, so
+  no request can make every search scan all of a dataset's vectors exactly.
 * A filter (slice, tags, metadata, or any item queryset, e.g. from the query language):
   an HNSW scan cannot see the filter, it returns at most ef_search candidates and the
   filter then throws most of them away. So, per query:
@@ -38,11 +39,16 @@ from django.db.models import F, Q, QuerySet
 from django.db.models.fields.json import KeyTransform
 
 from curation.errors import InvalidInput, NotFound
-from curation.models import Dataset, Item
+from curation.models import Dataset, Item, Slice
+from curation.slices import slice_items_q
 from embeddings import vectors as vec
 from embeddings.models import Embedding, EmbeddingModel
 
 EF_SEARCH_MAX = 1000  # pgvector's upper bound for hnsw.ef_search
+# Searches page through the nearest 1000 items at most: deeper pages are past what one
+# HNSW scan returns, and answering them exactly would scan every vector of the dataset.
+MAX_SEARCH_DEPTH = EF_SEARCH_MAX
+DEPTH_MESSAGE = f"offset + limit must be at most {MAX_SEARCH_DEPTH}"
 METADATA_OPS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "exists")
 _KEY_PART = re.compile(r"^[^.\x00]{1,200}$")
 
@@ -102,7 +108,11 @@ class SearchFilter:
         """The dataset's items that pass the filter, unordered."""
         qs = Item.objects.filter(dataset_id=dataset.pk)
         if self.slice_id:
-            qs = qs.filter(slice_memberships__slice_id=self.slice_id)
+            found = Slice.objects.filter(pk=self.slice_id, dataset_id=dataset.pk).first()
+            if found is None:
+                return qs.none()
+            # A dynamic slice has no member rows: its items are its query's matches now.
+            qs = qs.filter(slice_items_q(found))
         for name in self.tags:
             qs = qs.filter(tag_links__tag__dataset_id=dataset.pk, tag_links__tag__name=name)
         for index, condition in enumerate(self.metadata):
@@ -146,11 +156,24 @@ def metadata_condition(raw: Any, index: int) -> MetadataCondition:
         )
     elif op in ("eq", "ne") and value is None and "value" not in raw:
         problems.append({"path": f"{path}.value", "message": "is required"})
+    elif _has_nul(value):
+        # PostgreSQL's jsonb and text cannot hold U+0000: the query would fail, not miss.
+        problems.append({"path": f"{path}.value", "message": "must not contain NUL characters"})
     if problems:
         raise InvalidInput(
             "; ".join(f"{p['path']}: {p['message']}" for p in problems), fields=problems
         )
     return MetadataCondition(key=key, op=op, value=value)  # type: ignore[arg-type]
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 @dataclass
@@ -297,11 +320,16 @@ def knn(
 
     if items is None:
         want = top + len(exclude)
-        if want <= EF_SEARCH_MAX:
-            ef = max(settings.NUCLEUS_SEARCH_EF_SEARCH, want)
-            rows = [r for r in _hnsw(dataset, model, query, ef, want) if r[0] not in exclude]
+        if top <= EF_SEARCH_MAX:
+            ef = min(EF_SEARCH_MAX, max(settings.NUCLEUS_SEARCH_EF_SEARCH, want))
+            candidates = _hnsw(dataset, model, query, ef, min(want, ef))
+            rows = [r for r in candidates if r[0] not in exclude]
             if len(rows) >= top:
                 return rows[:top], "hnsw"
+            if len(candidates) == EF_SEARCH_MAX:
+                # As deep as the index goes, and short only by the excluded items: an exact
+                # scan of every vector to add those few rows at depth 1000 is not worth it.
+                return rows, "hnsw"
         return _exact(dataset, model, query, None, exclude, top), "exact"
 
     exact_max = settings.NUCLEUS_SEARCH_EXACT_MAX
@@ -345,10 +373,10 @@ def _check_page(offset: int, limit: int) -> None:
     problems = []
     if offset < 0:
         problems.append({"path": "offset", "message": "must be >= 0"})
-    if not 1 <= limit <= 1000:
-        problems.append({"path": "limit", "message": "must be from 1 to 1000"})
-    if offset + limit > 10_000:
-        problems.append({"path": "offset", "message": "offset + limit must be at most 10000"})
+    if not 1 <= limit <= MAX_SEARCH_DEPTH:
+        problems.append({"path": "limit", "message": f"must be from 1 to {MAX_SEARCH_DEPTH}"})
+    if offset + limit > MAX_SEARCH_DEPTH:
+        problems.append({"path": "offset", "message": DEPTH_MESSAGE})
     if problems:
         raise InvalidInput(
             "; ".join(f"{p['path']}: {p['message']}" for p in problems), fields=problems
@@ -379,13 +407,14 @@ def search_vector(
             fields=[{"path": "vector", "message": "must be finite numbers, not all zero"}],
         )
     array = vec.normalize(array[None, :])[0]
-    # One row more than the page tells whether there is a next page.
+    # One row more than the page tells whether there is a next page; at the deepest page
+    # there is none to ask for.
     rows, strategy = knn(
         dataset=dataset,
         model=model,
         vector=array,
         search_filter=search_filter,
-        top=offset + limit + 1,
+        top=min(offset + limit + 1, MAX_SEARCH_DEPTH),
     )
     page = rows[offset : offset + limit]
     hits = [Hit(item_id, 1.0 - distance) for item_id, distance in page]
@@ -473,6 +502,22 @@ def search_text(
         offset=offset,
         limit=limit,
     )
+
+
+def image_upload_read(upload: Any) -> bytes:
+    """The bytes of an uploaded query image; too big ones are refused before being read."""
+    limit = int(settings.NUCLEUS_MAX_IMAGE_BYTES)
+    message = f"is larger than {limit} bytes (NUCLEUS_MAX_IMAGE_BYTES)"
+    if (getattr(upload, "size", None) or 0) > limit:
+        raise InvalidInput(f"image: {message}", fields=[{"path": "image", "message": message}])
+    data = bytes(upload.read(limit + 1))  # the size an upload claims is not to be trusted
+    if len(data) > limit:
+        raise InvalidInput(f"image: {message}", fields=[{"path": "image", "message": message}])
+    if not data:
+        raise InvalidInput(
+            "image: the file is empty", fields=[{"path": "image", "message": "is empty"}]
+        )
+    return data
 
 
 def search_image(

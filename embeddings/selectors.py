@@ -2,21 +2,45 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import IntegerField, OuterRef, Q, Subquery
 
 from curation.errors import Conflict, NotFound
 from curation.models import Dataset
-from embeddings.models import DatasetSearchDefault, EmbeddingModel
+from embeddings import vectors as vec
+from embeddings.models import DatasetSearchDefault, Embedding, EmbeddingModel
+
+# Vectors counted one by one per (model, dataset); past this many the count is the
+# planner's row estimate of the pair's HNSW index, kept current by ANALYZE and autovacuum.
+VECTOR_COUNT_EXACT_MAX = 100_000
 
 
-def models_of(*, dataset: Dataset) -> QuerySet[EmbeddingModel]:
+class _RowCount(Subquery):
+    """How many rows a subquery returns (the subquery may be sliced, to cap the count)."""
+
+    template = "(SELECT count(*) FROM (%(subquery)s) _rows)"
+    output_field = IntegerField()
+
+
+def models_of(*, dataset: Dataset) -> list[EmbeddingModel]:
     """Models a dataset can use (shared open_clip ones and its own custom ones), with the
-    number of its items each has a vector for."""
-    return (
+    number of its items each has a vector for (`vector_count`, an estimate when
+    `vector_count_estimated`)."""
+    # Only this dataset's vectors, through the (dataset, model, item) index: shared models
+    # have vectors in every dataset, and none of those are this dataset's business.
+    capped = Embedding.objects.filter(dataset_id=dataset.pk, model_id=OuterRef("pk")).values("pk")[
+        : VECTOR_COUNT_EXACT_MAX + 1
+    ]
+    models = list(
         EmbeddingModel.objects.filter(Q(dataset__isnull=True) | Q(dataset=dataset))
-        .annotate(vector_count=Count("embeddings", filter=Q(embeddings__dataset=dataset)))
+        .annotate(vector_count=_RowCount(capped))
         .order_by("id")
     )
+    for model in models:
+        model.vector_count_estimated = model.vector_count > VECTOR_COUNT_EXACT_MAX
+        if model.vector_count_estimated:
+            _, estimate = vec.index_state(model.pk, dataset.pk)
+            model.vector_count = max(model.vector_count, round(estimate))
+    return models
 
 
 def model_named(*, dataset: Dataset, name: str) -> EmbeddingModel:

@@ -11,7 +11,8 @@ from curation.serializers import ItemSerializer
 from embeddings.duplicates import SELECTIONS
 from embeddings.models import MAX_INDEXED_DIMENSION, DuplicateGroup, DuplicateRun, EmbeddingModel
 from embeddings.pipeline import MODE_ALL, MODE_MISSING
-from embeddings.search import METADATA_OPS
+from embeddings.search import DEPTH_MESSAGE, MAX_SEARCH_DEPTH, METADATA_OPS
+from embeddings.selectors import VECTOR_COUNT_EXACT_MAX
 
 # ------------------------------------------------------------------------------ models
 
@@ -27,7 +28,14 @@ class EmbeddingModelSerializer(serializers.ModelSerializer):
     random_weights = serializers.BooleanField(
         help_text="True when the model is randomly initialised: similarity is NOT semantic."
     )
-    vector_count = serializers.IntegerField(read_only=True, default=None, allow_null=True)
+    vector_count = serializers.IntegerField(
+        read_only=True,
+        default=None,
+        allow_null=True,
+        help_text="Vectors of this dataset's items under the model; exact up to "
+        f"{VECTOR_COUNT_EXACT_MAX}, an estimate beyond (then vector_count_estimated).",
+    )
+    vector_count_estimated = serializers.BooleanField(read_only=True, default=False)
     is_default = serializers.SerializerMethodField()
 
     class Meta:
@@ -42,6 +50,7 @@ class EmbeddingModelSerializer(serializers.ModelSerializer):
             "random_weights",
             "shared",
             "vector_count",
+            "vector_count_estimated",
             "is_default",
             "description",
             "created",
@@ -130,8 +139,8 @@ class _SearchSerializer(serializers.Serializer):
     limit = serializers.IntegerField(min_value=1, max_value=1000, default=50)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if attrs["offset"] + attrs["limit"] > 10_000:
-            raise serializers.ValidationError({"offset": "offset + limit must be at most 10000"})
+        if attrs["offset"] + attrs["limit"] > MAX_SEARCH_DEPTH:
+            raise serializers.ValidationError({"offset": DEPTH_MESSAGE})
         return attrs
 
 

@@ -120,10 +120,17 @@ def dataset_default_set(*, dataset: Dataset, model: EmbeddingModel) -> DatasetSe
 def dataset_default_offer(*, dataset: Dataset, model: EmbeddingModel) -> None:
     """Make `model` the default if the dataset has none, or has only random weights."""
     with transaction.atomic():
-        current = DatasetSearchDefault.objects.select_for_update().filter(dataset=dataset).first()
-        if current is None:
-            DatasetSearchDefault.objects.create(dataset=dataset, model=model)
-        elif (
+        # ON CONFLICT DO NOTHING: two jobs finishing together both find no row to lock, and
+        # the second insert waits for the first one's commit and then leaves it be.
+        DatasetSearchDefault.objects.bulk_create(
+            [DatasetSearchDefault(dataset=dataset, model=model)], ignore_conflicts=True
+        )
+        current = (
+            DatasetSearchDefault.objects.select_for_update()
+            .select_related("model")
+            .get(dataset=dataset)
+        )
+        if (
             current.model_id != model.pk
             and current.model.random_weights
             and not model.random_weights
@@ -132,11 +139,15 @@ def dataset_default_offer(*, dataset: Dataset, model: EmbeddingModel) -> None:
             current.save(update_fields=["model", "updated"])
 
 
-@transaction.atomic
 def embedding_model_delete(*, model: EmbeddingModel) -> None:
-    """Delete a custom model with its vectors and indexes."""
-    vec.vector_index_drop(model_id=model.pk)
+    """Delete a custom model with its vectors, then its indexes."""
+    model_id = model.pk
     model.delete()
+    # After the commit, so that outside a caller's transaction the indexes are dropped
+    # CONCURRENTLY: a plain DROP INDEX would lock the embeddings table, which every dataset
+    # shares, against all reads and writes. An index left by a crash in between only
+    # takes space (model ids are not reused); deleting the model's rows is what counts.
+    vec.vector_index_drop(model_id=model_id)
 
 
 # -------------------------------------------------------------------------------- jobs
@@ -240,11 +251,9 @@ def vectors_upload(
     if len(rows) > settings.NUCLEUS_BULK_MAX_ROWS:
         raise _field("vectors", f"must have at most {settings.NUCLEUS_BULK_MAX_ROWS} rows")
     refs = [r.get("reference_id") if isinstance(r, dict) else None for r in rows]
-    known = dict(
-        dataset.items.filter(reference_id__in=[r for r in refs if isinstance(r, str)]).values_list(
-            "reference_id", "id"
-        )
-    )
+    # A reference id with a NUL cannot be in the database, nor be sent to it as text.
+    lookup = [r for r in refs if isinstance(r, str) and "\x00" not in r]
+    known = dict(dataset.items.filter(reference_id__in=lookup).values_list("reference_id", "id"))
     errors: list[dict[str, str]] = []
     item_ids: list[int] = []
     values = np.empty((len(rows), model.dimension), dtype=np.float32)
@@ -255,11 +264,12 @@ def vectors_upload(
             errors.append({"path": path, "message": "must be an object"})
             continue
         if not isinstance(ref, str) or ref not in known:
-            message = (
-                "must be a string"
-                if not isinstance(ref, str)
-                else f"no item {ref!r} in this dataset"
-            )
+            if not isinstance(ref, str):
+                message = "must be a string"
+            elif "\x00" in ref:
+                message = "must not contain NUL characters"
+            else:
+                message = f"no item {ref!r} in this dataset"
             errors.append({"path": f"{path}.reference_id", "message": message})
             continue
         if ref in seen:

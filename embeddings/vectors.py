@@ -193,17 +193,26 @@ def _index_build(
             cursor.execute("RESET maintenance_work_mem")
 
 
-def vector_index_drop(*, model_id: int, dataset_id: int | None = None) -> None:
-    """Drop the HNSW indexes of a model (in one dataset, or in all of them)."""
-    dataset_part = str(int(dataset_id)) if dataset_id else "[0-9]+"
+def vector_index_drop(*, model_id: int | None = None, dataset_id: int | None = None) -> None:
+    """Drop the HNSW indexes of a model, of a dataset, or of a model in a dataset.
+
+    Outside a transaction the drop is CONCURRENTLY: a plain DROP INDEX takes an ACCESS
+    EXCLUSIVE lock on the embeddings table, which every dataset shares, until the
+    transaction ends.
+    """
+    if model_id is None and dataset_id is None:
+        raise ValueError("name a model, a dataset, or both")
+    model_part = str(int(model_id)) if model_id is not None else "[0-9]+"
+    dataset_part = str(int(dataset_id)) if dataset_id is not None else "[0-9]+"
+    concurrently = "" if connection.in_atomic_block else "CONCURRENTLY"
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT relname FROM pg_class WHERE relkind = 'i' AND relname ~ %s"
             " AND pg_table_is_visible(oid)",
-            [f"^emb_hnsw_m{int(model_id)}_d{dataset_part}$"],
+            [f"^emb_hnsw_m{model_part}_d{dataset_part}$"],
         )
         for (name,) in cursor.fetchall():
-            cursor.execute(f'DROP INDEX IF EXISTS "{name}"')
+            cursor.execute(f'DROP INDEX {concurrently} IF EXISTS "{name}"')
 
 
 # ----------------------------------------------------------------------- capabilities

@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from curation.jobs import job_run
 from curation.models import Dataset, Slice
+from embeddings.api import MAX_GROUP_OFFSET
+from embeddings.models import DuplicateRun
 from tests.api_helpers import error_of, error_paths, url
 from tests.embedding_factories import planted_fixture  # noqa: F401
 
@@ -60,3 +63,32 @@ def test_duplicates_need_a_role_and_a_finished_run(
         url(dataset, "duplicates/apply"), {"target": "folder", "name": "x"}, format="json"
     )
     assert error_paths(response) == ["target"]
+
+
+@pytest.mark.parametrize(
+    "offset",
+    ["9223372036854775800", "9" * 25, "1" * 5000, "²", "-1"],
+    ids=["near-bigint-max", "25-digits", "5000-digits", "superscript", "negative"],
+)
+def test_a_group_offset_out_of_range_is_a_400(
+    client_for: Client, victor: User, dataset: Dataset, offset: str
+) -> None:
+    DuplicateRun.objects.create(
+        dataset=dataset, threshold=0.9, neighbors=5, status=DuplicateRun.Status.FINISHED
+    )
+
+    response = client_for(victor).get(url(dataset, "duplicates"), {"offset": offset})
+
+    assert error_paths(response) == ["offset"]
+
+
+def test_the_last_allowed_group_offset_is_an_empty_page(
+    client_for: Client, victor: User, dataset: Dataset
+) -> None:
+    DuplicateRun.objects.create(
+        dataset=dataset, threshold=0.9, neighbors=5, status=DuplicateRun.Status.FINISHED
+    )
+
+    response = client_for(victor).get(url(dataset, "duplicates"), {"offset": MAX_GROUP_OFFSET})
+
+    assert response.status_code == 200 and response.json()["groups"] == []

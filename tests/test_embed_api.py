@@ -133,6 +133,26 @@ def test_it_names_every_bad_vector_row_and_writes_none(
     assert not Embedding.objects.exists()
 
 
+def test_a_reference_id_with_a_nul_is_a_bad_row_not_a_500(
+    client_for: Client, bob: User, dataset: Dataset
+) -> None:
+    add_items(dataset, {"reference_id": "a"})
+    model = EmbeddingModel.objects.create(name="m", dataset=dataset, kind="custom", dimension=3)
+    rows = [
+        {"reference_id": "a", "vector": [1, 0, 0]},
+        {"reference_id": "a\x00", "vector": [1, 0, 0]},
+    ]
+
+    response = client_for(bob).post(
+        url(dataset, f"embedding-models/{model.pk}/vectors"), {"vectors": rows}, format="json"
+    )
+
+    assert error_of(response, 400)["fields"] == [
+        {"path": "vectors[1].reference_id", "message": "must not contain NUL characters"}
+    ]
+    assert not Embedding.objects.exists()
+
+
 def test_model_names_and_dimensions_are_checked(
     client_for: Client, bob: User, dataset: Dataset
 ) -> None:

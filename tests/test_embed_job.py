@@ -13,6 +13,7 @@ from PIL import Image
 
 from curation.jobs import job_run
 from curation.models import Dataset, JobStatus, Slice, SliceItem
+from curation.slices import slice_create_from_query
 from embeddings import pipeline
 from embeddings.models import DatasetSearchDefault, Embedding, EmbeddingModel
 from embeddings.services import embed_job_start
@@ -127,6 +128,42 @@ def test_it_embeds_only_the_slice_it_is_given(dataset: Dataset, alice: Any) -> N
 
     assert job.result["embedded"] == 2
     assert set(vectors_of(dataset)) == {items[0].pk, items[1].pk}
+
+
+def test_it_embeds_the_items_a_dynamic_slice_matches(dataset: Dataset, alice: Any) -> None:
+    metadata = [{"weather": "rain" if i % 3 == 0 else "sun"} for i in range(6)]
+    items = items_with_images(dataset, 6, metadata=metadata)
+    rain, _ = slice_create_from_query(
+        dataset=dataset, user=alice, name="rain", query='metadata.weather = "rain"'
+    )
+
+    job = job_run(job_id=embed_job_start(dataset=dataset, user=alice, slice_id=rain.pk).pk)
+
+    assert job.result["embedded"] == 2
+    assert set(vectors_of(dataset)) == {items[0].pk, items[3].pk}
+
+
+def test_a_job_whose_slice_was_deleted_fails_saying_so(dataset: Dataset, alice: Any) -> None:
+    items_with_images(dataset, 2)
+    part = Slice.objects.create(dataset=dataset, name="part")
+    job = embed_job_start(dataset=dataset, user=alice, slice_id=part.pk)
+    part.delete()
+
+    job = job_run(job_id=job.pk)
+
+    assert job.status == JobStatus.FAILED and "was deleted" in job.message
+    assert vectors_of(dataset) == {}
+
+
+def test_it_embeds_an_image_of_an_extreme_aspect_ratio(dataset: Dataset, alice: Any) -> None:
+    out = io.BytesIO()
+    Image.new("RGB", (10, 100_000), (0, 90, 200)).save(out, "PNG")  # ~100 KB, 1M pixels
+    [item] = items_with_images(dataset, 1, payloads=[out.getvalue()])
+
+    job = job_run(job_id=embed_job_start(dataset=dataset, user=alice).pk)
+
+    assert job.error_count == 0, job.errors
+    assert set(vectors_of(dataset)) == {item.pk}
 
 
 def test_it_records_unreadable_images_and_embeds_the_rest(dataset: Dataset, alice: Any) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.contrib.messages import get_messages
+from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
@@ -105,15 +106,16 @@ def test_a_search_by_uploaded_image_gets_a_shareable_url(
     assert shown and {i for i, _ in shown} == rain
 
 
-def test_an_upload_that_is_not_an_image_is_reported(
+def test_an_upload_that_is_not_an_image_is_reported_and_not_kept(
     client: Client, dataset: Dataset, items: list[Item]
 ) -> None:
     upload = SimpleUploadedFile("notes.txt", b"not an image", content_type="text/plain")
     response = client.post(f"/datasets/{dataset.pk}/search/image", {"image": upload})
-    shown = client.get(response["Location"])
-    assert shown.status_code == 200
-    assert 'class="notice"' in shown.content.decode()
-    assert scored_tiles(shown) == []
+
+    assert response.status_code == 302 and "image=" not in response["Location"]
+    [message] = [str(m) for m in get_messages(response.wsgi_request)]
+    assert message.startswith("image: is not an image in a supported format")
+    assert not default_storage.exists(f"datasets/{dataset.pk}/uploads/search")
 
 
 def test_an_image_search_without_a_file_says_so(client: Client, dataset: Dataset) -> None:

@@ -12,6 +12,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
 from curation.errors import Conflict, CurationError, InvalidInput, NotFound, field_error
+from curation.media import MediaError, image_decode
 from curation.models import Dataset, Item
 from curation.ui.state import GridState
 from embeddings import search
@@ -49,6 +50,12 @@ def query_image_store(*, dataset: Dataset, data: bytes) -> str:
     if len(data) > settings.NUCLEUS_MAX_IMAGE_BYTES:
         message = f"is larger than {settings.NUCLEUS_MAX_IMAGE_BYTES} bytes"
         raise InvalidInput(f"image: {message}", fields=[field_error("image", message)])
+    # Only what ingest would accept is kept: stored uploads outlive the request, so
+    # arbitrary bytes (or a decompression bomb) must not get a place in storage.
+    try:
+        image_decode(data)
+    except MediaError as exc:
+        raise InvalidInput(f"image: {exc}", fields=[field_error("image", str(exc))]) from None
     digest = hashlib.sha256(data).hexdigest()
     key = _image_key(dataset, digest)
     if not default_storage.exists(key):
