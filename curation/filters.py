@@ -48,9 +48,13 @@ def parse_value(text: str) -> Any:
     if text == "null":
         return None
     if _NUMBER.fullmatch(text):
-        number = float(text) if any(c in text for c in ".eE") else int(text)
+        try:
+            number = float(text) if any(c in text for c in ".eE") else int(text)
+        except ValueError:
+            # int() refuses more than 4,300 digits (sys.get_int_max_str_digits).
+            raise _BadParam(f"{text[:20]}... is out of range") from None
         if isinstance(number, float) and not math.isfinite(number):
-            raise _BadParam(f"{text!r} is out of range")
+            raise _BadParam(f"{text[:40]!r} is out of range")
         return number
     return text
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from django.db.models import Case, Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
-from django.db.models.functions import Coalesce
+from django.db import connection
+from django.db.models import Case, Count, OuterRef, Q, QuerySet, Subquery, Value, When
 
-from curation.errors import InvalidInput, NotFound, field_error
+from curation.errors import CurationError, InvalidInput, NotFound, field_error
 from curation.filters import items_filter
 from curation.models import (
     Annotation,
@@ -26,16 +27,49 @@ from curation.models import (
 )
 
 MAX_LISTED_ERRORS = 1000
+# Counts shown in API responses are exact up to here; past it they are the planner's
+# estimate (and say so), so that no response scans a million rows to print one number.
+EXACT_COUNT_MAX = 100_000
 
 
-def _count_of(queryset: QuerySet[Any], field: str) -> Coalesce:
-    """A correlated COUNT(*) subquery over `queryset` grouped by `field`, 0 when empty."""
-    counted = queryset.order_by().values(field).annotate(n=Count("*")).values("n")
-    return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
+def _object_id(raw: Any, what: str) -> int:
+    """`raw` as an id; anything that is not one (text, out of range) is simply not found."""
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise NotFound(f"{what} not found.") from None
+    if not 1 <= value <= 2**63 - 1:
+        raise NotFound(f"{what} not found.")
+    return value
+
+
+def planner_rows(queryset: QuerySet[Any]) -> int:
+    """The planner's estimate of how many rows `queryset` has (EXPLAIN; nothing is scanned)."""
+    sql, params = queryset.order_by().values("pk").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
+        plan = cursor.fetchone()[0]
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+def count_capped(queryset: QuerySet[Any], *, most: int | None = None) -> tuple[int, bool]:
+    """How many rows `queryset` has and whether that is exact.
+
+    Counting stops after `most` rows (EXACT_COUNT_MAX); a larger set gets the planner's
+    estimate (never below what was counted), so the cost is bounded however big it is.
+    Give a values() queryset of indexed columns and the count is an index-only scan.
+    """
+    most = EXACT_COUNT_MAX if most is None else most
+    counted = queryset.order_by()[: most + 1].count()
+    if counted <= most:
+        return counted, True
+    return max(planner_rows(queryset), counted), False
 
 
 def datasets_for_user(user: Any) -> QuerySet[Dataset]:
-    """Datasets `user` has a role on, each with `user_role` and `item_count`."""
+    """Datasets `user` has a role on, each with `user_role` (see dataset_counts_attach)."""
     if not user.is_authenticated:
         return Dataset.objects.none()
     member_role = Membership.objects.filter(dataset=OuterRef("pk"), user=user).values("role")[:1]
@@ -48,14 +82,22 @@ def datasets_for_user(user: Any) -> QuerySet[Dataset]:
             user_role=Case(
                 When(owner=user, then=Value(Role.ADMIN.value)), default=Subquery(member_role)
             ),
-            item_count=_count_of(Item.objects.filter(dataset=OuterRef("pk")), "dataset"),
         )
     )
 
 
+def dataset_counts_attach(datasets: Iterable[Dataset]) -> None:
+    """Set `item_count` and `item_count_exact` on each dataset (one bounded count each)."""
+    for dataset in datasets:
+        count, exact = count_capped(Item.objects.filter(dataset_id=dataset.pk).values("id"))
+        dataset.item_count, dataset.item_count_exact = count, exact  # type: ignore[attr-defined]
+
+
 def dataset_detail(*, user: Any, dataset: Dataset) -> Dataset:
-    """The dataset again, with `user_role` and `item_count`."""
-    return datasets_for_user(user).get(pk=dataset.pk)
+    """The dataset again, with `user_role`, `item_count` and `item_count_exact`."""
+    found = datasets_for_user(user).get(pk=dataset.pk)
+    dataset_counts_attach([found])
+    return found
 
 
 def dataset_members(*, dataset: Dataset) -> list[dict[str, Any]]:
@@ -95,7 +137,7 @@ def tokens_of(*, user: Any) -> QuerySet[ApiToken]:
 
 
 def token_of(*, user: Any, token_id: int) -> ApiToken:
-    token = ApiToken.objects.filter(user=user, pk=token_id).first()
+    token = ApiToken.objects.filter(user=user, pk=_object_id(token_id, "Token")).first()
     if token is None:
         raise NotFound("Token not found.")
     return token
@@ -112,7 +154,7 @@ def items_of(
 
 
 def item_of(*, dataset: Dataset, item_id: Any) -> Item:
-    item = Item.objects.filter(dataset=dataset, pk=item_id).first()
+    item = Item.objects.filter(dataset=dataset, pk=_object_id(item_id, "Item")).first()
     if item is None:
         raise NotFound("Item not found.")
     return item
@@ -164,42 +206,80 @@ def item_ids_for(
 
 
 def models_of(*, dataset: Dataset) -> QuerySet[Model]:
-    return Model.objects.filter(dataset=dataset).annotate(
-        prediction_count=_count_of(Prediction.objects.filter(model=OuterRef("pk")), "model")
-    )
+    """The dataset's models; listings add counts with model_counts_attach."""
+    return Model.objects.filter(dataset=dataset)
+
+
+def model_counts_attach(models: Iterable[Model]) -> None:
+    """Set `prediction_count` and `prediction_count_exact` on each model (bounded counts)."""
+    for model in models:
+        # prediction_id: with model_id, the columns of the unique index (index-only scan).
+        count, exact = count_capped(
+            Prediction.objects.filter(model_id=model.pk).values("prediction_id")
+        )
+        model.prediction_count, model.prediction_count_exact = count, exact  # type: ignore[attr-defined]
 
 
 def model_of(*, dataset: Dataset, model_id: Any) -> Model:
-    model = models_of(dataset=dataset).filter(pk=model_id).first()
+    """The model, without counts: write paths (predictions/bulk) must not count."""
+    model = Model.objects.filter(dataset=dataset, pk=_object_id(model_id, "Model")).first()
     if model is None:
         raise NotFound("Model not found.")
     return model
 
 
+def model_detail(*, dataset: Dataset, model_id: Any) -> Model:
+    """The model with its prediction count."""
+    model = model_of(dataset=dataset, model_id=model_id)
+    model_counts_attach([model])
+    return model
+
+
 def slices_of(*, dataset: Dataset) -> QuerySet[Slice]:
-    return (
-        Slice.objects.filter(dataset=dataset)
-        .select_related("created_by")
-        .annotate(
-            item_count=Case(
-                When(
-                    query="",
-                    then=_count_of(SliceItem.objects.filter(slice=OuterRef("pk")), "slice"),
-                ),
-                default=None,
+    """The dataset's slices; listings add counts with slice_counts_attach."""
+    return Slice.objects.filter(dataset=dataset).select_related("created_by")
+
+
+def slice_counts_attach(slices: Iterable[Slice], *, dynamic: bool = False) -> None:
+    """Set `item_count` and `item_count_exact` on each slice (bounded counts).
+
+    A dynamic slice is counted only with `dynamic` (one slice's detail): evaluating every
+    saved query of a listing would run them all. A dynamic slice whose query no longer
+    evaluates (it names a slice since renamed or deleted) gets a null count and its
+    `query_error`, so it can still be read, repaired or deleted.
+    """
+    for found in slices:
+        found.item_count, found.item_count_exact = None, None  # type: ignore[attr-defined]
+        found.query_error = None  # type: ignore[attr-defined]
+        if found.is_dynamic and not dynamic:
+            continue
+        try:
+            # A static slice counts its member rows alone, from the unique (slice, item)
+            # index; a dynamic one evaluates its query, which compiles here.
+            members = (
+                slice_items(slice=found).values("id")
+                if found.is_dynamic
+                else SliceItem.objects.filter(slice_id=found.pk).values("item_id")
             )
-        )
-    )
+            count, exact = count_capped(members)
+        except CurationError as exc:
+            found.query_error = exc.message  # type: ignore[attr-defined]
+            continue
+        found.item_count, found.item_count_exact = count, exact  # type: ignore[attr-defined]
 
 
 def slice_of(*, dataset: Dataset, slice_id: Any) -> Slice:
-    found = slices_of(dataset=dataset).filter(pk=slice_id).first()
+    """The slice, without counts: write and paging paths must not count or evaluate it."""
+    found = slices_of(dataset=dataset).filter(pk=_object_id(slice_id, "Slice")).first()
     if found is None:
         raise NotFound("Slice not found.")
-    if found.is_dynamic:
-        # A dynamic slice's members are its query's matches now; count them for one slice
-        # (listings leave the count null rather than run every slice's query).
-        found.item_count = slice_items(slice=found).count()
+    return found
+
+
+def slice_detail(*, dataset: Dataset, slice_id: Any) -> Slice:
+    """The slice with its item count now (a dynamic slice's query evaluated)."""
+    found = slice_of(dataset=dataset, slice_id=slice_id)
+    slice_counts_attach([found], dynamic=True)
     return found
 
 
@@ -220,7 +300,7 @@ def tags_of(*, dataset: Dataset) -> QuerySet[Tag]:
 
 
 def tag_of(*, dataset: Dataset, tag_id: Any) -> Tag:
-    tag = tags_of(dataset=dataset).filter(pk=tag_id).first()
+    tag = tags_of(dataset=dataset).filter(pk=_object_id(tag_id, "Tag")).first()
     if tag is None:
         raise NotFound("Tag not found.")
     return tag
@@ -231,7 +311,7 @@ def jobs_of(*, dataset: Dataset) -> QuerySet[Job]:
 
 
 def job_of(*, dataset: Dataset, job_id: Any) -> Job:
-    job = jobs_of(dataset=dataset).filter(pk=job_id).first()
+    job = jobs_of(dataset=dataset).filter(pk=_object_id(job_id, "Job")).first()
     if job is None:
         raise NotFound("Job not found.")
     return job

@@ -73,11 +73,28 @@ class DatasetSerializer(serializers.ModelSerializer):
     role = serializers.ChoiceField(
         source="user_role", choices=Role.choices, read_only=True, help_text="Your role on it."
     )
-    item_count = serializers.IntegerField(read_only=True)
+    item_count = serializers.IntegerField(
+        read_only=True,
+        help_text="Items in the dataset: exact up to 100,000, past that the database's "
+        "estimate (see item_count_exact).",
+    )
+    item_count_exact = serializers.BooleanField(
+        read_only=True, help_text="Whether item_count is an exact count or an estimate."
+    )
 
     class Meta:
         model = Dataset
-        fields = ["id", "name", "description", "owner", "role", "item_count", "created", "updated"]
+        fields = [
+            "id",
+            "name",
+            "description",
+            "owner",
+            "role",
+            "item_count",
+            "item_count_exact",
+            "created",
+            "updated",
+        ]
 
 
 class DatasetCreateSerializer(serializers.Serializer):
@@ -333,17 +350,59 @@ class DeletedSerializer(serializers.Serializer):
 
 class ModelSerializer(serializers.ModelSerializer):
     metadata = serializers.JSONField()
-    prediction_count = serializers.IntegerField(read_only=True)
+    prediction_count = serializers.IntegerField(
+        read_only=True,
+        help_text="The model's predictions: exact up to 100,000, past that the database's "
+        "estimate (see prediction_count_exact).",
+    )
+    prediction_count_exact = serializers.BooleanField(
+        read_only=True, help_text="Whether prediction_count is an exact count or an estimate."
+    )
 
     class Meta:
         model = Model
-        fields = ["id", "name", "description", "metadata", "prediction_count", "created"]
+        fields = [
+            "id",
+            "name",
+            "description",
+            "metadata",
+            "prediction_count",
+            "prediction_count_exact",
+            "created",
+        ]
+
+
+def nul_path(value: Any, path: str) -> str | None:
+    """The first place in a JSON value whose key or text holds a NUL character, or None."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if "\x00" in str(key):
+                return path
+            found = nul_path(inner, f"{path}.{key}")
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for index, inner in enumerate(value):
+            found = nul_path(inner, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
 
 
 class ModelCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True, default="")
     metadata = serializers.DictField(required=False, default=dict)
+
+    def validate_metadata(self, value: dict[str, Any]) -> dict[str, Any]:
+        # PostgreSQL's jsonb cannot hold NUL ("\u0000"): refuse it here, naming the key,
+        # instead of failing in the INSERT.
+        where = nul_path(value, "metadata")
+        if where is not None:
+            raise serializers.ValidationError(f"must not contain NUL characters (at {where})")
+        return value
 
 
 # ------------------------------------------------------------------------------- slices
@@ -356,7 +415,20 @@ class SliceSerializer(serializers.ModelSerializer):
     item_count = serializers.IntegerField(
         read_only=True,
         allow_null=True,
-        help_text="Items in the slice; null for a dynamic slice in listings (see its detail).",
+        help_text="Items in the slice: exact up to 100,000, past that an estimate (see "
+        "item_count_exact). Null for a dynamic slice in listings (see its detail), in "
+        "append/remove answers, and when a dynamic slice's query no longer evaluates.",
+    )
+    item_count_exact = serializers.BooleanField(
+        read_only=True,
+        allow_null=True,
+        help_text="Whether item_count is an exact count or an estimate; null with it.",
+    )
+    query_error = serializers.CharField(
+        read_only=True,
+        allow_null=True,
+        help_text="Why a dynamic slice's query no longer evaluates (e.g. it names a slice "
+        "since deleted); null when it does, or when it was not evaluated.",
     )
     is_dynamic = serializers.BooleanField(read_only=True)
 
@@ -368,6 +440,8 @@ class SliceSerializer(serializers.ModelSerializer):
             "description",
             "created_by",
             "item_count",
+            "item_count_exact",
+            "query_error",
             "query",
             "similarity",
             "is_dynamic",

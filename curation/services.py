@@ -10,24 +10,37 @@ from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
 from curation.authentication import hash_token, new_token_secret
-from curation.errors import Conflict, InvalidInput, NotFound, field_error
+from curation.errors import Conflict, CurationError, InvalidInput, NotFound, field_error
 from curation.models import (
     Annotation,
     ApiToken,
     Dataset,
     Item,
     ItemTag,
+    Job,
+    JobStatus,
     Membership,
     Model,
     Prediction,
     Role,
     Slice,
     SliceItem,
+    SliceVersion,
+    SliceVersionItem,
     Tag,
 )
 from curation.selectors import item_ids_for
 
 MAX_NAME_LENGTH = 200
+# Export jobs one user may have queued or running at once, over all datasets: any viewer
+# may export, and each job holds a worker and writes a file, so one user must not be able
+# to fill the queue.
+MAX_ACTIVE_EXPORT_JOBS = 3
+
+
+class TooManyJobs(CurationError):
+    status_code = 429
+    code = "too_many_jobs"
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -57,6 +70,10 @@ def _clean_name(name: str, field: str = "name") -> str:
         raise InvalidInput(
             f"{field}: must not be blank", fields=[field_error(field, "must not be blank")]
         )
+    if "\x00" in name:
+        # PostgreSQL text cannot hold NUL: refuse it here rather than fail in the INSERT.
+        message = "must not contain NUL characters"
+        raise InvalidInput(f"{field}: {message}", fields=[field_error(field, message)])
     return name
 
 
@@ -122,14 +139,51 @@ def dataset_update(
 
 @transaction.atomic
 def dataset_delete(*, dataset: Dataset) -> None:
-    """Delete a dataset with its items, annotations, predictions, slices, tags and jobs."""
-    # The largest tables first, each in one set-based DELETE: the ORM's cascade would
-    # otherwise load every annotation and prediction id into memory.
-    Prediction.objects.filter(model__dataset=dataset).delete()
-    Annotation.objects.filter(dataset=dataset).delete()
-    SliceItem.objects.filter(slice__dataset=dataset).delete()
-    ItemTag.objects.filter(tag__dataset=dataset).delete()
+    """Delete a dataset with everything in it: items, shapes, slices, tags, jobs, vectors."""
+    # Imported here: the embeddings app builds on curation, not the other way round.
+    from embeddings.models import (
+        DuplicateEdge,
+        DuplicateGroup,
+        DuplicateMember,
+        DuplicateRun,
+        Embedding,
+    )
+    from embeddings.vectors import vector_index_drop
+
+    # Every large table is emptied with one set-based DELETE by dataset, children before
+    # parents. Django's cascade (Model.delete) would first load the id of every item,
+    # annotation, prediction and vector into memory: gigabytes, and minutes, at a million
+    # items. Each filter is a subquery, so each DELETE names one table and no join.
+    runs = DuplicateRun.objects.filter(dataset=dataset).values("pk")
+    slices = Slice.objects.filter(dataset=dataset).values("pk")
+    big_tables: list[models.QuerySet[Any]] = [
+        DuplicateMember.objects.filter(group__in=DuplicateGroup.objects.filter(run__in=runs)),
+        DuplicateGroup.objects.filter(run__in=runs),
+        DuplicateEdge.objects.filter(run__in=runs),
+        DuplicateRun.objects.filter(dataset=dataset),
+        Embedding.objects.filter(dataset=dataset),
+        Prediction.objects.filter(model__in=Model.objects.filter(dataset=dataset).values("pk")),
+        Annotation.objects.filter(dataset=dataset),
+        SliceVersionItem.objects.filter(
+            version__in=SliceVersion.objects.filter(slice__in=slices).values("pk")
+        ),
+        SliceItem.objects.filter(slice__in=slices),
+        ItemTag.objects.filter(tag__in=Tag.objects.filter(dataset=dataset).values("pk")),
+        Item.objects.filter(dataset=dataset),
+        Job.objects.filter(dataset=dataset),
+    ]
+    for rows in big_tables:
+        # _raw_delete: one DELETE ... WHERE, without the cascade's collecting (these
+        # tables' children are already gone) and without signals (none are used).
+        rows._raw_delete(rows.db)
+    # What is left is a few rows per dataset (members, models, slices, versions, tags,
+    # embedding models); Django's cascade deletes them, and anything added later.
+    dataset_id = dataset.pk
     dataset.delete()
+    # After the commit, so that the dataset's HNSW indexes are dropped CONCURRENTLY: a
+    # plain DROP INDEX would lock the embeddings table, which every dataset shares. An index
+    # left behind by a crash in between is empty and only takes space (ids are not reused).
+    transaction.on_commit(lambda: vector_index_drop(dataset_id=dataset_id))
 
 
 # ------------------------------------------------------------------------------ members
@@ -284,9 +338,23 @@ def slice_update(*, slice: Slice, name: str | None = None, description: str | No
     return slice
 
 
+def _static_only(slice: Slice, action: str) -> None:
+    """Refuse to change the members of a dynamic slice, which has none of its own."""
+    # Read under a row lock: a concurrent PUT .../query (which locks it too) cannot make the
+    # slice dynamic between this check and the change.
+    locked = Slice.objects.select_for_update().only("query", "similarity").get(pk=slice.pk)
+    if locked.is_dynamic:
+        raise InvalidInput(
+            f"Slice {slice.name!r} is dynamic: its items are whatever its query matches, so "
+            f"items cannot be {action} by hand. Change its query, or make it static first "
+            "(PUT .../query with a blank query keeps the items it matches now)."
+        )
+
+
 @transaction.atomic
 def slice_append(*, slice: Slice, reference_ids: Sequence[str]) -> int:
-    """Add items to a slice; returns how many were not in it yet."""
+    """Add items to a static slice; returns how many were not in it yet."""
+    _static_only(slice, "added")
     item_ids = item_ids_for(dataset=slice.dataset, reference_ids=reference_ids)
     added = _link_items("curation_sliceitem", "slice_id", slice.pk, item_ids)
     Slice.objects.filter(pk=slice.pk).update(updated=timezone.now())
@@ -295,7 +363,8 @@ def slice_append(*, slice: Slice, reference_ids: Sequence[str]) -> int:
 
 @transaction.atomic
 def slice_remove(*, slice: Slice, reference_ids: Sequence[str]) -> int:
-    """Take items out of a slice; returns how many were in it."""
+    """Take items out of a static slice; returns how many were in it."""
+    _static_only(slice, "removed")
     item_ids = item_ids_for(dataset=slice.dataset, reference_ids=reference_ids)
     removed, _ = SliceItem.objects.filter(slice=slice, item_id__in=item_ids).delete()
     Slice.objects.filter(pk=slice.pk).update(updated=timezone.now())
@@ -341,3 +410,27 @@ def tag_delete(*, tag: Tag) -> None:
     """Delete a tag from the dataset and from all its items."""
     ItemTag.objects.filter(tag=tag).delete()
     tag.delete()
+
+
+# ------------------------------------------------------------------------------ exports
+
+
+@transaction.atomic
+def export_job_queue(*, dataset: Dataset, user: Any, **options: Any) -> Job:
+    """Queue an export job (see curation.export.export_job_start), at most
+    MAX_ACTIVE_EXPORT_JOBS of them queued or running per user."""
+    from curation.export import export_job_start  # export builds on slices, which import us
+
+    # The user's row lock makes two requests at once take turns, so both cannot pass the
+    # check with one slot left.
+    list(get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk"))
+    active = Job.objects.filter(
+        kind="export", created_by=user, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]
+    ).count()
+    if active >= MAX_ACTIVE_EXPORT_JOBS:
+        raise TooManyJobs(
+            f"You have {active} export jobs queued or running (at most "
+            f"{MAX_ACTIVE_EXPORT_JOBS}); wait for one to finish, cancel one, or download "
+            "the export directly (GET .../export streams it)."
+        )
+    return export_job_start(dataset=dataset, user=user, **options)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from curation import selectors
 from curation.models import Annotation, Dataset, Membership, Role
 from tests.api_helpers import add_items, box, error_of, error_paths, url
 
@@ -18,6 +19,23 @@ def test_it_lists_only_datasets_the_user_has_a_role_on_with_role_and_item_count(
     assert body["next"] is None
     mine = client_for(alice).get("/api/v1/datasets").json()["results"]
     assert [(d["name"], d["role"]) for d in mine] == [("street scenes", "admin")]
+
+
+def test_item_counts_past_the_exact_limit_are_estimates(dataset, alice, client_for, monkeypatch):
+    # Counting stops at EXACT_COUNT_MAX rows; beyond, the count is the planner's estimate
+    # and says so, so listing datasets never scans a million items.
+    monkeypatch.setattr(selectors, "EXACT_COUNT_MAX", 2)
+    add_items(dataset, *({"reference_id": f"r{i}"} for i in range(4)))
+    Dataset.objects.create(name="small", owner=alice)
+    client = client_for(alice)
+    listed = client.get("/api/v1/datasets").json()["results"]
+    assert [(d["name"], d["item_count_exact"]) for d in listed] == [
+        ("street scenes", False),
+        ("small", True),
+    ]
+    assert listed[0]["item_count"] >= 3 and listed[1]["item_count"] == 0
+    detail = client.get(url(dataset)).json()
+    assert detail["item_count"] >= 3 and detail["item_count_exact"] is False
 
 
 def test_it_pages_the_list_with_a_cursor(alice, client_for):

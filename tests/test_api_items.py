@@ -104,6 +104,12 @@ def test_it_filters_by_tag_and_slice(street, bob, client_for):
         ("cursor=bogus", "cursor"),
         ("reference_id=a%00", "reference_id"),
         ("cursor=cD1hYmM=", "cursor"),  # base64 of p=abc: a position that is not an id
+        # past Python's int() limit of 4,300 digits
+        pytest.param("metadata.speed=" + "1" * 4400, "metadata.speed", id="4400-digits"),
+        pytest.param("metadata.speed__gt=" + "1" * 4400, "metadata.speed__gt", id="4400-digits-gt"),
+        pytest.param(
+            "metadata.speed__in=1," + "1" * 4400, "metadata.speed__in", id="4400-digits-in"
+        ),
     ],
 )
 def test_bad_filters_are_a_400_naming_the_parameter(street, victor, client_for, query, path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from curation import selectors
 from curation.models import Dataset, Model, Prediction
 from tests.api_helpers import add_items, box, error_of, error_paths, url
 
@@ -65,3 +66,33 @@ def test_access_rules(dataset, victor, charlie, alice, client_for):
     error_of(client_for(victor).get(url(dataset, "models/999999")), 404)
     error_of(client_for(None).get(url(dataset, "models")), 401)
     assert Model.objects.count() == 2
+
+
+def test_a_nul_character_in_metadata_is_a_400_naming_the_field(dataset, bob, client_for):
+    for metadata in ({"a": "x\u0000"}, {"a\u0000": 1}, {"a": {"b": ["ok", "\u0000"]}}):
+        response = client_for(bob).post(
+            url(dataset, "models"), {"name": "m", "metadata": metadata}, format="json"
+        )
+        error = error_of(response, 400, "invalid")
+        assert [f["path"] for f in error["fields"]] == ["metadata"]
+        assert "NUL" in error["message"]
+    assert not Model.objects.exists()
+
+
+def test_prediction_counts_past_the_exact_limit_are_estimates(
+    dataset, victor, client_for, monkeypatch
+):
+    monkeypatch.setattr(selectors, "EXACT_COUNT_MAX", 2)
+    add_items(
+        dataset,
+        *(
+            {"reference_id": f"r{i}", "predictions": [box(model="yolo", confidence=0.5)]}
+            for i in range(4)
+        ),
+    )
+    model = Model.objects.get(name="yolo")
+    client = client_for(victor)
+    detail = client.get(url(dataset, f"models/{model.pk}")).json()
+    assert detail["prediction_count"] >= 3 and detail["prediction_count_exact"] is False
+    listed = client.get(url(dataset, "models")).json()["results"]
+    assert [(m["name"], m["prediction_count_exact"]) for m in listed] == [("yolo", False)]

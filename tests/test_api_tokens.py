@@ -9,8 +9,16 @@ from curation.models import ApiToken
 from tests.api_helpers import error_of, error_paths
 
 
+def signed_in(user) -> APIClient:
+    """An API client with a browser session (how the web UI calls the API)."""
+    client = APIClient()
+    client.force_login(user)
+    return client
+
+
 def test_it_creates_a_token_whose_secret_is_shown_once_and_stored_hashed(alice, client_for):
-    client = client_for(alice)
+    client_for(alice)  # a token named "test"
+    client = signed_in(alice)
     response = client.post("/api/v1/tokens", {"name": "laptop"}, format="json")
     assert response.status_code == 201
     body = response.json()
@@ -24,10 +32,8 @@ def test_it_creates_a_token_whose_secret_is_shown_once_and_stored_hashed(alice, 
     assert all("secret" not in t for t in listed)
 
 
-def test_the_new_token_authenticates(alice, client_for):
-    secret = (
-        client_for(alice).post("/api/v1/tokens", {"name": "ci"}, format="json").json()["secret"]
-    )
+def test_the_new_token_authenticates(alice):
+    secret = signed_in(alice).post("/api/v1/tokens", {"name": "ci"}, format="json").json()["secret"]
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {secret}")
     assert client.get("/api/v1/datasets").status_code == 200
@@ -67,8 +73,17 @@ def test_a_user_cannot_revoke_someone_elses_token(alice, bob, client_for):
     assert ApiToken.objects.filter(pk=bobs.pk).exists()
 
 
-def test_creating_a_token_needs_a_name(alice, client_for):
-    assert error_paths(client_for(alice).post("/api/v1/tokens", {}, format="json")) == ["name"]
+def test_creating_a_token_needs_a_name(alice):
+    assert error_paths(signed_in(alice).post("/api/v1/tokens", {}, format="json")) == ["name"]
+
+
+def test_a_token_cannot_create_tokens(alice, client_for):
+    # Else a leaked token could mint a spare, and revoking the leaked one would not end
+    # the access it gave.
+    leaked = client_for(alice)
+    response = leaked.post("/api/v1/tokens", {"name": "spare"}, format="json")
+    assert "web UI" in error_of(response, 403, "permission_denied")["message"]
+    assert list(ApiToken.objects.values_list("name", flat=True)) == ["test"]
 
 
 def test_session_login_can_manage_tokens(alice):

@@ -21,7 +21,11 @@ def rows(refs: list[str], label: str) -> list[dict[str, Any]]:
             "reference_id": ref,
             "metadata": {"writer": label},
             "annotations": [
-                {"id": f"{ref}-a", "label": label, "geometry": {"x": 1, "y": 1, "width": 2, "height": 2}}
+                {
+                    "id": f"{ref}-a",
+                    "label": label,
+                    "geometry": {"x": 1, "y": 1, "width": 2, "height": 2},
+                }
             ],
         }
         for ref in refs
@@ -34,7 +38,7 @@ def test_two_writers_of_the_same_items_in_opposite_orders_both_succeed(dataset: 
     for round_ in range(3):
         errors: list[BaseException] = []
 
-        def write(batch: list[dict[str, Any]]) -> None:
+        def write(batch: list[dict[str, Any]], errors: list[BaseException] = errors) -> None:
             try:
                 items_upsert(dataset=dataset, rows=batch)
             except BaseException as exc:  # reported below, with the round

@@ -100,6 +100,8 @@ FIELD_ERRORS = [
     ("width > 1e999", 9, "Number 1e999 at column 9 is out of range."),
     ("metadata.n = " + "9" * 400, 14, "Number at column 14 is out of range."),
     ("metadata.x in (1, width)", 19, "IN lists hold values only (at column 19)."),
+    ("width * 1e300 * 1e300 * 1e300 * 1e300 > 1", 1, "The arithmetic at column 1 can reach"),
+    ("annotations.car * 1e999 > 1", 19, "Number 1e999 at column 19 is out of range."),
 ]
 
 

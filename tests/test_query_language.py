@@ -131,6 +131,11 @@ CASES = [
     ("NOT width * height > 500000", ["img-1", "img-3", "img-4", "img-5"]),
     ("width > height", ["img-1", "img-2", "img-3"]),
     ("width - height = 160", ["img-1"]),
+    # arithmetic is exact past bigint and float8 (it runs on numeric)
+    ("width * 9223372036854775807 > 1", ["img-1", "img-2", "img-3", "img-5"]),
+    ("annotations.car * 9223372036854775807 >= 9223372036854775807", ["img-1", "img-2"]),
+    ("width * 1e300 * 1e300 > 1e308", ["img-1", "img-2", "img-3", "img-5"]),
+    ("width * 0.1 * 10 = width", ["img-1", "img-2", "img-3", "img-5"]),
     # predictions of a named model
     ("predictions[detector].count >= 1", ["img-1", "img-2", "img-3", "img-5"]),
     ("predictions[detector].count = 2", ["img-1"]),

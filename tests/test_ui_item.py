@@ -138,3 +138,33 @@ def test_it_lists_the_dynamic_slices_whose_query_the_item_matches(
     front = client.get(f"/datasets/{dataset.pk}/items/{items[1].pk}").content.decode()
     assert ">rear cam</a>" in rear
     assert ">rear cam</a>" not in front
+
+
+def test_it_checks_every_dynamic_slice_in_one_statement(
+    alice: User, dataset: Dataset, items: list[Item]
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from curation.models import Slice
+    from curation.slices import slice_create_from_query
+
+    def queries_for_page() -> int:
+        client = logged_in(alice)
+        client.get(f"/datasets/{dataset.pk}/items/{items[0].pk}")  # sessions, caches
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(f"/datasets/{dataset.pk}/items/{items[0].pk}").status_code == 200
+        return len(queries)
+
+    slice_create_from_query(
+        dataset=dataset, user=alice, name="rear cam", query='metadata.camera.side = "rear"'
+    )
+    one = queries_for_page()
+    for name, query in [("front", 'metadata.camera.side = "front"'), ("wide", "width > 1")]:
+        slice_create_from_query(dataset=dataset, user=alice, name=name, query=query)
+    assert queries_for_page() == one
+    # A slice whose saved query no longer compiles is left out, not an error.
+    Slice.objects.create(dataset=dataset, name="broken", query='slice = "gone"')
+    body = logged_in(alice).get(f"/datasets/{dataset.pk}/items/{items[0].pk}").content.decode()
+    assert ">rear cam</a>" in body and ">wide</a>" in body
+    assert ">front</a>" not in body and ">broken</a>" not in body

@@ -89,3 +89,12 @@ def test_only_curators_see_the_cancel_button(bob: User, victor: User, job: Job) 
     cancel = f"/jobs/{job.pk}/cancel"
     assert cancel in logged_in(bob).get("/jobs/").content.decode()
     assert cancel not in logged_in(victor).get("/jobs/").content.decode()
+
+
+@pytest.mark.parametrize("before", ["\N{SUPERSCRIPT TWO}", "9" * 30, "-1", "x"])
+def test_a_before_cursor_that_is_not_a_job_id_lists_from_the_start(
+    alice: User, job: Job, before: str
+) -> None:
+    response = logged_in(alice).get("/jobs/", {"before": before})
+    assert response.status_code == 200
+    assert f"#{job.pk}" in response.content.decode()

@@ -197,3 +197,26 @@ def test_next_may_not_leave_the_site(client: Client, dataset: Dataset, items: li
         client, dataset, action="tag", ids=ids(items[:1]), name="t", next="https://evil.example/"
     )
     assert location == f"/datasets/{dataset.pk}/"
+
+
+def test_select_all_in_a_slice_that_is_not_one_is_reported(
+    client: Client, dataset: Dataset, items: list[Item]
+) -> None:
+    for view in ("in_slice=abc", "in_slice=" + "9" * 30):
+        status, _, messages = post(client, dataset, action="tag", scope="view", view=view, name="t")
+        assert (status, messages[-1]) == (302, "Slice not found.")
+    assert not Tag.objects.exists()
+
+
+def test_items_cannot_be_added_to_a_dynamic_slice(
+    client: Client, dataset: Dataset, items: list[Item], bob: User
+) -> None:
+    from curation.slices import slice_create_from_query
+
+    dynamic, _ = slice_create_from_query(dataset=dataset, user=bob, name="d", query="width > 1")
+    for action in ("slice_add", "slice_remove"):
+        _, _, messages = post(
+            client, dataset, action=action, ids=ids(items[:1]), slice=str(dynamic.pk)
+        )
+        assert "is dynamic" in messages[0]
+    assert not dynamic.memberships.exists()

@@ -10,9 +10,11 @@ from urllib.parse import urlencode
 import pytest
 from django.contrib.auth.models import User
 from django.contrib.messages import get_messages
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
-from curation.models import Dataset, Item, Slice, SliceVersion
+from curation.models import Dataset, Item, Slice, SliceItem, SliceVersion
 from curation.services import slice_append, slice_create, slice_remove
 from curation.slices import slice_create_from_query, slice_version_create
 from tests.ui_factories import populate
@@ -197,6 +199,8 @@ def test_a_view_is_saved_as_a_dynamic_slice(bob: User, dataset: Dataset, items: 
         ("query=width%20%3E%201", "", "must not be blank"),
         ("", "everything", "a dynamic slice needs a query"),
         ("query=width%20%3E", "broken", "Unexpected end of query"),
+        ("like=abc", "similar", "like: must be a whole number"),
+        ("query=width%20%3E%201", "a\x00b", "must not contain NUL"),
     ],
 )
 def test_saving_a_view_that_cannot_be_a_dynamic_slice_says_why(
@@ -216,3 +220,54 @@ def test_a_note_too_long_freezes_nothing(bob: User, dataset: Dataset, picked: Sl
     )
     assert messages_of(response) == ["The note is longer than 2,000 characters."]
     assert not SliceVersion.objects.exists()
+
+
+def test_a_note_with_a_nul_character_freezes_nothing(
+    bob: User, dataset: Dataset, picked: Slice
+) -> None:
+    response = logged_in(bob).post(
+        f"/datasets/{dataset.pk}/slices/{picked.pk}/versions", {"note": "a\x00b"}
+    )
+    assert response.status_code == 302
+    assert messages_of(response) == ["The note must not contain NUL characters."]
+    assert not SliceVersion.objects.exists()
+
+
+def test_a_slice_page_counts_its_items_once(
+    alice: User, dataset: Dataset, items: list[Item]
+) -> None:
+    dynamic, _ = slice_create_from_query(
+        dataset=dataset, user=alice, name="rainy", query='metadata.weather = "rain"'
+    )
+    client = logged_in(alice)
+    page = f"/datasets/{dataset.pk}/slices/{dynamic.pk}/"
+    client.get(page)  # counts the facets once, into the cache
+    with CaptureQueriesContext(connection) as queries:
+        body = client.get(page).content.decode()
+    counting = [q["sql"] for q in queries if "COUNT(" in q["sql"].upper()]
+    assert len(counting) == 1
+    rainy = sum(1 for i in items if i.metadata["weather"] == "rain")
+    assert f"{rainy} items" in body
+
+
+def test_a_dynamic_slice_whose_query_broke_keeps_its_page_and_versions(
+    bob: User, dataset: Dataset, items: list[Item], picked: Slice
+) -> None:
+    dynamic, _ = slice_create_from_query(
+        dataset=dataset, user=bob, name="from picked", query='slice = "picked"'
+    )
+    slice_version_create(slice=dynamic, user=bob)
+    SliceItem.objects.filter(slice=picked).delete()
+    picked.delete()  # the saved query now names a slice that is gone
+    client = logged_in(bob)
+    response = client.get(f"/datasets/{dataset.pk}/slices/{dynamic.pk}/")
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "saved query no longer works" in body and "No slice named" in body
+    assert "? items" in body
+    assert f"slices/{dynamic.pk}/export?format=jsonl&amp;version=1" in body
+    assert tile_ids(body) == []
+    frozen = client.post(f"/datasets/{dataset.pk}/slices/{dynamic.pk}/versions", {"note": "x"})
+    assert frozen.status_code == 302
+    assert messages_of(frozen)[0].startswith("Could not freeze the slice: No slice named")
+    assert SliceVersion.objects.filter(slice=dynamic).count() == 1

@@ -8,6 +8,7 @@ import re
 import pytest
 from django.contrib.auth.models import User
 from django.core.cache import cache
+from django.db.models.expressions import RawSQL
 from django.test import Client
 
 from curation.models import Annotation, Dataset, Item
@@ -124,3 +125,26 @@ def test_changes_made_in_the_ui_show_at_once(
         'data-facet="tag" data-value="fresh"'
         in client.get(f"/datasets/{dataset.pk}/").content.decode()
     )
+
+
+def test_metadata_numbers_beyond_float8_leave_the_pages_working(
+    client: Client, dataset: Dataset
+) -> None:
+    # jsonb holds numbers float8 cannot (10**400, 1e-400); one such item must not take the
+    # grid and the stats page down for everyone.
+    for index, text in enumerate(["1e400", "-1e400", "1e-400", "5", "7"]):
+        Item.objects.create(dataset=dataset, reference_id=f"n{index}", metadata={"n": 0})
+        Item.objects.filter(reference_id=f"n{index}").update(
+            metadata=RawSQL("jsonb_build_object('n', %s::numeric)", [text])
+        )
+    # One distinct value far from 1: the histogram's one bucket must not need a width.
+    for index in range(2):
+        Item.objects.create(dataset=dataset, reference_id=f"big{index}", metadata={"big": 1e20})
+    stats = client.get(f"/datasets/{dataset.pk}/stats")
+    assert stats.status_code == 200
+    summary = facets.dataset_summary(dataset)
+    numbers = {key.key: key for key in summary.metadata}
+    assert (numbers["n"].minimum, numbers["n"].maximum) == (0.0, 7.0)
+    assert sum(b.count for b in numbers["n"].bins) == 3
+    assert [b.count for b in numbers["big"].bins] == [2]
+    assert client.get(f"/datasets/{dataset.pk}/").status_code == 200

@@ -16,9 +16,10 @@ from curation.serializers import ErrorSerializer
 _ERROR_DESCRIPTIONS = {
     400: "Invalid input; `fields` names each problem by path.",
     401: "No credentials, or a bad or revoked token.",
-    403: "Your role on the dataset is too low for this.",
+    403: "Not allowed: your role on the dataset is too low, or (tokens) not a browser session.",
     404: "No such object, or a dataset you have no role on.",
     409: "The name is already taken.",
+    429: "Too many jobs of this kind queued or running; wait for one to finish.",
 }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
 from rest_framework import generics, status
@@ -41,6 +43,12 @@ class DatasetListView(generics.ListAPIView):
 
     def get_queryset(self) -> QuerySet[Dataset]:
         return selectors.datasets_for_user(self.request.user)
+
+    def paginate_queryset(self, queryset: QuerySet[Dataset]) -> list[Any] | None:
+        # Count the items of this page's datasets only, each count bounded.
+        page = super().paginate_queryset(queryset)
+        selectors.dataset_counts_attach(page or [])
+        return page
 
     @extend_schema(
         operation_id="datasets_create",

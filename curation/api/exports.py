@@ -16,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from curation import export, selectors, slices
+from curation import export, selectors, services, slices
 from curation.access import dataset_for
 from curation.api.common import NewestFirstCursor, errors
 from curation.errors import Conflict, NotFound
@@ -191,9 +191,11 @@ class ExportJobListView(generics.ListAPIView):
         summary="Start an export job that writes the file into storage",
         description="For large exports: answers 202 with the job; when it has succeeded, "
         "download the file from /exports/{job_id}/download. Re-running a job rewrites its "
-        "one file. Signed media URLs inside expire after url_ttl seconds.",
+        "one file. Signed media URLs inside expire after url_ttl seconds. Each user may "
+        f"have {services.MAX_ACTIVE_EXPORT_JOBS} export jobs queued or running at once; "
+        "one more is a 429.",
         request=ExportJobCreateSerializer,
-        responses={202: JobSerializer, **errors(400, 404)},
+        responses={202: JobSerializer, **errors(400, 404, 429)},
     )
     def post(self, request: Request, dataset_id: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.VIEWER)
@@ -209,7 +211,7 @@ class ExportJobListView(generics.ListAPIView):
             )
             found, version = item_set.slice, item_set.version
         options = export.export_options_clean(dataset=dataset, **fields)
-        job = export.export_job_start(
+        job = services.export_job_queue(
             dataset=dataset, user=request.user, slice=found, version=version, **options
         )
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)

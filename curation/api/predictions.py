@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, status
@@ -39,6 +41,12 @@ class ModelListView(generics.ListAPIView):
         dataset = dataset_for(self.request.user, self.kwargs["dataset_id"], Role.VIEWER)
         return selectors.models_of(dataset=dataset)
 
+    def paginate_queryset(self, queryset: QuerySet[Model]) -> list[Any] | None:
+        # Count the predictions of this page's models only, each count bounded.
+        page = super().paginate_queryset(queryset)
+        selectors.model_counts_attach(page or [])
+        return page
+
     @extend_schema(
         operation_id="models_create",
         tags=TAGS,
@@ -51,7 +59,8 @@ class ModelListView(generics.ListAPIView):
         data = ModelCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         model = services.model_create(dataset=dataset, **data.validated_data)
-        model = selectors.model_of(dataset=dataset, model_id=model.pk)
+        # A new model has no predictions yet: nothing to count.
+        model.prediction_count, model.prediction_count_exact = 0, True  # type: ignore[attr-defined]
         return Response(ModelSerializer(model).data, status=status.HTTP_201_CREATED)
 
 
@@ -64,7 +73,7 @@ class ModelDetailView(APIView):
     )
     def get(self, request: Request, dataset_id: int, model_id: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.VIEWER)
-        model = selectors.model_of(dataset=dataset, model_id=model_id)
+        model = selectors.model_detail(dataset=dataset, model_id=model_id)
         return Response(ModelSerializer(model).data)
 
     @extend_schema(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, status
@@ -41,6 +43,12 @@ class SliceListView(generics.ListAPIView):
         dataset = dataset_for(self.request.user, self.kwargs["dataset_id"], Role.VIEWER)
         return selectors.slices_of(dataset=dataset)
 
+    def paginate_queryset(self, queryset: QuerySet[Slice]) -> list[Any] | None:
+        # Count this page's static slices only, each count bounded; dynamic ones stay null.
+        page = super().paginate_queryset(queryset)
+        selectors.slice_counts_attach(page or [])
+        return page
+
     @extend_schema(
         operation_id="slices_create",
         tags=TAGS,
@@ -55,7 +63,7 @@ class SliceListView(generics.ListAPIView):
         data = SliceCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         new, _ = services.slice_create(dataset=dataset, user=request.user, **data.validated_data)
-        new = selectors.slice_of(dataset=dataset, slice_id=new.pk)
+        new = selectors.slice_detail(dataset=dataset, slice_id=new.pk)
         return Response(SliceSerializer(new).data, status=status.HTTP_201_CREATED)
 
 
@@ -64,11 +72,14 @@ class SliceDetailView(APIView):
         operation_id="slices_retrieve",
         tags=TAGS,
         summary="Get a slice with its item count",
+        description="A dynamic slice's query is evaluated for the count; if it no longer "
+        "evaluates (it names a slice since renamed or deleted), `item_count` is null and "
+        "`query_error` says why: fix it with PUT .../query, or delete the slice.",
         responses={200: SliceSerializer, **errors(404)},
     )
     def get(self, request: Request, dataset_id: int, slice_id: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.VIEWER)
-        found = selectors.slice_of(dataset=dataset, slice_id=slice_id)
+        found = selectors.slice_detail(dataset=dataset, slice_id=slice_id)
         return Response(SliceSerializer(found).data)
 
     @extend_schema(
@@ -84,7 +95,7 @@ class SliceDetailView(APIView):
         data = SliceUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         services.slice_update(slice=found, **data.validated_data)
-        found = selectors.slice_of(dataset=dataset, slice_id=slice_id)
+        found = selectors.slice_detail(dataset=dataset, slice_id=slice_id)
         return Response(SliceSerializer(found).data)
 
     @extend_schema(
@@ -108,7 +119,8 @@ class _SliceChangeView(APIView):
         data.is_valid(raise_exception=True)
         change = services.slice_remove if remove else services.slice_append
         changed = change(slice=found, reference_ids=data.validated_data["reference_ids"])
-        found = selectors.slice_of(dataset=dataset, slice_id=slice_id)
+        # No count here: pipelines append in many chunks, and recounting a large slice
+        # after each one would cost more than the append. GET the slice for its count.
         return Response(SliceChangedSerializer({"changed": changed, "slice": found}).data)
 
 
@@ -116,8 +128,10 @@ class SliceAppendView(_SliceChangeView):
     @extend_schema(
         operation_id="slices_append",
         tags=TAGS,
-        summary="Add items to a slice by reference_id",
-        description="Unknown reference ids refuse the whole call with a 400 listing each one.",
+        summary="Add items to a static slice by reference_id",
+        description="Unknown reference ids refuse the whole call with a 400 listing each one. "
+        "A dynamic slice's items are its query's matches: appending to one is a 400. The "
+        "answer's `slice.item_count` is null (GET the slice for its count).",
         request=ReferenceIdsSerializer,
         responses={200: SliceChangedSerializer, **errors(400, 403, 404)},
     )
@@ -129,8 +143,9 @@ class SliceRemoveView(_SliceChangeView):
     @extend_schema(
         operation_id="slices_remove",
         tags=TAGS,
-        summary="Take items out of a slice by reference_id",
-        description="Unknown reference ids refuse the whole call with a 400 listing each one.",
+        summary="Take items out of a static slice by reference_id",
+        description="Unknown reference ids refuse the whole call with a 400 listing each one. "
+        "Removing from a dynamic slice is a 400. The answer's `slice.item_count` is null.",
         request=ReferenceIdsSerializer,
         responses={200: SliceChangedSerializer, **errors(400, 403, 404)},
     )

@@ -10,6 +10,8 @@ from rest_framework.views import APIView
 
 from curation import selectors, services
 from curation.api.common import errors
+from curation.errors import Forbidden
+from curation.models import ApiToken
 from curation.serializers import TokenCreatedSerializer, TokenCreateSerializer, TokenSerializer
 
 TAGS = ["tokens"]
@@ -33,10 +35,18 @@ class TokenListView(APIView):
         operation_id="tokens_create",
         tags=TAGS,
         summary="Create an API token (its secret is shown only in this response)",
+        description="Only from a signed-in browser session (the web UI's tokens page uses "
+        "it): a request authenticated with a token gets a 403, so that a leaked token "
+        "cannot mint others, and revoking it ends the access it gave.",
         request=TokenCreateSerializer,
-        responses={201: TokenCreatedSerializer, **errors(400)},
+        responses={201: TokenCreatedSerializer, **errors(400, 403)},
     )
     def post(self, request: Request) -> Response:
+        if isinstance(request.auth, ApiToken):
+            raise Forbidden(
+                "API tokens cannot create API tokens: create one on the web UI's tokens "
+                "page, signed in with your password."
+            )
         data = TokenCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         token, secret = services.token_create(user=request.user, name=data.validated_data["name"])

@@ -262,7 +262,7 @@ class TagMatchingResultSerializer(serializers.Serializer):
 
 def slice_out(slice: Slice) -> dict[str, Any]:
     """A slice as the API shows it, with its item count now (a dynamic one's evaluated)."""
-    slice.item_count = slices.slice_item_count(slice)  # type: ignore[attr-defined]
+    selectors.slice_counts_attach([slice], dynamic=True)
     return dict(SliceDetailSerializer(slice).data)
 
 

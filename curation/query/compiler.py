@@ -22,11 +22,13 @@ from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
+from decimal import Decimal
 from typing import Any
 
 from django.db.models import (
     CharField,
     DateTimeField,
+    DecimalField,
     Exists,
     F,
     FloatField,
@@ -69,6 +71,13 @@ Scalar = str | int | float | bool | None
 MAX_IN_VALUES = 1000
 # Larger integers lose precision as floats and overflow PostgreSQL's bigint.
 MAX_EXACT_INTEGER = 2**53
+# Arithmetic runs on PostgreSQL's numeric, which holds numbers up to 10**131072; a query
+# whose arithmetic could go past this bound is refused before it runs.
+MAX_ARITHMETIC = 10**1000
+# The largest value of each kind of arithmetic operand: width and height are integer
+# columns, shape counts are bigint.
+_COLUMN_MAX = 2**31 - 1
+_COUNT_MAX = 2**63 - 1
 
 # Always-false and always-true conditions. Q() cannot stand for "everything": Django treats
 # an empty Q as "no condition" when combining, so `Q() | x` would become `x`.
@@ -209,6 +218,7 @@ class Arith:
     left: Numeric
     right: Numeric
     span: Span
+    bound: int = field(default=0, compare=False)  # no value of it is larger (absolute)
 
 
 Numeric = CountField | ColumnField | Arith | Literal
@@ -391,10 +401,10 @@ class Compiler:
             if isinstance(inner, Literal) and _is_number(inner.value):
                 return Literal(-inner.value, span)  # type: ignore[operator]
             numeric = self.numeric(inner)
-            return Arith("*", Literal(-1, span), numeric, span)
+            return self.arith("*", Literal(-1, span), numeric, span)
         if kind == "arith":
             left, op, right = node.children
-            return Arith(
+            return self.arith(
                 str(op),
                 self.numeric(self.operand(left)),
                 self.numeric(self.operand(right)),
@@ -411,6 +421,18 @@ class Compiler:
         if isinstance(value, float) and not math.isfinite(value):
             raise self.error(f"Number {text} at {{where}} is out of range.", self.span(token))
         return value
+
+    def arith(self, op: str, left: Numeric, right: Numeric, span: Span) -> Arith:
+        """`left op right`, refused when its value could grow past MAX_ARITHMETIC."""
+        a, b = _bound(left), _bound(right)
+        bound = a * b if op == "*" else a + b
+        if bound > MAX_ARITHMETIC:
+            raise self.error(
+                "The arithmetic at {where} can reach numbers too large to compute; "
+                "use smaller numbers.",
+                span,
+            )
+        return Arith(op, left, right, span, bound)
 
     def numeric(self, operand: Operand) -> Numeric:
         """Check that an operand of + - * is a number: a count, width, height or a literal."""
@@ -756,20 +778,26 @@ class Compiler:
         return condition
 
     def expression(self, operand: Numeric) -> Any:
+        if isinstance(operand, Arith):
+            # Every term of + - * is numeric: integer and bigint arithmetic overflow
+            # (width * 9223372036854775807) and float8 overflows past 1e308, each an error
+            # in the middle of the query; numeric is exact and MAX_ARITHMETIC bounds it.
+            return CombinedExpression(
+                _AsNumeric(self.expression(operand.left)),
+                _ARITH_OPS[operand.op],
+                _AsNumeric(self.expression(operand.right)),
+                output_field=DecimalField(),
+            )
         if isinstance(operand, Literal):
-            # An integer stays an integer so count arithmetic is not cast to numeric.
-            kind = IntegerField() if isinstance(operand.value, int) else FloatField()
-            return Value(operand.value, output_field=kind)
+            value = operand.value
+            if isinstance(value, float):
+                # The shortest text of the float, as written in the query (0.1, not the
+                # binary expansion).
+                return Value(Decimal(repr(value)), output_field=DecimalField())
+            return Value(value, output_field=IntegerField())
         if isinstance(operand, CountField):
             return _count(operand)
-        if isinstance(operand, ColumnField):
-            return F(operand.name)
-        return CombinedExpression(
-            self.expression(operand.left),
-            _ARITH_OPS[operand.op],
-            self.expression(operand.right),
-            output_field=FloatField(),
-        )
+        return F(operand.name)
 
     # predictions -------------------------------------------------------------------------
 
@@ -881,6 +909,25 @@ class Compiler:
             raise self.error(
                 f"{exc} (at {{where}})", Span(left.span.start, right.span.end)
             ) from None
+
+
+class _AsNumeric(Func):
+    """`expression::numeric`. Not Cast(..., DecimalField()): without digits, Django would
+    write numeric(None, None)."""
+
+    template = "(%(expressions)s)::numeric"
+    output_field = DecimalField()
+
+
+def _bound(operand: Numeric) -> int:
+    """The largest absolute value an arithmetic operand can have."""
+    if isinstance(operand, Arith):
+        return operand.bound
+    if isinstance(operand, Literal):
+        return math.ceil(abs(operand.value))  # type: ignore[arg-type]
+    if isinstance(operand, ColumnField):
+        return _COLUMN_MAX
+    return _COUNT_MAX
 
 
 def _normal_op(op: str) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models import BooleanField, ExpressionWrapper, Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import render
 from django.urls import reverse
@@ -15,7 +16,7 @@ from django.views.decorators.http import require_GET, require_POST, require_safe
 
 from curation import selectors, services
 from curation.errors import CurationError, InvalidInput
-from curation.models import Annotation, Dataset, Item, Model, Prediction, Role, Slice
+from curation.models import Annotation, Dataset, Item, Prediction, Role, Slice
 from curation.query import QueryError, validate_query
 from curation.slices import slice_items_q
 from curation.storage import media_url
@@ -31,6 +32,7 @@ from curation.ui.similarity import (
     search_model,
 )
 from curation.ui.state import TILE_SIZES, GridState
+from embeddings.search import image_upload_read
 
 COUNT_CAP = 10_000
 SELECT_ALL_MAX = 100_000
@@ -194,9 +196,11 @@ def _literal(value: str) -> str:
     number or a JSON literal is quoted, so it stays text (see curation.filters)."""
     from curation.filters import parse_value
 
-    return (
-        value if isinstance(parse_value(value), str) and not value.startswith('"') else f'"{value}"'
-    )
+    try:
+        typed = parse_value(value)
+    except ValueError:  # a number too long to read: quoting keeps it text
+        return f'"{value}"'
+    return value if isinstance(typed, str) and not value.startswith('"') else f'"{value}"'
 
 
 def _chips(state: GridState, base: str, results: Results | None) -> list[dict[str, Any]]:
@@ -288,8 +292,8 @@ def _grid(
         tiles: list[Tile] = []
         pager: dict[str, str] = {}
         results: Results | None = None
-        if query_error is not None:
-            pass  # nothing to list until the query is fixed
+        if query_error is not None or extra.get("slice_problem"):
+            pass  # nothing to list until the query (or the slice's saved query) is fixed
         elif state.search_mode:
             results = results_for(state)
             tiles, pager = _search_listing(state, results, base)
@@ -322,9 +326,8 @@ def _grid(
         "results": results,
         "pager": pager,
         "search_model": model,
-        # Names only: the API's models_of also counts every model's predictions.
         "models": list(
-            Model.objects.filter(dataset=dataset).order_by("name").values_list("pk", "name")
+            selectors.models_of(dataset=dataset).order_by("name").values_list("pk", "name")
         ),
         "tile_px": TILE_SIZES[state.size],
         "size_links": {s: state.url(base, {"size": s}) for s in TILE_SIZES},
@@ -483,7 +486,7 @@ def search_image(request: HttpRequest, dataset_id: int) -> HttpResponse:
     if upload is None:
         return back_with_error(request, base, "Pick an image file to search by.")
     try:
-        digest = query_image_store(dataset=dataset, data=upload.read())
+        digest = query_image_store(dataset=dataset, data=image_upload_read(upload))
     except CurationError as exc:
         return back_with_error(request, base, exc)
     state = GridState(QueryDict(request.POST.get("view", "")), dataset=dataset)
@@ -550,14 +553,31 @@ def _duplicate_group(item: Item) -> tuple[list[dict[str, Any]], str]:
 def _slices_containing(dataset: Dataset, item: Item) -> list[Slice]:
     """Static slices the item is a member of, and dynamic slices whose query it matches."""
     found = list(Slice.objects.filter(dataset=dataset, memberships__item=item))
-    for dynamic in Slice.objects.filter(dataset=dataset).exclude(query="", similarity__isnull=True)[
-        :MAX_DYNAMIC
-    ]:
+    conditions: dict[str, Q] = {}
+    dynamic: dict[str, Slice] = {}
+    for candidate in Slice.objects.filter(dataset=dataset).exclude(
+        query="", similarity__isnull=True
+    )[:MAX_DYNAMIC]:
+        candidate.dataset = dataset  # compiling reads it: no query per slice
         try:
-            if Item.objects.filter(slice_items_q(dynamic), pk=item.pk).exists():
-                found.append(dynamic)
+            conditions[f"in_{candidate.pk}"] = slice_items_q(candidate)
         except CurationError:
             continue  # a saved query that no longer compiles matches nothing
+        dynamic[f"in_{candidate.pk}"] = candidate
+    if conditions:
+        # Every dynamic slice's condition on this one item, in a single statement.
+        matches = (
+            Item.objects.filter(pk=item.pk)
+            .annotate(
+                **{
+                    name: ExpressionWrapper(condition, output_field=BooleanField())
+                    for name, condition in conditions.items()
+                }
+            )
+            .values(*conditions)
+            .first()
+        ) or {}
+        found.extend(dynamic[name] for name, matched in matches.items() if matched)
     return sorted(found, key=lambda s: s.name)
 
 

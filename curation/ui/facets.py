@@ -49,6 +49,20 @@ _PAIRS = (
 )
 
 
+# A metadata number as float8 for min/max and histograms (NULL for other values). jsonb
+# numbers are numeric and may be far outside float8 (10**400, 1e-400): casting those
+# straight to float8 is an error that would take the grid and the stats page down for
+# everyone. Numbers beyond +-1e300 are left out and tiny ones count as 0, so every
+# figure stays finite. The type test comes first inside the CASE, which (unlike AND in a
+# WHERE) is evaluated in order.
+_FLOAT = (
+    "(CASE WHEN jsonb_typeof(e.value) <> 'number' THEN NULL"
+    " WHEN abs((e.value #>> '{}')::numeric) > 1e300 THEN NULL"
+    " WHEN abs((e.value #>> '{}')::numeric) < 1e-300 THEN 0::float8"
+    " ELSE (e.value #>> '{}')::numeric::float8 END)"
+)
+
+
 @dataclass
 class Basis:
     """What the figures were computed over."""
@@ -193,8 +207,8 @@ def _metadata(sample_sql: str, params: list[Any], scale: float) -> list[Metadata
             "count(*) FILTER (WHERE jsonb_typeof(e.value) IN ('string', 'boolean')), "
             "count(DISTINCT e.value) "
             "FILTER (WHERE jsonb_typeof(e.value) IN ('string', 'boolean')), "
-            "min((e.value #>> '{}')::float8) FILTER (WHERE jsonb_typeof(e.value) = 'number'), "
-            "max((e.value #>> '{}')::float8) FILTER (WHERE jsonb_typeof(e.value) = 'number') "
+            f"min({_FLOAT}) FILTER (WHERE jsonb_typeof(e.value) = 'number'), "
+            f"max({_FLOAT}) FILTER (WHERE jsonb_typeof(e.value) = 'number') "
             f"FROM s, {_PAIRS} "
             "GROUP BY e.key ORDER BY count(*) DESC, e.key LIMIT 50",
             params,
@@ -262,9 +276,11 @@ def _histograms(sample_sql: str, params: list[Any], scale: float, keys: list[Met
             f"WITH s AS ({sample_sql}), b AS ("
             "  SELECT * FROM unnest(%s::text[], %s::float8[], %s::float8[]) AS b(key, lo, hi)) "
             "SELECT e.key, "
-            "LEAST(width_bucket((e.value #>> '{}')::float8, b.lo, b.hi + 1e-9, %s), %s), "
-            f"count(*) FROM s, {_PAIRS} JOIN b ON b.key = e.key "
-            "WHERE jsonb_typeof(e.value) = 'number' GROUP BY 1, 2",
+            # The top value falls past the last bucket (width_bucket's upper bound is
+            # exclusive): LEAST puts it back. One distinct value is one bucket.
+            "CASE WHEN b.hi > b.lo THEN LEAST(width_bucket(v.x, b.lo, b.hi, %s), %s) ELSE 1 END, "
+            f"count(*) FROM s, {_PAIRS} JOIN b ON b.key = e.key, LATERAL (SELECT {_FLOAT} AS x) v "
+            "WHERE jsonb_typeof(e.value) = 'number' AND v.x IS NOT NULL GROUP BY 1, 2",
             [
                 *params,
                 [k.key for k in keys],
@@ -311,9 +327,11 @@ def _dynamic_count(found: Slice) -> int:
 def _summarise(dataset: Dataset) -> Summary:
     basis, sample_sql, params = _basis(dataset)
     tags = [(t.pk, t.name, t.item_count) for t in selectors.tags_of(dataset=dataset)]
+    found = list(selectors.slices_of(dataset=dataset))
+    selectors.slice_counts_attach(found)  # static slices; each count bounded
     slices = [
         (s.pk, s.name, _dynamic_count(s) if s.is_dynamic else s.item_count, s.is_dynamic)
-        for s in selectors.slices_of(dataset=dataset)
+        for s in found
     ]
     return Summary(
         basis=basis,

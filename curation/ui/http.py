@@ -9,6 +9,7 @@ from typing import Any, TypeVar, cast
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from curation.access import dataset_for
@@ -19,7 +20,8 @@ View = TypeVar("View", bound=Callable[..., HttpResponse])
 
 
 def html_errors(view: View) -> View:
-    """Turn NotFound into a 404 page and Forbidden into a 403 page."""
+    """Turn NotFound into a 404 page, Forbidden into a 403 page, and any other domain error
+    (bad input, a conflict) into an error page with its status and message."""
 
     @functools.wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
@@ -29,6 +31,9 @@ def html_errors(view: View) -> View:
             raise Http404(exc.message) from None
         except Forbidden as exc:
             raise PermissionDenied(exc.message) from None
+        except CurationError as exc:
+            context = {"message": exc.message, "fields": exc.fields}
+            return render(request, "ui/error.html", context, status=exc.status_code)
 
     return cast(View, wrapped)
 

@@ -41,15 +41,23 @@ def export_links(
 
 
 def _slice_context(dataset: Dataset, found: Slice) -> dict[str, Any]:
-    if found.is_dynamic:
-        # A dynamic slice's members are its query's matches, not SliceItem rows.
+    # The page's one count, stopping past COUNT_CAP: a static slice's members, or what a
+    # dynamic slice's query matches now.
+    problem = ""
+    try:
         count = slices.slice_items(found)[: COUNT_CAP + 1].count()
-        found.item_count = count
-        found.count_capped = count > COUNT_CAP
+    except CurationError as exc:
+        # A saved query that no longer compiles (it names a slice since deleted): show the
+        # slice with the reason, so its versions and exports stay reachable.
+        problem = exc.message
+        found.item_count, found.count_capped = None, False
+    else:
+        found.item_count, found.count_capped = min(count, COUNT_CAP), count > COUNT_CAP
     versions = list(slices.slice_versions(slice=found))
     for version in versions:
         version.exports = export_links(dataset, found, version.number)
     return {
+        "slice_problem": problem,
         "versions": versions[::-1],
         "exports": export_links(dataset, found),
         "can_curate": has_role(dataset.user_role, Role.CURATOR),  # type: ignore[attr-defined]
@@ -78,16 +86,21 @@ def version_freeze(request: HttpRequest, dataset_id: int, slice_id: int) -> Http
     dataset = dataset_or_404(request, dataset_id, Role.CURATOR)
     found = selectors.slice_of(dataset=dataset, slice_id=slice_id)
     note = request.POST.get("note", "").strip()
+    back = reverse("ui:slice", args=[dataset.pk, found.pk])
     if len(note) > 2000:
-        messages.error(request, "The note is longer than 2,000 characters.")
-    else:
+        return back_with_error(request, back, "The note is longer than 2,000 characters.")
+    if "\x00" in note:
+        return back_with_error(request, back, "The note must not contain NUL characters.")
+    try:
         version = slices.slice_version_create(slice=found, user=request.user, note=note)
-        messages.success(
-            request,
-            f"Froze version {version.number}: {version.item_count} items, "
-            f"{version.annotation_count} annotations.",
-        )
-    return HttpResponseRedirect(reverse("ui:slice", args=[dataset.pk, found.pk]))
+    except CurationError as exc:  # a dynamic slice whose query no longer compiles
+        return back_with_error(request, back, f"Could not freeze the slice: {exc.message}")
+    messages.success(
+        request,
+        f"Froze version {version.number}: {version.item_count} items, "
+        f"{version.annotation_count} annotations.",
+    )
+    return HttpResponseRedirect(back)
 
 
 @require_POST
@@ -151,7 +164,10 @@ def slice_from_view(request: HttpRequest, dataset_id: int) -> HttpResponse:
     """Save the view's query and labels as a dynamic slice (re-evaluated on every read)."""
     dataset = dataset_or_404(request, dataset_id, Role.CURATOR)
     fallback = reverse("ui:grid", args=[dataset.pk])
-    state = GridState(QueryDict(request.POST.get("view", "")), dataset=dataset)
+    try:
+        state = GridState(QueryDict(request.POST.get("view", "")), dataset=dataset)
+    except CurationError as exc:  # a hand-edited view (like=abc, a bad cursor)
+        return back_with_error(request, fallback, exc)
     if state.metadata_filters or state.tags or state.slice_ids or state.search_mode:
         return back_with_error(
             request,

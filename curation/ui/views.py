@@ -59,6 +59,7 @@ def _datasets_page(
         .annotate(last_job=Max("jobs__created"))
         .order_by("name", "id")
     )
+    selectors.dataset_counts_attach(datasets)
     for dataset in datasets:
         dataset.coverage = _coverage(dataset, dataset.item_count)
         changes = [t for t in (dataset.updated, dataset.last_job) if t is not None]
@@ -176,7 +177,8 @@ def job_list(request: HttpRequest) -> HttpResponse:
     if status in JobStatus.values:
         jobs = jobs.filter(status=status)
     before = request.GET.get("before", "")
-    if before.isdigit():
+    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
+    if before.isascii() and before.isdigit() and len(before) <= 18:
         jobs = jobs.filter(id__lt=int(before))
     rows = list(jobs[: JOBS_PER_PAGE + 1])
     roles = dict(selectors.datasets_for_user(request.user).values_list("pk", "user_role"))
