@@ -118,8 +118,13 @@ def main() -> None:
         build_s: float | None = time.perf_counter() - start
         print(f"  HNSW build: {build_s:.1f} s")
     else:
-        build_s = None
         print("  reusing the loaded data (--fresh to rebuild)")
+        # An earlier run may have been stopped mid-build: build a missing or invalid index.
+        start = time.perf_counter()
+        built = vec.vector_index_ensure(model=model, dataset=dataset)
+        build_s = time.perf_counter() - start if built else None
+        if built:
+            print(f"  HNSW build: {build_s:.1f} s")
     ids_in_order = np.fromiter(
         Item.objects.filter(dataset=dataset).order_by("reference_id").values_list("id", flat=True),
         dtype=np.int64,
