@@ -348,8 +348,19 @@ def _item_tuple(r: ItemRecord) -> tuple[Any, ...]:
     )
 
 
+def _reserve_ids(cursor: Any, count: int) -> list[int]:
+    """Take `count` ids from the item id sequence, ascending."""
+    if count == 0:
+        return []
+    cursor.execute(
+        "SELECT nextval(pg_get_serial_sequence('curation_item', 'id')) FROM generate_series(1, %s)",
+        [count],
+    )
+    return sorted(row[0] for row in cursor.fetchall())
+
+
 def _insert_new_items(
-    dataset: Dataset, records: Sequence[ItemRecord], result: UpsertResult
+    dataset: Dataset, records: Sequence[ItemRecord], result: UpsertResult, order: Sequence[str]
 ) -> bool:
     """COPY the batch straight into the table if none of its items exist yet.
 
@@ -366,6 +377,7 @@ def _insert_new_items(
         )
         if cursor.fetchone()[0]:
             return False
+        ids = dict(zip(order, _reserve_ids(cursor, len(order)), strict=True))
         now = timezone.now()
         try:
             with transaction.atomic():  # a savepoint: a unique violation undoes only this
@@ -373,6 +385,7 @@ def _insert_new_items(
                     cursor,
                     "curation_item",
                     [
+                        "id",
                         "dataset_id",
                         "reference_id",
                         "metadata",
@@ -388,6 +401,7 @@ def _insert_new_items(
                     ],
                     (
                         (
+                            ids[ref],
                             dataset.pk,
                             ref,
                             meta or "{}",
@@ -416,15 +430,22 @@ def _insert_new_items(
     return True
 
 
-def _write_items(dataset: Dataset, records: Sequence[ItemRecord], result: UpsertResult) -> None:
-    """Upsert item rows; fields that are None keep the stored value."""
-    if _insert_new_items(dataset, records, result):
+def _write_items(
+    dataset: Dataset, records: Sequence[ItemRecord], result: UpsertResult, order: Sequence[str]
+) -> None:
+    """Upsert item rows; fields that are None keep the stored value.
+
+    `records` come sorted by reference id (the lock order); `order` is the callers' order,
+    in which new items get their ids, so ids follow the order items were sent in.
+    """
+    if _insert_new_items(dataset, records, result, order):
         return
     with connection.cursor() as cursor:
         cursor.execute(
             "CREATE TEMP TABLE IF NOT EXISTS _nucleus_item_in ("
             " reference_id text, metadata jsonb, media_key text, thumbnail_key text,"
-            " source_uri text, width int, height int, sha256 text, byte_size bigint"
+            " source_uri text, width int, height int, sha256 text, byte_size bigint,"
+            " id bigint"
             ") ON COMMIT DELETE ROWS"
         )
         cursor.execute("TRUNCATE _nucleus_item_in")
@@ -445,17 +466,32 @@ def _write_items(dataset: Dataset, records: Sequence[ItemRecord], result: Upsert
             ],
             map(_item_tuple, records),
         )
+        cursor.execute(
+            "SELECT i.reference_id FROM _nucleus_item_in i WHERE NOT EXISTS ("
+            " SELECT 1 FROM curation_item c"
+            " WHERE c.dataset_id = %s AND c.reference_id = i.reference_id)",
+            [dataset.pk],
+        )
+        new = {row[0] for row in cursor.fetchall()}
+        if new:
+            new_refs = [ref for ref in order if ref in new]
+            cursor.execute(
+                "UPDATE _nucleus_item_in i SET id = v.id"
+                " FROM unnest(%s::text[], %s::bigint[]) AS v(ref, id) WHERE i.reference_id = v.ref",
+                [new_refs, _reserve_ids(cursor, len(new_refs))],
+            )
         # Insert the new ones. ON CONFLICT DO NOTHING keeps a concurrent writer of the same
         # reference id from failing the batch; the UPDATE below then handles that row.
         cursor.execute(
             """
-            INSERT INTO curation_item (dataset_id, reference_id, metadata, media_key,
+            INSERT INTO curation_item (id, dataset_id, reference_id, metadata, media_key,
                 thumbnail_key, source_uri, width, height, sha256, byte_size, created, updated)
-            SELECT %s, i.reference_id, coalesce(i.metadata, '{}'::jsonb), coalesce(i.media_key, ''),
-                coalesce(i.thumbnail_key, ''), coalesce(i.source_uri, ''), i.width, i.height,
+            SELECT i.id, %s, i.reference_id, coalesce(i.metadata, '{}'::jsonb),
+                coalesce(i.media_key, ''), coalesce(i.thumbnail_key, ''),
+                coalesce(i.source_uri, ''), i.width, i.height,
                 coalesce(i.sha256, ''), i.byte_size, now(), now()
             FROM _nucleus_item_in i
-            WHERE NOT EXISTS (SELECT 1 FROM curation_item c
+            WHERE i.id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM curation_item c
                               WHERE c.dataset_id = %s AND c.reference_id = i.reference_id)
             ORDER BY i.reference_id
             ON CONFLICT (dataset_id, reference_id) DO NOTHING
@@ -709,8 +745,9 @@ def records_write(*, dataset: Dataset, records: Sequence[ItemRecord]) -> UpsertR
     if not records:
         return result
     # Key order everywhere, so concurrent batches lock rows in the same order (no deadlock).
+    order = [r.reference_id for r in records]
     records = sorted(records, key=lambda r: r.reference_id)
-    _write_items(dataset, records, result)
+    _write_items(dataset, records, result, order)
     new_items = result.items_created == len(records)
     result.annotations_written = write_annotations(
         dataset, [a for r in records for a in r.annotations], result.item_ids, new_items=new_items

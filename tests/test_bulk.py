@@ -253,3 +253,14 @@ def test_datasets_do_not_share_reference_ids(dataset: Dataset, alice: Any) -> No
     result = items_upsert(dataset=other, rows=rows(2))
     assert result.items_created == 2
     assert Annotation.objects.filter(dataset=other).count() == 2
+
+
+def test_new_items_get_ids_in_the_order_they_were_sent(dataset: Dataset) -> None:
+    # Written in key order (for locking), numbered in the order sent: frames stay in order.
+    items_upsert(dataset=dataset, rows=[{"reference_id": r} for r in ["c", "a", "b"]])
+    # A mixed batch takes the upsert path: the new ones still follow the sent order.
+    items_upsert(dataset=dataset, rows=[{"reference_id": r} for r in ["z", "a", "y", "x"]])
+    by_id = (
+        Item.objects.filter(dataset=dataset).order_by("id").values_list("reference_id", flat=True)
+    )
+    assert list(by_id) == ["c", "a", "b", "z", "y", "x"]
