@@ -23,15 +23,30 @@ DIM = 512
 CHUNK = 50_000
 
 
-def clustered(n: int, seed: int, clusters: int) -> np.ndarray:
-    """Unit vectors around random centres, like CLIP embeddings of a real image collection."""
+def clustered(n: int, seed: int, clusters: int, latent_dim: int = 0) -> np.ndarray:
+    """Unit vectors around random centres.
+
+    latent_dim 0: isotropic noise in all 512 dimensions, a worst case for any approximate
+    index (within a cluster, every point is nearly equidistant from every other).
+    latent_dim d > 0: the points vary in a d-dimensional subspace (a random linear map)
+    plus a little isotropic noise, which is how real CLIP embeddings of an image
+    collection behave: their intrinsic dimension is far below 512.
+    """
     rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(clusters, DIM)).astype(np.float32)
     out = np.empty((n, DIM), dtype=np.float32)
+    if latent_dim:
+        basis = rng.normal(size=(latent_dim, DIM)).astype(np.float32) / np.sqrt(latent_dim)
+        centres = rng.normal(size=(clusters, latent_dim)).astype(np.float32)
+    else:
+        centres = rng.normal(size=(clusters, DIM)).astype(np.float32)
     for start in range(0, n, CHUNK):
         size = min(CHUNK, n - start)
         labels = rng.integers(0, clusters, size)
-        points = centres[labels] + 0.6 * rng.normal(size=(size, DIM)).astype(np.float32)
+        if latent_dim:
+            latent = centres[labels] + 0.6 * rng.normal(size=(size, latent_dim)).astype(np.float32)
+            points = latent @ basis + 0.05 * rng.normal(size=(size, DIM)).astype(np.float32)
+        else:
+            points = centres[labels] + 0.6 * rng.normal(size=(size, DIM)).astype(np.float32)
         out[start : start + size] = points / np.linalg.norm(points, axis=1, keepdims=True)
     return out
 
@@ -46,6 +61,12 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--latent-dim",
+        type=int,
+        default=0,
+        help="intrinsic dimension of the data (0: isotropic 512-d noise, the worst case)",
+    )
     parser.add_argument("--clusters", type=int, default=1000)
     parser.add_argument("--fresh", action="store_true", help="rebuild the data even if present")
     args = parser.parse_args()
@@ -60,13 +81,15 @@ def main() -> None:
     from embeddings.models import Embedding, EmbeddingModel, ModelKind
     from embeddings.search import SearchFilter, search_vector
 
-    print(f"pgvector {'.'.join(map(str, vec.pgvector_version()))}; {args.n:,} x {DIM} vectors")
-    data = clustered(args.n, args.seed, args.clusters)
+    shape = f"intrinsic dimension {args.latent_dim}" if args.latent_dim else "isotropic"
+    version = ".".join(map(str, vec.pgvector_version()))
+    print(f"pgvector {version}; {args.n:,} x {DIM} vectors ({shape})")
+    data = clustered(args.n, args.seed, args.clusters, args.latent_dim)
     rng = np.random.default_rng(args.seed + 1)
     subsets = {"10%": rng.random(args.n) < 0.10, "1%": rng.random(args.n) < 0.01}
 
     user, _ = User.objects.get_or_create(username="bench")
-    name = f"bench-search-{args.n}-{args.seed}"
+    name = f"bench-search-{args.n}-{args.seed}-{args.latent_dim}"
     dataset = Dataset.objects.filter(owner=user, name=name).first()
     model = (
         EmbeddingModel.objects.filter(dataset=dataset, name="synthetic").first()
