@@ -298,9 +298,9 @@ class Command(BaseCommand):
         lines = [
             "",
             self.style.SUCCESS(f"nucleus is running at {base}/"),
-            f"  home        {base}/",
-            f"  admin       {base}/admin/   log in as {ADMIN_USERNAME!r} with {password}",
-            f"  API docs    {base}/api/docs/   (token: same file, or create one at /api/v1/tokens)",
+            f"  curation UI {base}/   log in as {ADMIN_USERNAME!r} with {password}",
+            f"  admin       {base}/admin/   (same login)",
+            f"  API docs    {base}/api/docs/   (token: same file, or create one at {base}/tokens/)",
             f"  job workers {workers} (more: --workers N, or `manage.py worker` on other machines)",
         ]
         if ingesting:
