@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(PY) bench/search.py $(BENCH_ARGS)
 	$(PY) bench/query.py --reuse $(BENCH_ARGS)
 	$(PY) bench/export.py --reuse $(BENCH_ARGS)
+	$(PY) bench/ui.py
 	$(PY) bench/embed.py
 
 lint: $(STAMP)

@@ -1,0 +1,75 @@
+"""Server time of the UI's grid page at scale.
+
+Target (DESIGN.md): the grid page renders in <= 300 ms server time at 1M items (keyset
+pagination, no full COUNT on every request). Uses the dataset of bench/query.py (same
+database; run that first), renders pages through Django's test client in-process (no
+network), first with cold facet caches and then warm, for a plain grid, a label facet, a
+query and a deep page (by cursor).
+
+    .venv/bin/python bench/ui.py [--repeat 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from _setup import report, setup_django
+
+TARGET_MS = 300.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=15)
+    args = parser.parse_args()
+
+    setup_django("nucleus_bench_query")
+    from django.core.cache import cache
+    from django.test import Client
+    from query import DATASET_NAME
+
+    from curation.models import Dataset, Item
+
+    dataset = Dataset.objects.filter(name=DATASET_NAME).first()
+    if dataset is None:
+        raise SystemExit("no benchmark dataset: run bench/query.py first")
+    count = Item.objects.filter(dataset=dataset).count()
+    client = Client()
+    client.force_login(dataset.owner)
+    middle = (
+        Item.objects.filter(dataset=dataset).order_by("id").values_list("id", flat=True)[count // 2]
+    )
+    pages = {
+        "grid": f"/datasets/{dataset.pk}/",
+        "grid, label facet": f"/datasets/{dataset.pk}/?label=truck",
+        "grid, query": (
+            f"/datasets/{dataset.pk}/?query=metadata.weather%20%3D%20%22rain%22"
+            "%20AND%20annotations.car%20%3E%3D%202"
+        ),
+        "grid, deep page": f"/datasets/{dataset.pk}/?after={middle}",
+    }
+    print(f"{count:,} items in the dataset")
+    rows = []
+    for name, url in pages.items():
+        cache.clear()
+        start = time.perf_counter()
+        response = client.get(url)
+        cold = (time.perf_counter() - start) * 1000
+        assert response.status_code == 200, (url, response.status_code)
+        times = []
+        for _ in range(args.repeat):
+            start = time.perf_counter()
+            client.get(url)
+            times.append((time.perf_counter() - start) * 1000)
+        p50 = statistics.median(times)
+        rows.append(
+            (f"{name}: cold caches", f"{cold:.0f} ms", f"<= {TARGET_MS:.0f} ms", cold <= TARGET_MS)
+        )
+        rows.append((f"{name}: p50", f"{p50:.0f} ms", f"<= {TARGET_MS:.0f} ms", p50 <= TARGET_MS))
+    report(rows)
+
+
+if __name__ == "__main__":
+    main()
