@@ -572,6 +572,67 @@ def _copy_new_shapes(table: str, columns: list[str], rows: Iterable[tuple[Any, .
     return True
 
 
+@dataclass(frozen=True)
+class _ShapeTable:
+    """Where a kind of shape lives: its conflict key and the columns an upsert may change.
+
+    Column names come only from the two constants below, never from input.
+    """
+
+    table: str
+    keys: tuple[str, ...]
+    values: tuple[str, ...]
+    types: tuple[str, ...]  # SQL types of keys + values, for the staging table
+
+    def upsert_sql(self, staging: str) -> str:
+        columns = ", ".join((*self.keys, *self.values))
+        changed = ", ".join(f"{v} = EXCLUDED.{v}" for v in self.values)
+        ours = ", ".join(f"{self.table}.{v}" for v in self.values)
+        theirs = ", ".join(f"EXCLUDED.{v}" for v in self.values)
+        return (
+            f"INSERT INTO {self.table} ({columns}, created, updated)"
+            f" SELECT {columns}, now(), now() FROM {staging} ORDER BY {', '.join(self.keys)}"
+            f" ON CONFLICT ({', '.join(self.keys)}) DO UPDATE SET {changed}, updated = now()"
+            f" WHERE ({ours}) IS DISTINCT FROM ({theirs})"
+        )
+
+
+_ANNOTATIONS = _ShapeTable(
+    table="curation_annotation",
+    keys=("dataset_id", "annotation_id"),
+    values=("item_id", "kind", "label", "geometry", "metadata"),
+    types=("bigint", "text", "bigint", "text", "text", "jsonb", "jsonb"),
+)
+_PREDICTIONS = _ShapeTable(
+    table="curation_prediction",
+    keys=("model_id", "prediction_id"),
+    values=("item_id", "kind", "label", "confidence", "geometry", "metadata"),
+    types=("bigint", "text", "bigint", "text", "text", "float8", "jsonb", "jsonb"),
+)
+
+
+def _write_shapes(spec: _ShapeTable, rows: list[tuple[Any, ...]], *, new_items: bool) -> int:
+    """Upsert rows (keys, then values, in `spec`'s order); returns rows inserted or changed.
+
+    `new_items`: every row's item was created in this transaction, so the ids are almost
+    surely new and a straight COPY is tried first. Otherwise (or if an id exists) rows go
+    through a staging table and one INSERT ... ON CONFLICT that writes only what differs.
+    """
+    columns = [*spec.keys, *spec.values]
+    if new_items and _copy_new_shapes(spec.table, columns, rows):
+        return len(rows)
+    staging = f"_nucleus_{spec.table}_in"
+    definition = ", ".join(f"{c} {t}" for c, t in zip(columns, spec.types, strict=True))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {staging} ({definition}) ON COMMIT DELETE ROWS"
+        )
+        cursor.execute(f"TRUNCATE {staging}")
+        _copy_rows(cursor, staging, columns, rows)
+        cursor.execute(spec.upsert_sql(staging))
+        return int(cursor.rowcount)
+
+
 def write_annotations(
     dataset: Dataset,
     rows: Sequence[ShapeRow],
@@ -579,64 +640,25 @@ def write_annotations(
     *,
     new_items: bool = False,
 ) -> int:
-    """Upsert annotations by (dataset, annotation_id); returns rows inserted or changed.
-
-    `new_items`: every row's item was created in this transaction (enables the COPY path).
-    """
+    """Upsert annotations by (dataset, annotation_id); returns rows inserted or changed."""
     if not rows:
         return 0
-    rows = _last_per_id(rows)
-    if new_items and _copy_new_shapes(
-        "curation_annotation",
-        ["dataset_id", "item_id", "annotation_id", "kind", "label", "geometry", "metadata"],
-        (
+    return _write_shapes(
+        _ANNOTATIONS,
+        [
             (
                 dataset.pk,
-                item_ids[r.reference_id],
                 r.client_id,
+                item_ids[r.reference_id],
                 r.kind,
                 r.label,
                 r.geometry,
                 r.metadata,
             )
-            for r in rows
-        ),
-    ):
-        return len(rows)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS _nucleus_ann_in (item_id bigint, annotation_id text,"
-            " kind text, label text, geometry jsonb, metadata jsonb) ON COMMIT DELETE ROWS"
-        )
-        cursor.execute("TRUNCATE _nucleus_ann_in")
-        _copy_rows(
-            cursor,
-            "_nucleus_ann_in",
-            ["item_id", "annotation_id", "kind", "label", "geometry", "metadata"],
-            (
-                (item_ids[r.reference_id], r.client_id, r.kind, r.label, r.geometry, r.metadata)
-                for r in rows
-            ),
-        )
-        cursor.execute(
-            """
-            INSERT INTO curation_annotation (dataset_id, item_id, annotation_id, kind, label,
-                geometry, metadata, created, updated)
-            SELECT %s, item_id, annotation_id, kind, label, geometry, metadata, now(), now()
-            FROM _nucleus_ann_in
-            ORDER BY annotation_id
-            ON CONFLICT (dataset_id, annotation_id) DO UPDATE SET item_id = EXCLUDED.item_id,
-                kind = EXCLUDED.kind, label = EXCLUDED.label, geometry = EXCLUDED.geometry,
-                metadata = EXCLUDED.metadata, updated = now()
-            WHERE (curation_annotation.item_id, curation_annotation.kind,
-                   curation_annotation.label, curation_annotation.geometry,
-                   curation_annotation.metadata)
-                IS DISTINCT FROM (EXCLUDED.item_id, EXCLUDED.kind, EXCLUDED.label,
-                   EXCLUDED.geometry, EXCLUDED.metadata)
-            """,
-            [dataset.pk],
-        )
-        return int(cursor.rowcount)
+            for r in _last_per_id(rows)
+        ],
+        new_items=new_items,
+    )
 
 
 def write_predictions(
@@ -656,23 +678,13 @@ def write_predictions(
         if name not in models:
             model, _ = Model.objects.get_or_create(dataset=dataset, name=name)
             models[name] = model.pk
-    if new_items and _copy_new_shapes(
-        "curation_prediction",
+    return _write_shapes(
+        _PREDICTIONS,
         [
-            "model_id",
-            "item_id",
-            "prediction_id",
-            "kind",
-            "label",
-            "confidence",
-            "geometry",
-            "metadata",
-        ],
-        (
             (
                 models[r.model or ""],
-                item_ids[r.reference_id],
                 r.client_id,
+                item_ids[r.reference_id],
                 r.kind,
                 r.label,
                 r.confidence,
@@ -680,62 +692,9 @@ def write_predictions(
                 r.metadata,
             )
             for r in rows
-        ),
-    ):
-        return len(rows)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS _nucleus_pred_in (model_id bigint, item_id bigint,"
-            " prediction_id text, kind text, label text, confidence float8, geometry jsonb,"
-            " metadata jsonb) ON COMMIT DELETE ROWS"
-        )
-        cursor.execute("TRUNCATE _nucleus_pred_in")
-        _copy_rows(
-            cursor,
-            "_nucleus_pred_in",
-            [
-                "model_id",
-                "item_id",
-                "prediction_id",
-                "kind",
-                "label",
-                "confidence",
-                "geometry",
-                "metadata",
-            ],
-            (
-                (
-                    models[r.model or ""],
-                    item_ids[r.reference_id],
-                    r.client_id,
-                    r.kind,
-                    r.label,
-                    r.confidence,
-                    r.geometry,
-                    r.metadata,
-                )
-                for r in rows
-            ),
-        )
-        cursor.execute(
-            """
-            INSERT INTO curation_prediction (model_id, item_id, prediction_id, kind, label,
-                confidence, geometry, metadata, created, updated)
-            SELECT model_id, item_id, prediction_id, kind, label, confidence, geometry,
-                metadata, now(), now()
-            FROM _nucleus_pred_in
-            ORDER BY model_id, prediction_id
-            ON CONFLICT (model_id, prediction_id) DO UPDATE SET item_id = EXCLUDED.item_id,
-                kind = EXCLUDED.kind, label = EXCLUDED.label, confidence = EXCLUDED.confidence,
-                geometry = EXCLUDED.geometry, metadata = EXCLUDED.metadata, updated = now()
-            WHERE (curation_prediction.item_id, curation_prediction.kind,
-                   curation_prediction.label, curation_prediction.confidence,
-                   curation_prediction.geometry, curation_prediction.metadata)
-                IS DISTINCT FROM (EXCLUDED.item_id, EXCLUDED.kind, EXCLUDED.label,
-                   EXCLUDED.confidence, EXCLUDED.geometry, EXCLUDED.metadata)
-            """
-        )
-        return int(cursor.rowcount)
+        ],
+        new_items=new_items,
+    )
 
 
 @transaction.atomic
