@@ -3,9 +3,16 @@
 Targets (DESIGN.md), measured through the service's own search path
 (embeddings.search.search_vector, which picks exact / HNSW / top-up per query):
 p50 <= 10 ms, p99 <= 50 ms, recall@10 >= 0.95 unfiltered against exact (NumPy) search;
-with filters keeping 10% and 1% of items: exactly k results and recall@10 >= 0.9.
+with filters keeping 10% and 1% of items: exactly k results and recall@10 >= 0.9 (their
+latency is printed; DESIGN.md sets no bound on it).
 
     .venv/bin/python bench/search.py [--n 1000000] [--queries 200] [--k 10] [--fresh]
+        [--warmup 2000]
+
+Latency is measured in steady state: the embedded server starts with empty shared buffers
+and this machine's page cache is reclaimed within a minute, so the first searches read the
+HNSW graph from disk. --warmup other queries (not the measured ones) run first; the p50 of
+the first 200 of them is printed as the cold figure.
 
 The vectors, items and slices are kept in the benchmark database between runs with the
 same --n and --seed (loading a million rows takes a while); --fresh rebuilds them.
@@ -68,6 +75,9 @@ def main() -> None:
         help="intrinsic dimension of the data (0: isotropic 512-d noise, the worst case)",
     )
     parser.add_argument("--clusters", type=int, default=1000)
+    parser.add_argument(
+        "--warmup", type=int, default=2000, help="other queries run before measuring"
+    )
     parser.add_argument("--fresh", action="store_true", help="rebuild the data even if present")
     args = parser.parse_args()
 
@@ -165,6 +175,21 @@ def main() -> None:
     rows: list[tuple[str, str, str, bool | None]] = []
     if build_s is not None:
         rows.append(("HNSW build", f"{build_s:.1f} s", "-", None))
+    if args.warmup:
+        # Distinct from the measured queries, so the measured ones are not cache hits.
+        warm = data[rng.choice(args.n, args.warmup, replace=False)]
+        warm = warm + 0.05 * rng.normal(size=warm.shape).astype(np.float32)
+        cold: list[float] = []
+        start = time.perf_counter()
+        for i, q in enumerate(warm):
+            t0 = time.perf_counter()
+            search_vector(dataset=dataset, model=model, vector=q, limit=args.k)
+            if i < 200:
+                cold.append((time.perf_counter() - t0) * 1000)
+        print(f"  warm-up: {args.warmup} queries in {time.perf_counter() - start:.1f} s")
+        rows.append(
+            ("unfiltered p50, cold (first 200)", f"{percentile(cold, 50):.2f} ms", "-", None)
+        )
     for case, (search_filter, mask) in cases.items():
         for q in queries[:5]:  # warm the caches
             search_vector(
@@ -193,11 +218,17 @@ def main() -> None:
         mix = ", ".join(f"{s} {c}" for s, c in sorted(strategies.items()))
         print(f"  {case}: strategies {mix}")
         need = 0.95 if mask is None else 0.9
-        rows += [
-            (f"{case} p50", f"{p50:.2f} ms", "<= 10 ms", p50 <= 10),
-            (f"{case} p99", f"{p99:.2f} ms", "<= 50 ms", p99 <= 50),
-            (f"{case} recall@{args.k}", f"{recall:.3f}", f">= {need}", recall >= need),
-        ]
+        if mask is None:
+            rows += [
+                (f"{case} p50", f"{p50:.2f} ms", "<= 10 ms", p50 <= 10),
+                (f"{case} p99", f"{p99:.2f} ms", "<= 50 ms", p99 <= 50),
+            ]
+        else:
+            rows += [
+                (f"{case} p50", f"{p50:.2f} ms", "-", None),
+                (f"{case} p99", f"{p99:.2f} ms", "-", None),
+            ]
+        rows.append((f"{case} recall@{args.k}", f"{recall:.3f}", f">= {need}", recall >= need))
         if mask is not None:
             rows.append(
                 (f"{case} exactly k", f"{exact_k}/{len(queries)}", "all", exact_k == len(queries))

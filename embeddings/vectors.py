@@ -176,10 +176,11 @@ def _index_build(
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cursor.execute(f"DROP INDEX {concurrently} IF EXISTS {name}")
         # HNSW builds are much faster when the graph fits in maintenance_work_mem.
-        cursor.execute(
-            "SELECT set_config('maintenance_work_mem', %s, false)",
-            [settings.NUCLEUS_HNSW_BUILD_MEMORY],
-        )
+        if settings.NUCLEUS_HNSW_BUILD_MEMORY:
+            cursor.execute(
+                "SELECT set_config('maintenance_work_mem', %s, false)",
+                [settings.NUCLEUS_HNSW_BUILD_MEMORY],
+            )
         try:
             cursor.execute(
                 f"CREATE INDEX {concurrently} IF NOT EXISTS {name} ON {TABLE} "
