@@ -26,6 +26,8 @@ from decimal import Decimal
 from typing import Any
 
 from django.db.models import (
+    BooleanField,
+    Case,
     CharField,
     DateTimeField,
     DecimalField,
@@ -40,6 +42,7 @@ from django.db.models import (
     QuerySet,
     Subquery,
     Value,
+    When,
 )
 from django.db.models.expressions import CombinedExpression, Expression
 from django.db.models.lookups import (
@@ -699,12 +702,21 @@ class Compiler:
             )
         json_type = "string" if isinstance(value, str) else "number"
         target = _json_value(parts)
-        # For a missing key the IS NOT NULL term makes the whole condition false rather
-        # than NULL, so that NOT of it is true: NOT inverts every condition exactly.
-        return (
-            Q(IsNull(target, False))
-            & Q(Exact(_JsonType(target), Value(json_type)))
-            & Q(_LOOKUPS[op](target, Value(value, output_field=JSONField())))
+        # One CASE, false for a missing key or a value of another type (never NULL, so
+        # that NOT of it is true: NOT inverts every condition exactly). As one opaque
+        # boolean the planner estimates it at 50%; written as `jsonb_typeof(v) = 'number'
+        # AND v > 100` it took the type test for an equality on an expression without
+        # statistics (0.5%), guessed a few hundred rows where there were 57,000, and sorted
+        # all of them instead of walking the id index for the first page (0.3 s at 1M).
+        return Q(
+            Case(
+                When(
+                    Exact(_JsonType(target), Value(json_type)),
+                    then=_LOOKUPS[op](target, Value(value, output_field=JSONField())),
+                ),
+                default=Value(False),
+                output_field=BooleanField(),
+            )
         )
 
     # item columns --------------------------------------------------------------------------
