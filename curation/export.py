@@ -17,10 +17,14 @@ import hashlib
 import hmac
 import json
 import os
+import queue
 import tarfile
 import tempfile
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import IO, Any, Literal
@@ -49,7 +53,7 @@ CONTENT_TYPES = {
     "yolo": "application/x-tar",
 }
 EXTENSIONS = {"jsonl": "jsonl", "coco": "json", "yolo": "tar"}
-BATCH_SIZE = 1000
+BATCH_SIZE = 2000
 MAX_URL_TTL = 7 * 24 * 3600  # S3 presigned URLs cannot live longer
 COCO_KINDS = ("box", "polygon", "segmentation")
 YOLO_KINDS = ("box",)
@@ -191,12 +195,23 @@ def fetch_rows(
     model: Model | None = None,
 ) -> Batch:
     """One batch: up to `limit` items with ids above `after`, in id order."""
-    with connection.cursor() as cursor:
-        if source.version is not None:
+    if source.version is not None:
+        with connection.cursor() as cursor:
             return _version_rows(cursor, source.version, after, limit, payload, model)
-        ids = _live_ids(source, after, limit)
-        if not ids:
-            return Batch([], [])
+    ids = _live_ids(source, after, limit)
+    if not ids:
+        return Batch([], [])
+    return _live_rows(source, ids, payload, model)
+
+
+def _live_rows(
+    source: ExportSource,
+    ids: list[int],
+    payload: Literal["record", "annotations"],
+    model: Model | None,
+) -> Batch:
+    """The rows of the items `ids` (in id order), their annotations aggregated to JSON."""
+    with connection.cursor() as cursor:
         joins = f"LEFT JOIN ({_ANNOTATIONS_OF_BATCH}) an ON an.item_id = i.id"
         params: list[Any] = [ids]
         annotations = "COALESCE(an.shapes, '[]'::json)"
@@ -259,18 +274,101 @@ def iter_rows(
     batch_size: int = BATCH_SIZE,
     progress: Progress | None = None,
 ) -> Iterator[list[Row]]:
-    """Every item of the source in id order, batch by batch (each a separate query)."""
-    after, done = 0, 0
-    while True:
-        batch = fetch_rows(source, after=after, limit=batch_size, payload=payload, model=model)
+    """Every item of the source in id order, batch by batch (each a separate query).
+
+    A live source (not a version) outside a transaction is read by EXPORT_FETCHERS threads,
+    each on its own database connection: turning a batch's annotations into JSON is most
+    of an export's work and runs in PostgreSQL, so while the caller formats one batch the
+    server builds the next ones on the other cores. Inside a transaction every batch comes
+    from the caller's own connection, the only one that sees the transaction's writes.
+    """
+    fetchers = settings.NUCLEUS_EXPORT_FETCHERS
+    if source.version is None and fetchers > 1 and not connection.in_atomic_block:
+        batches = _live_batches_parallel(source, payload, model, batch_size, fetchers)
+    else:
+        batches = _batches(source, payload, model, batch_size)
+    done = 0
+    for batch in batches:
         if batch.rows:
             done += len(batch.rows)
             yield batch.rows
         if progress is not None and batch.ids:
             progress(done)
+
+
+def _batches(
+    source: ExportSource,
+    payload: Literal["record", "annotations"],
+    model: Model | None,
+    batch_size: int,
+) -> Iterator[Batch]:
+    after = 0
+    while True:
+        batch = fetch_rows(source, after=after, limit=batch_size, payload=payload, model=model)
+        yield batch
         if len(batch.ids) < batch_size:
             return
         after = batch.ids[-1]
+
+
+def _live_batches_parallel(
+    source: ExportSource,
+    payload: Literal["record", "annotations"],
+    model: Model | None,
+    batch_size: int,
+    fetchers: int,
+) -> Iterator[Batch]:
+    """Batches in id order, built by `fetchers` threads; at most 2 x fetchers in flight.
+
+    The id pages are read here, in order (an index-only keyset scan, cheap); the threads
+    turn them into rows. Memory stays bounded by the batches in flight, and a consumer that
+    stops early (a client that hangs up) stops the threads and closes their connections.
+    """
+    tasks: queue.Queue[tuple[Future[Batch], list[int]] | None] = queue.Queue()
+
+    def work() -> None:
+        try:
+            while (task := tasks.get()) is not None:
+                future, ids = task
+                if future.set_running_or_notify_cancel():
+                    try:
+                        future.set_result(_live_rows(source, ids, payload, model))
+                    except BaseException as error:  # handed to the consumer, raised there
+                        future.set_exception(error)
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=work, name=f"export-fetch-{n}", daemon=True)
+        for n in range(fetchers)
+    ]
+    for thread in threads:
+        thread.start()
+    pending: deque[tuple[Future[Batch], list[int]]] = deque()
+    after, exhausted = 0, False
+    try:
+        while True:
+            while not exhausted and len(pending) < 2 * fetchers:
+                ids = _live_ids(source, after, batch_size)
+                if ids:
+                    task: tuple[Future[Batch], list[int]] = (Future(), ids)
+                    pending.append(task)
+                    tasks.put(task)
+                    after = ids[-1]
+                exhausted = len(ids) < batch_size
+            if not pending:
+                return
+            future, ids = pending.popleft()
+            batch = future.result()
+            # The keyset moved past every id of the page, deleted items included.
+            yield Batch(ids, batch.rows)
+    finally:
+        for future, _ in pending:
+            future.cancel()
+        for _ in threads:
+            tasks.put(None)
+        for thread in threads:
+            thread.join()
 
 
 def source_count(source: ExportSource) -> int:

@@ -175,6 +175,9 @@ NUCLEUS_FETCH_TIMEOUT = env_float("NUCLEUS_FETCH_TIMEOUT", 20.0)
 NUCLEUS_THUMBNAIL_SIZE = env_int("NUCLEUS_THUMBNAIL_SIZE", 256, minimum=16)
 NUCLEUS_INGEST_CHUNK = env_int("NUCLEUS_INGEST_CHUNK", 64, minimum=1)
 NUCLEUS_BULK_MAX_ROWS = env_int("NUCLEUS_BULK_MAX_ROWS", 50_000, minimum=1)
+# Threads (each with a database connection) that build an export's batches of a live
+# dataset or slice in parallel; 1 reads them one after the other.
+NUCLEUS_EXPORT_FETCHERS = env_int("NUCLEUS_EXPORT_FETCHERS", 2, minimum=1)
 NUCLEUS_JOB_ERRORS_KEPT = env_int("NUCLEUS_JOB_ERRORS_KEPT", 200, minimum=1)
 # A job whose worker sent no heartbeat for this long is retried by another worker.
 NUCLEUS_STALLED_JOB_SECONDS = env_int("NUCLEUS_STALLED_JOB_SECONDS", 60, minimum=2)

@@ -37,7 +37,10 @@ urls = export.MediaUrls()
 with open("/proc/self/clear_refs", "w") as f:
     f.write("5")
 written = 0
-for chunk in export.export_chunks(source, format=sys.argv[2], urls=urls):
+# Batches of 250: the small export already fills the pipeline of batches in flight (the
+# fetcher threads' work), so any growth past it would be growth with the export's size.
+write = {"jsonl": export.jsonl_chunks, "coco": export.coco_chunks, "yolo": export.yolo_chunks}
+for chunk in write[sys.argv[2]](source, urls=urls, batch_size=250):
     written += len(chunk)
 status = dict(line.split(":", 1) for line in open("/proc/self/status"))
 print(int(status["VmHWM"].split()[0]), written)
