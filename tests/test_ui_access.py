@@ -40,11 +40,13 @@ def pages(dataset: Dataset, item: Item, job: Job) -> list[str]:
         f"{base}/",
         f"{base}/?label=car",
         f"{base}/count",
+        f"{base}/facets",
         f"{base}/query/check?query=width%20%3E%201",
         f"{base}/items/{item.pk}",
         f"{base}/stats",
         f"{base}/slices/{sliced.pk}/",
         f"{base}/slices/{sliced.pk}/count",
+        f"{base}/slices/{sliced.pk}/facets",
         f"{base}/jobs/{job.pk}/progress",
         f"/jobs/?dataset={dataset.pk}",
     ]

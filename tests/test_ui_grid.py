@@ -16,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from curation.models import Annotation, Dataset, Item, Model, Prediction
 from curation.services import tag_add
 from curation.ui import browse
-from tests.ui_factories import populate
+from tests.ui_factories import facet_panel, populate
 
 pytestmark = pytest.mark.django_db
 
@@ -66,22 +66,38 @@ def test_it_walks_the_items_in_keyset_pages_without_gaps_or_repeats(
 def test_it_runs_no_count_once_the_facets_are_cached(
     client: Client, dataset: Dataset, items: list[Item]
 ) -> None:
-    client.get(f"/datasets/{dataset.pk}/")  # counts facets once, into the cache
+    first = client.get(f"/datasets/{dataset.pk}/")
+    assert 'data-testid="facet-loading"' in first.content.decode()  # not counted in the page
+    facet_panel(client, first)  # the sidebar's request counts them once, into the cache
     with CaptureQueriesContext(connection) as queries:
         response = client.get(
             f"/datasets/{dataset.pk}/?label=car&metadata.weather=rain&query=width%20%3E%2010"
         )
     assert response.status_code == 200
+    assert 'data-facet="label" data-value="car"' in response.content.decode()  # inline now
     counting = [q["sql"] for q in queries if "COUNT(" in q["sql"].upper()]
     assert counting == []
+
+
+def test_the_grid_does_not_wait_for_the_facets(
+    client: Client, dataset: Dataset, items: list[Item]
+) -> None:
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(f"/datasets/{dataset.pk}/?label=car")
+    assert response.status_code == 200
+    assert not [q for q in queries if "curation_annotation a ON a.item_id = s.id" in q["sql"]]
+    panel = facet_panel(client, response)
+    assert 'data-facet="label" data-value="car"' in panel
+    assert 'class="facet-row active"' in panel  # the panel knows the view's filters
 
 
 def test_it_filters_by_a_label_facet(client: Client, dataset: Dataset, items: list[Item]) -> None:
     with_person = set(Annotation.objects.filter(label="person").values_list("item_id", flat=True))
     response = client.get(f"/datasets/{dataset.pk}/?label=person")
     assert set(tile_ids(response)) == with_person
-    assert 'data-facet="label" data-value="person"' in response.content.decode()
-    assert 'class="facet-row active"' in response.content.decode()
+    panel = facet_panel(client, response)
+    assert 'data-facet="label" data-value="person"' in panel
+    assert 'class="facet-row active"' in panel
 
 
 def test_labels_combine_with_and(client: Client, dataset: Dataset, items: list[Item]) -> None:
@@ -185,7 +201,8 @@ def test_every_link_keeps_the_state_of_the_view(
         {"query": "width > 1", "label": "car", "size": "l", "limit": "2"},
     )
     body = response.content.decode().replace("&amp;", "&")
-    facet = re.search(r'href="([^"]+)" data-facet="label" data-value="person"', body).group(1)
+    panel = facet_panel(client, response).replace("&amp;", "&")
+    facet = re.search(r'href="([^"]+)" data-facet="label" data-value="person"', panel).group(1)
     assert parse_qs(urlsplit(facet).query) == {
         "query": ["width > 1"],
         "label": ["car", "person"],
@@ -201,7 +218,7 @@ def test_every_link_keeps_the_state_of_the_view(
 def test_a_facet_click_goes_back_to_the_first_page(
     client: Client, dataset: Dataset, items: list[Item]
 ) -> None:
-    body = client.get(f"/datasets/{dataset.pk}/?limit=2&after={items[3].pk}").content.decode()
+    body = facet_panel(client, client.get(f"/datasets/{dataset.pk}/?limit=2&after={items[3].pk}"))
     facet = re.search(r'href="([^"]+)" data-facet="label"', body).group(1).replace("&amp;", "&")
     assert "after=" not in facet
 

@@ -153,3 +153,17 @@ def populate(dataset: Dataset, count: int = 24, *, model: str = MODEL) -> list[I
         records.append(clean_item_record(raw, media=media))
     records_write(dataset=dataset, records=records)
     return list(Item.objects.filter(dataset=dataset).order_by("id"))
+
+
+def facet_panel(client: Any, response: Any) -> str:
+    """The facet sidebar of a grid page: inline when cached, else what the page asks for."""
+    import html
+    import re
+
+    body = response.content.decode()
+    found = re.search(r'data-testid="facet-loading" hx-get="([^"]+)"', body)
+    if found is None:
+        return body
+    panel = client.get(html.unescape(found.group(1)))
+    assert panel.status_code == 200, panel.status_code
+    return str(panel.content.decode())

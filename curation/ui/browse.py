@@ -12,6 +12,7 @@ from django.db.models import BooleanField, ExpressionWrapper, Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.html import escape
 from django.views.decorators.http import require_GET, require_POST, require_safe
 
 from curation import selectors, services
@@ -287,7 +288,11 @@ def _grid(
 ) -> HttpResponse:
     try:
         state = GridState(request.GET, dataset=dataset, base_slice=base_slice)
-        summary = facets.dataset_summary(dataset, refresh=request.GET.get("refresh") == "1")
+        # Counting facets takes a second at 1M items (a 20,000-item sample, several
+        # aggregates): the grid never waits for it. With the figures cached they are in
+        # the page; otherwise the sidebar asks for them (facets_panel) once it has loaded.
+        refresh = request.GET.get("refresh") == "1"
+        summary = None if refresh else facets.cached_summary(dataset)
         query_error = _query_error(state)
         tiles: list[Tile] = []
         pager: dict[str, str] = {}
@@ -317,7 +322,12 @@ def _grid(
         "state": state,
         "base": base,
         "summary": summary,
-        "facets": _facets(state, summary, base),
+        "facets": _facets(state, summary, base) if summary is not None else None,
+        "facets_url": state.url(_panel_path(dataset, base_slice)),
+        # Static slices that a selection can be added to.
+        "slice_choices": [
+            (s.pk, s.name) for s in selectors.slices_of(dataset=dataset) if not s.is_dynamic
+        ],
         "chips": _chips(state, base, results),
         "clear_url": base,
         "refresh_url": state.url(base, {"refresh": "1"}),
@@ -340,12 +350,7 @@ def _grid(
         and not (state.metadata_filters or state.tags or state.slice_ids or state.search_mode)
         and bool(state.effective_query()),
         "random_weight_models": random_weight_models([dataset]),
-        "hidden_params": [
-            (k, v)
-            for k, vs in state.params.items()
-            if k not in ("query", "after", "before", "page", "text")
-            for v in vs
-        ],
+        "hidden_params": _hidden_params(state),
         **extra,
     }
     return render(request, "ui/grid.html", context, status=400 if query_error else 200)
@@ -358,6 +363,53 @@ def grid(request: HttpRequest, dataset_id: int) -> HttpResponse:
     """A dataset's items as a grid of thumbnails, with facets, query bar and search."""
     dataset = dataset_or_404(request, dataset_id)
     return _grid(request, dataset, None, reverse("ui:grid", args=[dataset.pk]), {})
+
+
+def _hidden_params(state: GridState) -> list[tuple[str, str]]:
+    """The view's parameters that its forms carry along (all but query, page and text)."""
+    return [
+        (k, v)
+        for k, vs in state.params.items()
+        if k not in ("query", "after", "before", "page", "text")
+        for v in vs
+    ]
+
+
+def _panel_path(dataset: Dataset, base_slice: Slice | None) -> str:
+    if base_slice is None:
+        return reverse("ui:facets", args=[dataset.pk])
+    return reverse("ui:slice-facets", args=[dataset.pk, base_slice.pk])
+
+
+@require_GET
+@login_required
+@html_errors
+def facets_panel(
+    request: HttpRequest, dataset_id: int, slice_id: int | None = None
+) -> HttpResponse:
+    """The facet sidebar of a grid or slice page, counted now if not cached (htmx)."""
+    dataset = dataset_or_404(request, dataset_id)
+    base_slice = selectors.slice_of(dataset=dataset, slice_id=slice_id) if slice_id else None
+    if base_slice is None:
+        base = reverse("ui:grid", args=[dataset.pk])
+    else:
+        base = reverse("ui:slice", args=[dataset.pk, base_slice.pk])
+    try:
+        state = GridState(request.GET, dataset=dataset, base_slice=base_slice)
+    except InvalidInput as exc:
+        return HttpResponse(f'<p class="facet-empty">{escape(exc.message)}</p>', status=400)
+    summary = facets.dataset_summary(dataset, refresh=request.GET.get("refresh") == "1")
+    context = {
+        "dataset": dataset,
+        "slice": base_slice,
+        "state": state,
+        "base": base,
+        "summary": summary,
+        "facets": _facets(state, summary, base),
+        "refresh_url": state.url(base, {"refresh": "1"}),
+        "hidden_params": _hidden_params(state),
+    }
+    return render(request, "ui/_facets.html", context)
 
 
 @require_GET

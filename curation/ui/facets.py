@@ -128,6 +128,11 @@ def summary_forget(dataset: Dataset) -> None:
     cache.delete(_cache_key(dataset))
 
 
+def cached_summary(dataset: Dataset) -> Summary | None:
+    """The cached figures of a dataset, or None when they must be counted first."""
+    return cache.get(_cache_key(dataset))  # type: ignore[no-any-return]
+
+
 def dataset_summary(dataset: Dataset, *, refresh: bool = False) -> Summary:
     """Facet counts and statistics of a dataset, from the cache when fresh."""
     key = _cache_key(dataset)

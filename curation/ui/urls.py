@@ -24,6 +24,7 @@ urlpatterns = [
     path(f"{DS}/ingest", views.dataset_ingest, name="ingest"),
     path(f"{DS}/", browse.grid, name="grid"),
     path(f"{DS}/count", browse.view_count, name="count"),
+    path(f"{DS}/facets", browse.facets_panel, name="facets"),
     path(f"{DS}/query/check", browse.query_check, name="query-check"),
     path(f"{DS}/selection", browse.selection_apply, name="selection"),
     path(f"{DS}/search/image", browse.search_image, name="search-image"),
@@ -34,6 +35,7 @@ urlpatterns = [
     path(f"{DS}/slices/from-view", slices.slice_from_view, name="slice-from-view"),
     path(f"{DS}/slices/<int:slice_id>/", slices.slice_page, name="slice"),
     path(f"{DS}/slices/<int:slice_id>/count", browse.view_count, name="slice-count"),
+    path(f"{DS}/slices/<int:slice_id>/facets", browse.facets_panel, name="slice-facets"),
     path(f"{DS}/slices/<int:slice_id>/versions", slices.version_freeze, name="version-freeze"),
     path(
         f"{DS}/slices/<int:slice_id>/versions/<int:number>/restore",
