@@ -10,8 +10,10 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 
 from nucleus.embedded_pg.base import (
+    HANDLES_FILE,
     SETTINGS_FILE,
     env_memory,
+    prune_dead_handles,
     server_settings,
     write_settings,
 )
@@ -81,3 +83,20 @@ def test_running_server_uses_the_written_settings() -> None:
     assert unit == "8kB"
     assert f"'{int(blocks) * 8 // 1024}MB'" == written["shared_buffers"]
     assert jit == "off"
+
+
+def test_processes_that_died_without_a_word_are_no_longer_users(tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a process id that no longer exists, as after a SIGKILL
+    (tmp_path / HANDLES_FILE).write_text(json.dumps([gone.pid, os.getpid()]))
+    assert prune_dead_handles(tmp_path) == [os.getpid()]
+    assert json.loads((tmp_path / HANDLES_FILE).read_text()) == [os.getpid()]
+
+
+def test_no_handle_list_yet_is_an_empty_one(tmp_path: Path) -> None:
+    assert prune_dead_handles(tmp_path) == []

@@ -89,11 +89,38 @@ def write_settings(pgdata: Path, settings: dict[str, str]) -> None:
             handle.write(f"\n{_INCLUDE}\n")
 
 
+HANDLES_FILE = ".handle_pids.json"
+
+
+def prune_dead_handles(pgdata: Path) -> list[int]:
+    """Drop processes that no longer exist from pgserver's list of the server's users.
+
+    pgserver stops the server when the last process on its list exits; a process killed
+    with SIGKILL never takes itself off, and the server would then never stop (nor pick up
+    new settings at its next start). Returns the processes left on the list.
+    """
+    import json
+
+    import psutil
+
+    path = pgdata / HANDLES_FILE
+    try:
+        pids = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
+    if alive != pids:
+        path.write_text(json.dumps(alive))
+    return alive
+
+
 def _server_class() -> type:
     from pgserver.postgres_server import PostgresServer
 
     class TunedServer(PostgresServer):
         def ensure_pgdata_inited(self) -> None:
+            # Runs under pgserver's inter-process lock, before this process adds itself.
+            prune_dead_handles(self.pgdata)
             super().ensure_pgdata_inited()
             memory = env_memory() or _machine_memory()
             write_settings(self.pgdata, server_settings(memory, os.cpu_count() or 1))
