@@ -257,3 +257,14 @@ def test_it_shows_an_empty_view_plainly(
 
 def tile_ids_from(body: str) -> list[str]:
     return re.findall(r'class="tile[^"]*"[^>]*data-id="(\d+)"', body)
+
+
+def test_refresh_counts_the_facets_again(
+    client: Client, dataset: Dataset, items: list[Item]
+) -> None:
+    grid = f"/datasets/{dataset.pk}/"
+    assert f"{len(items)} items" in facet_panel(client, client.get(grid))  # now cached
+    populate(dataset, len(items) + 2)  # two more items; the cache still says the old count
+    assert f"{len(items)} items" in facet_panel(client, client.get(grid))
+    refreshed = facet_panel(client, client.get(grid + "?refresh=1"))
+    assert f"{len(items) + 2} items" in refreshed

@@ -321,16 +321,17 @@ def _grid(
         "slice": base_slice,
         "state": state,
         "base": base,
-        "summary": summary,
-        "facets": _facets(state, summary, base) if summary is not None else None,
-        "facets_url": state.url(_panel_path(dataset, base_slice)),
+        **_sidebar(state, summary, base),
+        # `refresh` is dropped from the view's links; the panel must still count anew.
+        "facets_url": state.url(
+            _panel_path(dataset, base_slice), {"refresh": "1"} if refresh else None
+        ),
         # Static slices that a selection can be added to.
         "slice_choices": [
             (s.pk, s.name) for s in selectors.slices_of(dataset=dataset) if not s.is_dynamic
         ],
         "chips": _chips(state, base, results),
         "clear_url": base,
-        "refresh_url": state.url(base, {"refresh": "1"}),
         "query_error": query_error,
         "tiles": tiles,
         "results": results,
@@ -350,7 +351,6 @@ def _grid(
         and not (state.metadata_filters or state.tags or state.slice_ids or state.search_mode)
         and bool(state.effective_query()),
         "random_weight_models": random_weight_models([dataset]),
-        "hidden_params": _hidden_params(state),
         **extra,
     }
     return render(request, "ui/grid.html", context, status=400 if query_error else 200)
@@ -365,14 +365,20 @@ def grid(request: HttpRequest, dataset_id: int) -> HttpResponse:
     return _grid(request, dataset, None, reverse("ui:grid", args=[dataset.pk]), {})
 
 
-def _hidden_params(state: GridState) -> list[tuple[str, str]]:
-    """The view's parameters that its forms carry along (all but query, page and text)."""
-    return [
-        (k, v)
-        for k, vs in state.params.items()
-        if k not in ("query", "after", "before", "page", "text")
-        for v in vs
-    ]
+def _sidebar(state: GridState, summary: facets.Summary | None, base: str) -> dict[str, Any]:
+    """What the facet sidebar (ui/_facets.html) needs, in the page or in its own request."""
+    return {
+        "summary": summary,
+        "facets": _facets(state, summary, base) if summary is not None else None,
+        "refresh_url": state.url(base, {"refresh": "1"}),
+        # The view's parameters that its forms carry along (all but query, page and text).
+        "hidden_params": [
+            (k, v)
+            for k, vs in state.params.items()
+            if k not in ("query", "after", "before", "page", "text")
+            for v in vs
+        ],
+    }
 
 
 def _panel_path(dataset: Dataset, base_slice: Slice | None) -> str:
@@ -404,10 +410,7 @@ def facets_panel(
         "slice": base_slice,
         "state": state,
         "base": base,
-        "summary": summary,
-        "facets": _facets(state, summary, base),
-        "refresh_url": state.url(base, {"refresh": "1"}),
-        "hidden_params": _hidden_params(state),
+        **_sidebar(state, summary, base),
     }
     return render(request, "ui/_facets.html", context)
 
