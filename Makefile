@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test bench lint deps browser clean
+.PHONY: run test bench lint deps browser clean screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ run: $(STAMP)
 
 test: $(STAMP) browser
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The README's pictures: the browser tests, saving their screenshots into docs/.
+screenshots: $(STAMP) browser
+	NUCLEUS_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(PY) -m pytest -q tests/browser
 
 # Benchmarks print their figures next to the targets in DESIGN.md; not part of CI.
 # BENCH_ARGS is passed to each, e.g. `make bench BENCH_ARGS="--n 100000"` for smaller runs.

@@ -91,12 +91,30 @@ class ExportSource:
         return stem[:150] or "export"
 
     def describe(self) -> str:
+        if self.version is not None:
+            # Ids, not names: renaming the dataset or slice after the freeze must not
+            # change a version's bytes.
+            return (
+                f"dataset {self.dataset.pk}, slice {self.version.slice_id}, "
+                f"version {self.version.number}"
+            )
         what = f"dataset {self.dataset.name!r}"
         if self.slice is not None:
             what += f", slice {self.slice.name!r}"
         if self.version is not None:
             what += f", version {self.version.number}"
         return what
+
+    def timestamp(self) -> float:
+        """When the content was fixed: a version's freeze, else now (a live export)."""
+        if self.version is not None:
+            return self.version.created.timestamp()
+        return time.time()
+
+    @property
+    def reproducible(self) -> bool:
+        """Whether every export of this source is the same file (a frozen version)."""
+        return self.version is not None
 
 
 def export_source(
@@ -452,8 +470,20 @@ class MediaTokens:
         return f"{value}:{signing.b64_encode(mac).decode()}"
 
 
+MediaUrlMode = Literal["signed", "plain"]
+MEDIA_URL_MODES: tuple[MediaUrlMode, ...] = ("signed", "plain")
+
+
 class MediaUrls:
-    """Signed, expiring media URLs, as curation.storage.media_signed_url makes them.
+    """The media URL each exported item names, in one of two modes.
+
+    - ``signed``: works without credentials until it expires, as
+      curation.storage.media_signed_url makes them (an S3 presigned URL, or the media view
+      with a `sig` token). The signature carries its expiry, so two exports made at
+      different times differ in these bytes.
+    - ``plain``: the media view's URL with no signature; fetching it needs the caller's
+      token or session. It never changes, which is what makes a frozen version's export
+      the same file, byte for byte, whenever and however it is made.
 
     An export signs hundreds of thousands of URLs, so the per-URL work is cut down: the
     media view's URL is reversed once and ids filled in, and the expiry is fixed when the
@@ -462,20 +492,30 @@ class MediaUrls:
 
     _SENTINEL = 987654321
 
-    def __init__(self, *, ttl: int | None = None, request: Any = None) -> None:
+    def __init__(
+        self,
+        *,
+        mode: MediaUrlMode = "signed",
+        ttl: int | None = None,
+        request: Any = None,
+        base_url: str | None = None,
+    ) -> None:
+        self.mode = mode
         self.ttl = ttl or settings.MEDIA_URL_TTL
         self.s3 = storage_is_s3()
         path = media_path(self._SENTINEL, "original")
         if request is not None:
             url = str(request.build_absolute_uri(path))
         else:
-            url = settings.SITE_URL.rstrip("/") + path
+            url = (base_url or settings.SITE_URL).rstrip("/") + path
         self.prefix, self.suffix = url.split(str(self._SENTINEL), 1)
-        self.tokens = MediaTokens(int(time.time()) + self.ttl)
+        self.tokens = MediaTokens(int(time.time()) + self.ttl) if mode == "signed" else None
 
     def url(self, item_id: int, media_key: str) -> str | None:
         if not media_key:
             return None
+        if self.tokens is None:
+            return f"{self.prefix}{item_id}{self.suffix}"
         if self.s3:
             # Presigned from the key itself: a frozen version's media stays reachable for
             # as long as the object exists.
@@ -483,6 +523,11 @@ class MediaUrls:
         # Tokens are URL-safe base64 with ":" separators; ":" is what urlencode would quote.
         token = self.tokens.token(item_id).replace(":", "%3A")
         return f"{self.prefix}{item_id}{self.suffix}?sig={token}"
+
+
+def request_base_url(request: Any) -> str:
+    """The scheme and host a request reached the service by, for links made later."""
+    return str(request.build_absolute_uri("/")).rstrip("/")
 
 
 def url_ttl_clean(raw: Any) -> int | None:
@@ -706,7 +751,7 @@ def coco_chunks(
     info = {
         "description": f"Exported from nucleus: {source.describe()}",
         "version": str(source.version.number) if source.version is not None else "",
-        "date_created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "date_created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(source.timestamp())),
     }
     yield ('{"info": ' + json.dumps(info) + ', "licenses": [], "images": [').encode()
     next_id = 1
@@ -764,9 +809,9 @@ class _Tar:
     BLOCK = tarfile.BLOCKSIZE
     RECORD = tarfile.RECORDSIZE
 
-    def __init__(self) -> None:
+    def __init__(self, *, mtime: float) -> None:
         self.offset = 0
-        self.mtime = int(time.time())
+        self.mtime = int(mtime)
 
     def _out(self, data: bytes) -> bytes:
         self.offset += len(data)
@@ -849,7 +894,7 @@ def yolo_chunks(
     skipped.txt instead.
     """
     names = {label: index for index, label in enumerate(source_labels(source, YOLO_KINDS))}
-    tar = _Tar()
+    tar = _Tar(mtime=source.timestamp())
     # media.csv and skipped.txt grow with the items: they wait on disk, not in memory.
     with tempfile.TemporaryFile() as media_list, tempfile.TemporaryFile() as skipped:
         media_list.write(b"image,label,reference_id,url\n")
@@ -921,8 +966,12 @@ def export_options_clean(
     predictions: Any = None,
     url_ttl: Any = None,
     include_media: Any = False,
+    media_urls: Any = None,
 ) -> dict[str, Any]:
-    """Check export options; unknown formats or models are a 400 naming the field."""
+    """Check export options; unknown formats or models are a 400 naming the field.
+
+    `media_urls` may stay None: export_media_mode picks it once the source is known.
+    """
     if format not in FORMATS:
         raise _invalid("format", f"must be one of {', '.join(FORMATS)}")
     model = None
@@ -936,12 +985,32 @@ def export_options_clean(
         raise _invalid("include_media", "must be true or false")
     if include_media and format != "yolo":
         raise _invalid("include_media", "only the yolo format can include images")
+    if media_urls in (None, ""):
+        media_urls = None
+    elif media_urls not in MEDIA_URL_MODES:
+        raise _invalid("media_urls", f"must be one of {', '.join(MEDIA_URL_MODES)}")
+    ttl = url_ttl_clean(url_ttl)
+    if media_urls == "plain" and ttl is not None:
+        raise _invalid("url_ttl", "only signed media URLs expire; plain ones need a token")
     return {
         "format": format,
         "model": model,
-        "url_ttl": url_ttl_clean(url_ttl),
+        "url_ttl": ttl,
         "include_media": include_media,
+        "media_urls": media_urls,
     }
+
+
+def export_media_mode(
+    source: ExportSource, *, media_urls: MediaUrlMode | None, url_ttl: int | None
+) -> MediaUrlMode:
+    """The media URL mode asked for, else plain for a frozen version (so that its export
+    is the same file every time) and signed for live data (or when a `url_ttl` was given)."""
+    if media_urls is not None:
+        return media_urls
+    if url_ttl is not None or not source.reproducible:
+        return "signed"
+    return "plain"
 
 
 def export_chunks(
@@ -978,8 +1047,14 @@ def export_job_start(
     model: Model | None = None,
     url_ttl: int | None = None,
     include_media: bool = False,
+    media_urls: MediaUrlMode | None = None,
+    base_url: str | None = None,
 ) -> Job:
-    """Queue an export that writes its file into storage for a later download."""
+    """Queue an export that writes its file into storage for a later download.
+
+    `base_url` is where the caller reached the service (the request's scheme and host):
+    the file's media URLs point there, not at a SITE_URL that may name another port.
+    """
     source = export_source(dataset=dataset, slice=slice, version=version)
     params = {
         "format": format,
@@ -988,6 +1063,8 @@ def export_job_start(
         "predictions": model.name if model is not None else None,
         "url_ttl": url_ttl,
         "include_media": include_media,
+        "media_urls": export_media_mode(source, media_urls=media_urls, url_ttl=url_ttl),
+        "base_url": base_url or settings.SITE_URL,
     }
     return job_create(
         kind="export", dataset=dataset, user=user, params=params, total=source_count(source)
@@ -1028,16 +1105,24 @@ def export_run(ctx: JobContext) -> dict[str, Any]:
 
     filename = export_filename(source, format)
     key = export_storage_key(job, filename)
+    # Jobs queued before media_urls and base_url were recorded keep their old behaviour.
+    urls = MediaUrls(
+        mode=params.get("media_urls") or "signed",
+        ttl=params.get("url_ttl"),
+        base_url=params.get("base_url"),
+    )
+    digest = hashlib.sha256()
     with tempfile.TemporaryFile() as out:
         for chunk in export_chunks(
             source,
             format=format,
-            urls=MediaUrls(ttl=params.get("url_ttl")),
+            urls=urls,
             model=model,
             include_media=bool(params.get("include_media")),
             progress=progress,
         ):
             out.write(chunk)
+            digest.update(chunk)
         size = out.tell()
         out.seek(0)
         if default_storage.exists(key):
@@ -1047,6 +1132,7 @@ def export_run(ctx: JobContext) -> dict[str, Any]:
         "key": stored,
         "filename": filename,
         "size": size,
+        "sha256": digest.hexdigest(),
         "format": format,
         "content_type": CONTENT_TYPES[format],
         "items": ctx.job.progress_done,
@@ -1060,6 +1146,7 @@ def export_file_name(job: Job) -> str:
 __all__ = [
     "CONTENT_TYPES",
     "FORMATS",
+    "MEDIA_URL_MODES",
     "ExportSource",
     "MediaUrls",
     "coco_chunks",
@@ -1067,6 +1154,7 @@ __all__ = [
     "export_chunks",
     "export_filename",
     "export_job_start",
+    "export_media_mode",
     "export_options_clean",
     "export_run",
     "export_source",
@@ -1074,6 +1162,7 @@ __all__ = [
     "iter_rows",
     "jsonl_chunks",
     "record_page",
+    "request_base_url",
     "rle_area_bbox",
     "source_count",
     "source_labels",

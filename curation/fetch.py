@@ -98,6 +98,57 @@ def import_roots() -> list[Path]:
     return [Path(root).resolve() for root in settings.NUCLEUS_IMPORT_ROOTS]
 
 
+def _server_path_patterns() -> list[tuple[re.Pattern[str], str]]:
+    """(pattern, replacement) for each server folder a member must not see, longest first.
+
+    Import roots become nothing (what is left is the path relative to the root, which is
+    how an API caller names it); the data directory becomes `$NUCLEUS_DATA_DIR`. Roots
+    are matched as configured and as resolved (through symlinks), and only as whole path
+    components: /srv/import does not eat into /srv/import2.
+    """
+    folders: dict[str, str] = {}
+    data_dir = getattr(settings, "DATA_DIR", None)
+    if data_dir is not None:
+        for form in {str(data_dir), str(Path(data_dir).resolve())}:
+            folders[form.rstrip("/")] = "$NUCLEUS_DATA_DIR/"
+    for root in settings.NUCLEUS_IMPORT_ROOTS:
+        for form in {str(root), str(Path(root).resolve())}:
+            folders[form.rstrip("/")] = ""
+    return [
+        (re.compile(re.escape(folder) + r"(?:/|(?![\w.-]))"), replacement)
+        for folder, replacement in sorted(folders.items(), key=lambda f: -len(f[0]))
+        if folder
+    ]
+
+
+def server_paths_hidden(value: Any) -> Any:
+    """`value` (text, or JSON made of lists and dicts) as a dataset member may see it.
+
+    Job parameters and errors and items' source URIs name files by their absolute path on
+    the server; members see them relative to the import root (operators, staff users,
+    see them whole). A root itself becomes ".".
+    """
+    patterns = _server_path_patterns()
+
+    def replace(match: re.Match[str], replacement: str) -> str:
+        if replacement:
+            return replacement
+        return "" if match.group().endswith("/") else "."
+
+    def hide(v: Any) -> Any:
+        if isinstance(v, str):
+            for pattern, replacement in patterns:
+                v = pattern.sub(functools.partial(replace, replacement=replacement), v)
+            return v
+        if isinstance(v, list):
+            return [hide(x) for x in v]
+        if isinstance(v, dict):
+            return {k: hide(x) for k, x in v.items()}
+        return v
+
+    return hide(value)
+
+
 def _protected_dirs() -> list[Path]:
     """Folders no import may read from: local media storage, wherever it is configured."""
     found = [settings.MEDIA_ROOT]

@@ -8,6 +8,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from curation.fetch import server_paths_hidden
 from curation.models import (
     Annotation,
     ApiToken,
@@ -177,7 +178,27 @@ class PredictionSerializer(serializers.ModelSerializer):
         ]
 
 
-class ItemSerializer(serializers.ModelSerializer):
+class HidesServerPaths(serializers.Serializer):
+    """Members see server paths relative to the import root; staff users see them whole.
+
+    Without a request in the context (a serializer used outside a view) paths are hidden.
+    """
+
+    server_path_fields: tuple[str, ...] = ()
+
+    def to_representation(self, instance: Any) -> Any:
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        if not getattr(getattr(request, "user", None), "is_staff", False):
+            for name in self.server_path_fields:
+                if name in data:
+                    data[name] = server_paths_hidden(data[name])
+        return data
+
+
+class ItemSerializer(HidesServerPaths, serializers.ModelSerializer):
+    server_path_fields = ("source_uri",)
+
     metadata = serializers.JSONField()
     media_url = serializers.SerializerMethodField(
         help_text="The image, through the authenticated media view; null without media."
@@ -509,7 +530,9 @@ class JobProgressSerializer(serializers.Serializer):
     total = serializers.IntegerField(source="progress_total", allow_null=True)
 
 
-class JobSerializer(serializers.ModelSerializer):
+class JobSerializer(HidesServerPaths, serializers.ModelSerializer):
+    server_path_fields = ("errors", "message", "params", "result")
+
     created_by = serializers.CharField(
         source="created_by.username", read_only=True, allow_null=True
     )

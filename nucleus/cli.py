@@ -115,6 +115,12 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--url-ttl", type=int, metavar="SECONDS", help="how long signed media URLs stay valid"
     )
+    export.add_argument(
+        "--media-urls",
+        choices=["signed", "plain"],
+        help="signed (expiring, no token needed) or plain (needs a token, never changes; "
+        "the default for a --version, whose export is then the same file every time)",
+    )
     export.add_argument("--include-media", action="store_true", help="yolo: add the images")
     export.set_defaults(run=_export)
 
@@ -245,6 +251,7 @@ def _export(client: NucleusClient, args: argparse.Namespace) -> int:
         "format": args.format,
         "predictions": args.predictions,
         "url_ttl": args.url_ttl,
+        "media_urls": args.media_urls,
         "include_media": args.include_media,
     }
     if args.output in (None, "-"):

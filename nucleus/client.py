@@ -878,6 +878,7 @@ class NucleusClient:
         predictions: str | None,
         url_ttl: int | None,
         include_media: bool,
+        media_urls: str | None = None,
     ) -> requests.Response:
         ds_id = self._dataset_id(dataset)
         if slice is None:
@@ -893,6 +894,8 @@ class NucleusClient:
             params["predictions"] = predictions
         if url_ttl is not None:
             params["url_ttl"] = url_ttl
+        if media_urls is not None:
+            params["media_urls"] = media_urls
         if include_media:
             params["include_media"] = "true"
         return self.request("GET", path, params=params, stream=True)
@@ -906,14 +909,16 @@ class NucleusClient:
         format: str = "jsonl",
         predictions: str | None = None,
         url_ttl: int | None = None,
+        media_urls: str | None = None,
     ) -> Iterator[JSON]:
         """Yield the records of a dataset, a slice or a slice version as the export streams.
 
         Only JSONL can be read record by record (`format="jsonl"`); memory stays flat at any
         size. Save COCO or YOLO with export_to_file. The request is sent at once, so a
         refusal raises here; records are read as you iterate. Each record has its item's id,
-        reference_id, width, height, metadata, annotations, a signed media_url that expires
-        after `url_ttl` seconds, and `predictions` of the named model.
+        reference_id, width, height, metadata, annotations, a media_url (signed, expiring
+        after `url_ttl` seconds, or with `media_urls="plain"`, the default for a version, a
+        URL that needs the token and never changes), and `predictions` of the named model.
         """
         if format != "jsonl":
             raise ValueError(
@@ -926,6 +931,7 @@ class NucleusClient:
             format=format,
             predictions=predictions,
             url_ttl=url_ttl,
+            media_urls=media_urls,
             include_media=False,
         )
         return _jsonl_records(response)
@@ -940,6 +946,7 @@ class NucleusClient:
         format: str = "jsonl",
         predictions: str | None = None,
         url_ttl: int | None = None,
+        media_urls: str | None = None,
         include_media: bool = False,
     ) -> Path:
         """Stream an export into a file and return its path.
@@ -955,6 +962,7 @@ class NucleusClient:
             format=format,
             predictions=predictions,
             url_ttl=url_ttl,
+            media_urls=media_urls,
             include_media=include_media,
         )
         return _save(response, Path(path))
@@ -969,6 +977,7 @@ class NucleusClient:
         format: str = "jsonl",
         predictions: str | None = None,
         url_ttl: int | None = None,
+        media_urls: str | None = None,
         include_media: bool = False,
     ) -> int:
         """Stream an export into an open binary file (e.g. stdout); returns the bytes written."""
@@ -979,6 +988,7 @@ class NucleusClient:
             format=format,
             predictions=predictions,
             url_ttl=url_ttl,
+            media_urls=media_urls,
             include_media=include_media,
         )
         return _copy(response, out)
@@ -992,6 +1002,7 @@ class NucleusClient:
         format: str = "jsonl",
         predictions: str | None = None,
         url_ttl: int | None = None,
+        media_urls: str | None = None,
         include_media: bool = False,
     ) -> Job:
         """Start an export job that writes the file into the server's storage.
@@ -1008,6 +1019,8 @@ class NucleusClient:
             body["predictions"] = predictions
         if url_ttl is not None:
             body["url_ttl"] = url_ttl
+        if media_urls is not None:
+            body["media_urls"] = media_urls
         return Job.from_json(self._post(f"datasets/{ds_id}/exports", body))
 
     def export_job_download(self, dataset: DatasetRef, job: JobRef, path: str | Path) -> Path:

@@ -8,9 +8,11 @@ because a fetcher's connection cannot see another connection's uncommitted rows.
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import time_machine
 from django.db import connection
 
 from curation import export as export_module
@@ -40,14 +42,18 @@ def test_parallel_output_is_byte_identical_to_one_connection(dataset: Any, setti
     assert not connection.in_atomic_block
     urls = MediaUrls()
     for source in (export_source(dataset=dataset), export_source(dataset=dataset, slice=part)):
-        settings.NUCLEUS_EXPORT_FETCHERS = 1
-        one = body(jsonl_chunks(source, urls=urls, batch_size=4))
-        one_coco = body(coco_chunks(source, urls=urls, batch_size=4))
-        settings.NUCLEUS_EXPORT_FETCHERS = 3
-        many = body(jsonl_chunks(source, urls=urls, batch_size=4))
-        many_coco = body(coco_chunks(source, urls=urls, batch_size=4))
+        # A live COCO file carries the moment it was made (info.date_created): the clock
+        # stands still here so that the two files can be compared byte for byte.
+        with time_machine.travel(datetime(2030, 1, 1, 23, 59, 59, tzinfo=UTC), tick=False):
+            settings.NUCLEUS_EXPORT_FETCHERS = 1
+            one = body(jsonl_chunks(source, urls=urls, batch_size=4))
+            one_coco = body(coco_chunks(source, urls=urls, batch_size=4))
+            settings.NUCLEUS_EXPORT_FETCHERS = 3
+            many = body(jsonl_chunks(source, urls=urls, batch_size=4))
+            many_coco = body(coco_chunks(source, urls=urls, batch_size=4))
         assert one == many
         assert one_coco == many_coco
+        assert b'"date_created": "2030-01-01T23:59:59Z"' in many_coco
         assert many.count(b"\n") == source_size(source)
     assert fetcher_threads() == []
 

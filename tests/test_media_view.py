@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -206,3 +207,29 @@ def test_a_signed_url_is_bound_to_its_item_kind_and_lifetime(dataset: Dataset, i
     tampered = media_signature(item.pk, "original", ttl=60)[:-2] + "xx"
     response = Client().get(f"/media/items/{item.pk}/original", {"sig": tampered})
     assert response.status_code == 401
+
+
+def test_a_versions_plain_media_url_needs_a_token_and_never_expires(
+    alice: User,
+    victor: User,
+    charlie: User,
+    item: Item,
+    original: bytes,
+    client_for: Callable[[User | None], APIClient],
+) -> None:
+    from curation.services import slice_create
+    from curation.slices import slice_version_create
+
+    chosen, _ = slice_create(
+        dataset=item.dataset, user=alice, name="chosen", reference_ids=[item.reference_id]
+    )
+    slice_version_create(slice=chosen, user=alice)
+    export = f"/api/v1/datasets/{item.dataset_id}/slices/{chosen.pk}/export?version=1"
+    viewer = client_for(victor)
+    response = viewer.get(export)
+    (record,) = [json.loads(line) for line in b"".join(response.streaming_content).splitlines()]
+    url = record["media_url"]
+    assert url == f"http://testserver/media/items/{item.pk}/original"
+    assert body(viewer.get(url)) == original
+    assert Client().get(url, HTTP_ACCEPT="image/*").status_code == 401
+    assert client_for(charlie).get(url).status_code == 404

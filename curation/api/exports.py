@@ -53,6 +53,15 @@ class ExportParamsSerializer(serializers.Serializer):
     include_media = serializers.BooleanField(
         required=False, default=False, help_text="yolo: put the images in the archive too."
     )
+    media_urls = serializers.ChoiceField(
+        choices=export.MEDIA_URL_MODES,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="signed: expiring URLs that need no credentials; plain: URLs that need "
+        "a token and never change. Default: plain for a version (its export is then the "
+        "same file every time), signed otherwise or when url_ttl is given.",
+    )
 
 
 class ExportJobCreateSerializer(ExportParamsSerializer):
@@ -80,6 +89,13 @@ EXPORT_PARAMETERS = [
     OpenApiParameter(
         "include_media", OpenApiTypes.BOOL, description="yolo only: include the image files."
     ),
+    OpenApiParameter(
+        "media_urls",
+        OpenApiTypes.STR,
+        enum=list(export.MEDIA_URL_MODES),
+        description="signed (expiring, no credentials needed) or plain (needs a token, never "
+        "changes). Default: plain for a version, signed otherwise or with url_ttl.",
+    ),
 ]
 
 EXPORT_RESPONSES: dict[Any, Any] = {
@@ -97,7 +113,8 @@ EXPORT_RESPONSES: dict[Any, Any] = {
 
 EXPORT_HELP = (
     "Streams at once and keeps the server's memory flat at any size (keyset batches). "
-    "Media URLs inside are signed and expire (url_ttl). See docs/export.md for the formats."
+    "Media URLs inside are signed and expire (url_ttl), or plain (media_urls=plain, the "
+    "default for a version). See docs/export.md for the formats."
 )
 
 
@@ -110,17 +127,20 @@ def _options(request: Request, dataset: Dataset) -> dict[str, Any]:
 def _stream(
     request: Request, source: export.ExportSource, options: dict[str, Any]
 ) -> StreamingHttpResponse:
+    mode = export.export_media_mode(
+        source, media_urls=options["media_urls"], url_ttl=options["url_ttl"]
+    )
     chunks = export.export_chunks(
         source,
         format=options["format"],
-        urls=export.MediaUrls(ttl=options["url_ttl"], request=request),
+        urls=export.MediaUrls(mode=mode, ttl=options["url_ttl"], request=request),
         model=options["model"],
         include_media=options["include_media"],
     )
     response = StreamingHttpResponse(chunks, content_type=export.CONTENT_TYPES[options["format"]])
     filename = export.export_filename(source, options["format"])
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    response["Cache-Control"] = "no-store"  # the body holds signed URLs
+    response["Cache-Control"] = "no-store"  # the body may hold signed URLs
     return response
 
 
@@ -149,8 +169,9 @@ class SliceExportView(APIView):
         tags=TAGS,
         summary="Download a slice, or one of its versions, as JSONL, COCO or YOLO (streamed)",
         description=EXPORT_HELP
-        + " With `version`, the export is the frozen version: the same file (but for the "
-        "signed URLs) however the data changed since.",
+        + " With `version`, the export is the frozen version: the same file, byte for "
+        "byte, whenever it is made and however the data changed since (unless signed "
+        "media URLs are asked for).",
         parameters=[
             OpenApiParameter("version", OpenApiTypes.INT, description="A version's number."),
             *EXPORT_PARAMETERS,
@@ -212,7 +233,12 @@ class ExportJobListView(generics.ListAPIView):
             found, version = item_set.slice, item_set.version
         options = export.export_options_clean(dataset=dataset, **fields)
         job = services.export_job_queue(
-            dataset=dataset, user=request.user, slice=found, version=version, **options
+            dataset=dataset,
+            user=request.user,
+            slice=found,
+            version=version,
+            base_url=export.request_base_url(request),
+            **options,
         )
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 

@@ -47,7 +47,7 @@ class JobDetailView(APIView):
     def get(self, request: Request, dataset_id: int, job_id: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.VIEWER)
         job = selectors.job_of(dataset=dataset, job_id=job_id)
-        return Response(JobSerializer(job).data)
+        return Response(JobSerializer(job, context={"request": request}).data)
 
 
 class JobCancelView(APIView):
@@ -64,7 +64,7 @@ class JobCancelView(APIView):
         dataset = dataset_for(request.user, dataset_id, Role.CURATOR)
         job = selectors.job_of(dataset=dataset, job_id=job_id)
         job = job_cancel(job=job)
-        return Response(JobSerializer(job).data)
+        return Response(JobSerializer(job, context={"request": request}).data)
 
 
 class IngestView(APIView):
@@ -101,4 +101,6 @@ class IngestView(APIView):
             data.is_valid(raise_exception=True)
             source = data.validated_data["source"]
         job = ingest.ingest_enqueue(dataset=dataset, user=request.user, source=source)
-        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+        return Response(
+            JobSerializer(job, context={"request": request}).data, status=status.HTTP_202_ACCEPTED
+        )
