@@ -59,14 +59,19 @@ def test_two_jobs_offering_a_default_at_once_both_succeed(dataset: Dataset) -> N
     inserted.wait(timeout=60)
     racer = threading.Thread(target=offer)
     racer.start()
-    # The racer must reach the row the holder has inserted but not committed yet.
-    for _ in range(600):
-        if waiting_on_a_lock() or not racer.is_alive():
+    # The racer must reach the row the holder has inserted but not committed yet, and wait
+    # for it: that is the race this test is about. (It cannot finish before the holder
+    # commits, so there is no timing to win or lose; the bound only stops a hung test.)
+    raced = False
+    for _ in range(3600):
+        raced = waiting_on_a_lock()
+        if raced or not racer.is_alive():
             break
         time.sleep(0.05)
     release.set()
     holder.join()
     racer.join()
 
+    assert raced, "the second offer never waited on the first one's uncommitted row"
     assert errors == []
     assert DatasetSearchDefault.objects.get(dataset=dataset).model_id == first.pk

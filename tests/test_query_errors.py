@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from curation.errors import InvalidInput, api_exception_handler
-from curation.models import Dataset
+from curation.models import Dataset, Item
 from curation.query import QueryError, validate_query
 from curation.query.parser import MAX_DEPTH, MAX_QUERY_LENGTH
-from tests.query_dataset import module_dataset
+from tests.query_dataset import matching, module_dataset
 
 
 @pytest.fixture(scope="module")
@@ -165,11 +165,27 @@ def test_it_refuses_deep_nesting(dataset: Dataset) -> None:
 
 
 def test_it_accepts_nesting_within_the_limit(dataset: Dataset) -> None:
-    validate_query("NOT " * (MAX_DEPTH - 5) + "width > 1", dataset=dataset)
+    everything = sorted(Item.objects.filter(dataset=dataset).values_list("reference_id", flat=True))
+    wide = matching(dataset, "width > 1000")
+    assert wide and wide != everything
+    # An even number of NOTs cancels out: the deep query matches what the plain one does.
+    depth = (MAX_DEPTH - 5) // 2 * 2
+    assert matching(dataset, "NOT " * depth + "width > 1000") == wide
+    assert matching(dataset, "NOT " * (depth - 1) + "width > 1000") == sorted(
+        set(everything) - set(wide)
+    )
 
 
 def test_it_accepts_long_flat_chains(dataset: Dataset) -> None:
-    validate_query(" OR ".join(f"width = {i}" for i in range(500)), dataset=dataset)
+    widths = sorted(
+        set(
+            Item.objects.filter(dataset=dataset, width__isnull=False).values_list(
+                "width", flat=True
+            )
+        )
+    )
+    chain = " OR ".join(f"width = {i}" for i in [*range(500), widths[0]])
+    assert matching(dataset, chain) == matching(dataset, f"width = {widths[0]}") != []
 
 
 def test_it_refuses_overlong_queries(dataset: Dataset) -> None:
