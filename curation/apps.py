@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.conf import settings
+from PIL import Image
 
 
 class CurationConfig(AppConfig):
@@ -9,3 +11,9 @@ class CurationConfig(AppConfig):
 
     def ready(self) -> None:
         from curation import checks  # noqa: F401  (registers system checks)
+
+        # Pillow's own decompression-bomb check (a warning above this many pixels, an error
+        # above twice that) is process-wide state: set once here, never per call, so that
+        # one caller's limit cannot leak into another's. Every decode of untrusted bytes
+        # also checks NUCLEUS_MAX_IMAGE_PIXELS itself, right after the header is read.
+        Image.MAX_IMAGE_PIXELS = settings.NUCLEUS_MAX_IMAGE_PIXELS

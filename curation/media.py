@@ -79,11 +79,11 @@ def _check_pixels(size: tuple[int, int]) -> None:
 
 def image_decode(data: bytes) -> Decoded:
     """Decode `data` fully (no truncated or corrupt image passes) and make its thumbnail."""
-    # Pillow's own bomb check warns above MAX_IMAGE_PIXELS and raises above twice that.
-    # _check_pixels() refuses everything Pillow would warn about, right after the header is
-    # read and before any pixel is decoded, which treats the warning as the error it is
-    # without touching the process-wide (and thread-unsafe) warning filters.
-    Image.MAX_IMAGE_PIXELS = settings.NUCLEUS_MAX_IMAGE_PIXELS
+    # Pillow's own bomb check warns above MAX_IMAGE_PIXELS (set once, in CurationConfig)
+    # and raises above twice that. _check_pixels() refuses everything over the configured
+    # limit right after the header is read and before any pixel is decoded, which treats
+    # the warning as the error it is without touching the process-wide (and thread-unsafe)
+    # warning filters.
     try:
         with Image.open(io.BytesIO(data), formats=OPEN_FORMATS) as im:
             _check_pixels(im.size)

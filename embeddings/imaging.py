@@ -32,7 +32,6 @@ class DecodeError(Exception):
 
 def pixels_decode(data: bytes, size: int) -> np.ndarray:
     """Decode image bytes into a (size, size, 3) uint8 array, upright."""
-    Image.MAX_IMAGE_PIXELS = settings.NUCLEUS_MAX_IMAGE_PIXELS
     try:
         with Image.open(io.BytesIO(data), formats=OPEN_FORMATS) as im:
             if im.width * im.height > settings.NUCLEUS_MAX_IMAGE_PIXELS:
