@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,14 @@ from django.db import connection, transaction
 from curation.errors import InvalidInput, NotFound
 from curation.models import Dataset, Item, ItemTag, Slice, SliceItem, Tag
 from embeddings import vectors as vec
-from embeddings.search import MetadataCondition, SearchFilter, search_item, search_vector
+from embeddings.search import (
+    MAX_SCAN_TUPLES_MIN,
+    MetadataCondition,
+    SearchFilter,
+    max_scan_tuples,
+    search_item,
+    search_vector,
+)
 from tests.embedding_factories import clustered, custom_model, exact_top, items_with_vectors
 
 DIM = 64
@@ -157,10 +165,28 @@ def test_it_returns_exactly_k_under_filters(
         assert all(allowed[items.index(next(i for i in items if i.pk == pk))] for pk in got)
         recalls.append(len(set(got) & set(exact_ids(dataset, data, data[q], 10, allowed))) / 10)
         strategies.add(result.strategy)
-    # A small filtered set is scanned exactly; otherwise the index answers (topped up,
-    # and exact only where even 1,000 candidates hold fewer than k matches).
-    assert strategies == {"exact"} if exact_max else "hnsw-filtered" in strategies
+    # A small filtered set is scanned exactly; otherwise the index answers: pgvector 0.8
+    # walks on until k rows pass (iterative scan); older pgvector is topped up, and exact
+    # only where even 1,000 candidates hold fewer than k matches. `make test` runs this
+    # on both (tests/pgvector_legacy.py).
+    index_path = "hnsw-iterative" if vec.has_iterative_scan() else "hnsw-filtered"
+    assert strategies == {"exact"} if exact_max else index_path in strategies
     assert np.mean(recalls) >= 0.9
+
+
+def test_it_runs_on_the_pgvector_this_session_asked_for(db: None) -> None:
+    """The embedded server's 0.8.5, or what tests/pgvector_legacy.py (or whoever points
+    DATABASE_URL elsewhere) names in NUCLEUS_TEST_PGVECTOR: the paths above really ran."""
+    expected = os.environ.get("NUCLEUS_TEST_PGVECTOR", "0.8.5")
+    assert ".".join(map(str, vec.pgvector_version())) == expected
+    assert vec.has_iterative_scan() == (tuple(map(int, expected.split("."))) >= (0, 8))
+
+
+def test_iterative_scans_may_visit_more_tuples_the_more_selective_the_filter() -> None:
+    assert max_scan_tuples(101, 0.001, 1_000_000) == 404_000  # four times the expected walk
+    assert max_scan_tuples(1001, 0.02, 1_000_000) == 200_200
+    assert max_scan_tuples(11, 0.01, 1_000_000) == MAX_SCAN_TUPLES_MIN  # pgvector's default
+    assert max_scan_tuples(1001, 0.001, 1_000_000) == 1_000_000  # never past the index
 
 
 def test_it_returns_every_match_when_fewer_than_k_match(dataset: Dataset) -> None:
