@@ -103,6 +103,9 @@ def service_env(data_dir: Path) -> dict[str, str]:
 def test_it_upgrades_a_postgresql_16_directory_keeping_rows_and_vectors(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     pgdata = old_directory(data_dir, *VECTORS)
+    # As root the server runs as its own user, which must reach the folders the upgrade
+    # makes; the old server's start had opened the way, a folder made private since has not.
+    tmp_path.chmod(0o700)
 
     started = subprocess.run(
         [sys.executable, "-c", READ_THROUGH_THE_SERVICE],

