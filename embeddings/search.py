@@ -235,19 +235,29 @@ def _exact(
 
 
 def _hnsw(
-    dataset: Dataset, model: EmbeddingModel, query: str, ef: int, limit: int
+    dataset: Dataset,
+    model: EmbeddingModel,
+    query: str,
+    ef: int,
+    limit: int,
+    index_type: str,
 ) -> list[tuple[int, float]]:
-    """Approximate k-NN through the (model, dataset) HNSW index, `ef` candidates deep."""
-    distance = vec.distance_sql(model.dimension)
+    """Approximate k-NN through the (model, dataset) HNSW index, `ef` candidates deep.
+
+    The index ranks (in half precision where it is a halfvec index); the distances come
+    from the stored full-precision vectors, and the rows are put in their order.
+    """
+    order = vec.distance_sql(model.dimension, index_type=index_type)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
         cursor.execute(
-            f"SELECT item_id, {distance} AS distance FROM {vec.TABLE} "
+            f"SELECT item_id, vector <=> %s::vector AS distance FROM {vec.TABLE} "
             f"WHERE model_id = {int(model.pk)} AND dataset_id = {int(dataset.pk)} "
-            f"ORDER BY {distance} LIMIT {int(limit)}",
+            f"ORDER BY {order} LIMIT {int(limit)}",
             [query, query],
         )
-        return [(int(i), float(d)) for i, d in cursor.fetchall()]
+        rows = [(int(i), float(d)) for i, d in cursor.fetchall()]
+    return sorted(rows, key=lambda row: (row[1], row[0]))
 
 
 def _hnsw_iterative(
@@ -258,6 +268,7 @@ def _hnsw_iterative(
     exclude: Sequence[int],
     top: int,
     max_scan: int,
+    index_type: str,
 ) -> list[tuple[int, float]]:
     """pgvector >= 0.8: the index scan itself continues until `top` rows pass the filter.
 
@@ -267,9 +278,10 @@ def _hnsw_iterative(
     distance order (pgvector's documented pattern; `+ 0` keeps PostgreSQL 17+ from taking
     the CTE's own ORDER BY as already sorting the outer query). The scan stops after
     `max_scan` visited tuples (or when it would outgrow work_mem); if it stops short of
-    `top`, the caller answers exactly.
+    `top`, the caller answers exactly. As in `_hnsw`, the index ranks and the distances
+    (and so the final order) are full precision.
     """
-    distance = vec.distance_sql(model.dimension)
+    order = vec.distance_sql(model.dimension, index_type=index_type)
     sql, item_params = items.values("id").query.sql_with_params()
     where = [
         f"model_id = {int(model.pk)}",
@@ -288,9 +300,9 @@ def _hnsw_iterative(
         cursor.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
         cursor.execute(f"SET LOCAL hnsw.max_scan_tuples = {int(max_scan)}")
         cursor.execute(
-            f"WITH nearest AS MATERIALIZED (SELECT item_id, {distance} AS distance "
+            "WITH nearest AS MATERIALIZED (SELECT item_id, vector <=> %s::vector AS distance "
             f"FROM {vec.TABLE} WHERE {' AND '.join(where)} "
-            f"ORDER BY {distance} LIMIT {int(top)}) "
+            f"ORDER BY {order} LIMIT {int(top)}) "
             "SELECT item_id, distance FROM nearest ORDER BY distance + 0, item_id",
             params,
         )
@@ -344,7 +356,7 @@ def knn(
     flt = search_filter or SearchFilter()
     exclude = list(flt.exclude_item_ids)
     items = flt.queryset(dataset) if flt.restricts else None
-    indexed, index_rows = vec.index_state(model.pk, dataset.pk)
+    indexed, index_rows, index_type = vec.index_info(model.pk, dataset.pk)
     if not indexed:
         # No index yet (the first embedding job is still loading): exact is all there is.
         return _exact(dataset, model, query, items, exclude, top), "exact"
@@ -353,7 +365,7 @@ def knn(
         want = top + len(exclude)
         if top <= EF_SEARCH_MAX:
             ef = min(EF_SEARCH_MAX, max(settings.NUCLEUS_SEARCH_EF_SEARCH, want))
-            candidates = _hnsw(dataset, model, query, ef, min(want, ef))
+            candidates = _hnsw(dataset, model, query, ef, min(want, ef), index_type)
             rows = [r for r in candidates if r[0] not in exclude]
             if len(rows) >= top:
                 return rows[:top], "hnsw"
@@ -376,7 +388,7 @@ def knn(
 
     if vec.has_iterative_scan():
         max_scan = max_scan_tuples(want, selectivity, total)
-        rows = _hnsw_iterative(dataset, model, query, items, exclude, top, max_scan)
+        rows = _hnsw_iterative(dataset, model, query, items, exclude, top, max_scan, index_type)
         if len(rows) >= top:
             return rows, "hnsw-iterative"
         return _exact(dataset, model, query, items, exclude, top), "exact"
@@ -386,7 +398,7 @@ def knn(
         EF_SEARCH_MAX, max(settings.NUCLEUS_SEARCH_EF_SEARCH, math.ceil(2 * want / selectivity))
     )
     while True:
-        candidates = _hnsw(dataset, model, query, ef, ef)
+        candidates = _hnsw(dataset, model, query, ef, ef, index_type)
         ids = [c[0] for c in candidates]
         passing = set(items.filter(id__in=ids).values_list("id", flat=True))
         passing.difference_update(exclude)

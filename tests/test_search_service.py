@@ -67,7 +67,7 @@ def test_it_uses_the_hnsw_index_for_unfiltered_queries(dataset: Dataset) -> None
     model = custom_model(dataset, DIM)
     data = clustered(3000, DIM, 20, seed=3)
     items_with_vectors(dataset, model, data)
-    distance = vec.distance_sql(model.dimension)
+    distance = vec.distance_sql(model.dimension, index_type=vec.index_info(model.pk, dataset.pk)[2])
     query = vec.vector_literal(data[0])
 
     with transaction.atomic(), connection.cursor() as cursor:
@@ -82,6 +82,30 @@ def test_it_uses_the_hnsw_index_for_unfiltered_queries(dataset: Dataset) -> None
     result = search_vector(dataset=dataset, model=model, vector=data[0], limit=10)
     assert result.strategy == "hnsw"
     assert len(set(ids_of(result)) & set(exact_ids(dataset, data, data[0], 10))) >= 9
+
+
+def test_a_halfvec_index_ranks_as_well_as_full_precision_and_scores_stay_exact(
+    dataset: Dataset,
+) -> None:
+    """Where pgvector has halfvec (>= 0.7), indexes hold half-precision vectors; recall@10
+    against exact full-precision search stays >= 0.95, and scores are full precision."""
+    model = custom_model(dataset, DIM)
+    data = clustered(3000, DIM, 30, seed=12)
+    items = items_with_vectors(dataset, model, data)
+    row_of = {item.pk: row for row, item in enumerate(items)}
+    expected_type = "halfvec" if vec.pgvector_version() >= (0, 7, 0) else "vector"
+    assert vec.index_info(model.pk, dataset.pk)[2] == expected_type
+
+    recalls = []
+    for q in range(0, 3000, 60):
+        result = search_vector(dataset=dataset, model=model, vector=data[q], limit=10)
+        assert result.strategy == "hnsw"
+        truth = exact_ids(dataset, data, data[q], 10)
+        recalls.append(len(set(ids_of(result)) & set(truth)) / 10)
+        full = [float(data[row_of[h.item_id]] @ data[q]) for h in result.hits]
+        assert [h.score for h in result.hits] == pytest.approx(full, abs=1e-6)
+        assert full == sorted(full, reverse=True)
+    assert np.mean(recalls) >= 0.95
 
 
 def exact_ids(
@@ -115,7 +139,7 @@ def test_a_plain_filtered_index_scan_falls_short_of_k(
 ) -> None:
     """Why the service needs its strategies: HNSW + WHERE with ef_search=40 loses rows."""
     model, data, items = three_thousand
-    distance = vec.distance_sql(model.dimension)
+    distance = vec.distance_sql(model.dimension, index_type=vec.index_info(model.pk, dataset.pk)[2])
     sql = (
         f"SELECT item_id FROM {vec.TABLE} WHERE model_id = {model.pk} "
         f"AND dataset_id = {dataset.pk} AND (item_id - {items[0].pk}) %% 100 = 0 "
