@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+from nucleus.embedded_pg.base import _upgrade_finish, pgdata_upgrade
 
 ROOT = Path(__file__).resolve().parent.parent
 ROWS = 200
@@ -100,6 +100,7 @@ def service_env(data_dir: Path) -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 def test_it_upgrades_a_postgresql_16_directory_keeping_rows_and_vectors(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     pgdata = old_directory(data_dir, *VECTORS)
@@ -133,6 +134,7 @@ def test_it_upgrades_a_postgresql_16_directory_keeping_rows_and_vectors(tmp_path
     assert sorted(p.name for p in data_dir.iterdir() if p.name.startswith((".pg", "pg"))) == ["pg"]
 
 
+@pytest.mark.slow
 def test_a_failed_upgrade_says_why_and_leaves_the_old_directory_intact(tmp_path: Path) -> None:
     # pg_upgrade refuses clusters with reg* columns (they hold OIDs it does not keep).
     data_dir = tmp_path / "data"
@@ -168,3 +170,34 @@ def _cosine_distance(a: list[int], b: list[int]) -> float:
     dot = sum(x * y for x, y in zip(a, b, strict=True))
     norm = (sum(x * x for x in a) * sum(y * y for y in b)) ** 0.5
     return 1.0 - dot / norm
+
+
+def test_a_swap_cut_short_by_a_crash_is_completed_at_the_next_start(tmp_path: Path) -> None:
+    # The old directory was moved aside and the finished copy not yet moved in; the next
+    # start made an empty pgdata folder before it looked.
+    data = tmp_path / "data"
+    pgdata, staged, backup = data / "pg", data / ".pg-upgrading", data / ".pg-before-upgrade"
+    for folder, version in ((staged, "18"), (backup, "16")):
+        folder.mkdir(parents=True)
+        (folder / "PG_VERSION").write_text(f"{version}\n")
+    (staged / ".nucleus-upgrade-complete").touch()
+    pgdata.mkdir()
+
+    assert pgdata_upgrade(pgdata, system_user=None) is False  # nothing left to upgrade
+
+    assert (pgdata / "PG_VERSION").read_text() == "18\n"
+    assert sorted(p.name for p in data.iterdir()) == ["pg"]
+    assert [p.name for p in pgdata.iterdir()] == ["PG_VERSION"]
+
+
+def test_an_unfinished_copy_never_replaces_the_old_directory(tmp_path: Path) -> None:
+    # A crash while the copy was being built: the old directory is still in place.
+    data = tmp_path / "data"
+    pgdata, staged = data / "pg", data / ".pg-upgrading"
+    for folder, version in ((staged, "18"), (pgdata, "16")):
+        folder.mkdir(parents=True)
+        (folder / "PG_VERSION").write_text(f"{version}\n")
+
+    _upgrade_finish(pgdata)
+
+    assert (pgdata / "PG_VERSION").read_text() == "16\n"  # the next attempt starts over
