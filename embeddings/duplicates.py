@@ -92,14 +92,17 @@ def near_pairs_sql(run: DuplicateRun, model: EmbeddingModel) -> str:
     """
     dim = int(model.dimension)
     model_id, dataset_id = int(model.pk), int(run.dataset_id)
+    # Ranked through the index's own type (halfvec where it was built so), kept on the
+    # full-precision distance.
+    cast = vec.index_info(model_id, dataset_id)[2]
     return f"""
         SELECT a.item_id, n.item_id, 1 - n.distance
         FROM {vec.TABLE} a
         CROSS JOIN LATERAL (
-            SELECT b.item_id, b.vector::vector({dim}) <=> a.vector::vector({dim}) AS distance
+            SELECT b.item_id, b.vector <=> a.vector AS distance
             FROM {vec.TABLE} b
             WHERE b.model_id = {model_id} AND b.dataset_id = {dataset_id}
-            ORDER BY b.vector::vector({dim}) <=> a.vector::vector({dim})
+            ORDER BY b.vector::{cast}({dim}) <=> a.vector::{cast}({dim})
             LIMIT {int(run.neighbors) + 1}
         ) n
         WHERE a.model_id = {model_id} AND a.dataset_id = {dataset_id} AND a.item_id = ANY(%s)

@@ -6,7 +6,9 @@ side by side. HNSW indexes are not declared here: each (model, dataset) pair get
 partial expression index, built at run time by `embeddings.vectors.vector_index_ensure`:
 
     CREATE INDEX emb_hnsw_m{model}_d{dataset} ON embeddings_embedding
-    USING hnsw ((vector::vector(D)) vector_cosine_ops) WHERE model_id = M AND dataset_id = S
+    USING hnsw ((vector::halfvec(D)) halfvec_cosine_ops) WHERE model_id = M AND dataset_id = S
+
+(`vector::vector(D)` with `vector_cosine_ops` on pgvector < 0.7; see embeddings/vectors.py)
 
 The cast gives the index the fixed dimension HNSW needs, the predicate keeps one graph per
 dataset (so a dataset-wide search is an unfiltered index scan, not a filtered one over

