@@ -27,10 +27,11 @@ NUL_MESSAGE = "must not contain NUL characters"
 SURROGATE_MESSAGE = "must not contain lone UTF-16 surrogates (\\ud800-\\udfff)"
 DEPTH_MESSAGE = f"is nested deeper than {MAX_JSON_DEPTH} levels"
 
-# JSON text can only carry NUL or a surrogate as a \u escape: raw control characters are
-# invalid JSON and raw surrogates are invalid UTF-8. Text without such an escape needs no
-# look at its strings (a valid pair like \ud83d\ude00 matches too, and is then checked).
-_SUSPECT_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
+# JSON text carries NUL or a surrogate as a \u escape (raw control characters are invalid
+# JSON, raw surrogates invalid UTF-8), or raw in text decoded by an odd charset
+# (unicode_escape). Text with neither needs no look at its strings; a valid pair like
+# \ud83d\ude00 matches too, and is then checked.
+_SUSPECT_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})|[\x00\ud800-\udfff]")
 
 
 class Unstorable(ValueError):

@@ -273,3 +273,18 @@ def test_an_ingest_path_gets_no_tilde_expansion(
     message = "is not a file" if field == "path" else "is not a folder"
     assert error_of(response, 400)["fields"] == [{"path": f"source.{field}", "message": message}]
     assert not Job.objects.exists()
+
+
+def test_text_decoded_by_an_odd_charset_is_checked_too(
+    client_for: Client, bob: User, dataset: Dataset
+) -> None:
+    # unicode_escape turns the six characters \ud800 into the surrogate itself, before
+    # JSON sees the text.
+    response = client_for(bob).post(
+        url(dataset, "items/bulk"),
+        data=b'{"items": [{"reference_id": "a\\ud800"}]}',
+        content_type="application/json; charset=unicode_escape",
+    )
+
+    assert error_paths(response) == ["items[0].reference_id"]
+    assert not Item.objects.exists()
