@@ -183,10 +183,12 @@ def local_path_resolve(path: str | Path, *, trusted: bool = False) -> Path:
     which files exist outside the roots. A path in the service's own media or data
     directory is refused even when an import root contains it.
     """
-    raw = Path(path).expanduser()
-    if not raw.is_absolute():
-        raise PathNotAllowed(path, "must be an absolute path")
     try:
+        # Only an operator's own paths get ~ expanded: to an API caller "~bob" would be a
+        # way to probe the server's accounts ("~unknownuser" raises).
+        raw = Path(path).expanduser() if trusted else Path(path)
+        if not raw.is_absolute():
+            raise PathNotAllowed(path, "must be an absolute path")
         resolved = raw.resolve()
     except (OSError, RuntimeError, ValueError) as exc:  # a symlink loop; a NUL character
         raise FetchError(f"{path!r}: cannot be resolved ({exc})") from None

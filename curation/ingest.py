@@ -16,12 +16,11 @@ from __future__ import annotations
 import bisect
 import hashlib
 import itertools
-import json
 import os
 import uuid
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 from urllib.parse import quote, urlsplit
@@ -56,6 +55,7 @@ from curation.geometry import GeometryError
 from curation.jobs import JobContext, job_create, job_runner
 from curation.media import IMAGE_EXTENSIONS, MediaError, media_process
 from curation.models import Dataset, Job
+from curation.storable import Unstorable, json_check, json_loads, text_storable
 
 SOURCE_TYPES = ("folder", "manifest", "coco")
 # Room a COCO shape id leaves after its file_name: "coco:", "#", the annotation id and a
@@ -91,7 +91,12 @@ def _clean_local(value: Any, path: str, *, trusted: bool, want_dir: bool) -> str
         raise _invalid(path, "must not contain NUL characters")
     if "://" in value:
         raise _invalid(path, "must be a local path, not a URL")
-    raw = Path(value).expanduser()
+    try:
+        # ~ is the operator's shell's business: an API or UI path is taken literally, so
+        # "~bob/x" is a folder of that name under the import root, not bob's home.
+        raw = Path(value).expanduser() if trusted else Path(value)
+    except RuntimeError as exc:  # ~unknownuser
+        raise _invalid(path, f"cannot be resolved ({exc})") from None
     if not raw.is_absolute():
         # The operator's shell resolves relative to its working directory; an API caller
         # names a path relative to the first import root.
@@ -232,8 +237,8 @@ class SourceRecord:
 
 
 def _storable(text: str | None) -> str | None:
-    """`text` with NUL characters spelled out: PostgreSQL's jsonb cannot hold them."""
-    return text.replace("\x00", "\\x00") if text else text
+    """`text` with NUL and lone surrogates spelled out: the job's jsonb cannot hold them."""
+    return text_storable(text) if text else text
 
 
 def _image_location(value: str, base: str | None) -> str:
@@ -345,7 +350,12 @@ class ManifestSource:
         for number, line, name, folder in itertools.islice(self._lines(), start, None):
             origin = f"{name}:{number}"
             try:
-                raw = json.loads(line.decode("utf-8-sig") if number == 1 else line)
+                # Nesting too deep fails here; its text is checked with every other
+                # record's, in _chunk_prepare.
+                raw = json_loads(line.decode("utf-8-sig") if number == 1 else line, check=False)
+            except Unstorable as exc:
+                yield SourceRecord(None, {}, None, origin, number, exc.message)
+                continue
             except (ValueError, UnicodeDecodeError) as exc:
                 yield SourceRecord(None, {}, None, origin, number, f"is not valid JSON: {exc}")
                 continue
@@ -399,7 +409,9 @@ class CocoSource:
         f, self.name, folder = _open_source_file(spec, trusted)
         with f:
             try:
-                data = json.load(f)
+                data = json_loads(f.read(), check=False)
+            except Unstorable as exc:
+                raise SourceError(f"{self.name}: {exc.message}") from None
             except (ValueError, UnicodeDecodeError) as exc:
                 raise SourceError(f"{self.name} is not valid JSON: {exc}") from None
         self.base = _relative_base(spec, folder)
@@ -592,12 +604,26 @@ def _media_load(location: str, stored: _Stored | None, dataset_id: int, trusted:
     return media_process(dataset_id=dataset_id, data=data, source_uri=location)
 
 
+def _storable_record(record: SourceRecord) -> SourceRecord:
+    """The record, or a copy carrying the error if its row holds text PostgreSQL cannot
+    store or is nested too deep: one error path for every source's records."""
+    if record.error is not None:
+        return record
+    try:
+        json_check(record.raw)
+    except Unstorable as exc:
+        return replace(record, error=exc.message)
+    return record
+
+
 def _chunk_prepare(
     dataset: Dataset, chunk: list[SourceRecord], *, pool: Executor, trusted: bool
 ) -> tuple[list[ItemRecord], list[dict[str, Any]]]:
     """Read, store and validate one chunk: its clean item records and its per-item errors."""
+    chunk = [_storable_record(r) for r in chunk]
     errors: list[dict[str, Any]] = []
-    stored = _stored(dataset, {r.reference_id for r in chunk if r.reference_id})
+    # Only records without an error: a bad one's reference id may be unsendable.
+    stored = _stored(dataset, {r.reference_id for r in chunk if r.reference_id and r.error is None})
     futures = {
         id(r): pool.submit(
             _media_load, r.location, stored.get(r.reference_id or ""), dataset.pk, trusted

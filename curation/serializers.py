@@ -393,37 +393,11 @@ class ModelSerializer(serializers.ModelSerializer):
         ]
 
 
-def nul_path(value: Any, path: str) -> str | None:
-    """The first place in a JSON value whose key or text holds a NUL character, or None."""
-    if isinstance(value, str):
-        return path if "\x00" in value else None
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            if "\x00" in str(key):
-                return path
-            found = nul_path(inner, f"{path}.{key}")
-            if found is not None:
-                return found
-    if isinstance(value, list):
-        for index, inner in enumerate(value):
-            found = nul_path(inner, f"{path}[{index}]")
-            if found is not None:
-                return found
-    return None
-
-
 class ModelCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True, default="")
+    # NUL and lone surrogates never get here: the API's parsers refuse them (curation.storable).
     metadata = serializers.DictField(required=False, default=dict)
-
-    def validate_metadata(self, value: dict[str, Any]) -> dict[str, Any]:
-        # PostgreSQL's jsonb cannot hold NUL ("\u0000"): refuse it here, naming the key,
-        # instead of failing in the INSERT.
-        where = nul_path(value, "metadata")
-        if where is not None:
-            raise serializers.ValidationError(f"must not contain NUL characters (at {where})")
-        return value
 
 
 # ------------------------------------------------------------------------------- slices

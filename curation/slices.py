@@ -495,12 +495,17 @@ def slice_sample(
 
 def _tag_items(
     dataset: Dataset, query: str | None, item_ids: Sequence[int] | None
-) -> tuple[str, list[Any]]:
+) -> tuple[str, list[Any]] | None:
+    """The SQL of the items to (un)tag; None when none can match (`item_ids` is empty)."""
     if query is None and item_ids is None:
         raise _invalid("query", "give a query, item_ids, or both")
     items = ItemSet(dataset=dataset, query=query or "").queryset()
     if item_ids is not None:
-        items = items.filter(pk__in=item_ids_check(dataset=dataset, item_ids=item_ids))
+        ids = item_ids_check(dataset=dataset, item_ids=item_ids)
+        if not ids:
+            # Django compiles `pk__in=[]` to no SQL at all (EmptyResultSet), not to FALSE.
+            return None
+        items = items.filter(pk__in=ids)
     return item_ids_sql(items)
 
 
@@ -521,8 +526,11 @@ def tag_add_matching(
         raise _invalid("name", "must not be blank")
     if len(name) > services.MAX_NAME_LENGTH:
         raise _invalid("name", f"must be at most {services.MAX_NAME_LENGTH} characters")
-    sql, params = _tag_items(dataset, query, item_ids)
+    matching = _tag_items(dataset, query, item_ids)
     tag, _ = Tag.objects.get_or_create(dataset=dataset, name=name)
+    if matching is None:
+        return tag, 0
+    sql, params = matching
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO curation_itemtag (tag_id, item_id, added) "
@@ -544,7 +552,10 @@ def tag_remove_matching(
     tag = Tag.objects.filter(dataset=dataset, name=name.strip()).first()
     if tag is None:
         raise _invalid("name", f"no tag {name!r} in this dataset")
-    sql, params = _tag_items(dataset, query, item_ids)
+    matching = _tag_items(dataset, query, item_ids)
+    if matching is None:
+        return tag, 0
+    sql, params = matching
     with connection.cursor() as cursor:
         cursor.execute(
             f"DELETE FROM curation_itemtag WHERE tag_id = %s AND item_id IN ({sql})",

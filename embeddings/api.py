@@ -7,13 +7,13 @@ from typing import Any
 from django.db.models import Q
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from curation.access import dataset_for
 from curation.api.common import errors
+from curation.api.parsers import FormParser, MultiPartParser
 from curation.errors import InvalidInput, NotFound
 from curation.models import Dataset, Item, Role, Slice, Tag
 from curation.query import QueryError, compile_query

@@ -160,24 +160,11 @@ def metadata_condition(raw: Any, index: int) -> MetadataCondition:
         )
     elif op in ("eq", "ne") and value is None and "value" not in raw:
         problems.append({"path": f"{path}.value", "message": "is required"})
-    elif _has_nul(value):
-        # PostgreSQL's jsonb and text cannot hold U+0000: the query would fail, not miss.
-        problems.append({"path": f"{path}.value", "message": "must not contain NUL characters"})
     if problems:
         raise InvalidInput(
             "; ".join(f"{p['path']}: {p['message']}" for p in problems), fields=problems
         )
     return MetadataCondition(key=key, op=op, value=value)  # type: ignore[arg-type]
-
-
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
 
 
 @dataclass

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from curation.api.parsers import unstorable_detail
 from curation.serializers import ItemSerializer
+from curation.storable import Unstorable, json_loads
 from embeddings.duplicates import SELECTIONS
 from embeddings.models import MAX_INDEXED_DIMENSION, DuplicateGroup, DuplicateRun, EmbeddingModel
 from embeddings.pipeline import MODE_ALL, MODE_MISSING
@@ -131,10 +134,39 @@ class SearchFilterSerializer(serializers.Serializer):
         f'"value": "rain"}}]; ops: {", ".join(METADATA_OPS)}.',
     )
 
+    def to_internal_value(self, data: Any) -> Any:
+        # A misspelt option would otherwise be dropped, and the search run unfiltered.
+        if isinstance(data, Mapping):
+            unknown = sorted(str(key) for key in data if key not in self.fields)
+            if unknown:
+                message = f"is not a filter option; use {', '.join(self.fields)}"
+                raise serializers.ValidationError({key: [message] for key in unknown})
+        return super().to_internal_value(data)
+
+
+@extend_schema_field(SearchFilterSerializer)
+class SearchFilterField(serializers.Field):
+    """A search filter: a JSON object, or in a form (urlencoded or multipart) the same
+    object as a JSON string, so that no form of request loses it."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, str):
+            try:
+                data = json_loads(data)
+            except Unstorable as exc:
+                raise serializers.ValidationError(unstorable_detail(exc)) from None
+            except ValueError:
+                raise serializers.ValidationError("must be a JSON object") from None
+        if not isinstance(data, Mapping):
+            raise serializers.ValidationError("must be a JSON object")
+        inner = SearchFilterSerializer(data=data)
+        inner.is_valid(raise_exception=True)
+        return inner.validated_data
+
 
 class _SearchSerializer(serializers.Serializer):
     model = serializers.CharField(required=False, help_text="Default: the dataset's default model.")
-    filter = SearchFilterSerializer(required=False)
+    filter = SearchFilterField(required=False)
     offset = serializers.IntegerField(min_value=0, default=0)
     limit = serializers.IntegerField(min_value=1, max_value=1000, default=50)
 
@@ -164,25 +196,8 @@ class VectorSearchSerializer(_SearchSerializer):
     vector = serializers.ListField(child=serializers.FloatField(), allow_empty=False)
 
 
-class _JsonFilterField(serializers.JSONField):
-    """The filter of a multipart request: a JSON object in a form field."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, str):
-            try:
-                data = json.loads(data)
-            except ValueError:
-                raise serializers.ValidationError("must be a JSON object") from None
-        if not isinstance(data, dict):
-            raise serializers.ValidationError("must be a JSON object")
-        inner = SearchFilterSerializer(data=data)
-        inner.is_valid(raise_exception=True)
-        return inner.validated_data
-
-
 class ImageSearchSerializer(_SearchSerializer):
     image = serializers.FileField(help_text="The query image (JPEG, PNG, WebP, ...).")
-    filter = _JsonFilterField(required=False, help_text="The filter as a JSON object.")  # type: ignore[assignment]
 
 
 class SearchModelSerializer(serializers.Serializer):

@@ -225,6 +225,10 @@ def _index_build(
             cursor.execute(f"ANALYZE {TABLE}")
         finally:
             cursor.execute("RESET maintenance_work_mem")
+            if connection.in_atomic_block:
+                # Back to Django's deferred checks: left IMMEDIATE, a later cascade in the
+                # same transaction (a dataset delete) fails on the order of its DELETEs.
+                cursor.execute("SET CONSTRAINTS ALL DEFERRED")
 
 
 def vector_index_drop(*, model_id: int | None = None, dataset_id: int | None = None) -> None:

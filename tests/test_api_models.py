@@ -69,12 +69,16 @@ def test_access_rules(dataset, victor, charlie, alice, client_for):
 
 
 def test_a_nul_character_in_metadata_is_a_400_naming_the_field(dataset, bob, client_for):
-    for metadata in ({"a": "x\u0000"}, {"a\u0000": 1}, {"a": {"b": ["ok", "\u0000"]}}):
+    for metadata, path in (
+        ({"a": "x\u0000"}, "metadata.a"),
+        ({"a\u0000": 1}, "metadata"),  # a key: the object holding it
+        ({"a": {"b": ["ok", "\u0000"]}}, "metadata.a.b[1]"),
+    ):
         response = client_for(bob).post(
             url(dataset, "models"), {"name": "m", "metadata": metadata}, format="json"
         )
         error = error_of(response, 400, "invalid")
-        assert [f["path"] for f in error["fields"]] == ["metadata"]
+        assert [f["path"] for f in error["fields"]] == [path]
         assert "NUL" in error["message"]
     assert not Model.objects.exists()
 

@@ -56,3 +56,29 @@ def test_the_docs_page_loads_its_assets_from_this_server() -> None:
     assert "swagger-ui" in html
     assert "/static/drf_spectacular_sidecar/" in html
     assert not re.search(r"""(src|href)=["']https?://""", html)
+
+
+@pytest.mark.django_db
+def test_export_responses_declare_what_each_format_returns() -> None:
+    schema = APIClient().get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    base = "/api/v1/datasets/{dataset_id}"
+    for path in (f"{base}/export", f"{base}/slices/{{slice_id}}/export"):
+        content = schema["paths"][path]["get"]["responses"]["200"]["content"]
+        assert content["application/json"]["schema"]["type"] == "object"  # a COCO file
+        assert content["application/x-ndjson"]["schema"]["format"] == "binary"
+    download = schema["paths"][f"{base}/exports/{{job_id}}/download"]["get"]["responses"]
+    assert set(download["200"]["content"]) == {
+        "application/x-ndjson",
+        "application/json",
+        "application/x-tar",
+    }
+
+
+@pytest.mark.django_db
+def test_every_operation_with_a_body_documents_an_unsupported_media_type() -> None:
+    schema = APIClient().get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    with_body = [
+        op for ops in schema["paths"].values() for op in ops.values() if "requestBody" in op
+    ]
+    assert with_body
+    assert all("415" in op["responses"] for op in with_body)

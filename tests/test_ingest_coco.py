@@ -274,3 +274,41 @@ def test_a_file_that_is_not_coco_fails_the_job(
     assert job.status == JobStatus.FAILED
     assert "is not valid JSON" in job.message
     assert not Item.objects.exists()
+
+
+def test_an_image_postgresql_cannot_store_is_an_item_error_and_the_rest_land(
+    dataset: Dataset, alice: Any, import_root: Path
+) -> None:
+    root = import_root / "coco"
+    write_image(root / "a.jpg")
+    data = _coco(
+        images=[
+            {"id": 1, "file_name": "a\ud800.jpg", "width": 64, "height": 48},
+            {"id": 2, "file_name": "a.jpg", "width": 64, "height": 48},
+        ],
+        annotations=[{"id": 1, "image_id": 1, "category_id": 1, "bbox": [2, 3, 20, 10]}],
+    )
+    path = root / "annotations.json"
+    path.write_text(json.dumps(data))  # the surrogate as JSON's \ud800 escape
+
+    job = _run(dataset, alice, {"type": "coco", "path": str(path)})
+
+    assert job.status == JobStatus.SUCCEEDED, job.message
+    assert list(Item.objects.values_list("reference_id", flat=True)) == ["a.jpg"]
+    surrogate = "must not contain lone UTF-16 surrogates (\\ud800-\\udfff)"
+    assert [(e["reference_id"], e["message"]) for e in job.errors] == [
+        # Every place is named: the annotation's id is made from the file name.
+        ("a\\ud800.jpg", f"reference_id: {surrogate}; annotations[0].id: {surrogate}")
+    ]
+
+
+def test_a_coco_file_nested_too_deep_for_the_parser_fails_with_a_clear_message(
+    dataset: Dataset, alice: Any, import_root: Path
+) -> None:
+    path = import_root / "deep.json"
+    path.write_text('{"images": ' + "[" * 5000 + "]" * 5000 + "}")
+
+    job = _run(dataset, alice, {"type": "coco", "path": str(path)})
+
+    assert job.status == JobStatus.FAILED
+    assert job.message.endswith("deep.json: is nested deeper than 64 levels")

@@ -16,7 +16,7 @@ from curation.errors import InvalidInput
 from curation.ingest import ingest_enqueue
 from curation.jobs import job_run
 from curation.models import Annotation, Dataset, Item, Job, JobStatus
-from tests.ingest_support import noisy_png, png_bomb, truncated_jpeg, write_image
+from tests.ingest_support import image_bytes, noisy_png, png_bomb, truncated_jpeg, write_image
 
 GOOD = ["a.jpg", "cats/d.jpg", "sub/b.png", "sub/deeper/c.jpg"]
 
@@ -392,3 +392,23 @@ def test_an_ingest_that_adds_items_queues_their_embedding(
     )
     job_run(job_id=again.pk)  # nothing new: no second embedding job
     assert Job.objects.filter(dataset=dataset, kind="embed").count() == 1
+
+
+def test_a_file_name_that_is_not_utf8_is_an_item_error_and_the_rest_land(
+    dataset: Dataset, alice: Any, import_root: Path
+) -> None:
+    root = import_root / "mixed"
+    write_image(root / "good.jpg")
+    # Python names an undecodable byte with a lone surrogate, which PostgreSQL cannot store.
+    (root / os.fsdecode(b"bad\xff.jpg")).write_bytes(image_bytes(seed="bad"))
+
+    job = _run(dataset, alice, {"type": "folder", "path": str(root)})
+
+    assert job.status == JobStatus.SUCCEEDED, job.message
+    assert list(Item.objects.values_list("reference_id", flat=True)) == ["good.jpg"]
+    assert [(e["reference_id"], e["message"]) for e in job.errors] == [
+        (
+            "bad\\udcff.jpg",
+            "reference_id: must not contain lone UTF-16 surrogates (\\ud800-\\udfff)",
+        )
+    ]

@@ -360,7 +360,7 @@ def test_an_image_path_with_a_nul_character_is_an_item_error(
 
     assert job.status == JobStatus.SUCCEEDED, job.message
     assert [e["reference_id"] for e in job.errors] == ["nul"]
-    assert "cannot be resolved" in job.errors[0]["message"]
+    assert job.errors[0]["message"] == "image: must not contain NUL characters"
     assert list(Item.objects.values_list("reference_id", flat=True)) == ["ok"]
 
 
@@ -452,3 +452,46 @@ def test_it_refuses_a_bad_source(
         ingest_enqueue(dataset=dataset, user=alice, source=source)
     assert caught.value.status_code == 400
     assert [f["path"] for f in caught.value.fields] == [path]
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def test_a_line_postgresql_cannot_store_is_an_item_error_and_the_rest_land(
+    dataset: Dataset, alice: Any, import_root: Path
+) -> None:
+    # Lines as a client would write them: JSON's \u escapes give NUL and lone surrogates.
+    path = _manifest(
+        import_root / "m.jsonl",
+        [
+            {"reference_id": "first", "metadata": {"n": 1}},
+            '{"reference_id": "\\ud800"}',
+            '{"reference_id": "nul\\u0000"}',
+            '{"reference_id": "meta-value", "metadata": {"w": "a\\udfffb"}}',
+            '{"reference_id": "meta-key", "metadata": {"k\\u0000": 1}}',
+            '{"reference_id": "model", "predictions": [{"model": "m\\ud800", "label": "car",'
+            ' "confidence": 0.5, "geometry": {"x": 1, "y": 1, "width": 2, "height": 2}}]}',
+            '{"reference_id": "deep", "metadata": {"x": ' + _nested(200) + "}}",
+            '{"reference_id": "deeper", "metadata": {"x": ' + _nested(5000) + "}}",
+            {"reference_id": "last", "metadata": {"n": 2}},
+        ],
+    )
+
+    job = _run(dataset, alice, {"type": "manifest", "path": str(path)})
+
+    assert job.status == JobStatus.SUCCEEDED, job.message
+    assert sorted(Item.objects.values_list("reference_id", flat=True)) == ["first", "last"]
+    assert [(e["line"], e["reference_id"], e["message"]) for e in job.errors] == [
+        (2, "\\ud800", "reference_id: must not contain lone UTF-16 surrogates (\\ud800-\\udfff)"),
+        (3, "nul\\x00", "reference_id: must not contain NUL characters"),
+        (4, "meta-value", "metadata.w: must not contain lone UTF-16 surrogates (\\ud800-\\udfff)"),
+        (5, "meta-key", "metadata: has a key that must not contain NUL characters"),
+        (
+            6,
+            "model",
+            "predictions[0].model: must not contain lone UTF-16 surrogates (\\ud800-\\udfff)",
+        ),
+        (7, "deep", "metadata.x" + "[0]" * 62 + ": is nested deeper than 64 levels"),
+        (8, None, "is nested deeper than 64 levels"),
+    ]

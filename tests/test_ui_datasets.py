@@ -101,6 +101,9 @@ def test_it_starts_an_ingest_of_an_uploaded_manifest(bob: User, dataset: Dataset
         ({"type": "folder", "path": ""}, "Name a folder under an import root."),
         ({"type": "folder", "path": "/etc"}, "is outside the import roots"),
         ({"type": "folder", "path": "missing"}, "is not a folder"),
+        # No ~ expansion for a web user: a folder of that name under the import root.
+        ({"type": "folder", "path": "~unknownuser/photos"}, "is not a folder"),
+        ({"type": "folder", "path": "~/photos"}, "is not a folder"),
         ({"type": "manifest"}, "Upload a file or give a path"),
         ({"type": "tarball", "path": "x"}, "Select a valid choice."),
     ],

@@ -98,18 +98,19 @@ EXPORT_PARAMETERS = [
     ),
 ]
 
-EXPORT_RESPONSES: dict[Any, Any] = {
+# The file of each format, streamed or downloaded: a COCO file is one JSON object.
+EXPORT_FILES: dict[Any, Any] = {
     (200, export.CONTENT_TYPES["jsonl"]): OpenApiResponse(
         OpenApiTypes.BINARY, description="jsonl: one item per line"
     ),
     (200, export.CONTENT_TYPES["coco"]): OpenApiResponse(
-        OpenApiTypes.BINARY, description="coco: a COCO detection file"
+        OpenApiTypes.OBJECT, description="coco: a COCO detection file"
     ),
     (200, export.CONTENT_TYPES["yolo"]): OpenApiResponse(
         OpenApiTypes.BINARY, description="yolo: a tar of labels/, data.yaml, media.csv"
     ),
-    **errors(400, 404),
 }
+EXPORT_RESPONSES: dict[Any, Any] = {**EXPORT_FILES, **errors(400, 404)}
 
 EXPORT_HELP = (
     "Streams at once and keeps the server's memory flat at any size (keyset batches). "
@@ -250,7 +251,7 @@ class ExportDownloadView(APIView):
         summary="Download the file an export job wrote",
         description="Local storage streams the file; S3 redirects to a presigned URL.",
         responses={
-            (200, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY),
+            **EXPORT_FILES,
             302: OpenApiResponse(description="S3: a presigned URL of the file"),
             **errors(404, 409),
         },

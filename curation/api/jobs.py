@@ -5,7 +5,6 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -13,6 +12,7 @@ from rest_framework.views import APIView
 from curation import ingest, selectors
 from curation.access import dataset_for
 from curation.api.common import NewestFirstCursor, errors
+from curation.api.parsers import FormParser, JSONParser, MultiPartParser
 from curation.jobs import job_cancel
 from curation.models import Job, Role
 from curation.serializers import IngestSerializer, IngestUploadSerializer, JobSerializer

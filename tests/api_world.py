@@ -1,0 +1,71 @@
+"""A dataset with one of everything, for tests that call every operation of the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from django.contrib.auth.models import User
+
+from curation import slices
+from curation.export import export_job_start
+from curation.jobs import job_run
+from curation.models import Dataset, Slice
+from curation.services import tag_add, token_create
+from tests.api_helpers import add_items, box
+from tests.embedding_factories import custom_model, items_with_vectors
+
+
+@pytest.fixture(name="world")
+def world_fixture(alice: User, bob: User, dataset: Dataset) -> dict[str, Any]:
+    """Alice's dataset with items, shapes, a model, a slice with a version, a tag, vectors
+    and a finished export: its ids by path parameter name, and alice's token (`secret`)."""
+    ids = add_items(
+        dataset,
+        *(
+            {
+                "reference_id": f"r{i}",
+                "metadata": {"weather": "rain" if i % 2 else "sun", "n": i},
+                "annotations": [box(label="car"), box(x=40, label="person")],
+                "predictions": [box(model="yolo", label="car", confidence=0.5)],
+            }
+            for i in range(4)
+        ),
+    )
+    found = Slice.objects.create(dataset=dataset, name="picked")
+    found.items.add(*ids.values())
+    slices.slice_version_create(slice=found, user=alice)
+    tag, _ = tag_add(dataset=dataset, name="checked", reference_ids=["r0", "r1"])
+    vectors = custom_model(dataset, 4)
+    items_with_vectors(
+        dataset, vectors, np.random.default_rng(3).normal(size=(6, 4)).astype(np.float32)
+    )
+    export = export_job_start(dataset=dataset, user=alice, format="jsonl", slice=found)
+    job_run(job_id=export.pk)
+    token, secret = token_create(user=alice, name="world")
+    return {
+        "secret": secret,
+        "dataset_id": dataset.pk,
+        "item_id": ids["r0"],
+        "model_id": dataset.models.get().pk,
+        "embedding_model_id": vectors.pk,
+        "slice_id": found.pk,
+        "number": 1,
+        "tag_id": tag.pk,
+        "job_id": export.pk,
+        "user_id": bob.pk,
+        "token_id": token.pk,
+    }
+
+
+def path_ids(template: str, world: dict[str, Any]) -> dict[str, Any]:
+    """The world's id for each {parameter} of an API path template."""
+    out = {}
+    for name in world:
+        if "{" + name + "}" in template:
+            out[name] = world[name]
+    if "{model_id}" in template:
+        key = "embedding_model_id" if "/embedding-models/" in template else "model_id"
+        out["model_id"] = world[key]
+    return out
