@@ -57,6 +57,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy curation embeddings nucleus
 
 clean:
 	rm -rf $(VENV) var

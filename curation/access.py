@@ -27,5 +27,5 @@ def dataset_for(user: Any, dataset_id: Any, needed: str = Role.VIEWER) -> Datase
         raise NotFound("Dataset not found.")
     if not has_role(role, needed):
         raise Forbidden(f"This needs the {needed} role on the dataset; you are {role}.")
-    dataset.user_role = role  # type: ignore[attr-defined]
+    dataset.user_role = role
     return dataset

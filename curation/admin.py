@@ -7,11 +7,11 @@ estimate the size of a large unfiltered table from PostgreSQL's statistics.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.contrib import admin
 from django.core.paginator import Paginator
-from django.db import connection
+from django.db import connection, models
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -37,8 +37,14 @@ from curation.models import (
 )
 from curation.services import dataset_delete, token_create
 
+if TYPE_CHECKING:
+    # The stubs' name for what get_fields returns (field names, or groups of them).
+    from django.contrib.admin.options import _FieldGroups
 
-class EstimatedCountPaginator(Paginator):
+_M = TypeVar("_M", bound=models.Model)
+
+
+class EstimatedCountPaginator(Paginator[models.Model]):
     """Counts exactly, except an unfiltered large table: then the planner's estimate."""
 
     # Below this many rows an exact COUNT(*) is cheap enough.
@@ -60,7 +66,7 @@ class EstimatedCountPaginator(Paginator):
         return super().count
 
 
-class FastAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class FastAdmin(admin.ModelAdmin[_M]):
     show_full_result_count = False
     list_per_page = 100
     paginator = EstimatedCountPaginator
@@ -68,8 +74,8 @@ class FastAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     exact_search_fields: tuple[str, ...] = ()
 
     def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
-    ) -> tuple[QuerySet[Any], bool]:
+        self, request: HttpRequest, queryset: QuerySet[_M], search_term: str
+    ) -> tuple[QuerySet[_M], bool]:
         term = search_term.strip()
         if not self.exact_search_fields or not term:
             return super().get_search_results(request, queryset, search_term)
@@ -79,14 +85,14 @@ class FastAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return queryset.filter(condition), False
 
 
-class MembershipInline(admin.TabularInline):  # type: ignore[type-arg]
+class MembershipInline(admin.TabularInline[Membership, Dataset]):
     model = Membership
     raw_id_fields = ["user"]
     extra = 0
 
 
 @admin.register(Dataset)
-class DatasetAdmin(FastAdmin):
+class DatasetAdmin(FastAdmin[Dataset]):
     list_display = ["id", "name", "owner", "created", "updated"]
     list_select_related = ["owner"]
     search_fields = ["name"]
@@ -127,7 +133,7 @@ class DatasetAdmin(FastAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(FastAdmin):
+class MembershipAdmin(FastAdmin[Membership]):
     list_display = ["id", "dataset", "user", "role", "created"]
     list_select_related = ["dataset", "user"]
     list_filter = ["role"]
@@ -135,7 +141,7 @@ class MembershipAdmin(FastAdmin):
 
 
 @admin.register(Item)
-class ItemAdmin(FastAdmin):
+class ItemAdmin(FastAdmin[Item]):
     list_display = ["id", "reference_id", "dataset", "width", "height", "byte_size", "created"]
     list_select_related = ["dataset"]
     list_filter = ["dataset"]
@@ -157,7 +163,7 @@ class ItemAdmin(FastAdmin):
 
 
 @admin.register(Annotation)
-class AnnotationAdmin(FastAdmin):
+class AnnotationAdmin(FastAdmin[Annotation]):
     list_display = ["id", "annotation_id", "kind", "label", "item", "dataset"]
     list_select_related = ["item", "dataset"]
     list_filter = ["kind"]
@@ -168,7 +174,7 @@ class AnnotationAdmin(FastAdmin):
 
 
 @admin.register(Model)
-class ModelAdmin(FastAdmin):
+class ModelAdmin(FastAdmin[Model]):
     list_display = ["id", "name", "dataset", "created"]
     list_select_related = ["dataset"]
     search_fields = ["name"]
@@ -176,7 +182,7 @@ class ModelAdmin(FastAdmin):
 
 
 @admin.register(Prediction)
-class PredictionAdmin(FastAdmin):
+class PredictionAdmin(FastAdmin[Prediction]):
     list_display = ["id", "prediction_id", "kind", "label", "confidence", "model", "item"]
     list_select_related = ["model", "item"]
     list_filter = ["kind"]
@@ -187,7 +193,7 @@ class PredictionAdmin(FastAdmin):
 
 
 @admin.register(Slice)
-class SliceAdmin(FastAdmin):
+class SliceAdmin(FastAdmin[Slice]):
     list_display = ["id", "name", "dataset", "created_by", "created"]
     list_select_related = ["dataset", "created_by"]
     search_fields = ["name"]
@@ -195,14 +201,14 @@ class SliceAdmin(FastAdmin):
 
 
 @admin.register(SliceItem)
-class SliceItemAdmin(FastAdmin):
+class SliceItemAdmin(FastAdmin[SliceItem]):
     list_display = ["id", "slice", "item", "added"]
     list_select_related = ["slice", "item"]
     raw_id_fields = ["slice", "item"]
 
 
 @admin.register(SliceVersion)
-class SliceVersionAdmin(FastAdmin):
+class SliceVersionAdmin(FastAdmin[SliceVersion]):
     """Versions are immutable: shown, never edited here."""
 
     list_display = ["id", "slice", "number", "item_count", "annotation_count", "created"]
@@ -217,7 +223,7 @@ class SliceVersionAdmin(FastAdmin):
 
 
 @admin.register(SliceVersionItem)
-class SliceVersionItemAdmin(FastAdmin):
+class SliceVersionItemAdmin(FastAdmin[SliceVersionItem]):
     list_display = ["id", "version", "reference_id", "item_id"]
     list_select_related = ["version", "version__slice"]
     raw_id_fields = ["version"]
@@ -230,7 +236,7 @@ class SliceVersionItemAdmin(FastAdmin):
 
 
 @admin.register(Tag)
-class TagAdmin(FastAdmin):
+class TagAdmin(FastAdmin[Tag]):
     list_display = ["id", "name", "dataset", "created"]
     list_select_related = ["dataset"]
     search_fields = ["name"]
@@ -238,14 +244,14 @@ class TagAdmin(FastAdmin):
 
 
 @admin.register(ItemTag)
-class ItemTagAdmin(FastAdmin):
+class ItemTagAdmin(FastAdmin[ItemTag]):
     list_display = ["id", "tag", "item", "added"]
     list_select_related = ["tag", "item"]
     raw_id_fields = ["tag", "item"]
 
 
 @admin.register(Job)
-class JobAdmin(FastAdmin):
+class JobAdmin(FastAdmin[Job]):
     """Jobs are read-only here: workers own their progress; the only action is cancel."""
 
     list_display = [
@@ -289,7 +295,7 @@ class JobAdmin(FastAdmin):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(FastAdmin):
+class ApiTokenAdmin(FastAdmin[ApiToken]):
     """Tokens are stored hashed: the secret is shown once, on the page after adding."""
 
     list_display = ["id", "name", "user", "prefix", "created", "last_used"]
@@ -298,7 +304,7 @@ class ApiTokenAdmin(FastAdmin):
     raw_id_fields = ["user"]
     created_template = "admin/curation/apitoken/token_created.html"
 
-    def get_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> _FieldGroups:
         if obj is None:
             return ["user", "name"]
         return ["user", "name", "prefix", "key_hash", "created", "last_used"]

@@ -178,7 +178,7 @@ def _vehicle_painter(label: str, view: str, color: Color, night: bool) -> Any:
                     ],
                     fill=GLASS,
                 )
-                wheels = (x0 + 0.2 * w, x1 - 0.2 * w)
+                wheels: tuple[float, ...] = (x0 + 0.2 * w, x1 - 0.2 * w)
             elif label == "truck":
                 cab_w = 0.22 * w
                 draw.rectangle(
@@ -457,7 +457,8 @@ def _place(scene: Scene, rng: random.Random) -> None:
             paint = paint((gx, gy))
         scene.things.append(Thing(label, box, gy, paint))
 
-    distance = lambda: math.exp(rng.uniform(math.log(5.0), math.log(90.0)))  # noqa: E731
+    def distance() -> float:
+        return math.exp(rng.uniform(math.log(5.0), math.log(90.0)))
 
     for _ in range(rng.randint(1, 7)):
         label = rng.choices(("car", "truck", "bus"), weights=(0.72, 0.16, 0.12))[0]
@@ -512,13 +513,13 @@ def _place(scene: Scene, rng: random.Random) -> None:
         )
     for _ in range(rng.choices((0, 1, 2), weights=(4, 4, 2))[0]):
         lateral = rng.choice((-1, 1)) * rng.uniform(5.6, 7.0)
-        side = rng.uniform(0.6, 0.9)
+        edge = rng.uniform(0.6, 0.9)
         paint = partial(_sign_painter, shape=rng.choice(SIGN_SHAPES))
         add(
             "sign",
             lateral,
             distance(),
-            (side, side),
+            (edge, edge),
             paint,
             elevation=rng.uniform(1.8, 2.4),
             foot=True,

@@ -20,7 +20,7 @@ from rest_framework.views import exception_handler
 class CurationError(Exception):
     """A domain error that maps to a 4xx response."""
 
-    status_code = status.HTTP_400_BAD_REQUEST
+    status_code: int = status.HTTP_400_BAD_REQUEST
     code = "invalid"
 
     def __init__(self, message: str, *, fields: list[dict[str, str]] | None = None) -> None:
@@ -114,7 +114,6 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     elif isinstance(exc, exceptions.APIException):
         detail = exc.detail
         message = str(detail) if not isinstance(detail, dict | list) else str(exc.default_detail)
-        response.data = error_body(
-            exc.get_codes() if isinstance(exc.get_codes(), str) else exc.default_code, message
-        )  # type: ignore[arg-type]
+        codes = exc.get_codes()
+        response.data = error_body(codes if isinstance(codes, str) else exc.default_code, message)
     return response

@@ -451,7 +451,7 @@ class MediaTokens:
         algorithm = self._signer.algorithm
         self._digest = getattr(hashlib, algorithm)
         self._key = self._digest(
-            force_bytes(self._signer.salt + "signer") + force_bytes(self._signer.key)
+            force_bytes(self._signer.salt) + b"signer" + force_bytes(self._signer.key)
         ).digest()
         self._stamp = self._signer.timestamp()
         self._fast = True
@@ -762,7 +762,7 @@ def coco_chunks(
             source, payload="annotations", batch_size=batch_size, progress=progress
         ):
             images = []
-            annotations = []
+            annotations: list[str] = []
             for row in batch:
                 images.append(
                     json.dumps(

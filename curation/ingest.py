@@ -197,7 +197,9 @@ def ingest_enqueue(
     return job_create(kind="ingest", dataset=dataset, user=user, params=params, enqueue=enqueue)
 
 
-def ingest_store_upload(*, dataset: Dataset, filename: str, fileobj: IO[bytes] | File) -> str:
+def ingest_store_upload(
+    *, dataset: Dataset, filename: str, fileobj: IO[bytes] | File[bytes]
+) -> str:
     """Store an uploaded manifest or COCO file for a later ingest; returns its storage key."""
     try:
         name = get_valid_filename(PurePosixPath(str(filename).replace("\\", "/")).name)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import OperationalError, transaction
@@ -94,11 +94,12 @@ class JobContext:
 
     @property
     def params(self) -> dict[str, Any]:
-        return self.job.params
+        # A JSONField is Any to the stubs; the job's params and state are always objects.
+        return cast(dict[str, Any], self.job.params)
 
     @property
     def state(self) -> dict[str, Any]:
-        return self.job.state
+        return cast(dict[str, Any], self.job.state)
 
     def set_total(self, total: int) -> None:
         Job.objects.filter(pk=self.job.pk).update(progress_total=total)

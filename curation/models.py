@@ -39,6 +39,10 @@ class Dataset(models.Model):
 
     objects = DatasetQuerySet.as_manager()
 
+    # The requesting user's role, not a column: set by the reads that fetch a dataset for
+    # a user (curation.access.dataset_for, selectors.datasets_for_user).
+    user_role: str
+
     class Meta:
         ordering = ["id"]
         constraints = [

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 from django.db import connection
 from django.db.models import Case, Count, OuterRef, Q, QuerySet, Subquery, Value, When
+from django_stubs_ext import WithAnnotations
 
 from curation.errors import CurationError, InvalidInput, NotFound, field_error
 from curation.filters import items_filter
@@ -78,7 +79,8 @@ def datasets_for_user(user: Any) -> QuerySet[Dataset]:
             Q(owner=user) | Q(pk__in=Membership.objects.filter(user=user).values("dataset_id"))
         )
         .select_related("owner")
-        .annotate(
+        # The plugin takes this for a redefinition of the Dataset.user_role it declares.
+        .annotate(  # type: ignore[no-redef]
             user_role=Case(
                 When(owner=user, then=Value(Role.ADMIN.value)), default=Subquery(member_role)
             ),
@@ -86,10 +88,15 @@ def datasets_for_user(user: Any) -> QuerySet[Dataset]:
     )
 
 
+def dataset_item_count(*, dataset: Dataset) -> tuple[int, bool]:
+    """The dataset's items and whether that is exact: one bounded count (count_capped)."""
+    return count_capped(Item.objects.filter(dataset_id=dataset.pk).values("id"))
+
+
 def dataset_counts_attach(datasets: Iterable[Dataset]) -> None:
     """Set `item_count` and `item_count_exact` on each dataset (one bounded count each)."""
     for dataset in datasets:
-        count, exact = count_capped(Item.objects.filter(dataset_id=dataset.pk).values("id"))
+        count, exact = dataset_item_count(dataset=dataset)
         dataset.item_count, dataset.item_count_exact = count, exact  # type: ignore[attr-defined]
 
 
@@ -163,14 +170,18 @@ def item_of(*, dataset: Dataset, item_id: Any) -> Item:
 def item_detail(*, dataset: Dataset, item_id: Any, include_predictions: bool = False) -> Item:
     """The item with `tag_names`, `annotation_list` and (or None) `prediction_list`."""
     item = item_of(dataset=dataset, item_id=item_id)
-    item.tag_names = list(  # type: ignore[attr-defined]
-        Tag.objects.filter(item_links__item=item).order_by("name").values_list("name", flat=True)
-    )
+    item.tag_names = item_tag_names(item=item)  # type: ignore[attr-defined]
     item.annotation_list = list(item_annotations(item=item))  # type: ignore[attr-defined]
     item.prediction_list = (  # type: ignore[attr-defined]
         list(item_predictions(item=item)) if include_predictions else None
     )
     return item
+
+
+def item_tag_names(*, item: Item) -> list[str]:
+    return list(
+        Tag.objects.filter(item_links__item=item).order_by("name").values_list("name", flat=True)
+    )
 
 
 def item_annotations(*, item: Item) -> QuerySet[Annotation]:
@@ -254,18 +265,26 @@ def slice_counts_attach(slices: Iterable[Slice], *, dynamic: bool = False) -> No
         if found.is_dynamic and not dynamic:
             continue
         try:
-            # A static slice counts its member rows alone, from the unique (slice, item)
-            # index; a dynamic one evaluates its query, which compiles here.
-            members = (
-                slice_items(slice=found).values("id")
-                if found.is_dynamic
-                else SliceItem.objects.filter(slice_id=found.pk).values("item_id")
-            )
-            count, exact = count_capped(members)
+            count, exact = slice_item_count(slice=found)
         except CurationError as exc:
             found.query_error = exc.message  # type: ignore[attr-defined]
             continue
         found.item_count, found.item_count_exact = count, exact  # type: ignore[attr-defined]
+
+
+def slice_item_count(*, slice: Slice) -> tuple[int, bool]:
+    """The slice's items and whether that is exact: one bounded count (count_capped).
+
+    A dynamic slice evaluates its query: CurationError when it no longer compiles.
+    """
+    # A static slice counts its member rows alone, from the unique (slice, item)
+    # index; a dynamic one evaluates its query, which compiles here.
+    members = (
+        slice_items(slice=slice).values("id")
+        if slice.is_dynamic
+        else SliceItem.objects.filter(slice_id=slice.pk).values("item_id")
+    )
+    return count_capped(members)
 
 
 def slice_of(*, dataset: Dataset, slice_id: Any) -> Slice:
@@ -291,7 +310,11 @@ def slice_items(*, slice: Slice) -> QuerySet[Item]:
     return items_now(slice)
 
 
-def tags_of(*, dataset: Dataset) -> QuerySet[Tag]:
+class ItemCount(TypedDict):
+    item_count: int
+
+
+def tags_of(*, dataset: Dataset) -> QuerySet[WithAnnotations[Tag, ItemCount]]:
     return (
         Tag.objects.filter(dataset=dataset)
         .annotate(item_count=Count("item_links"))

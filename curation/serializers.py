@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
@@ -26,21 +26,25 @@ from curation.storage import media_url
 
 MAX_REFERENCE_IDS = 100_000
 
+_Instance = TypeVar("_Instance")
+
 # ------------------------------------------------------------------------------- errors
 
 
-class ErrorFieldSerializer(serializers.Serializer):
+class ErrorFieldSerializer(serializers.Serializer[dict[str, Any]]):
     path = serializers.CharField(help_text="Where the problem is, e.g. items[3].geometry.width")
     message = serializers.CharField()
 
 
-class ErrorDetailSerializer(serializers.Serializer):
+class ErrorDetailSerializer(serializers.Serializer[dict[str, Any]]):
     code = serializers.CharField(help_text="Machine-readable, e.g. invalid, not_found, conflict")
     message = serializers.CharField()
-    fields = ErrorFieldSerializer(many=True)
+    # The API's field name hides a Field attribute in the stubs only: DRF's metaclass moves
+    # declared fields off the class.
+    fields = ErrorFieldSerializer(many=True)  # type: ignore[assignment]
 
 
-class ErrorSerializer(serializers.Serializer):
+class ErrorSerializer(serializers.Serializer[dict[str, Any]]):
     """The one error format of the API."""
 
     error = ErrorDetailSerializer()
@@ -49,7 +53,7 @@ class ErrorSerializer(serializers.Serializer):
 # ------------------------------------------------------------------------------- tokens
 
 
-class TokenSerializer(serializers.ModelSerializer):
+class TokenSerializer(serializers.ModelSerializer[ApiToken]):
     class Meta:
         model = ApiToken
         fields = ["id", "name", "prefix", "created", "last_used"]
@@ -62,14 +66,14 @@ class TokenCreatedSerializer(TokenSerializer):
         fields = [*TokenSerializer.Meta.fields, "secret"]
 
 
-class TokenCreateSerializer(serializers.Serializer):
+class TokenCreateSerializer(serializers.Serializer[dict[str, Any]]):
     name = serializers.CharField(max_length=200)
 
 
 # ----------------------------------------------------------------------------- datasets
 
 
-class DatasetSerializer(serializers.ModelSerializer):
+class DatasetSerializer(serializers.ModelSerializer[Dataset]):
     owner = serializers.CharField(source="owner.username", read_only=True)
     role = serializers.ChoiceField(
         source="user_role", choices=Role.choices, read_only=True, help_text="Your role on it."
@@ -98,12 +102,12 @@ class DatasetSerializer(serializers.ModelSerializer):
         ]
 
 
-class DatasetCreateSerializer(serializers.Serializer):
+class DatasetCreateSerializer(serializers.Serializer[dict[str, Any]]):
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True, default="")
 
 
-class DatasetUpdateSerializer(serializers.Serializer):
+class DatasetUpdateSerializer(serializers.Serializer[dict[str, Any]]):
     name = serializers.CharField(max_length=200, required=False)
     description = serializers.CharField(required=False, allow_blank=True)
 
@@ -111,7 +115,7 @@ class DatasetUpdateSerializer(serializers.Serializer):
 # ------------------------------------------------------------------------------ members
 
 
-class MemberSerializer(serializers.Serializer):
+class MemberSerializer(serializers.Serializer[dict[str, Any]]):
     user_id = serializers.IntegerField()
     username = serializers.CharField()
     role = serializers.ChoiceField(choices=Role.choices)
@@ -119,19 +123,19 @@ class MemberSerializer(serializers.Serializer):
     created = serializers.DateTimeField()
 
 
-class MemberSetSerializer(serializers.Serializer):
+class MemberSetSerializer(serializers.Serializer[dict[str, Any]]):
     username = serializers.CharField(max_length=150)
     role = serializers.ChoiceField(choices=Role.choices)
 
 
-class MemberRoleSerializer(serializers.Serializer):
+class MemberRoleSerializer(serializers.Serializer[dict[str, Any]]):
     role = serializers.ChoiceField(choices=Role.choices)
 
 
 # --------------------------------------------------------------------- shapes and items
 
 
-class AnnotationSerializer(serializers.ModelSerializer):
+class AnnotationSerializer(serializers.ModelSerializer[Annotation]):
     id = serializers.CharField(
         source="annotation_id", help_text="The client's id for the annotation."
     )
@@ -153,7 +157,7 @@ class AnnotationSerializer(serializers.ModelSerializer):
         ]
 
 
-class PredictionSerializer(serializers.ModelSerializer):
+class PredictionSerializer(serializers.ModelSerializer[Prediction]):
     id = serializers.CharField(
         source="prediction_id", help_text="The client's id for the prediction."
     )
@@ -178,7 +182,7 @@ class PredictionSerializer(serializers.ModelSerializer):
         ]
 
 
-class HidesServerPaths(serializers.Serializer):
+class HidesServerPaths(serializers.Serializer[_Instance]):
     """Members see server paths relative to the import root; staff users see them whole.
 
     Without a request in the context (a serializer used outside a view) paths are hidden.
@@ -196,7 +200,7 @@ class HidesServerPaths(serializers.Serializer):
         return data
 
 
-class ItemSerializer(HidesServerPaths, serializers.ModelSerializer):
+class ItemSerializer(HidesServerPaths[Item], serializers.ModelSerializer[Item]):
     server_path_fields = ("source_uri",)
 
     metadata = serializers.JSONField()
@@ -247,14 +251,16 @@ class ItemDetailSerializer(ItemSerializer):
 # these serializers only describe them in the schema.
 
 
-class ShapeRowSerializer(serializers.Serializer):
+class ShapeRowSerializer(serializers.Serializer[dict[str, Any]]):
     id = serializers.CharField(
         required=False,
         help_text="Your id for the shape; re-uploading the same id updates it. "
         "Without one, an id is derived from the content, so identical re-uploads are no-ops.",
     )
     kind = serializers.ChoiceField(choices=GeometryKind.choices, default=GeometryKind.BOX)
-    label = serializers.CharField()
+    # The API's field name hides a Field attribute in the stubs only: DRF's metaclass moves
+    # declared fields off the class.
+    label = serializers.CharField()  # type: ignore[assignment]
     geometry = serializers.JSONField(
         help_text="box: {x, y, width, height}; polygon/line: {vertices: [[x, y], ...]}; "
         "keypoints: {keypoints: [{x, y, visible, name?}], skeleton?}; "
@@ -276,7 +282,7 @@ class ItemPredictionRowSerializer(ShapeRowSerializer):
     confidence = serializers.FloatField(min_value=0, max_value=1)
 
 
-class ItemRowSerializer(serializers.Serializer):
+class ItemRowSerializer(serializers.Serializer[dict[str, Any]]):
     reference_id = serializers.CharField(help_text="Upsert key, unique per dataset.")
     metadata = serializers.JSONField(required=False, help_text="Replaces the stored metadata.")
     annotations = ShapeRowSerializer(many=True, required=False)
@@ -316,19 +322,19 @@ class PredictionRowsField(_RowsField):
     pass
 
 
-class ItemsBulkSerializer(serializers.Serializer):
+class ItemsBulkSerializer(serializers.Serializer[dict[str, Any]]):
     items = ItemRowsField()
 
 
-class AnnotationsBulkSerializer(serializers.Serializer):
+class AnnotationsBulkSerializer(serializers.Serializer[dict[str, Any]]):
     annotations = AnnotationRowsField()
 
 
-class PredictionsBulkSerializer(serializers.Serializer):
+class PredictionsBulkSerializer(serializers.Serializer[dict[str, Any]]):
     predictions = PredictionRowsField()
 
 
-class ItemsUpsertResultSerializer(serializers.Serializer):
+class ItemsUpsertResultSerializer(serializers.Serializer[dict[str, Any]]):
     items_created = serializers.IntegerField()
     items_updated = serializers.IntegerField()
     items_unchanged = serializers.IntegerField()
@@ -337,21 +343,21 @@ class ItemsUpsertResultSerializer(serializers.Serializer):
     error_count = serializers.IntegerField()
 
 
-class ShapesWrittenSerializer(serializers.Serializer):
+class ShapesWrittenSerializer(serializers.Serializer[dict[str, Any]]):
     received = serializers.IntegerField()
     written = serializers.IntegerField(
         help_text="Rows inserted or changed; 0 on an identical re-upload."
     )
 
 
-class ReferenceIdsSerializer(serializers.Serializer):
+class ReferenceIdsSerializer(serializers.Serializer[dict[str, Any]]):
     reference_ids = serializers.ListField(
         child=serializers.CharField(max_length=512, trim_whitespace=False),
         max_length=MAX_REFERENCE_IDS,
     )
 
 
-class AnnotationIdsSerializer(serializers.Serializer):
+class AnnotationIdsSerializer(serializers.Serializer[dict[str, Any]]):
     ids = serializers.ListField(
         child=serializers.CharField(max_length=512, trim_whitespace=False),
         max_length=MAX_REFERENCE_IDS,
@@ -359,7 +365,7 @@ class AnnotationIdsSerializer(serializers.Serializer):
     )
 
 
-class DeletedSerializer(serializers.Serializer):
+class DeletedSerializer(serializers.Serializer[dict[str, Any]]):
     deleted = serializers.IntegerField()
     missing = serializers.ListField(
         child=serializers.CharField(), help_text="Ids that were not found (e.g. already deleted)."
@@ -369,7 +375,7 @@ class DeletedSerializer(serializers.Serializer):
 # ------------------------------------------------------------------------------- models
 
 
-class ModelSerializer(serializers.ModelSerializer):
+class ModelSerializer(serializers.ModelSerializer[Model]):
     metadata = serializers.JSONField()
     prediction_count = serializers.IntegerField(
         read_only=True,
@@ -393,7 +399,7 @@ class ModelSerializer(serializers.ModelSerializer):
         ]
 
 
-class ModelCreateSerializer(serializers.Serializer):
+class ModelCreateSerializer(serializers.Serializer[dict[str, Any]]):
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True, default="")
     # NUL and lone surrogates never get here: the API's parsers refuse them (curation.storable).
@@ -403,7 +409,7 @@ class ModelCreateSerializer(serializers.Serializer):
 # ------------------------------------------------------------------------------- slices
 
 
-class SliceSerializer(serializers.ModelSerializer):
+class SliceSerializer(serializers.ModelSerializer[Slice]):
     created_by = serializers.CharField(
         source="created_by.username", read_only=True, allow_null=True
     )
@@ -446,7 +452,7 @@ class SliceSerializer(serializers.ModelSerializer):
         read_only_fields = ["query", "similarity"]
 
 
-class SliceCreateSerializer(serializers.Serializer):
+class SliceCreateSerializer(serializers.Serializer[dict[str, Any]]):
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True, default="")
     reference_ids = serializers.ListField(
@@ -457,12 +463,12 @@ class SliceCreateSerializer(serializers.Serializer):
     )
 
 
-class SliceUpdateSerializer(serializers.Serializer):
+class SliceUpdateSerializer(serializers.Serializer[dict[str, Any]]):
     name = serializers.CharField(max_length=200, required=False)
     description = serializers.CharField(required=False, allow_blank=True)
 
 
-class SliceChangedSerializer(serializers.Serializer):
+class SliceChangedSerializer(serializers.Serializer[dict[str, Any]]):
     changed = serializers.IntegerField(help_text="Items added (append) or removed (remove).")
     slice = SliceSerializer()
 
@@ -470,7 +476,7 @@ class SliceChangedSerializer(serializers.Serializer):
 # --------------------------------------------------------------------------------- tags
 
 
-class TagSerializer(serializers.ModelSerializer):
+class TagSerializer(serializers.ModelSerializer[Tag]):
     item_count = serializers.IntegerField(read_only=True)
 
     class Meta:
@@ -482,7 +488,7 @@ class TagItemsSerializer(ReferenceIdsSerializer):
     name = serializers.CharField(max_length=200)
 
 
-class TagChangedSerializer(serializers.Serializer):
+class TagChangedSerializer(serializers.Serializer[dict[str, Any]]):
     changed = serializers.IntegerField(
         help_text="Items that gained (add) or lost (remove) the tag."
     )
@@ -492,26 +498,28 @@ class TagChangedSerializer(serializers.Serializer):
 # --------------------------------------------------------------------------------- jobs
 
 
-class JobErrorSerializer(serializers.Serializer):
+class JobErrorSerializer(serializers.Serializer[dict[str, Any]]):
     index = serializers.IntegerField(required=False, allow_null=True)
     reference_id = serializers.CharField(required=False, allow_null=True)
     path = serializers.CharField(required=False, allow_blank=True)
     message = serializers.CharField()
 
 
-class JobProgressSerializer(serializers.Serializer):
+class JobProgressSerializer(serializers.Serializer[dict[str, Any]]):
     done = serializers.IntegerField(source="progress_done")
     total = serializers.IntegerField(source="progress_total", allow_null=True)
 
 
-class JobSerializer(HidesServerPaths, serializers.ModelSerializer):
+class JobSerializer(HidesServerPaths[Job], serializers.ModelSerializer[Job]):
     server_path_fields = ("errors", "message", "params", "result")
 
     created_by = serializers.CharField(
         source="created_by.username", read_only=True, allow_null=True
     )
     progress = JobProgressSerializer(source="*")
-    errors = serializers.ListField(
+    # The API's field name hides a Field attribute in the stubs only: DRF's metaclass moves
+    # declared fields off the class.
+    errors = serializers.ListField(  # type: ignore[assignment]
         child=serializers.DictField(),
         help_text=f"The first {settings.NUCLEUS_JOB_ERRORS_KEPT} errors.",
     )
@@ -542,13 +550,15 @@ class JobSerializer(HidesServerPaths, serializers.ModelSerializer):
 # ------------------------------------------------------------------------------- ingest
 
 
-class IngestSerializer(serializers.Serializer):
-    source = serializers.DictField(
+class IngestSerializer(serializers.Serializer[dict[str, Any]]):
+    # The API's field name hides a Field attribute in the stubs only: DRF's metaclass moves
+    # declared fields off the class.
+    source = serializers.DictField(  # type: ignore[assignment]
         help_text='What to ingest, e.g. {"type": "manifest", "path": "..."}; see docs/api.md.'
     )
 
 
-class IngestUploadSerializer(serializers.Serializer):
+class IngestUploadSerializer(serializers.Serializer[dict[str, Any]]):
     file = serializers.FileField(help_text="A JSONL manifest or a COCO JSON file.")
     type = serializers.ChoiceField(choices=["manifest", "coco"])
     images_root = serializers.CharField(

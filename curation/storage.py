@@ -84,7 +84,8 @@ def media_presign(key: str, *, ttl: int | None = None) -> str:
     """A presigned GET URL for `key` on S3, valid for `ttl` seconds (MEDIA_URL_TTL)."""
     if not storage_is_s3():
         raise RuntimeError("presigned URLs need the S3 storage backend")
-    return str(default_storage.url(key, expire=ttl or settings.MEDIA_URL_TTL))
+    # S3Storage.url takes `expire`; the stubs type default_storage as the base Storage.
+    return str(default_storage.url(key, expire=ttl or settings.MEDIA_URL_TTL))  # type: ignore[call-arg]
 
 
 def media_path(item_id: int, kind: MediaKind) -> str:
@@ -114,7 +115,7 @@ def media_signature_valid(signature: str, item_id: int, kind: MediaKind) -> bool
     if not isinstance(payload, list) or len(payload) != 3:
         return False
     signed_id, signed_kind, expires = payload
-    return signed_id == int(item_id) and signed_kind == kind and time.time() < expires
+    return bool(signed_id == int(item_id) and signed_kind == kind and time.time() < expires)
 
 
 def media_signed_url(

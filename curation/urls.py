@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.urls import include, path, register_converter
+from django.urls import URLPattern, URLResolver, include, path, register_converter
 
 from curation import views
 from curation.storage import MEDIA_KINDS
@@ -18,7 +18,7 @@ class MediaKindConverter:
 
 register_converter(MediaKindConverter, "media_kind")
 
-urlpatterns: list = [
+urlpatterns: list[URLPattern | URLResolver] = [
     path("media/items/<int:item_id>/<media_kind:kind>", views.item_media, name="item-media"),
     path("", include("curation.ui.urls")),
 ]

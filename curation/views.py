@@ -8,9 +8,10 @@ from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http.response import HttpResponseBase
 from django.utils.cache import get_conditional_response, patch_cache_control, patch_vary_headers
 from django.views.decorators.http import require_safe
-from rest_framework import authentication, exceptions
+from rest_framework import exceptions
 
 from curation.authentication import HashedTokenAuthentication
 from curation.errors import error_body
@@ -42,7 +43,7 @@ def _media_user(request: HttpRequest) -> tuple[Any, HttpResponse | None]:
     Returns (user, None), or (None, response) when the caller must authenticate first:
     401 for API-style requests, a redirect to the login page for browser navigations.
     """
-    if authentication.get_authorization_header(request):
+    if request.META.get("HTTP_AUTHORIZATION"):
         try:
             found = HashedTokenAuthentication().authenticate(request)
         except exceptions.AuthenticationFailed as exc:
@@ -74,7 +75,7 @@ def _media_item(request: HttpRequest, item_id: int, kind: MediaKind) -> Item | H
 
 
 @require_safe
-def item_media(request: HttpRequest, item_id: int, kind: MediaKind) -> HttpResponse:
+def item_media(request: HttpRequest, item_id: int, kind: MediaKind) -> HttpResponseBase:
     """Serve an item's original or thumbnail to a user with a role on its dataset.
 
     Local files stream from here; on S3 the response redirects to a short-lived presigned
@@ -88,7 +89,7 @@ def item_media(request: HttpRequest, item_id: int, kind: MediaKind) -> HttpRespo
     if not key:
         return _error(404, "not_found", f"This item has no {kind} in storage.")
     if storage_is_s3():
-        response: HttpResponse = HttpResponseRedirect(media_presign(key))
+        response: HttpResponseBase = HttpResponseRedirect(media_presign(key))
         # A browser may reuse the redirect, but never past the presigned URL's lifetime.
         patch_cache_control(response, private=True, max_age=settings.MEDIA_URL_TTL // 2)
     else:
@@ -99,7 +100,7 @@ def item_media(request: HttpRequest, item_id: int, kind: MediaKind) -> HttpRespo
 
 def _local_media_response(
     request: HttpRequest, item: Item, kind: MediaKind, key: str
-) -> HttpResponse:
+) -> HttpResponseBase:
     etag = media_etag(item, kind)
     if etag is not None:
         not_modified = get_conditional_response(request, etag=etag)

@@ -20,7 +20,7 @@ from embeddings.models import (
 
 
 @admin.register(EmbeddingModel)
-class EmbeddingModelAdmin(admin.ModelAdmin):
+class EmbeddingModelAdmin(admin.ModelAdmin[EmbeddingModel]):
     list_display = [
         "name",
         "kind",
@@ -37,7 +37,7 @@ class EmbeddingModelAdmin(admin.ModelAdmin):
 
 
 @admin.register(Embedding)
-class EmbeddingAdmin(admin.ModelAdmin):
+class EmbeddingAdmin(admin.ModelAdmin[Embedding]):
     list_display = ["id", "model", "dataset", "item", "created"]
     list_select_related = ["model", "dataset", "item"]
     list_filter = ["model"]
@@ -55,13 +55,13 @@ class EmbeddingAdmin(admin.ModelAdmin):
 
 
 @admin.register(DatasetSearchDefault)
-class DatasetSearchDefaultAdmin(admin.ModelAdmin):
+class DatasetSearchDefaultAdmin(admin.ModelAdmin[DatasetSearchDefault]):
     list_display = ["dataset", "model", "updated"]
     list_select_related = ["dataset", "model"]
     raw_id_fields = ["dataset", "model"]
 
 
-class DuplicateMemberInline(admin.TabularInline):
+class DuplicateMemberInline(admin.TabularInline[DuplicateMember, DuplicateGroup]):
     model = DuplicateMember
     raw_id_fields = ["item"]
     readonly_fields = ["item", "is_representative", "same_hash", "similarity"]
@@ -70,7 +70,7 @@ class DuplicateMemberInline(admin.TabularInline):
 
 
 @admin.register(DuplicateRun)
-class DuplicateRunAdmin(admin.ModelAdmin):
+class DuplicateRunAdmin(admin.ModelAdmin[DuplicateRun]):
     list_display = [
         "id",
         "dataset",
@@ -87,7 +87,7 @@ class DuplicateRunAdmin(admin.ModelAdmin):
 
 
 @admin.register(DuplicateGroup)
-class DuplicateGroupAdmin(admin.ModelAdmin):
+class DuplicateGroupAdmin(admin.ModelAdmin[DuplicateGroup]):
     list_display = ["id", "run", "kind", "size", "representative"]
     list_select_related = ["run", "representative"]
     list_filter = ["kind"]

@@ -439,10 +439,10 @@ class DuplicatesView(APIView):
                 dataset=dataset, name=data["model"]
             )
         else:
-            model = (
+            default = (
                 DatasetSearchDefault.objects.filter(dataset=dataset).select_related("model").first()
             )
-            model = model.model if model else None  # type: ignore[union-attr]
+            model = default.model if default else None
         job = duplicates.duplicates_job_start(
             dataset=dataset,
             user=request.user,

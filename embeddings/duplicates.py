@@ -131,11 +131,8 @@ def duplicates_run(ctx: JobContext) -> dict[str, Any]:
     dataset = ctx.job.dataset
     assert dataset is not None
     params = ctx.params
-    model = (
-        EmbeddingModel.objects.filter(pk=params.get("model_id")).first()
-        if params.get("model_id")
-        else None
-    )
+    model_id = params.get("model_id")
+    model = EmbeddingModel.objects.filter(pk=model_id).first() if model_id else None
     state = dict(ctx.state)
     if "run_id" not in state:
         state.update(last_id=0, done=0)

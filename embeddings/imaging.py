@@ -39,10 +39,10 @@ def pixels_decode(data: bytes, size: int) -> np.ndarray:
             if im.format == "JPEG":
                 # EXIF rotation swaps width and height; request the short side either way.
                 im.draft("RGB", (size, size))
-            im = ImageOps.exif_transpose(im)
-            if im.mode != "RGB":
-                im = im.convert("RGB")
-            return _resize_crop(im, size)
+            upright = ImageOps.exif_transpose(im)
+            if upright.mode != "RGB":
+                upright = upright.convert("RGB")
+            return _resize_crop(upright, size)
     except DecodeError:
         raise
     except Exception as exc:  # Pillow signals bad data in many ways

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from django.db.models import IntegerField, OuterRef, Q, Subquery
+from typing import TypeAlias, TypedDict
+
+from django.db.models import IntegerField, OuterRef, Q, Subquery, Value
+from django_stubs_ext import WithAnnotations
 
 from curation.errors import Conflict, NotFound
 from curation.models import Dataset
@@ -14,6 +17,15 @@ from embeddings.models import DatasetSearchDefault, Embedding, EmbeddingModel
 VECTOR_COUNT_EXACT_MAX = 100_000
 
 
+class VectorCounts(TypedDict):
+    vector_count: int
+    vector_count_estimated: bool
+
+
+# An embedding model as models_of returns it: with its vector count for the dataset.
+CountedEmbeddingModel: TypeAlias = "WithAnnotations[EmbeddingModel, VectorCounts]"
+
+
 class _RowCount(Subquery):
     """How many rows a subquery returns (the subquery may be sliced, to cap the count)."""
 
@@ -21,7 +33,7 @@ class _RowCount(Subquery):
     output_field = IntegerField()
 
 
-def models_of(*, dataset: Dataset) -> list[EmbeddingModel]:
+def models_of(*, dataset: Dataset) -> list[CountedEmbeddingModel]:
     """Models a dataset can use (shared open_clip ones and its own custom ones), with the
     number of its items each has a vector for (`vector_count`, an estimate when
     `vector_count_estimated`)."""
@@ -32,12 +44,13 @@ def models_of(*, dataset: Dataset) -> list[EmbeddingModel]:
     ]
     models = list(
         EmbeddingModel.objects.filter(Q(dataset__isnull=True) | Q(dataset=dataset))
-        .annotate(vector_count=_RowCount(capped))
+        # vector_count_estimated is set below, where the capped count is replaced.
+        .annotate(vector_count=_RowCount(capped), vector_count_estimated=Value(False))
         .order_by("id")
     )
     for model in models:
-        model.vector_count_estimated = model.vector_count > VECTOR_COUNT_EXACT_MAX
-        if model.vector_count_estimated:
+        if model.vector_count > VECTOR_COUNT_EXACT_MAX:
+            model.vector_count_estimated = True
             _, estimate = vec.index_state(model.pk, dataset.pk)
             model.vector_count = max(model.vector_count, round(estimate))
     return models

@@ -20,7 +20,7 @@ from embeddings.selectors import VECTOR_COUNT_EXACT_MAX
 # ------------------------------------------------------------------------------ models
 
 
-class EmbeddingModelSerializer(serializers.ModelSerializer):
+class EmbeddingModelSerializer(serializers.ModelSerializer[EmbeddingModel]):
     kind = serializers.CharField(
         help_text="open_clip (images and texts) or custom (uploaded vectors)."
     )
@@ -70,32 +70,32 @@ class EmbeddingModelSerializer(serializers.ModelSerializer):
         return model.pk == self.context.get("default_model_id")
 
 
-class CustomModelCreateSerializer(serializers.Serializer):
+class CustomModelCreateSerializer(serializers.Serializer[dict[str, Any]]):
     name = serializers.CharField(max_length=200)
     dimension = serializers.IntegerField(min_value=1, max_value=MAX_INDEXED_DIMENSION)
     description = serializers.CharField(required=False, allow_blank=True, default="")
 
 
-class DefaultModelSerializer(serializers.Serializer):
+class DefaultModelSerializer(serializers.Serializer[dict[str, Any]]):
     model = serializers.CharField(help_text="Name of the model searches use when none is named.")
 
 
-class VectorRowSerializer(serializers.Serializer):
+class VectorRowSerializer(serializers.Serializer[dict[str, Any]]):
     reference_id = serializers.CharField()
     vector = serializers.ListField(child=serializers.FloatField())
 
 
-class VectorsUploadSerializer(serializers.Serializer):
+class VectorsUploadSerializer(serializers.Serializer[dict[str, Any]]):
     # Rows are validated by the service, fast and with per-row paths; this only describes them.
     vectors = serializers.ListField(child=serializers.DictField(), allow_empty=False)
 
 
-class VectorsWrittenSerializer(serializers.Serializer):
+class VectorsWrittenSerializer(serializers.Serializer[dict[str, Any]]):
     written = serializers.IntegerField()
     rows = serializers.IntegerField()
 
 
-class EmbedJobSerializer(serializers.Serializer):
+class EmbedJobSerializer(serializers.Serializer[dict[str, Any]]):
     model = serializers.CharField(
         required=False, help_text="An open_clip model's name; default: the configured model."
     )
@@ -110,13 +110,13 @@ class EmbedJobSerializer(serializers.Serializer):
 # ------------------------------------------------------------------------------ search
 
 
-class MetadataConditionSerializer(serializers.Serializer):
+class MetadataConditionSerializer(serializers.Serializer[dict[str, Any]]):
     key = serializers.CharField(help_text="A metadata key; dots go into nested objects.")
     op = serializers.ChoiceField(choices=METADATA_OPS, default="eq")
     value = serializers.JSONField(required=False)
 
 
-class SearchFilterSerializer(serializers.Serializer):
+class SearchFilterSerializer(serializers.Serializer[dict[str, Any]]):
     query = serializers.CharField(
         required=False,
         allow_blank=True,
@@ -164,7 +164,7 @@ class SearchFilterField(serializers.Field):
         return inner.validated_data
 
 
-class _SearchSerializer(serializers.Serializer):
+class _SearchSerializer(serializers.Serializer[dict[str, Any]]):
     model = serializers.CharField(required=False, help_text="Default: the dataset's default model.")
     filter = SearchFilterField(required=False)
     offset = serializers.IntegerField(min_value=0, default=0)
@@ -200,19 +200,19 @@ class ImageSearchSerializer(_SearchSerializer):
     image = serializers.FileField(help_text="The query image (JPEG, PNG, WebP, ...).")
 
 
-class SearchModelSerializer(serializers.Serializer):
+class SearchModelSerializer(serializers.Serializer[dict[str, Any]]):
     id = serializers.IntegerField()
     name = serializers.CharField()
     dimension = serializers.IntegerField()
     random_weights = serializers.BooleanField()
 
 
-class SearchHitSerializer(serializers.Serializer):
+class SearchHitSerializer(serializers.Serializer[dict[str, Any]]):
     score = serializers.FloatField(help_text="Cosine similarity to the query, 1 = same direction.")
     item = ItemSerializer()
 
 
-class SearchResultSerializer(serializers.Serializer):
+class SearchResultSerializer(serializers.Serializer[dict[str, Any]]):
     model = SearchModelSerializer()
     random_weights = serializers.BooleanField(
         help_text="True when the model has random weights: these results are NOT semantic."
@@ -227,7 +227,7 @@ class SearchResultSerializer(serializers.Serializer):
 # -------------------------------------------------------------------------- duplicates
 
 
-class DuplicatesJobSerializer(serializers.Serializer):
+class DuplicatesJobSerializer(serializers.Serializer[dict[str, Any]]):
     model = serializers.CharField(
         required=False, help_text="Model for near duplicates; default: the dataset's default."
     )
@@ -237,7 +237,7 @@ class DuplicatesJobSerializer(serializers.Serializer):
     neighbors = serializers.IntegerField(required=False, help_text="Neighbours checked per item.")
 
 
-class DuplicateMemberSerializer(serializers.Serializer):
+class DuplicateMemberSerializer(serializers.Serializer[dict[str, Any]]):
     item_id = serializers.IntegerField()
     reference_id = serializers.CharField(source="item.reference_id")
     is_representative = serializers.BooleanField()
@@ -245,7 +245,7 @@ class DuplicateMemberSerializer(serializers.Serializer):
     similarity = serializers.FloatField(allow_null=True)
 
 
-class DuplicateGroupSerializer(serializers.ModelSerializer):
+class DuplicateGroupSerializer(serializers.ModelSerializer[DuplicateGroup]):
     kind = serializers.CharField(help_text="exact (all members share a content hash) or near.")
     representative = serializers.SerializerMethodField()
     members = DuplicateMemberSerializer(many=True)
@@ -261,7 +261,7 @@ class DuplicateGroupSerializer(serializers.ModelSerializer):
         }
 
 
-class DuplicateRunSerializer(serializers.ModelSerializer):
+class DuplicateRunSerializer(serializers.ModelSerializer[DuplicateRun]):
     model = serializers.CharField(source="model.name", allow_null=True, default=None)
 
     class Meta:
@@ -278,7 +278,7 @@ class DuplicateRunSerializer(serializers.ModelSerializer):
         ]
 
 
-class DuplicatesPageSerializer(serializers.Serializer):
+class DuplicatesPageSerializer(serializers.Serializer[dict[str, Any]]):
     run = DuplicateRunSerializer()
     offset = serializers.IntegerField()
     limit = serializers.IntegerField()
@@ -286,7 +286,7 @@ class DuplicatesPageSerializer(serializers.Serializer):
     groups = DuplicateGroupSerializer(many=True)
 
 
-class DuplicatesApplySerializer(serializers.Serializer):
+class DuplicatesApplySerializer(serializers.Serializer[dict[str, Any]]):
     target = serializers.ChoiceField(choices=["tag", "slice"])
     name = serializers.CharField(max_length=200)
     select = serializers.ChoiceField(
@@ -300,7 +300,7 @@ class DuplicatesApplySerializer(serializers.Serializer):
     )
 
 
-class DuplicatesAppliedSerializer(serializers.Serializer):
+class DuplicatesAppliedSerializer(serializers.Serializer[dict[str, Any]]):
     target = serializers.CharField()
     id = serializers.IntegerField()
     name = serializers.CharField()

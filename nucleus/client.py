@@ -285,7 +285,9 @@ class NucleusClient:
         # an exception kept by the caller delays indefinitely.
         for adapter in self.session.adapters.values():
             pools = getattr(getattr(adapter, "poolmanager", None), "pools", None)
-            for key in list(pools.keys()) if pools is not None else []:
+            if pools is None:
+                continue
+            for key in list(pools.keys()):
                 pool = pools.get(key)
                 if pool is not None:
                     pool.close()
@@ -465,7 +467,7 @@ class NucleusClient:
     def item(self, dataset: DatasetRef, item_id: int, *, include_predictions: bool = False) -> JSON:
         """Get one item with its tags, annotations and (optionally) predictions."""
         params = {"include": "predictions"} if include_predictions else None
-        return self._get(f"datasets/{self._dataset_id(dataset)}/items/{item_id}", params)
+        return dict(self._get(f"datasets/{self._dataset_id(dataset)}/items/{item_id}", params))
 
     def items_upsert(
         self, dataset: DatasetRef, rows: Iterable[JSON], *, chunk_size: int = DEFAULT_CHUNK_SIZE

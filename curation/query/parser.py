@@ -220,7 +220,8 @@ def _acceptable(prefix: str, fallback: set[str]) -> set[str]:
     try:
         parser = _PARSER.parse_interactive(prefix)
         parser.exhaust_lexer()
-        return set(parser.accepts())
+        # lark leaves InteractiveParser.accepts() unannotated; it returns terminal names.
+        return set(parser.accepts())  # type: ignore[no-untyped-call]
     except UnexpectedInput:
         return fallback
 
@@ -252,7 +253,8 @@ def _syntax_error(text: str, exc: UnexpectedInput) -> QueryError:
             expected=expected,
         )
     if isinstance(exc, UnexpectedCharacters):
-        offset = exc.pos_in_stream
+        # lark types pos_in_stream by its base class default, None; this exception sets it.
+        offset = exc.pos_in_stream  # type: ignore[assignment]
         char = text[offset]
         expected = _describe_expected(_acceptable(text[:offset], set(exc.allowed or ())))
         if char in "\"'":

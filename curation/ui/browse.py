@@ -3,6 +3,7 @@ item view, and the small htmx endpoints around them."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,7 +58,7 @@ def _shapes_by_item(
     item_ids: list[int], model_id: int | None, conf: float
 ) -> dict[int, list[Shape]]:
     """Ground truth (and one model's confident predictions) of a page of items, in two reads."""
-    rows: dict[int, list[dict[str, Any]]] = {i: [] for i in item_ids}
+    rows: dict[int, list[Mapping[str, Any]]] = {i: [] for i in item_ids}
     for row in (
         Annotation.objects.filter(item_id__in=item_ids)
         .exclude(kind="segmentation")
@@ -206,7 +207,7 @@ def _literal(value: str) -> str:
 
 def _chips(state: GridState, base: str, results: Results | None) -> list[dict[str, Any]]:
     """The filters that are on, each with a link that takes it off."""
-    chips = [
+    chips: list[dict[str, Any]] = [
         {"text": f"label: {label}", "url": state.toggled(base, "label", label)}
         for label in state.labels
     ]
@@ -314,7 +315,7 @@ def _grid(
         }
         return render(request, "ui/error.html", context, status=400)
     model = search_model(dataset)
-    can_curate = dataset.user_role in (Role.CURATOR, Role.ADMIN)  # type: ignore[attr-defined]
+    can_curate = dataset.user_role in (Role.CURATOR, Role.ADMIN)
     context = {
         "tab": "items",
         "dataset": dataset,
@@ -463,7 +464,7 @@ def _selected_reference_ids(
 ) -> list[str]:
     data = form.cleaned_data
     if (data.get("scope") or "ids") == "view":
-        params = QueryDict(data.get("view") or "")
+        params: QueryDict = QueryDict(data.get("view") or "")
         base_slice = None
         if params.get("in_slice"):
             base_slice = selectors.slice_of(dataset=dataset, slice_id=params["in_slice"])
@@ -643,7 +644,7 @@ def item_view(request: HttpRequest, dataset_id: int, item_id: int) -> HttpRespon
     """One item: the image with its annotations and predictions, metadata, tags, slices,
     nearest neighbours and duplicate group."""
     dataset = dataset_or_404(request, dataset_id)
-    item = selectors.item_detail(dataset=dataset, item_id=item_id, include_predictions=True)
+    item = selectors.item_of(dataset=dataset, item_id=item_id)
     item.dataset = dataset
     try:
         state = GridState(request.GET, dataset=dataset)
@@ -661,11 +662,14 @@ def item_view(request: HttpRequest, dataset_id: int, item_id: int) -> HttpRespon
             "previous": item_url(dataset, before, querystring) if before else "",
         }
     annotations = shapes_of(
-        [{"kind": a.kind, "label": a.label, "geometry": a.geometry} for a in item.annotation_list],
+        [
+            {"kind": a.kind, "label": a.label, "geometry": a.geometry}
+            for a in selectors.item_annotations(item=item)
+        ],
         source="gt",
     )
     predictions_by_model: dict[str, list[Shape]] = {}
-    for p in item.prediction_list:
+    for p in selectors.item_predictions(item=item):
         predictions_by_model.setdefault(p.model.name, []).extend(
             shapes_of(
                 [
@@ -692,6 +696,7 @@ def item_view(request: HttpRequest, dataset_id: int, item_id: int) -> HttpRespon
         "tab": "items",
         "dataset": dataset,
         "item": item,
+        "tag_names": selectors.item_tag_names(item=item),
         "image_url": media_url(item, "original"),
         "annotations": annotations,
         "predictions": [s for shapes in predictions_by_model.values() for s in shapes],
@@ -711,7 +716,7 @@ def item_view(request: HttpRequest, dataset_id: int, item_id: int) -> HttpRespon
             reverse("ui:grid", args=[dataset.pk]), {"like": item.pk, "text": None, "image": None}
         ),
         "nav_urls": neighbours_url,
-        "can_curate": dataset.user_role in (Role.CURATOR, Role.ADMIN),  # type: ignore[attr-defined]
+        "can_curate": dataset.user_role in (Role.CURATOR, Role.ADMIN),
         "here": request.get_full_path(),
         "all_slices": list(
             Slice.objects.filter(dataset=dataset, query="", similarity__isnull=True)

@@ -332,11 +332,15 @@ def _dynamic_count(found: Slice) -> int:
 def _summarise(dataset: Dataset) -> Summary:
     basis, sample_sql, params = _basis(dataset)
     tags = [(t.pk, t.name, t.item_count) for t in selectors.tags_of(dataset=dataset)]
-    found = list(selectors.slices_of(dataset=dataset))
-    selectors.slice_counts_attach(found)  # static slices; each count bounded
     slices = [
-        (s.pk, s.name, _dynamic_count(s) if s.is_dynamic else s.item_count, s.is_dynamic)
-        for s in found
+        (
+            s.pk,
+            s.name,
+            # a static slice's count is bounded (count_capped)
+            _dynamic_count(s) if s.is_dynamic else selectors.slice_item_count(slice=s)[0],
+            s.is_dynamic,
+        )
+        for s in selectors.slices_of(dataset=dataset)
     ]
     return Summary(
         basis=basis,

@@ -27,7 +27,8 @@ class IngestForm(forms.Form):
     labels_from_folders = forms.BooleanField(required=False)
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         kind, path, upload = data.get("type"), data.get("path"), data.get("file")
         if kind == "folder":
             if not path:
@@ -86,7 +87,8 @@ class SelectionForm(forms.Form):
             raise forms.ValidationError("Item ids must be whole numbers.") from None
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         action = data.get("action")
         if (data.get("scope") or "ids") == "ids" and not data.get("ids"):
             self.add_error("ids", "Select at least one item.")

@@ -38,7 +38,9 @@ def html_errors(view: View) -> View:
     return cast(View, wrapped)
 
 
-def dataset_or_404(request: HttpRequest, dataset_id: int, needed: str = Role.VIEWER) -> Dataset:
+def dataset_or_404(
+    request: HttpRequest, dataset_id: int | str, needed: str = Role.VIEWER
+) -> Dataset:
     """The dataset if the user holds `needed` on it (see curation.access.dataset_for)."""
     return dataset_for(request.user, dataset_id, needed)
 

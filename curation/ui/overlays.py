@@ -7,7 +7,7 @@ and the image's own aspect handling lines the shapes up at any display size.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,7 +90,7 @@ def shape_of(
     return None
 
 
-def shapes_of(rows: Iterable[dict[str, Any]], *, source: str) -> list[Shape]:
+def shapes_of(rows: Iterable[Mapping[str, Any]], *, source: str) -> list[Shape]:
     """Shapes for rows with kind, label, geometry (and confidence for predictions)."""
     shapes = []
     for row in rows:

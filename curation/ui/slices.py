@@ -4,6 +4,7 @@ streamed export endpoints, which accept the browser's session."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -18,7 +19,7 @@ from curation import selectors, slices
 from curation.access import has_role
 from curation.errors import CurationError, InvalidInput, field_error
 from curation.export import FORMATS
-from curation.models import Dataset, Role, Slice
+from curation.models import Dataset, Role, Slice, SliceVersion
 from curation.ui import facets
 from curation.ui.browse import COUNT_CAP, _grid
 from curation.ui.http import back_with_error, dataset_or_404, html_errors
@@ -26,6 +27,22 @@ from curation.ui.similarity import random_weight_models
 from curation.ui.state import GridState
 
 DIFF_SHOWN = 200
+
+
+@dataclass(frozen=True)
+class SliceCount:
+    """The slice page's one count: None when the saved query no longer evaluates."""
+
+    items: int | None
+    capped: bool  # there are more than `items`
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    """A row of the versions table: the version and its export links."""
+
+    version: SliceVersion
+    exports: list[tuple[str, str]]
 
 
 def export_links(
@@ -50,17 +67,20 @@ def _slice_context(dataset: Dataset, found: Slice) -> dict[str, Any]:
         # A saved query that no longer compiles (it names a slice since deleted): show the
         # slice with the reason, so its versions and exports stay reachable.
         problem = exc.message
-        found.item_count, found.count_capped = None, False
+        slice_count = SliceCount(items=None, capped=False)
     else:
-        found.item_count, found.count_capped = min(count, COUNT_CAP), count > COUNT_CAP
+        slice_count = SliceCount(items=min(count, COUNT_CAP), capped=count > COUNT_CAP)
     versions = list(slices.slice_versions(slice=found))
-    for version in versions:
-        version.exports = export_links(dataset, found, version.number)
     return {
         "slice_problem": problem,
+        "slice_count": slice_count,
         "versions": versions[::-1],
+        "version_rows": [
+            VersionRow(version=v, exports=export_links(dataset, found, v.number))
+            for v in versions[::-1]
+        ],
         "exports": export_links(dataset, found),
-        "can_curate": has_role(dataset.user_role, Role.CURATOR),  # type: ignore[attr-defined]
+        "can_curate": has_role(dataset.user_role, Role.CURATOR),
         "query_url": f"{reverse('ui:grid', args=[dataset.pk])}?{urlencode({'query': found.query})}"
         if found.query.strip()
         else "",

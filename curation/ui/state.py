@@ -50,7 +50,7 @@ def _int(raw: str | None, name: str, *, minimum: int = 0) -> int | None:
     if raw in (None, ""):
         return None
     try:
-        value = int(raw)  # type: ignore[arg-type]
+        value = int(raw)
         if value < minimum:
             raise ValueError
     except ValueError:
@@ -96,7 +96,7 @@ class GridState:
         if raw in (None, ""):
             return 0.5
         try:
-            value = float(raw)  # type: ignore[arg-type]
+            value = float(raw)
         except ValueError:
             value = -1.0
         if not 0.0 <= value <= 1.0:

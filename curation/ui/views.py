@@ -5,6 +5,8 @@ Views are thin: check access, call the same service or selector as the REST API,
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.contrib import messages
@@ -20,7 +22,7 @@ from curation import ingest, selectors, services
 from curation.access import has_role
 from curation.errors import CurationError
 from curation.jobs import job_cancel
-from curation.models import Dataset, Job, JobStatus, Role
+from curation.models import ApiToken, Dataset, Job, JobStatus, Role
 from curation.ui import charts, facets
 from curation.ui.forms import DatasetCreateForm, IngestForm, TokenCreateForm
 from curation.ui.http import dataset_or_404, form_errors_from, html_errors, next_url
@@ -30,6 +32,26 @@ from embeddings.selectors import models_of as embedding_models_of
 
 JOBS_PER_PAGE = 50
 COVERAGE_CACHE_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class DatasetRow:
+    """A dataset as the datasets page lists it."""
+
+    dataset: Dataset
+    item_count: int
+    item_count_exact: bool
+    coverage: dict[str, Any] | None
+    last_change: datetime
+    can_curate: bool
+
+
+@dataclass(frozen=True)
+class JobRow:
+    """A job as ui/_job.html shows it: with whether this user may cancel it."""
+
+    job: Job
+    can_cancel: bool
 
 
 def _coverage(dataset: Dataset, item_count: int) -> dict[str, Any] | None:
@@ -59,29 +81,39 @@ def _datasets_page(
         .annotate(last_job=Max("jobs__created"))
         .order_by("name", "id")
     )
-    selectors.dataset_counts_attach(datasets)
+    rows = []
     for dataset in datasets:
-        dataset.coverage = _coverage(dataset, dataset.item_count)
+        item_count, item_count_exact = selectors.dataset_item_count(dataset=dataset)
         changes = [t for t in (dataset.updated, dataset.last_job) if t is not None]
-        dataset.last_change = max(changes) if changes else dataset.created
-        dataset.can_curate = dataset.user_role in (Role.CURATOR, Role.ADMIN)
+        rows.append(
+            DatasetRow(
+                dataset=dataset,
+                item_count=item_count,
+                item_count_exact=item_count_exact,
+                coverage=_coverage(dataset, item_count),
+                last_change=max(changes) if changes else dataset.created,
+                can_curate=dataset.user_role in (Role.CURATOR, Role.ADMIN),
+            )
+        )
     active = list(
         Job.objects.filter(dataset__in=[d.pk for d in datasets])
         .filter(Q(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]) | Q(created_by=request.user))
         .select_related("dataset", "created_by")
         .order_by("-id")[:5]
     )
-    roles = {d.pk: d.user_role for d in datasets}
-    for job in active:
-        job.can_cancel = has_role(roles.get(job.dataset_id), Role.CURATOR)
+    roles: dict[int | None, str] = {d.pk: d.user_role for d in datasets}
+    recent_jobs = [
+        JobRow(job=job, can_cancel=has_role(roles.get(job.dataset_id), Role.CURATOR))
+        for job in active
+    ]
     context = {
         "nav": "datasets",
-        "datasets": datasets,
+        "datasets": rows,
         "create_form": create_form or DatasetCreateForm(),
         "ingest_form": ingest_form,
         "blank_ingest_form": IngestForm(),
         "ingest_for": ingest_for,
-        "recent_jobs": active,
+        "recent_jobs": recent_jobs,
         "random_weight_models": random_weight_models(datasets),
     }
     return render(request, "ui/datasets.html", context, status=status)
@@ -151,8 +183,8 @@ def job_progress(request: HttpRequest, dataset_id: int, job_id: int) -> HttpResp
         "job": job,
         "poll": not job.is_finished,
         "compact": request.GET.get("compact") == "1",
+        "can_cancel": has_role(dataset.user_role, Role.CURATOR),
     }
-    job.can_cancel = has_role(dataset.user_role, Role.CURATOR)
     response = render(request, "ui/_job.html", context)
     if job.is_finished:
         response.status_code = 286  # htmx: stop polling
@@ -181,14 +213,17 @@ def job_list(request: HttpRequest) -> HttpResponse:
     if before.isascii() and before.isdigit() and len(before) <= 18:
         jobs = jobs.filter(id__lt=int(before))
     rows = list(jobs[: JOBS_PER_PAGE + 1])
-    roles = dict(selectors.datasets_for_user(request.user).values_list("pk", "user_role"))
-    for job in rows:
-        job.can_cancel = has_role(roles.get(job.dataset_id), Role.CURATOR)
+    roles: dict[int | None, str] = {
+        d.pk: d.user_role for d in selectors.datasets_for_user(request.user)
+    }
     context = {
         "nav": "jobs",
         "tab": "jobs",
         "dataset": dataset,
-        "jobs": rows[:JOBS_PER_PAGE],
+        "jobs": [
+            JobRow(job=job, can_cancel=has_role(roles.get(job.dataset_id), Role.CURATOR))
+            for job in rows[:JOBS_PER_PAGE]
+        ],
         "next_before": rows[JOBS_PER_PAGE - 1].pk if len(rows) > JOBS_PER_PAGE else None,
         "status": status,
         "statuses": JobStatus.values,
@@ -219,7 +254,8 @@ def _tokens_page(
     request: HttpRequest,
     *,
     form: TokenCreateForm | None = None,
-    created: Any = None,
+    created: ApiToken | None = None,
+    secret: str = "",
     status: int = 200,
 ) -> HttpResponse:
     context = {
@@ -227,6 +263,7 @@ def _tokens_page(
         "tokens": selectors.tokens_of(user=request.user),
         "form": form or TokenCreateForm(),
         "created": created,
+        "secret": secret,
     }
     return render(request, "ui/tokens.html", context, status=status)
 
@@ -246,8 +283,7 @@ def token_create(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return _tokens_page(request, form=form, status=400)
     token, secret = services.token_create(user=request.user, name=form.cleaned_data["name"])
-    token.secret = secret
-    response = _tokens_page(request, created=token)
+    response = _tokens_page(request, created=token, secret=secret)
     response["Cache-Control"] = "no-store"
     return response
 

@@ -152,7 +152,12 @@ class DemoProgress:
         try:
             job = Job.objects.filter(pk=self.job.pk).first()
             finished = job is not None and job.is_finished
-            items = Item.objects.filter(dataset_id=self.job.dataset_id).count() if finished else 0
+            dataset_id = self.job.dataset_id  # an ingest job always has one
+            items = (
+                Item.objects.filter(dataset_id=dataset_id).count()
+                if finished and dataset_id is not None
+                else 0
+            )
         except DatabaseError:
             return  # the next tick tries again; a database outage shows in the children
         if job is None:
