@@ -145,7 +145,7 @@ class SearchFilterSerializer(serializers.Serializer[dict[str, Any]]):
 
 
 @extend_schema_field(SearchFilterSerializer)
-class SearchFilterField(serializers.Field):
+class SearchFilterField(serializers.Field[dict[str, Any], Any, dict[str, Any], Any]):
     """A search filter: a JSON object, or in a form (urlencoded or multipart) the same
     object as a JSON string, so that no form of request loses it."""
 

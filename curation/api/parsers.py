@@ -31,7 +31,8 @@ def _refused(exc: Unstorable) -> ValidationError:
 
 class JSONParser(parsers.JSONParser):
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
-        encoding = parsers.get_encoding(parser_context or {})
+        # DRF 3.18 has get_encoding (it refuses bytes-to-bytes codecs); its stubs lack it.
+        encoding = parsers.get_encoding(parser_context or {})  # type: ignore[attr-defined]
         try:
             return json_loads(stream.read().decode(encoding))
         except Unstorable as exc:
