@@ -27,18 +27,31 @@ logger = logging.getLogger(__name__)
 
 Runner = Callable[["JobContext"], dict[str, Any] | None]
 _RUNNERS: dict[str, Runner] = {}
+# The procrastinate queue of each job kind. Kinds on different queues run on different
+# workers (`manage.py serve` starts workers for each queue), so a short ingest or export
+# never waits behind an embedding job that takes an hour.
+DEFAULT_QUEUE = "default"
+_QUEUES: dict[str, str] = {}
 
 
 class JobCancelled(Exception):
     pass
 
 
-def job_runner(kind: str) -> Callable[[Runner], Runner]:
+def job_runner(kind: str, *, queue: str = DEFAULT_QUEUE) -> Callable[[Runner], Runner]:
+    """Register the runner of job `kind`; its jobs go to the worker queue `queue`."""
+
     def register(fn: Runner) -> Runner:
         _RUNNERS[kind] = fn
+        _QUEUES[kind] = queue
         return fn
 
     return register
+
+
+def job_queues() -> list[str]:
+    """Every queue some job kind runs on, the default one first."""
+    return sorted(set(_QUEUES.values()) | {DEFAULT_QUEUE}, key=lambda q: (q != DEFAULT_QUEUE, q))
 
 
 def job_create(
@@ -70,7 +83,7 @@ def job_create(
             progress_total=total,
         )
         if enqueue:
-            run_job.defer(job_id=job.pk)
+            run_job.configure(queue=_QUEUES[kind]).defer(job_id=job.pk)
     return job
 
 
