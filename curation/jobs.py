@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from curation.bulk import is_transient
 from curation.errors import Conflict
+from curation.health import disk_space_require, disk_status, is_disk_full
 from curation.models import Dataset, Job, JobStatus
 
 logger = logging.getLogger(__name__)
@@ -70,10 +71,11 @@ def job_create(
     With ``enqueue=False`` the job is only recorded, for a caller that runs it in process
     with job_run (``manage.py ingest`` does), so that no worker runs it at the same time.
     """
-    from curation.tasks import run_job
-
     if kind not in _RUNNERS:
         raise ValueError(f"unknown job kind {kind!r}")
+    # Every job writes (media, export files, vectors, rows); below the floor the space is
+    # PostgreSQL's, whose WAL must never run out (a PANIC stops everything).
+    disk_space_require()
     with transaction.atomic():
         job = Job.objects.create(
             kind=kind,
@@ -83,8 +85,15 @@ def job_create(
             progress_total=total,
         )
         if enqueue:
-            run_job.configure(queue=_QUEUES[kind]).defer(job_id=job.pk)
+            _enqueue(job)
     return job
+
+
+def _enqueue(job: Job, **options: Any) -> None:
+    """Put `job` on its kind's worker queue (procrastinate's configure() options)."""
+    from curation.tasks import run_job
+
+    run_job.configure(queue=_QUEUES.get(job.kind, DEFAULT_QUEUE), **options).defer(job_id=job.pk)
 
 
 def job_cancel(*, job: Job) -> Job:
@@ -154,6 +163,25 @@ class JobContext:
         self.job.error_count += len(errors)
 
 
+# A job paused for lack of disk space is tried again this often; it pauses again at once
+# (without writing) while space stays below the floor.
+DISK_RETRY_SECONDS = 60
+
+
+def _job_pause_for_disk(job: Job, reason: str) -> None:
+    """Put a running job back in the queue for later: resumable, not failed."""
+    message = (
+        f"Paused: {reason}. It resumes from its last checkpoint by itself once free space "
+        "is above NUCLEUS_MIN_FREE_DISK_MB again; cancel it to give up."
+    )
+    with transaction.atomic():
+        if Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
+            status=JobStatus.QUEUED, message=message
+        ):
+            _enqueue(job, schedule_in={"seconds": DISK_RETRY_SECONDS})
+    logger.warning("%s paused: %s", job, reason)
+
+
 def _run_resuming(runner: Runner, job: Job, attempts: int = 4) -> dict[str, Any]:
     """Run `runner`; after a deadlock or serialisation failure, resume it.
 
@@ -180,11 +208,17 @@ def job_run(*, job_id: int) -> Job | None:
         job.status = JobStatus.RUNNING
         job.attempts += 1
         job.started = job.started or timezone.now()
-        job.save(update_fields=["status", "attempts", "started"])
+        job.message = ""  # a pause's reason, from an earlier attempt
+        job.save(update_fields=["status", "attempts", "started", "message"])
     if job.attempts > 1:
         logger.info("resuming %s from %s done", job, job.progress_done)
     runner = _RUNNERS.get(job.kind)
+    disk = disk_status()
     try:
+        if disk.low:
+            _job_pause_for_disk(job, f"{disk.free_mb} MB of disk free, below {disk.floor_mb} MB")
+            job.refresh_from_db()
+            return job
         if runner is None:
             raise RuntimeError(f"no runner for job kind {job.kind!r}")
         result = _run_resuming(runner, job)
@@ -193,6 +227,12 @@ def job_run(*, job_id: int) -> Job | None:
         job.refresh_from_db()
         return job
     except Exception as exc:
+        if is_disk_full(exc):
+            # What the step in progress wrote was rolled back with its checkpoint; the
+            # next attempt starts from the last one that committed.
+            _job_pause_for_disk(job, f"the disk is full ({exc})")
+            job.refresh_from_db()
+            return job
         logger.exception("%s failed", job)
         Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
             status=JobStatus.FAILED, finished=timezone.now(), message=f"{type(exc).__name__}: {exc}"
