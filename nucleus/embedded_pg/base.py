@@ -13,8 +13,11 @@ around, and includes it from `postgresql.conf`. Settings made with ALTER SYSTEM
 
 from __future__ import annotations
 
+import logging
 import os
+import subprocess
 import threading
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -25,8 +28,14 @@ from django.db.backends.postgresql import base as postgresql
 # pgserver asks platformdirs for a runtime dir; without XDG_RUNTIME_DIR it warns on every start.
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
+logger = logging.getLogger("nucleus.embedded_pg")
+
 _lock = threading.Lock()
 _servers: dict[Path, Any] = {}
+
+# How often the wait for a recovering server looks again, and how often it says so.
+_RECOVERY_POLL_SECONDS = 0.5
+_RECOVERY_REPORT_SECONDS = 10.0
 
 SETTINGS_FILE = "nucleus.conf"
 _INCLUDE = f"include_if_exists = '{SETTINGS_FILE}'"
@@ -114,6 +123,50 @@ def prune_dead_handles(pgdata: Path) -> list[int]:
     return alive
 
 
+def postmaster_state(pgdata: Path) -> tuple[bool, str | None]:
+    """Whether the postmaster of `pgdata` runs, and the status it wrote ("starting", "ready")."""
+    from pgserver.utils import PostmasterInfo
+
+    try:
+        info = PostmasterInfo.read_from_pgdata(pgdata)
+    except (OSError, ValueError, AssertionError):  # the file is being written: look again
+        return True, None
+    if info is None or not info.is_running():
+        return False, None
+    return True, info.status
+
+
+def wait_for_recovery(pgdata: Path) -> Any:
+    """Wait while a started postmaster replays its WAL; return its info once it is ready.
+
+    After a crash (a full disk that PANICked the server, kill -9, a power cut) the server
+    replays WAL before it accepts connections, which can take longer than the 10 s that
+    pgserver's `pg_ctl start` waits. The postmaster goes on recovering after pg_ctl gives
+    up, so wait for as long as it lives; if it exits, recovery failed and this raises.
+    """
+    from pgserver.utils import PostmasterInfo
+
+    next_report = 0.0
+    while True:
+        running, status = postmaster_state(pgdata)
+        if not running:
+            raise RuntimeError(
+                f"the embedded PostgreSQL server of {pgdata} stopped while starting; "
+                f"see {pgdata / 'log'}"
+            )
+        if status == "ready":
+            logger.info("database recovered and ready")
+            return PostmasterInfo.read_from_pgdata(pgdata)
+        if time.monotonic() >= next_report:
+            logger.warning(
+                "database is recovering, waiting (status %s; progress in %s)",
+                status or "starting",
+                pgdata / "log",
+            )
+            next_report = time.monotonic() + _RECOVERY_REPORT_SECONDS
+        time.sleep(_RECOVERY_POLL_SECONDS)
+
+
 def _server_class() -> type:
     from pgserver.postgres_server import PostgresServer
 
@@ -124,6 +177,15 @@ def _server_class() -> type:
             super().ensure_pgdata_inited()
             memory = env_memory() or _machine_memory()
             write_settings(self.pgdata, server_settings(memory, os.cpu_count() or 1))
+
+        def ensure_postgres_running(self) -> None:
+            try:
+                super().ensure_postgres_running()
+            except subprocess.TimeoutExpired:
+                # pg_ctl stopped waiting, not the server: a crash recovery still running.
+                if not postmaster_state(self.pgdata)[0]:
+                    raise
+                self._postmaster_info = wait_for_recovery(self.pgdata)
 
     return TunedServer
 
