@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from curation.management.commands.serve import Supervisor, restart_delay
+from curation.management.commands.serve import HealthWatch, Supervisor, restart_delay
 
 pytestmark = pytest.mark.slow
 
@@ -127,3 +128,28 @@ def test_children_run_in_their_own_process_group() -> None:
         assert os.getpgid(pid) == pid != os.getpgid(0)
     finally:
         supervisor.stop()
+
+
+def test_a_web_server_that_stops_answering_is_restarted() -> None:
+    # A socket bound but not listening: every request to it is refused at once, as a hung
+    # or wedged web server's would time out.
+    with socket.socket() as mute:
+        mute.bind(("127.0.0.1", 0))
+        port = mute.getsockname()[1]
+        messages: list[str] = []
+        supervisor = Supervisor([("web", SLEEP)], say=messages.append, first_delay=0.01)
+        watch = HealthWatch(
+            supervisor, "web", "127.0.0.1", port, say=messages.append, every=0, misses=2
+        )
+
+        def tick() -> None:
+            watch()
+            if supervisor.restarts.get("web") == 1:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        assert supervisor.run(tick=tick, interval=0.01) == 0
+    assert (
+        f"web has not answered http://127.0.0.1:{port}/healthz 2 times in a row; restarting it"
+        in messages
+    )
+    assert "web exited with status -9; restarting it in 0 s" in messages

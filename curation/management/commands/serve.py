@@ -10,11 +10,15 @@ worker held is taken up again from its last checkpoint once its heartbeat is sta
 from __future__ import annotations
 
 import ctypes
+import json
+import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -112,6 +116,12 @@ class Supervisor:
                 self.restarts[name] = self.restarts.get(name, 0) + 1
                 self._spawn(name)
                 self.say(f"{name} restarted (restart {self.restarts[name]})")
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a hung child and its own children (its process group); revive() restarts it."""
+        proc = self.procs[name]
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
 
     def stop(self) -> None:
         """SIGTERM every child, wait for them, SIGKILL those that outlive the grace period."""
@@ -238,6 +248,69 @@ class WhenReady:
             self.warn_at = time.monotonic() + 60
 
 
+class HealthWatch:
+    """A supervisor tick: poll the web server's /healthz, say when health changes, and
+    restart a web server that has stopped answering (hung, not dead: a dead one is
+    restarted by the supervisor at once)."""
+
+    def __init__(
+        self,
+        supervisor: Supervisor,
+        name: str,
+        host: str,
+        port: int,
+        *,
+        say: Callable[[str], None],
+        every: float = 15.0,
+        misses: int = 3,
+        ready: Callable[[], bool] = lambda: True,
+    ) -> None:
+        target = "127.0.0.1" if host in ("0.0.0.0", "") else ("::1" if host == "::" else host)  # noqa: S104
+        self.url = f"http://{_bind_address(target, port)}/healthz"
+        self.supervisor, self.name, self.say = supervisor, name, say
+        self.every, self.misses, self.ready = every, misses, ready
+        self.missed = 0
+        self.next_check = 0.0
+        self.last: str | None = None
+
+    def _get(self) -> tuple[int, dict[str, Any]] | None:
+        try:
+            with urllib.request.urlopen(self.url, timeout=10) as response:  # noqa: S310 - our own URL
+                return int(response.status), json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            try:
+                return int(exc.code), json.loads(exc.read())
+            except ValueError:
+                return int(exc.code), {}
+        except (OSError, ValueError):
+            return None
+
+    def __call__(self) -> None:
+        if not self.ready() or time.monotonic() < self.next_check:
+            return
+        self.next_check = time.monotonic() + self.every
+        answer = self._get()
+        if answer is None:
+            self.missed += 1
+            if self.missed >= self.misses and self.supervisor.procs[self.name].poll() is None:
+                self.say(
+                    f"{self.name} has not answered {self.url} {self.missed} times in a row; "
+                    "restarting it"
+                )
+                self.supervisor.kill(self.name)
+                self.missed = 0
+            return
+        self.missed = 0
+        _, report = answer
+        failing = [
+            part for part in ("database", "workers", "disk") if not report.get(part, {}).get("ok")
+        ]
+        state = "healthy" if not failing else "unhealthy: " + ", ".join(failing)
+        if state != self.last and (self.last is not None or failing):
+            self.say(f"health: {state} ({self.url})")
+        self.last = state
+
+
 class Command(BaseCommand):
     help = (
         "Bootstrap the database, then run the job workers and the web server until Ctrl-C. "
@@ -326,7 +399,16 @@ class Command(BaseCommand):
         )
         supervisor = Supervisor(commands, cwd=Path(settings.BASE_DIR), say=self._say)
         banner = partial(self._banner, base, options["workers"], queues, progress.job is not None)
-        supervisor.run(tick=WhenReady(host, port, banner, then=progress, say=self._say))
+        ready = WhenReady(host, port, banner, then=progress, say=self._say)
+        health = HealthWatch(
+            supervisor, "web server", host, port, say=self._say, ready=lambda: ready.ready
+        )
+
+        def tick() -> None:
+            ready()
+            health()
+
+        supervisor.run(tick=tick)
         self._say("stopped.")
 
     def _say(self, message: str) -> None:
