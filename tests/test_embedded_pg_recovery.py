@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -64,8 +67,17 @@ def run_python(code: str, pgdata: Path, **kwargs: object) -> subprocess.Popen[st
     )
 
 
-def test_a_start_waits_for_crash_recovery_that_outlasts_pg_ctl(tmp_path: Path) -> None:
-    pgdata = tmp_path / "pg"
+@pytest.fixture
+def pgdata() -> Iterator[Path]:
+    """A scratch data directory under the checkout's var/, not the shared /tmp: another
+    pytest session resets the mode of /tmp/pytest-of-<user> to 0700, which locks out the
+    server's own user (pgserver runs it as `pgserver` when started by root)."""
+    scratch = Path(tempfile.mkdtemp(prefix="recovery-test-", dir=ROOT / "var"))
+    yield scratch / "pg"
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+def test_a_start_waits_for_crash_recovery_that_outlasts_pg_ctl(pgdata: Path) -> None:
     crash = run_python(WRITE_AND_CRASH, pgdata)
     out, err = crash.communicate(timeout=HANG_GUARD)
     assert crash.returncode == 0, err
