@@ -52,6 +52,7 @@ from curation.fetch import (
     s3_url_check,
 )
 from curation.geometry import GeometryError
+from curation.health import disk_space_require
 from curation.jobs import JobContext, job_create, job_runner
 from curation.media import IMAGE_EXTENSIONS, MediaError, media_process
 from curation.models import Dataset, Job
@@ -201,6 +202,7 @@ def ingest_store_upload(
     *, dataset: Dataset, filename: str, fileobj: IO[bytes] | File[bytes]
 ) -> str:
     """Store an uploaded manifest or COCO file for a later ingest; returns its storage key."""
+    disk_space_require()  # before the upload takes what space is left
     try:
         name = get_valid_filename(PurePosixPath(str(filename).replace("\\", "/")).name)
     except SuspiciousFileOperation:

@@ -19,6 +19,7 @@ class MediaKindConverter:
 register_converter(MediaKindConverter, "media_kind")
 
 urlpatterns: list[URLPattern | URLResolver] = [
+    path("healthz", views.healthz, name="healthz"),
     path("media/items/<int:item_id>/<media_kind:kind>", views.item_media, name="item-media"),
     path("", include("curation.ui.urls")),
 ]

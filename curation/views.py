@@ -15,6 +15,7 @@ from rest_framework import exceptions
 
 from curation.authentication import HashedTokenAuthentication
 from curation.errors import error_body
+from curation.health import health_report
 from curation.models import Item
 from curation.storage import (
     MediaKind,
@@ -116,4 +117,17 @@ def _local_media_response(
     if etag is not None:
         response["ETag"] = etag
     patch_cache_control(response, private=True, max_age=settings.MEDIA_CACHE_SECONDS)
+    return response
+
+
+@require_safe
+def healthz(request: HttpRequest) -> HttpResponse:
+    """Service health for operators, load balancers and `manage.py serve`: 200 or 503.
+
+    No login: it says only whether the parts are up (database, workers, queue depth, free
+    disk), nothing about any dataset.
+    """
+    healthy, report = health_report()
+    response = JsonResponse(report, status=200 if healthy else 503)
+    patch_cache_control(response, no_store=True)
     return response

@@ -245,7 +245,7 @@ class EmbedJobView(APIView):
         "without a vector for the model. Fails with 503 when the model's weights are not "
         "available, naming the ways to provide them.",
         request=EmbedJobSerializer,
-        responses={202: JobSerializer, **errors(400, 403, 404)},
+        responses={202: JobSerializer, **errors(400, 403, 404, 507)},
     )
     def post(self, request: Request, dataset_id: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.CURATOR)
@@ -429,7 +429,7 @@ class DuplicatesView(APIView):
         "similarity >= threshold (default 0.95) under the model. Without embeddings, only "
         "exact duplicates are found.",
         request=DuplicatesJobSerializer,
-        responses={202: JobSerializer, **errors(400, 403, 404)},
+        responses={202: JobSerializer, **errors(400, 403, 404, 507)},
     )
     def post(self, request: Request, dataset_id: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.CURATOR)

@@ -16,8 +16,12 @@ from embeddings.models import EmbeddingModel
 from embeddings.pipeline import embed_run
 from embeddings.services import EMBED_JOB, dataset_default_offer
 
+# Embedding and duplicate search are the long jobs (minutes to hours at scale): their own
+# queue, so ingest and export jobs on the default queue start at once beside them.
+EMBED_QUEUE = "embed"
 
-@job_runner(EMBED_JOB)
+
+@job_runner(EMBED_JOB, queue=EMBED_QUEUE)
 def run_embed(ctx: JobContext) -> dict[str, Any]:
     dataset = ctx.job.dataset
     assert dataset is not None
@@ -31,6 +35,6 @@ def run_embed(ctx: JobContext) -> dict[str, Any]:
     return result
 
 
-@job_runner(DUPLICATES_JOB)
+@job_runner(DUPLICATES_JOB, queue=EMBED_QUEUE)
 def run_duplicates(ctx: JobContext) -> dict[str, Any]:
     return duplicates_run(ctx)

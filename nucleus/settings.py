@@ -80,6 +80,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "curation.health.disk_context",
             ],
         },
     },
@@ -192,6 +193,13 @@ NUCLEUS_EXPORT_FETCHERS = env_int("NUCLEUS_EXPORT_FETCHERS", 2, minimum=1)
 NUCLEUS_JOB_ERRORS_KEPT = env_int("NUCLEUS_JOB_ERRORS_KEPT", 200, minimum=1)
 # A job whose worker sent no heartbeat for this long is retried by another worker.
 NUCLEUS_STALLED_JOB_SECONDS = env_int("NUCLEUS_STALLED_JOB_SECONDS", 60, minimum=2)
+# A job whose database session is lost (server restart, network cut) reconnects and
+# resumes from its last checkpoint; it waits this long for the database to come back.
+NUCLEUS_DB_RECONNECT_SECONDS = env_int("NUCLEUS_DB_RECONNECT_SECONDS", 300, minimum=0)
+# Below this much free disk (MB) under the data directory and local media, jobs refuse to
+# start (HTTP 507), running ones pause, /healthz answers 503 and the UI shows a banner:
+# the rest is left to PostgreSQL, which stops everything when it cannot write its WAL.
+NUCLEUS_MIN_FREE_DISK_MB = env_int("NUCLEUS_MIN_FREE_DISK_MB", 1024, minimum=0)
 
 # Embeddings (see docs/embeddings.md). The default model is open_clip's ViT-B-32 with the
 # LAION-2B weights; NUCLEUS_EMBEDDING_WEIGHTS also takes a local checkpoint path, or

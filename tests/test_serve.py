@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from curation.management.commands.serve import Supervisor
+from curation.management.commands.serve import HealthWatch, Supervisor, restart_delay
 
 pytestmark = pytest.mark.slow
 
@@ -45,16 +46,44 @@ def wait_for_sigterm_handler(pid: int) -> None:
     raise AssertionError(f"process {pid} never set up its SIGTERM handler")
 
 
-def test_a_dying_child_stops_the_others_and_fails() -> None:
+def test_a_dying_child_is_restarted_and_the_others_keep_running(tmp_path: Path) -> None:
+    # The crasher records each start and dies the first two times, as a worker killed by
+    # the OOM killer or a kill -9 would; the third start stays up.
+    starts = tmp_path / "starts"
+    crasher = [
+        sys.executable,
+        "-c",
+        "import pathlib, time\n"
+        f"p = pathlib.Path({str(starts)!r})\n"
+        "n = len(p.read_text()) if p.exists() else 0\n"
+        "p.write_text('x' * (n + 1))\n"
+        "raise SystemExit(3) if n < 2 else time.sleep(120)\n",
+    ]
     messages: list[str] = []
     supervisor = Supervisor(
-        [("sleeper", SLEEP), ("crasher", [sys.executable, "-c", "raise SystemExit(3)"])],
-        say=messages.append,
+        [("sleeper", SLEEP), ("crasher", crasher)], say=messages.append, first_delay=0.01
     )
-    assert supervisor.run(interval=0.05) == 1
+    sleeper_pid: list[int] = []
+
+    def tick() -> None:
+        if not sleeper_pid:
+            sleeper_pid.append(supervisor.procs["sleeper"].pid)
+        third_up = starts.exists() and starts.read_text() == "xxx"
+        if third_up and supervisor.procs["crasher"].poll() is None:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    assert supervisor.run(tick=tick, interval=0.01) == 0
+    assert starts.read_text() == "xxx"
+    assert supervisor.restarts == {"crasher": 2}
+    assert supervisor.procs["sleeper"].pid == sleeper_pid[0]  # never restarted
     assert supervisor.procs["sleeper"].returncode == -signal.SIGTERM
-    assert supervisor.procs["crasher"].returncode == 3
-    assert any("crasher exited with status 3" in m for m in messages)
+    assert sum("crasher exited with status 3; restarting it in" in m for m in messages) == 2
+    assert "crasher restarted (restart 2)" in messages
+
+
+def test_restarts_back_off_after_quick_deaths() -> None:
+    assert [restart_delay(n) for n in range(1, 8)] == [1, 2, 4, 8, 16, 30, 30]
+    assert restart_delay(3, first=0.5, most=60) == 2
 
 
 def test_sigterm_is_forwarded_and_the_run_ends_cleanly(tmp_path: Path) -> None:
@@ -99,3 +128,28 @@ def test_children_run_in_their_own_process_group() -> None:
         assert os.getpgid(pid) == pid != os.getpgid(0)
     finally:
         supervisor.stop()
+
+
+def test_a_web_server_that_stops_answering_is_restarted() -> None:
+    # A socket bound but not listening: every request to it is refused at once, as a hung
+    # or wedged web server's would time out.
+    with socket.socket() as mute:
+        mute.bind(("127.0.0.1", 0))
+        port = mute.getsockname()[1]
+        messages: list[str] = []
+        supervisor = Supervisor([("web", SLEEP)], say=messages.append, first_delay=0.01)
+        watch = HealthWatch(
+            supervisor, "web", "127.0.0.1", port, say=messages.append, every=0, misses=2
+        )
+
+        def tick() -> None:
+            watch()
+            if supervisor.restarts.get("web") == 1:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        assert supervisor.run(tick=tick, interval=0.01) == 0
+    assert (
+        f"web has not answered http://127.0.0.1:{port}/healthz 2 times in a row; restarting it"
+        in messages
+    )
+    assert "web exited with status -9; restarting it in 0 s" in messages

@@ -3,90 +3,18 @@ without losing or duplicating items."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.conf import settings
-from django.db import connection
-from PIL import Image
 
 from curation.ingest import ingest_enqueue
 from curation.models import Annotation, Item, Job, JobStatus
+from tests.worker_support import Workers, make_folder, wait_for, workers_fixture  # noqa: F401
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-
-ROOT = Path(__file__).resolve().parent.parent
-HANG_GUARD = 180  # seconds: only stops a hung test, never judges speed
-
-
-def make_folder(root: Path, count: int) -> Path:
-    folder = root / "frames"
-    for i in range(count):
-        label = ("car", "truck", "bus")[i % 3]
-        sub = folder / label
-        sub.mkdir(parents=True, exist_ok=True)
-        Image.new("RGB", (48, 32), (i % 256, (7 * i) % 256, 90)).save(sub / f"{i:04d}.jpg")
-    return folder
-
-
-class Workers:
-    """Start and stop `manage.py worker` processes against the test database."""
-
-    def __init__(self, media: Path, import_root: Path) -> None:
-        self.env = {
-            **os.environ,
-            "NUCLEUS_DB_NAME": connection.settings_dict["NAME"],
-            "NUCLEUS_MEDIA_ROOT": str(media),
-            "NUCLEUS_IMPORT_ROOTS": str(import_root),
-            "NUCLEUS_INGEST_CHUNK": "5",
-            "NUCLEUS_STALLED_JOB_SECONDS": "3",
-            "PYTHONUNBUFFERED": "1",
-        }
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def start(self) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), "worker"],
-            cwd=ROOT,
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self.procs.append(proc)
-        return proc
-
-    def stop_all(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-@pytest.fixture
-def workers(_media_in_tmp: Path, import_root: Path) -> Iterator[Workers]:
-    w = Workers(_media_in_tmp, import_root)
-    yield w
-    w.stop_all()
-
-
-def wait_for(predicate: Any, what: str) -> None:
-    deadline = time.monotonic() + HANG_GUARD
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.05)
 
 
 def test_worker_runs_a_queued_ingest(

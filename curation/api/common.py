@@ -20,6 +20,8 @@ _ERROR_DESCRIPTIONS = {
     404: "No such object, or a dataset you have no role on.",
     409: "The name is already taken.",
     429: "Too many jobs of this kind queued or running; wait for one to finish.",
+    507: "Free disk space on the server is below NUCLEUS_MIN_FREE_DISK_MB: jobs that write "
+    "are refused until space is freed.",
 }
 
 

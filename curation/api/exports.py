@@ -219,7 +219,7 @@ class ExportJobListView(generics.ListAPIView[Job]):
         f"have {services.MAX_ACTIVE_EXPORT_JOBS} export jobs queued or running at once; "
         "one more is a 429.",
         request=ExportJobCreateSerializer,
-        responses={202: JobSerializer, **errors(400, 404, 429)},
+        responses={202: JobSerializer, **errors(400, 404, 429, 507)},
     )
     def post(self, request: Request, dataset_id: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.VIEWER)

@@ -82,7 +82,7 @@ class IngestView(APIView):
             "application/json": IngestSerializer,
             "multipart/form-data": IngestUploadSerializer,
         },
-        responses={202: JobSerializer, **errors(400, 403, 404)},
+        responses={202: JobSerializer, **errors(400, 403, 404, 507)},
     )
     def post(self, request: Request, dataset_id: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.CURATOR)

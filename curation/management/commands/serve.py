@@ -1,18 +1,24 @@
 """Run the whole service in one terminal: bootstrap, job workers and the web server.
 
-The command supervises its children: Ctrl-C or SIGTERM stops them all cleanly, and if one
-of them dies the others are stopped and the command exits non-zero, so a process manager
-(systemd, a container runtime) sees the failure and can restart the lot.
+The command supervises its children: Ctrl-C or SIGTERM stops them all cleanly, and a child
+that dies (a crashed or killed worker, a web server that exited) is started again, with a
+growing delay between quick deaths, while the others keep running. A job that a dead
+worker held is taken up again from its last checkpoint once its heartbeat is stale
+(NUCLEUS_STALLED_JOB_SECONDS).
 """
 
 from __future__ import annotations
 
 import ctypes
+import json
+import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -25,6 +31,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
+from curation.jobs import job_queues
 from curation.management.commands.bootstrap import (
     ADMIN_USERNAME,
     credentials_path,
@@ -43,9 +50,20 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
+def restart_delay(failures: int, *, first: float = 1.0, most: float = 30.0) -> float:
+    """Seconds to wait before the `failures`-th restart in a row: 1, 2, 4, ... up to `most`."""
+    return float(min(most, first * 2 ** max(0, failures - 1)))
+
+
 @dataclass
 class Supervisor:
-    """Start child processes, watch them, and stop them all together."""
+    """Start child processes, restart those that die, and stop them all together.
+
+    A child that dies (crash, OOM kill, kill -9) is started again after a delay that
+    doubles with each quick death in a row (restart_delay), so a child that cannot start
+    (port taken, database gone for good) does not spin; one that stayed up for
+    `stable_seconds` counts as healthy again and its next restart is quick.
+    """
 
     commands: Sequence[tuple[str, list[str]]]
     cwd: Path | None = None
@@ -53,25 +71,61 @@ class Supervisor:
     say: Callable[[str], None] = print
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     stop_signal: int | None = None
+    first_delay: float = 1.0
+    max_delay: float = 30.0
+    stable_seconds: float = 60.0
+    restarts: dict[str, int] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)
+    started_at: dict[str, float] = field(default_factory=dict)
+    restart_at: dict[str, float] = field(default_factory=dict)
 
     def start(self) -> None:
-        for name, argv in self.commands:
-            # Their own process group: a Ctrl-C in the terminal reaches only the supervisor,
-            # which forwards one SIGTERM, instead of every process getting SIGINT at once.
-            self.procs[name] = subprocess.Popen(  # noqa: S603 - argv built from our own paths
-                argv, cwd=self.cwd, process_group=0, preexec_fn=_die_with_parent
-            )
+        for name, _ in self.commands:
+            self._spawn(name)
+
+    def _spawn(self, name: str) -> None:
+        argv = dict(self.commands)[name]
+        # Their own process group: a Ctrl-C in the terminal reaches only the supervisor,
+        # which forwards one SIGTERM, instead of every process getting SIGINT at once.
+        self.procs[name] = subprocess.Popen(  # noqa: S603 - argv built from our own paths
+            argv, cwd=self.cwd, process_group=0, preexec_fn=_die_with_parent
+        )
+        self.started_at[name] = time.monotonic()
 
     def dead(self) -> tuple[str, int] | None:
-        """The first child that has exited, with its exit status."""
+        """The first child that has exited and is not yet due for a restart, with its status."""
         for name, proc in self.procs.items():
             code = proc.poll()
-            if code is not None:
+            if code is not None and name not in self.restart_at:
                 return name, code
         return None
 
+    def revive(self) -> None:
+        """Schedule a restart of each newly dead child; start those whose delay is over."""
+        while (dead := self.dead()) is not None:
+            name, code = dead
+            lived = time.monotonic() - self.started_at.get(name, 0.0)
+            quick = lived < self.stable_seconds
+            self.failures[name] = self.failures.get(name, 0) + 1 if quick else 1
+            delay = restart_delay(self.failures[name], first=self.first_delay, most=self.max_delay)
+            self.say(f"{name} exited with status {code}; restarting it in {delay:.0f} s")
+            self.restart_at[name] = time.monotonic() + delay
+        for name, when in list(self.restart_at.items()):
+            if time.monotonic() >= when:
+                del self.restart_at[name]
+                self.restarts[name] = self.restarts.get(name, 0) + 1
+                self._spawn(name)
+                self.say(f"{name} restarted (restart {self.restarts[name]})")
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a hung child and its own children (its process group); revive() restarts it."""
+        proc = self.procs[name]
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
     def stop(self) -> None:
         """SIGTERM every child, wait for them, SIGKILL those that outlive the grace period."""
+        self.restart_at.clear()
         for proc in self.procs.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -88,18 +142,13 @@ class Supervisor:
         self.stop_signal = signum
 
     def run(self, *, tick: Callable[[], None] | None = None, interval: float = 0.5) -> int:
-        """Supervise until a signal (returns 0) or until a child dies (returns 1)."""
+        """Supervise, restarting dead children, until SIGINT or SIGTERM; then stop all."""
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             if not self.procs:
                 self.start()
             while self.stop_signal is None:
-                dead = self.dead()
-                if dead is not None:
-                    name, code = dead
-                    self.say(f"{name} exited with status {code}; stopping the others")
-                    self.stop()
-                    return 1
+                self.revive()
                 if tick is not None:
                     tick()
                 time.sleep(interval)
@@ -204,6 +253,69 @@ class WhenReady:
             self.warn_at = time.monotonic() + 60
 
 
+class HealthWatch:
+    """A supervisor tick: poll the web server's /healthz, say when health changes, and
+    restart a web server that has stopped answering (hung, not dead: a dead one is
+    restarted by the supervisor at once)."""
+
+    def __init__(
+        self,
+        supervisor: Supervisor,
+        name: str,
+        host: str,
+        port: int,
+        *,
+        say: Callable[[str], None],
+        every: float = 15.0,
+        misses: int = 3,
+        ready: Callable[[], bool] = lambda: True,
+    ) -> None:
+        target = "127.0.0.1" if host in ("0.0.0.0", "") else ("::1" if host == "::" else host)  # noqa: S104
+        self.url = f"http://{_bind_address(target, port)}/healthz"
+        self.supervisor, self.name, self.say = supervisor, name, say
+        self.every, self.misses, self.ready = every, misses, ready
+        self.missed = 0
+        self.next_check = 0.0
+        self.last: str | None = None
+
+    def _get(self) -> tuple[int, dict[str, Any]] | None:
+        try:
+            with urllib.request.urlopen(self.url, timeout=10) as response:  # noqa: S310 - our own URL
+                return int(response.status), json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            try:
+                return int(exc.code), json.loads(exc.read())
+            except ValueError:
+                return int(exc.code), {}
+        except (OSError, ValueError):
+            return None
+
+    def __call__(self) -> None:
+        if not self.ready() or time.monotonic() < self.next_check:
+            return
+        self.next_check = time.monotonic() + self.every
+        answer = self._get()
+        if answer is None:
+            self.missed += 1
+            if self.missed >= self.misses and self.supervisor.procs[self.name].poll() is None:
+                self.say(
+                    f"{self.name} has not answered {self.url} {self.missed} times in a row; "
+                    "restarting it"
+                )
+                self.supervisor.kill(self.name)
+                self.missed = 0
+            return
+        self.missed = 0
+        _, report = answer
+        failing = [
+            part for part in ("database", "workers", "disk") if not report.get(part, {}).get("ok")
+        ]
+        state = "healthy" if not failing else "unhealthy: " + ", ".join(failing)
+        if state != self.last and (self.last is not None or failing):
+            self.say(f"health: {state} ({self.url})")
+        self.last = state
+
+
 class Command(BaseCommand):
     help = (
         "Bootstrap the database, then run the job workers and the web server until Ctrl-C. "
@@ -214,7 +326,10 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument(
-            "--workers", type=int, default=1, help="Job worker processes (default 1)."
+            "--workers",
+            type=int,
+            default=1,
+            help="Job worker processes per queue (default 1; queues: default, embed).",
         )
         parser.add_argument(
             "--web-processes", type=int, default=1, help="Gunicorn processes (default 1)."
@@ -250,11 +365,15 @@ class Command(BaseCommand):
         progress = DemoProgress(self._say)
 
         python = sys.executable
+        # Workers for each queue: a short ingest or export starts at once on its own
+        # worker while an embedding job keeps another busy for an hour.
+        queues = job_queues()
         commands = [
             (
-                f"job worker {i + 1}",
-                [python, str(MANAGE_PY), "worker"],
+                f"job worker {i + 1} ({queue})",
+                [python, str(MANAGE_PY), "worker", "--queue", queue],
             )
+            for queue in queues
             for i in range(options["workers"])
         ]
         commands.append(
@@ -284,17 +403,24 @@ class Command(BaseCommand):
             )
         )
         supervisor = Supervisor(commands, cwd=Path(settings.BASE_DIR), say=self._say)
-        banner = partial(self._banner, base, options["workers"], progress.job is not None)
-        code = supervisor.run(tick=WhenReady(host, port, banner, then=progress, say=self._say))
-        if code:
-            raise CommandError("a service process died; everything was stopped (see the log above)")
+        banner = partial(self._banner, base, options["workers"], queues, progress.job is not None)
+        ready = WhenReady(host, port, banner, then=progress, say=self._say)
+        health = HealthWatch(
+            supervisor, "web server", host, port, say=self._say, ready=lambda: ready.ready
+        )
+
+        def tick() -> None:
+            ready()
+            health()
+
+        supervisor.run(tick=tick)
         self._say("stopped.")
 
     def _say(self, message: str) -> None:
         self.stdout.write(message)
         self.stdout.flush()
 
-    def _banner(self, base: str, workers: int, ingesting: bool) -> None:
+    def _banner(self, base: str, workers: int, queues: list[str], ingesting: bool) -> None:
         password = (
             f"the password printed on first start, kept in {credentials_path()}"
             if "password" in saved_credentials()
@@ -306,7 +432,8 @@ class Command(BaseCommand):
             f"  curation UI {base}/   log in as {ADMIN_USERNAME!r} with {password}",
             f"  admin       {base}/admin/   (same login)",
             f"  API docs    {base}/api/docs/   (token: same file, or create one at {base}/tokens/)",
-            f"  job workers {workers} (more: --workers N, or `manage.py worker` on other machines)",
+            f"  job workers {workers} per queue ({', '.join(queues)}; more: --workers N, or "
+            "`manage.py worker` on other machines)",
         ]
         if ingesting:
             lines.append(

@@ -24,11 +24,14 @@ async def _retry_stalled(app: Any, seconds: int) -> None:
         await asyncio.sleep(max(1.0, seconds / 3))
 
 
-async def _run(app: Any, concurrency: int, seconds: int, wait: bool) -> None:
+async def _run(
+    app: Any, concurrency: int, seconds: int, wait: bool, queues: list[str] | None
+) -> None:
     async with app.open_async():
         reaper = asyncio.create_task(_retry_stalled(app, seconds))
         try:
             await app.run_worker_async(
+                queues=queues,
                 concurrency=concurrency,
                 wait=wait,
                 update_heartbeat_interval=max(0.5, seconds / 4),
@@ -45,10 +48,26 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--concurrency", type=int, default=1)
         parser.add_argument("--once", action="store_true", help="Stop when the queue is empty.")
+        parser.add_argument(
+            "--queue",
+            action="append",
+            dest="queues",
+            metavar="NAME",
+            help="Run only jobs of this queue (repeatable; default: every queue). Queues: "
+            "'default' (ingest, export) and 'embed' (embeddings, duplicates).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         from procrastinate.contrib.django import app
 
         seconds = settings.NUCLEUS_STALLED_JOB_SECONDS
         with app.replace_connector(app.connector.get_worker_connector()) as worker_app:  # type: ignore[attr-defined]
-            asyncio.run(_run(worker_app, options["concurrency"], seconds, not options["once"]))
+            asyncio.run(
+                _run(
+                    worker_app,
+                    options["concurrency"],
+                    seconds,
+                    not options["once"],
+                    options["queues"],
+                )
+            )
