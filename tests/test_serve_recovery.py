@@ -100,6 +100,14 @@ def served(_media_in_tmp: Path, import_root: Path, tmp_path: Path) -> Iterator[S
         proc.wait(60)
 
 
+def test_children_link_to_the_address_serve_listens_on(served: Served) -> None:
+    """Not to SITE_URL's default port: export files made by a worker must reach this serve."""
+    children = served.children("gunicorn") + served.children("worker")
+    assert len(children) >= 3  # the web server and a worker per queue
+    for child in children:
+        assert child.environ().get("SITE_URL") == f"http://127.0.0.1:{served.port}", child
+
+
 def test_a_killed_worker_is_restarted_and_its_ingest_finishes(
     served: Served, dataset: Any, alice: Any, import_root: Path
 ) -> None:

@@ -354,6 +354,9 @@ class Command(BaseCommand):
             )
         shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
         base = f"http://{_bind_address(shown_host, port)}"
+        # What the children put in links made outside a request (export files, job
+        # results): this address, unless SITE_URL names another (a proxy in front).
+        os.environ.setdefault("SITE_URL", base)
         call_command(
             "bootstrap",
             no_demo=options["no_demo"],
