@@ -91,6 +91,9 @@ def test_an_empty_database_gets_the_demo_dataset_and_its_ingest_job(import_root:
     admin = User.objects.get(username="admin")
     dataset = Dataset.objects.get()
     assert (dataset.name, dataset.owner) == ("demo", admin)
+    # Every member reads the description: it names the truth file as they name paths.
+    assert "demo/truth.json under the import root" in dataset.description
+    assert str(import_root) not in dataset.description
     assert Model.objects.filter(dataset=dataset, name="demo-detector").exists()
     job = Job.objects.get(dataset=dataset)
     assert (job.kind, job.status) == ("ingest", JobStatus.QUEUED)

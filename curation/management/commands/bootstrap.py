@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from curation.checks import check_pgvector
 from curation.demo import MODEL_NAME, demo_generate
+from curation.fetch import server_paths_hidden
 from curation.health import disk_status
 from curation.ingest import ingest_enqueue
 from curation.management.commands.make_demo_dataset import default_demo_folder
@@ -176,7 +177,9 @@ class Command(BaseCommand):
                     "Generated street scenes (manage.py make_demo_dataset) with ground-truth "
                     "boxes, "
                     f"predictions of {MODEL_NAME}, planted duplicates and label errors "
-                    f"(listed in {result.folder / 'truth.json'})."
+                    # The path as members see paths: relative to the import root.
+                    f"(listed in {server_paths_hidden(str(result.folder / 'truth.json'))} "
+                    "under the import root)."
                 ),
             )
             model_create(

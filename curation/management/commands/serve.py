@@ -275,7 +275,7 @@ class HealthWatch:
         self.supervisor, self.name, self.say = supervisor, name, say
         self.every, self.misses, self.ready = every, misses, ready
         self.missed = 0
-        self.next_check = 0.0
+        self.next_check: float | None = None
         self.last: str | None = None
 
     def _get(self) -> tuple[int, dict[str, Any]] | None:
@@ -291,7 +291,13 @@ class HealthWatch:
             return None
 
     def __call__(self) -> None:
-        if not self.ready() or time.monotonic() < self.next_check:
+        if not self.ready():
+            return
+        if self.next_check is None:
+            # The first look one period after the web server answers: workers that are
+            # still importing have sent no heartbeat yet, and a fresh start is not news.
+            self.next_check = time.monotonic() + self.every
+        if time.monotonic() < self.next_check:
             return
         self.next_check = time.monotonic() + self.every
         answer = self._get()
