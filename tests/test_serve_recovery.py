@@ -27,7 +27,7 @@ from curation.models import Annotation, Item, Job, JobStatus
 from embeddings.models import Embedding
 from embeddings.services import embed_job_start
 from tests.embedding_factories import items_with_images
-from tests.worker_support import ROOT, make_folder, wait_for, worker_env
+from tests.worker_support import ROOT, make_folder, wait_for, waiting_on_a_lock, worker_env
 
 # A small built-in architecture with random weights: worker processes build it too (the
 # tests' tiny one is registered only in the test process).
@@ -115,19 +115,26 @@ def test_a_killed_worker_is_restarted_and_its_ingest_finishes(
     folder = make_folder(import_root, count)
     web = served.children("gunicorn")
     assert len(web) == 1
+    # The files go in sorted order (bus/, car/, truck/, 80 each); the test holds the row
+    # of one car/ item that already exists, so the worker stops there: killed mid-ingest
+    # for certain, not by timing.
+    blocker = Item.objects.create(dataset=dataset, reference_id="car/0099.jpg")
     job = ingest_enqueue(
         dataset=dataset,
         user=alice,
         source={"type": "folder", "path": str(folder), "labels_from_folders": True},
     )
-    wait_for(lambda: Job.objects.get(pk=job.pk).progress_done >= 20, "the first checkpoints")
-    [worker] = served.children("worker", "default")
-    worker.kill()
-    worker.wait()
+    db = connection.settings_dict
+    with psycopg.connect(host=db["HOST"], dbname=db["NAME"], user=db["USER"]) as lock:
+        lock.execute("SELECT 1 FROM curation_item WHERE id = %s FOR UPDATE", [blocker.pk])
+        wait_for(lambda: waiting_on_a_lock(lock), "the worker to reach the held row")
+        [worker] = served.children("worker", "default")
+        worker.kill()
+        worker.wait()
 
     job.refresh_from_db()
     assert job.status == JobStatus.RUNNING
-    assert 0 < job.progress_done < count, "the worker must be killed mid-ingest"
+    assert 80 <= job.progress_done < 120, "killed after bus/ and before the held car/ item"
     wait_for(
         lambda: "(default) exited with status -9; restarting it" in served.log.read_text(),
         "serve to notice the dead worker",

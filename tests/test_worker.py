@@ -7,12 +7,20 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from django.conf import settings
+from django.db import connection
 
 from curation.ingest import ingest_enqueue
 from curation.models import Annotation, Item, Job, JobStatus
-from tests.worker_support import Workers, make_folder, wait_for, workers_fixture  # noqa: F401
+from tests.worker_support import (  # noqa: F401
+    Workers,
+    make_folder,
+    wait_for,
+    waiting_on_a_lock,
+    workers_fixture,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -40,20 +48,27 @@ def test_killed_worker_job_resumes_without_loss_or_duplicates(
 ) -> None:
     count = 240
     folder = make_folder(import_root, count)
+    # The files go in sorted order: bus/ (80), car/ (80), truck/ (80). The test holds the
+    # row of one car/ item that already exists, so the worker writes every chunk before it
+    # and then waits on that row: it is killed mid-ingest for certain, not by timing.
+    blocker = Item.objects.create(dataset=dataset, reference_id="car/0099.jpg")
     job = ingest_enqueue(
         dataset=dataset,
         user=alice,
         source={"type": "folder", "path": str(folder), "labels_from_folders": True},
     )
-    first = workers.start()
-    wait_for(lambda: Job.objects.get(pk=job.pk).progress_done >= 20, "the first checkpoints")
-    first.send_signal(signal.SIGKILL)
-    first.wait()
+    db = connection.settings_dict
+    with psycopg.connect(host=db["HOST"], dbname=db["NAME"], user=db["USER"]) as lock:
+        lock.execute("SELECT 1 FROM curation_item WHERE id = %s FOR UPDATE", [blocker.pk])
+        first = workers.start()
+        wait_for(lambda: waiting_on_a_lock(lock), "the worker to reach the held row")
+        first.send_signal(signal.SIGKILL)
+        first.wait()
 
     job.refresh_from_db()
     done_at_kill = job.progress_done
     assert job.status == JobStatus.RUNNING
-    assert 0 < done_at_kill < count, "the worker must be killed mid-ingest"
+    assert 80 <= done_at_kill < 120, "killed after bus/ and before the held car/ item"
     landed_at_kill = set(Item.objects.filter(dataset=dataset).values_list("id", flat=True))
     assert len(landed_at_kill) >= done_at_kill - 5  # a checkpoint is at most one chunk behind
 
@@ -68,6 +83,8 @@ def test_killed_worker_job_resumes_without_loss_or_duplicates(
     items = Item.objects.filter(dataset=dataset)
     assert items.count() == count
     assert items.values("reference_id").distinct().count() == count
+    blocker.refresh_from_db()
+    assert blocker.media_key  # the held item was one of the folder's, ingested in the end
     # Items written before the kill were kept as they were, not deleted and re-created.
     assert landed_at_kill <= set(items.values_list("id", flat=True))
     # One folder-label annotation per item: nothing done twice.

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from django.db import connection
 from PIL import Image
@@ -87,3 +88,18 @@ def workers_fixture(_media_in_tmp: Path, import_root: Path) -> Iterator[Workers]
     w = Workers(_media_in_tmp, import_root)
     yield w
     w.stop_all()
+
+
+def waiting_on_a_lock(holder: psycopg.Connection[Any]) -> bool:
+    """Whether another session waits for a lock that `holder`'s session holds.
+
+    Asked on the test's own connection (autocommit): inside the holder's transaction,
+    PostgreSQL would keep showing the activity it saw first.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))",
+            [holder.info.backend_pid],
+        )
+        row = cursor.fetchone()
+    return bool(row and row[0])
