@@ -31,10 +31,10 @@ run: export NUCLEUS_EMBEDDING_RANDOM_FALLBACK ?= 1
 run: $(STAMP)
 	$(PY) manage.py serve --host $(HOST) --port $(PORT) $(SERVE_ARGS)
 
-# The search tests run a second time against pgvector 0.6.2 (tests/pgvector_legacy.py):
+# The search tests (and index warming) run a second time against pgvector 0.6.2 (tests/pgvector_legacy.py):
 # the embedded server's pgvector 0.8 takes iterative index scans, an external server with
 # pgvector < 0.8 the other path (raised ef_search, top-ups, exact fallbacks).
-SEARCH_TESTS := $(wildcard tests/test_search_*.py tests/test_duplicates*.py tests/test_ui_search*.py)
+SEARCH_TESTS := $(wildcard tests/test_search_*.py tests/test_duplicates*.py tests/test_ui_search*.py tests/test_index_warm.py)
 
 test: $(STAMP) browser
 	$(PY) -m pytest $(PYTEST_ARGS)

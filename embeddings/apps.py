@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 from django.apps import AppConfig
 
 
@@ -9,4 +12,17 @@ class EmbeddingsConfig(AppConfig):
 
     def ready(self) -> None:
         # Register the embed and duplicates job runners in every process.
+        from curation.signals import worker_started
         from embeddings import tasks  # noqa: F401
+
+        worker_started.connect(_warm_on_worker_start, dispatch_uid="embeddings-index-warm")
+
+
+def _warm_on_worker_start(sender: Any, *, once: bool = False, **kwargs: Any) -> None:
+    """A long-running worker warms the vector indexes in the background (embeddings/warm.py);
+    a worker that only drains the queue (--once) has no later searches to warm them for."""
+    if once:
+        return
+    from embeddings.warm import indexes_warm_logged
+
+    threading.Thread(target=indexes_warm_logged, name="index-warm", daemon=True).start()

@@ -221,6 +221,11 @@ NUCLEUS_HNSW_BUILD_MEMORY = env_str("NUCLEUS_HNSW_BUILD_MEMORY", "")
 # hnsw.ef_search for unfiltered queries. 300 gives recall@10 >= 0.95 at 1M items with the
 # default graph (m 16, ef_construction 64) in bench/search.py; 100 gave 0.89.
 NUCLEUS_SEARCH_EF_SEARCH = env_int("NUCLEUS_SEARCH_EF_SEARCH", 300, minimum=1)
+# A worker warms the vector indexes after it starts (embeddings/warm.py): for at most this
+# many seconds (0: never), reading at most NUCLEUS_INDEX_WARM_MB of index files in order
+# (0: as much as the server's shared buffers hold).
+NUCLEUS_INDEX_WARM_SECONDS = env_int("NUCLEUS_INDEX_WARM_SECONDS", 120, minimum=0)
+NUCLEUS_INDEX_WARM_MB = env_int("NUCLEUS_INDEX_WARM_MB", 0, minimum=0)
 # A filter that keeps at most this many items is searched exactly (no index).
 NUCLEUS_SEARCH_EXACT_MAX = env_int("NUCLEUS_SEARCH_EXACT_MAX", 20_000, minimum=0)
 NUCLEUS_DUPLICATE_THRESHOLD = env_float("NUCLEUS_DUPLICATE_THRESHOLD", 0.95)

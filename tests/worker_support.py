@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -40,8 +41,13 @@ def wait_for(predicate: Any, what: str) -> None:
 
 def worker_env(media: Path, import_root: Path) -> dict[str, str]:
     """Settings for a child process that works on the test database and folders."""
+    env = dict(os.environ)
+    if env.get("DATABASE_URL"):
+        # An external server (tests/pgvector_legacy.py): the same URL, the test database.
+        url = urlsplit(env["DATABASE_URL"])
+        env["DATABASE_URL"] = urlunsplit(url._replace(path="/" + connection.settings_dict["NAME"]))
     return {
-        **os.environ,
+        **env,
         "NUCLEUS_DB_NAME": connection.settings_dict["NAME"],
         "NUCLEUS_MEDIA_ROOT": str(media),
         "NUCLEUS_IMPORT_ROOTS": str(import_root),

@@ -60,7 +60,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         from procrastinate.contrib.django import app
 
+        from curation.signals import worker_started
+
         seconds = settings.NUCLEUS_STALLED_JOB_SECONDS
+        worker_started.send(sender=self.__class__, queues=options["queues"], once=options["once"])
         with app.replace_connector(app.connector.get_worker_connector()) as worker_app:  # type: ignore[attr-defined]
             asyncio.run(
                 _run(

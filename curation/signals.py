@@ -1,0 +1,10 @@
+"""Signals other apps listen to, so that curation never has to import them."""
+
+from __future__ import annotations
+
+from django.dispatch import Signal
+
+# A job worker has started and is about to take jobs. Keyword arguments: `queues` (the
+# queues it serves, None for all) and `once` (it stops when the queue is empty). The
+# embeddings app warms the vector indexes on it.
+worker_started = Signal()
