@@ -53,6 +53,7 @@ bench: $(STAMP)
 	$(PY) bench/export.py --reuse $(BENCH_ARGS)
 	$(PY) bench/ui.py
 	$(PY) bench/embed.py
+	$(PY) bench/load.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -242,4 +242,5 @@ def indexes_warm_logged() -> None:
             r.blocks_read,
             "warm" if r.warm else "partly warm (time or probe limit)",
         )
-    logger.info("vector indexes warmed: %d in %.1f s", len(reports), time.monotonic() - started)
+    if reports:
+        logger.info("vector indexes warmed: %d in %.1f s", len(reports), time.monotonic() - started)

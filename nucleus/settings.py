@@ -221,6 +221,15 @@ NUCLEUS_HNSW_BUILD_MEMORY = env_str("NUCLEUS_HNSW_BUILD_MEMORY", "")
 # hnsw.ef_search for unfiltered queries. 300 gives recall@10 >= 0.95 at 1M items with the
 # default graph (m 16, ef_construction 64) in bench/search.py; 100 gave 0.89.
 NUCLEUS_SEARCH_EF_SEARCH = env_int("NUCLEUS_SEARCH_EF_SEARCH", 300, minimum=1)
+# The web server (`manage.py serve`, `make run`): gunicorn processes and threads per
+# process. Python runs one thread at a time per process, so requests only use more than
+# one core through processes; threads overlap a process's waits on the database. 0
+# processes: gunicorn's usual 2 x cores + 1 (5 on a 2-core machine), at most 17. Each
+# thread may hold one database connection: processes x threads stays well under the
+# embedded server's 100 connections by default.
+NUCLEUS_WEB_PROCESSES = env_int("NUCLEUS_WEB_PROCESSES", 0, minimum=0)
+NUCLEUS_WEB_THREADS = env_int("NUCLEUS_WEB_THREADS", 4, minimum=1)
+
 # A worker warms the vector indexes after it starts (embeddings/warm.py): for at most this
 # many seconds (0: never), reading at most NUCLEUS_INDEX_WARM_MB of index files in order
 # (0: as much as the server's shared buffers hold).

@@ -8,10 +8,16 @@ import socket
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from curation.management.commands.serve import HealthWatch, Supervisor, restart_delay
+from curation.management.commands.serve import (
+    HealthWatch,
+    Supervisor,
+    restart_delay,
+    web_processes_default,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -153,3 +159,13 @@ def test_a_web_server_that_stops_answering_is_restarted() -> None:
         in messages
     )
     assert "web exited with status -9; restarting it in 0 s" in messages
+
+
+def test_web_processes_follow_the_machine_unless_set(settings: Any, monkeypatch: Any) -> None:
+    settings.NUCLEUS_WEB_PROCESSES = 0
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    assert web_processes_default() == 5  # gunicorn's 2 x cores + 1
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)))
+    assert web_processes_default() == 17  # a bound on connections and memory
+    settings.NUCLEUS_WEB_PROCESSES = 3
+    assert web_processes_default() == 3

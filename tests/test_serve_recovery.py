@@ -79,6 +79,8 @@ def served(_media_in_tmp: Path, import_root: Path, tmp_path: Path) -> Iterator[S
         # the admin's credentials file), instead of the checkout's var/.
         "DATABASE_URL": f"postgres://postgres@{quote(db['HOST'], safe='')}/{db['NAME']}",
         "NUCLEUS_DATA_DIR": str(tmp_path / "var"),
+        # Two web processes (not 2 x cores + 1): enough to see the setting reach gunicorn.
+        "NUCLEUS_WEB_PROCESSES": "2",
     }
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
@@ -104,6 +106,9 @@ def test_children_link_to_the_address_serve_listens_on(served: Served) -> None:
     """Not to SITE_URL's default port: export files made by a worker must reach this serve."""
     children = served.children("gunicorn") + served.children("worker")
     assert len(children) >= 3  # the web server and a worker per queue
+    [web] = served.children("gunicorn")
+    assert len(web.children()) == 2  # NUCLEUS_WEB_PROCESSES
+    assert "web server  2 processes x 4 threads" in served.log.read_text()
     for child in children:
         assert child.environ().get("SITE_URL") == f"http://127.0.0.1:{served.port}", child
 

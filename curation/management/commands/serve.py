@@ -322,6 +322,14 @@ class HealthWatch:
         self.last = state
 
 
+def web_processes_default() -> int:
+    """NUCLEUS_WEB_PROCESSES, or gunicorn's rule of thumb: 2 x cores + 1 (at most 17)."""
+    if settings.NUCLEUS_WEB_PROCESSES:
+        return int(settings.NUCLEUS_WEB_PROCESSES)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return min(2 * (cores or 1) + 1, 17)
+
+
 class Command(BaseCommand):
     help = (
         "Bootstrap the database, then run the job workers and the web server until Ctrl-C. "
@@ -338,10 +346,16 @@ class Command(BaseCommand):
             help="Job worker processes per queue (default 1; queues: default, embed).",
         )
         parser.add_argument(
-            "--web-processes", type=int, default=1, help="Gunicorn processes (default 1)."
+            "--web-processes",
+            type=int,
+            default=None,
+            help="Gunicorn processes (default NUCLEUS_WEB_PROCESSES, or 2 x cores + 1).",
         )
         parser.add_argument(
-            "--threads", type=int, default=4, help="Threads per web process (default 4)."
+            "--threads",
+            type=int,
+            default=None,
+            help="Threads per web process (default NUCLEUS_WEB_THREADS, 4).",
         )
         parser.add_argument("--no-demo", action="store_true", help="Never create the demo dataset.")
         parser.add_argument(
@@ -350,6 +364,10 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         host, port = options["host"], options["port"]
+        if options["web_processes"] is None:
+            options["web_processes"] = web_processes_default()
+        if options["threads"] is None:
+            options["threads"] = settings.NUCLEUS_WEB_THREADS
         for name in ("workers", "web_processes", "threads"):
             if options[name] < 1:
                 raise CommandError(f"--{name.replace('_', '-')} must be at least 1")
@@ -412,7 +430,14 @@ class Command(BaseCommand):
             )
         )
         supervisor = Supervisor(commands, cwd=Path(settings.BASE_DIR), say=self._say)
-        banner = partial(self._banner, base, options["workers"], queues, progress.job is not None)
+        banner = partial(
+            self._banner,
+            base,
+            options["workers"],
+            queues,
+            progress.job is not None,
+            f"{options['web_processes']} processes x {options['threads']} threads",
+        )
         ready = WhenReady(host, port, banner, then=progress, say=self._say)
         health = HealthWatch(
             supervisor, "web server", host, port, say=self._say, ready=lambda: ready.ready
@@ -429,7 +454,9 @@ class Command(BaseCommand):
         self.stdout.write(message)
         self.stdout.flush()
 
-    def _banner(self, base: str, workers: int, queues: list[str], ingesting: bool) -> None:
+    def _banner(
+        self, base: str, workers: int, queues: list[str], ingesting: bool, web: str
+    ) -> None:
         password = (
             f"the password printed on first start, kept in {credentials_path()}"
             if "password" in saved_credentials()
@@ -441,6 +468,7 @@ class Command(BaseCommand):
             f"  curation UI {base}/   log in as {ADMIN_USERNAME!r} with {password}",
             f"  admin       {base}/admin/   (same login)",
             f"  API docs    {base}/api/docs/   (token: same file, or create one at {base}/tokens/)",
+            f"  web server  {web} (--web-processes N, --threads N)",
             f"  job workers {workers} per queue ({', '.join(queues)}; more: --workers N, or "
             "`manage.py worker` on other machines)",
         ]
