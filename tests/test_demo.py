@@ -12,7 +12,7 @@ import pytest
 from django.core.management import call_command
 from PIL import Image, ImageEnhance
 
-from curation.bulk import clean_item_record
+from curation.bulk.validate import clean_item_record
 from curation.demo import dataset as demo_dataset
 from curation.demo.dataset import demo_generate
 from curation.demo.items import CLASSES, LOCATIONS, MODEL_NAME

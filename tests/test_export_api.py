@@ -14,7 +14,7 @@ import time_machine
 from django.core.files.storage import default_storage
 
 from curation import slices
-from curation.bulk import shapes_upsert
+from curation.bulk.write import shapes_upsert
 from curation.export.jobs import export_run
 from curation.jobs import JobContext, job_run
 from curation.models import Dataset, Job, JobStatus, Slice

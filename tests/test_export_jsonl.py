@@ -12,7 +12,7 @@ import pytest
 import time_machine
 
 from curation import slices
-from curation.bulk import items_upsert
+from curation.bulk.write import items_upsert
 from curation.export.jsonl import jsonl_chunks
 from curation.export.sources import export_source
 from curation.services import slice_create

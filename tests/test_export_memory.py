@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from curation.bulk import clean_item_record, records_write
+from curation.bulk.validate import clean_item_record
+from curation.bulk.write import records_write
 from curation.models import Dataset
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from curation import slices
-from curation.bulk import items_upsert, shapes_upsert
+from curation.bulk.write import items_upsert, shapes_upsert
 from curation.export.jsonl import jsonl_chunks
 from curation.export.sources import export_source
 from curation.models import Annotation, Item, Slice, SliceItem, SliceVersion, SliceVersionItem

@@ -4,7 +4,7 @@ Each scene is a small pinhole-camera street (sky, skyline, road with lanes, side
 with cars, trucks, buses, pedestrians, bicycles, traffic lights and signs placed at
 random distances, so size, position and occlusion vary the way they do in real driving
 data. Weather and time of day are rendered, not just labelled. The output is a JSONL
-manifest in the ingest format (`curation.bulk.clean_item_record`), the JPEG files beside
+manifest in the ingest format (`curation.bulk.validate.clean_item_record`), the JPEG files beside
 it, and `truth.json`, which lists what was planted for the curation tools to find: exact
 and near duplicates, and label errors in the ground truth. The predictions of one model,
 "demo-detector", come with the mistakes real detectors make.
