@@ -75,7 +75,8 @@ def main() -> None:
     from django.core.files.base import ContentFile
     from django.core.files.storage import default_storage
 
-    from curation.bulk import ItemRecord, Media, records_write
+    from curation.bulk.validate import ItemRecord, Media
+    from curation.bulk.write import records_write
     from curation.jobs import JobContext
     from curation.models import Dataset, Job, JobStatus
     from embeddings import pipeline

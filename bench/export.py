@@ -59,8 +59,10 @@ def make_slice(dataset: Any, size: int) -> Any:
 
 def bench_pages(dataset: Any, slice: Any, version: Any, repeat: int) -> list[Any]:
     """A 100-item page with annotations at random depths: live slice and version."""
-    from curation.export import MediaUrls, export_source, record_page
+    from curation.export.jsonl import record_page
+    from curation.export.sources import export_source
     from curation.models import SliceItem
+    from curation.storage import MediaUrls
 
     ids = list(SliceItem.objects.filter(slice=slice).values_list("item_id", flat=True))
     rng = random.Random(1)
@@ -90,7 +92,9 @@ def bench_pages(dataset: Any, slice: Any, version: Any, repeat: int) -> list[Any
 
 def bench_exports(dataset: Any, slice: Any, version: Any) -> list[Any]:
     """Items per second through each writer, for the live slice and its version."""
-    from curation.export import MediaUrls, export_chunks, export_source
+    from curation.export.formats import export_chunks
+    from curation.export.sources import export_source
+    from curation.storage import MediaUrls
 
     rows = []
     for label, source in (

@@ -1,8 +1,8 @@
 """Bulk ingest of item records (metadata + 5 boxes each, media already in storage).
 
 Target (DESIGN.md): >= 20,000 items/s. Measures the same path ingest and the API use:
-row validation (curation.bulk.clean_item_record) plus the COPY-based upsert
-(curation.bulk.records_write), in batches, on the embedded PostgreSQL.
+row validation (curation.bulk.validate.clean_item_record) plus the COPY-based upsert
+(curation.bulk.write.records_write), in batches, on the embedded PostgreSQL.
 
     .venv/bin/python bench/ingest.py [--n 100000] [--batch 10000]
 """
@@ -63,7 +63,8 @@ def main() -> None:
     setup_django()
     from django.contrib.auth.models import User
 
-    from curation.bulk import Media, clean_item_record, records_write
+    from curation.bulk.validate import Media, clean_item_record
+    from curation.bulk.write import records_write
     from curation.models import Annotation, Dataset, Item
 
     user, _ = User.objects.get_or_create(username="bench")

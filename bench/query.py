@@ -93,7 +93,8 @@ def build(n: int, batch: int) -> Any:
     from django.contrib.auth.models import User
     from django.db import connection
 
-    from curation.bulk import Media, clean_item_record, records_write
+    from curation.bulk.validate import Media, clean_item_record
+    from curation.bulk.write import records_write
     from curation.models import Dataset, Item, ItemTag, Tag
 
     user, _ = User.objects.get_or_create(username="bench")

@@ -89,7 +89,8 @@ def main() -> None:
     from django.contrib.auth.models import User
     from django.db import connection
 
-    from curation.bulk import ItemRecord, records_write
+    from curation.bulk.validate import ItemRecord
+    from curation.bulk.write import records_write
     from curation.models import Dataset, Item, Slice
     from embeddings import vectors as vec
     from embeddings.models import Embedding, EmbeddingModel, ModelKind

@@ -32,14 +32,8 @@ from django.core.files.storage import default_storage
 from django.db import connection
 from django.utils.text import get_valid_filename
 
-from curation.bulk import (
-    MAX_ID_LENGTH,
-    ItemRecord,
-    Media,
-    UpsertResult,
-    clean_item_record,
-    records_write,
-)
+from curation.bulk.validate import MAX_ID_LENGTH, ItemRecord, Media, clean_item_record
+from curation.bulk.write import UpsertResult, records_write
 from curation.errors import InvalidInput
 from curation.fetch import (
     BucketNotAllowed,
@@ -222,7 +216,7 @@ class SourceRecord:
     """One item as read from a source, before its image is read or its row validated."""
 
     reference_id: str | None
-    raw: dict[str, Any]  # the item row, as curation.bulk.clean_item_record takes it
+    raw: dict[str, Any]  # the item row, as curation.bulk.validate.clean_item_record takes it
     location: str | None  # absolute path or URL of the image; None: the row has no image
     source: str  # where it came from, for error messages
     line: int | None = None

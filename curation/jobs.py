@@ -20,7 +20,7 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from curation.bulk import is_transient
+from curation.db import is_transient
 from curation.errors import Conflict
 from curation.health import disk_space_require, disk_status, is_disk_full
 from curation.models import Dataset, Job, JobStatus

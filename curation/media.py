@@ -18,7 +18,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from PIL import Image, UnidentifiedImageError
 
-from curation.bulk import Media
+from curation.bulk.validate import Media
 
 # Formats ingest opens. Image.open() is limited to these, so Pillow never hands data to a
 # rarely used (or external) decoder.

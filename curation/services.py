@@ -417,9 +417,9 @@ def tag_delete(*, tag: Tag) -> None:
 
 @transaction.atomic
 def export_job_queue(*, dataset: Dataset, user: Any, **options: Any) -> Job:
-    """Queue an export job (see curation.export.export_job_start), at most
+    """Queue an export job (see curation.export.jobs.export_job_start), at most
     MAX_ACTIVE_EXPORT_JOBS of them queued or running per user."""
-    from curation.export import export_job_start  # export builds on slices, which import us
+    from curation.export.jobs import export_job_start  # export builds on slices, which import us
 
     # The user's row lock makes two requests at once take turns, so both cannot pass the
     # check with one slot left.

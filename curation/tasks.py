@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from procrastinate.contrib.django import app
 
-from curation import export, ingest, jobs  # noqa: F401  (importing registers job runners)
+from curation import ingest, jobs  # noqa: F401  (importing registers job runners)
+from curation.export import jobs as export_jobs  # noqa: F401  (registers the export runner)
 
 
 @app.task(name="nucleus.run_job", queue="default")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from curation.bulk import items_upsert
+from curation.bulk.write import items_upsert
 from curation.models import Dataset
 
 

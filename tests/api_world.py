@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from curation import slices
-from curation.export import export_job_start
+from curation.export.jobs import export_job_start
 from curation.jobs import job_run
 from curation.models import Dataset, Slice
 from curation.services import tag_add, token_create

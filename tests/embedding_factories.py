@@ -15,7 +15,8 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from PIL import Image, ImageDraw
 
-from curation.bulk import ItemRecord, Media, records_write
+from curation.bulk.validate import ItemRecord, Media
+from curation.bulk.write import records_write
 from curation.models import Dataset, Item
 from embeddings import vectors as vec
 from embeddings.models import EmbeddingModel, ModelKind

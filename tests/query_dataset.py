@@ -13,7 +13,8 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.db import transaction
 
-from curation.bulk import Media, clean_item_record, records_write
+from curation.bulk.validate import Media, clean_item_record
+from curation.bulk.write import records_write
 from curation.models import Dataset, Item, ItemTag, Slice, SliceItem, Tag
 
 

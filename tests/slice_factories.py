@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from curation.bulk import Media, clean_item_record, records_write
+from curation.bulk.validate import Media, clean_item_record
+from curation.bulk.write import records_write
 from curation.models import Dataset, Item
 
 

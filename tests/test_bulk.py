@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from curation.bulk import Media, clean_item_record, items_upsert, records_write, shapes_upsert
+from curation.bulk.validate import Media, clean_item_record
+from curation.bulk.write import items_upsert, records_write, shapes_upsert
 from curation.errors import InvalidInput
 from curation.models import Annotation, Dataset, Item, Model, Prediction
 

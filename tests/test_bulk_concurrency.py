@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from django.db import OperationalError, connection
 
-from curation.bulk import items_upsert
+from curation.bulk.write import items_upsert
 from curation.jobs import JobContext, job_create, job_run, job_runner
 from curation.models import Annotation, Dataset, Item, JobStatus
 

@@ -173,7 +173,7 @@ def test_it_finds_the_demo_datasets_planted_duplicates(
     (With random weights a similarity threshold means nothing, so near copies are checked
     by rank rather than by the threshold.)
     """
-    from curation.demo import demo_generate
+    from curation.demo.dataset import demo_generate
 
     folder = tmp_path / "demo"
     demo_generate(folder=folder, count=100, seed=0, workers=1)

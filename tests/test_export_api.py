@@ -14,8 +14,8 @@ import time_machine
 from django.core.files.storage import default_storage
 
 from curation import slices
-from curation.bulk import shapes_upsert
-from curation.export import export_run
+from curation.bulk.write import shapes_upsert
+from curation.export.jobs import export_run
 from curation.jobs import JobContext, job_run
 from curation.models import Dataset, Job, JobStatus, Slice
 from curation.services import items_delete, slice_create
@@ -145,7 +145,7 @@ def test_an_export_job_stores_the_file_for_download(
 def test_running_an_export_job_again_rewrites_its_one_file(
     dataset: Any, alice: Any, chosen: Slice
 ) -> None:
-    from curation.export import export_job_start
+    from curation.export.jobs import export_job_start
 
     job = export_job_start(dataset=dataset, user=alice, format="jsonl", slice=chosen)
     Job.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING)

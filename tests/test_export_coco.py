@@ -13,11 +13,13 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 from curation import slices
-from curation.export import MediaUrls, coco_chunks, export_source
+from curation.export.coco import coco_chunks
+from curation.export.sources import export_source
 from curation.ingest import ingest_enqueue
 from curation.jobs import job_run
 from curation.models import Annotation, Dataset, JobStatus
 from curation.services import slice_create
+from curation.storage import MediaUrls
 from tests.slice_factories import box, polygon, write_items
 
 pytestmark = [

@@ -12,10 +12,11 @@ import pytest
 import time_machine
 
 from curation import slices
-from curation.bulk import items_upsert
-from curation.export import MediaTokens, MediaUrls, export_source, jsonl_chunks
+from curation.bulk.write import items_upsert
+from curation.export.jsonl import jsonl_chunks
+from curation.export.sources import export_source
 from curation.services import slice_create
-from curation.storage import media_signature_valid
+from curation.storage import MediaTokens, MediaUrls, media_signature_valid
 from tests.api_helpers import error_of, error_paths
 from tests.slice_factories import box, polygon, write_items
 

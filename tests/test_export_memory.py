@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from curation.bulk import clean_item_record, records_write
+from curation.bulk.validate import clean_item_record
+from curation.bulk.write import records_write
 from curation.models import Dataset
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -28,18 +29,22 @@ CHILD = """
 import sys
 import django
 django.setup()
-from curation import export
+from curation.export.coco import coco_chunks
+from curation.export.jsonl import jsonl_chunks
+from curation.export.sources import export_source
+from curation.export.yolo import yolo_chunks
+from curation.storage import MediaUrls
 from curation.models import Dataset
 dataset = Dataset.objects.get(pk=int(sys.argv[1]))
-source = export.export_source(dataset=dataset)
-urls = export.MediaUrls()
+source = export_source(dataset=dataset)
+urls = MediaUrls()
 # Reset the peak (VmHWM) so that imports and setup do not hide what the export uses.
 with open("/proc/self/clear_refs", "w") as f:
     f.write("5")
 written = 0
 # Batches of 250: the small export already fills the pipeline of batches in flight (the
 # fetcher threads' work), so any growth past it would be growth with the export's size.
-write = {"jsonl": export.jsonl_chunks, "coco": export.coco_chunks, "yolo": export.yolo_chunks}
+write = {"jsonl": jsonl_chunks, "coco": coco_chunks, "yolo": yolo_chunks}
 for chunk in write[sys.argv[2]](source, urls=urls, batch_size=250):
     written += len(chunk)
 status = dict(line.split(":", 1) for line in open("/proc/self/status"))

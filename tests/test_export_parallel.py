@@ -15,9 +15,12 @@ import pytest
 import time_machine
 from django.db import connection
 
-from curation import export as export_module
-from curation.export import MediaUrls, coco_chunks, export_source, iter_rows, jsonl_chunks
+from curation.export import sources as export_module
+from curation.export.coco import coco_chunks
+from curation.export.jsonl import jsonl_chunks
+from curation.export.sources import export_source, iter_rows
 from curation.models import Item, Slice, SliceItem
+from curation.storage import MediaUrls
 from tests.slice_factories import numbered_items
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -12,8 +12,10 @@ import yaml
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
-from curation.export import MediaUrls, export_source, yolo_chunks
+from curation.export.sources import export_source
+from curation.export.yolo import yolo_chunks
 from curation.models import Dataset, Item
+from curation.storage import MediaUrls
 from tests.slice_factories import box, polygon, write_items
 
 pytestmark = pytest.mark.django_db

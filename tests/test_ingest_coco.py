@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from curation.bulk import MAX_ID_LENGTH
+from curation.bulk.validate import MAX_ID_LENGTH
 from curation.ingest import coco_annotation_id, ingest_enqueue, ingest_store_upload
 from curation.jobs import job_run
 from curation.models import Annotation, Dataset, Item, Job, JobStatus

@@ -15,7 +15,8 @@ import pytest
 from django.contrib.auth.models import User
 from django.db import connection, transaction
 
-from curation.bulk import Media, clean_item_record, records_write
+from curation.bulk.validate import Media, clean_item_record
+from curation.bulk.write import records_write
 from curation.models import Dataset, Item
 from curation.query import filter_items
 

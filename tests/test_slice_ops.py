@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from curation import slices
-from curation.bulk import items_upsert
+from curation.bulk.write import items_upsert
 from curation.models import Item, ItemTag, Slice, SliceItem, Tag
 from curation.services import slice_create
 from tests.api_helpers import error_of, error_paths
@@ -534,7 +534,7 @@ def test_bad_similarity_conditions_name_the_field(
 
 
 def test_the_query_language_and_listings_see_dynamic_slices(dataset, alice, victor, client_for):
-    from curation.bulk import items_upsert
+    from curation.bulk.write import items_upsert
     from curation.errors import InvalidInput
     from curation.models import Item, Slice
     from curation.query import filter_items

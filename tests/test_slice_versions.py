@@ -9,10 +9,12 @@ from urllib.parse import urlsplit
 import pytest
 
 from curation import slices
-from curation.bulk import items_upsert, shapes_upsert
-from curation.export import MediaUrls, export_source, jsonl_chunks
+from curation.bulk.write import items_upsert, shapes_upsert
+from curation.export.jsonl import jsonl_chunks
+from curation.export.sources import export_source
 from curation.models import Annotation, Item, Slice, SliceItem, SliceVersion, SliceVersionItem
 from curation.services import items_delete, slice_append, slice_create, slice_remove
+from curation.storage import MediaUrls
 from tests.api_helpers import error_of, error_paths
 from tests.slice_factories import box, write_items
 

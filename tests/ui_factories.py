@@ -9,7 +9,8 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
-from curation.bulk import clean_item_record, records_write
+from curation.bulk.validate import clean_item_record
+from curation.bulk.write import records_write
 from curation.media import media_process
 from curation.models import Dataset, Item
 

@@ -17,13 +17,21 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from curation import export, selectors, services, slices
+from curation import selectors, services, slices
 from curation.access import dataset_for
 from curation.api.common import NewestFirstCursor, errors
 from curation.errors import Conflict, NotFound
+from curation.export import formats, sources
+from curation.export.jobs import export_file_name
 from curation.models import Dataset, Job, JobStatus, Role, Slice
 from curation.serializers import JobSerializer
-from curation.storage import media_presign, storage_is_s3
+from curation.storage import (
+    MEDIA_URL_MODES,
+    MediaUrls,
+    media_presign,
+    request_base_url,
+    storage_is_s3,
+)
 
 TAGS = ["export"]
 
@@ -40,7 +48,7 @@ class FormatIsNotARenderer(DefaultContentNegotiation):
 
 
 class ExportParamsSerializer(serializers.Serializer[dict[str, Any]]):
-    format = serializers.ChoiceField(choices=export.FORMATS, default="jsonl")
+    format = serializers.ChoiceField(choices=formats.FORMATS, default="jsonl")
     predictions = serializers.CharField(
         required=False, allow_blank=True, default="", help_text="jsonl: add this model's."
     )
@@ -49,14 +57,14 @@ class ExportParamsSerializer(serializers.Serializer[dict[str, Any]]):
         allow_null=True,
         default=None,
         min_value=10,
-        max_value=export.MAX_URL_TTL,
+        max_value=formats.MAX_URL_TTL,
         help_text="Seconds the signed media URLs in the export stay valid.",
     )
     include_media = serializers.BooleanField(
         required=False, default=False, help_text="yolo: put the images in the archive too."
     )
     media_urls = serializers.ChoiceField(
-        choices=export.MEDIA_URL_MODES,
+        choices=MEDIA_URL_MODES,
         required=False,
         allow_null=True,
         default=None,
@@ -75,7 +83,7 @@ EXPORT_PARAMETERS = [
     OpenApiParameter(
         "format",
         OpenApiTypes.STR,
-        enum=list(export.FORMATS),
+        enum=list(formats.FORMATS),
         description="jsonl (default), coco or yolo.",
     ),
     OpenApiParameter(
@@ -94,7 +102,7 @@ EXPORT_PARAMETERS = [
     OpenApiParameter(
         "media_urls",
         OpenApiTypes.STR,
-        enum=list(export.MEDIA_URL_MODES),
+        enum=list(MEDIA_URL_MODES),
         description="signed (expiring, no credentials needed) or plain (needs a token, never "
         "changes). Default: plain for a version, signed otherwise or with url_ttl.",
     ),
@@ -102,13 +110,13 @@ EXPORT_PARAMETERS = [
 
 # The file of each format, streamed or downloaded: a COCO file is one JSON object.
 EXPORT_FILES: dict[Any, Any] = {
-    (200, export.CONTENT_TYPES["jsonl"]): OpenApiResponse(
+    (200, formats.CONTENT_TYPES["jsonl"]): OpenApiResponse(
         OpenApiTypes.BINARY, description="jsonl: one item per line"
     ),
-    (200, export.CONTENT_TYPES["coco"]): OpenApiResponse(
+    (200, formats.CONTENT_TYPES["coco"]): OpenApiResponse(
         OpenApiTypes.OBJECT, description="coco: a COCO detection file"
     ),
-    (200, export.CONTENT_TYPES["yolo"]): OpenApiResponse(
+    (200, formats.CONTENT_TYPES["yolo"]): OpenApiResponse(
         OpenApiTypes.BINARY, description="yolo: a tar of labels/, data.yaml, media.csv"
     ),
 }
@@ -124,24 +132,24 @@ EXPORT_HELP = (
 def _options(request: Request, dataset: Dataset) -> dict[str, Any]:
     params = ExportParamsSerializer(data=request.query_params)
     params.is_valid(raise_exception=True)
-    return export.export_options_clean(dataset=dataset, **params.validated_data)
+    return formats.export_options_clean(dataset=dataset, **params.validated_data)
 
 
 def _stream(
-    request: Request, source: export.ExportSource, options: dict[str, Any]
+    request: Request, source: sources.ExportSource, options: dict[str, Any]
 ) -> StreamingHttpResponse:
-    mode = export.export_media_mode(
+    mode = formats.export_media_mode(
         source, media_urls=options["media_urls"], url_ttl=options["url_ttl"]
     )
-    chunks = export.export_chunks(
+    chunks = formats.export_chunks(
         source,
         format=options["format"],
-        urls=export.MediaUrls(mode=mode, ttl=options["url_ttl"], request=request),
+        urls=MediaUrls(mode=mode, ttl=options["url_ttl"], request=request),
         model=options["model"],
         include_media=options["include_media"],
     )
-    response = StreamingHttpResponse(chunks, content_type=export.CONTENT_TYPES[options["format"]])
-    filename = export.export_filename(source, options["format"])
+    response = StreamingHttpResponse(chunks, content_type=formats.CONTENT_TYPES[options["format"]])
+    filename = formats.export_filename(source, options["format"])
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["Cache-Control"] = "no-store"  # the body may hold signed URLs
     return response
@@ -161,7 +169,7 @@ class DatasetExportView(APIView):
     def get(self, request: Request, dataset_id: int) -> StreamingHttpResponse:
         dataset = dataset_for(request.user, dataset_id, Role.VIEWER)
         options = _options(request, dataset)
-        return _stream(request, export.export_source(dataset=dataset), options)
+        return _stream(request, sources.export_source(dataset=dataset), options)
 
 
 class SliceExportView(APIView):
@@ -188,7 +196,7 @@ class SliceExportView(APIView):
         version = None
         if request.query_params.get("version") not in (None, ""):
             version = slices.slice_version_of(slice=found, number=request.query_params["version"])
-        source = export.export_source(dataset=dataset, slice=found, version=version)
+        source = sources.export_source(dataset=dataset, slice=found, version=version)
         return _stream(request, source, options)
 
 
@@ -234,13 +242,13 @@ class ExportJobListView(generics.ListAPIView[Job]):
                 dataset=dataset, slice_id=slice_id, version=number, path=""
             )
             found, version = item_set.slice, item_set.version
-        options = export.export_options_clean(dataset=dataset, **fields)
+        options = formats.export_options_clean(dataset=dataset, **fields)
         job = services.export_job_queue(
             dataset=dataset,
             user=request.user,
             slice=found,
             version=version,
-            base_url=export.request_base_url(request),
+            base_url=request_base_url(request),
             **options,
         )
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
@@ -275,6 +283,6 @@ class ExportDownloadView(APIView):
         return FileResponse(
             default_storage.open(key, "rb"),
             as_attachment=True,
-            filename=export.export_file_name(job),
+            filename=export_file_name(job),
             content_type=str(job.result.get("content_type") or "application/octet-stream"),
         )

@@ -15,9 +15,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from curation import bulk, selectors, services
+from curation import selectors, services
 from curation.access import dataset_for
 from curation.api.common import Cursor, errors
+from curation.bulk import write as bulk
 from curation.errors import InvalidInput, field_error
 from curation.models import Item, Role
 from curation.serializers import (

@@ -12,9 +12,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from curation import bulk, selectors, services
+from curation import selectors, services
 from curation.access import dataset_for
 from curation.api.common import Cursor, errors
+from curation.bulk import write as bulk
 from curation.models import Model, Role
 from curation.serializers import (
     ModelCreateSerializer,

@@ -19,9 +19,12 @@ from curation import selectors, slices
 from curation.access import dataset_for
 from curation.api.common import errors
 from curation.errors import InvalidInput, field_error
-from curation.export import MediaUrls, export_options_clean, export_source, record_page
+from curation.export.formats import export_options_clean
+from curation.export.jsonl import record_page
+from curation.export.sources import export_source
 from curation.models import Dataset, GeometryKind, Role, Slice, SliceVersion
 from curation.serializers import MAX_REFERENCE_IDS, SliceSerializer, TagSerializer
+from curation.storage import MediaUrls
 
 TAGS = ["slices"]
 VERSION_TAGS = ["slice versions"]

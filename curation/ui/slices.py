@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST, require_safe
 from curation import selectors, slices
 from curation.access import has_role
 from curation.errors import CurationError, InvalidInput, field_error
-from curation.export import FORMATS
+from curation.export.formats import FORMATS
 from curation.models import Dataset, Role, Slice, SliceVersion
 from curation.ui import facets
 from curation.ui.browse import COUNT_CAP, _grid

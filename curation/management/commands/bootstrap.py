@@ -20,7 +20,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from curation.checks import check_pgvector
-from curation.demo import MODEL_NAME, demo_generate
+from curation.demo.dataset import demo_generate
+from curation.demo.items import MODEL_NAME
 from curation.fetch import server_paths_hidden
 from curation.health import disk_status
 from curation.ingest import ingest_enqueue

@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from curation.demo import demo_generate
+from curation.demo.dataset import demo_generate
 
 
 def default_demo_folder() -> Path:

@@ -1,0 +1,1 @@
+"""Bulk item records: validation (validate) and COPY-based idempotent upserts (write)."""
