@@ -15,10 +15,10 @@ from curation.access import dataset_for
 from curation.api.common import errors
 from curation.api.parsers import FormParser, MultiPartParser
 from curation.errors import InvalidInput, NotFound
+from curation.itemsets import slice_items_q
 from curation.models import Dataset, Item, Role, Slice, Tag
 from curation.query import QueryError, compile_query
 from curation.serializers import ItemSerializer, JobSerializer
-from curation.slices import slice_items_q
 from embeddings import duplicates, search, selectors, services
 from embeddings.models import DatasetSearchDefault, DuplicateGroup, EmbeddingModel
 from embeddings.serializers import (

@@ -41,8 +41,8 @@ from django.db.models import F, Q, QuerySet
 from django.db.models.fields.json import KeyTransform
 
 from curation.errors import InvalidInput, NotFound
+from curation.itemsets import slice_items_q
 from curation.models import Dataset, Item, Slice
-from curation.slices import slice_items_q
 from embeddings import vectors as vec
 from embeddings.models import Embedding, EmbeddingModel
 

@@ -18,9 +18,9 @@ from django.views.decorators.http import require_GET, require_POST, require_safe
 
 from curation import selectors, services
 from curation.errors import CurationError, InvalidInput
+from curation.itemsets import slice_items_q
 from curation.models import Annotation, Dataset, Item, Prediction, Role, Slice
 from curation.query import QueryError, validate_query
-from curation.slices import slice_items_q
 from curation.storage import media_url
 from curation.ui import facets
 from curation.ui.forms import SelectionForm
