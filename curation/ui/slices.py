@@ -22,8 +22,8 @@ from curation.export.formats import FORMATS
 from curation.models import Dataset, Role, Slice, SliceVersion
 from curation.ui import facets
 from curation.ui.browse import COUNT_CAP, _grid
+from curation.ui.extensions import vector_panels
 from curation.ui.http import back_with_error, dataset_or_404, html_errors
-from curation.ui.similarity import random_weight_models
 from curation.ui.state import GridState
 
 DIFF_SHOWN = 200
@@ -162,7 +162,7 @@ def version_diff(request: HttpRequest, dataset_id: int, slice_id: int) -> HttpRe
         "dataset": dataset,
         "slice": found,
         "versions": list(versions.slice_versions(slice=found)),
-        "random_weight_models": random_weight_models([dataset]),
+        "random_weight_models": vector_panels().random_weight_models([dataset]),
     }
     try:
         old, new = _version_param(request, found, "from"), _version_param(request, found, "to")
