@@ -139,7 +139,7 @@ def main() -> None:
 
     setup_django("nucleus_bench_query")
     from curation.models import Dataset, Item
-    from curation.slices import slice_version_create
+    from curation.versions import slice_version_create
 
     dataset = Dataset.objects.filter(owner__username="bench", name=DATASET_NAME).first()
     if not (args.reuse and dataset and Item.objects.filter(dataset=dataset).count() == args.n):

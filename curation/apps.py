@@ -10,7 +10,9 @@ class CurationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from curation import checks  # noqa: F401  (registers system checks)
+        # Importing registers the system checks (checks) and, in every process (web,
+        # worker, CLI), the job runners of export and ingest and run_job (tasks).
+        from curation import checks, tasks  # noqa: F401
 
         # Pillow's own decompression-bomb check (a warning above this many pixels, an error
         # above twice that) is process-wide state: set once here, never per call, so that

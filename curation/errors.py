@@ -52,6 +52,11 @@ def field_error(path: str, message: str) -> dict[str, str]:
     return {"path": path, "message": message}
 
 
+def invalid_field(path: str, message: str) -> InvalidInput:
+    """A 400 about one field: "path: message", with the field named."""
+    return InvalidInput(f"{path}: {message}", fields=[field_error(path, message)])
+
+
 def flatten_detail(detail: Any, prefix: str = "") -> list[dict[str, str]]:
     """Turn DRF's nested error detail into a flat list of {path, message}."""
     out: list[dict[str, str]] = []

@@ -24,6 +24,7 @@ from django.db.models import BooleanField, Exists, OuterRef, Q, QuerySet
 from django.db.models.expressions import RawSQL
 
 from curation.errors import InvalidInput, field_error
+from curation.itemsets import slice_items_q
 from curation.models import Dataset, Item, ItemTag, Slice
 from curation.query import filter_items
 
@@ -131,8 +132,6 @@ def _split_operator(name: str) -> tuple[str, str]:
 
 def _slice_condition(dataset: Dataset, raw: str) -> Q:
     """The slice's items now: its members, or a dynamic slice's query matches."""
-    from curation.slices import slice_items_q  # slices builds on services, which import us
-
     try:
         slice_id = int(raw)
     except ValueError:

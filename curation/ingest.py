@@ -35,6 +35,7 @@ from django.utils.text import get_valid_filename
 from curation.bulk.validate import MAX_ID_LENGTH, ItemRecord, Media, clean_item_record
 from curation.bulk.write import UpsertResult, records_write
 from curation.errors import InvalidInput
+from curation.extensions import vectors
 from curation.fetch import (
     BucketNotAllowed,
     FetchError,
@@ -698,9 +699,7 @@ def ingest_run(ctx: JobContext) -> dict[str, Any]:
         ):
             pass
     if counts["created"] or counts["updated"]:
-        # New or changed images need vectors for search; this queues one embedding job
-        # (or reuses a waiting one) and never fails the ingest.
-        from embeddings.services import embed_enqueue_missing
-
-        embed_enqueue_missing(dataset=dataset, user=ctx.job.created_by)
+        # New or changed images need vectors for search; with the embeddings app this
+        # queues one embedding job (or reuses a waiting one) and never fails the ingest.
+        vectors().items_ingested(dataset=dataset, user=ctx.job.created_by)
     return {**counts, "errors": ctx.job.error_count, "total": position}

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
+from procrastinate.contrib.django import app
 
 from curation.db import is_transient
 from curation.errors import Conflict
@@ -34,6 +35,8 @@ _RUNNERS: dict[str, Runner] = {}
 # never waits behind an embedding job that takes an hour.
 DEFAULT_QUEUE = "default"
 _QUEUES: dict[str, str] = {}
+# The procrastinate task that runs a Job (curation.tasks.run_job).
+RUN_JOB_TASK = "nucleus.run_job"
 
 
 class JobCancelled(Exception):
@@ -92,9 +95,11 @@ def job_create(
 
 def _enqueue(job: Job, **options: Any) -> None:
     """Put `job` on its kind's worker queue (procrastinate's configure() options)."""
-    from curation.tasks import run_job
-
-    run_job.configure(queue=_QUEUES.get(job.kind, DEFAULT_QUEUE), **options).defer(job_id=job.pk)
+    # By name: curation.tasks (registered from CurationConfig.ready()) builds on this module.
+    # allow_unknown=False: an unregistered task fails here, not silently in the worker.
+    app.configure_task(
+        RUN_JOB_TASK, allow_unknown=False, queue=_QUEUES.get(job.kind, DEFAULT_QUEUE), **options
+    ).defer(job_id=job.pk)
 
 
 def job_cancel(*, job: Job) -> Job:

@@ -2,7 +2,8 @@
 
 Originals are stored content-addressed per dataset, ``datasets/<id>/media/<sha[:2]>/<sha><ext>``,
 and thumbnails at ``datasets/<id>/thumbs/<sha>.webp``; the same bytes are stored once,
-and a re-run finds them already there.
+and a re-run finds them already there. A query image uploaded for a search is read here
+too, with the same size limit.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import io
 import os
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -19,6 +21,7 @@ from django.core.files.storage import default_storage
 from PIL import Image, UnidentifiedImageError
 
 from curation.bulk.validate import Media
+from curation.errors import InvalidInput
 
 # Formats ingest opens. Image.open() is limited to these, so Pillow never hands data to a
 # rarely used (or external) decoder.
@@ -195,3 +198,19 @@ def media_process(*, dataset_id: int, data: bytes, source_uri: str) -> Media:
         sha256=sha256,
         byte_size=len(data),
     )
+
+
+def image_upload_read(upload: Any) -> bytes:
+    """The bytes of an uploaded query image; too big ones are refused before being read."""
+    limit = int(settings.NUCLEUS_MAX_IMAGE_BYTES)
+    message = f"is larger than {limit} bytes (NUCLEUS_MAX_IMAGE_BYTES)"
+    if (getattr(upload, "size", None) or 0) > limit:
+        raise InvalidInput(f"image: {message}", fields=[{"path": "image", "message": message}])
+    data = bytes(upload.read(limit + 1))  # the size an upload claims is not to be trusted
+    if len(data) > limit:
+        raise InvalidInput(f"image: {message}", fields=[{"path": "image", "message": message}])
+    if not data:
+        raise InvalidInput(
+            "image: the file is empty", fields=[{"path": "image", "message": "is empty"}]
+        )
+    return data

@@ -255,7 +255,7 @@ class Slice(models.Model):
     items = models.ManyToManyField(Item, through="SliceItem", related_name="slices")
     # A dynamic slice is a saved query (and optionally a similarity condition) evaluated
     # when it is read; its SliceItem rows are ignored. Blank query and null similarity:
-    # a static slice, whose items are its SliceItem rows. See curation.slices.
+    # a static slice, whose items are its SliceItem rows. See curation.itemsets.
     query = models.TextField(blank=True, default="")
     similarity = models.JSONField(null=True, blank=True, default=None)
     created = models.DateTimeField(auto_now_add=True)

@@ -10,6 +10,7 @@ from django.db import connection
 from django.db.models import Case, Count, OuterRef, Q, QuerySet, Subquery, Value, When
 from django_stubs_ext import WithAnnotations
 
+from curation import itemsets
 from curation.errors import CurationError, InvalidInput, NotFound, field_error
 from curation.filters import items_filter
 from curation.models import (
@@ -304,10 +305,7 @@ def slice_detail(*, dataset: Dataset, slice_id: Any) -> Slice:
 
 def slice_items(*, slice: Slice) -> QuerySet[Item]:
     """The slice's items now: its members, or a dynamic slice's query matches."""
-    # Imported here: curation.slices builds on services, which import this module.
-    from curation.slices import slice_items as items_now
-
-    return items_now(slice)
+    return itemsets.slice_items(slice)
 
 
 class ItemCount(TypedDict):

@@ -11,6 +11,8 @@ from django.utils import timezone
 
 from curation.authentication import hash_token, new_token_secret
 from curation.errors import Conflict, CurationError, InvalidInput, NotFound, field_error
+from curation.export.jobs import export_job_start
+from curation.extensions import vectors
 from curation.models import (
     Annotation,
     ApiToken,
@@ -140,28 +142,14 @@ def dataset_update(
 @transaction.atomic
 def dataset_delete(*, dataset: Dataset) -> None:
     """Delete a dataset with everything in it: items, shapes, slices, tags, jobs, vectors."""
-    # Imported here: the embeddings app builds on curation, not the other way round.
-    from embeddings.models import (
-        DuplicateEdge,
-        DuplicateGroup,
-        DuplicateMember,
-        DuplicateRun,
-        Embedding,
-    )
-    from embeddings.vectors import vector_index_drop
-
     # Every large table is emptied with one set-based DELETE by dataset, children before
     # parents. Django's cascade (Model.delete) would first load the id of every item,
     # annotation, prediction and vector into memory: gigabytes, and minutes, at a million
     # items. Each filter is a subquery, so each DELETE names one table and no join.
-    runs = DuplicateRun.objects.filter(dataset=dataset).values("pk")
+    # What hangs off the items (vectors, duplicate groups) goes first, by its own app.
+    vectors().dataset_deleting(dataset=dataset)
     slices = Slice.objects.filter(dataset=dataset).values("pk")
     big_tables: list[models.QuerySet[Any]] = [
-        DuplicateMember.objects.filter(group__in=DuplicateGroup.objects.filter(run__in=runs)),
-        DuplicateGroup.objects.filter(run__in=runs),
-        DuplicateEdge.objects.filter(run__in=runs),
-        DuplicateRun.objects.filter(dataset=dataset),
-        Embedding.objects.filter(dataset=dataset),
         Prediction.objects.filter(model__in=Model.objects.filter(dataset=dataset).values("pk")),
         Annotation.objects.filter(dataset=dataset),
         SliceVersionItem.objects.filter(
@@ -178,12 +166,7 @@ def dataset_delete(*, dataset: Dataset) -> None:
         rows._raw_delete(rows.db)
     # What is left is a few rows per dataset (members, models, slices, versions, tags,
     # embedding models); Django's cascade deletes them, and anything added later.
-    dataset_id = dataset.pk
     dataset.delete()
-    # After the commit, so that the dataset's HNSW indexes are dropped CONCURRENTLY: a
-    # plain DROP INDEX would lock the embeddings table, which every dataset shares. An index
-    # left behind by a crash in between is empty and only takes space (ids are not reused).
-    transaction.on_commit(lambda: vector_index_drop(dataset_id=dataset_id))
 
 
 # ------------------------------------------------------------------------------ members
@@ -419,8 +402,6 @@ def tag_delete(*, tag: Tag) -> None:
 def export_job_queue(*, dataset: Dataset, user: Any, **options: Any) -> Job:
     """Queue an export job (see curation.export.jobs.export_job_start), at most
     MAX_ACTIVE_EXPORT_JOBS of them queued or running per user."""
-    from curation.export.jobs import export_job_start  # export builds on slices, which import us
-
     # The user's row lock makes two requests at once take turns, so both cannot pass the
     # check with one slot left.
     list(get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk"))

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from procrastinate.contrib.django import app
 
-from curation import ingest, jobs  # noqa: F401  (importing registers job runners)
-from curation.export import jobs as export_jobs  # noqa: F401  (registers the export runner)
+# Importing export's jobs and ingest registers their job runners; CurationConfig.ready()
+# imports this module in every process (web, worker, CLI), so job_create and the worker
+# know them, and jobs.py, which this module builds on, defers run_job by its name.
+from curation import ingest, jobs  # noqa: F401
+from curation.export import jobs as export_jobs  # noqa: F401
 
 
-@app.task(name="nucleus.run_job", queue="default")
+@app.task(name=jobs.RUN_JOB_TASK, queue=jobs.DEFAULT_QUEUE)
 def run_job(job_id: int) -> None:
     jobs.job_run(job_id=job_id)

@@ -15,10 +15,11 @@ from curation.access import dataset_for
 from curation.api.common import errors
 from curation.api.parsers import FormParser, MultiPartParser
 from curation.errors import InvalidInput, NotFound
+from curation.itemsets import slice_items_q
+from curation.media import image_upload_read
 from curation.models import Dataset, Item, Role, Slice, Tag
 from curation.query import QueryError, compile_query
 from curation.serializers import ItemSerializer, JobSerializer
-from curation.slices import slice_items_q
 from embeddings import duplicates, search, selectors, services
 from embeddings.models import DatasetSearchDefault, DuplicateGroup, EmbeddingModel
 from embeddings.serializers import (
@@ -368,7 +369,7 @@ class ImageSearchView(_SearchView):
         result = search.search_image(
             dataset=dataset,
             model=model,
-            image=search.image_upload_read(data["image"]),
+            image=image_upload_read(data["image"]),
             search_filter=flt,
             offset=data["offset"],
             limit=data["limit"],

@@ -11,10 +11,16 @@ class EmbeddingsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Register the embed and duplicates job runners in every process.
+        from curation.extensions import vectors_register
         from curation.signals import worker_started
-        from embeddings import tasks  # noqa: F401
+        from curation.ui.extensions import vector_panels_register
+        from embeddings import tasks  # noqa: F401  (registers the embed and duplicates runners)
+        from embeddings.extensions import EmbeddingsVectors
+        from embeddings.ui import EmbeddingsPanels
 
+        # curation never imports this app: it calls what is registered here.
+        vectors_register(EmbeddingsVectors())
+        vector_panels_register(EmbeddingsPanels())
         worker_started.connect(_warm_on_worker_start, dispatch_uid="embeddings-index-warm")
 
 

@@ -32,9 +32,9 @@ from django.core.files.storage import default_storage
 from django.db.models import Exists, OuterRef, QuerySet
 
 from curation.errors import NotFound
+from curation.itemsets import slice_items_q
 from curation.jobs import JobContext
 from curation.models import Dataset, Item, Slice
-from curation.slices import slice_items_q
 from embeddings import vectors as vec
 from embeddings.clip import Encoder
 from embeddings.imaging import DecodeError, pixels_decode, thumbnail_suffices

@@ -41,8 +41,8 @@ from django.db.models import F, Q, QuerySet
 from django.db.models.fields.json import KeyTransform
 
 from curation.errors import InvalidInput, NotFound
+from curation.itemsets import slice_items_q
 from curation.models import Dataset, Item, Slice
-from curation.slices import slice_items_q
 from embeddings import vectors as vec
 from embeddings.models import Embedding, EmbeddingModel
 
@@ -535,22 +535,6 @@ def search_text(
         offset=offset,
         limit=limit,
     )
-
-
-def image_upload_read(upload: Any) -> bytes:
-    """The bytes of an uploaded query image; too big ones are refused before being read."""
-    limit = int(settings.NUCLEUS_MAX_IMAGE_BYTES)
-    message = f"is larger than {limit} bytes (NUCLEUS_MAX_IMAGE_BYTES)"
-    if (getattr(upload, "size", None) or 0) > limit:
-        raise InvalidInput(f"image: {message}", fields=[{"path": "image", "message": message}])
-    data = bytes(upload.read(limit + 1))  # the size an upload claims is not to be trusted
-    if len(data) > limit:
-        raise InvalidInput(f"image: {message}", fields=[{"path": "image", "message": message}])
-    if not data:
-        raise InvalidInput(
-            "image: the file is empty", fields=[{"path": "image", "message": "is empty"}]
-        )
-    return data
 
 
 def search_image(

@@ -16,6 +16,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("", include("curation.urls")),
+    # The embeddings app's buttons in curation's pages (embed, find duplicates).
+    path("", include("embeddings.ui_urls")),
 ]
 
 

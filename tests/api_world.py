@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from django.contrib.auth.models import User
 
-from curation import slices
+from curation import versions
 from curation.export.jobs import export_job_start
 from curation.jobs import job_run
 from curation.models import Dataset, Slice
@@ -35,7 +35,7 @@ def world_fixture(alice: User, bob: User, dataset: Dataset) -> dict[str, Any]:
     )
     found = Slice.objects.create(dataset=dataset, name="picked")
     found.items.add(*ids.values())
-    slices.slice_version_create(slice=found, user=alice)
+    versions.slice_version_create(slice=found, user=alice)
     tag, _ = tag_add(dataset=dataset, name="checked", reference_ids=["r0", "r1"])
     vectors = custom_model(dataset, 4)
     items_with_vectors(

@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from curation import slices
+from curation import versions
 from curation.models import (
     Annotation,
     Dataset,
@@ -51,7 +51,7 @@ def _fill(dataset: Dataset, prefix: str) -> None:
     add_items(dataset, *rows)
     found = Slice.objects.create(dataset=dataset, name="s")
     found.items.add(*Item.objects.filter(dataset=dataset))
-    slices.slice_version_create(slice=found, user=None)
+    versions.slice_version_create(slice=found, user=None)
     tag_add(dataset=dataset, name="t", reference_ids=[f"{prefix}0"])
     job = Job.objects.create(kind="ingest", dataset=dataset)
     model = custom_model(dataset, 4)

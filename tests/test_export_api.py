@@ -13,7 +13,7 @@ import pytest
 import time_machine
 from django.core.files.storage import default_storage
 
-from curation import slices
+from curation import versions
 from curation.bulk.write import shapes_upsert
 from curation.export.jobs import export_run
 from curation.jobs import JobContext, job_run
@@ -63,7 +63,7 @@ def test_a_version_downloads_the_same_bytes_whenever_and_however_it_is_made(
 ) -> None:
     """Edits, renames, another day, another fetcher count, streamed or as a job: one file."""
     with time_machine.travel(datetime(2031, 5, 6, 7, 8, 9, tzinfo=UTC), tick=False):
-        slices.slice_version_create(slice=chosen, user=alice)
+        versions.slice_version_create(slice=chosen, user=alice)
     url = f"/api/v1/datasets/{dataset.pk}/slices/{chosen.pk}/export?format={fmt}&version=1"
     client = client_for(victor)
     with time_machine.travel(datetime(2032, 1, 1, 0, 0, 1, tzinfo=UTC), tick=False):
@@ -102,7 +102,7 @@ def test_a_version_downloads_the_same_bytes_whenever_and_however_it_is_made(
 def test_a_version_export_can_still_ask_for_signed_urls(
     client_for: Any, dataset: Any, alice: Any, victor: Any, chosen: Slice
 ) -> None:
-    slices.slice_version_create(slice=chosen, user=alice)
+    versions.slice_version_create(slice=chosen, user=alice)
     base = f"/api/v1/datasets/{dataset.pk}/slices/{chosen.pk}/export?version=1"
     client = client_for(victor)
     assert b"sig=" in body_of(client.get(f"{base}&media_urls=signed"))

@@ -12,7 +12,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from curation import slices
+from curation import versions
 from curation.export.coco import coco_chunks
 from curation.export.sources import export_source
 from curation.ingest import ingest_enqueue
@@ -118,7 +118,7 @@ def test_masks_get_their_area_and_bbox_from_the_rle(dataset: Dataset, tmp_path: 
 def test_a_version_exports_its_frozen_annotations(dataset: Dataset, alice: Any) -> None:
     write_items(dataset, ROWS)
     chosen, _ = slice_create(dataset=dataset, user=alice, name="s", reference_ids=["a.jpg"])
-    version = slices.slice_version_create(slice=chosen, user=alice)
+    version = versions.slice_version_create(slice=chosen, user=alice)
     before = coco_export(dataset, slice=chosen, version=version)
     Annotation.objects.filter(dataset=dataset, label="car").delete()
     after = coco_export(dataset, slice=chosen, version=version)

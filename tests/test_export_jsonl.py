@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import time_machine
 
-from curation import slices
+from curation import slices, versions
 from curation.bulk.write import items_upsert
 from curation.export.jsonl import jsonl_chunks
 from curation.export.sources import export_source
@@ -143,7 +143,7 @@ def test_a_version_export_adds_the_models_current_predictions(
     from curation.models import Model
 
     chosen, _ = slice_create(dataset=dataset, user=alice, name="s", reference_ids=list(ids))
-    version = slices.slice_version_create(slice=chosen, user=alice)
+    version = versions.slice_version_create(slice=chosen, user=alice)
     model = Model.objects.get(dataset=dataset, name="det")
     lines = export(dataset, slice=chosen, version=version, model=model)
     assert [len(line["predictions"]) for line in lines] == [1, 0, 0]

@@ -218,7 +218,7 @@ def test_a_versions_plain_media_url_needs_a_token_and_never_expires(
     client_for: Callable[[User | None], APIClient],
 ) -> None:
     from curation.services import slice_create
-    from curation.slices import slice_version_create
+    from curation.versions import slice_version_create
 
     chosen, _ = slice_create(
         dataset=item.dataset, user=alice, name="chosen", reference_ids=[item.reference_id]

@@ -15,8 +15,8 @@ from PIL import Image
 from rest_framework.test import APIClient
 
 from curation.errors import InvalidInput
+from curation.media import image_upload_read
 from curation.models import Dataset
-from embeddings.search import image_upload_read
 from tests.api_helpers import error_of, url
 from tests.embedding_factories import custom_model, items_with_vectors, jpeg_bytes
 

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from curation import slices
+from curation import itemsets, slices, versions
 from curation.bulk.write import items_upsert
+from curation.errors import InvalidInput
 from curation.models import Item, ItemTag, Slice, SliceItem, Tag
 from curation.services import slice_create
 from tests.api_helpers import error_of, error_paths
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.django_db
 
 
 def refs(slice: Slice) -> set[str]:
-    return set(slices.slice_items(slice).values_list("reference_id", flat=True))
+    return set(itemsets.slice_items(slice).values_list("reference_id", flat=True))
 
 
 def member_ids(slice: Slice) -> list[int]:
@@ -79,7 +80,7 @@ def test_switching_a_slice_between_static_and_dynamic(
 def test_a_bad_query_is_refused_with_its_position(
     dataset: Any, alice: Any, ids: dict[str, int]
 ) -> None:
-    with pytest.raises(slices.InvalidInput) as caught:
+    with pytest.raises(InvalidInput) as caught:
         slices.slice_create_from_query(
             dataset=dataset, user=alice, name="x", query="metadata.group = "
         )
@@ -110,7 +111,7 @@ def test_unknown_item_ids_refuse_the_whole_slice(
 
     elsewhere = Dataset.objects.create(name="elsewhere", owner=charlie)
     foreign = write_items(elsewhere, [{"reference_id": "x"}])["x"]
-    with pytest.raises(slices.InvalidInput) as caught:
+    with pytest.raises(InvalidInput) as caught:
         slices.slice_create_from_items(
             dataset=dataset, user=alice, name="bad", item_ids=[ids["img-00001"], foreign]
         )
@@ -146,8 +147,8 @@ def test_set_operations_of_two_slices(
         user=alice,
         name="combined",
         op=op,
-        left=slices.ItemSet(dataset=dataset, slice=left),
-        right=slices.ItemSet(dataset=dataset, slice=right),
+        left=itemsets.ItemSet(dataset=dataset, slice=left),
+        right=itemsets.ItemSet(dataset=dataset, slice=right),
     )
     assert added == len(expected)
     assert refs(new) == {f"img-{i:05d}" for i in expected}
@@ -159,15 +160,15 @@ def test_set_operations_take_versions_and_queries(
     first, _ = slice_create(
         dataset=dataset, user=alice, name="first", reference_ids=["img-00000", "img-00001"]
     )
-    v1 = slices.slice_version_create(slice=first, user=alice)
-    slices.slice_version_create(slice=first, user=alice)
+    v1 = versions.slice_version_create(slice=first, user=alice)
+    versions.slice_version_create(slice=first, user=alice)
     new, _ = slices.slice_combine(
         dataset=dataset,
         user=alice,
         name="combined",
         op="union",
-        left=slices.item_set_resolve(dataset=dataset, slice_id=first.pk, version=v1.number),
-        right=slices.item_set_resolve(dataset=dataset, query="metadata.index = 11"),
+        left=itemsets.item_set_resolve(dataset=dataset, slice_id=first.pk, version=v1.number),
+        right=itemsets.item_set_resolve(dataset=dataset, query="metadata.index = 11"),
     )
     assert refs(new) == {"img-00000", "img-00001", "img-00011"}
 
@@ -176,7 +177,7 @@ def test_set_operations_take_versions_and_queries(
 
 
 def sample(dataset: Any, alice: Any, name: str, **kw: Any) -> set[str]:
-    kw.setdefault("source", slices.ItemSet(dataset=dataset))
+    kw.setdefault("source", itemsets.ItemSet(dataset=dataset))
     new, added = slices.slice_sample(dataset=dataset, user=alice, name=name, **kw)
     assert added == len(refs(new))
     return refs(new)
@@ -232,7 +233,7 @@ def test_sampling_from_a_slice_stays_inside_it(
         dataset=dataset, user=alice, name="g1", query="metadata.group = 1"
     )
     picked = sample(
-        dataset, alice, "s", size=2, seed=0, source=slices.ItemSet(dataset=dataset, slice=group1)
+        dataset, alice, "s", size=2, seed=0, source=itemsets.ItemSet(dataset=dataset, slice=group1)
     )
     assert len(picked) == 2 and picked <= refs(group1)
 
@@ -261,9 +262,9 @@ def test_largest_remainder_allocation_adds_up() -> None:
 def test_bad_sample_options_name_the_field(
     dataset: Any, alice: Any, kw: dict[str, Any], path: str
 ) -> None:
-    with pytest.raises(slices.InvalidInput) as caught:
+    with pytest.raises(InvalidInput) as caught:
         slices.slice_sample(
-            dataset=dataset, user=alice, name="bad", source=slices.ItemSet(dataset=dataset), **kw
+            dataset=dataset, user=alice, name="bad", source=itemsets.ItemSet(dataset=dataset), **kw
         )
     assert caught.value.fields[0]["path"] == path
     assert not Slice.objects.filter(name="bad").exists()
@@ -526,7 +527,7 @@ def test_bad_similarity_conditions_name_the_field(
     dataset: Any, alice: Any, similarity: dict[str, Any], path: str
 ) -> None:
     write_items(dataset, [{"reference_id": "a"}])
-    with pytest.raises(slices.InvalidInput) as caught:
+    with pytest.raises(InvalidInput) as caught:
         slices.slice_create_from_query(
             dataset=dataset, user=alice, name="bad", query="", similarity=similarity
         )

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from curation import slices
+from curation import itemsets, slices, versions
 from curation.bulk.write import items_upsert, shapes_upsert
 from curation.export.jsonl import jsonl_chunks
 from curation.export.sources import export_source
@@ -51,7 +51,7 @@ def export_lines(dataset: Any, slice: Slice, version: SliceVersion | None) -> li
 
 
 def test_it_freezes_the_items_with_their_metadata_and_annotations(train: Slice, alice: Any) -> None:
-    version = slices.slice_version_create(slice=train, user=alice, note="first cut")
+    version = versions.slice_version_create(slice=train, user=alice, note="first cut")
     assert (version.number, version.item_count, version.annotation_count) == (1, 3, 3)
     assert version.note == "first cut" and version.created_by == alice
     frozen = {v.reference_id: v for v in SliceVersionItem.objects.filter(version=version)}
@@ -68,16 +68,16 @@ def test_it_freezes_the_items_with_their_metadata_and_annotations(train: Slice, 
 
 def test_version_numbers_count_up_per_slice(dataset: Any, alice: Any, train: Slice) -> None:
     other, _ = slice_create(dataset=dataset, user=alice, name="other")
-    numbers = [slices.slice_version_create(slice=train, user=alice).number for _ in range(3)]
+    numbers = [versions.slice_version_create(slice=train, user=alice).number for _ in range(3)]
     assert numbers == [1, 2, 3]
-    assert slices.slice_version_create(slice=other, user=alice).number == 1
-    assert slices.slice_version_create(slice=other, user=alice).item_count == 0
+    assert versions.slice_version_create(slice=other, user=alice).number == 1
+    assert versions.slice_version_create(slice=other, user=alice).item_count == 0
 
 
 def test_a_version_export_does_not_change_when_the_data_changes(
     dataset: Any, alice: Any, train: Slice, ids: dict[str, int]
 ) -> None:
-    version = slices.slice_version_create(slice=train, user=alice)
+    version = versions.slice_version_create(slice=train, user=alice)
     frozen_before = export_lines(dataset, train, version)
     live_before = export_lines(dataset, train, None)
     assert frozen_before == live_before  # same objects, same formatting, live or frozen
@@ -104,14 +104,14 @@ def test_a_version_export_does_not_change_when_the_data_changes(
 def test_it_diffs_two_versions_in_the_database(
     dataset: Any, alice: Any, train: Slice, ids: dict[str, int]
 ) -> None:
-    v1 = slices.slice_version_create(slice=train, user=alice)
+    v1 = versions.slice_version_create(slice=train, user=alice)
     slice_remove(slice=train, reference_ids=["c"])
     slice_append(slice=train, reference_ids=["d"])
     shapes_upsert(dataset=dataset, rows=[{"id": "a/0", "reference_id": "a", **box("car", x=50)}])
     items_upsert(dataset=dataset, rows=[{"reference_id": "b", "metadata": {"weather": "snow"}}])
-    v2 = slices.slice_version_create(slice=train, user=alice)
+    v2 = versions.slice_version_create(slice=train, user=alice)
 
-    diff = slices.slice_versions_diff(old=v1, new=v2)
+    diff = versions.slice_versions_diff(old=v1, new=v2)
     assert diff["counts"] == {"added": 1, "removed": 1, "changed": 2}
     assert diff["added"] == [{"item_id": ids["d"], "reference_id": "d"}]
     assert diff["removed"] == [{"item_id": ids["c"], "reference_id": "c"}]
@@ -120,19 +120,19 @@ def test_it_diffs_two_versions_in_the_database(
     assert changed["b"]["metadata_changed"] and not changed["b"]["annotations_changed"]
     assert not diff["truncated"]
 
-    backwards = slices.slice_versions_diff(old=v2, new=v1, limit=1)
+    backwards = versions.slice_versions_diff(old=v2, new=v1, limit=1)
     assert backwards["counts"] == {"added": 1, "removed": 1, "changed": 2}
     assert [e["reference_id"] for e in backwards["added"]] == ["c"]
     assert len(backwards["changed"]) == 1 and backwards["truncated"]
 
 
 def test_identical_rewrites_are_not_changes(dataset: Any, alice: Any, train: Slice) -> None:
-    v1 = slices.slice_version_create(slice=train, user=alice)
+    v1 = versions.slice_version_create(slice=train, user=alice)
     # Delete and re-create the same annotations: new row ids, same content.
     Annotation.objects.filter(dataset=dataset, item__reference_id="a").delete()
     write_items(dataset, [ROWS[0]])
-    v2 = slices.slice_version_create(slice=train, user=alice)
-    assert slices.slice_versions_diff(old=v1, new=v2)["counts"] == {
+    v2 = versions.slice_version_create(slice=train, user=alice)
+    assert versions.slice_versions_diff(old=v1, new=v2)["counts"] == {
         "added": 0,
         "removed": 0,
         "changed": 0,
@@ -142,19 +142,19 @@ def test_identical_rewrites_are_not_changes(dataset: Any, alice: Any, train: Sli
 def test_restore_makes_the_versions_items_current(
     dataset: Any, alice: Any, train: Slice, ids: dict[str, int]
 ) -> None:
-    v1 = slices.slice_version_create(slice=train, user=alice)
+    v1 = versions.slice_version_create(slice=train, user=alice)
     slice_remove(slice=train, reference_ids=["a"])
     slice_append(slice=train, reference_ids=["d"])
     items_delete(dataset=dataset, reference_ids=["c"])
 
-    result = slices.slice_version_restore(slice=train, version=v1)
+    result = versions.slice_version_restore(slice=train, version=v1)
     assert result == {"added": 1, "removed": 1, "missing": 1, "item_count": 2}
     members = set(
         SliceItem.objects.filter(slice=train).values_list("item__reference_id", flat=True)
     )
     assert members == {"a", "b"}
     # Restoring again changes nothing.
-    assert slices.slice_version_restore(slice=train, version=v1)["added"] == 0
+    assert versions.slice_version_restore(slice=train, version=v1)["added"] == 0
 
 
 def test_freezing_a_dynamic_slice_keeps_its_matches_of_that_moment(
@@ -163,23 +163,23 @@ def test_freezing_a_dynamic_slice_keeps_its_matches_of_that_moment(
     rainy, _ = slices.slice_create_from_query(
         dataset=dataset, user=alice, name="rainy", query='metadata.weather = "rain"'
     )
-    version = slices.slice_version_create(slice=rainy, user=alice)
+    version = versions.slice_version_create(slice=rainy, user=alice)
     assert version.query == 'metadata.weather = "rain"'
     items_upsert(dataset=dataset, rows=[{"reference_id": "b", "metadata": {"weather": "rain"}}])
-    assert slices.slice_item_count(rainy) == 3
+    assert itemsets.slice_item_count(rainy) == 3
     frozen = set(
         SliceVersionItem.objects.filter(version=version).values_list("reference_id", flat=True)
     )
     assert frozen == {"a", "d"}
 
-    slices.slice_version_restore(slice=rainy, version=version)
+    versions.slice_version_restore(slice=rainy, version=version)
     rainy.refresh_from_db()
     assert not rainy.is_dynamic and rainy.query == ""
-    assert set(slices.slice_items(rainy).values_list("reference_id", flat=True)) == {"a", "d"}
+    assert set(itemsets.slice_items(rainy).values_list("reference_id", flat=True)) == {"a", "d"}
 
 
 def test_deleting_a_slice_deletes_its_versions(alice: Any, train: Slice) -> None:
-    slices.slice_version_create(slice=train, user=alice)
+    versions.slice_version_create(slice=train, user=alice)
     train.delete()
     assert not SliceVersion.objects.exists() and not SliceVersionItem.objects.exists()
 
@@ -228,7 +228,7 @@ def test_api_pages_through_a_version_exactly(
     client_for: Any, dataset: Any, alice: Any, victor: Any, ids: dict[str, int]
 ) -> None:
     everything, _ = slice_create(dataset=dataset, user=alice, name="all", reference_ids=list(ids))
-    version = slices.slice_version_create(slice=everything, user=alice)
+    version = versions.slice_version_create(slice=everything, user=alice)
     items_delete(dataset=dataset, reference_ids=["b"])  # a version still lists it
 
     client = client_for(victor)
@@ -253,7 +253,7 @@ def test_api_pages_through_a_version_exactly(
 def test_api_viewer_reads_versions_but_cannot_freeze_or_restore(
     client_for: Any, dataset: Any, alice: Any, victor: Any, charlie: Any, train: Slice
 ) -> None:
-    slices.slice_version_create(slice=train, user=alice)
+    versions.slice_version_create(slice=train, user=alice)
     viewer = client_for(victor)
     assert viewer.get(vurl(dataset, train)).status_code == 200
     assert viewer.get(vurl(dataset, train, "/1")).status_code == 200

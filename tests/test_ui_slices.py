@@ -16,7 +16,8 @@ from django.test.utils import CaptureQueriesContext
 
 from curation.models import Dataset, Item, Slice, SliceItem, SliceVersion
 from curation.services import slice_append, slice_create, slice_remove
-from curation.slices import slice_create_from_query, slice_version_create
+from curation.slices import slice_create_from_query
+from curation.versions import slice_version_create
 from tests.ui_factories import populate
 
 pytestmark = pytest.mark.django_db

@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from curation import selectors, services, slices
+from curation import itemsets, selectors, services, versions
 from curation.access import dataset_for
 from curation.api.common import NewestFirstCursor, errors
 from curation.errors import Conflict, NotFound
@@ -195,7 +195,7 @@ class SliceExportView(APIView):
         options = _options(request, dataset)
         version = None
         if request.query_params.get("version") not in (None, ""):
-            version = slices.slice_version_of(slice=found, number=request.query_params["version"])
+            version = versions.slice_version_of(slice=found, number=request.query_params["version"])
         source = sources.export_source(dataset=dataset, slice=found, version=version)
         return _stream(request, source, options)
 
@@ -238,7 +238,7 @@ class ExportJobListView(generics.ListAPIView[Job]):
         found: Slice | None = None
         version = None
         if slice_id is not None or number is not None:
-            item_set = slices.item_set_resolve(
+            item_set = itemsets.item_set_resolve(
                 dataset=dataset, slice_id=slice_id, version=number, path=""
             )
             found, version = item_set.slice, item_set.version

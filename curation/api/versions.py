@@ -1,5 +1,6 @@
 """Slices beyond membership: versions, dynamic slices, set operations, samples, record
-pages for pipelines, and tagging by query. The services are in curation.slices."""
+pages for pipelines, and tagging by query. The services are in curation.slices
+and curation.versions."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
-from curation import selectors, slices
+from curation import itemsets, selectors, slices, versions
 from curation.access import dataset_for
 from curation.api.common import errors
 from curation.errors import InvalidInput, field_error
@@ -277,9 +278,9 @@ def _slice(dataset: Dataset, slice_id: int) -> Slice:
     return selectors.slice_of(dataset=dataset, slice_id=slice_id)
 
 
-def _item_set(dataset: Dataset, data: dict[str, Any] | None, path: str) -> slices.ItemSet:
+def _item_set(dataset: Dataset, data: dict[str, Any] | None, path: str) -> itemsets.ItemSet:
     data = data or {}
-    return slices.item_set_resolve(
+    return itemsets.item_set_resolve(
         dataset=dataset,
         slice_id=data.get("slice"),
         version=data.get("version"),
@@ -509,8 +510,8 @@ class VersionListView(APIView):
     )
     def get(self, request: Request, dataset_id: int, slice_id: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.VIEWER)
-        versions = slices.slice_versions(slice=_slice(dataset, slice_id))
-        return Response({"results": VersionSerializer(versions, many=True).data})
+        found = versions.slice_versions(slice=_slice(dataset, slice_id))
+        return Response({"results": VersionSerializer(found, many=True).data})
 
     @extend_schema(
         operation_id="slice_versions_create",
@@ -526,7 +527,9 @@ class VersionListView(APIView):
         found = _slice(dataset, slice_id)
         data = VersionCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        version = slices.slice_version_create(slice=found, user=request.user, **data.validated_data)
+        version = versions.slice_version_create(
+            slice=found, user=request.user, **data.validated_data
+        )
         return Response(VersionSerializer(version).data, status=status.HTTP_201_CREATED)
 
 
@@ -539,7 +542,7 @@ class VersionDetailView(APIView):
     )
     def get(self, request: Request, dataset_id: int, slice_id: int, number: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.VIEWER)
-        version = slices.slice_version_of(slice=_slice(dataset, slice_id), number=number)
+        version = versions.slice_version_of(slice=_slice(dataset, slice_id), number=number)
         return Response(VersionSerializer(version).data)
 
 
@@ -574,9 +577,9 @@ class VersionDiffView(APIView):
         found = _slice(dataset, slice_id)
         old_number, new_number = _version_param(request, "from"), _version_param(request, "to")
         limit = page_limit(request, default=1000, most=100_000)
-        diff = slices.slice_versions_diff(
-            old=slices.slice_version_of(slice=found, number=old_number),
-            new=slices.slice_version_of(slice=found, number=new_number),
+        diff = versions.slice_versions_diff(
+            old=versions.slice_version_of(slice=found, number=old_number),
+            new=versions.slice_version_of(slice=found, number=new_number),
             limit=limit,
         )
         return Response(VersionDiffSerializer(diff).data)
@@ -596,8 +599,8 @@ class VersionRestoreView(APIView):
     def post(self, request: Request, dataset_id: int, slice_id: int, number: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.CURATOR)
         found = _slice(dataset, slice_id)
-        version = slices.slice_version_of(slice=found, number=number)
-        result = slices.slice_version_restore(slice=found, version=version)
+        version = versions.slice_version_of(slice=found, number=number)
+        result = versions.slice_version_restore(slice=found, version=version)
         found.refresh_from_db()
         return Response({**result, "slice": slice_out(found)})
 
@@ -615,7 +618,7 @@ class VersionItemsView(APIView):
     def get(self, request: Request, dataset_id: int, slice_id: int, number: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.VIEWER)
         found = _slice(dataset, slice_id)
-        version = slices.slice_version_of(slice=found, number=number)
+        version = versions.slice_version_of(slice=found, number=number)
         return records_response(request, dataset, found, version)
 
 

@@ -26,8 +26,8 @@ from django.db.models import Q
 from django.utils.text import get_valid_filename
 
 from curation.errors import InvalidInput, field_error
+from curation.itemsets import item_ids_sql, slice_items_q
 from curation.models import Dataset, Item, Model, Slice, SliceVersion
-from curation.slices import item_ids_sql, slice_items_q
 
 BATCH_SIZE = 2000
 # The pieces in which writers copy their spooled temporary files into the stream.

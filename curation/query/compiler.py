@@ -56,6 +56,7 @@ from django.db.models.lookups import (
 from django.utils.dateparse import parse_date, parse_datetime
 from lark import Token, Tree
 
+from curation.extensions import vectors
 from curation.models import (
     Annotation,
     Dataset,
@@ -68,7 +69,7 @@ from curation.models import (
     SliceItem,
     Tag,
 )
-from curation.query.parser import QueryError, unquote
+from curation.query.parser import QueryError, parse, unquote
 
 Scalar = str | int | float | bool | None
 MAX_IN_VALUES = 1000
@@ -882,8 +883,6 @@ class Compiler:
 
     def dynamic_slice(self, slice: Slice, span: Span) -> Q:
         """A dynamic slice's own query (and similarity condition), compiled in place."""
-        from curation.slices import query_items_q  # slices imports this module
-
         expanding = _EXPANDING.get()
         if slice.pk in expanding:
             raise self.error(
@@ -999,4 +998,34 @@ def _count_condition(field: CountField, op: str, value: float) -> Q:
     return ~Q(Exact(_count(field), Value(int(value))))
 
 
-__all__ = ["BUILTIN_FIELDS", "Compiler", "FieldCondition", "FieldHandler", "register_field"]
+def compile_query(text: str, *, dataset: Dataset) -> Q:
+    """Compile query text into a filter on Item limited to `dataset`; blank matches all."""
+    scope = Q(dataset_id=dataset.pk)
+    if not text.strip():
+        return scope
+    tree = parse(text)
+    return scope & Compiler(text, dataset).condition(tree)
+
+
+def query_items_q(*, dataset: Dataset, query: str, similarity: dict[str, Any] | None) -> Q:
+    """A filter on Item for a query's matches, narrowed by a similarity condition (now).
+
+    Here, beside the compiler, because compiling is recursive through it: a query naming
+    a dynamic slice compiles that slice's saved query and similarity condition in place.
+    """
+    q = compile_query(query, dataset=dataset)
+    if similarity is not None:
+        within = q if query.strip() else None
+        q &= Q(pk__in=vectors().similar_item_ids(dataset=dataset, spec=similarity, within=within))
+    return q
+
+
+__all__ = [
+    "BUILTIN_FIELDS",
+    "Compiler",
+    "FieldCondition",
+    "FieldHandler",
+    "compile_query",
+    "query_items_q",
+    "register_field",
+]

@@ -18,23 +18,18 @@ from django.views.decorators.http import require_GET, require_POST, require_safe
 
 from curation import selectors, services
 from curation.errors import CurationError, InvalidInput
+from curation.itemsets import slice_items_q
+from curation.media import image_upload_read
 from curation.models import Annotation, Dataset, Item, Prediction, Role, Slice
 from curation.query import QueryError, validate_query
-from curation.slices import slice_items_q
 from curation.storage import media_url
 from curation.ui import facets
+from curation.ui.extensions import Results, vector_panels
 from curation.ui.forms import SelectionForm
 from curation.ui.http import back_with_error, dataset_or_404, html_errors, next_url
 from curation.ui.overlays import Shape, label_colour, shapes_of
-from curation.ui.similarity import (
-    Results,
-    query_image_store,
-    random_weight_models,
-    results_for,
-    search_model,
-)
+from curation.ui.similarity import query_image_store
 from curation.ui.state import TILE_SIZES, GridState
-from embeddings.search import image_upload_read
 
 COUNT_CAP = 10_000
 SELECT_ALL_MAX = 100_000
@@ -301,7 +296,7 @@ def _grid(
         if query_error is not None or extra.get("slice_problem"):
             pass  # nothing to list until the query (or the slice's saved query) is fixed
         elif state.search_mode:
-            results = results_for(state)
+            results = vector_panels().grid_results(state)
             tiles, pager = _search_listing(state, results, base)
         else:
             tiles, pager = _id_listing(state, base)
@@ -314,7 +309,7 @@ def _grid(
             "clear_url": base,
         }
         return render(request, "ui/error.html", context, status=400)
-    model = search_model(dataset)
+    model = vector_panels().search_model(dataset)
     can_curate = dataset.user_role in (Role.CURATOR, Role.ADMIN)
     context = {
         "tab": "items",
@@ -351,7 +346,7 @@ def _grid(
         and query_error is None
         and not (state.metadata_filters or state.tags or state.slice_ids or state.search_mode)
         and bool(state.effective_query()),
-        "random_weight_models": random_weight_models([dataset]),
+        "random_weight_models": vector_panels().random_weight_models([dataset]),
         **extra,
     }
     return render(request, "ui/grid.html", context, status=400 if query_error else 200)
@@ -564,48 +559,6 @@ def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
     return [(prefix, value)]
 
 
-def _neighbours(state: GridState, item: Item) -> tuple[list[tuple[Item, float]], str]:
-    from embeddings import search
-
-    model = search_model(item.dataset)
-    if model is None:
-        return [], "No embeddings yet."
-    try:
-        found = search.search_item(dataset=item.dataset, model=model, item=item, limit=NEIGHBOURS)
-    except CurationError as exc:
-        return [], exc.message
-    return found.items_in_order(), ""
-
-
-def _duplicate_group(item: Item) -> tuple[list[dict[str, Any]], str]:
-    from embeddings.duplicates import latest_run
-    from embeddings.models import DuplicateMember
-
-    try:
-        run = latest_run(dataset=item.dataset)
-    except CurationError:
-        return [], "No duplicates job has run on this dataset."
-    member = (
-        DuplicateMember.objects.filter(group__run=run, item=item).select_related("group").first()
-    )
-    if member is None:
-        return [], "No duplicates found for this item."
-    members = (
-        DuplicateMember.objects.filter(group=member.group)
-        .select_related("item")
-        .order_by("-is_representative", "id")
-    )
-    return [
-        {
-            "item": m.item,
-            "representative": m.is_representative,
-            "same_hash": m.same_hash,
-            "similarity": m.similarity,
-        }
-        for m in members
-    ], ""
-
-
 def _slices_containing(dataset: Dataset, item: Item) -> list[Slice]:
     """Static slices the item is a member of, and dynamic slices whose query it matches."""
     found = list(Slice.objects.filter(dataset=dataset, memberships__item=item))
@@ -690,8 +643,8 @@ def item_view(request: HttpRequest, dataset_id: int, item_id: int) -> HttpRespon
     for shapes in predictions_by_model.values():
         for shape in shapes:
             pred_labels[shape.label] = pred_labels.get(shape.label, 0) + 1
-    neighbours, neighbours_problem = _neighbours(state, item)
-    duplicates, duplicates_problem = _duplicate_group(item)
+    neighbours, neighbours_problem = vector_panels().neighbours(item, NEIGHBOURS)
+    duplicates, duplicates_problem = vector_panels().duplicate_group(item)
     context = {
         "tab": "items",
         "dataset": dataset,
@@ -723,6 +676,6 @@ def item_view(request: HttpRequest, dataset_id: int, item_id: int) -> HttpRespon
             .order_by("name")
             .values_list("pk", "name")
         ),
-        "random_weight_models": random_weight_models([dataset]),
+        "random_weight_models": vector_panels().random_weight_models([dataset]),
     }
     return render(request, "ui/item.html", context)

@@ -22,8 +22,8 @@ from django.utils import timezone
 
 from curation import selectors
 from curation.errors import CurationError
+from curation.itemsets import slice_items
 from curation.models import Dataset, Item, Slice
-from curation.slices import slice_items
 
 SAMPLE_TARGET = 20_000
 CACHE_SECONDS = 60

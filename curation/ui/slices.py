@@ -1,5 +1,5 @@
 """Slice pages: the slice's items in the same grid, its versions (freeze, diff, restore)
-and export buttons. Versions come from curation.slices and exports are the REST API's own
+and export buttons. Versions come from curation.versions and exports are the REST API's own
 streamed export endpoints, which accept the browser's session."""
 
 from __future__ import annotations
@@ -15,15 +15,15 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
-from curation import selectors, slices
+from curation import itemsets, selectors, slices, versions
 from curation.access import has_role
 from curation.errors import CurationError, InvalidInput, field_error
 from curation.export.formats import FORMATS
 from curation.models import Dataset, Role, Slice, SliceVersion
 from curation.ui import facets
 from curation.ui.browse import COUNT_CAP, _grid
+from curation.ui.extensions import vector_panels
 from curation.ui.http import back_with_error, dataset_or_404, html_errors
-from curation.ui.similarity import random_weight_models
 from curation.ui.state import GridState
 
 DIFF_SHOWN = 200
@@ -62,7 +62,7 @@ def _slice_context(dataset: Dataset, found: Slice) -> dict[str, Any]:
     # dynamic slice's query matches now.
     problem = ""
     try:
-        count = slices.slice_items(found)[: COUNT_CAP + 1].count()
+        count = itemsets.slice_items(found)[: COUNT_CAP + 1].count()
     except CurationError as exc:
         # A saved query that no longer compiles (it names a slice since deleted): show the
         # slice with the reason, so its versions and exports stay reachable.
@@ -70,14 +70,14 @@ def _slice_context(dataset: Dataset, found: Slice) -> dict[str, Any]:
         slice_count = SliceCount(items=None, capped=False)
     else:
         slice_count = SliceCount(items=min(count, COUNT_CAP), capped=count > COUNT_CAP)
-    versions = list(slices.slice_versions(slice=found))
+    numbered = list(versions.slice_versions(slice=found))
     return {
         "slice_problem": problem,
         "slice_count": slice_count,
-        "versions": versions[::-1],
+        "versions": numbered[::-1],
         "version_rows": [
             VersionRow(version=v, exports=export_links(dataset, found, v.number))
-            for v in versions[::-1]
+            for v in numbered[::-1]
         ],
         "exports": export_links(dataset, found),
         "can_curate": has_role(dataset.user_role, Role.CURATOR),
@@ -112,7 +112,7 @@ def version_freeze(request: HttpRequest, dataset_id: int, slice_id: int) -> Http
     if "\x00" in note:
         return back_with_error(request, back, "The note must not contain NUL characters.")
     try:
-        version = slices.slice_version_create(slice=found, user=request.user, note=note)
+        version = versions.slice_version_create(slice=found, user=request.user, note=note)
     except CurationError as exc:  # a dynamic slice whose query no longer compiles
         return back_with_error(request, back, f"Could not freeze the slice: {exc.message}")
     messages.success(
@@ -132,8 +132,8 @@ def version_restore(
     """Make a version's items the slice's items again."""
     dataset = dataset_or_404(request, dataset_id, Role.CURATOR)
     found = selectors.slice_of(dataset=dataset, slice_id=slice_id)
-    version = slices.slice_version_of(slice=found, number=number)
-    result = slices.slice_version_restore(slice=found, version=version)
+    version = versions.slice_version_of(slice=found, number=number)
+    result = versions.slice_version_restore(slice=found, version=version)
     facets.summary_forget(dataset)
     text = f"Restored version {version.number}: the slice has {result['item_count']} items."
     if result["missing"]:
@@ -147,7 +147,7 @@ def _version_param(request: HttpRequest, found: Slice, name: str) -> Any:
     if not raw.isdigit():
         message = "choose a version"
         raise InvalidInput(f"{name}: {message}", fields=[field_error(name, message)])
-    return slices.slice_version_of(slice=found, number=raw)
+    return versions.slice_version_of(slice=found, number=raw)
 
 
 @require_safe
@@ -161,8 +161,8 @@ def version_diff(request: HttpRequest, dataset_id: int, slice_id: int) -> HttpRe
         "tab": "items",
         "dataset": dataset,
         "slice": found,
-        "versions": list(slices.slice_versions(slice=found)),
-        "random_weight_models": random_weight_models([dataset]),
+        "versions": list(versions.slice_versions(slice=found)),
+        "random_weight_models": vector_panels().random_weight_models([dataset]),
     }
     try:
         old, new = _version_param(request, found, "from"), _version_param(request, found, "to")
@@ -172,7 +172,7 @@ def version_diff(request: HttpRequest, dataset_id: int, slice_id: int) -> HttpRe
     context.update(
         old=old,
         new=new,
-        diff=slices.slice_versions_diff(old=old, new=new, limit=DIFF_SHOWN),
+        diff=versions.slice_versions_diff(old=old, new=new, limit=DIFF_SHOWN),
     )
     return render(request, "ui/slice_diff.html", context)
 

@@ -27,9 +27,9 @@ from django.http import QueryDict
 
 from curation import selectors
 from curation.errors import InvalidInput, field_error
+from curation.itemsets import slice_items_q
 from curation.models import Dataset, Item, Slice
 from curation.query import compile_query
-from curation.slices import slice_items_q
 
 FILTER_NAMES = ("tag", "slice")  # with metadata.* and query: the API's item filters
 CURSOR_NAMES = ("after", "before", "page")

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.cache import cache
 from django.db.models import Max, Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -24,14 +22,11 @@ from curation.errors import CurationError
 from curation.jobs import job_cancel
 from curation.models import ApiToken, Dataset, Job, JobStatus, Role
 from curation.ui import charts, facets
+from curation.ui.extensions import Coverage, vector_panels
 from curation.ui.forms import DatasetCreateForm, IngestForm, TokenCreateForm
 from curation.ui.http import dataset_or_404, form_errors_from, html_errors, next_url
-from curation.ui.similarity import random_weight_models, search_model
-from embeddings.models import Embedding
-from embeddings.selectors import models_of as embedding_models_of
 
 JOBS_PER_PAGE = 50
-COVERAGE_CACHE_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -41,7 +36,7 @@ class DatasetRow:
     dataset: Dataset
     item_count: int
     item_count_exact: bool
-    coverage: dict[str, Any] | None
+    coverage: Coverage | None
     last_change: datetime
     can_curate: bool
 
@@ -52,20 +47,6 @@ class JobRow:
 
     job: Job
     can_cancel: bool
-
-
-def _coverage(dataset: Dataset, item_count: int) -> dict[str, Any] | None:
-    """How many of the dataset's items have a vector under its search model (cached)."""
-    model = search_model(dataset)
-    if model is None:
-        return None
-    key = f"ui:coverage:{dataset.pk}:{model.pk}"
-    vectors = cache.get(key)
-    if vectors is None:
-        vectors = Embedding.objects.filter(dataset=dataset, model=model).count()
-        cache.set(key, vectors, COVERAGE_CACHE_SECONDS)
-    percent = 100.0 * vectors / item_count if item_count else 0.0
-    return {"model": model, "vectors": vectors, "percent": min(percent, 100.0)}
 
 
 def _datasets_page(
@@ -90,7 +71,7 @@ def _datasets_page(
                 dataset=dataset,
                 item_count=item_count,
                 item_count_exact=item_count_exact,
-                coverage=_coverage(dataset, item_count),
+                coverage=vector_panels().dataset_coverage(dataset, item_count),
                 last_change=max(changes) if changes else dataset.created,
                 can_curate=dataset.user_role in (Role.CURATOR, Role.ADMIN),
             )
@@ -114,7 +95,7 @@ def _datasets_page(
         "blank_ingest_form": IngestForm(),
         "ingest_for": ingest_for,
         "recent_jobs": recent_jobs,
-        "random_weight_models": random_weight_models(datasets),
+        "random_weight_models": vector_panels().random_weight_models(datasets),
     }
     return render(request, "ui/datasets.html", context, status=status)
 
@@ -227,7 +208,9 @@ def job_list(request: HttpRequest) -> HttpResponse:
         "next_before": rows[JOBS_PER_PAGE - 1].pk if len(rows) > JOBS_PER_PAGE else None,
         "status": status,
         "statuses": JobStatus.values,
-        "random_weight_models": random_weight_models([dataset] if dataset else visible),
+        "random_weight_models": vector_panels().random_weight_models(
+            [dataset] if dataset else visible
+        ),
     }
     return render(request, "ui/jobs.html", context)
 
@@ -311,15 +294,6 @@ def dataset_stats(request: HttpRequest, dataset_id: int) -> HttpResponse:
     dataset = dataset_or_404(request, dataset_id)
     summary = facets.dataset_summary(dataset, refresh=request.GET.get("refresh") == "1")
     count = summary.basis.item_count
-    coverage = [
-        {
-            "model": model,
-            "vectors": model.vector_count,
-            "percent": min(100.0, 100.0 * model.vector_count / count) if count else 0.0,
-        }
-        for model in embedding_models_of(dataset=dataset)
-        if model.vector_count or model.dataset_id == dataset.pk
-    ]
     context = {
         "tab": "stats",
         "dataset": dataset,
@@ -332,47 +306,8 @@ def dataset_stats(request: HttpRequest, dataset_id: int) -> HttpResponse:
         ),
         "boxes_chart": charts.columns(summary.boxes_per_item),
         "metadata_charts": [charts.metadata_chart(key) for key in summary.metadata],
-        "coverage": coverage,
+        "coverage": vector_panels().models_coverage(dataset, count),
         "can_curate": has_role(dataset.user_role, Role.CURATOR),
-        "random_weight_models": random_weight_models([dataset]),
+        "random_weight_models": vector_panels().random_weight_models([dataset]),
     }
     return render(request, "ui/stats.html", context)
-
-
-# ------------------------------------------------------------------- embedding jobs
-
-
-@require_POST
-@login_required
-@html_errors
-def embed_start(request: HttpRequest, dataset_id: int) -> HttpResponse:
-    """Start embedding the items that have no vector yet under the configured model."""
-    from embeddings.services import embed_job_start
-
-    dataset = dataset_or_404(request, dataset_id, Role.CURATOR)
-    back = next_url(request, reverse("ui:stats", args=[dataset.pk]))
-    try:
-        job = embed_job_start(dataset=dataset, user=request.user)
-    except CurationError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"Embedding job #{job.pk} started; follow it on the jobs page.")
-    return HttpResponseRedirect(back)
-
-
-@require_POST
-@login_required
-@html_errors
-def duplicates_start(request: HttpRequest, dataset_id: int) -> HttpResponse:
-    """Start a duplicates job with the dataset's search model (exact copies only without one)."""
-    from embeddings.duplicates import duplicates_job_start
-
-    dataset = dataset_or_404(request, dataset_id, Role.CURATOR)
-    back = next_url(request, reverse("ui:stats", args=[dataset.pk]))
-    try:
-        job = duplicates_job_start(dataset=dataset, user=request.user, model=search_model(dataset))
-    except CurationError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"Duplicates job #{job.pk} started; follow it on the jobs page.")
-    return HttpResponseRedirect(back)

@@ -1,0 +1,202 @@
+"""The project's modules form no import cycle, and curation never imports embeddings.
+
+Every import counts: at the top of a module, inside a function, under TYPE_CHECKING. An
+import placed in a function hides a cycle from Python but not from a reader, and a
+TYPE_CHECKING import is still a dependency the reader must follow (docs: DESIGN.md,
+"Dependency direction").
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("curation", "embeddings", "nucleus")
+
+
+def modules_of(root: Path, packages: Iterable[str]) -> dict[str, Path]:
+    """Every module of these packages by dotted name (a package by its __init__.py)."""
+    found: dict[str, Path] = {}
+    for package in packages:
+        for path in sorted((root / package).rglob("*.py")):
+            parts = list(path.relative_to(root).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            found[".".join(parts)] = path
+    return found
+
+
+def import_graph(root: Path, packages: Iterable[str]) -> dict[str, set[str]]:
+    """Which of the packages' modules each module imports, anywhere in its body.
+
+    `from a import b` counts as importing the module a.b when there is one, else a;
+    `import a.b` as importing a.b (which also runs a's __init__: a is counted too).
+    """
+    modules = modules_of(root, packages)
+
+    def known(name: str) -> str | None:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    parts = alias.name.split(".")
+                    targets += [".".join(parts[: i + 1]) for i in range(len(parts))]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = package.split(".")
+                    anchor = anchor[: len(anchor) - (node.level - 1)]
+                    base = ".".join([*anchor, *([node.module] if node.module else [])])
+                targets.append(base)
+                targets += [f"{base}.{alias.name}" for alias in node.names]
+            for target in targets:
+                module = known(target)
+                if module is not None and module != name:
+                    graph[name].add(module)
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return sorted(found)
+
+
+def describe(graph: dict[str, set[str]], component: list[str]) -> str:
+    members = set(component)
+    return "\n".join(f"  {m} -> {', '.join(sorted(graph[m] & members))}" for m in component)
+
+
+def test_no_module_imports_itself_through_others() -> None:
+    graph = import_graph(ROOT, PACKAGES)
+    found = cycles(graph)
+    assert not found, "import cycles (imports inside functions count):\n" + "\n\n".join(
+        describe(graph, c) for c in found
+    )
+
+
+def imports_between(graph: dict[str, set[str]], source: str, target: str) -> list[str]:
+    """Every import by a module of package `source` of a module of package `target`."""
+    return sorted(
+        f"{a} -> {b}"
+        for a, targets in graph.items()
+        if a.split(".")[0] == source
+        for b in targets
+        if b.split(".")[0] == target
+    )
+
+
+def test_curation_never_imports_embeddings() -> None:
+    wrong = imports_between(import_graph(ROOT, PACKAGES), "curation", "embeddings")
+    assert not wrong, (
+        "curation imports embeddings (register a hook in embeddings' AppConfig.ready() "
+        "instead; see curation.extensions):\n  " + "\n  ".join(wrong)
+    )
+
+
+# ----------------------------------------------------------- the checks can fail
+
+
+def write(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def test_it_finds_a_cycle_hidden_inside_a_function(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "app/__init__.py": "",
+            "app/low.py": "def f():\n    from app.high import g\n",
+            "app/high.py": "from app import low\n",
+            "app/free.py": "import app.low\n",
+        },
+    )
+    graph = import_graph(tmp_path, ["app"])
+    assert graph["app.high"] == {"app", "app.low"}  # `from app import low` names both
+    assert cycles(graph) == [["app.high", "app.low"]]
+
+
+def test_it_finds_relative_and_type_checking_imports(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "app/__init__.py": "",
+            "app/sub/__init__.py": "from .a import x\n",
+            "app/sub/a.py": (
+                "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..b import y\n"
+            ),
+            "app/b.py": "from app.sub import a\n",
+        },
+    )
+    graph = import_graph(tmp_path, ["app"])
+    assert graph["app.sub"] == {"app.sub.a"}
+    assert graph["app.sub.a"] == {"app.b"}
+    assert cycles(graph) == [["app.b", "app.sub", "app.sub.a"]]
+
+
+def test_a_graph_without_cycles_passes(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "app/__init__.py": "",
+            "app/low.py": "import json\n",
+            "app/high.py": "from app.low import f\nfrom app import low\n",
+        },
+    )
+    assert cycles(import_graph(tmp_path, ["app"])) == []
+
+
+def test_it_finds_an_import_of_one_package_by_another(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "core/__init__.py": "",
+            "core/views.py": "def f():\n    from plugin.search import g\n",
+            "plugin/__init__.py": "",
+            "plugin/search.py": "from core import views\n",
+        },
+    )
+    graph = import_graph(tmp_path, ["core", "plugin"])
+    assert imports_between(graph, "core", "plugin") == ["core.views -> plugin.search"]
+    assert imports_between(graph, "plugin", "plugin") == []
