@@ -40,7 +40,7 @@ from curation.bulk import (
     clean_item_record,
     records_write,
 )
-from curation.errors import InvalidInput
+from curation.errors import InvalidInput, field_error
 from curation.fetch import (
     BucketNotAllowed,
     FetchError,
@@ -81,7 +81,7 @@ class SourceError(Exception):
 
 def _invalid(path: str, message: str) -> InvalidInput:
     return InvalidInput(
-        f"Invalid ingest source: {path} {message}.", fields=[{"path": path, "message": message}]
+        f"Invalid ingest source: {path} {message}.", fields=[field_error(path, message)]
     )
 
 
