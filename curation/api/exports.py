@@ -19,7 +19,8 @@ from rest_framework.views import APIView
 
 from curation import export, selectors, services, slices
 from curation.access import dataset_for
-from curation.api.common import NewestFirstCursor, errors
+from curation.api.common import errors, validated
+from curation.api.pagination import NewestFirstCursor
 from curation.errors import Conflict, NotFound
 from curation.models import Dataset, Job, JobStatus, Role, Slice
 from curation.serializers import JobSerializer
@@ -122,9 +123,8 @@ EXPORT_HELP = (
 
 
 def _options(request: Request, dataset: Dataset) -> dict[str, Any]:
-    params = ExportParamsSerializer(data=request.query_params)
-    params.is_valid(raise_exception=True)
-    return export.export_options_clean(dataset=dataset, **params.validated_data)
+    params = validated(ExportParamsSerializer, request.query_params)
+    return export.export_options_clean(dataset=dataset, **params)
 
 
 def _stream(
@@ -223,9 +223,8 @@ class ExportJobListView(generics.ListAPIView[Job]):
     )
     def post(self, request: Request, dataset_id: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.VIEWER)
-        data = ExportJobCreateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        fields = dict(data.validated_data)
+        data = validated(ExportJobCreateSerializer, request.data)
+        fields = dict(data)
         slice_id, number = fields.pop("slice"), fields.pop("version")
         found: Slice | None = None
         version = None
