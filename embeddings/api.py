@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from curation import selectors as curation_selectors
 from curation.access import dataset_for
-from curation.api.common import errors, int_param, validated
+from curation.api.common import errors, int_param, post_schema, validated
 from curation.api.parsers import FormParser, MultiPartParser
 from curation.errors import InvalidInput, invalid
 from curation.models import Dataset, Item, Role
@@ -229,10 +229,10 @@ class _SearchView(APIView):
         return Response(_search_body(request, result))
 
 
-def _search_schema(**kwargs: Any) -> Any:
+def _search_schema(**kwargs: Any) -> Callable[[type[_SearchView]], type[_SearchView]]:
     """The schema of a search view's POST: `kwargs` plus what all searches share."""
     responses = {200: SearchResultSerializer, **errors(400, 404, 409)}
-    return extend_schema_view(post=extend_schema(tags=SEARCH_TAGS, responses=responses, **kwargs))
+    return post_schema(tags=SEARCH_TAGS, responses=responses, **kwargs)
 
 
 @_search_schema(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework.request import Request
 from rest_framework.serializers import Serializer
 
@@ -44,6 +45,15 @@ def errors(*codes: int) -> dict[int, OpenApiResponse]:
         code: OpenApiResponse(ErrorSerializer, description=_ERROR_DESCRIPTIONS[code])
         for code in sorted({401, *codes})
     }
+
+
+_View = TypeVar("_View", bound=Callable[..., Any])
+
+
+def post_schema(**kwargs: Any) -> Callable[[_View], _View]:
+    """The schema of a POST that a view inherits from a base it shares with others
+    (`kwargs` as for extend_schema): such views differ in their service and their docs."""
+    return extend_schema_view(post=extend_schema(**kwargs))
 
 
 def document_unsupported_media_type(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from curation import selectors, services, slices
 from curation.access import dataset_for
-from curation.api.common import errors, validated
+from curation.api.common import errors, post_schema, validated
 from curation.api.pagination import Cursor
 from curation.models import Dataset, Item, Role, Slice
 from curation.serializers import (
@@ -134,32 +134,28 @@ class _SliceChangeView(APIView):
         return Response(SliceChangedSerializer({"changed": changed, "slice": found}).data)
 
 
-@extend_schema_view(
-    post=extend_schema(
-        operation_id="slices_append",
-        tags=TAGS,
-        summary="Add items to a static slice by reference_id",
-        description="Unknown reference ids refuse the whole call with a 400 listing each one. "
-        "A dynamic slice's items are its query's matches: appending to one is a 400. The "
-        "answer's `slice.item_count` is null (GET the slice for its count).",
-        request=ReferenceIdsSerializer,
-        responses={200: SliceChangedSerializer, **errors(400, 403, 404)},
-    )
+@post_schema(
+    operation_id="slices_append",
+    tags=TAGS,
+    summary="Add items to a static slice by reference_id",
+    description="Unknown reference ids refuse the whole call with a 400 listing each one. "
+    "A dynamic slice's items are its query's matches: appending to one is a 400. The "
+    "answer's `slice.item_count` is null (GET the slice for its count).",
+    request=ReferenceIdsSerializer,
+    responses={200: SliceChangedSerializer, **errors(400, 403, 404)},
 )
 class SliceAppendView(_SliceChangeView):
     service = staticmethod(services.slice_append)
 
 
-@extend_schema_view(
-    post=extend_schema(
-        operation_id="slices_remove",
-        tags=TAGS,
-        summary="Take items out of a static slice by reference_id",
-        description="Unknown reference ids refuse the whole call with a 400 listing each one. "
-        "Removing from a dynamic slice is a 400. The answer's `slice.item_count` is null.",
-        request=ReferenceIdsSerializer,
-        responses={200: SliceChangedSerializer, **errors(400, 403, 404)},
-    )
+@post_schema(
+    operation_id="slices_remove",
+    tags=TAGS,
+    summary="Take items out of a static slice by reference_id",
+    description="Unknown reference ids refuse the whole call with a 400 listing each one. "
+    "Removing from a dynamic slice is a 400. The answer's `slice.item_count` is null.",
+    request=ReferenceIdsSerializer,
+    responses={200: SliceChangedSerializer, **errors(400, 403, 404)},
 )
 class SliceRemoveView(_SliceChangeView):
     service = staticmethod(services.slice_remove)
@@ -225,46 +221,40 @@ class _SliceCreateView(APIView):
 _CREATED = {201: SliceResultSerializer, **errors(400, 403, 404, 409)}
 
 
-@extend_schema_view(
-    post=extend_schema(
-        operation_id="slices_create_from_query",
-        tags=TAGS,
-        summary="Create a slice from a query: dynamic (saved query) or static (matches now)",
-        request=SliceFromQuerySerializer,
-        responses=_CREATED,
-    )
+@post_schema(
+    operation_id="slices_create_from_query",
+    tags=TAGS,
+    summary="Create a slice from a query: dynamic (saved query) or static (matches now)",
+    request=SliceFromQuerySerializer,
+    responses=_CREATED,
 )
 class SliceFromQueryView(_SliceCreateView):
     input_serializer = SliceFromQuerySerializer
     service = staticmethod(slices.slice_create_from_query)
 
 
-@extend_schema_view(
-    post=extend_schema(
-        operation_id="slices_create_from_items",
-        tags=TAGS,
-        summary="Create a static slice from item ids (a search result, a duplicate group)",
-        description="Unknown ids refuse the whole call with a 400 listing each one as "
-        "`item_ids[<index>]` or `reference_ids[<index>]`.",
-        request=SliceFromItemsSerializer,
-        responses=_CREATED,
-    )
+@post_schema(
+    operation_id="slices_create_from_items",
+    tags=TAGS,
+    summary="Create a static slice from item ids (a search result, a duplicate group)",
+    description="Unknown ids refuse the whole call with a 400 listing each one as "
+    "`item_ids[<index>]` or `reference_ids[<index>]`.",
+    request=SliceFromItemsSerializer,
+    responses=_CREATED,
 )
 class SliceFromItemsView(_SliceCreateView):
     input_serializer = SliceFromItemsSerializer
     service = staticmethod(slices.slice_create_from_items)
 
 
-@extend_schema_view(
-    post=extend_schema(
-        operation_id="slices_combine",
-        tags=TAGS,
-        summary="Create a slice from the union, intersection or difference of two item sets",
-        description="`left` and `right` each name a slice (optionally one of its versions, "
-        "and a query to narrow it) or, with no slice, the whole dataset.",
-        request=SliceCombineSerializer,
-        responses=_CREATED,
-    )
+@post_schema(
+    operation_id="slices_combine",
+    tags=TAGS,
+    summary="Create a slice from the union, intersection or difference of two item sets",
+    description="`left` and `right` each name a slice (optionally one of its versions, "
+    "and a query to narrow it) or, with no slice, the whole dataset.",
+    request=SliceCombineSerializer,
+    responses=_CREATED,
 )
 class SliceCombineView(_SliceCreateView):
     input_serializer = SliceCombineSerializer
@@ -272,17 +262,15 @@ class SliceCombineView(_SliceCreateView):
     item_sets = ("left", "right")
 
 
-@extend_schema_view(
-    post=extend_schema(
-        operation_id="slices_sample",
-        tags=TAGS,
-        summary="Create a slice with a reproducible random or stratified sample",
-        description="Items are ranked by md5(seed:item id): the same seed over the same items "
-        "picks the same sample. Stratified, each stratum gets a share proportional to its "
-        "size (largest remainder), so the sample keeps the source's proportions.",
-        request=SliceSampleSerializer,
-        responses=_CREATED,
-    )
+@post_schema(
+    operation_id="slices_sample",
+    tags=TAGS,
+    summary="Create a slice with a reproducible random or stratified sample",
+    description="Items are ranked by md5(seed:item id): the same seed over the same items "
+    "picks the same sample. Stratified, each stratum gets a share proportional to its "
+    "size (largest remainder), so the sample keeps the source's proportions.",
+    request=SliceSampleSerializer,
+    responses=_CREATED,
 )
 class SliceSampleView(_SliceCreateView):
     input_serializer = SliceSampleSerializer

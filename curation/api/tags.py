@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from curation import selectors, services, slices
 from curation.access import dataset_for
-from curation.api.common import errors, validated
+from curation.api.common import errors, post_schema, validated
 from curation.models import Role, Tag
 from curation.serializers import (
     TagChangedSerializer,
@@ -57,59 +57,51 @@ class _TagChangeView(APIView):
         return Response({"changed": changed, "tag": TagSerializer(tag).data})
 
 
-@extend_schema_view(
-    post=extend_schema(
-        operation_id="tags_add",
-        tags=TAGS,
-        summary="Tag items by reference_id (the tag is created if needed)",
-        description="Unknown reference ids refuse the whole call with a 400 listing each one.",
-        request=TagItemsSerializer,
-        responses={200: TagChangedSerializer, **errors(400, 403, 404)},
-    )
+@post_schema(
+    operation_id="tags_add",
+    tags=TAGS,
+    summary="Tag items by reference_id (the tag is created if needed)",
+    description="Unknown reference ids refuse the whole call with a 400 listing each one.",
+    request=TagItemsSerializer,
+    responses={200: TagChangedSerializer, **errors(400, 403, 404)},
 )
 class TagAddView(_TagChangeView):
     input_serializer = TagItemsSerializer
     service = staticmethod(services.tag_add)
 
 
-@extend_schema_view(
-    post=extend_schema(
-        operation_id="tags_remove",
-        tags=TAGS,
-        summary="Untag items by reference_id",
-        request=TagItemsSerializer,
-        responses={200: TagChangedSerializer, **errors(400, 403, 404)},
-    )
+@post_schema(
+    operation_id="tags_remove",
+    tags=TAGS,
+    summary="Untag items by reference_id",
+    request=TagItemsSerializer,
+    responses={200: TagChangedSerializer, **errors(400, 403, 404)},
 )
 class TagRemoveView(_TagChangeView):
     input_serializer = TagItemsSerializer
     service = staticmethod(services.tag_remove)
 
 
-@extend_schema_view(
-    post=extend_schema(
-        operation_id="tags_add_matching",
-        tags=TAGS,
-        summary="Tag every item a query matches, or these item ids (the tag is created)",
-        description="Give `query`, `item_ids`, or both (items must satisfy both). A blank "
-        "query matches every item.",
-        request=TagMatchingSerializer,
-        responses={200: TagMatchingResultSerializer, **errors(400, 403, 404)},
-    )
+@post_schema(
+    operation_id="tags_add_matching",
+    tags=TAGS,
+    summary="Tag every item a query matches, or these item ids (the tag is created)",
+    description="Give `query`, `item_ids`, or both (items must satisfy both). A blank "
+    "query matches every item.",
+    request=TagMatchingSerializer,
+    responses={200: TagMatchingResultSerializer, **errors(400, 403, 404)},
 )
 class TagAddMatchingView(_TagChangeView):
     input_serializer = TagMatchingSerializer
     service = staticmethod(slices.tag_add_matching)
 
 
-@extend_schema_view(
-    post=extend_schema(
-        operation_id="tags_remove_matching",
-        tags=TAGS,
-        summary="Untag every item a query matches, or these item ids",
-        request=TagMatchingSerializer,
-        responses={200: TagMatchingResultSerializer, **errors(400, 403, 404)},
-    )
+@post_schema(
+    operation_id="tags_remove_matching",
+    tags=TAGS,
+    summary="Untag every item a query matches, or these item ids",
+    request=TagMatchingSerializer,
+    responses={200: TagMatchingResultSerializer, **errors(400, 403, 404)},
 )
 class TagRemoveMatchingView(_TagChangeView):
     input_serializer = TagMatchingSerializer
