@@ -223,8 +223,7 @@ class ExportJobListView(generics.ListAPIView[Job]):
     )
     def post(self, request: Request, dataset_id: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.VIEWER)
-        data = validated(ExportJobCreateSerializer, request.data)
-        fields = dict(data)
+        fields = validated(ExportJobCreateSerializer, request.data)
         slice_id, number = fields.pop("slice"), fields.pop("version")
         found: Slice | None = None
         version = None
