@@ -53,8 +53,8 @@ def field_error(path: str, message: str) -> dict[str, str]:
     return {"path": path, "message": message}
 
 
-def invalid(path: str, message: str) -> InvalidInput:
-    """A 400 for one bad field: `message` says what is wrong with the value at `path`."""
+def invalid_field(path: str, message: str) -> InvalidInput:
+    """A 400 about one field: "path: message", with the field named."""
     return InvalidInput(f"{path}: {message}", fields=[field_error(path, message)])
 
 

@@ -15,7 +15,7 @@ from curation import selectors as curation_selectors
 from curation.access import dataset_for
 from curation.api.common import errors, int_param, post_schema, validated
 from curation.api.parsers import FormParser, MultiPartParser
-from curation.errors import InvalidInput, invalid
+from curation.errors import InvalidInput, invalid_field
 from curation.models import Dataset, Item, Role
 from curation.serializers import ItemSerializer, JobSerializer
 from embeddings import duplicates, search, selectors, services
@@ -323,7 +323,7 @@ class DuplicatesView(APIView):
         run = duplicates.latest_run(dataset=dataset)
         kind = request.query_params.get("kind")
         if kind is not None and kind not in ("exact", "near"):
-            raise invalid("kind", "must be exact or near")
+            raise invalid_field("kind", "must be exact or near")
         # One group more than the page tells whether there is a next page.
         page = selectors.duplicate_groups(run=run, kind=kind, offset=offset, limit=limit + 1)
         body = {

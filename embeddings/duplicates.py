@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from curation.errors import NotFound, invalid
+from curation.errors import NotFound, invalid_field
 from curation.jobs import JobContext, job_create
 from curation.models import Dataset, Item, Job, Slice, Tag
 from embeddings import vectors as vec
@@ -62,9 +62,9 @@ def duplicates_job_start(
         or not isinstance(threshold, int | float)
         or not 0 < threshold <= 1
     ):
-        raise invalid("threshold", "must be a cosine similarity in (0, 1]")
+        raise invalid_field("threshold", "must be a cosine similarity in (0, 1]")
     if isinstance(neighbors, bool) or not isinstance(neighbors, int) or not 1 <= neighbors <= 100:
-        raise invalid("neighbors", "must be a whole number from 1 to 100")
+        raise invalid_field("neighbors", "must be a whole number from 1 to 100")
     return job_create(
         kind=DUPLICATES_JOB,
         dataset=dataset,
@@ -364,12 +364,12 @@ def duplicates_apply(
     group: everything except the extras).
     """
     if target not in ("tag", "slice"):
-        raise invalid("target", "must be tag or slice")
+        raise invalid_field("target", "must be tag or slice")
     if select not in SELECTIONS:
-        raise invalid("select", f"must be one of {', '.join(SELECTIONS)}")
+        raise invalid_field("select", f"must be one of {', '.join(SELECTIONS)}")
     name = (name or "").strip()
     if not name or len(name) > 200:
-        raise invalid("name", "must be 1 to 200 characters")
+        raise invalid_field("name", "must be 1 to 200 characters")
     run = run or latest_run(dataset=dataset)
     if group_ids is not None:
         known = set(
@@ -377,7 +377,7 @@ def duplicates_apply(
         )
         missing = [g for g in group_ids if g not in known]
         if missing:
-            raise invalid("groups", f"no such groups in the current run: {missing[:20]}")
+            raise invalid_field("groups", f"no such groups in the current run: {missing[:20]}")
     sql, params = _selection_sql(run, select, group_ids)
     if target == "tag":
         owner: Tag | Slice = Tag.objects.get_or_create(dataset=dataset, name=name)[0]

@@ -40,7 +40,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.db.models.fields.json import KeyTransform
 
-from curation.errors import InvalidInput, NotFound, field_error, invalid
+from curation.errors import InvalidInput, NotFound, field_error, invalid_field
 from curation.models import Dataset, Item, Slice
 from curation.slices import slice_items_q
 from embeddings import vectors as vec
@@ -134,7 +134,7 @@ def metadata_condition(raw: Any, index: int) -> MetadataCondition:
     """Validate one `{"key", "op", "value"}` object from the API."""
     path = f"filter.metadata[{index}]"
     if not isinstance(raw, dict):
-        raise invalid(path, "must be an object")
+        raise invalid_field(path, "must be an object")
     key, op, value = raw.get("key"), raw.get("op", "eq"), raw.get("value")
     problems: list[dict[str, str]] = []
     if not isinstance(key, str) or not all(_KEY_PART.match(p) for p in key.split(".")):
@@ -517,7 +517,7 @@ def search_text(
 ) -> SearchResult:
     """Items whose images match a text prompt (the CLIP text tower)."""
     if not text.strip():
-        raise invalid("text", "must not be blank")
+        raise invalid_field("text", "must not be blank")
     vector = _encoder(model).encode_texts([text])[0]
     return search_vector(
         dataset=dataset,
@@ -534,10 +534,10 @@ def image_upload_read(upload: Any) -> bytes:
     limit = int(settings.NUCLEUS_MAX_IMAGE_BYTES)
     message = f"is larger than {limit} bytes (NUCLEUS_MAX_IMAGE_BYTES)"
     if (getattr(upload, "size", None) or 0) > limit:
-        raise invalid("image", message)
+        raise invalid_field("image", message)
     data = bytes(upload.read(limit + 1))  # the size an upload claims is not to be trusted
     if len(data) > limit:
-        raise invalid("image", message)
+        raise invalid_field("image", message)
     if not data:
         raise InvalidInput("image: the file is empty", fields=[field_error("image", "is empty")])
     return data
@@ -559,7 +559,7 @@ def search_image(
     try:
         pixels = pixels_decode(image, encoder.image_size)
     except DecodeError as exc:
-        raise invalid("image", str(exc)) from None
+        raise invalid_field("image", str(exc)) from None
     vector = encoder.encode_pixels(pixels[None, ...])[0]
     return search_vector(
         dataset=dataset,

@@ -8,7 +8,7 @@ from typing import Any, TypeAlias, TypedDict
 from django.db.models import IntegerField, OuterRef, Q, Subquery, Value
 from django_stubs_ext import WithAnnotations
 
-from curation.errors import Conflict, InvalidInput, NotFound, field_error, invalid
+from curation.errors import Conflict, InvalidInput, NotFound, field_error, invalid_field
 from curation.models import Dataset, Slice, Tag
 from curation.query import QueryError, compile_query
 from curation.slices import slice_items_q
@@ -142,12 +142,12 @@ def _slice_restriction(dataset: Dataset, slice_id: int) -> Q:
     """The items of a slice as a filter: its members, or a dynamic slice's matches now."""
     found = Slice.objects.filter(pk=slice_id, dataset=dataset).first()
     if found is None:
-        raise invalid("filter.slice", "no such slice in this dataset")
+        raise invalid_field("filter.slice", "no such slice in this dataset")
     try:
         return slice_items_q(found)
     except QueryError as exc:
         message = f"the dynamic slice's query no longer works: {exc.message}"
-        raise invalid("filter.slice", message) from None
+        raise invalid_field("filter.slice", message) from None
 
 
 def duplicate_groups(

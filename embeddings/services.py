@@ -11,7 +11,7 @@ import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from curation.errors import Conflict, InvalidInput, NotFound, field_error, invalid
+from curation.errors import Conflict, InvalidInput, NotFound, field_error, invalid_field
 from curation.jobs import job_create
 from curation.models import Dataset, Job, JobStatus, Slice
 from embeddings import vectors as vec
@@ -81,15 +81,17 @@ def custom_model_create(
     """Create a dataset's own model, whose vectors the user uploads."""
     name = (name or "").strip()
     if not name:
-        raise invalid("name", "must not be blank")
+        raise invalid_field("name", "must not be blank")
     if len(name) > 200:
-        raise invalid("name", "must be at most 200 characters")
+        raise invalid_field("name", "must be at most 200 characters")
     if (
         isinstance(dimension, bool)
         or not isinstance(dimension, int)
         or not 1 <= dimension <= MAX_INDEXED_DIMENSION
     ):
-        raise invalid("dimension", f"must be a whole number from 1 to {MAX_INDEXED_DIMENSION}")
+        raise invalid_field(
+            "dimension", f"must be a whole number from 1 to {MAX_INDEXED_DIMENSION}"
+        )
     if EmbeddingModel.objects.filter(dataset=dataset, name=name).exists():
         raise Conflict(f"This dataset already has an embedding model named {name!r}.")
     if EmbeddingModel.objects.filter(dataset__isnull=True, name=name).exists():
@@ -155,7 +157,7 @@ def _model_to_embed(dataset: Dataset, name: str | None) -> EmbeddingModel:
 
         model = model_named(dataset=dataset, name=name)
         if not model.is_open_clip:
-            raise invalid("model", f"{name} is a custom model: upload its vectors instead")
+            raise invalid_field("model", f"{name} is a custom model: upload its vectors instead")
         # Refuse now, not minutes later in the worker, when the weights cannot be had.
         spec_resolve(ModelSpec(model.architecture, model.weights), fallback=False)
         return model
@@ -179,9 +181,9 @@ def embed_job_start(
     provide them (or become random ones with NUCLEUS_EMBEDDING_RANDOM_FALLBACK).
     """
     if mode not in (MODE_MISSING, MODE_ALL):
-        raise invalid("mode", f"must be {MODE_MISSING} or {MODE_ALL}")
+        raise invalid_field("mode", f"must be {MODE_MISSING} or {MODE_ALL}")
     if slice_id is not None and not Slice.objects.filter(pk=slice_id, dataset=dataset).exists():
-        raise invalid("slice", "no such slice in this dataset")
+        raise invalid_field("slice", "no such slice in this dataset")
     model = _model_to_embed(dataset, model_name)
     params: dict[str, Any] = {
         "model_id": model.pk,
@@ -239,13 +241,13 @@ def vectors_upload(
     Each row is ``{"reference_id": ..., "vector": [...]}``; vectors are L2-normalised.
     """
     if model.is_open_clip:
-        raise invalid("model", "is an open_clip model: its vectors come from embedding jobs")
+        raise invalid_field("model", "is an open_clip model: its vectors come from embedding jobs")
     if model.dataset_id != dataset.pk:
         raise NotFound("No such embedding model for this dataset.")
     if not isinstance(rows, list) or not rows:
-        raise invalid("vectors", "must be a non-empty list")
+        raise invalid_field("vectors", "must be a non-empty list")
     if len(rows) > settings.NUCLEUS_BULK_MAX_ROWS:
-        raise invalid("vectors", f"must have at most {settings.NUCLEUS_BULK_MAX_ROWS} rows")
+        raise invalid_field("vectors", f"must have at most {settings.NUCLEUS_BULK_MAX_ROWS} rows")
     refs = [r.get("reference_id") if isinstance(r, dict) else None for r in rows]
     # A reference id with a NUL cannot be in the database, nor be sent to it as text.
     lookup = [r for r in refs if isinstance(r, str) and "\x00" not in r]

@@ -10,7 +10,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_
 from rest_framework.request import Request
 from rest_framework.serializers import Serializer
 
-from curation.errors import invalid
+from curation.errors import invalid_field
 from curation.serializers import ErrorSerializer
 
 _ERROR_DESCRIPTIONS = {
@@ -100,5 +100,5 @@ def int_param(
     if high is not None and value > high and capped:
         return high
     if value < low or (high is not None and value > high):
-        raise invalid(name, message or f"must be a whole number from {low} to {high}")
+        raise invalid_field(name, message or f"must be a whole number from {low} to {high}")
     return value

@@ -19,7 +19,7 @@ from curation import bulk, selectors, services
 from curation.access import dataset_for
 from curation.api.common import errors, validated
 from curation.api.pagination import Cursor
-from curation.errors import invalid
+from curation.errors import invalid_field
 from curation.models import Item, Role
 from curation.serializers import (
     AnnotationIdsSerializer,
@@ -123,7 +123,7 @@ def _includes(request: Request) -> set[str]:
     unknown = names - set(INCLUDES)
     if unknown:
         message = f"unknown {', '.join(sorted(unknown))}; can include {', '.join(INCLUDES)}"
-        raise invalid("include", message)
+        raise invalid_field("include", message)
     return names
 
 

@@ -15,7 +15,7 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 
 from curation.api.common import int_param
-from curation.errors import invalid
+from curation.errors import invalid_field
 
 
 class Cursor(CursorPagination):
@@ -33,7 +33,7 @@ class Cursor(CursorPagination):
             if cursor is not None and cursor.position is not None:
                 int(cursor.position)  # ids only: anything else would reach the database
         except (exceptions.NotFound, ValueError):
-            raise invalid("cursor", self.cursor_error) from None
+            raise invalid_field("cursor", self.cursor_error) from None
         return cursor
 
     def get_page_size(self, request: Request) -> int:
@@ -63,7 +63,7 @@ class RecordCursor(Cursor):
             return 0
         after = int(cursor.position)
         if after < 0 or cursor.reverse or cursor.offset:
-            raise invalid("cursor", self.cursor_error)
+            raise invalid_field("cursor", self.cursor_error)
         return after
 
     def next_link(self, request: Request, after: int | None) -> str | None:

@@ -38,8 +38,8 @@ class VersionListView(APIView):
     def get(self, request: Request, dataset_id: int, slice_id: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.VIEWER)
         found = selectors.slice_of(dataset=dataset, slice_id=slice_id)
-        versions = slices.slice_versions(slice=found)
-        return Response({"results": VersionSerializer(versions, many=True).data})
+        listed = slices.slice_versions(slice=found)
+        return Response({"results": VersionSerializer(listed, many=True).data})
 
     @extend_schema(
         operation_id="slice_versions_create",
