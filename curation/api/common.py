@@ -1,4 +1,5 @@
-"""What every API view shares: error responses in the schema, integer query parameters."""
+"""What every API view shares: error responses and auth in the schema, input checks, integer
+query parameters, the schema of views that share a base."""
 
 from __future__ import annotations
 
