@@ -6,6 +6,7 @@ each field entry is ``{"path": "rows[3].geometry.x", "message": "..."}``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
@@ -55,6 +56,27 @@ def field_error(path: str, message: str) -> dict[str, str]:
 def invalid_field(path: str, message: str) -> InvalidInput:
     """A 400 about one field: "path: message", with the field named."""
     return InvalidInput(f"{path}: {message}", fields=[field_error(path, message)])
+
+
+# Bad rows or ids listed in one 400; past this many the rest are only counted.
+MAX_LISTED_ERRORS = 1000
+
+
+def unknown_items(unknown: Sequence[tuple[int, str]], *, path: str, noun: str) -> InvalidInput:
+    """A 400 for ids that are not items of the dataset, naming each one as `path[index]`.
+
+    `unknown` pairs each id's index in the request with the id as the messages show it
+    (`repr` of a reference id, an item id as it is); `noun` is what the ids are, plural.
+    """
+    return InvalidInput(
+        f"{len(unknown)} {noun} are not items of this dataset: "
+        + ", ".join(shown for _, shown in unknown[:10])
+        + (" ..." if len(unknown) > 10 else ""),
+        fields=[
+            field_error(f"{path}[{index}]", f"no item {shown} in this dataset")
+            for index, shown in unknown[:MAX_LISTED_ERRORS]
+        ],
+    )
 
 
 def flatten_detail(detail: Any, prefix: str = "") -> list[dict[str, str]]:

@@ -34,7 +34,7 @@ from django.utils.text import get_valid_filename
 
 from curation.bulk.validate import MAX_ID_LENGTH, ItemRecord, Media, clean_item_record
 from curation.bulk.write import UpsertResult, records_write
-from curation.errors import InvalidInput
+from curation.errors import InvalidInput, field_error
 from curation.extensions import vectors
 from curation.fetch import (
     BucketNotAllowed,
@@ -76,7 +76,7 @@ class SourceError(Exception):
 
 def _invalid(path: str, message: str) -> InvalidInput:
     return InvalidInput(
-        f"Invalid ingest source: {path} {message}.", fields=[{"path": path, "message": message}]
+        f"Invalid ingest source: {path} {message}.", fields=[field_error(path, message)]
     )
 
 

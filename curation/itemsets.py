@@ -15,11 +15,9 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 
-from curation.errors import InvalidInput, field_error, invalid_field
+from curation.errors import invalid_field, unknown_items
 from curation.models import Dataset, Item, Slice, SliceItem, SliceVersion, SliceVersionItem
 from curation.query import compile_query, query_items_q
-
-MAX_LISTED_ITEM_ERRORS = 1000
 
 
 def sql_of(queryset: QuerySet[Any]) -> tuple[str, list[Any]]:
@@ -112,15 +110,7 @@ def item_ids_check(
     found = set(Item.objects.filter(dataset=dataset, pk__in=wanted).values_list("id", flat=True))
     unknown = [(index, i) for index, i in enumerate(item_ids) if int(i) not in found]
     if unknown:
-        raise InvalidInput(
-            f"{len(unknown)} item ids are not items of this dataset: "
-            + ", ".join(str(i) for _, i in unknown[:10])
-            + (" ..." if len(unknown) > 10 else ""),
-            fields=[
-                field_error(f"{path}[{index}]", f"no item {i} in this dataset")
-                for index, i in unknown[:MAX_LISTED_ITEM_ERRORS]
-            ],
-        )
+        raise unknown_items([(index, str(i)) for index, i in unknown], path=path, noun="item ids")
     return wanted
 
 

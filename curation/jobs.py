@@ -104,9 +104,11 @@ def _enqueue(job: Job, **options: Any) -> None:
 
 def job_cancel(*, job: Job) -> Job:
     """Ask a job to stop; a running job stops at its next checkpoint."""
-    updated = Job.objects.filter(
-        pk=job.pk, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]
-    ).update(status=JobStatus.CANCELLED, finished=timezone.now(), message="Cancelled by user.")
+    updated = (
+        Job.objects.active()
+        .filter(pk=job.pk)
+        .update(status=JobStatus.CANCELLED, finished=timezone.now(), message="Cancelled by user.")
+    )
     job.refresh_from_db()
     if not updated and job.status != JobStatus.CANCELLED:
         raise Conflict(f"Job {job.pk} already {job.status}; it cannot be cancelled.")

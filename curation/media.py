@@ -21,7 +21,7 @@ from django.core.files.storage import default_storage
 from PIL import Image, UnidentifiedImageError
 
 from curation.bulk.validate import Media
-from curation.errors import InvalidInput
+from curation.errors import invalid_field
 
 # Formats ingest opens. Image.open() is limited to these, so Pillow never hands data to a
 # rarely used (or external) decoder.
@@ -205,12 +205,10 @@ def image_upload_read(upload: Any) -> bytes:
     limit = int(settings.NUCLEUS_MAX_IMAGE_BYTES)
     message = f"is larger than {limit} bytes (NUCLEUS_MAX_IMAGE_BYTES)"
     if (getattr(upload, "size", None) or 0) > limit:
-        raise InvalidInput(f"image: {message}", fields=[{"path": "image", "message": message}])
+        raise invalid_field("image", message)
     data = bytes(upload.read(limit + 1))  # the size an upload claims is not to be trusted
     if len(data) > limit:
-        raise InvalidInput(f"image: {message}", fields=[{"path": "image", "message": message}])
+        raise invalid_field("image", message)
     if not data:
-        raise InvalidInput(
-            "image: the file is empty", fields=[{"path": "image", "message": "is empty"}]
-        )
+        raise invalid_field("image", "is empty")
     return data

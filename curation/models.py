@@ -395,6 +395,13 @@ class JobStatus(models.TextChoices):
 
 
 FINISHED_JOB_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+ACTIVE_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+class JobQuerySet(models.QuerySet["Job"]):
+    def active(self) -> JobQuerySet:
+        """Jobs queued or running: not yet finished, failed or cancelled."""
+        return self.filter(status__in=ACTIVE_JOB_STATUSES)
 
 
 class Job(models.Model):
@@ -424,6 +431,8 @@ class Job(models.Model):
     created = models.DateTimeField(auto_now_add=True)
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
+
+    objects = JobQuerySet.as_manager()
 
     class Meta:
         ordering = ["-id"]

@@ -11,7 +11,7 @@ from django.db.models import Case, Count, OuterRef, Q, QuerySet, Subquery, Value
 from django_stubs_ext import WithAnnotations
 
 from curation import itemsets
-from curation.errors import CurationError, InvalidInput, NotFound, field_error
+from curation.errors import CurationError, NotFound, unknown_items
 from curation.filters import items_filter
 from curation.models import (
     Annotation,
@@ -28,7 +28,6 @@ from curation.models import (
     Tag,
 )
 
-MAX_LISTED_ERRORS = 1000
 # Counts shown in API responses are exact up to here; past it they are the planner's
 # estimate (and say so), so that no response scans a million rows to print one number.
 EXACT_COUNT_MAX = 100_000
@@ -168,6 +167,13 @@ def item_of(*, dataset: Dataset, item_id: Any) -> Item:
     return item
 
 
+def item_by_reference(*, dataset: Dataset, reference_id: str) -> Item:
+    item = Item.objects.filter(dataset=dataset, reference_id=reference_id).first()
+    if item is None:
+        raise NotFound("Item not found.")
+    return item
+
+
 def item_detail(*, dataset: Dataset, item_id: Any, include_predictions: bool = False) -> Item:
     """The item with `tag_names`, `annotation_list` and (or None) `prediction_list`."""
     item = item_of(dataset=dataset, item_id=item_id)
@@ -203,17 +209,9 @@ def item_ids_for(
             "reference_id", "id"
         )
     )
-    unknown = [(i, ref) for i, ref in enumerate(reference_ids) if ref not in found]
+    unknown = [(i, repr(ref)) for i, ref in enumerate(reference_ids) if ref not in found]
     if unknown:
-        raise InvalidInput(
-            f"{len(unknown)} reference ids are not items of this dataset: "
-            + ", ".join(repr(ref) for _, ref in unknown[:10])
-            + (" ..." if len(unknown) > 10 else ""),
-            fields=[
-                field_error(f"{path}[{i}]", f"no item {ref!r} in this dataset")
-                for i, ref in unknown[:MAX_LISTED_ERRORS]
-            ],
-        )
+        raise unknown_items(unknown, path=path, noun="reference ids")
     return list(dict.fromkeys(found[ref] for ref in reference_ids))
 
 

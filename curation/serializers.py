@@ -1,4 +1,8 @@
-"""Input and output serializers of the REST API. No business logic here: services decide."""
+"""Input and output serializers of the REST API. No business logic here: services decide.
+
+Longer than 600 lines, for a reason: this is the API's contract in one place, declarations
+only (no logic), grouped by the resource they describe; the views import what they use.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from curation import slices
 from curation.fetch import server_paths_hidden
 from curation.models import (
     Annotation,
@@ -20,6 +25,7 @@ from curation.models import (
     Prediction,
     Role,
     Slice,
+    SliceVersion,
     Tag,
 )
 from curation.storage import media_url
@@ -473,6 +479,224 @@ class SliceChangedSerializer(serializers.Serializer[dict[str, Any]]):
     slice = SliceSerializer()
 
 
+class SliceDetailSerializer(SliceSerializer):
+    """A slice with what makes it dynamic (its saved query and similarity condition)."""
+
+    query = serializers.CharField(
+        allow_blank=True, help_text="A dynamic slice's query; blank for a static slice."
+    )
+    similarity = serializers.JSONField(
+        allow_null=True, help_text="A dynamic slice's similarity condition, or null."
+    )
+    is_dynamic = serializers.BooleanField(read_only=True)
+
+    class Meta(SliceSerializer.Meta):
+        fields = [*SliceSerializer.Meta.fields, "query", "similarity", "is_dynamic"]
+
+
+class SliceResultSerializer(serializers.Serializer[dict[str, Any]]):
+    item_count = serializers.IntegerField(
+        help_text="Items the new slice got (0 for a dynamic slice: see slice.item_count)."
+    )
+    slice = SliceDetailSerializer()
+
+
+class _ItemIdsField(serializers.ListField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            child=serializers.IntegerField(min_value=1),
+            max_length=MAX_REFERENCE_IDS,
+            **kwargs,
+        )
+
+
+class SimilarityField(serializers.JSONField):
+    """{reference_id | text, model?, limit? (1-1000, default 100), min_score?}."""
+
+
+class SliceFromQuerySerializer(serializers.Serializer[dict[str, Any]]):
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    query = serializers.CharField(
+        allow_blank=True, trim_whitespace=False, help_text="Query language text."
+    )
+    similarity = SimilarityField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text='Optional: {"reference_id": ..., or "text": ..., "model"?, "limit"?, '
+        '"min_score"?}: keep only the `limit` items most like it.',
+    )
+    dynamic = serializers.BooleanField(
+        default=True,
+        help_text="true: save the query, evaluated on every read; false: a static slice "
+        "of what matches now.",
+    )
+
+
+class SliceFromItemsSerializer(serializers.Serializer[dict[str, Any]]):
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    item_ids = _ItemIdsField(
+        required=False, default=list, help_text="Item ids, e.g. a search result's."
+    )
+    reference_ids = serializers.ListField(
+        child=serializers.CharField(max_length=512, trim_whitespace=False),
+        required=False,
+        default=list,
+        max_length=MAX_REFERENCE_IDS,
+    )
+
+
+class ItemSetSerializer(serializers.Serializer[dict[str, Any]]):
+    slice = serializers.IntegerField(required=False, help_text="A slice's id (else the dataset).")
+    version = serializers.IntegerField(
+        required=False, min_value=1, help_text="That slice's version (its items still present)."
+    )
+    query = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        trim_whitespace=False,
+        help_text="Narrow to the items this query matches.",
+    )
+
+
+class SliceCombineSerializer(serializers.Serializer[dict[str, Any]]):
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    op = serializers.ChoiceField(choices=slices.SET_OPERATIONS)
+    left = ItemSetSerializer()
+    right = ItemSetSerializer()
+
+
+class SliceSampleSerializer(serializers.Serializer[dict[str, Any]]):
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    # The API's field name hides a Field attribute in the stubs only: DRF's metaclass moves
+    # declared fields off the class.
+    source = ItemSetSerializer(  # type: ignore[assignment]
+        required=False, help_text="Where to sample from; the whole dataset if left out."
+    )
+    size = serializers.IntegerField(min_value=1, max_value=slices.MAX_SAMPLE_SIZE)
+    seed = serializers.IntegerField(
+        min_value=0, default=0, help_text="Same seed, same items: samples are reproducible."
+    )
+    stratify_by = serializers.CharField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="`label` (each item's most frequent label) or `metadata.<key>`.",
+    )
+
+
+class SliceQuerySerializer(serializers.Serializer[dict[str, Any]]):
+    query = serializers.CharField(allow_blank=True, trim_whitespace=False)
+    similarity = SimilarityField(required=False, allow_null=True, default=None)
+
+
+# ------------------------------------------------------------------------ slice versions
+
+
+class VersionSerializer(serializers.ModelSerializer[SliceVersion]):
+    created_by = serializers.CharField(
+        source="created_by.username", read_only=True, allow_null=True
+    )
+    similarity = serializers.JSONField(allow_null=True)
+    slice = serializers.IntegerField(source="slice_id")
+
+    class Meta:
+        model = SliceVersion
+        fields = [
+            "number",
+            "slice",
+            "note",
+            "query",
+            "similarity",
+            "item_count",
+            "annotation_count",
+            "created_by",
+            "created",
+        ]
+
+
+class VersionCreateSerializer(serializers.Serializer[dict[str, Any]]):
+    note = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class DiffEntrySerializer(serializers.Serializer[dict[str, Any]]):
+    item_id = serializers.IntegerField()
+    reference_id = serializers.CharField()
+
+
+class DiffChangedSerializer(DiffEntrySerializer):
+    annotations_changed = serializers.BooleanField()
+    metadata_changed = serializers.BooleanField()
+
+
+class DiffCountsSerializer(serializers.Serializer[dict[str, Any]]):
+    added = serializers.IntegerField()
+    removed = serializers.IntegerField()
+    changed = serializers.IntegerField()
+
+
+class VersionDiffSerializer(serializers.Serializer[dict[str, Any]]):
+    from_version = serializers.IntegerField()
+    to_version = serializers.IntegerField()
+    counts = DiffCountsSerializer()
+    added = DiffEntrySerializer(many=True)
+    removed = DiffEntrySerializer(many=True)
+    changed = DiffChangedSerializer(many=True)
+    truncated = serializers.BooleanField(help_text="Whether a list holds fewer than its count.")
+
+
+class RestoreResultSerializer(serializers.Serializer[dict[str, Any]]):
+    added = serializers.IntegerField()
+    removed = serializers.IntegerField()
+    missing = serializers.IntegerField(
+        help_text="Items of the version deleted from the dataset since; they cannot return."
+    )
+    item_count = serializers.IntegerField()
+    slice = SliceDetailSerializer()
+
+
+# ------------------------------------------------------------------------- record pages
+
+
+class RecordShapeSerializer(serializers.Serializer[dict[str, Any]]):
+    id = serializers.CharField(help_text="The client's id for the annotation.")
+    kind = serializers.ChoiceField(choices=GeometryKind.choices)
+    # The API's field name hides a Field attribute in the stubs only: DRF's metaclass moves
+    # declared fields off the class.
+    label = serializers.CharField()  # type: ignore[assignment]
+    geometry = serializers.JSONField()
+    metadata = serializers.JSONField()
+
+
+class RecordPredictionSerializer(RecordShapeSerializer):
+    confidence = serializers.FloatField()
+
+
+class RecordSerializer(serializers.Serializer[dict[str, Any]]):
+    id = serializers.IntegerField(help_text="The item's id.")
+    reference_id = serializers.CharField()
+    width = serializers.IntegerField(allow_null=True)
+    height = serializers.IntegerField(allow_null=True)
+    metadata = serializers.JSONField()
+    annotations = RecordShapeSerializer(many=True)
+    predictions = RecordPredictionSerializer(
+        many=True, required=False, help_text="Only with ?predictions=<model>."
+    )
+    media_url = serializers.CharField(
+        allow_null=True, help_text="Signed; works without credentials until it expires."
+    )
+
+
+class RecordPageSerializer(serializers.Serializer[dict[str, Any]]):
+    next = serializers.URLField(allow_null=True, help_text="The next page; null on the last.")
+    results = RecordSerializer(many=True)
+
+
 # --------------------------------------------------------------------------------- tags
 
 
@@ -492,6 +716,24 @@ class TagChangedSerializer(serializers.Serializer[dict[str, Any]]):
     changed = serializers.IntegerField(
         help_text="Items that gained (add) or lost (remove) the tag."
     )
+    tag = TagSerializer()
+
+
+class TagMatchingSerializer(serializers.Serializer[dict[str, Any]]):
+    name = serializers.CharField(max_length=200)
+    query = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        default=None,
+        trim_whitespace=False,
+        help_text="Items this query matches (blank: all items).",
+    )
+    item_ids = _ItemIdsField(required=False, allow_null=True, default=None)
+
+
+class TagMatchingResultSerializer(serializers.Serializer[dict[str, Any]]):
+    changed = serializers.IntegerField(help_text="Items that gained (add) or lost (remove) it.")
     tag = TagSerializer()
 
 

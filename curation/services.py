@@ -20,7 +20,6 @@ from curation.models import (
     Item,
     ItemTag,
     Job,
-    JobStatus,
     Membership,
     Model,
     Prediction,
@@ -405,9 +404,7 @@ def export_job_queue(*, dataset: Dataset, user: Any, **options: Any) -> Job:
     # The user's row lock makes two requests at once take turns, so both cannot pass the
     # check with one slot left.
     list(get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk"))
-    active = Job.objects.filter(
-        kind="export", created_by=user, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]
-    ).count()
+    active = Job.objects.active().filter(kind="export", created_by=user).count()
     if active >= MAX_ACTIVE_EXPORT_JOBS:
         raise TooManyJobs(
             f"You have {active} export jobs queued or running (at most "

@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 
-from django.db.models import Q
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from curation import selectors as curation_selectors
 from curation.access import dataset_for
-from curation.api.common import errors
+from curation.api.common import errors, int_param, post_schema, validated
 from curation.api.parsers import FormParser, MultiPartParser
-from curation.errors import InvalidInput, NotFound
-from curation.itemsets import slice_items_q
+from curation.errors import InvalidInput, invalid_field
 from curation.media import image_upload_read
-from curation.models import Dataset, Item, Role, Slice, Tag
-from curation.query import QueryError, compile_query
+from curation.models import Dataset, Item, Role
 from curation.serializers import ItemSerializer, JobSerializer
 from embeddings import duplicates, search, selectors, services
-from embeddings.models import DatasetSearchDefault, DuplicateGroup, EmbeddingModel
+from embeddings.models import EmbeddingModel
 from embeddings.serializers import (
     CustomModelCreateSerializer,
     DefaultModelSerializer,
@@ -47,79 +46,19 @@ DUPLICATE_TAGS = ["duplicates"]
 MAX_GROUP_OFFSET = 1_000_000_000
 
 
-def _valid(serializer_class: Any, data: Any) -> dict[str, Any]:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
-
-
-def _model(dataset: Dataset, model_id: int) -> EmbeddingModel:
-    model = EmbeddingModel.objects.filter(
-        Q(dataset=dataset) | Q(dataset__isnull=True), pk=model_id
-    ).first()
-    if model is None:
-        raise NotFound("No such embedding model for this dataset.")
-    return model
+def _model_context(dataset: Dataset) -> dict[str, Any]:
+    """What EmbeddingModelSerializer needs to say which model is the dataset's default."""
+    default = selectors.default_model_or_none(dataset=dataset)
+    return {"default_model_id": default.pk if default is not None else None}
 
 
 def _model_out(dataset: Dataset, model: EmbeddingModel) -> dict[str, Any]:
-    default = (
-        DatasetSearchDefault.objects.filter(dataset=dataset)
-        .values_list("model_id", flat=True)
-        .first()
-    )
-    return dict(EmbeddingModelSerializer(model, context={"default_model_id": default}).data)
+    return dict(EmbeddingModelSerializer(model, context=_model_context(dataset)).data)
 
 
-def search_filter_from(dataset: Dataset, raw: dict[str, Any] | None) -> search.SearchFilter:
-    """Turn the API's filter object into a SearchFilter, checking names against the dataset."""
-    raw = raw or {}
-    tags = list(raw.get("tags") or [])
-    known = set(Tag.objects.filter(dataset=dataset, name__in=tags).values_list("name", flat=True))
-    unknown = [
-        {"path": f"filter.tags[{i}]", "message": f"no tag {t!r} in this dataset"}
-        for i, t in enumerate(tags)
-        if t not in known
-    ]
-    if unknown:
-        raise InvalidInput(unknown[0]["path"] + ": " + unknown[0]["message"], fields=unknown)
-    conditions = [search.metadata_condition(c, i) for i, c in enumerate(raw.get("metadata") or [])]
-    restrictions: list[Q] = []
-    if (raw.get("query") or "").strip():
-        try:
-            restrictions.append(compile_query(raw["query"], dataset=dataset))
-        except QueryError as exc:
-            for field in exc.fields:
-                field["path"] = "filter." + field["path"]
-            raise
-    if raw.get("slice") is not None:
-        restrictions.append(_slice_restriction(dataset, raw["slice"]))
-    items = None
-    for restriction in restrictions:
-        items = restriction if items is None else items & restriction
-    return search.SearchFilter(tags=tags, metadata=conditions, items=items)
-
-
-def _slice_restriction(dataset: Dataset, slice_id: int) -> Q:
-    """The items of a slice as a filter: its members, or a dynamic slice's matches now."""
-    found = Slice.objects.filter(pk=slice_id, dataset=dataset).first()
-    if found is None:
-        raise InvalidInput(
-            "filter.slice: no such slice in this dataset",
-            fields=[{"path": "filter.slice", "message": "no such slice in this dataset"}],
-        )
-    try:
-        return slice_items_q(found)
-    except QueryError as exc:
-        message = f"the dynamic slice's query no longer works: {exc.message}"
-        raise InvalidInput(
-            f"filter.slice: {message}", fields=[{"path": "filter.slice", "message": message}]
-        ) from None
-
-
-def _search_response(request: Request, result: search.SearchResult) -> Response:
+def _search_body(request: Request, result: search.SearchResult) -> dict[str, Any]:
     model = result.model
-    body = {
+    return {
         "model": {
             "id": model.pk,
             "name": model.name,
@@ -136,7 +75,6 @@ def _search_response(request: Request, result: search.SearchResult) -> Response:
             for item, score in result.items_in_order()
         ],
     }
-    return Response(body)
 
 
 # ------------------------------------------------------------------------------ models
@@ -154,14 +92,9 @@ class EmbeddingModelListView(APIView):
     )
     def get(self, request: Request, dataset_id: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.VIEWER)
-        default = (
-            DatasetSearchDefault.objects.filter(dataset=dataset)
-            .values_list("model_id", flat=True)
-            .first()
-        )
         models = selectors.models_of(dataset=dataset)
         return Response(
-            EmbeddingModelSerializer(models, many=True, context={"default_model_id": default}).data
+            EmbeddingModelSerializer(models, many=True, context=_model_context(dataset)).data
         )
 
     @extend_schema(
@@ -173,7 +106,7 @@ class EmbeddingModelListView(APIView):
     )
     def post(self, request: Request, dataset_id: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.CURATOR)
-        data = _valid(CustomModelCreateSerializer, request.data)
+        data = validated(CustomModelCreateSerializer, request.data)
         model = services.custom_model_create(dataset=dataset, **data)
         return Response(_model_out(dataset, model), status=status.HTTP_201_CREATED)
 
@@ -187,7 +120,7 @@ class EmbeddingModelDetailView(APIView):
     )
     def get(self, request: Request, dataset_id: int, model_id: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.VIEWER)
-        return Response(_model_out(dataset, _model(dataset, model_id)))
+        return Response(_model_out(dataset, selectors.model_of(dataset=dataset, model_id=model_id)))
 
     @extend_schema(
         operation_id="embedding_models_destroy",
@@ -197,7 +130,7 @@ class EmbeddingModelDetailView(APIView):
     )
     def delete(self, request: Request, dataset_id: int, model_id: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.CURATOR)
-        model = _model(dataset, model_id)
+        model = selectors.model_of(dataset=dataset, model_id=model_id)
         if model.dataset_id != dataset.pk:
             raise InvalidInput("Shared open_clip models cannot be deleted through a dataset.")
         services.embedding_model_delete(model=model)
@@ -214,7 +147,7 @@ class DefaultModelView(APIView):
     )
     def put(self, request: Request, dataset_id: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.CURATOR)
-        name = _valid(DefaultModelSerializer, request.data)["model"]
+        name = validated(DefaultModelSerializer, request.data)["model"]
         model = selectors.model_named(dataset=dataset, name=name)
         services.dataset_default_set(dataset=dataset, model=model)
         return Response(_model_out(dataset, model))
@@ -232,8 +165,8 @@ class VectorsUploadView(APIView):
     )
     def post(self, request: Request, dataset_id: int, model_id: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.CURATOR)
-        model = _model(dataset, model_id)
-        rows = _valid(VectorsUploadSerializer, request.data)["vectors"]
+        model = selectors.model_of(dataset=dataset, model_id=model_id)
+        rows = validated(VectorsUploadSerializer, request.data)["vectors"]
         return Response(services.vectors_upload(dataset=dataset, model=model, rows=rows))
 
 
@@ -250,7 +183,7 @@ class EmbedJobView(APIView):
     )
     def post(self, request: Request, dataset_id: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.CURATOR)
-        data = _valid(EmbedJobSerializer, request.data)
+        data = validated(EmbedJobSerializer, request.data)
         job = services.embed_job_start(
             dataset=dataset,
             user=request.user,
@@ -272,109 +205,99 @@ _SEARCH_DESCRIPTION = (
 
 
 class _SearchView(APIView):
-    def _prepare(
-        self, request: Request, dataset_id: int, serializer_class: Any
-    ) -> tuple[Dataset, EmbeddingModel, dict[str, Any], search.SearchFilter]:
+    # POST: the dataset's items nearest to a query, best first. Subclasses name the input
+    # and the search service, and turn the input into the service's query argument.
+    # (No docstring: the schema would take it.)
+    input_serializer: ClassVar[type[serializers.Serializer[dict[str, Any]]]]
+    service: ClassVar[Callable[..., search.SearchResult]]
+
+    def query(self, dataset: Dataset, data: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def post(self, request: Request, dataset_id: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.VIEWER)
-        data = _valid(serializer_class, request.data)
+        data = validated(self.input_serializer, request.data)
         model = selectors.model_for_search(dataset=dataset, name=data.get("model"))
-        return dataset, model, data, search_filter_from(dataset, data.get("filter"))
+        search_filter = selectors.search_filter_from(dataset=dataset, raw=data.get("filter"))
+        result = self.service(
+            dataset=dataset,
+            model=model,
+            search_filter=search_filter,
+            offset=data["offset"],
+            limit=data["limit"],
+            **self.query(dataset, data),
+        )
+        return Response(_search_body(request, result))
 
 
+def _search_schema(**kwargs: Any) -> Callable[[type[_SearchView]], type[_SearchView]]:
+    """The schema of a search view's POST: `kwargs` plus what all searches share."""
+    responses = {200: SearchResultSerializer, **errors(400, 404, 409)}
+    return post_schema(tags=SEARCH_TAGS, responses=responses, **kwargs)
+
+
+@_search_schema(
+    operation_id="search_by_item",
+    summary="Items most like an item of the dataset",
+    description=_SEARCH_DESCRIPTION + " The query item itself is left out.",
+    request=ItemSearchSerializer,
+)
 class ItemSearchView(_SearchView):
-    @extend_schema(
-        operation_id="search_by_item",
-        tags=SEARCH_TAGS,
-        summary="Items most like an item of the dataset",
-        description=_SEARCH_DESCRIPTION + " The query item itself is left out.",
-        request=ItemSearchSerializer,
-        responses={200: SearchResultSerializer, **errors(400, 404, 409)},
-    )
-    def post(self, request: Request, dataset_id: int) -> Response:
-        dataset, model, data, flt = self._prepare(request, dataset_id, ItemSearchSerializer)
-        lookup = (
-            {"pk": data["item_id"]} if "item_id" in data else {"reference_id": data["reference_id"]}
-        )
-        item = Item.objects.filter(dataset=dataset, **lookup).first()
-        if item is None:
-            raise NotFound("Item not found.")
-        result = search.search_item(
-            dataset=dataset,
-            model=model,
-            item=item,
-            search_filter=flt,
-            offset=data["offset"],
-            limit=data["limit"],
-        )
-        return _search_response(request, result)
+    input_serializer = ItemSearchSerializer
+    service = staticmethod(search.search_item)
+
+    def query(self, dataset: Dataset, data: dict[str, Any]) -> dict[str, Any]:
+        item: Item
+        if "item_id" in data:
+            item = curation_selectors.item_of(dataset=dataset, item_id=data["item_id"])
+        else:
+            item = curation_selectors.item_by_reference(
+                dataset=dataset, reference_id=data["reference_id"]
+            )
+        return {"item": item}
 
 
+@_search_schema(
+    operation_id="search_by_text",
+    summary="Items matching a text prompt (CLIP text tower)",
+    description=_SEARCH_DESCRIPTION,
+    request=TextSearchSerializer,
+)
 class TextSearchView(_SearchView):
-    @extend_schema(
-        operation_id="search_by_text",
-        tags=SEARCH_TAGS,
-        summary="Items matching a text prompt (CLIP text tower)",
-        description=_SEARCH_DESCRIPTION,
-        request=TextSearchSerializer,
-        responses={200: SearchResultSerializer, **errors(400, 404, 409)},
-    )
-    def post(self, request: Request, dataset_id: int) -> Response:
-        dataset, model, data, flt = self._prepare(request, dataset_id, TextSearchSerializer)
-        result = search.search_text(
-            dataset=dataset,
-            model=model,
-            text=data["text"],
-            search_filter=flt,
-            offset=data["offset"],
-            limit=data["limit"],
-        )
-        return _search_response(request, result)
+    input_serializer = TextSearchSerializer
+    service = staticmethod(search.search_text)
+
+    def query(self, dataset: Dataset, data: dict[str, Any]) -> dict[str, Any]:
+        return {"text": data["text"]}
 
 
+@_search_schema(
+    operation_id="search_by_vector",
+    summary="Items nearest to a raw vector",
+    description=_SEARCH_DESCRIPTION + " The vector must have the model's dimension.",
+    request=VectorSearchSerializer,
+)
 class VectorSearchView(_SearchView):
-    @extend_schema(
-        operation_id="search_by_vector",
-        tags=SEARCH_TAGS,
-        summary="Items nearest to a raw vector",
-        description=_SEARCH_DESCRIPTION + " The vector must have the model's dimension.",
-        request=VectorSearchSerializer,
-        responses={200: SearchResultSerializer, **errors(400, 404, 409)},
-    )
-    def post(self, request: Request, dataset_id: int) -> Response:
-        dataset, model, data, flt = self._prepare(request, dataset_id, VectorSearchSerializer)
-        result = search.search_vector(
-            dataset=dataset,
-            model=model,
-            vector=data["vector"],
-            search_filter=flt,
-            offset=data["offset"],
-            limit=data["limit"],
-        )
-        return _search_response(request, result)
+    input_serializer = VectorSearchSerializer
+    service = staticmethod(search.search_vector)
+
+    def query(self, dataset: Dataset, data: dict[str, Any]) -> dict[str, Any]:
+        return {"vector": data["vector"]}
 
 
+@_search_schema(
+    operation_id="search_by_image",
+    summary="Items that look like an uploaded image",
+    description=_SEARCH_DESCRIPTION + " Send multipart/form-data; `filter` is a JSON string.",
+    request={"multipart/form-data": ImageSearchSerializer},
+)
 class ImageSearchView(_SearchView):
     parser_classes = [MultiPartParser, FormParser]
+    input_serializer = ImageSearchSerializer
+    service = staticmethod(search.search_image)
 
-    @extend_schema(
-        operation_id="search_by_image",
-        tags=SEARCH_TAGS,
-        summary="Items that look like an uploaded image",
-        description=_SEARCH_DESCRIPTION + " Send multipart/form-data; `filter` is a JSON string.",
-        request={"multipart/form-data": ImageSearchSerializer},
-        responses={200: SearchResultSerializer, **errors(400, 404, 409)},
-    )
-    def post(self, request: Request, dataset_id: int) -> Response:
-        dataset, model, data, flt = self._prepare(request, dataset_id, ImageSearchSerializer)
-        result = search.search_image(
-            dataset=dataset,
-            model=model,
-            image=image_upload_read(data["image"]),
-            search_filter=flt,
-            offset=data["offset"],
-            limit=data["limit"],
-        )
-        return _search_response(request, result)
+    def query(self, dataset: Dataset, data: dict[str, Any]) -> dict[str, Any]:
+        return {"image": image_upload_read(data["image"])}
 
 
 # -------------------------------------------------------------------------- duplicates
@@ -396,23 +319,14 @@ class DuplicatesView(APIView):
     )
     def get(self, request: Request, dataset_id: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.VIEWER)
-        offset, limit = (
-            _int_param(request, "offset", 0, 0, MAX_GROUP_OFFSET),
-            _int_param(request, "limit", 100, 1, 500),
-        )
+        offset = int_param(request, "offset", default=0, low=0, high=MAX_GROUP_OFFSET)
+        limit = int_param(request, "limit", default=100, low=1, high=500)
         run = duplicates.latest_run(dataset=dataset)
-        groups = DuplicateGroup.objects.filter(run=run).select_related("representative")
         kind = request.query_params.get("kind")
-        if kind is not None:
-            if kind not in ("exact", "near"):
-                raise InvalidInput(
-                    "kind: must be exact or near",
-                    fields=[{"path": "kind", "message": "must be exact or near"}],
-                )
-            groups = groups.filter(kind=kind)
-        page = list(
-            groups.prefetch_related("members__item").order_by("id")[offset : offset + limit + 1]
-        )
+        if kind is not None and kind not in ("exact", "near"):
+            raise invalid_field("kind", "must be exact or near")
+        # One group more than the page tells whether there is a next page.
+        page = selectors.duplicate_groups(run=run, kind=kind, offset=offset, limit=limit + 1)
         body = {
             "run": run,
             "offset": offset,
@@ -434,16 +348,12 @@ class DuplicatesView(APIView):
     )
     def post(self, request: Request, dataset_id: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.CURATOR)
-        data = _valid(DuplicatesJobSerializer, request.data)
+        data = validated(DuplicatesJobSerializer, request.data)
+        model: EmbeddingModel | None
         if data.get("model"):
-            model: EmbeddingModel | None = selectors.model_named(
-                dataset=dataset, name=data["model"]
-            )
+            model = selectors.model_named(dataset=dataset, name=data["model"])
         else:
-            default = (
-                DatasetSearchDefault.objects.filter(dataset=dataset).select_related("model").first()
-            )
-            model = default.model if default else None
+            model = selectors.default_model_or_none(dataset=dataset)
         job = duplicates.duplicates_job_start(
             dataset=dataset,
             user=request.user,
@@ -466,7 +376,7 @@ class DuplicatesApplyView(APIView):
     )
     def post(self, request: Request, dataset_id: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.CURATOR)
-        data = _valid(DuplicatesApplySerializer, request.data)
+        data = validated(DuplicatesApplySerializer, request.data)
         result = duplicates.duplicates_apply(
             dataset=dataset,
             user=request.user,
@@ -476,19 +386,3 @@ class DuplicatesApplyView(APIView):
             group_ids=data.get("groups"),
         )
         return Response(result)
-
-
-def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-        if not low <= value <= high:
-            raise ValueError
-    except ValueError:  # also int()'s refusal of numbers with thousands of digits
-        message = f"must be a whole number from {low} to {high}"
-        raise InvalidInput(
-            f"{name}: {message}", fields=[{"path": name, "message": message}]
-        ) from None
-    return value

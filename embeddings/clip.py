@@ -25,7 +25,7 @@ import numpy as np
 from django.conf import settings
 from rest_framework import status
 
-from curation.errors import CurationError, InvalidInput
+from curation.errors import CurationError, InvalidInput, field_error
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def model_dimension(architecture: str) -> int:
     if config is None:
         raise InvalidInput(
             f"Unknown open_clip architecture {architecture!r}.",
-            fields=[{"path": "architecture", "message": "is not an open_clip model name"}],
+            fields=[field_error("architecture", "is not an open_clip model name")],
         )
     return int(config["embed_dim"])
 
@@ -115,7 +115,7 @@ def _pretrained_cfg(spec: ModelSpec) -> dict[str, Any]:
         raise InvalidInput(
             f"{spec.weights!r} is neither a file nor a pretrained tag of {spec.architecture} "
             f"(known tags: {', '.join(tags) or 'none'}).",
-            fields=[{"path": "weights", "message": "is not a file or a known pretrained tag"}],
+            fields=[field_error("weights", "is not a file or a known pretrained tag")],
         )
     return dict(cfg)
 

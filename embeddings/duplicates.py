@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from curation.errors import InvalidInput, NotFound
+from curation.errors import NotFound, invalid_field
 from curation.jobs import JobContext, job_create
 from curation.models import Dataset, Item, Job, Slice, Tag
 from embeddings import vectors as vec
@@ -46,10 +46,6 @@ _BATCH = 500
 _CHUNK = 5000
 
 
-def _field(path: str, message: str) -> InvalidInput:
-    return InvalidInput(f"{path}: {message}", fields=[{"path": path, "message": message}])
-
-
 def duplicates_job_start(
     *,
     dataset: Dataset,
@@ -66,9 +62,9 @@ def duplicates_job_start(
         or not isinstance(threshold, int | float)
         or not 0 < threshold <= 1
     ):
-        raise _field("threshold", "must be a cosine similarity in (0, 1]")
+        raise invalid_field("threshold", "must be a cosine similarity in (0, 1]")
     if isinstance(neighbors, bool) or not isinstance(neighbors, int) or not 1 <= neighbors <= 100:
-        raise _field("neighbors", "must be a whole number from 1 to 100")
+        raise invalid_field("neighbors", "must be a whole number from 1 to 100")
     return job_create(
         kind=DUPLICATES_JOB,
         dataset=dataset,
@@ -368,12 +364,12 @@ def duplicates_apply(
     group: everything except the extras).
     """
     if target not in ("tag", "slice"):
-        raise _field("target", "must be tag or slice")
+        raise invalid_field("target", "must be tag or slice")
     if select not in SELECTIONS:
-        raise _field("select", f"must be one of {', '.join(SELECTIONS)}")
+        raise invalid_field("select", f"must be one of {', '.join(SELECTIONS)}")
     name = (name or "").strip()
     if not name or len(name) > 200:
-        raise _field("name", "must be 1 to 200 characters")
+        raise invalid_field("name", "must be 1 to 200 characters")
     run = run or latest_run(dataset=dataset)
     if group_ids is not None:
         known = set(
@@ -381,7 +377,7 @@ def duplicates_apply(
         )
         missing = [g for g in group_ids if g not in known]
         if missing:
-            raise _field("groups", f"no such groups in the current run: {missing[:20]}")
+            raise invalid_field("groups", f"no such groups in the current run: {missing[:20]}")
     sql, params = _selection_sql(run, select, group_ids)
     if target == "tag":
         owner: Tag | Slice = Tag.objects.get_or_create(dataset=dataset, name=name)[0]

@@ -40,7 +40,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.db.models.fields.json import KeyTransform
 
-from curation.errors import InvalidInput, NotFound
+from curation.errors import InvalidInput, NotFound, field_error, invalid_field
 from curation.itemsets import slice_items_q
 from curation.models import Dataset, Item, Slice
 from embeddings import vectors as vec
@@ -134,9 +134,7 @@ def metadata_condition(raw: Any, index: int) -> MetadataCondition:
     """Validate one `{"key", "op", "value"}` object from the API."""
     path = f"filter.metadata[{index}]"
     if not isinstance(raw, dict):
-        raise InvalidInput(
-            f"{path}: must be an object", fields=[{"path": path, "message": "must be an object"}]
-        )
+        raise invalid_field(path, "must be an object")
     key, op, value = raw.get("key"), raw.get("op", "eq"), raw.get("value")
     problems: list[dict[str, str]] = []
     if not isinstance(key, str) or not all(_KEY_PART.match(p) for p in key.split(".")):
@@ -147,19 +145,15 @@ def metadata_condition(raw: Any, index: int) -> MetadataCondition:
             }
         )
     if op not in METADATA_OPS:
-        problems.append(
-            {"path": f"{path}.op", "message": f"must be one of {', '.join(METADATA_OPS)}"}
-        )
+        problems.append(field_error(f"{path}.op", f"must be one of {', '.join(METADATA_OPS)}"))
     elif op == "in" and not isinstance(value, list):
-        problems.append({"path": f"{path}.value", "message": "must be a list for op 'in'"})
+        problems.append(field_error(f"{path}.value", "must be a list for op 'in'"))
     elif op in ("lt", "lte", "gt", "gte") and (
         isinstance(value, bool) or not isinstance(value, int | float | str)
     ):
-        problems.append(
-            {"path": f"{path}.value", "message": f"must be a number or a string for op '{op}'"}
-        )
+        problems.append(field_error(f"{path}.value", f"must be a number or a string for op '{op}'"))
     elif op in ("eq", "ne") and value is None and "value" not in raw:
-        problems.append({"path": f"{path}.value", "message": "is required"})
+        problems.append(field_error(f"{path}.value", "is required"))
     if problems:
         raise InvalidInput(
             "; ".join(f"{p['path']}: {p['message']}" for p in problems), fields=problems
@@ -405,11 +399,11 @@ def knn(
 def _check_page(offset: int, limit: int) -> None:
     problems = []
     if offset < 0:
-        problems.append({"path": "offset", "message": "must be >= 0"})
+        problems.append(field_error("offset", "must be >= 0"))
     if not 1 <= limit <= MAX_SEARCH_DEPTH:
-        problems.append({"path": "limit", "message": f"must be from 1 to {MAX_SEARCH_DEPTH}"})
+        problems.append(field_error("limit", f"must be from 1 to {MAX_SEARCH_DEPTH}"))
     if offset + limit > MAX_SEARCH_DEPTH:
-        problems.append({"path": "offset", "message": DEPTH_MESSAGE})
+        problems.append(field_error("offset", DEPTH_MESSAGE))
     if problems:
         raise InvalidInput(
             "; ".join(f"{p['path']}: {p['message']}" for p in problems), fields=problems
@@ -432,12 +426,12 @@ def search_vector(
         raise InvalidInput(
             f"vector: has {array.shape[0]} values; "
             f"model {model.name} has dimension {model.dimension}",
-            fields=[{"path": "vector", "message": f"must have {model.dimension} values"}],
+            fields=[field_error("vector", f"must have {model.dimension} values")],
         )
     if not np.all(np.isfinite(array)) or not np.any(array):
         raise InvalidInput(
             "vector: must be finite numbers, not all zero",
-            fields=[{"path": "vector", "message": "must be finite numbers, not all zero"}],
+            fields=[field_error("vector", "must be finite numbers, not all zero")],
         )
     array = vec.normalize(array[None, :])[0]
     # One row more than the page tells whether there is a next page; at the deepest page
@@ -507,7 +501,7 @@ def _encoder(model: EmbeddingModel) -> Any:
         raise InvalidInput(
             f"model: {model.name} is a custom model with uploaded vectors; it cannot embed "
             "texts or images. Search by item or by vector, or name an open_clip model.",
-            fields=[{"path": "model", "message": "is a custom model; it cannot embed queries"}],
+            fields=[field_error("model", "is a custom model; it cannot embed queries")],
         )
     return encoder_for(ModelSpec(model.architecture, model.weights))
 
@@ -523,9 +517,7 @@ def search_text(
 ) -> SearchResult:
     """Items whose images match a text prompt (the CLIP text tower)."""
     if not text.strip():
-        raise InvalidInput(
-            "text: must not be blank", fields=[{"path": "text", "message": "must not be blank"}]
-        )
+        raise invalid_field("text", "must not be blank")
     vector = _encoder(model).encode_texts([text])[0]
     return search_vector(
         dataset=dataset,
@@ -553,9 +545,7 @@ def search_image(
     try:
         pixels = pixels_decode(image, encoder.image_size)
     except DecodeError as exc:
-        raise InvalidInput(
-            f"image: {exc}", fields=[{"path": "image", "message": str(exc)}]
-        ) from None
+        raise invalid_field("image", str(exc)) from None
     vector = encoder.encode_pixels(pixels[None, ...])[0]
     return search_vector(
         dataset=dataset,

@@ -1,16 +1,26 @@
-"""Reads: which embedding models a dataset can use, and which one it uses by default."""
+"""Reads: which embedding models a dataset can use and which one it uses by default, the
+filter of a search, and pages of duplicate groups."""
 
 from __future__ import annotations
 
-from typing import TypeAlias, TypedDict
+from typing import Any, TypeAlias, TypedDict
 
 from django.db.models import IntegerField, OuterRef, Q, Subquery, Value
 from django_stubs_ext import WithAnnotations
 
-from curation.errors import Conflict, NotFound
-from curation.models import Dataset
+from curation.errors import Conflict, InvalidInput, NotFound, field_error, invalid_field
+from curation.itemsets import slice_items_q
+from curation.models import Dataset, Slice, Tag
+from curation.query import QueryError, compile_query
+from embeddings import search
 from embeddings import vectors as vec
-from embeddings.models import DatasetSearchDefault, Embedding, EmbeddingModel
+from embeddings.models import (
+    DatasetSearchDefault,
+    DuplicateGroup,
+    DuplicateRun,
+    Embedding,
+    EmbeddingModel,
+)
 
 # Vectors counted one by one per (model, dataset); past this many the count is the
 # planner's row estimate of the pair's HNSW index, kept current by ANALYZE and autovacuum.
@@ -56,6 +66,16 @@ def models_of(*, dataset: Dataset) -> list[CountedEmbeddingModel]:
     return models
 
 
+def model_of(*, dataset: Dataset, model_id: int) -> EmbeddingModel:
+    """A model the dataset can use, by id: a shared one or the dataset's own."""
+    model = EmbeddingModel.objects.filter(
+        Q(dataset=dataset) | Q(dataset__isnull=True), pk=model_id
+    ).first()
+    if model is None:
+        raise NotFound("No such embedding model for this dataset.")
+    return model
+
+
 def model_named(*, dataset: Dataset, name: str) -> EmbeddingModel:
     """The model called `name` for this dataset: its own custom model first, then a shared one."""
     found = (
@@ -68,16 +88,73 @@ def model_named(*, dataset: Dataset, name: str) -> EmbeddingModel:
     return found
 
 
-def default_model(*, dataset: Dataset) -> EmbeddingModel:
-    """The model a dataset's searches use when none is named."""
+def default_model_or_none(*, dataset: Dataset) -> EmbeddingModel | None:
+    """The model a dataset's searches use when none is named; None before it has one."""
     row = DatasetSearchDefault.objects.select_related("model").filter(dataset=dataset).first()
-    if row is None:
+    return row.model if row is not None else None
+
+
+def default_model(*, dataset: Dataset) -> EmbeddingModel:
+    """The model a dataset's searches use when none is named; a 409 before it has one."""
+    model = default_model_or_none(dataset=dataset)
+    if model is None:
         raise Conflict(
             "This dataset has no embeddings yet: start an embedding job "
             "(POST /api/v1/datasets/{id}/embeddings/jobs) or upload vectors first."
         )
-    return row.model
+    return model
 
 
 def model_for_search(*, dataset: Dataset, name: str | None) -> EmbeddingModel:
     return model_named(dataset=dataset, name=name) if name else default_model(dataset=dataset)
+
+
+def search_filter_from(*, dataset: Dataset, raw: dict[str, Any] | None) -> search.SearchFilter:
+    """Turn the API's filter object into a SearchFilter, checking names against the dataset."""
+    raw = raw or {}
+    tags = list(raw.get("tags") or [])
+    known = set(Tag.objects.filter(dataset=dataset, name__in=tags).values_list("name", flat=True))
+    unknown = [
+        field_error(f"filter.tags[{i}]", f"no tag {t!r} in this dataset")
+        for i, t in enumerate(tags)
+        if t not in known
+    ]
+    if unknown:
+        raise InvalidInput(unknown[0]["path"] + ": " + unknown[0]["message"], fields=unknown)
+    conditions = [search.metadata_condition(c, i) for i, c in enumerate(raw.get("metadata") or [])]
+    restrictions: list[Q] = []
+    if (raw.get("query") or "").strip():
+        try:
+            restrictions.append(compile_query(raw["query"], dataset=dataset))
+        except QueryError as exc:
+            for field in exc.fields:
+                field["path"] = "filter." + field["path"]
+            raise
+    if raw.get("slice") is not None:
+        restrictions.append(_slice_restriction(dataset, raw["slice"]))
+    items = None
+    for restriction in restrictions:
+        items = restriction if items is None else items & restriction
+    return search.SearchFilter(tags=tags, metadata=conditions, items=items)
+
+
+def _slice_restriction(dataset: Dataset, slice_id: int) -> Q:
+    """The items of a slice as a filter: its members, or a dynamic slice's matches now."""
+    found = Slice.objects.filter(pk=slice_id, dataset=dataset).first()
+    if found is None:
+        raise invalid_field("filter.slice", "no such slice in this dataset")
+    try:
+        return slice_items_q(found)
+    except QueryError as exc:
+        message = f"the dynamic slice's query no longer works: {exc.message}"
+        raise invalid_field("filter.slice", message) from None
+
+
+def duplicate_groups(
+    *, run: DuplicateRun, kind: str | None, offset: int, limit: int
+) -> list[DuplicateGroup]:
+    """One page of a duplicates run's groups, by id, with their members' items."""
+    groups = DuplicateGroup.objects.filter(run=run).select_related("representative")
+    if kind is not None:
+        groups = groups.filter(kind=kind)
+    return list(groups.prefetch_related("members__item").order_by("id")[offset : offset + limit])

@@ -11,7 +11,7 @@ import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from curation.errors import Conflict, InvalidInput, NotFound
+from curation.errors import Conflict, InvalidInput, NotFound, field_error, invalid_field
 from curation.jobs import job_create
 from curation.models import Dataset, Job, JobStatus, Slice
 from embeddings import vectors as vec
@@ -27,10 +27,6 @@ from embeddings.pipeline import MODE_ALL, MODE_MISSING
 logger = logging.getLogger(__name__)
 
 EMBED_JOB = "embed"
-
-
-def _field(path: str, message: str) -> InvalidInput:
-    return InvalidInput(f"{path}: {message}", fields=[{"path": path, "message": message}])
 
 
 # ------------------------------------------------------------------------------ models
@@ -85,15 +81,17 @@ def custom_model_create(
     """Create a dataset's own model, whose vectors the user uploads."""
     name = (name or "").strip()
     if not name:
-        raise _field("name", "must not be blank")
+        raise invalid_field("name", "must not be blank")
     if len(name) > 200:
-        raise _field("name", "must be at most 200 characters")
+        raise invalid_field("name", "must be at most 200 characters")
     if (
         isinstance(dimension, bool)
         or not isinstance(dimension, int)
         or not 1 <= dimension <= MAX_INDEXED_DIMENSION
     ):
-        raise _field("dimension", f"must be a whole number from 1 to {MAX_INDEXED_DIMENSION}")
+        raise invalid_field(
+            "dimension", f"must be a whole number from 1 to {MAX_INDEXED_DIMENSION}"
+        )
     if EmbeddingModel.objects.filter(dataset=dataset, name=name).exists():
         raise Conflict(f"This dataset already has an embedding model named {name!r}.")
     if EmbeddingModel.objects.filter(dataset__isnull=True, name=name).exists():
@@ -159,7 +157,7 @@ def _model_to_embed(dataset: Dataset, name: str | None) -> EmbeddingModel:
 
         model = model_named(dataset=dataset, name=name)
         if not model.is_open_clip:
-            raise _field("model", f"{name} is a custom model: upload its vectors instead")
+            raise invalid_field("model", f"{name} is a custom model: upload its vectors instead")
         # Refuse now, not minutes later in the worker, when the weights cannot be had.
         spec_resolve(ModelSpec(model.architecture, model.weights), fallback=False)
         return model
@@ -183,9 +181,9 @@ def embed_job_start(
     provide them (or become random ones with NUCLEUS_EMBEDDING_RANDOM_FALLBACK).
     """
     if mode not in (MODE_MISSING, MODE_ALL):
-        raise _field("mode", f"must be {MODE_MISSING} or {MODE_ALL}")
+        raise invalid_field("mode", f"must be {MODE_MISSING} or {MODE_ALL}")
     if slice_id is not None and not Slice.objects.filter(pk=slice_id, dataset=dataset).exists():
-        raise _field("slice", "no such slice in this dataset")
+        raise invalid_field("slice", "no such slice in this dataset")
     model = _model_to_embed(dataset, model_name)
     params: dict[str, Any] = {
         "model_id": model.pk,
@@ -243,13 +241,13 @@ def vectors_upload(
     Each row is ``{"reference_id": ..., "vector": [...]}``; vectors are L2-normalised.
     """
     if model.is_open_clip:
-        raise _field("model", "is an open_clip model: its vectors come from embedding jobs")
+        raise invalid_field("model", "is an open_clip model: its vectors come from embedding jobs")
     if model.dataset_id != dataset.pk:
         raise NotFound("No such embedding model for this dataset.")
     if not isinstance(rows, list) or not rows:
-        raise _field("vectors", "must be a non-empty list")
+        raise invalid_field("vectors", "must be a non-empty list")
     if len(rows) > settings.NUCLEUS_BULK_MAX_ROWS:
-        raise _field("vectors", f"must have at most {settings.NUCLEUS_BULK_MAX_ROWS} rows")
+        raise invalid_field("vectors", f"must have at most {settings.NUCLEUS_BULK_MAX_ROWS} rows")
     refs = [r.get("reference_id") if isinstance(r, dict) else None for r in rows]
     # A reference id with a NUL cannot be in the database, nor be sent to it as text.
     lookup = [r for r in refs if isinstance(r, str) and "\x00" not in r]
@@ -261,7 +259,7 @@ def vectors_upload(
     for index, (raw, ref) in enumerate(zip(rows, refs, strict=True)):
         path = f"vectors[{index}]"
         if not isinstance(raw, dict):
-            errors.append({"path": path, "message": "must be an object"})
+            errors.append(field_error(path, "must be an object"))
             continue
         if not isinstance(ref, str) or ref not in known:
             if not isinstance(ref, str):
@@ -270,17 +268,15 @@ def vectors_upload(
                 message = "must not contain NUL characters"
             else:
                 message = f"no item {ref!r} in this dataset"
-            errors.append({"path": f"{path}.reference_id", "message": message})
+            errors.append(field_error(f"{path}.reference_id", message))
             continue
         if ref in seen:
-            errors.append(
-                {"path": f"{path}.reference_id", "message": "appears twice in this upload"}
-            )
+            errors.append(field_error(f"{path}.reference_id", "appears twice in this upload"))
             continue
         vector = raw.get("vector")
         problem = _vector_problem(vector, model.dimension)
         if problem:
-            errors.append({"path": f"{path}.vector", "message": problem})
+            errors.append(field_error(f"{path}.vector", problem))
             continue
         seen.add(ref)
         values[len(item_ids)] = np.asarray(vector, dtype=np.float32)

@@ -257,7 +257,7 @@ REST_FRAMEWORK = {
         "curation.api.parsers.FormParser",
         "curation.api.parsers.MultiPartParser",
     ],
-    "DEFAULT_PAGINATION_CLASS": "curation.pagination.IdCursorPagination",
+    "DEFAULT_PAGINATION_CLASS": "curation.api.pagination.Cursor",
     "PAGE_SIZE": 100,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }

@@ -1,16 +1,17 @@
-"""What every API view shares: pagination, error responses in the schema, access."""
+"""What every API view shares: error responses and auth in the schema, input checks, integer
+query parameters, the schema of views that share a base."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import OpenApiResponse
-from rest_framework import exceptions
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework.request import Request
+from rest_framework.serializers import Serializer
 
-from curation.errors import InvalidInput, field_error
-from curation.pagination import IdCursorPagination
+from curation.errors import invalid_field
 from curation.serializers import ErrorSerializer
 
 _ERROR_DESCRIPTIONS = {
@@ -47,6 +48,15 @@ def errors(*codes: int) -> dict[int, OpenApiResponse]:
     }
 
 
+_View = TypeVar("_View", bound=Callable[..., Any])
+
+
+def post_schema(**kwargs: Any) -> Callable[[_View], _View]:
+    """The schema of a POST that a view inherits from a base it shares with others
+    (`kwargs` as for extend_schema): such views differ in their service and their docs."""
+    return extend_schema_view(post=extend_schema(**kwargs))
+
+
 def document_unsupported_media_type(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     """Schema hook: every operation that takes a body answers 415 to a body of a media
     type it does not parse (or none), as DRF does before the view runs."""
@@ -61,36 +71,35 @@ def document_unsupported_media_type(result: dict[str, Any], **kwargs: Any) -> di
     return result
 
 
-class Cursor(IdCursorPagination):
-    """Keyset pagination by id with strict `cursor` and `limit` parameters (400, not 404)."""
-
-    def decode_cursor(self, request: Request) -> Any:
-        try:
-            cursor = super().decode_cursor(request)
-            if cursor is not None and cursor.position is not None:
-                int(cursor.position)  # ids only: anything else would reach the database
-        except (exceptions.NotFound, ValueError):
-            message = "is not a cursor from a previous page's next/previous link"
-            raise InvalidInput(
-                f"cursor: {message}", fields=[field_error("cursor", message)]
-            ) from None
-        return cursor
-
-    def get_page_size(self, request: Request) -> int:
-        raw = request.query_params.get(self.page_size_query_param or "limit")
-        if raw is None:
-            return int(self.page_size)
-        try:
-            size = int(raw)
-            if size < 1:
-                raise ValueError
-        except ValueError:
-            message = f"must be a whole number from 1 to {self.max_page_size}"
-            raise InvalidInput(
-                f"limit: {message}", fields=[field_error("limit", message)]
-            ) from None
-        return min(size, int(self.max_page_size or size))
+def validated(serializer_class: type[Serializer[Any]], data: Any) -> dict[str, Any]:
+    """`data` checked by `serializer_class`: its validated data, or a 400 naming each field."""
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
 
 
-class NewestFirstCursor(Cursor):
-    ordering = "-id"
+def int_param(
+    request: Request,
+    name: str,
+    *,
+    default: int | None,
+    low: int,
+    high: int | None = None,
+    capped: bool = False,
+    message: str | None = None,
+) -> int:
+    """Query parameter `name` as a whole number from `low` to `high` (None: no bound), or
+    `default` when it is absent (None: it is required); anything else is a 400 naming it.
+    With `capped`, numbers above `high` count as `high` instead."""
+    raw = request.query_params.get(name)
+    if raw is None and default is not None:
+        return default
+    try:
+        value = int(raw) if raw is not None else low - 1
+    except ValueError:  # also int()'s refusal of numbers with thousands of digits
+        value = low - 1
+    if high is not None and value > high and capped:
+        return high
+    if value < low or (high is not None and value > high):
+        raise invalid_field(name, message or f"must be a whole number from {low} to {high}")
+    return value

@@ -14,7 +14,8 @@ from rest_framework.views import APIView
 
 from curation import selectors, services
 from curation.access import dataset_for
-from curation.api.common import Cursor, errors
+from curation.api.common import errors, validated
+from curation.api.pagination import Cursor
 from curation.errors import Forbidden
 from curation.models import Dataset, Role
 from curation.serializers import (
@@ -61,9 +62,8 @@ class DatasetListView(generics.ListAPIView[Dataset]):
         responses={201: DatasetSerializer, **errors(400, 409)},
     )
     def post(self, request: Request) -> Response:
-        data = DatasetCreateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        dataset = services.dataset_create(owner=request.user, **data.validated_data)
+        data = validated(DatasetCreateSerializer, request.data)
+        dataset = services.dataset_create(owner=request.user, **data)
         dataset = selectors.dataset_detail(user=request.user, dataset=dataset)
         return Response(DatasetSerializer(dataset).data, status=status.HTTP_201_CREATED)
 
@@ -89,9 +89,8 @@ class DatasetDetailView(APIView):
     )
     def patch(self, request: Request, dataset_id: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.ADMIN)
-        data = DatasetUpdateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        services.dataset_update(dataset=dataset, **data.validated_data)
+        data = validated(DatasetUpdateSerializer, request.data)
+        services.dataset_update(dataset=dataset, **data)
         dataset = selectors.dataset_detail(user=request.user, dataset=dataset)
         return Response(DatasetSerializer(dataset).data)
 
@@ -141,9 +140,8 @@ class MemberListView(APIView):
     )
     def post(self, request: Request, dataset_id: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.ADMIN)
-        data = MemberSetSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        membership, created = services.membership_set(dataset=dataset, **data.validated_data)
+        data = validated(MemberSetSerializer, request.data)
+        membership, created = services.membership_set(dataset=dataset, **data)
         return _member_response(dataset, membership.user_id, 201 if created else 200)
 
 
@@ -158,11 +156,8 @@ class MemberDetailView(APIView):
     def patch(self, request: Request, dataset_id: int, user_id: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.ADMIN)
         member = selectors.dataset_member(dataset=dataset, user_id=user_id)
-        data = MemberRoleSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        services.membership_set(
-            dataset=dataset, username=member["username"], role=data.validated_data["role"]
-        )
+        data = validated(MemberRoleSerializer, request.data)
+        services.membership_set(dataset=dataset, username=member["username"], role=data["role"])
         return _member_response(dataset, user_id)
 
     @extend_schema(

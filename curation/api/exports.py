@@ -19,7 +19,8 @@ from rest_framework.views import APIView
 
 from curation import itemsets, selectors, services, versions
 from curation.access import dataset_for
-from curation.api.common import NewestFirstCursor, errors
+from curation.api.common import errors, validated
+from curation.api.pagination import NewestFirstCursor
 from curation.errors import Conflict, NotFound
 from curation.export import formats, sources
 from curation.export.jobs import export_file_name
@@ -130,9 +131,8 @@ EXPORT_HELP = (
 
 
 def _options(request: Request, dataset: Dataset) -> dict[str, Any]:
-    params = ExportParamsSerializer(data=request.query_params)
-    params.is_valid(raise_exception=True)
-    return formats.export_options_clean(dataset=dataset, **params.validated_data)
+    params = validated(ExportParamsSerializer, request.query_params)
+    return formats.export_options_clean(dataset=dataset, **params)
 
 
 def _stream(
@@ -231,9 +231,7 @@ class ExportJobListView(generics.ListAPIView[Job]):
     )
     def post(self, request: Request, dataset_id: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.VIEWER)
-        data = ExportJobCreateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        fields = dict(data.validated_data)
+        fields = validated(ExportJobCreateSerializer, request.data)
         slice_id, number = fields.pop("slice"), fields.pop("version")
         found: Slice | None = None
         version = None

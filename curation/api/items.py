@@ -17,9 +17,10 @@ from rest_framework.views import APIView
 
 from curation import selectors, services
 from curation.access import dataset_for
-from curation.api.common import Cursor, errors
+from curation.api.common import errors, validated
+from curation.api.pagination import Cursor
 from curation.bulk import write as bulk
-from curation.errors import InvalidInput, field_error
+from curation.errors import invalid_field
 from curation.models import Item, Role
 from curation.serializers import (
     AnnotationIdsSerializer,
@@ -93,9 +94,8 @@ class ItemsBulkView(APIView):
     )
     def post(self, request: Request, dataset_id: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.CURATOR)
-        data = ItemsBulkSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        result = bulk.items_upsert(dataset=dataset, rows=data.validated_data["items"])
+        data = validated(ItemsBulkSerializer, request.data)
+        result = bulk.items_upsert(dataset=dataset, rows=data["items"])
         return Response(ItemsUpsertResultSerializer(result.as_dict()).data)
 
 
@@ -111,10 +111,9 @@ class ItemsDeleteView(APIView):
     )
     def post(self, request: Request, dataset_id: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.CURATOR)
-        data = ReferenceIdsSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = validated(ReferenceIdsSerializer, request.data)
         deleted, missing = services.items_delete(
-            dataset=dataset, reference_ids=data.validated_data["reference_ids"]
+            dataset=dataset, reference_ids=data["reference_ids"]
         )
         return Response(DeletedSerializer({"deleted": deleted, "missing": missing}).data)
 
@@ -125,7 +124,7 @@ def _includes(request: Request) -> set[str]:
     unknown = names - set(INCLUDES)
     if unknown:
         message = f"unknown {', '.join(sorted(unknown))}; can include {', '.join(INCLUDES)}"
-        raise InvalidInput(f"include: {message}", fields=[field_error("include", message)])
+        raise invalid_field("include", message)
     return names
 
 
@@ -192,9 +191,8 @@ class AnnotationsBulkView(APIView):
     )
     def post(self, request: Request, dataset_id: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.CURATOR)
-        data = AnnotationsBulkSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        rows = data.validated_data["annotations"]
+        data = validated(AnnotationsBulkSerializer, request.data)
+        rows = data["annotations"]
         written = bulk.shapes_upsert(dataset=dataset, rows=rows)
         return Response(ShapesWrittenSerializer({"received": len(rows), "written": written}).data)
 
@@ -209,9 +207,6 @@ class AnnotationsDeleteView(APIView):
     )
     def post(self, request: Request, dataset_id: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.CURATOR)
-        data = AnnotationIdsSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        deleted, missing = services.annotations_delete(
-            dataset=dataset, annotation_ids=data.validated_data["ids"]
-        )
+        data = validated(AnnotationIdsSerializer, request.data)
+        deleted, missing = services.annotations_delete(dataset=dataset, annotation_ids=data["ids"])
         return Response(DeletedSerializer({"deleted": deleted, "missing": missing}).data)

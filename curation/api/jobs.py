@@ -11,7 +11,8 @@ from rest_framework.views import APIView
 
 from curation import ingest, selectors
 from curation.access import dataset_for
-from curation.api.common import NewestFirstCursor, errors
+from curation.api.common import errors, validated
+from curation.api.pagination import NewestFirstCursor
 from curation.api.parsers import FormParser, JSONParser, MultiPartParser
 from curation.jobs import job_cancel
 from curation.models import Job, Role
@@ -87,9 +88,7 @@ class IngestView(APIView):
     def post(self, request: Request, dataset_id: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.CURATOR)
         if request.content_type.startswith("multipart/"):
-            upload = IngestUploadSerializer(data=request.data)
-            upload.is_valid(raise_exception=True)
-            fields = upload.validated_data
+            fields = validated(IngestUploadSerializer, request.data)
             key = ingest.ingest_store_upload(
                 dataset=dataset, filename=fields["file"].name, fileobj=fields["file"]
             )
@@ -97,9 +96,8 @@ class IngestView(APIView):
             if fields.get("images_root"):
                 source["images_root"] = fields["images_root"]
         else:
-            data = IngestSerializer(data=request.data)
-            data.is_valid(raise_exception=True)
-            source = data.validated_data["source"]
+            data = validated(IngestSerializer, request.data)
+            source = data["source"]
         job = ingest.ingest_enqueue(dataset=dataset, user=request.user, source=source)
         return Response(
             JobSerializer(job, context={"request": request}).data, status=status.HTTP_202_ACCEPTED

@@ -14,7 +14,8 @@ from rest_framework.views import APIView
 
 from curation import selectors, services
 from curation.access import dataset_for
-from curation.api.common import Cursor, errors
+from curation.api.common import errors, validated
+from curation.api.pagination import Cursor
 from curation.bulk import write as bulk
 from curation.models import Model, Role
 from curation.serializers import (
@@ -58,9 +59,8 @@ class ModelListView(generics.ListAPIView[Model]):
     )
     def post(self, request: Request, dataset_id: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.CURATOR)
-        data = ModelCreateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        model = services.model_create(dataset=dataset, **data.validated_data)
+        data = validated(ModelCreateSerializer, request.data)
+        model = services.model_create(dataset=dataset, **data)
         # A new model has no predictions yet: nothing to count.
         model.prediction_count, model.prediction_count_exact = 0, True  # type: ignore[attr-defined]
         return Response(ModelSerializer(model).data, status=status.HTTP_201_CREATED)
@@ -105,8 +105,7 @@ class PredictionsBulkView(APIView):
     def post(self, request: Request, dataset_id: int, model_id: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.CURATOR)
         model = selectors.model_of(dataset=dataset, model_id=model_id)
-        data = PredictionsBulkSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        rows = data.validated_data["predictions"]
+        data = validated(PredictionsBulkSerializer, request.data)
+        rows = data["predictions"]
         written = bulk.shapes_upsert(dataset=dataset, rows=rows, model=model)
         return Response(ShapesWrittenSerializer({"received": len(rows), "written": written}).data)

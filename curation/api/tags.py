@@ -1,18 +1,27 @@
-"""Tags on a dataset's items."""
+"""Tags on a dataset's items: by reference id, or every item a query matches."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, ClassVar
+
 from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from curation import selectors, services
+from curation import selectors, services, slices
 from curation.access import dataset_for
-from curation.api.common import errors
-from curation.models import Role
-from curation.serializers import TagChangedSerializer, TagItemsSerializer, TagSerializer
+from curation.api.common import errors, post_schema, validated
+from curation.models import Role, Tag
+from curation.serializers import (
+    TagChangedSerializer,
+    TagItemsSerializer,
+    TagMatchingResultSerializer,
+    TagMatchingSerializer,
+    TagSerializer,
+)
 
 TAGS = ["tags"]
 
@@ -33,39 +42,70 @@ class TagListView(APIView):
         return Response({"results": TagSerializer(tags, many=True).data})
 
 
-class TagAddView(APIView):
-    @extend_schema(
-        operation_id="tags_add",
-        tags=TAGS,
-        summary="Tag items by reference_id (the tag is created if needed)",
-        description="Unknown reference ids refuse the whole call with a 400 listing each one.",
-        request=TagItemsSerializer,
-        responses={200: TagChangedSerializer, **errors(400, 403, 404)},
-    )
+class _TagChangeView(APIView):
+    # POST: tag or untag items, answered with how many changed and the tag with its count.
+    # Subclasses name the input and the service. (No docstring: the schema would take it.)
+    input_serializer: ClassVar[type[serializers.Serializer[dict[str, Any]]]]
+    service: ClassVar[Callable[..., tuple[Tag, int]]]
+
     def post(self, request: Request, dataset_id: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.CURATOR)
-        data = TagItemsSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        tag, added = services.tag_add(dataset=dataset, **data.validated_data)
+        tag, changed = self.service(
+            dataset=dataset, **validated(self.input_serializer, request.data)
+        )
         tag = selectors.tag_of(dataset=dataset, tag_id=tag.pk)
-        return Response(TagChangedSerializer({"changed": added, "tag": tag}).data)
+        return Response({"changed": changed, "tag": TagSerializer(tag).data})
 
 
-class TagRemoveView(APIView):
-    @extend_schema(
-        operation_id="tags_remove",
-        tags=TAGS,
-        summary="Untag items by reference_id",
-        request=TagItemsSerializer,
-        responses={200: TagChangedSerializer, **errors(400, 403, 404)},
-    )
-    def post(self, request: Request, dataset_id: int) -> Response:
-        dataset = dataset_for(request.user, dataset_id, Role.CURATOR)
-        data = TagItemsSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        tag, removed = services.tag_remove(dataset=dataset, **data.validated_data)
-        tag = selectors.tag_of(dataset=dataset, tag_id=tag.pk)
-        return Response(TagChangedSerializer({"changed": removed, "tag": tag}).data)
+@post_schema(
+    operation_id="tags_add",
+    tags=TAGS,
+    summary="Tag items by reference_id (the tag is created if needed)",
+    description="Unknown reference ids refuse the whole call with a 400 listing each one.",
+    request=TagItemsSerializer,
+    responses={200: TagChangedSerializer, **errors(400, 403, 404)},
+)
+class TagAddView(_TagChangeView):
+    input_serializer = TagItemsSerializer
+    service = staticmethod(services.tag_add)
+
+
+@post_schema(
+    operation_id="tags_remove",
+    tags=TAGS,
+    summary="Untag items by reference_id",
+    request=TagItemsSerializer,
+    responses={200: TagChangedSerializer, **errors(400, 403, 404)},
+)
+class TagRemoveView(_TagChangeView):
+    input_serializer = TagItemsSerializer
+    service = staticmethod(services.tag_remove)
+
+
+@post_schema(
+    operation_id="tags_add_matching",
+    tags=TAGS,
+    summary="Tag every item a query matches, or these item ids (the tag is created)",
+    description="Give `query`, `item_ids`, or both (items must satisfy both). A blank "
+    "query matches every item.",
+    request=TagMatchingSerializer,
+    responses={200: TagMatchingResultSerializer, **errors(400, 403, 404)},
+)
+class TagAddMatchingView(_TagChangeView):
+    input_serializer = TagMatchingSerializer
+    service = staticmethod(slices.tag_add_matching)
+
+
+@post_schema(
+    operation_id="tags_remove_matching",
+    tags=TAGS,
+    summary="Untag every item a query matches, or these item ids",
+    request=TagMatchingSerializer,
+    responses={200: TagMatchingResultSerializer, **errors(400, 403, 404)},
+)
+class TagRemoveMatchingView(_TagChangeView):
+    input_serializer = TagMatchingSerializer
+    service = staticmethod(slices.tag_remove_matching)
 
 
 class TagDetailView(APIView):

@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from curation import selectors, services
-from curation.api.common import errors
+from curation.api.common import errors, validated
 from curation.errors import Forbidden
 from curation.models import ApiToken
 from curation.serializers import TokenCreatedSerializer, TokenCreateSerializer, TokenSerializer
@@ -47,9 +47,8 @@ class TokenListView(APIView):
                 "API tokens cannot create API tokens: create one on the web UI's tokens "
                 "page, signed in with your password."
             )
-        data = TokenCreateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        token, secret = services.token_create(user=request.user, name=data.validated_data["name"])
+        data = validated(TokenCreateSerializer, request.data)
+        token, secret = services.token_create(user=request.user, name=data["name"])
         token.secret = secret  # type: ignore[attr-defined]
         return Response(TokenCreatedSerializer(token).data, status=status.HTTP_201_CREATED)
 

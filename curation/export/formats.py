@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, Literal
 
+from curation.errors import invalid_field
 from curation.export.coco import coco_chunks
 from curation.export.jsonl import jsonl_chunks
-from curation.export.sources import ExportSource, Progress, _invalid
+from curation.export.sources import ExportSource, Progress
 from curation.export.yolo import yolo_chunks
 from curation.models import Dataset, Model
 from curation.storage import MEDIA_URL_MODES, MediaUrlMode, MediaUrls
@@ -36,7 +37,9 @@ def url_ttl_clean(raw: Any) -> int | None:
     except (TypeError, ValueError):
         ttl = 0
     if not 10 <= ttl <= MAX_URL_TTL:
-        raise _invalid("url_ttl", f"must be a whole number of seconds from 10 to {MAX_URL_TTL}")
+        raise invalid_field(
+            "url_ttl", f"must be a whole number of seconds from 10 to {MAX_URL_TTL}"
+        )
     return ttl
 
 
@@ -54,25 +57,25 @@ def export_options_clean(
     `media_urls` may stay None: export_media_mode picks it once the source is known.
     """
     if format not in FORMATS:
-        raise _invalid("format", f"must be one of {', '.join(FORMATS)}")
+        raise invalid_field("format", f"must be one of {', '.join(FORMATS)}")
     model = None
     if predictions not in (None, ""):
         if format != "jsonl":
-            raise _invalid("predictions", "only the jsonl format carries predictions")
+            raise invalid_field("predictions", "only the jsonl format carries predictions")
         model = Model.objects.filter(dataset=dataset, name=predictions).first()
         if model is None:
-            raise _invalid("predictions", f"no model {predictions!r} in this dataset")
+            raise invalid_field("predictions", f"no model {predictions!r} in this dataset")
     if include_media not in (True, False):
-        raise _invalid("include_media", "must be true or false")
+        raise invalid_field("include_media", "must be true or false")
     if include_media and format != "yolo":
-        raise _invalid("include_media", "only the yolo format can include images")
+        raise invalid_field("include_media", "only the yolo format can include images")
     if media_urls in (None, ""):
         media_urls = None
     elif media_urls not in MEDIA_URL_MODES:
-        raise _invalid("media_urls", f"must be one of {', '.join(MEDIA_URL_MODES)}")
+        raise invalid_field("media_urls", f"must be one of {', '.join(MEDIA_URL_MODES)}")
     ttl = url_ttl_clean(url_ttl)
     if media_urls == "plain" and ttl is not None:
-        raise _invalid("url_ttl", "only signed media URLs expire; plain ones need a token")
+        raise invalid_field("url_ttl", "only signed media URLs expire; plain ones need a token")
     return {
         "format": format,
         "model": model,

@@ -25,7 +25,7 @@ from django.db import connection
 from django.db.models import Q
 from django.utils.text import get_valid_filename
 
-from curation.errors import InvalidInput, field_error
+from curation.errors import invalid_field
 from curation.itemsets import item_ids_sql, slice_items_q
 from curation.models import Dataset, Item, Model, Slice, SliceVersion
 
@@ -34,10 +34,6 @@ BATCH_SIZE = 2000
 SPOOL_CHUNK = 1 << 16
 
 Progress = Callable[[int], None]
-
-
-def _invalid(path: str, message: str) -> InvalidInput:
-    return InvalidInput(f"{path}: {message}", fields=[field_error(path, message)])
 
 
 @dataclass
@@ -93,7 +89,7 @@ def export_source(
 ) -> ExportSource:
     """Build an export source; a dynamic slice's query is checked (and evaluated) here."""
     if version is not None and (slice is None or version.slice_id != slice.pk):
-        raise _invalid("version", "does not belong to this slice")
+        raise invalid_field("version", "does not belong to this slice")
     members = None
     if slice is not None and version is None and slice.is_dynamic:
         members = slice_items_q(slice)

@@ -20,7 +20,7 @@ from curation import ingest, selectors, services
 from curation.access import has_role
 from curation.errors import CurationError
 from curation.jobs import job_cancel
-from curation.models import ApiToken, Dataset, Job, JobStatus, Role
+from curation.models import ACTIVE_JOB_STATUSES, ApiToken, Dataset, Job, JobStatus, Role
 from curation.ui import charts, facets
 from curation.ui.extensions import Coverage, vector_panels
 from curation.ui.forms import DatasetCreateForm, IngestForm, TokenCreateForm
@@ -78,7 +78,7 @@ def _datasets_page(
         )
     active = list(
         Job.objects.filter(dataset__in=[d.pk for d in datasets])
-        .filter(Q(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]) | Q(created_by=request.user))
+        .filter(Q(status__in=ACTIVE_JOB_STATUSES) | Q(created_by=request.user))
         .select_related("dataset", "created_by")
         .order_by("-id")[:5]
     )

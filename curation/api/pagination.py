@@ -1,0 +1,74 @@
+"""Keyset (cursor) pagination by id: stable under inserts and O(page) at any depth.
+
+One cursor scheme for the whole API: DRF's cursor (an opaque token holding the last id
+of the page), used by the list endpoints through `Cursor` and by the record pages, which
+are made in SQL by curation.export, through `RecordCursor`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import exceptions
+from rest_framework.pagination import Cursor as Position
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+
+from curation.api.common import int_param
+from curation.errors import invalid_field
+
+
+class Cursor(CursorPagination):
+    """Keyset pagination by id with strict `cursor` and `limit` parameters (400, not 404)."""
+
+    ordering = "id"
+    page_size = 100
+    page_size_query_param = "limit"
+    max_page_size = 1000
+    cursor_error = "is not a cursor from a previous page's next/previous link"
+
+    def decode_cursor(self, request: Request) -> Any:
+        try:
+            cursor = super().decode_cursor(request)
+            if cursor is not None and cursor.position is not None:
+                int(cursor.position)  # ids only: anything else would reach the database
+        except (exceptions.NotFound, ValueError):
+            raise invalid_field("cursor", self.cursor_error) from None
+        return cursor
+
+    def get_page_size(self, request: Request) -> int:
+        return int_param(
+            request,
+            self.page_size_query_param or "limit",
+            default=int(self.page_size),
+            low=1,
+            high=int(self.max_page_size or self.page_size),
+            capped=True,
+        )
+
+
+class NewestFirstCursor(Cursor):
+    ordering = "-id"
+
+
+class RecordCursor(Cursor):
+    """Cursors of record pages: forward only, after an item id."""
+
+    cursor_error = "is not a cursor from a previous page's next link"
+
+    def after(self, request: Request) -> int:
+        """The item id the requested page starts after (0: the first page)."""
+        cursor = self.decode_cursor(request)
+        if cursor is None or cursor.position is None:
+            return 0
+        after = int(cursor.position)
+        if after < 0 or cursor.reverse or cursor.offset:
+            raise invalid_field("cursor", self.cursor_error)
+        return after
+
+    def next_link(self, request: Request, after: int | None) -> str | None:
+        """The link to the page after item id `after`; None after the last page."""
+        if after is None:
+            return None
+        self.base_url = request.build_absolute_uri()
+        return str(self.encode_cursor(Position(offset=0, reverse=False, position=after)))
