@@ -6,7 +6,7 @@ for the database: either one fails deep inside a query, as a 500 or as a failed 
 nested a thousand levels deep exhausts Python's recursion in the parser, the serializers
 and every walker after them. So every way text comes in goes through here before anything
 reads it further: API bodies (curation/api/parsers.py), query strings
-(curation/middleware.py), and ingest records (curation/ingest.py). Each problem is
+(curation/middleware.py), and ingest records (curation/ingest/jobs.py). Each problem is
 reported with the path of the field it is in, in the API's error format.
 """
 

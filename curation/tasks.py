@@ -7,8 +7,9 @@ from procrastinate.contrib.django import app
 # Importing export's jobs and ingest registers their job runners; CurationConfig.ready()
 # imports this module in every process (web, worker, CLI), so job_create and the worker
 # know them, and jobs.py, which this module builds on, defers run_job by its name.
-from curation import ingest, jobs  # noqa: F401
+from curation import jobs
 from curation.export import jobs as export_jobs  # noqa: F401
+from curation.ingest import jobs as ingest_jobs  # noqa: F401
 
 
 @app.task(name=jobs.RUN_JOB_TASK, queue=jobs.DEFAULT_QUEUE)

@@ -13,6 +13,10 @@ docs/api.md. Lists are iterated lazily page by page. Bulk writes are sent in chu
 chunk is re-sent after a connection error, which is safe because the server's bulk writes
 are idempotent upserts. Errors raise NucleusAPIError with the server's status, code,
 message and the field list.
+
+One module of over a thousand lines on purpose: it is one concept, the client a pipeline
+imports, and it is meant to be copied into a project as a single file with no dependency
+but `requests`.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test import Client
 
-from curation.ingest import ingest_enqueue
+from curation.ingest.services import ingest_enqueue
 from curation.jobs import job_run
 from curation.models import Item, Job, JobStatus
 from tests.api_helpers import error_of, url

@@ -15,7 +15,7 @@ from pycocotools.coco import COCO
 from curation import versions
 from curation.export.coco import coco_chunks
 from curation.export.sources import export_source
-from curation.ingest import ingest_enqueue
+from curation.ingest.services import ingest_enqueue
 from curation.jobs import job_run
 from curation.models import Annotation, Dataset, JobStatus
 from curation.services import slice_create

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from curation.bulk.validate import MAX_ID_LENGTH
-from curation.ingest import coco_annotation_id, ingest_enqueue, ingest_store_upload
+from curation.ingest.services import ingest_enqueue, ingest_store_upload
+from curation.ingest.sources import coco_annotation_id
 from curation.jobs import job_run
 from curation.models import Annotation, Dataset, Item, Job, JobStatus
 from tests.ingest_support import Served, image_bytes, serve_http, write_image

@@ -11,9 +11,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from PIL import Image
 
-from curation import ingest
 from curation.errors import InvalidInput
-from curation.ingest import ingest_enqueue
+from curation.ingest import jobs as ingest
+from curation.ingest.services import ingest_enqueue
 from curation.jobs import job_run
 from curation.models import Annotation, Dataset, Item, Job, JobStatus
 from tests.ingest_support import image_bytes, noisy_png, png_bomb, truncated_jpeg, write_image

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from curation.errors import InvalidInput
-from curation.ingest import ingest_enqueue, ingest_store_upload
+from curation.ingest.services import ingest_enqueue, ingest_store_upload
 from curation.jobs import job_run
 from curation.media import media_process
 from curation.models import Annotation, Dataset, Item, Job, JobStatus, Prediction

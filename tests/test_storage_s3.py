@@ -17,7 +17,7 @@ from django.core.files.storage import default_storage
 from PIL import Image
 from rest_framework.test import APIClient
 
-from curation.ingest import ingest_enqueue
+from curation.ingest.services import ingest_enqueue
 from curation.jobs import job_run
 from curation.models import Dataset, Item, JobStatus
 from curation.storage import media_exists, media_presign, media_signed_url, storage_is_s3

@@ -12,7 +12,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from curation.ingest import ingest_enqueue
+from curation.ingest.services import ingest_enqueue
 from curation.models import Annotation, Item, Job, JobStatus
 from tests.worker_support import (  # noqa: F401
     Workers,

@@ -9,11 +9,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from curation import ingest, selectors
+from curation import selectors
 from curation.access import dataset_for
 from curation.api.common import errors, validated
 from curation.api.pagination import NewestFirstCursor
 from curation.api.parsers import FormParser, JSONParser, MultiPartParser
+from curation.ingest import services as ingest
 from curation.jobs import job_cancel
 from curation.models import Job, Role
 from curation.serializers import IngestSerializer, IngestUploadSerializer, JobSerializer

@@ -12,6 +12,11 @@ How each kind of condition reaches an index (see docs/query-language.md):
   EXISTS / NOT EXISTS, which the planner may also run as a semi- or anti-join;
 - tags and slices are EXISTS on their link tables; exact duplicates use the
   (dataset_id, sha256) index.
+
+One module of about a thousand lines on purpose: it is one concept, a walk over the parse
+tree with one handler per kind of condition, and each handler's choice of index is easier
+to check beside the others than spread over files. The fields other apps add (the
+embeddings app's near duplicates) come in through `register_field`.
 """
 
 from __future__ import annotations

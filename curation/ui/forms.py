@@ -7,7 +7,7 @@ from typing import Any
 
 from django import forms
 
-from curation.ingest import SOURCE_TYPES
+from curation.ingest.services import SOURCE_TYPES
 
 MAX_SELECTION_IDS = 10_000
 

@@ -16,9 +16,10 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST, require_safe
 
-from curation import ingest, selectors, services
+from curation import selectors, services
 from curation.access import has_role
 from curation.errors import CurationError
+from curation.ingest import services as ingest
 from curation.jobs import job_cancel
 from curation.models import ACTIVE_JOB_STATUSES, ApiToken, Dataset, Job, JobStatus, Role
 from curation.ui import charts, facets

@@ -24,7 +24,7 @@ from curation.demo.dataset import demo_generate
 from curation.demo.items import MODEL_NAME
 from curation.fetch import server_paths_hidden
 from curation.health import disk_status
-from curation.ingest import ingest_enqueue
+from curation.ingest.services import ingest_enqueue
 from curation.management.commands.make_demo_dataset import default_demo_folder
 from curation.models import ApiToken, Dataset, Job
 from curation.services import dataset_create, model_create, token_create

@@ -13,7 +13,7 @@ from django.db import connection
 from tqdm import tqdm
 
 from curation.errors import CurationError
-from curation.ingest import ingest_enqueue
+from curation.ingest.services import ingest_enqueue
 from curation.jobs import job_run
 from curation.models import Dataset, Job, JobStatus
 from curation.services import dataset_create

@@ -1,15 +1,5 @@
-"""Ingest: images and their annotations from a folder, a JSONL manifest or a COCO file.
-
-`ingest_enqueue` checks a source description and starts an "ingest" job; the job's runner
-reads the source in order, in chunks of NUCLEUS_INGEST_CHUNK records. For each chunk it
-reads and stores the media (outside any transaction), validates the rows, then writes them
-and the job's progress in one checkpoint, so an interrupted job resumes at the first
-chunk it had not committed. Problems with one record (a corrupt image, a refused URL, a
-box outside its image, a bad JSON line) become per-item errors on the job; the rest of
-the chunk lands. Every write is an upsert, so re-running an ingest changes nothing.
-
-See docs/ingest.md for the three formats.
-"""
+"""Ingest sources: a folder of images, a JSON Lines manifest, a COCO file. Each reads its
+records in a fixed order and knows where a resumed job goes on (see `Source`)."""
 
 from __future__ import annotations
 
@@ -17,199 +7,31 @@ import bisect
 import hashlib
 import itertools
 import os
-import uuid
-from collections.abc import Iterable, Iterator
-from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 from urllib.parse import quote, urlsplit
 
-from django.conf import settings
-from django.core.exceptions import SuspiciousFileOperation
-from django.core.files.base import File
 from django.core.files.storage import default_storage
-from django.db import connection
-from django.utils.text import get_valid_filename
 
-from curation.bulk.validate import MAX_ID_LENGTH, ItemRecord, Media, clean_item_record
-from curation.bulk.write import UpsertResult, records_write
-from curation.errors import InvalidInput, field_error
-from curation.extensions import vectors
+from curation.bulk.validate import MAX_ID_LENGTH
 from curation.fetch import (
-    BucketNotAllowed,
     FetchError,
-    PathNotAllowed,
-    import_roots,
     is_url,
     local_path_resolve,
-    read_location,
-    s3_url_check,
 )
 from curation.geometry import GeometryError
-from curation.health import disk_space_require
-from curation.jobs import JobContext, job_create, job_runner
-from curation.media import IMAGE_EXTENSIONS, MediaError, media_process
-from curation.models import Dataset, Job
-from curation.storable import Unstorable, json_check, json_loads, text_storable
+from curation.media import IMAGE_EXTENSIONS
+from curation.storable import Unstorable, json_loads, text_storable
 
-SOURCE_TYPES = ("folder", "manifest", "coco")
 # Room a COCO shape id leaves after its file_name: "coco:", "#", the annotation id and a
 # ":polygon:<k>" suffix.
 _COCO_ID_ROOM = 64
-# Media of a chunk is read and decoded by a few threads: fetching URLs waits on the
-# network, and Pillow releases the GIL while it decodes.
-MEDIA_THREADS = 4
-_SOURCE_KEYS = {
-    "folder": {"type", "path", "labels_from_folders"},
-    "manifest": {"type", "path", "upload_key", "images_root"},
-    "coco": {"type", "path", "upload_key", "images_root"},
-}
 
 
 class SourceError(Exception):
     """A source that cannot be read at all (as opposed to one bad record in it)."""
-
-
-# ------------------------------------------------------------------------------ services
-
-
-def _invalid(path: str, message: str) -> InvalidInput:
-    return InvalidInput(
-        f"Invalid ingest source: {path} {message}.", fields=[field_error(path, message)]
-    )
-
-
-def _clean_local(value: Any, path: str, *, trusted: bool, want_dir: bool) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise _invalid(path, "must be a non-empty string")
-    if "\x00" in value:
-        raise _invalid(path, "must not contain NUL characters")
-    if "://" in value:
-        raise _invalid(path, "must be a local path, not a URL")
-    try:
-        # ~ is the operator's shell's business: an API or UI path is taken literally, so
-        # "~bob/x" is a folder of that name under the import root, not bob's home.
-        raw = Path(value).expanduser() if trusted else Path(value)
-    except RuntimeError as exc:  # ~unknownuser
-        raise _invalid(path, f"cannot be resolved ({exc})") from None
-    if not raw.is_absolute():
-        # The operator's shell resolves relative to its working directory; an API caller
-        # names a path relative to the first import root.
-        roots = [Path.cwd()] if trusted else import_roots()
-        if not roots:
-            raise _invalid(path, "cannot be read: no import roots are configured")
-        raw = roots[0] / raw
-    try:
-        resolved = local_path_resolve(raw, trusted=trusted)
-    except PathNotAllowed as exc:
-        raise _invalid(path, exc.reason) from None
-    except FetchError as exc:
-        raise _invalid(path, f"cannot be resolved ({exc})") from None
-    if want_dir and not resolved.is_dir():
-        raise _invalid(path, "is not a folder")
-    if not want_dir and not resolved.is_file():
-        raise _invalid(path, "is not a file")
-    return str(resolved)
-
-
-def _upload_prefix(dataset: Dataset) -> str:
-    return f"datasets/{dataset.pk}/uploads/"
-
-
-def ingest_source_clean(*, dataset: Dataset, source: Any, trusted: bool = False) -> dict[str, Any]:
-    """Validate an ingest source description; returns it with local paths resolved.
-
-    `trusted` is for operator-run commands: their local paths need not lie in an import root.
-    """
-    if not isinstance(source, dict):
-        raise _invalid("source", "must be an object")
-    kind = source.get("type")
-    if kind not in SOURCE_TYPES:
-        raise _invalid("source.type", f"must be one of {', '.join(SOURCE_TYPES)}")
-    unknown = sorted(set(source) - _SOURCE_KEYS[kind])
-    if unknown:
-        raise _invalid(f"source.{unknown[0]}", f"is not an option of a {kind} source")
-    clean: dict[str, Any] = {"type": kind}
-    if kind == "folder":
-        clean["path"] = _clean_local(
-            source.get("path"), "source.path", trusted=trusted, want_dir=True
-        )
-        labels = source.get("labels_from_folders", False)
-        if not isinstance(labels, bool):
-            raise _invalid("source.labels_from_folders", "must be true or false")
-        clean["labels_from_folders"] = labels
-        return clean
-    has_path, has_key = source.get("path") is not None, source.get("upload_key") is not None
-    if has_path == has_key:
-        raise _invalid("source.path", "give either path or upload_key, not both or neither")
-    if has_path:
-        clean["path"] = _clean_local(source["path"], "source.path", trusted=trusted, want_dir=False)
-    else:
-        key = source["upload_key"]
-        if (
-            not isinstance(key, str)
-            or "\x00" in key
-            or not key.startswith(_upload_prefix(dataset))
-            or ".." in PurePosixPath(key).parts
-        ):
-            raise _invalid("source.upload_key", "is not an upload of this dataset")
-        if not default_storage.exists(key):
-            raise _invalid("source.upload_key", "does not exist")
-        clean["upload_key"] = key
-    root = source.get("images_root")
-    if root is not None:
-        if isinstance(root, str) and "\x00" in root:
-            raise _invalid("source.images_root", "must not contain NUL characters")
-        if isinstance(root, str) and urlsplit(root).scheme.lower() == "s3":
-            try:
-                s3_url_check(root, prefix_only=True)
-            except BucketNotAllowed as exc:
-                raise _invalid("source.images_root", exc.reason) from None
-            except FetchError:
-                raise _invalid("source.images_root", "must be s3://bucket/prefix/") from None
-        if isinstance(root, str) and is_url(root):
-            clean["images_root"] = root
-        elif isinstance(root, str) and "://" in root:
-            raise _invalid("source.images_root", "must be a folder or an http(s) or s3 URL")
-        else:
-            clean["images_root"] = _clean_local(
-                root, "source.images_root", trusted=trusted, want_dir=True
-            )
-    return clean
-
-
-def ingest_enqueue(
-    *, dataset: Dataset, user: Any, source: Any, trusted: bool = False, enqueue: bool = True
-) -> Job:
-    """Check an ingest source and create the job that ingests it into `dataset`.
-
-    `trusted` and `enqueue=False` are for ``manage.py ingest``, which runs the job itself.
-    """
-    clean = ingest_source_clean(dataset=dataset, source=source, trusted=trusted)
-    params: dict[str, Any] = {"source": clean}
-    if trusted:
-        params["trusted"] = True
-    return job_create(kind="ingest", dataset=dataset, user=user, params=params, enqueue=enqueue)
-
-
-def ingest_store_upload(
-    *, dataset: Dataset, filename: str, fileobj: IO[bytes] | File[bytes]
-) -> str:
-    """Store an uploaded manifest or COCO file for a later ingest; returns its storage key."""
-    disk_space_require()  # before the upload takes what space is left
-    try:
-        name = get_valid_filename(PurePosixPath(str(filename).replace("\\", "/")).name)
-    except SuspiciousFileOperation:
-        name = "upload"
-    stem, suffix = os.path.splitext(name)
-    name = stem[:100] + suffix[:16]
-    key = f"{_upload_prefix(dataset)}{uuid.uuid4().hex}/{name}"
-    content = fileobj if isinstance(fileobj, File) else File(fileobj, name=name)
-    return str(default_storage.save(key, content))
-
-
-# ------------------------------------------------------------------------------- sources
 
 
 @dataclass
@@ -565,141 +387,3 @@ def source_open(spec: dict[str, Any], *, trusted: bool = False) -> Source:
     if kind == "coco":
         return CocoSource(spec, trusted)
     raise SourceError(f"unknown source type {kind!r}")
-
-
-# -------------------------------------------------------------------------------- runner
-
-
-@dataclass
-class _Stored:
-    media: Media
-    size: tuple[int | None, int | None]
-
-
-def _stored(dataset: Dataset, refs: Iterable[str]) -> dict[str, _Stored]:
-    """What the dataset already holds for these reference ids: media fields and size."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT reference_id, media_key, thumbnail_key, source_uri, width, height, sha256,"
-            " byte_size FROM curation_item WHERE dataset_id = %s AND reference_id = ANY(%s)",
-            [dataset.pk, list(refs)],
-        )
-        return {
-            ref: _Stored(Media(key, thumb, uri, w, h, sha, size), (w, h))
-            for ref, key, thumb, uri, w, h, sha, size in cursor.fetchall()
-        }
-
-
-def _media_load(location: str, stored: _Stored | None, dataset_id: int, trusted: bool) -> Media:
-    """Read an image and store it, unless the stored item already has these very bytes."""
-    data = read_location(location, max_bytes=settings.NUCLEUS_MAX_IMAGE_BYTES, trusted=trusted)
-    if (
-        stored is not None
-        and stored.media.media_key
-        and stored.media.source_uri == location
-        and hashlib.sha256(data).hexdigest() == stored.media.sha256
-    ):
-        return stored.media  # same file, same bytes: already decoded, stored, thumbnailed
-    return media_process(dataset_id=dataset_id, data=data, source_uri=location)
-
-
-def _storable_record(record: SourceRecord) -> SourceRecord:
-    """The record, or a copy carrying the error if its row holds text PostgreSQL cannot
-    store or is nested too deep: one error path for every source's records."""
-    if record.error is not None:
-        return record
-    try:
-        json_check(record.raw)
-    except Unstorable as exc:
-        return replace(record, error=exc.message)
-    return record
-
-
-def _chunk_prepare(
-    dataset: Dataset, chunk: list[SourceRecord], *, pool: Executor, trusted: bool
-) -> tuple[list[ItemRecord], list[dict[str, Any]]]:
-    """Read, store and validate one chunk: its clean item records and its per-item errors."""
-    chunk = [_storable_record(r) for r in chunk]
-    errors: list[dict[str, Any]] = []
-    # Only records without an error: a bad one's reference id may be unsendable.
-    stored = _stored(dataset, {r.reference_id for r in chunk if r.reference_id and r.error is None})
-    futures = {
-        id(r): pool.submit(
-            _media_load, r.location, stored.get(r.reference_id or ""), dataset.pk, trusted
-        )
-        for r in chunk
-        if r.error is None and r.location is not None
-    }
-    records: dict[str, ItemRecord] = {}
-    for record in chunk:
-        if record.error is not None:
-            errors.append(record.error_dict(record.error))
-            continue
-        media = None
-        if id(record) in futures:
-            try:
-                media = futures[id(record)].result()
-            except (FetchError, MediaError) as exc:
-                errors.append(record.error_dict(str(exc)))
-                continue
-        known = stored[record.reference_id].size if record.reference_id in stored else (None, None)
-        try:
-            item = clean_item_record(record.raw, media=media, known_size=known)
-        except GeometryError as exc:
-            errors.append(
-                record.error_dict(f"{exc.path}: {exc.message}" if exc.path else exc.message)
-            )
-            continue
-        # A reference id twice in one chunk: the later row wins, as it would across chunks.
-        records[item.reference_id] = item
-    return list(records.values()), errors
-
-
-_COUNTS = ("created", "updated", "unchanged", "annotations_written", "predictions_written")
-
-
-def _count(counts: dict[str, int], result: UpsertResult) -> None:
-    counts["created"] += result.items_created
-    counts["updated"] += result.items_updated
-    counts["unchanged"] += result.items_unchanged
-    counts["annotations_written"] += result.annotations_written
-    counts["predictions_written"] += result.predictions_written
-
-
-@job_runner("ingest")
-def ingest_run(ctx: JobContext) -> dict[str, Any]:
-    """Ingest the job's source into its dataset, resuming after the last checkpoint."""
-    dataset = ctx.job.dataset
-    if dataset is None:
-        raise SourceError("an ingest job needs a dataset")
-    trusted = bool(ctx.params.get("trusted"))
-    source = source_open(ctx.params["source"], trusted=trusted)
-    ctx.set_total(source.count())
-    position = source.start(ctx.state)
-    counts = {key: 0 for key in _COUNTS} | dict(ctx.state.get("counts", {}))
-    pending = source.preamble_errors() if position == 0 else []
-    records_iter = source.records(position)
-    with ThreadPoolExecutor(MEDIA_THREADS, thread_name_prefix="ingest-media") as pool:
-        while chunk := list(itertools.islice(records_iter, settings.NUCLEUS_INGEST_CHUNK)):
-            records, errors = _chunk_prepare(dataset, chunk, pool=pool, trusted=trusted)
-            position += len(chunk)
-            state: dict[str, Any] = {"position": position, "counts": dict(counts)}
-            if chunk[-1].cursor is not None:
-                state["after"] = chunk[-1].cursor
-            with ctx.checkpoint(done=position, state=state, errors=pending + errors):
-                result = records_write(dataset=dataset, records=records)
-                # checkpoint() saves `state` when the block ends: the counts committed
-                # with these rows include them, and a resumed run starts from them.
-                _count(state["counts"], result)
-            counts = state["counts"]
-            pending = []
-    if pending:  # a source with no records, only errors (e.g. COCO annotations of no image)
-        with ctx.checkpoint(
-            done=position, state={"position": position, "counts": counts}, errors=pending
-        ):
-            pass
-    if counts["created"] or counts["updated"]:
-        # New or changed images need vectors for search; with the embeddings app this
-        # queues one embedding job (or reuses a waiting one) and never fails the ingest.
-        vectors().items_ingested(dataset=dataset, user=ctx.job.created_by)
-    return {**counts, "errors": ctx.job.error_count, "total": position}
