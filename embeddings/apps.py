@@ -11,17 +11,21 @@ class EmbeddingsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.db.backends.signals import connection_created
+
         from curation.extensions import vectors_register
         from curation.signals import worker_started
         from curation.ui.extensions import vector_panels_register
         from embeddings import tasks  # noqa: F401  (registers the embed and duplicates runners)
         from embeddings.extensions import EmbeddingsVectors
         from embeddings.ui import EmbeddingsPanels
+        from embeddings.vectors import ef_search_default
 
         # curation never imports this app: it calls what is registered here.
         vectors_register(EmbeddingsVectors())
         vector_panels_register(EmbeddingsPanels())
         worker_started.connect(_warm_on_worker_start, dispatch_uid="embeddings-index-warm")
+        connection_created.connect(ef_search_default, dispatch_uid="embeddings-ef-search")
 
 
 def _warm_on_worker_start(sender: Any, *, once: bool = False, **kwargs: Any) -> None:

@@ -229,15 +229,23 @@ def _hnsw(
     from the stored full-precision vectors, and the rows are put in their order.
     """
     order = vec.distance_sql(model.dimension, index_type=index_type)
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
-        cursor.execute(
-            f"SELECT item_id, vector <=> %s::vector AS distance FROM {vec.TABLE} "
-            f"WHERE model_id = {int(model.pk)} AND dataset_id = {int(dataset.pk)} "
-            f"ORDER BY {order} LIMIT {int(limit)}",
-            [query, query],
-        )
-        rows = [(int(i), float(d)) for i, d in cursor.fetchall()]
+    sql = (
+        f"SELECT item_id, vector <=> %s::vector AS distance FROM {vec.TABLE} "
+        f"WHERE model_id = {int(model.pk)} AND dataset_id = {int(dataset.pk)} "
+        f"ORDER BY {order} LIMIT {int(limit)}"
+    )
+    if ef == vec.session_ef_search() and not connection.in_atomic_block:
+        # The connection already has this breadth (vectors.ef_search_default): one round
+        # trip, no transaction. Not inside a caller's transaction: a SET LOCAL made earlier
+        # in it would still be in force.
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [query, query])
+            rows = [(int(i), float(d)) for i, d in cursor.fetchall()]
+    else:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
+            cursor.execute(sql, [query, query])
+            rows = [(int(i), float(d)) for i, d in cursor.fetchall()]
     return sorted(rows, key=lambda row: (row[1], row[0]))
 
 
@@ -337,7 +345,7 @@ def knn(
     flt = search_filter or SearchFilter()
     exclude = list(flt.exclude_item_ids)
     items = flt.queryset(dataset) if flt.restricts else None
-    indexed, index_rows, index_type = vec.index_info(model.pk, dataset.pk)
+    indexed, index_rows, index_type = vec.index_info_for_search(model.pk, dataset.pk)
     if not indexed:
         # No index yet (the first embedding job is still loading): exact is all there is.
         return _exact(dataset, model, query, items, exclude, top), "exact"

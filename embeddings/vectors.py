@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+import weakref
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from django.conf import settings
@@ -162,6 +165,44 @@ def index_info(model_id: int, dataset_id: int) -> tuple[bool, float, str]:
     return bool(row[0]), float(row[1]), "halfvec" if row[2].startswith("halfvec") else "vector"
 
 
+# A search asks which index serves its (model, dataset) on every query: one catalog round
+# trip of the few a search makes. A valid index stays valid until it is dropped, so a
+# process remembers a found one for a while (drops and builds in this process forget it
+# at once). A stale answer after another process dropped or rebuilt the index costs only
+# speed: the query keeps its shape, and PostgreSQL answers it exactly without the index.
+# Absent indexes are never remembered: a new one is used by the next search.
+INDEX_INFO_SECONDS = 30.0
+_index_seen: dict[tuple[str, int, int], tuple[float, tuple[bool, float, str]]] = {}
+
+
+def _cache_key(model_id: int, dataset_id: int) -> tuple[str, int, int]:
+    db = f"{connection.settings_dict.get('HOST')}/{connection.settings_dict.get('NAME')}"
+    return db, int(model_id), int(dataset_id)
+
+
+def index_info_for_search(model_id: int, dataset_id: int) -> tuple[bool, float, str]:
+    """`index_info`, remembered for INDEX_INFO_SECONDS once the index is found valid."""
+    key = _cache_key(model_id, dataset_id)
+    seen = _index_seen.get(key)
+    now = time.monotonic()
+    if seen is not None and now - seen[0] < INDEX_INFO_SECONDS:
+        return seen[1]
+    info = index_info(model_id, dataset_id)
+    if info[0]:
+        _index_seen[key] = (now, info)
+    else:
+        _index_seen.pop(key, None)
+    return info
+
+
+def _index_forget(model_id: int | None = None, dataset_id: int | None = None) -> None:
+    for key in list(_index_seen):
+        if (model_id is None or key[1] == model_id) and (
+            dataset_id is None or key[2] == dataset_id
+        ):
+            _index_seen.pop(key, None)
+
+
 def index_state(model_id: int, dataset_id: int) -> tuple[bool, float]:
     """Whether the (model, dataset) index exists and is valid, and its row estimate."""
     valid, rows, _ = index_info(model_id, dataset_id)
@@ -182,6 +223,7 @@ def vector_index_ensure(*, model: EmbeddingModel, dataset: Dataset) -> bool:
         return False
     concurrently = "" if connection.in_atomic_block else "CONCURRENTLY"
     dim = int(model.dimension)
+    _index_forget(model.pk, dataset.pk)
     # Two jobs finishing together must not both build (or one drop the other's build in
     # progress as "invalid"): the second waits for the first, then finds the index.
     with connection.cursor() as cursor:
@@ -243,6 +285,7 @@ def vector_index_drop(*, model_id: int | None = None, dataset_id: int | None = N
     model_part = str(int(model_id)) if model_id is not None else "[0-9]+"
     dataset_part = str(int(dataset_id)) if dataset_id is not None else "[0-9]+"
     concurrently = "" if connection.in_atomic_block else "CONCURRENTLY"
+    _index_forget(model_id, dataset_id)
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT relname FROM pg_class WHERE relkind = 'i' AND relname ~ %s"
@@ -274,3 +317,24 @@ def pgvector_version() -> tuple[int, ...]:
 
 def has_iterative_scan() -> bool:
     return pgvector_version() >= (0, 8, 0)
+
+
+# hnsw.ef_search each open database connection has by default (see ef_search_default).
+_session_ef: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+
+
+def ef_search_default(*, connection: Any, **kwargs: Any) -> None:
+    """On every new database connection: hnsw.ef_search at the service's default, so an
+    unfiltered search at that breadth needs no transaction and no SET LOCAL of its own
+    (three round trips fewer). Searches that need another breadth SET LOCAL it. Set as a
+    placeholder before pgvector's library loads, the value is taken when it does."""
+    ef = int(settings.NUCLEUS_SEARCH_EF_SEARCH)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SET hnsw.ef_search = {ef}")
+    _session_ef[connection.connection] = ef
+
+
+def session_ef_search() -> int | None:
+    """The hnsw.ef_search this process's current connection has by default, if known."""
+    raw = connection.connection
+    return _session_ef.get(raw) if raw is not None else None
