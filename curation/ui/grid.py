@@ -1,5 +1,6 @@
-"""Browsing a dataset: the grid (filters, query bar, similarity search, selection), the
-item view, and the small htmx endpoints around them."""
+"""The grid of a dataset or a slice: thumbnails with filters, the query bar, similarity
+search and facets, and the small htmx endpoints around it (count, facets, query check).
+The selection's actions are in curation.ui.selection, the item page in curation.ui.item."""
 
 from __future__ import annotations
 
@@ -7,34 +8,26 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import BooleanField, ExpressionWrapper, Q
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.html import escape
-from django.views.decorators.http import require_GET, require_POST, require_safe
+from django.views.decorators.http import require_GET, require_safe
 
-from curation import selectors, services
-from curation.errors import CurationError, InvalidInput
-from curation.itemsets import slice_items_q
-from curation.media import image_upload_read
-from curation.models import Annotation, Dataset, Item, Prediction, Role, Slice
+from curation import facets, selectors
+from curation.errors import InvalidInput
+from curation.filters import parse_value
+from curation.models import Dataset, Item, Role, Slice
 from curation.query import QueryError, validate_query
 from curation.storage import media_url
-from curation.ui import facets
+from curation.ui.charts import number_label
 from curation.ui.extensions import Results, vector_panels
-from curation.ui.forms import SelectionForm
-from curation.ui.http import back_with_error, dataset_or_404, html_errors, next_url
+from curation.ui.http import dataset_or_404, html_errors
 from curation.ui.overlays import Shape, label_colour, shapes_of
-from curation.ui.similarity import query_image_store
 from curation.ui.state import TILE_SIZES, GridState
 
 COUNT_CAP = 10_000
-SELECT_ALL_MAX = 100_000
-NEIGHBOURS = 12
-MAX_DYNAMIC = 50  # dynamic slices checked for the item view's "in slices" list
 OPERATOR_SIGNS = {"": "=", "eq": "=", "ne": "≠", "gt": ">", "gte": "≥", "lt": "<", "lte": "≤"}
 
 
@@ -54,18 +47,12 @@ def _shapes_by_item(
 ) -> dict[int, list[Shape]]:
     """Ground truth (and one model's confident predictions) of a page of items, in two reads."""
     rows: dict[int, list[Mapping[str, Any]]] = {i: [] for i in item_ids}
-    for row in (
-        Annotation.objects.filter(item_id__in=item_ids)
-        .exclude(kind="segmentation")
-        .values("item_id", "kind", "label", "geometry")
-    ):
+    for row in selectors.annotations_drawn(item_ids=item_ids):
         rows[row["item_id"]].append(row)
     by_item = {i: shapes_of(r, source="gt") for i, r in rows.items()}
     if model_id is not None:
-        for row in (
-            Prediction.objects.filter(item_id__in=item_ids, model_id=model_id, confidence__gte=conf)
-            .exclude(kind="segmentation")
-            .values("item_id", "kind", "label", "geometry", "confidence")
+        for row in selectors.predictions_drawn(
+            item_ids=item_ids, model_id=model_id, min_confidence=conf
         ):
             by_item[row["item_id"]].extend(shapes_of([row], source="pred"))
     return by_item
@@ -93,7 +80,7 @@ def _tiles(state: GridState, items: list[tuple[Item, float | None]], base: str) 
     ]
 
 
-def _query_error(state: GridState) -> dict[str, Any] | None:
+def query_error_of(state: GridState) -> dict[str, Any] | None:
     """Where the query bar's text is wrong, split for underlining; None when it compiles."""
     if not state.q.strip():
         return None
@@ -179,8 +166,8 @@ def _facets(state: GridState, summary: facets.Summary, base: str) -> dict[str, A
             ]
         elif key.kind == "number":
             entry.update(
-                minimum=facets.number_label(key.minimum),
-                maximum=facets.number_label(key.maximum),
+                minimum=number_label(key.minimum),
+                maximum=number_label(key.maximum),
                 gte=(state.params.get(f"{param}__gte") or [""])[0],
                 lte=(state.params.get(f"{param}__lte") or [""])[0],
             )
@@ -191,8 +178,6 @@ def _facets(state: GridState, summary: facets.Summary, base: str) -> dict[str, A
 def _literal(value: str) -> str:
     """A metadata value as the API's filter parameter writes it: text that would read as a
     number or a JSON literal is quoted, so it stays text (see curation.filters)."""
-    from curation.filters import parse_value
-
     try:
         typed = parse_value(value)
     except ValueError:  # a number too long to read: quoting keeps it text
@@ -207,12 +192,7 @@ def _chips(state: GridState, base: str, results: Results | None) -> list[dict[st
         for label in state.labels
     ]
     chips += [{"text": f"tag: {tag}", "url": state.toggled(base, "tag", tag)} for tag in state.tags]
-    names = {
-        str(s.pk): s.name
-        for s in Slice.objects.filter(
-            dataset=state.dataset, pk__in=[int(s) for s in state.slice_ids if s.isdigit()]
-        )
-    }
+    names = selectors.slice_names(dataset=state.dataset, slice_ids=state.slice_ids)
     chips += [
         {"text": f"slice: {names.get(sid, sid)}", "url": state.toggled(base, "slice", sid)}
         for sid in state.slice_ids
@@ -241,7 +221,9 @@ def _chips(state: GridState, base: str, results: Results | None) -> list[dict[st
 
 def _id_listing(state: GridState, base: str) -> tuple[list[Tile], dict[str, str]]:
     """One keyset page of the view's items in id order, and its links."""
-    page = state.page_of(state.items())
+    page = selectors.items_keyset_page(
+        state.items(), after=state.after, before=state.before, limit=state.limit
+    )
     tiles = _tiles(state, [(i, None) for i in page.items], base)
     if not tiles:
         return tiles, {}
@@ -275,13 +257,14 @@ def _search_listing(
     }
 
 
-def _grid(
+def grid_render(
     request: HttpRequest,
     dataset: Dataset,
     base_slice: Slice | None,
     base: str,
     extra: dict[str, Any],
 ) -> HttpResponse:
+    """The grid page of a dataset, or of `base_slice` (whose page adds `extra` to it)."""
     try:
         state = GridState(request.GET, dataset=dataset, base_slice=base_slice)
         # Counting facets takes a second at 1M items (a 20,000-item sample, several
@@ -289,7 +272,7 @@ def _grid(
         # the page; otherwise the sidebar asks for them (facets_panel) once it has loaded.
         refresh = request.GET.get("refresh") == "1"
         summary = None if refresh else facets.cached_summary(dataset)
-        query_error = _query_error(state)
+        query_error = query_error_of(state)
         tiles: list[Tile] = []
         pager: dict[str, str] = {}
         results: Results | None = None
@@ -333,9 +316,7 @@ def _grid(
         "results": results,
         "pager": pager,
         "search_model": model,
-        "models": list(
-            selectors.models_of(dataset=dataset).order_by("name").values_list("pk", "name")
-        ),
+        "models": selectors.model_choices(dataset=dataset),
         "tile_px": TILE_SIZES[state.size],
         "size_links": {s: state.url(base, {"size": s}) for s in TILE_SIZES},
         "view_query": state.querystring(drop=("after", "before", "page", "refresh")),
@@ -358,7 +339,7 @@ def _grid(
 def grid(request: HttpRequest, dataset_id: int) -> HttpResponse:
     """A dataset's items as a grid of thumbnails, with facets, query bar and search."""
     dataset = dataset_or_404(request, dataset_id)
-    return _grid(request, dataset, None, reverse("ui:grid", args=[dataset.pk]), {})
+    return grid_render(request, dataset, None, reverse("ui:grid", args=[dataset.pk]), {})
 
 
 def _sidebar(state: GridState, summary: facets.Summary | None, base: str) -> dict[str, Any]:
@@ -436,7 +417,7 @@ def view_count(request: HttpRequest, dataset_id: int, slice_id: int | None = Non
     base_slice = selectors.slice_of(dataset=dataset, slice_id=slice_id) if slice_id else None
     try:
         state = GridState(request.GET, dataset=dataset, base_slice=base_slice)
-        count = state.items()[: COUNT_CAP + 1].count()
+        count = selectors.count_upto(state.items(), most=COUNT_CAP)
     except InvalidInput:
         return HttpResponse("")
     text = (
@@ -445,237 +426,3 @@ def view_count(request: HttpRequest, dataset_id: int, slice_id: int | None = Non
         else f"{count:,} item{'s' if count != 1 else ''}"
     )
     return HttpResponse(f'<span data-count="{count}">{text}</span>')
-
-
-# ---------------------------------------------------------------------------- selection
-
-
-def _items(count: int) -> str:
-    return f"{count} item" if count == 1 else f"{count} items"
-
-
-def _selected_reference_ids(
-    dataset: Dataset, form: SelectionForm, request: HttpRequest
-) -> list[str]:
-    data = form.cleaned_data
-    if (data.get("scope") or "ids") == "view":
-        params: QueryDict = QueryDict(data.get("view") or "")
-        base_slice = None
-        if params.get("in_slice"):
-            base_slice = selectors.slice_of(dataset=dataset, slice_id=params["in_slice"])
-            params = params.copy()
-            params.pop("in_slice")
-        state = GridState(params, dataset=dataset, base_slice=base_slice)
-        refs = list(
-            state.items()
-            .order_by("id")
-            .values_list("reference_id", flat=True)[: SELECT_ALL_MAX + 1]
-        )
-        if len(refs) > SELECT_ALL_MAX:
-            raise InvalidInput(
-                f"“Select all” works on up to {SELECT_ALL_MAX:,} items; narrow the view first."
-            )
-        return refs
-    ids = data["ids"]
-    found = dict(Item.objects.filter(dataset=dataset, pk__in=ids).values_list("pk", "reference_id"))
-    missing = [i for i in ids if i not in found]
-    if missing:
-        raise InvalidInput(
-            f"{len(missing)} selected items are not in this dataset (e.g. id {missing[0]})."
-        )
-    return [found[i] for i in ids]
-
-
-@require_POST
-@login_required
-@html_errors
-def selection_apply(request: HttpRequest, dataset_id: int) -> HttpResponse:
-    """Add the selection to a slice, make a slice of it, take it out of one, tag or untag it."""
-    dataset = dataset_or_404(request, dataset_id, Role.CURATOR)
-    fallback = reverse("ui:grid", args=[dataset.pk])
-    form = SelectionForm(request.POST)
-    if not form.is_valid():
-        problems = "; ".join(str(e) for errors in form.errors.values() for e in errors)
-        return back_with_error(request, fallback, problems)
-    data = form.cleaned_data
-    action, name = data["action"], (data.get("name") or "").strip()
-    try:
-        refs = _selected_reference_ids(dataset, form, request)
-        if action == "slice_create":
-            created, added = services.slice_create(
-                dataset=dataset, user=request.user, name=name, reference_ids=refs
-            )
-            messages.success(request, f"Created slice “{created.name}” with {_items(added)}.")
-        elif action in ("slice_add", "slice_remove"):
-            target = selectors.slice_of(dataset=dataset, slice_id=data["slice"])
-            if action == "slice_add":
-                changed = services.slice_append(slice=target, reference_ids=refs)
-                messages.success(request, f"Added {_items(changed)} to slice “{target.name}”.")
-            else:
-                changed = services.slice_remove(slice=target, reference_ids=refs)
-                messages.success(request, f"Removed {_items(changed)} from slice “{target.name}”.")
-        elif action == "tag":
-            tag, changed = services.tag_add(dataset=dataset, name=name, reference_ids=refs)
-            messages.success(request, f"Tagged {_items(changed)} “{tag.name}”.")
-        else:
-            tag, changed = services.tag_remove(dataset=dataset, name=name, reference_ids=refs)
-            messages.success(request, f"Removed tag “{tag.name}” from {_items(changed)}.")
-    except CurationError as exc:
-        return back_with_error(request, fallback, exc)
-    facets.summary_forget(dataset)
-    return HttpResponseRedirect(next_url(request, fallback))
-
-
-@require_POST
-@login_required
-@html_errors
-def search_image(request: HttpRequest, dataset_id: int) -> HttpResponse:
-    """Keep an uploaded query image and show the items that look like it."""
-    dataset = dataset_or_404(request, dataset_id)
-    base = reverse("ui:grid", args=[dataset.pk])
-    upload = request.FILES.get("image")
-    if upload is None:
-        return back_with_error(request, base, "Pick an image file to search by.")
-    try:
-        digest = query_image_store(dataset=dataset, data=image_upload_read(upload))
-    except CurationError as exc:
-        return back_with_error(request, base, exc)
-    state = GridState(QueryDict(request.POST.get("view", "")), dataset=dataset)
-    target = next_url(request, base).split("?")[0]
-    return HttpResponseRedirect(
-        state.refilter(target, {"image": digest, "text": None, "like": None})
-    )
-
-
-# ---------------------------------------------------------------------------- item view
-
-
-def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    if isinstance(value, dict) and value:
-        rows: list[tuple[str, Any]] = []
-        for key, inner in value.items():
-            rows.extend(_flatten(inner, f"{prefix}.{key}" if prefix else str(key)))
-        return rows
-    return [(prefix, value)]
-
-
-def _slices_containing(dataset: Dataset, item: Item) -> list[Slice]:
-    """Static slices the item is a member of, and dynamic slices whose query it matches."""
-    found = list(Slice.objects.filter(dataset=dataset, memberships__item=item))
-    conditions: dict[str, Q] = {}
-    dynamic: dict[str, Slice] = {}
-    for candidate in Slice.objects.filter(dataset=dataset).exclude(
-        query="", similarity__isnull=True
-    )[:MAX_DYNAMIC]:
-        candidate.dataset = dataset  # compiling reads it: no query per slice
-        try:
-            conditions[f"in_{candidate.pk}"] = slice_items_q(candidate)
-        except CurationError:
-            continue  # a saved query that no longer compiles matches nothing
-        dynamic[f"in_{candidate.pk}"] = candidate
-    if conditions:
-        # Every dynamic slice's condition on this one item, in a single statement.
-        matches = (
-            Item.objects.filter(pk=item.pk)
-            .annotate(
-                **{
-                    name: ExpressionWrapper(condition, output_field=BooleanField())
-                    for name, condition in conditions.items()
-                }
-            )
-            .values(*conditions)
-            .first()
-        ) or {}
-        found.extend(dynamic[name] for name, matched in matches.items() if matched)
-    return sorted(found, key=lambda s: s.name)
-
-
-@require_safe
-@login_required
-@html_errors
-def item_view(request: HttpRequest, dataset_id: int, item_id: int) -> HttpResponse:
-    """One item: the image with its annotations and predictions, metadata, tags, slices,
-    nearest neighbours and duplicate group."""
-    dataset = dataset_or_404(request, dataset_id)
-    item = selectors.item_of(dataset=dataset, item_id=item_id)
-    item.dataset = dataset
-    try:
-        state = GridState(request.GET, dataset=dataset)
-        within = state.items() if _query_error(state) is None else None
-    except InvalidInput:
-        state, within = GridState(QueryDict(), dataset=dataset), None
-    grid_url = state.url(reverse("ui:grid", args=[dataset.pk]), {"after": None, "before": None})
-    querystring = state.querystring(drop=("after", "before"))
-    neighbours_url: dict[str, str] = {}
-    if within is not None and not state.search_mode:
-        after = within.filter(id__gt=item.pk).order_by("id").values_list("id", flat=True).first()
-        before = within.filter(id__lt=item.pk).order_by("-id").values_list("id", flat=True).first()
-        neighbours_url = {
-            "next": item_url(dataset, after, querystring) if after else "",
-            "previous": item_url(dataset, before, querystring) if before else "",
-        }
-    annotations = shapes_of(
-        [
-            {"kind": a.kind, "label": a.label, "geometry": a.geometry}
-            for a in selectors.item_annotations(item=item)
-        ],
-        source="gt",
-    )
-    predictions_by_model: dict[str, list[Shape]] = {}
-    for p in selectors.item_predictions(item=item):
-        predictions_by_model.setdefault(p.model.name, []).extend(
-            shapes_of(
-                [
-                    {
-                        "kind": p.kind,
-                        "label": p.label,
-                        "geometry": p.geometry,
-                        "confidence": p.confidence,
-                    }
-                ],
-                source="pred",
-            )
-        )
-    gt_labels: dict[str, int] = {}
-    for shape in annotations:
-        gt_labels[shape.label] = gt_labels.get(shape.label, 0) + 1
-    pred_labels: dict[str, int] = {}
-    for shapes in predictions_by_model.values():
-        for shape in shapes:
-            pred_labels[shape.label] = pred_labels.get(shape.label, 0) + 1
-    neighbours, neighbours_problem = vector_panels().neighbours(item, NEIGHBOURS)
-    duplicates, duplicates_problem = vector_panels().duplicate_group(item)
-    context = {
-        "tab": "items",
-        "dataset": dataset,
-        "item": item,
-        "tag_names": selectors.item_tag_names(item=item),
-        "image_url": media_url(item, "original"),
-        "annotations": annotations,
-        "predictions": [s for shapes in predictions_by_model.values() for s in shapes],
-        "prediction_models": sorted(predictions_by_model),
-        "gt_labels": [(label, n, label_colour(label)) for label, n in sorted(gt_labels.items())],
-        "pred_labels": [
-            (label, n, label_colour(label)) for label, n in sorted(pred_labels.items())
-        ],
-        "metadata_rows": _flatten(item.metadata) if item.metadata else [],
-        "slices": _slices_containing(dataset, item),
-        "neighbours": neighbours,
-        "neighbours_problem": neighbours_problem,
-        "duplicates": duplicates,
-        "duplicates_problem": duplicates_problem,
-        "grid_url": grid_url,
-        "similar_url": state.refilter(
-            reverse("ui:grid", args=[dataset.pk]), {"like": item.pk, "text": None, "image": None}
-        ),
-        "nav_urls": neighbours_url,
-        "can_curate": dataset.user_role in (Role.CURATOR, Role.ADMIN),
-        "here": request.get_full_path(),
-        "all_slices": list(
-            Slice.objects.filter(dataset=dataset, query="", similarity__isnull=True)
-            .order_by("name")
-            .values_list("pk", "name")
-        ),
-        "random_weight_models": vector_panels().random_weight_models([dataset]),
-    }
-    return render(request, "ui/item.html", context)
