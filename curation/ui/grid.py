@@ -42,6 +42,78 @@ class Tile:
     is_query: bool = False
 
 
+@dataclass(frozen=True)
+class QueryErrorMark:
+    """Where the query bar's text is wrong, split so the page can underline it."""
+
+    message: str
+    column: int
+    before: str
+    marked: str
+    after: str
+    at_end: bool  # the error is past the last character (the query stops too soon)
+    expected: list[str]
+
+
+@dataclass(frozen=True)
+class FacetRow:
+    """A label, tag or slice in the facet sidebar: its count, whether it is on, the link
+    that toggles it."""
+
+    name: str
+    count: int
+    active: bool
+    url: str
+    colour: str = ""  # labels
+    id: int | None = None  # slices
+    dynamic: bool = False  # slices
+    page: str = ""  # slices: the slice's own page
+
+
+@dataclass(frozen=True)
+class ValueRow:
+    """A value of a metadata key with few distinct values, as a facet row."""
+
+    value: str
+    count: int
+    active: bool
+    url: str
+
+
+@dataclass
+class MetadataFacet:
+    """A metadata key in the sidebar: its values (kind "category") or its range and the
+    range filter's current bounds (kind "number")."""
+
+    key: str
+    kind: str
+    present: int
+    param: str
+    values: list[ValueRow] = field(default_factory=list)
+    minimum: str = ""
+    maximum: str = ""
+    gte: str = ""
+    lte: str = ""
+    active: bool = False  # _facets.html opens an active key; nothing marks one yet
+
+
+@dataclass(frozen=True)
+class Facets:
+    labels: list[FacetRow]
+    tags: list[FacetRow]
+    slices: list[FacetRow]
+    metadata: list[MetadataFacet]
+
+
+@dataclass(frozen=True)
+class Chip:
+    """A filter that is on, with the link that takes it off."""
+
+    text: str
+    url: str
+    search: bool = False
+
+
 def _shapes_by_item(
     item_ids: list[int], model_id: int | None, conf: float
 ) -> dict[int, list[Shape]]:
@@ -80,7 +152,7 @@ def _tiles(state: GridState, items: list[tuple[Item, float | None]], base: str) 
     ]
 
 
-def query_error_of(state: GridState) -> dict[str, Any] | None:
+def query_error_of(state: GridState) -> QueryErrorMark | None:
     """Where the query bar's text is wrong, split for underlining; None when it compiles."""
     if not state.q.strip():
         return None
@@ -91,88 +163,81 @@ def query_error_of(state: GridState) -> dict[str, Any] | None:
     return None
 
 
-def _error_parts(text: str, exc: QueryError) -> dict[str, Any]:
+def _error_parts(text: str, exc: QueryError) -> QueryErrorMark:
     start = min(exc.position["offset"], len(text))
     end = min(max(exc.position["end_offset"], start), len(text))
-    return {
-        "message": exc.message,
-        "column": exc.position["column"],
-        "before": text[:start],
-        "marked": text[start:end],
-        "after": text[end:],
-        "at_end": start == end,
-        "expected": exc.expected,
-    }
+    return QueryErrorMark(
+        message=exc.message,
+        column=exc.position["column"],
+        before=text[:start],
+        marked=text[start:end],
+        after=text[end:],
+        at_end=start == end,
+        expected=exc.expected,
+    )
 
 
-def _facets(state: GridState, summary: facets.Summary, base: str) -> dict[str, Any]:
+def _facets(state: GridState, summary: facets.Summary, base: str) -> Facets:
     """Every facet with its count, whether it is on, and the link that toggles it."""
     labels = [
-        {
-            "name": lc.label,
-            "count": lc.items,
-            "colour": label_colour(lc.label),
-            "active": lc.label in state.labels,
-            "url": state.toggled(base, "label", lc.label),
-        }
+        FacetRow(
+            name=lc.label,
+            count=lc.items,
+            colour=label_colour(lc.label),
+            active=lc.label in state.labels,
+            url=state.toggled(base, "label", lc.label),
+        )
         for lc in summary.labels
     ]
     tags = [
-        {
-            "name": name,
-            "count": count,
-            "active": name in state.tags,
-            "url": state.toggled(base, "tag", name),
-        }
+        FacetRow(
+            name=name,
+            count=count,
+            active=name in state.tags,
+            url=state.toggled(base, "tag", name),
+        )
         for _, name, count in summary.tags
     ]
     slices = [
-        {
-            "id": sid,
-            "name": name,
-            "count": count,
-            "dynamic": dynamic,
-            "active": str(sid) in state.slice_ids,
+        FacetRow(
+            id=sid,
+            name=name,
+            count=count,
+            dynamic=dynamic,
+            active=str(sid) in state.slice_ids,
             # The API's `slice` filter reads memberships, which a dynamic slice has none
             # of: its facet opens the slice's own page instead.
-            "url": reverse("ui:slice", args=[state.dataset.pk, sid])
+            url=reverse("ui:slice", args=[state.dataset.pk, sid])
             if dynamic
             else state.toggled(base, "slice", str(sid)),
-            "page": reverse("ui:slice", args=[state.dataset.pk, sid]),
-        }
+            page=reverse("ui:slice", args=[state.dataset.pk, sid]),
+        )
         for sid, name, count, dynamic in summary.slices
     ]
     metadata = []
     for key in summary.metadata:
         param = f"metadata.{key.key}"
         current = state.params.get(param, [])
-        entry: dict[str, Any] = {
-            "key": key.key,
-            "kind": key.kind,
-            "present": key.present,
-            "param": param,
-        }
+        entry = MetadataFacet(key=key.key, kind=key.kind, present=key.present, param=param)
         if key.kind == "category":
-            entry["values"] = [
-                {
-                    "value": v.value,
-                    "count": v.count,
-                    "active": _literal(v.value) in current,
-                    "url": state.refilter(
+            entry.values = [
+                ValueRow(
+                    value=v.value,
+                    count=v.count,
+                    active=_literal(v.value) in current,
+                    url=state.refilter(
                         base, {param: None if _literal(v.value) in current else _literal(v.value)}
                     ),
-                }
+                )
                 for v in key.values
             ]
         elif key.kind == "number":
-            entry.update(
-                minimum=number_label(key.minimum),
-                maximum=number_label(key.maximum),
-                gte=(state.params.get(f"{param}__gte") or [""])[0],
-                lte=(state.params.get(f"{param}__lte") or [""])[0],
-            )
+            entry.minimum = number_label(key.minimum)
+            entry.maximum = number_label(key.maximum)
+            entry.gte = (state.params.get(f"{param}__gte") or [""])[0]
+            entry.lte = (state.params.get(f"{param}__lte") or [""])[0]
         metadata.append(entry)
-    return {"labels": labels, "tags": tags, "slices": slices, "metadata": metadata}
+    return Facets(labels=labels, tags=tags, slices=slices, metadata=metadata)
 
 
 def _literal(value: str) -> str:
@@ -185,25 +250,25 @@ def _literal(value: str) -> str:
     return value if isinstance(typed, str) and not value.startswith('"') else f'"{value}"'
 
 
-def _chips(state: GridState, base: str, results: Results | None) -> list[dict[str, Any]]:
+def _chips(state: GridState, base: str, results: Results | None) -> list[Chip]:
     """The filters that are on, each with a link that takes it off."""
-    chips: list[dict[str, Any]] = [
-        {"text": f"label: {label}", "url": state.toggled(base, "label", label)}
+    chips = [
+        Chip(text=f"label: {label}", url=state.toggled(base, "label", label))
         for label in state.labels
     ]
-    chips += [{"text": f"tag: {tag}", "url": state.toggled(base, "tag", tag)} for tag in state.tags]
+    chips += [Chip(text=f"tag: {tag}", url=state.toggled(base, "tag", tag)) for tag in state.tags]
     names = selectors.slice_names(dataset=state.dataset, slice_ids=state.slice_ids)
     chips += [
-        {"text": f"slice: {names.get(sid, sid)}", "url": state.toggled(base, "slice", sid)}
+        Chip(text=f"slice: {names.get(sid, sid)}", url=state.toggled(base, "slice", sid))
         for sid in state.slice_ids
     ]
     for name, value in state.metadata_filters:
         key, _, op = name.removeprefix("metadata.").partition("__")
         chips.append(
-            {
-                "text": f"{key} {OPERATOR_SIGNS.get(op, op)} {value}",
-                "url": state.toggled(base, name, value),
-            }
+            Chip(
+                text=f"{key} {OPERATOR_SIGNS.get(op, op)} {value}",
+                url=state.toggled(base, name, value),
+            )
         )
     if state.search_mode:
         if state.like is not None:
@@ -214,7 +279,7 @@ def _chips(state: GridState, base: str, results: Results | None) -> list[dict[st
         else:
             text = f"text: “{state.text}”"
         chips.insert(
-            0, {"text": text, "url": state.without(base, ("text", "like", "image")), "search": True}
+            0, Chip(text=text, url=state.without(base, ("text", "like", "image")), search=True)
         )
     return chips
 
