@@ -199,6 +199,12 @@ def item_of(*, dataset: Dataset, item_id: Any) -> Item:
     return item
 
 
+def item_by_id(*, item_id: int, with_dataset: bool = False) -> Item | None:
+    """Any dataset's item by id (media checks access themselves), or None."""
+    items = Item.objects.select_related("dataset") if with_dataset else Item.objects.all()
+    return items.filter(pk=item_id).first()
+
+
 def item_by_reference(*, dataset: Dataset, reference_id: str) -> Item:
     item = Item.objects.filter(dataset=dataset, reference_id=reference_id).first()
     if item is None:
