@@ -183,12 +183,22 @@ def token_of(*, user: Any, token_id: int) -> ApiToken:
 
 
 def items_of(
-    *, dataset: Dataset, params: Any = None, extra_params: Sequence[str] = ()
+    *,
+    dataset: Dataset,
+    params: Any = None,
+    extra_params: Sequence[str] = (),
+    within: Slice | None = None,
+    conditions: Sequence[Q] = (),
 ) -> QuerySet[Item]:
-    """The dataset's items, filtered by query parameters (see curation.filters)."""
+    """The dataset's items, filtered by query parameters (see curation.filters), in the
+    slice `within`, matching each of `conditions` (each its own filter)."""
     items = Item.objects.filter(dataset=dataset)
     if params is not None:
         items = items_filter(items, dataset=dataset, params=params, extra_params=extra_params)
+    if within is not None:
+        items = items.filter(itemsets.slice_items_q(within))
+    for condition in conditions:
+        items = items.filter(condition)
     return items
 
 

@@ -26,7 +26,6 @@ from django.http import QueryDict
 
 from curation import selectors
 from curation.errors import invalid_field
-from curation.itemsets import slice_items_q
 from curation.models import Dataset, Item, Slice
 from curation.params import int_value
 from curation.query import compile_query
@@ -133,12 +132,14 @@ class GridState:
 
     def items(self) -> QuerySet[Item]:
         """The items this view filters to, unordered: the API's filters and query language."""
-        items = selectors.items_of(dataset=self.dataset, params=self.filter_params())
-        if self.base_slice is not None:
-            items = items.filter(slice_items_q(self.base_slice))
-        for label in self.labels:
-            items = items.filter(compile_query(label_clause(label), dataset=self.dataset))
-        return items
+        return selectors.items_of(
+            dataset=self.dataset,
+            params=self.filter_params(),
+            within=self.base_slice,
+            conditions=[
+                compile_query(label_clause(label), dataset=self.dataset) for label in self.labels
+            ],
+        )
 
     def effective_query(self) -> str:
         """The labels and the query bar as one query, for display and for the API."""
