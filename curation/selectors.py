@@ -3,17 +3,32 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypedDict
 
 from django.db import connection
-from django.db.models import Case, Count, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models import (
+    BooleanField,
+    Case,
+    Count,
+    ExpressionWrapper,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
 from django_stubs_ext import WithAnnotations
 
 from curation import itemsets
 from curation.errors import CurationError, NotFound, unknown_items
 from curation.filters import items_filter
 from curation.models import (
+    ACTIVE_JOB_STATUSES,
     Annotation,
     ApiToken,
     Dataset,
@@ -69,6 +84,12 @@ def count_capped(queryset: QuerySet[Any], *, most: int | None = None) -> tuple[i
     return max(planner_rows(queryset), counted), False
 
 
+def count_upto(queryset: QuerySet[Any], *, most: int) -> int:
+    """How many rows `queryset` has, counting no further than `most` + 1: a larger set
+    reads as "more than `most`" at the cost of `most` rows."""
+    return queryset[: most + 1].count()
+
+
 def datasets_for_user(user: Any) -> QuerySet[Dataset]:
     """Datasets `user` has a role on, each with `user_role` (see dataset_counts_attach)."""
     if not user.is_authenticated:
@@ -91,6 +112,17 @@ def datasets_for_user(user: Any) -> QuerySet[Dataset]:
 def dataset_item_count(*, dataset: Dataset) -> tuple[int, bool]:
     """The dataset's items and whether that is exact: one bounded count (count_capped)."""
     return count_capped(Item.objects.filter(dataset_id=dataset.pk).values("id"))
+
+
+class LastJob(TypedDict):
+    last_job: datetime | None
+
+
+def datasets_with_last_job(*, user: Any) -> list[WithAnnotations[Dataset, LastJob]]:
+    """The user's datasets by name, each with `last_job` (when its newest job was created)."""
+    return list(
+        datasets_for_user(user).annotate(last_job=Max("jobs__created")).order_by("name", "id")
+    )
 
 
 def dataset_counts_attach(datasets: Iterable[Dataset]) -> None:
@@ -151,12 +183,22 @@ def token_of(*, user: Any, token_id: int) -> ApiToken:
 
 
 def items_of(
-    *, dataset: Dataset, params: Any = None, extra_params: Sequence[str] = ()
+    *,
+    dataset: Dataset,
+    params: Any = None,
+    extra_params: Sequence[str] = (),
+    within: Slice | None = None,
+    conditions: Sequence[Q] = (),
 ) -> QuerySet[Item]:
-    """The dataset's items, filtered by query parameters (see curation.filters)."""
+    """The dataset's items, filtered by query parameters (see curation.filters), in the
+    slice `within`, matching each of `conditions` (each its own filter)."""
     items = Item.objects.filter(dataset=dataset)
     if params is not None:
         items = items_filter(items, dataset=dataset, params=params, extra_params=extra_params)
+    if within is not None:
+        items = items.filter(itemsets.slice_items_q(within))
+    for condition in conditions:
+        items = items.filter(condition)
     return items
 
 
@@ -165,6 +207,12 @@ def item_of(*, dataset: Dataset, item_id: Any) -> Item:
     if item is None:
         raise NotFound("Item not found.")
     return item
+
+
+def item_by_id(*, item_id: int, with_dataset: bool = False) -> Item | None:
+    """Any dataset's item by id (media checks access themselves), or None."""
+    items = Item.objects.select_related("dataset") if with_dataset else Item.objects.all()
+    return items.filter(pk=item_id).first()
 
 
 def item_by_reference(*, dataset: Dataset, reference_id: str) -> Item:
@@ -215,9 +263,78 @@ def item_ids_for(
     return list(dict.fromkeys(found[ref] for ref in reference_ids))
 
 
+def item_reference_ids(*, dataset: Dataset, item_ids: Sequence[int]) -> dict[int, str]:
+    """Reference ids of those of `item_ids` that are items of the dataset, by item id."""
+    return dict(
+        Item.objects.filter(dataset=dataset, pk__in=item_ids).values_list("pk", "reference_id")
+    )
+
+
+def items_reference_ids(items: QuerySet[Item], *, most: int) -> list[str]:
+    """Reference ids of `items` in id order, no more than `most` + 1 of them."""
+    return list(items.order_by("id").values_list("reference_id", flat=True)[: most + 1])
+
+
+@dataclass
+class KeysetPage:
+    """One page of items in id order, and whether there are pages after and before it."""
+
+    items: list[Item]
+    has_next: bool
+    has_previous: bool
+
+
+def items_keyset_page(
+    items: QuerySet[Item], *, after: int | None, before: int | None, limit: int
+) -> KeysetPage:
+    """One page of `items` in id order, after or before an id: no OFFSET and no COUNT."""
+    if before is not None:
+        rows = list(items.filter(id__lt=before).order_by("-id")[: limit + 1])
+        return KeysetPage(rows[:limit][::-1], has_next=True, has_previous=len(rows) > limit)
+    if after is not None:
+        items = items.filter(id__gt=after)
+    rows = list(items.order_by("id")[: limit + 1])
+    return KeysetPage(rows[:limit], has_next=len(rows) > limit, has_previous=after is not None)
+
+
+def item_neighbour_ids(items: QuerySet[Item], *, item_id: int) -> tuple[int | None, int | None]:
+    """The ids of the items of `items` just before and just after `item_id`, in id order."""
+    before = items.filter(id__lt=item_id).order_by("-id").values_list("id", flat=True).first()
+    after = items.filter(id__gt=item_id).order_by("id").values_list("id", flat=True).first()
+    return before, after
+
+
+def annotations_drawn(*, item_ids: Sequence[int]) -> list[Mapping[str, Any]]:
+    """The annotations of these items that a tile draws (all but masks), as plain rows."""
+    return list(
+        Annotation.objects.filter(item_id__in=item_ids)
+        .exclude(kind="segmentation")
+        .values("item_id", "kind", "label", "geometry")
+    )
+
+
+def predictions_drawn(
+    *, item_ids: Sequence[int], model_id: int, min_confidence: float
+) -> list[Mapping[str, Any]]:
+    """One model's predictions of these items at or above `min_confidence` that a tile
+    draws (all but masks), as plain rows."""
+    return list(
+        Prediction.objects.filter(
+            item_id__in=item_ids, model_id=model_id, confidence__gte=min_confidence
+        )
+        .exclude(kind="segmentation")
+        .values("item_id", "kind", "label", "geometry", "confidence")
+    )
+
+
 def models_of(*, dataset: Dataset) -> QuerySet[Model]:
     """The dataset's models; listings add counts with model_counts_attach."""
     return Model.objects.filter(dataset=dataset)
+
+
+def model_choices(*, dataset: Dataset) -> list[tuple[int, str]]:
+    """(id, name) of the dataset's models by name, for a menu."""
+    return list(models_of(dataset=dataset).order_by("name").values_list("pk", "name"))
 
 
 def model_counts_attach(models: Iterable[Model]) -> None:
@@ -248,6 +365,53 @@ def model_detail(*, dataset: Dataset, model_id: Any) -> Model:
 def slices_of(*, dataset: Dataset) -> QuerySet[Slice]:
     """The dataset's slices; listings add counts with slice_counts_attach."""
     return Slice.objects.filter(dataset=dataset).select_related("created_by")
+
+
+def slice_names(*, dataset: Dataset, slice_ids: Iterable[str]) -> dict[str, str]:
+    """Names of the dataset's slices among `slice_ids` (as text; others are left out)."""
+    ids = [int(s) for s in slice_ids if s.isdigit()]
+    return {str(s.pk): s.name for s in Slice.objects.filter(dataset=dataset, pk__in=ids)}
+
+
+def static_slice_choices(*, dataset: Dataset) -> list[tuple[int, str]]:
+    """(id, name) of the dataset's static slices by name, for a menu."""
+    return list(
+        Slice.objects.filter(dataset=dataset, query="", similarity__isnull=True)
+        .order_by("name")
+        .values_list("pk", "name")
+    )
+
+
+def item_slices(*, dataset: Dataset, item: Item, max_dynamic: int) -> list[Slice]:
+    """Static slices the item is a member of, and dynamic slices whose query it matches
+    (of the first `max_dynamic` dynamic slices), by name."""
+    found = list(Slice.objects.filter(dataset=dataset, memberships__item=item))
+    conditions: dict[str, Q] = {}
+    dynamic: dict[str, Slice] = {}
+    for candidate in Slice.objects.filter(dataset=dataset).exclude(
+        query="", similarity__isnull=True
+    )[:max_dynamic]:
+        candidate.dataset = dataset  # compiling reads it: no query per slice
+        try:
+            conditions[f"in_{candidate.pk}"] = itemsets.slice_items_q(candidate)
+        except CurationError:
+            continue  # a saved query that no longer compiles matches nothing
+        dynamic[f"in_{candidate.pk}"] = candidate
+    if conditions:
+        # Every dynamic slice's condition on this one item, in a single statement.
+        matches = (
+            Item.objects.filter(pk=item.pk)
+            .annotate(
+                **{
+                    name: ExpressionWrapper(condition, output_field=BooleanField())
+                    for name, condition in conditions.items()
+                }
+            )
+            .values(*conditions)
+            .first()
+        ) or {}
+        found.extend(dynamic[name] for name, matched in matches.items() if matched)
+    return sorted(found, key=lambda s: s.name)
 
 
 def slice_counts_attach(slices: Iterable[Slice], *, dynamic: bool = False) -> None:
@@ -325,8 +489,10 @@ def tag_of(*, dataset: Dataset, tag_id: Any) -> Tag:
     return tag
 
 
-def jobs_of(*, dataset: Dataset) -> QuerySet[Job]:
-    return Job.objects.filter(dataset=dataset).select_related("created_by")
+def jobs_of(*, dataset: Dataset, kind: str | None = None) -> QuerySet[Job]:
+    """The dataset's jobs (of one `kind`, e.g. "export", or of every kind)."""
+    jobs = Job.objects.filter(dataset=dataset).select_related("created_by")
+    return jobs.filter(kind=kind) if kind is not None else jobs
 
 
 def job_of(*, dataset: Dataset, job_id: Any) -> Job:
@@ -334,3 +500,32 @@ def job_of(*, dataset: Dataset, job_id: Any) -> Job:
     if job is None:
         raise NotFound("Job not found.")
     return job
+
+
+def recent_jobs(*, user: Any, datasets: Sequence[Dataset], limit: int) -> list[Job]:
+    """The newest jobs of `datasets` that are still active or that `user` started."""
+    return list(
+        Job.objects.filter(dataset__in=[d.pk for d in datasets])
+        .filter(Q(status__in=ACTIVE_JOB_STATUSES) | Q(created_by=user))
+        .select_related("dataset", "created_by")
+        .order_by("-id")[:limit]
+    )
+
+
+def jobs_listed(
+    *, user: Any, dataset: Dataset | None, status: str, before: int | None, limit: int
+) -> list[Job]:
+    """Jobs of `dataset` (or of every dataset the user has a role on) newest first, with
+    `status` ("" for any) and ids below `before` (None: from the newest); `limit` at most."""
+    if dataset is not None:
+        jobs = jobs_of(dataset=dataset)
+    else:
+        jobs = Job.objects.filter(
+            dataset__in=Dataset.objects.visible_to(user).values("pk")
+        ).select_related("created_by")
+    jobs = jobs.select_related("dataset").order_by("-id")
+    if status:
+        jobs = jobs.filter(status=status)
+    if before is not None:
+        jobs = jobs.filter(id__lt=before)
+    return list(jobs[:limit])

@@ -13,6 +13,7 @@ from django.utils.cache import get_conditional_response, patch_cache_control, pa
 from django.views.decorators.http import require_safe
 from rest_framework import exceptions
 
+from curation import selectors
 from curation.authentication import HashedTokenAuthentication
 from curation.errors import error_body
 from curation.health import health_report
@@ -62,12 +63,12 @@ def _media_item(request: HttpRequest, item_id: int, kind: MediaKind) -> Item | H
     """The item if the caller may see its media, else the response that refuses them."""
     signature = request.GET.get("sig", "")
     if signature and media_signature_valid(signature, item_id, kind):
-        item = Item.objects.filter(pk=item_id).first()
+        item = selectors.item_by_id(item_id=item_id)
     else:
         user, challenge = _media_user(request)
         if challenge is not None:
             return challenge
-        item = Item.objects.select_related("dataset").filter(pk=item_id).first()
+        item = selectors.item_by_id(item_id=item_id, with_dataset=True)
         if item is not None and item.dataset.role_of(user) is None:
             item = None  # no role looks like no item: an item's existence is private
     if item is None:

@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 
 from curation.models import Annotation, Dataset, Item, Model, Prediction
 from curation.services import tag_add
-from curation.ui import browse
+from curation.ui import grid as grid_views
 from tests.ui_factories import facet_panel, populate
 
 pytestmark = pytest.mark.django_db
@@ -243,7 +243,7 @@ def test_the_count_stops_at_its_cap(
         f">{rain} items"
         in client.get(f"/datasets/{dataset.pk}/count?metadata.weather=rain").content.decode()
     )
-    monkeypatch.setattr(browse, "COUNT_CAP", 5)
+    monkeypatch.setattr(grid_views, "COUNT_CAP", 5)
     assert "5+ items" in client.get(f"/datasets/{dataset.pk}/count").content.decode()
 
 

@@ -12,7 +12,7 @@ from django.test import Client
 
 from curation.models import Dataset, Item, Slice, Tag
 from curation.services import slice_create, tag_add
-from curation.ui import browse
+from curation.ui import selection
 from tests.ui_factories import populate
 
 pytestmark = pytest.mark.django_db
@@ -121,7 +121,7 @@ def test_select_all_in_a_slice_page_stays_in_the_slice(
 def test_select_all_refuses_more_than_its_limit(
     client: Client, dataset: Dataset, items: list[Item], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(browse, "SELECT_ALL_MAX", 3)
+    monkeypatch.setattr(selection, "SELECT_ALL_MAX", 3)
     status, _, messages = post(client, dataset, action="tag", scope="view", view="", name="all")
     assert status == 302
     assert "up to 3 items" in messages[0]

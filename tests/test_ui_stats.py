@@ -11,8 +11,8 @@ from django.core.cache import cache
 from django.db.models.expressions import RawSQL
 from django.test import Client
 
+from curation import facets
 from curation.models import Annotation, Dataset, Item
-from curation.ui import facets
 from tests.ui_factories import facet_panel, populate
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_
 from rest_framework.request import Request
 from rest_framework.serializers import Serializer
 
-from curation.errors import invalid_field
+from curation.params import int_value
 from curation.serializers import ErrorSerializer
 
 _ERROR_DESCRIPTIONS = {
@@ -94,12 +94,4 @@ def int_param(
     raw = request.query_params.get(name)
     if raw is None and default is not None:
         return default
-    try:
-        value = int(raw) if raw is not None else low - 1
-    except ValueError:  # also int()'s refusal of numbers with thousands of digits
-        value = low - 1
-    if high is not None and value > high and capped:
-        return high
-    if value < low or (high is not None and value > high):
-        raise invalid_field(name, message or f"must be a whole number from {low} to {high}")
-    return value
+    return int_value(raw, name, low=low, high=high, capped=capped, message=message)

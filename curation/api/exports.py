@@ -206,7 +206,7 @@ class ExportJobListView(generics.ListAPIView[Job]):
 
     def get_queryset(self) -> QuerySet[Job]:
         dataset = dataset_for(self.request.user, self.kwargs["dataset_id"], Role.VIEWER)
-        return selectors.jobs_of(dataset=dataset).filter(kind="export")
+        return selectors.jobs_of(dataset=dataset, kind="export")
 
     @extend_schema(
         operation_id="exports_list",

@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from curation.ui.facets import MetadataKey, number_label
+from curation.facets import MetadataKey
 from curation.ui.overlays import label_colour
 
 WIDTH = 560
@@ -16,6 +17,17 @@ VALUE_WIDTH = 64
 COLUMN_HEIGHT = 150
 AXIS = 22
 ACCENT = "#6366f1"
+
+
+def number_label(value: float | None) -> str:
+    """A short, readable form of a number for facets and chart axes."""
+    if value is None or math.isnan(value):
+        return ""
+    if float(value).is_integer() and abs(value) < 1e6:
+        return str(int(value))
+    if abs(value) >= 1e6:
+        return f"{value:.3g}"
+    return f"{value:.3g}"
 
 
 @dataclass

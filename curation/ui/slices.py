@@ -15,14 +15,14 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
-from curation import itemsets, selectors, slices, versions
+from curation import facets, itemsets, selectors, slices, versions
 from curation.access import has_role
-from curation.errors import CurationError, InvalidInput, field_error
+from curation.errors import CurationError
 from curation.export.formats import FORMATS
 from curation.models import Dataset, Role, Slice, SliceVersion
-from curation.ui import facets
-from curation.ui.browse import COUNT_CAP, _grid
+from curation.params import int_value
 from curation.ui.extensions import vector_panels
+from curation.ui.grid import COUNT_CAP, grid_render
 from curation.ui.http import back_with_error, dataset_or_404, html_errors
 from curation.ui.state import GridState
 
@@ -62,7 +62,7 @@ def _slice_context(dataset: Dataset, found: Slice) -> dict[str, Any]:
     # dynamic slice's query matches now.
     problem = ""
     try:
-        count = itemsets.slice_items(found)[: COUNT_CAP + 1].count()
+        count = selectors.count_upto(itemsets.slice_items(found), most=COUNT_CAP)
     except CurationError as exc:
         # A saved query that no longer compiles (it names a slice since deleted): show the
         # slice with the reason, so its versions and exports stay reachable.
@@ -95,7 +95,7 @@ def slice_page(request: HttpRequest, dataset_id: int, slice_id: int) -> HttpResp
     dataset = dataset_or_404(request, dataset_id)
     found = selectors.slice_of(dataset=dataset, slice_id=slice_id)
     base = reverse("ui:slice", args=[dataset.pk, found.pk])
-    return _grid(request, dataset, found, base, _slice_context(dataset, found))
+    return grid_render(request, dataset, found, base, _slice_context(dataset, found))
 
 
 @require_POST
@@ -142,12 +142,9 @@ def version_restore(
     return HttpResponseRedirect(reverse("ui:slice", args=[dataset.pk, found.pk]))
 
 
-def _version_param(request: HttpRequest, found: Slice, name: str) -> Any:
-    raw = request.GET.get(name, "")
-    if not raw.isdigit():
-        message = "choose a version"
-        raise InvalidInput(f"{name}: {message}", fields=[field_error(name, message)])
-    return versions.slice_version_of(slice=found, number=raw)
+def _version_param(request: HttpRequest, found: Slice, name: str) -> SliceVersion:
+    number = int_value(request.GET.get(name, ""), name, low=0, message="choose a version")
+    return versions.slice_version_of(slice=found, number=number)
 
 
 @require_safe

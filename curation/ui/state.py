@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -26,9 +25,9 @@ from django.db.models import Q, QuerySet
 from django.http import QueryDict
 
 from curation import selectors
-from curation.errors import InvalidInput, field_error
-from curation.itemsets import slice_items_q
+from curation.errors import invalid_field
 from curation.models import Dataset, Item, Slice
+from curation.params import int_value
 from curation.query import compile_query
 
 FILTER_NAMES = ("tag", "slice")  # with metadata.* and query: the API's item filters
@@ -47,23 +46,10 @@ def label_clause(label: str) -> str:
 
 
 def _int(raw: str | None, name: str, *, minimum: int = 0) -> int | None:
+    """An optional integer parameter of the view: absent or empty is None."""
     if raw in (None, ""):
         return None
-    try:
-        value = int(raw)
-        if value < minimum:
-            raise ValueError
-    except ValueError:
-        message = f"must be a whole number of at least {minimum}"
-        raise InvalidInput(f"{name}: {message}", fields=[field_error(name, message)]) from None
-    return value
-
-
-@dataclass
-class Page:
-    items: list[Item]
-    has_next: bool
-    has_previous: bool
+    return int_value(raw, name, low=minimum)
 
 
 class GridState:
@@ -101,7 +87,7 @@ class GridState:
             value = -1.0
         if not 0.0 <= value <= 1.0:
             message = "must be a number from 0 to 1"
-            raise InvalidInput(f"conf: {message}", fields=[field_error("conf", message)])
+            raise invalid_field("conf", message)
         return value
 
     # ------------------------------------------------------------------------- filters
@@ -146,12 +132,14 @@ class GridState:
 
     def items(self) -> QuerySet[Item]:
         """The items this view filters to, unordered: the API's filters and query language."""
-        items = selectors.items_of(dataset=self.dataset, params=self.filter_params())
-        if self.base_slice is not None:
-            items = items.filter(slice_items_q(self.base_slice))
-        for label in self.labels:
-            items = items.filter(compile_query(label_clause(label), dataset=self.dataset))
-        return items
+        return selectors.items_of(
+            dataset=self.dataset,
+            params=self.filter_params(),
+            within=self.base_slice,
+            conditions=[
+                compile_query(label_clause(label), dataset=self.dataset) for label in self.labels
+            ],
+        )
 
     def effective_query(self) -> str:
         """The labels and the query bar as one query, for display and for the API."""
@@ -171,20 +159,6 @@ class GridState:
         if self.text:
             return "text"
         return None
-
-    def page_of(self, items: QuerySet[Item]) -> Page:
-        """One page of `items` in id order, by keyset: no OFFSET and no COUNT."""
-        if self.before is not None:
-            rows = list(items.filter(id__lt=self.before).order_by("-id")[: self.limit + 1])
-            return Page(
-                rows[: self.limit][::-1], has_next=True, has_previous=len(rows) > self.limit
-            )
-        if self.after is not None:
-            items = items.filter(id__gt=self.after)
-        rows = list(items.order_by("id")[: self.limit + 1])
-        return Page(
-            rows[: self.limit], has_next=len(rows) > self.limit, has_previous=self.after is not None
-        )
 
     # --------------------------------------------------------------------------- links
 

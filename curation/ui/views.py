@@ -10,24 +10,25 @@ from datetime import datetime
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Max, Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST, require_safe
 
-from curation import selectors, services
+from curation import facets, selectors, services
 from curation.access import has_role
-from curation.errors import CurationError
+from curation.errors import CurationError, InvalidInput
 from curation.ingest import services as ingest
 from curation.jobs import job_cancel
-from curation.models import ACTIVE_JOB_STATUSES, ApiToken, Dataset, Job, JobStatus, Role
-from curation.ui import charts, facets
+from curation.models import ApiToken, Dataset, Job, JobStatus, Role
+from curation.params import int_value
+from curation.ui import charts
 from curation.ui.extensions import Coverage, vector_panels
 from curation.ui.forms import DatasetCreateForm, IngestForm, TokenCreateForm
 from curation.ui.http import dataset_or_404, form_errors_from, html_errors, next_url
 
 JOBS_PER_PAGE = 50
+MAX_ID = 10**18 - 1  # a job id cursor has at most 18 digits (bigint holds 19)
 
 
 @dataclass(frozen=True)
@@ -58,11 +59,7 @@ def _datasets_page(
     ingest_for: int | None = None,
     status: int = 200,
 ) -> HttpResponse:
-    datasets = list(
-        selectors.datasets_for_user(request.user)
-        .annotate(last_job=Max("jobs__created"))
-        .order_by("name", "id")
-    )
+    datasets = selectors.datasets_with_last_job(user=request.user)
     rows = []
     for dataset in datasets:
         item_count, item_count_exact = selectors.dataset_item_count(dataset=dataset)
@@ -77,12 +74,7 @@ def _datasets_page(
                 can_curate=dataset.user_role in (Role.CURATOR, Role.ADMIN),
             )
         )
-    active = list(
-        Job.objects.filter(dataset__in=[d.pk for d in datasets])
-        .filter(Q(status__in=ACTIVE_JOB_STATUSES) | Q(created_by=request.user))
-        .select_related("dataset", "created_by")
-        .order_by("-id")[:5]
-    )
+    active = selectors.recent_jobs(user=request.user, datasets=datasets, limit=5)
     roles: dict[int | None, str] = {d.pk: d.user_role for d in datasets}
     recent_jobs = [
         JobRow(job=job, can_cancel=has_role(roles.get(job.dataset_id), Role.CURATOR))
@@ -179,25 +171,24 @@ def job_progress(request: HttpRequest, dataset_id: int, job_id: int) -> HttpResp
 @html_errors
 def job_list(request: HttpRequest) -> HttpResponse:
     """Running and recent jobs of the user's datasets (or of one), newest first."""
-    visible = Dataset.objects.visible_to(request.user)
     dataset = None
     if request.GET.get("dataset"):
         dataset = dataset_or_404(request, request.GET["dataset"])
-        jobs = selectors.jobs_of(dataset=dataset)
-    else:
-        jobs = Job.objects.filter(dataset__in=visible.values("pk")).select_related("created_by")
-    jobs = jobs.select_related("dataset").order_by("-id")
     status = request.GET.get("status", "")
-    if status in JobStatus.values:
-        jobs = jobs.filter(status=status)
-    before = request.GET.get("before", "")
-    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
-    if before.isascii() and before.isdigit() and len(before) <= 18:
-        jobs = jobs.filter(id__lt=int(before))
-    rows = list(jobs[: JOBS_PER_PAGE + 1])
-    roles: dict[int | None, str] = {
-        d.pk: d.user_role for d in selectors.datasets_for_user(request.user)
-    }
+    try:
+        # A hand-edited cursor is ignored: the list starts from the newest job.
+        before: int | None = int_value(request.GET.get("before", ""), "before", low=0, high=MAX_ID)
+    except InvalidInput:
+        before = None
+    rows = selectors.jobs_listed(
+        user=request.user,
+        dataset=dataset,
+        status=status if status in JobStatus.values else "",
+        before=before,
+        limit=JOBS_PER_PAGE + 1,
+    )
+    visible = list(selectors.datasets_for_user(request.user))
+    roles: dict[int | None, str] = {d.pk: d.user_role for d in visible}
     context = {
         "nav": "jobs",
         "tab": "jobs",

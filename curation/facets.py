@@ -1,4 +1,5 @@
-"""Facet counts and dataset statistics for the UI, cheap at any size.
+"""Facet counts and dataset statistics (read by the UI's grid and stats pages), cheap at
+any size.
 
 Every figure here is computed over a *basis*: all of a dataset's items when it has at
 most SAMPLE_TARGET of them, otherwise a block sample (``TABLESAMPLE SYSTEM``) of about
@@ -10,8 +11,6 @@ drop the cache at once (``summary_forget``).
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -148,17 +147,6 @@ def dataset_summary(dataset: Dataset, *, refresh: bool = False) -> Summary:
 # ---------------------------------------------------------------------------- computing
 
 
-def _planner_rows(dataset: Dataset) -> int:
-    """The planner's estimate of the dataset's item count (no scan)."""
-    sql, params = Item.objects.filter(dataset=dataset).values("id").query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
-        plan = cursor.fetchone()[0]
-    if isinstance(plan, str):
-        plan = json.loads(plan)
-    return int(plan[0]["Plan"]["Plan Rows"])
-
-
 def _basis(dataset: Dataset) -> tuple[Basis, str, list[Any]]:
     """The basis, and SQL (with params) selecting the id and metadata of its items."""
     with connection.cursor() as cursor:
@@ -175,7 +163,7 @@ def _basis(dataset: Dataset) -> tuple[Basis, str, list[Any]]:
             "SELECT id, metadata FROM curation_item WHERE dataset_id = %s",
             [dataset.pk],
         )
-    estimate = max(_planner_rows(dataset), capped)
+    estimate = max(selectors.planner_rows(Item.objects.filter(dataset=dataset)), capped)
     percent = min(100.0, 100.0 * SAMPLE_TARGET / estimate)
     sql = (
         "SELECT id, metadata FROM curation_item TABLESAMPLE SYSTEM (%s) REPEATABLE (7) "
@@ -350,14 +338,3 @@ def _summarise(dataset: Dataset) -> Summary:
         tags=tags,
         slices=slices,
     )
-
-
-def number_label(value: float | None) -> str:
-    """A short, readable form of a number for facets and chart axes."""
-    if value is None or math.isnan(value):
-        return ""
-    if float(value).is_integer() and abs(value) < 1e6:
-        return str(int(value))
-    if abs(value) >= 1e6:
-        return f"{value:.3g}"
-    return f"{value:.3g}"

@@ -1,0 +1,493 @@
+"""The grid of a dataset or a slice: thumbnails with filters, the query bar, similarity
+search and facets, and the small htmx endpoints around it (count, facets, query check).
+The selection's actions are in curation.ui.selection, the item page in curation.ui.item."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.html import escape
+from django.views.decorators.http import require_GET, require_safe
+
+from curation import facets, selectors
+from curation.errors import InvalidInput
+from curation.filters import parse_value
+from curation.models import Dataset, Item, Role, Slice
+from curation.query import QueryError, validate_query
+from curation.storage import media_url
+from curation.ui.charts import number_label
+from curation.ui.extensions import Results, vector_panels
+from curation.ui.http import dataset_or_404, html_errors
+from curation.ui.overlays import Shape, label_colour, shapes_of
+from curation.ui.state import TILE_SIZES, GridState
+
+COUNT_CAP = 10_000
+OPERATOR_SIGNS = {"": "=", "eq": "=", "ne": "≠", "gt": ">", "gte": "≥", "lt": "<", "lte": "≤"}
+
+
+@dataclass
+class Tile:
+    item: Item
+    thumbnail: str | None
+    shapes: list[Shape] = field(default_factory=list)
+    score: float | None = None
+    open_url: str = ""
+    similar_url: str = ""
+    is_query: bool = False
+
+
+@dataclass(frozen=True)
+class QueryErrorMark:
+    """Where the query bar's text is wrong, split so the page can underline it."""
+
+    message: str
+    column: int
+    before: str
+    marked: str
+    after: str
+    at_end: bool  # the error is past the last character (the query stops too soon)
+    expected: list[str]
+
+
+@dataclass(frozen=True)
+class FacetRow:
+    """A label, tag or slice in the facet sidebar: its count, whether it is on, the link
+    that toggles it."""
+
+    name: str
+    count: int
+    active: bool
+    url: str
+    colour: str = ""  # labels
+    id: int | None = None  # slices
+    dynamic: bool = False  # slices
+    page: str = ""  # slices: the slice's own page
+
+
+@dataclass(frozen=True)
+class ValueRow:
+    """A value of a metadata key with few distinct values, as a facet row."""
+
+    value: str
+    count: int
+    active: bool
+    url: str
+
+
+@dataclass
+class MetadataFacet:
+    """A metadata key in the sidebar: its values (kind "category") or its range and the
+    range filter's current bounds (kind "number")."""
+
+    key: str
+    kind: str
+    present: int
+    param: str
+    values: list[ValueRow] = field(default_factory=list)
+    minimum: str = ""
+    maximum: str = ""
+    gte: str = ""
+    lte: str = ""
+    active: bool = False  # _facets.html opens an active key; nothing marks one yet
+
+
+@dataclass(frozen=True)
+class Facets:
+    labels: list[FacetRow]
+    tags: list[FacetRow]
+    slices: list[FacetRow]
+    metadata: list[MetadataFacet]
+
+
+@dataclass(frozen=True)
+class Chip:
+    """A filter that is on, with the link that takes it off."""
+
+    text: str
+    url: str
+    search: bool = False
+
+
+def _shapes_by_item(
+    item_ids: list[int], model_id: int | None, conf: float
+) -> dict[int, list[Shape]]:
+    """Ground truth (and one model's confident predictions) of a page of items, in two reads."""
+    rows: dict[int, list[Mapping[str, Any]]] = {i: [] for i in item_ids}
+    for row in selectors.annotations_drawn(item_ids=item_ids):
+        rows[row["item_id"]].append(row)
+    by_item = {i: shapes_of(r, source="gt") for i, r in rows.items()}
+    if model_id is not None:
+        for row in selectors.predictions_drawn(
+            item_ids=item_ids, model_id=model_id, min_confidence=conf
+        ):
+            by_item[row["item_id"]].extend(shapes_of([row], source="pred"))
+    return by_item
+
+
+def item_url(dataset: Dataset, item_id: int, querystring: str = "") -> str:
+    """The item view, keeping the grid's state so it can step through the same view."""
+    path = reverse("ui:item", args=[dataset.pk, item_id])
+    return f"{path}?{querystring}" if querystring else path
+
+
+def _tiles(state: GridState, items: list[tuple[Item, float | None]], base: str) -> list[Tile]:
+    shapes = _shapes_by_item([i.pk for i, _ in items], state.model_id, state.conf)
+    querystring = state.querystring(drop=("after", "before"))
+    return [
+        Tile(
+            item=item,
+            thumbnail=media_url(item, "thumbnail") or media_url(item, "original"),
+            shapes=shapes.get(item.pk, []),
+            score=score,
+            open_url=item_url(state.dataset, item.pk, querystring),
+            similar_url=state.refilter(base, {"like": item.pk, "text": None, "image": None}),
+        )
+        for item, score in items
+    ]
+
+
+def query_error_of(state: GridState) -> QueryErrorMark | None:
+    """Where the query bar's text is wrong, split for underlining; None when it compiles."""
+    if not state.q.strip():
+        return None
+    try:
+        state.query_condition()
+    except QueryError as exc:
+        return _error_parts(state.q, exc)
+    return None
+
+
+def _error_parts(text: str, exc: QueryError) -> QueryErrorMark:
+    start = min(exc.position["offset"], len(text))
+    end = min(max(exc.position["end_offset"], start), len(text))
+    return QueryErrorMark(
+        message=exc.message,
+        column=exc.position["column"],
+        before=text[:start],
+        marked=text[start:end],
+        after=text[end:],
+        at_end=start == end,
+        expected=exc.expected,
+    )
+
+
+def _facets(state: GridState, summary: facets.Summary, base: str) -> Facets:
+    """Every facet with its count, whether it is on, and the link that toggles it."""
+    labels = [
+        FacetRow(
+            name=lc.label,
+            count=lc.items,
+            colour=label_colour(lc.label),
+            active=lc.label in state.labels,
+            url=state.toggled(base, "label", lc.label),
+        )
+        for lc in summary.labels
+    ]
+    tags = [
+        FacetRow(
+            name=name,
+            count=count,
+            active=name in state.tags,
+            url=state.toggled(base, "tag", name),
+        )
+        for _, name, count in summary.tags
+    ]
+    slices = [
+        FacetRow(
+            id=sid,
+            name=name,
+            count=count,
+            dynamic=dynamic,
+            active=str(sid) in state.slice_ids,
+            # The API's `slice` filter reads memberships, which a dynamic slice has none
+            # of: its facet opens the slice's own page instead.
+            url=reverse("ui:slice", args=[state.dataset.pk, sid])
+            if dynamic
+            else state.toggled(base, "slice", str(sid)),
+            page=reverse("ui:slice", args=[state.dataset.pk, sid]),
+        )
+        for sid, name, count, dynamic in summary.slices
+    ]
+    metadata = []
+    for key in summary.metadata:
+        param = f"metadata.{key.key}"
+        current = state.params.get(param, [])
+        entry = MetadataFacet(key=key.key, kind=key.kind, present=key.present, param=param)
+        if key.kind == "category":
+            entry.values = [
+                ValueRow(
+                    value=v.value,
+                    count=v.count,
+                    active=_literal(v.value) in current,
+                    url=state.refilter(
+                        base, {param: None if _literal(v.value) in current else _literal(v.value)}
+                    ),
+                )
+                for v in key.values
+            ]
+        elif key.kind == "number":
+            entry.minimum = number_label(key.minimum)
+            entry.maximum = number_label(key.maximum)
+            entry.gte = (state.params.get(f"{param}__gte") or [""])[0]
+            entry.lte = (state.params.get(f"{param}__lte") or [""])[0]
+        metadata.append(entry)
+    return Facets(labels=labels, tags=tags, slices=slices, metadata=metadata)
+
+
+def _literal(value: str) -> str:
+    """A metadata value as the API's filter parameter writes it: text that would read as a
+    number or a JSON literal is quoted, so it stays text (see curation.filters)."""
+    try:
+        typed = parse_value(value)
+    except ValueError:  # a number too long to read: quoting keeps it text
+        return f'"{value}"'
+    return value if isinstance(typed, str) and not value.startswith('"') else f'"{value}"'
+
+
+def _chips(state: GridState, base: str, results: Results | None) -> list[Chip]:
+    """The filters that are on, each with a link that takes it off."""
+    chips = [
+        Chip(text=f"label: {label}", url=state.toggled(base, "label", label))
+        for label in state.labels
+    ]
+    chips += [Chip(text=f"tag: {tag}", url=state.toggled(base, "tag", tag)) for tag in state.tags]
+    names = selectors.slice_names(dataset=state.dataset, slice_ids=state.slice_ids)
+    chips += [
+        Chip(text=f"slice: {names.get(sid, sid)}", url=state.toggled(base, "slice", sid))
+        for sid in state.slice_ids
+    ]
+    for name, value in state.metadata_filters:
+        key, _, op = name.removeprefix("metadata.").partition("__")
+        chips.append(
+            Chip(
+                text=f"{key} {OPERATOR_SIGNS.get(op, op)} {value}",
+                url=state.toggled(base, name, value),
+            )
+        )
+    if state.search_mode:
+        if state.like is not None:
+            query_item = results.query_item if results is not None else None
+            text = f"similar to {query_item.reference_id if query_item else state.like}"
+        elif state.image:
+            text = "similar to the uploaded image"
+        else:
+            text = f"text: “{state.text}”"
+        chips.insert(
+            0, Chip(text=text, url=state.without(base, ("text", "like", "image")), search=True)
+        )
+    return chips
+
+
+def _id_listing(state: GridState, base: str) -> tuple[list[Tile], dict[str, str]]:
+    """One keyset page of the view's items in id order, and its links."""
+    page = selectors.items_keyset_page(
+        state.items(), after=state.after, before=state.before, limit=state.limit
+    )
+    tiles = _tiles(state, [(i, None) for i in page.items], base)
+    if not tiles:
+        return tiles, {}
+    return tiles, {
+        "next": state.url(base, {"after": tiles[-1].item.pk, "before": None})
+        if page.has_next
+        else "",
+        "previous": state.url(base, {"before": tiles[0].item.pk, "after": None})
+        if page.has_previous
+        else "",
+        "first": state.url(base, {"before": None, "after": None}) if page.has_previous else "",
+    }
+
+
+def _search_listing(
+    state: GridState, results: Results, base: str
+) -> tuple[list[Tile], dict[str, str]]:
+    """One page of search results, best first, led by the query item on the first page."""
+    hits: list[tuple[Item, float | None]] = list(results.hits)
+    lead = results.query_item is not None and state.page == 0
+    if lead:
+        hits.insert(0, (results.query_item, None))  # type: ignore[arg-type]
+    tiles = _tiles(state, hits, base)
+    if lead:
+        tiles[0].is_query = True
+    return tiles, {
+        "next": state.url(base, {"page": state.page + 1}) if results.has_more else "",
+        "previous": state.url(base, {"page": state.page - 1 if state.page > 1 else None})
+        if state.page
+        else "",
+    }
+
+
+def grid_render(
+    request: HttpRequest,
+    dataset: Dataset,
+    base_slice: Slice | None,
+    base: str,
+    extra: dict[str, Any],
+) -> HttpResponse:
+    """The grid page of a dataset, or of `base_slice` (whose page adds `extra` to it)."""
+    try:
+        state = GridState(request.GET, dataset=dataset, base_slice=base_slice)
+        # Counting facets takes a second at 1M items (a 20,000-item sample, several
+        # aggregates): the grid never waits for it. With the figures cached they are in
+        # the page; otherwise the sidebar asks for them (facets_panel) once it has loaded.
+        refresh = request.GET.get("refresh") == "1"
+        summary = None if refresh else facets.cached_summary(dataset)
+        query_error = query_error_of(state)
+        tiles: list[Tile] = []
+        pager: dict[str, str] = {}
+        results: Results | None = None
+        if query_error is not None or extra.get("slice_problem"):
+            pass  # nothing to list until the query (or the slice's saved query) is fixed
+        elif state.search_mode:
+            results = vector_panels().grid_results(state)
+            tiles, pager = _search_listing(state, results, base)
+        else:
+            tiles, pager = _id_listing(state, base)
+    except InvalidInput as exc:
+        # A hand-edited link (a bad cursor, confidence or filter): say what is wrong.
+        context = {
+            "message": exc.message,
+            "fields": exc.fields,
+            "dataset": dataset,
+            "clear_url": base,
+        }
+        return render(request, "ui/error.html", context, status=400)
+    model = vector_panels().search_model(dataset)
+    can_curate = dataset.user_role in (Role.CURATOR, Role.ADMIN)
+    context = {
+        "tab": "items",
+        "dataset": dataset,
+        "slice": base_slice,
+        "state": state,
+        "base": base,
+        **_sidebar(state, summary, base),
+        # `refresh` is dropped from the view's links; the panel must still count anew.
+        "facets_url": state.url(
+            _panel_path(dataset, base_slice), {"refresh": "1"} if refresh else None
+        ),
+        # Static slices that a selection can be added to.
+        "slice_choices": [
+            (s.pk, s.name) for s in selectors.slices_of(dataset=dataset) if not s.is_dynamic
+        ],
+        "chips": _chips(state, base, results),
+        "clear_url": base,
+        "query_error": query_error,
+        "tiles": tiles,
+        "results": results,
+        "pager": pager,
+        "search_model": model,
+        "models": selectors.model_choices(dataset=dataset),
+        "tile_px": TILE_SIZES[state.size],
+        "size_links": {s: state.url(base, {"size": s}) for s in TILE_SIZES},
+        "view_query": state.querystring(drop=("after", "before", "page", "refresh")),
+        "can_curate": can_curate,
+        "effective_query": state.effective_query(),
+        # Only the query bar and labels are query language; other filters cannot be saved.
+        "savable": base_slice is None
+        and query_error is None
+        and not (state.metadata_filters or state.tags or state.slice_ids or state.search_mode)
+        and bool(state.effective_query()),
+        "random_weight_models": vector_panels().random_weight_models([dataset]),
+        **extra,
+    }
+    return render(request, "ui/grid.html", context, status=400 if query_error else 200)
+
+
+@require_safe
+@login_required
+@html_errors
+def grid(request: HttpRequest, dataset_id: int) -> HttpResponse:
+    """A dataset's items as a grid of thumbnails, with facets, query bar and search."""
+    dataset = dataset_or_404(request, dataset_id)
+    return grid_render(request, dataset, None, reverse("ui:grid", args=[dataset.pk]), {})
+
+
+def _sidebar(state: GridState, summary: facets.Summary | None, base: str) -> dict[str, Any]:
+    """What the facet sidebar (ui/_facets.html) needs, in the page or in its own request."""
+    return {
+        "summary": summary,
+        "facets": _facets(state, summary, base) if summary is not None else None,
+        "refresh_url": state.url(base, {"refresh": "1"}),
+        # The view's parameters that its forms carry along (all but query, page and text).
+        "hidden_params": [
+            (k, v)
+            for k, vs in state.params.items()
+            if k not in ("query", "after", "before", "page", "text")
+            for v in vs
+        ],
+    }
+
+
+def _panel_path(dataset: Dataset, base_slice: Slice | None) -> str:
+    if base_slice is None:
+        return reverse("ui:facets", args=[dataset.pk])
+    return reverse("ui:slice-facets", args=[dataset.pk, base_slice.pk])
+
+
+@require_GET
+@login_required
+@html_errors
+def facets_panel(
+    request: HttpRequest, dataset_id: int, slice_id: int | None = None
+) -> HttpResponse:
+    """The facet sidebar of a grid or slice page, counted now if not cached (htmx)."""
+    dataset = dataset_or_404(request, dataset_id)
+    base_slice = selectors.slice_of(dataset=dataset, slice_id=slice_id) if slice_id else None
+    if base_slice is None:
+        base = reverse("ui:grid", args=[dataset.pk])
+    else:
+        base = reverse("ui:slice", args=[dataset.pk, base_slice.pk])
+    try:
+        state = GridState(request.GET, dataset=dataset, base_slice=base_slice)
+    except InvalidInput as exc:
+        return HttpResponse(f'<p class="facet-empty">{escape(exc.message)}</p>', status=400)
+    summary = facets.dataset_summary(dataset, refresh=request.GET.get("refresh") == "1")
+    context = {
+        "dataset": dataset,
+        "slice": base_slice,
+        "state": state,
+        "base": base,
+        **_sidebar(state, summary, base),
+    }
+    return render(request, "ui/_facets.html", context)
+
+
+@require_GET
+@login_required
+@html_errors
+def query_check(request: HttpRequest, dataset_id: int) -> HttpResponse:
+    """The query bar's error, if any, as a fragment (htmx checks while the user types)."""
+    dataset = dataset_or_404(request, dataset_id)
+    text = request.GET.get("query", "")
+    error = None
+    if text.strip():
+        try:
+            validate_query(text, dataset=dataset)
+        except QueryError as exc:
+            error = _error_parts(text, exc)
+    return render(request, "ui/_query_error.html", {"query_error": error, "oob": True})
+
+
+@require_GET
+@login_required
+@html_errors
+def view_count(request: HttpRequest, dataset_id: int, slice_id: int | None = None) -> HttpResponse:
+    """How many items the view matches, counting no further than COUNT_CAP."""
+    dataset = dataset_or_404(request, dataset_id)
+    base_slice = selectors.slice_of(dataset=dataset, slice_id=slice_id) if slice_id else None
+    try:
+        state = GridState(request.GET, dataset=dataset, base_slice=base_slice)
+        count = selectors.count_upto(state.items(), most=COUNT_CAP)
+    except InvalidInput:
+        return HttpResponse("")
+    text = (
+        f"{COUNT_CAP:,}+ items"
+        if count > COUNT_CAP
+        else f"{count:,} item{'s' if count != 1 else ''}"
+    )
+    return HttpResponse(f'<span data-count="{count}">{text}</span>')

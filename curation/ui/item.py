@@ -1,0 +1,121 @@
+"""The item page: the image with its annotations and predictions, metadata, tags, the
+slices it is in, its nearest neighbours and duplicate group, and steps through the view
+it was opened from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_safe
+
+from curation import selectors
+from curation.errors import InvalidInput
+from curation.models import Role
+from curation.storage import media_url
+from curation.ui.extensions import vector_panels
+from curation.ui.grid import item_url, query_error_of
+from curation.ui.http import dataset_or_404, html_errors
+from curation.ui.overlays import Shape, label_colour, shapes_of
+from curation.ui.state import GridState
+
+NEIGHBOURS = 12
+MAX_DYNAMIC = 50  # dynamic slices checked for the item view's "in slices" list
+
+
+def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if isinstance(value, dict) and value:
+        rows: list[tuple[str, Any]] = []
+        for key, inner in value.items():
+            rows.extend(_flatten(inner, f"{prefix}.{key}" if prefix else str(key)))
+        return rows
+    return [(prefix, value)]
+
+
+@require_safe
+@login_required
+@html_errors
+def item_view(request: HttpRequest, dataset_id: int, item_id: int) -> HttpResponse:
+    """One item: the image with its annotations and predictions, metadata, tags, slices,
+    nearest neighbours and duplicate group."""
+    dataset = dataset_or_404(request, dataset_id)
+    item = selectors.item_of(dataset=dataset, item_id=item_id)
+    item.dataset = dataset
+    try:
+        state = GridState(request.GET, dataset=dataset)
+        within = state.items() if query_error_of(state) is None else None
+    except InvalidInput:
+        state, within = GridState(QueryDict(), dataset=dataset), None
+    grid_url = state.url(reverse("ui:grid", args=[dataset.pk]), {"after": None, "before": None})
+    querystring = state.querystring(drop=("after", "before"))
+    neighbours_url: dict[str, str] = {}
+    if within is not None and not state.search_mode:
+        before, after = selectors.item_neighbour_ids(within, item_id=item.pk)
+        neighbours_url = {
+            "next": item_url(dataset, after, querystring) if after else "",
+            "previous": item_url(dataset, before, querystring) if before else "",
+        }
+    annotations = shapes_of(
+        [
+            {"kind": a.kind, "label": a.label, "geometry": a.geometry}
+            for a in selectors.item_annotations(item=item)
+        ],
+        source="gt",
+    )
+    predictions_by_model: dict[str, list[Shape]] = {}
+    for p in selectors.item_predictions(item=item):
+        predictions_by_model.setdefault(p.model.name, []).extend(
+            shapes_of(
+                [
+                    {
+                        "kind": p.kind,
+                        "label": p.label,
+                        "geometry": p.geometry,
+                        "confidence": p.confidence,
+                    }
+                ],
+                source="pred",
+            )
+        )
+    gt_labels: dict[str, int] = {}
+    for shape in annotations:
+        gt_labels[shape.label] = gt_labels.get(shape.label, 0) + 1
+    pred_labels: dict[str, int] = {}
+    for shapes in predictions_by_model.values():
+        for shape in shapes:
+            pred_labels[shape.label] = pred_labels.get(shape.label, 0) + 1
+    neighbours, neighbours_problem = vector_panels().neighbours(item, NEIGHBOURS)
+    duplicates, duplicates_problem = vector_panels().duplicate_group(item)
+    context = {
+        "tab": "items",
+        "dataset": dataset,
+        "item": item,
+        "tag_names": selectors.item_tag_names(item=item),
+        "image_url": media_url(item, "original"),
+        "annotations": annotations,
+        "predictions": [s for shapes in predictions_by_model.values() for s in shapes],
+        "prediction_models": sorted(predictions_by_model),
+        "gt_labels": [(label, n, label_colour(label)) for label, n in sorted(gt_labels.items())],
+        "pred_labels": [
+            (label, n, label_colour(label)) for label, n in sorted(pred_labels.items())
+        ],
+        "metadata_rows": _flatten(item.metadata) if item.metadata else [],
+        "slices": selectors.item_slices(dataset=dataset, item=item, max_dynamic=MAX_DYNAMIC),
+        "neighbours": neighbours,
+        "neighbours_problem": neighbours_problem,
+        "duplicates": duplicates,
+        "duplicates_problem": duplicates_problem,
+        "grid_url": grid_url,
+        "similar_url": state.refilter(
+            reverse("ui:grid", args=[dataset.pk]), {"like": item.pk, "text": None, "image": None}
+        ),
+        "nav_urls": neighbours_url,
+        "can_curate": dataset.user_role in (Role.CURATOR, Role.ADMIN),
+        "here": request.get_full_path(),
+        "all_slices": selectors.static_slice_choices(dataset=dataset),
+        "random_weight_models": vector_panels().random_weight_models([dataset]),
+    }
+    return render(request, "ui/item.html", context)
