@@ -7,12 +7,12 @@ Three signals, each group saying which one made it and its distance:
   step finds; the near step then sees each such group as one item, its representative.
 - perceptual hash (curation.phash, computed at ingest; this job fills it in for items
   ingested before): candidates are items whose whole-picture 64-bit pHash lies within
-  NUCLEUS_DUPLICATE_HASH_CANDIDATES bits of any of one item's four 64-bit hashes (the
+  NUCLEUS_DUPLICATE_HASH_CANDIDATES (12) bits of any of one item's four 64-bit hashes (the
   picture and three centred crops, so that cropped copies are found); a candidate is kept
   when the smallest distance between the two items' 256-bit hashes over their crops is
-  at most NUCLEUS_DUPLICATE_HASH_DISTANCE (40 of 256). This signal needs no learned
+  at most NUCLEUS_DUPLICATE_HASH_DISTANCE (52 of 256). This signal needs no learned
   weights, so it works with random ones: on the demo (2000 items, seeds 0-3) it finds
-  18-20 of the 20 planted near copies with 0-2 false groups (docs/embeddings.md).
+  19-20 of the 20 planted near copies with 3-12 false groups (docs/embeddings.md).
 - embedding: cosine similarity >= the threshold (NUCLEUS_DUPLICATE_THRESHOLD, 0.95),
   only when the model's weights are real. With CLIP ViT-B-32 image embeddings,
   re-encoded, resized, slightly cropped or recoloured copies of a photo score about
