@@ -23,12 +23,15 @@ Candidate search by Hamming distance scales the way vector search does: pgvector
 has a `bit` type with an HNSW index for Hamming distance, so the job builds one partial
 index per dataset over `phash::bit(64)` (item_phash_d<dataset>, like the vector indexes)
 and asks it for each item's nearest hashes in one LATERAL query per batch; at 1M items
-that is an index scan per hash, not all pairs in Python. Multi-index hashing on bands of
+that is an index scan per hash, not all pairs in Python. The index is dropped when the
+job ends (ingest would otherwise pay an HNSW insert per item) and built again by the next
+run; a run that crashed reuses it. Multi-index hashing on bands of
 the hash in plain SQL was the alternative: it is exact only within (bands - 1) bits,
 and 8-bit bands that would cover 7 bits hold about 4,000 items each at 1M, so every
 item would compare against tens of thousands of candidates. A server with pgvector < 0.7
 (`bit` arrived in 0.7) gets an exact scan by `bit_count(a # b)` instead: the same
-results, quadratic in the dataset's size, fine to about 100,000 items.
+results, but quadratic in the dataset's size (four hashes against every item, per
+item): minutes at 20,000 items, too slow at 1M; upgrade pgvector there.
 
 Near duplicates do not chain: a group is its representative and the items within the
 distance of it (a star, not a connected component). Items are taken in the order a
@@ -405,6 +408,10 @@ def duplicates_run(ctx: JobContext) -> dict[str, Any]:
 
     with ctx.checkpoint(done=state.get("done", 0), state={**state, "finished": True}):
         summary = _groups_write(run, dataset, model)
+    # Only this job reads the index, and keeping it would make every later ingest into
+    # the dataset pay an HNSW insert per item (bulk ingest is meant to reach 20,000
+    # items/s): the next run builds it again, in about the time it takes to walk it.
+    phash_index_drop(dataset_id=dataset.pk)
     return {
         **summary,
         "run": run.pk,
@@ -536,7 +543,7 @@ def _groups_write(
         for item_id, found in sorted(members.items())
     ]
     DuplicateMember.objects.bulk_create(member_rows, batch_size=_CHUNK)
-    if model is not None:
+    if model is not None and run.embedding_signal:  # random weights: 0.999 says nothing
         with connection.cursor() as cursor:
             cursor.execute(
                 f"""
