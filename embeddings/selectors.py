@@ -172,6 +172,13 @@ def duplicate_group_of(*, run: DuplicateRun, item_id: int) -> DuplicateGroup | N
     return member.group if member is not None else None
 
 
+def duplicate_group_in(*, run: DuplicateRun, group_id: int) -> DuplicateGroup | None:
+    """One group of a run, with its representative, or None."""
+    return (
+        DuplicateGroup.objects.filter(run=run, pk=group_id).select_related("representative").first()
+    )
+
+
 def duplicate_members(*, group: DuplicateGroup, limit: int) -> list[DuplicateMember]:
     """Up to `limit` members of a group with their items, the representative first."""
     return list(

@@ -33,6 +33,7 @@ from embeddings.models import (
 )
 from embeddings.selectors import (
     default_model,
+    duplicate_group_in,
     duplicate_group_of,
     duplicate_groups,
     duplicate_members,
@@ -240,7 +241,8 @@ def duplicates_page(request: HttpRequest, dataset_id: int) -> HttpResponse:
     one = request.GET.get("group", "")
     if run is not None:
         if one.isdigit() and len(one) < 19:
-            groups = list(DuplicateGroup.objects.filter(run=run, pk=int(one)))
+            found = duplicate_group_in(run=run, group_id=int(one))
+            groups = [found] if found is not None else []
             limit = GROUP_MEMBERS
         else:
             one = ""
