@@ -27,6 +27,9 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fresh", action="store_true")
+    parser.add_argument(
+        "--reuse-index", action="store_true", help="keep an index from an earlier run"
+    )
     args = parser.parse_args()
     setup_django("nucleus_bench_duplicates")
 
@@ -77,7 +80,8 @@ def main() -> None:
                 records_write(dataset=dataset, records=records)
         print(f"loaded {args.n} items in {time.perf_counter() - started:.1f} s")
 
-    phash_index_drop(dataset_id=dataset.pk)
+    if not args.reuse_index:
+        phash_index_drop(dataset_id=dataset.pk)
     started = time.perf_counter()
     phash_index_ensure(dataset=dataset)
     build = time.perf_counter() - started
