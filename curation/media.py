@@ -22,6 +22,7 @@ from PIL import Image, UnidentifiedImageError
 
 from curation.bulk.validate import Media
 from curation.errors import invalid_field
+from curation.phash import perceptual_hashes
 
 # Formats ingest opens. Image.open() is limited to these, so Pillow never hands data to a
 # rarely used (or external) decoder.
@@ -61,6 +62,8 @@ class Decoded:
     height: int
     extension: str
     thumbnail: bytes
+    phash: int
+    phash_detail: bytes
 
 
 def media_keys(dataset_id: int, sha256: str, extension: str) -> tuple[str, str]:
@@ -104,6 +107,7 @@ def image_decode(data: bytes) -> Decoded:
             if orientation in (5, 6, 7, 8):
                 width, height = height, width
             thumbnail = _thumbnail(im, orientation)
+            phash, phash_detail = _hashes(im, orientation)
     except MediaError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -116,7 +120,36 @@ def image_decode(data: bytes) -> Decoded:
         # Pillow reports bad data in many ways (OSError, SyntaxError, ValueError, ...):
         # whatever it raises while decoding untrusted bytes means this image is corrupt.
         raise MediaError(f"is corrupt or truncated: {exc}") from None
-    return Decoded(width, height, FORMATS[image_format], thumbnail)
+    return Decoded(width, height, FORMATS[image_format], thumbnail, phash, phash_detail)
+
+
+def _hashes(im: Image.Image, orientation: int) -> tuple[int, bytes]:
+    """The perceptual hashes of the upright picture, from a small copy of it."""
+    if im.mode not in ("RGB", "L"):
+        im = im.convert("RGB")
+    scale = 256 / max(im.size)
+    if scale < 1:
+        size = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
+        im = im.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    if orientation in _UPRIGHT:
+        im = im.transpose(_UPRIGHT[orientation])
+    return perceptual_hashes(im)
+
+
+def media_phashes(data: bytes) -> tuple[int, bytes] | None:
+    """The perceptual hashes of stored image bytes, as ingest computes them; None if the
+    bytes no longer decode (the duplicates job fills in items ingested before hashes)."""
+    try:
+        with Image.open(io.BytesIO(data), formats=OPEN_FORMATS) as im:
+            _check_pixels(im.size)
+            im.load()
+            try:
+                orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1))
+            except Exception:  # a broken EXIF block does not make a broken image
+                orientation = 1
+            return _hashes(im, orientation)
+    except Exception:  # whatever Pillow raises on bad bytes: no hash, as for no image
+        return None
 
 
 def _thumbnail(im: Image.Image, orientation: int) -> bytes:
@@ -197,6 +230,8 @@ def media_process(*, dataset_id: int, data: bytes, source_uri: str) -> Media:
         height=decoded.height,
         sha256=sha256,
         byte_size=len(data),
+        phash=decoded.phash,
+        phash_detail=decoded.phash_detail,
     )
 
 

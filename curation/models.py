@@ -97,6 +97,10 @@ class Item(models.Model):
     height = models.PositiveIntegerField(null=True, blank=True)
     sha256 = models.CharField(max_length=64, blank=True, default="")
     byte_size = models.BigIntegerField(null=True, blank=True)
+    # Perceptual hashes of the image (curation.phash), null until computed: at ingest, or
+    # by the duplicates job for items ingested before there were any.
+    phash = models.BigIntegerField(null=True, blank=True)
+    phash_detail = models.BinaryField(null=True, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)

@@ -11,6 +11,7 @@ from django.db.models import Q
 from curation.errors import invalid_field
 from curation.models import Dataset, Item
 from embeddings import search
+from embeddings.duplicates import phash_index_drop
 from embeddings.models import (
     DuplicateEdge,
     DuplicateGroup,
@@ -81,3 +82,4 @@ class EmbeddingsVectors:
         # index left behind by a crash in between is empty and only takes space (ids are
         # not reused).
         transaction.on_commit(lambda: vector_index_drop(dataset_id=dataset_id))
+        transaction.on_commit(lambda: phash_index_drop(dataset_id=dataset_id))

@@ -156,6 +156,12 @@ class DuplicateRun(models.Model):
     )
     threshold = models.FloatField()
     neighbors = models.PositiveSmallIntegerField()
+    hash_distance = models.PositiveSmallIntegerField(
+        default=52, help_text="Largest perceptual-hash distance (of 256 bits) of a near pair."
+    )
+    embedding_signal = models.BooleanField(
+        default=False, help_text="Whether embedding similarity was a signal (real weights)."
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
     group_count = models.PositiveIntegerField(default=0)
     item_count = models.PositiveIntegerField(default=0)
@@ -183,7 +189,9 @@ class DuplicateEdge(models.Model):
     )
     item_a = models.BigIntegerField()
     item_b = models.BigIntegerField()
-    similarity = models.FloatField()
+    signal = models.CharField(max_length=16, default="embedding")
+    distance = models.FloatField(default=0.0)
+    similarity = models.FloatField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -191,17 +199,30 @@ class DuplicateEdge(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.item_a}~{self.item_b} ({self.similarity:.3f})"
+        return f"{self.item_a}~{self.item_b} ({self.signal} {self.distance:g})"
 
 
 class GroupKind(models.TextChoices):
     EXACT = "exact", "Exact (same content hash)"
-    NEAR = "near", "Near (similar embeddings)"
+    NEAR = "near", "Near (perceptual hash or embedding)"
+
+
+class Signal(models.TextChoices):
+    """What found a duplicate, and what its distance is measured in."""
+
+    EXACT = "exact", "Same content hash"
+    PHASH = "phash", "Perceptual hash"  # Hamming distance of 256-bit pHashes
+    EMBEDDING = "embedding", "Embedding similarity"  # cosine distance
 
 
 class DuplicateGroup(models.Model):
     run = models.ForeignKey(DuplicateRun, on_delete=models.CASCADE, related_name="groups")
     kind = models.CharField(max_length=8, choices=GroupKind.choices)
+    signal = models.CharField(max_length=16, choices=Signal.choices, default=Signal.EMBEDDING)
+    distance = models.FloatField(
+        default=0.0,
+        help_text="Largest distance of a member to the representative, in the signal's unit.",
+    )
     representative = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="+")
     size = models.PositiveIntegerField()
 
@@ -221,6 +242,10 @@ class DuplicateMember(models.Model):
     )
     similarity = models.FloatField(
         null=True, blank=True, help_text="Cosine similarity to the representative."
+    )
+    signal = models.CharField(max_length=16, choices=Signal.choices, default=Signal.EXACT)
+    distance = models.FloatField(
+        default=0.0, help_text="Distance to the representative, in the signal's unit."
     )
 
     class Meta:

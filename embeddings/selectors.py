@@ -17,6 +17,7 @@ from embeddings import vectors as vec
 from embeddings.models import (
     DatasetSearchDefault,
     DuplicateGroup,
+    DuplicateMember,
     DuplicateRun,
     Embedding,
     EmbeddingModel,
@@ -158,3 +159,30 @@ def duplicate_groups(
     if kind is not None:
         groups = groups.filter(kind=kind)
     return list(groups.prefetch_related("members__item").order_by("id")[offset : offset + limit])
+
+
+def duplicate_group_of(*, run: DuplicateRun, item_id: int) -> DuplicateGroup | None:
+    """The group an item heads or belongs to in a run (the one it heads first)."""
+    member = (
+        DuplicateMember.objects.filter(group__run=run, item_id=item_id)
+        .select_related("group")
+        .order_by("-is_representative", "group_id")
+        .first()
+    )
+    return member.group if member is not None else None
+
+
+def duplicate_group_in(*, run: DuplicateRun, group_id: int) -> DuplicateGroup | None:
+    """One group of a run, with its representative, or None."""
+    return (
+        DuplicateGroup.objects.filter(run=run, pk=group_id).select_related("representative").first()
+    )
+
+
+def duplicate_members(*, group: DuplicateGroup, limit: int) -> list[DuplicateMember]:
+    """Up to `limit` members of a group with their items, the representative first."""
+    return list(
+        DuplicateMember.objects.filter(group=group)
+        .select_related("item")
+        .order_by("-is_representative", "id")[:limit]
+    )

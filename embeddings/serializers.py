@@ -243,16 +243,28 @@ class DuplicateMemberSerializer(serializers.Serializer[dict[str, Any]]):
     is_representative = serializers.BooleanField()
     same_hash = serializers.BooleanField()
     similarity = serializers.FloatField(allow_null=True)
+    signal = serializers.CharField(help_text="exact, phash (perceptual hash) or embedding.")
+    distance = serializers.FloatField(
+        help_text="To the representative: 0 for exact, Hamming bits of 256 for phash, "
+        "cosine distance for embedding."
+    )
 
 
 class DuplicateGroupSerializer(serializers.ModelSerializer[DuplicateGroup]):
     kind = serializers.CharField(help_text="exact (all members share a content hash) or near.")
+    signal = serializers.CharField(
+        help_text="What found the group: exact (content hash), phash (perceptual hash) or "
+        "embedding (cosine similarity, only with real model weights)."
+    )
+    distance = serializers.FloatField(
+        help_text="Largest distance of a member to the representative, in the signal's unit."
+    )
     representative = serializers.SerializerMethodField()
     members = DuplicateMemberSerializer(many=True)
 
     class Meta:
         model = DuplicateGroup
-        fields = ["id", "kind", "size", "representative", "members"]
+        fields = ["id", "kind", "signal", "distance", "size", "representative", "members"]
 
     def get_representative(self, group: DuplicateGroup) -> dict[str, Any]:
         return {
@@ -272,6 +284,8 @@ class DuplicateRunSerializer(serializers.ModelSerializer[DuplicateRun]):
             "model",
             "threshold",
             "neighbors",
+            "hash_distance",
+            "embedding_signal",
             "group_count",
             "item_count",
             "finished",

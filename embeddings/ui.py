@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
@@ -19,13 +21,30 @@ from curation.ui.http import dataset_or_404, html_errors, next_url
 from curation.ui.similarity import query_image_read
 from curation.ui.state import GridState
 from embeddings import search
-from embeddings.duplicates import duplicates_job_start, latest_run
-from embeddings.models import DatasetSearchDefault, DuplicateMember, Embedding, EmbeddingModel
-from embeddings.selectors import default_model
+from embeddings.duplicates import duplicates_apply, duplicates_job_start, latest_run
+from embeddings.models import (
+    DatasetSearchDefault,
+    DuplicateGroup,
+    DuplicateMember,
+    DuplicateRun,
+    Embedding,
+    EmbeddingModel,
+    Signal,
+)
+from embeddings.selectors import (
+    default_model,
+    duplicate_group_in,
+    duplicate_group_of,
+    duplicate_groups,
+    duplicate_members,
+)
 from embeddings.selectors import models_of as embedding_models_of
 from embeddings.services import embed_job_start
 
 COVERAGE_CACHE_SECONDS = 60
+ITEM_STRIP = 12  # members of its duplicate group an item page shows
+GROUPS_PER_PAGE = 20
+GROUP_MEMBERS = 200  # members one group's page shows
 
 
 def search_model(dataset: Dataset) -> EmbeddingModel | None:
@@ -103,26 +122,22 @@ class EmbeddingsPanels:
             run = latest_run(dataset=item.dataset)
         except CurationError:
             return [], "No duplicates job has run on this dataset."
-        member = (
-            DuplicateMember.objects.filter(group__run=run, item=item)
-            .select_related("group")
-            .first()
-        )
-        if member is None:
+        group = duplicate_group_of(run=run, item_id=item.pk)
+        if group is None:
             return [], "No duplicates found for this item."
-        members = (
-            DuplicateMember.objects.filter(group=member.group)
-            .select_related("item")
-            .order_by("-is_representative", "id")
-        )
+        # A bounded strip: the group's page holds the rest.
+        url = reverse("embeddings-ui:duplicates-page", args=[item.dataset_id])
         return [
             DuplicateTile(
                 item=m.item,
                 representative=m.is_representative,
                 same_hash=m.same_hash,
                 similarity=m.similarity,
+                signal=Signal(group.signal).label,
+                group_url=f"{url}?group={group.pk}",
+                group_size=group.size,
             )
-            for m in members
+            for m in duplicate_members(group=group, limit=ITEM_STRIP)
         ], ""
 
     def dataset_coverage(self, dataset: Dataset, item_count: int) -> Coverage | None:
@@ -181,4 +196,107 @@ def duplicates_start(request: HttpRequest, dataset_id: int) -> HttpResponse:
         messages.error(request, exc.message)
     else:
         messages.success(request, f"Duplicates job #{job.pk} started; follow it on the jobs page.")
+    return HttpResponseRedirect(back)
+
+
+# ---------------------------------------------------------------------------- duplicates
+
+
+@dataclass
+class GroupRow:
+    """A duplicate group as the duplicates page shows it."""
+
+    group: DuplicateGroup
+    signal: str
+    distance: str
+    members: list[DuplicateMember]
+
+
+def _distance_text(group: DuplicateGroup) -> str:
+    if group.signal == Signal.EXACT:
+        return "same bytes"
+    if group.signal == Signal.PHASH:
+        return f"≤ {group.distance:.0f} of 256 bits"
+    return f"cosine distance ≤ {group.distance:.4f}"
+
+
+def _page_number(request: HttpRequest) -> int:
+    raw = request.GET.get("page", "")
+    return int(raw) if raw.isdigit() and len(raw) < 7 else 0
+
+
+@login_required
+@html_errors
+def duplicates_page(request: HttpRequest, dataset_id: int) -> HttpResponse:
+    """The groups of the latest duplicates job: representative, signal, distance; paginated."""
+    dataset = dataset_or_404(request, dataset_id)
+    run: DuplicateRun | None
+    try:
+        run = latest_run(dataset=dataset)
+    except CurationError:
+        run = None
+    page = _page_number(request)
+    rows: list[GroupRow] = []
+    has_more = False
+    one = request.GET.get("group", "")
+    if run is not None:
+        if one.isdigit() and len(one) < 19:
+            found = duplicate_group_in(run=run, group_id=int(one))
+            groups = [found] if found is not None else []
+            limit = GROUP_MEMBERS
+        else:
+            one = ""
+            groups = duplicate_groups(
+                run=run, kind=None, offset=page * GROUPS_PER_PAGE, limit=GROUPS_PER_PAGE + 1
+            )
+            has_more = len(groups) > GROUPS_PER_PAGE
+            groups = groups[:GROUPS_PER_PAGE]
+            limit = ITEM_STRIP
+        rows = [
+            GroupRow(
+                group=g,
+                signal=Signal(g.signal).label,
+                distance=_distance_text(g),
+                members=duplicate_members(group=g, limit=limit),
+            )
+            for g in groups
+        ]
+    return render(
+        request,
+        "ui/duplicates.html",
+        {
+            "dataset": dataset,
+            "run": run,
+            "rows": rows,
+            "page": page,
+            "has_more": has_more,
+            "one_group": bool(one),
+            "can_curate": dataset.user_role in (Role.CURATOR, Role.ADMIN),
+            "random_weight_models": EmbeddingsPanels().random_weight_models([dataset]),
+        },
+    )
+
+
+@require_POST
+@login_required
+@html_errors
+def duplicates_keep_one(request: HttpRequest, dataset_id: int) -> HttpResponse:
+    """Keep one item per group: tag the extra copies, or make a slice of what is kept."""
+    dataset = dataset_or_404(request, dataset_id, Role.CURATOR)
+    back = next_url(request, reverse("embeddings-ui:duplicates-page", args=[dataset.pk]))
+    target = request.POST.get("target", "")
+    select = "keep_one" if target == "slice" else "extras"
+    try:
+        result = duplicates_apply(
+            dataset=dataset,
+            user=request.user,
+            target=target,
+            name=request.POST.get("name", ""),
+            select=select,
+        )
+    except CurationError as exc:
+        messages.error(request, exc.message)
+    else:
+        what = "tagged" if target == "tag" else "added to the slice"
+        messages.success(request, f"{result['added']} items {what} {result['name']!r}.")
     return HttpResponseRedirect(back)

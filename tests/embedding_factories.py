@@ -171,7 +171,8 @@ def planted_fixture(dataset: Dataset) -> dict[str, Any]:
     n1: base 0 + two near copies (the second one is the largest image: representative)
     n2: base 1 + one near copy
     e1: base 2 + an exact copy (same bytes, so same hash and same vector)
-    mixed: base 3 + an exact copy + a near copy
+    mixed: base 3 + an exact copy + a near copy: the exact pair is a group of its own,
+        and base 3 (standing for it) heads a near group with the near copy
     x: two exact copies that have no vector at all
     """
     rng = np.random.default_rng(0)
@@ -204,7 +205,8 @@ def planted_fixture(dataset: Dataset) -> dict[str, Any]:
             frozenset({ref[0], ref[40], ref[41]}): (ref[41], "near"),
             frozenset({ref[1], ref[42]}): (ref[1], "near"),
             frozenset({ref[2], ref[43]}): (ref[2], "exact"),
-            frozenset({ref[3], ref[44], ref[45]}): (ref[3], "near"),
+            frozenset({ref[3], ref[44]}): (ref[3], "exact"),
+            frozenset({ref[3], ref[45]}): (ref[3], "near"),
             frozenset({"x-0", "x-1"}): ("x-0", "exact"),
         },
     }

@@ -50,14 +50,18 @@ def test_it_finds_the_planted_exact_and_near_duplicates(
 
     assert job.status == JobStatus.SUCCEEDED, job.message
     assert found_groups(dataset) == planted["groups"]
-    assert job.result["exact_groups"] == 2 and job.result["near_groups"] == 3
-    mixed = DuplicateGroup.objects.get(representative__reference_id="v-00003")
+    assert job.result["exact_groups"] == 3 and job.result["near_groups"] == 3
+    assert job.result["embedding_groups"] == 3 and job.result["phash_groups"] == 0
+    exact = DuplicateGroup.objects.get(representative__reference_id="v-00003", kind="exact")
+    near = DuplicateGroup.objects.get(representative__reference_id="v-00003", kind="near")
+    assert (exact.signal, exact.distance) == ("exact", 0.0)
+    assert near.signal == "embedding" and 0 < near.distance <= 0.05
     flags = {
-        m.item.reference_id: (m.same_hash, m.similarity)
-        for m in mixed.members.select_related("item")
+        m.item.reference_id: (m.same_hash, m.similarity, m.signal)
+        for m in near.members.select_related("item")
     }
-    assert flags["v-00044"][0] is True and flags["v-00045"][0] is False
-    assert all(s is not None and s >= 0.95 for _, s in flags.values())
+    assert flags["v-00045"][0] is False and flags["v-00045"][2] == "embedding"
+    assert all(s is not None and s >= 0.95 for _, s, _ in flags.values())
 
 
 def test_it_finds_only_exact_copies_without_embeddings(
@@ -190,7 +194,8 @@ def test_it_finds_the_demo_datasets_planted_duplicates(
     job_run(job_id=duplicates_job_start(dataset=dataset, user=alice, model=None).pk)
 
     exact = {frozenset({d["reference_id"], d["duplicate_of"]}) for d in truth["exact_duplicates"]}
-    assert exact and set(found_groups(dataset)) == exact
+    groups = found_groups(dataset)
+    assert exact and {m for m, (_, kind) in groups.items() if kind == "exact"} == exact
     by_ref = {i.reference_id: i for i in items}
     model = EmbeddingModel.objects.get(random_weights=True)
     assert truth["near_duplicates"]

@@ -55,6 +55,8 @@ class Media:
     height: int
     sha256: str
     byte_size: int
+    phash: int | None = None  # curation.phash; None where ingest did not decode the image
+    phash_detail: bytes | None = None
 
 
 @dataclass

@@ -65,7 +65,7 @@ def _copy_rows(
 def _item_tuple(r: ItemRecord) -> tuple[Any, ...]:
     m = r.media
     if m is None:
-        return (r.reference_id, r.metadata, None, None, None, None, None, None, None)
+        return (r.reference_id, r.metadata, None, None, None, None, None, None, None, None, None)
     return (
         r.reference_id,
         r.metadata,
@@ -76,6 +76,8 @@ def _item_tuple(r: ItemRecord) -> tuple[Any, ...]:
         m.height,
         m.sha256,
         m.byte_size,
+        m.phash,
+        m.phash_detail,
     )
 
 
@@ -127,6 +129,8 @@ def _insert_new_items(
                         "height",
                         "sha256",
                         "byte_size",
+                        "phash",
+                        "phash_detail",
                         "created",
                         "updated",
                     ],
@@ -143,10 +147,14 @@ def _insert_new_items(
                             h,
                             sha or "",
                             size,
+                            phash,
+                            detail,
                             now,
                             now,
                         )
-                        for ref, meta, key, thumb, src, w, h, sha, size in map(_item_tuple, records)
+                        for ref, meta, key, thumb, src, w, h, sha, size, phash, detail in map(
+                            _item_tuple, records
+                        )
                     ),
                 )
         except IntegrityError:
@@ -176,7 +184,7 @@ def _write_items(
             "CREATE TEMP TABLE IF NOT EXISTS _nucleus_item_in ("
             " reference_id text, metadata jsonb, media_key text, thumbnail_key text,"
             " source_uri text, width int, height int, sha256 text, byte_size bigint,"
-            " id bigint"
+            " phash bigint, phash_detail bytea, id bigint"
             ") ON COMMIT DELETE ROWS"
         )
         cursor.execute("TRUNCATE _nucleus_item_in")
@@ -194,6 +202,8 @@ def _write_items(
                 "height",
                 "sha256",
                 "byte_size",
+                "phash",
+                "phash_detail",
             ],
             map(_item_tuple, records),
         )
@@ -216,11 +226,12 @@ def _write_items(
         cursor.execute(
             """
             INSERT INTO curation_item (id, dataset_id, reference_id, metadata, media_key,
-                thumbnail_key, source_uri, width, height, sha256, byte_size, created, updated)
+                thumbnail_key, source_uri, width, height, sha256, byte_size, phash, phash_detail,
+                created, updated)
             SELECT i.id, %s, i.reference_id, coalesce(i.metadata, '{}'::jsonb),
                 coalesce(i.media_key, ''), coalesce(i.thumbnail_key, ''),
                 coalesce(i.source_uri, ''), i.width, i.height,
-                coalesce(i.sha256, ''), i.byte_size, now(), now()
+                coalesce(i.sha256, ''), i.byte_size, i.phash, i.phash_detail, now(), now()
             FROM _nucleus_item_in i
             WHERE i.id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM curation_item c
                               WHERE c.dataset_id = %s AND c.reference_id = i.reference_id)
@@ -249,18 +260,25 @@ def _write_items(
                     coalesce(i.width, c.width) AS width,
                     coalesce(i.height, c.height) AS height,
                     coalesce(i.sha256, c.sha256) AS sha256,
-                    coalesce(i.byte_size, c.byte_size) AS byte_size
+                    coalesce(i.byte_size, c.byte_size) AS byte_size,
+                    -- a record without hashes keeps the stored ones only for the same bytes
+                    CASE WHEN i.phash IS NOT NULL OR i.sha256 IS DISTINCT FROM c.sha256
+                        AND i.sha256 IS NOT NULL THEN i.phash ELSE c.phash END AS phash,
+                    CASE WHEN i.phash IS NOT NULL OR i.sha256 IS DISTINCT FROM c.sha256
+                        AND i.sha256 IS NOT NULL THEN i.phash_detail ELSE c.phash_detail
+                        END AS phash_detail
                 FROM _nucleus_item_in i
                 JOIN curation_item c ON c.dataset_id = %s AND c.reference_id = i.reference_id
             )
             UPDATE curation_item c SET metadata = n.metadata, media_key = n.media_key,
                 thumbnail_key = n.thumbnail_key, source_uri = n.source_uri, width = n.width,
-                height = n.height, sha256 = n.sha256, byte_size = n.byte_size, updated = now()
+                height = n.height, sha256 = n.sha256, byte_size = n.byte_size, phash = n.phash,
+                phash_detail = n.phash_detail, updated = now()
             FROM n
             WHERE c.id = n.id AND (c.metadata, c.media_key, c.thumbnail_key, c.source_uri,
-                c.width, c.height, c.sha256, c.byte_size)
+                c.width, c.height, c.sha256, c.byte_size, c.phash, c.phash_detail)
                 IS DISTINCT FROM (n.metadata, n.media_key, n.thumbnail_key, n.source_uri,
-                n.width, n.height, n.sha256, n.byte_size)
+                n.width, n.height, n.sha256, n.byte_size, n.phash, n.phash_detail)
             """,
             [dataset.pk],
         )

@@ -46,6 +46,9 @@ class DuplicateTile:
     representative: bool
     same_hash: bool
     similarity: float | None
+    signal: str = ""  # what found the group, in words
+    group_url: str = ""  # the whole group, where the strip shows only part of it
+    group_size: int = 0
 
 
 class VectorPanels(Protocol):
