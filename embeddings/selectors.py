@@ -1,8 +1,10 @@
-"""Reads: which embedding models a dataset can use and which one it uses by default, the
-filter of a search, and pages of duplicate groups."""
+"""Reads: which embedding models a dataset can use, which one it uses by default and
+whether its weights are random, vector counts, the filter of a search, and pages of
+duplicate groups."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, TypeAlias, TypedDict
 
 from django.db.models import IntegerField, OuterRef, Q, Subquery, Value
@@ -104,6 +106,24 @@ def default_model(*, dataset: Dataset) -> EmbeddingModel:
             "(POST /api/v1/datasets/{id}/embeddings/jobs) or upload vectors first."
         )
     return model
+
+
+def random_weight_defaults(*, dataset_ids: Iterable[int]) -> list[EmbeddingModel]:
+    """The random-weight models that any of these datasets searches with by default (the
+    UI warns that their scores mean nothing), each once, in id order."""
+    rows = (
+        DatasetSearchDefault.objects.filter(
+            dataset_id__in=list(dataset_ids), model__random_weights=True
+        )
+        .select_related("model")
+        .order_by("model_id")
+    )
+    return list({row.model_id: row.model for row in rows}.values())
+
+
+def vector_count(*, dataset: Dataset, model: EmbeddingModel) -> int:
+    """How many of the dataset's items have a vector under the model (exact)."""
+    return Embedding.objects.filter(dataset=dataset, model=model).count()
 
 
 def model_for_search(*, dataset: Dataset, name: str | None) -> EmbeddingModel:

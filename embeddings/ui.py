@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from django.contrib import messages
@@ -14,29 +14,25 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from curation.errors import Conflict, CurationError
-from curation.models import Dataset, Item, Role
+from curation.errors import CurationError, NotFound
+from curation.models import Dataset, Item, Job, Role
+from curation.params import int_value
+from curation.selectors import item_of
 from curation.ui.extensions import Coverage, DuplicateTile, Results
 from curation.ui.http import dataset_or_404, html_errors, next_url
 from curation.ui.similarity import query_image_read
 from curation.ui.state import GridState
 from embeddings import search
 from embeddings.duplicates import duplicates_apply, duplicates_job_start, latest_run
-from embeddings.models import (
-    DatasetSearchDefault,
-    DuplicateGroup,
-    DuplicateMember,
-    DuplicateRun,
-    Embedding,
-    EmbeddingModel,
-    Signal,
-)
+from embeddings.models import DuplicateGroup, DuplicateMember, DuplicateRun, EmbeddingModel, Signal
 from embeddings.selectors import (
-    default_model,
+    default_model_or_none,
     duplicate_group_in,
     duplicate_group_of,
     duplicate_groups,
     duplicate_members,
+    random_weight_defaults,
+    vector_count,
 )
 from embeddings.selectors import models_of as embedding_models_of
 from embeddings.services import embed_job_start
@@ -45,14 +41,13 @@ COVERAGE_CACHE_SECONDS = 60
 ITEM_STRIP = 12  # members of its duplicate group an item page shows
 GROUPS_PER_PAGE = 20
 GROUP_MEMBERS = 200  # members one group's page shows
+MAX_PAGE = 10**6  # of duplicate groups (20 each): past any run's groups, within OFFSET's range
+MAX_ID = 10**18 - 1  # a group id has at most 18 digits here (bigint holds 19)
 
 
 def search_model(dataset: Dataset) -> EmbeddingModel | None:
     """The model the dataset's searches use, or None before it has any embeddings."""
-    try:
-        return default_model(dataset=dataset)
-    except Conflict:
-        return None
+    return default_model_or_none(dataset=dataset)
 
 
 class EmbeddingsPanels:
@@ -62,13 +57,7 @@ class EmbeddingsPanels:
         return search_model(dataset)
 
     def random_weight_models(self, datasets: Iterable[Dataset]) -> list[EmbeddingModel]:
-        ids = [d.pk for d in datasets]
-        rows = (
-            DatasetSearchDefault.objects.filter(dataset_id__in=ids, model__random_weights=True)
-            .select_related("model")
-            .order_by("model_id")
-        )
-        return list({row.model_id: row.model for row in rows}.values())
+        return random_weight_defaults(dataset_ids=[d.pk for d in datasets])
 
     def grid_results(self, state: GridState) -> Results:
         dataset = state.dataset
@@ -81,8 +70,9 @@ class EmbeddingsPanels:
         page = {"offset": state.page * state.limit, "limit": state.limit}
         try:
             if state.like is not None:
-                item = Item.objects.filter(dataset=dataset, pk=state.like).first()
-                if item is None:
+                try:
+                    item = item_of(dataset=dataset, item_id=state.like)
+                except NotFound:
                     return Results(
                         model, problem="The item to find similar ones to is not in this dataset."
                     )
@@ -147,7 +137,7 @@ class EmbeddingsPanels:
         key = f"ui:coverage:{dataset.pk}:{model.pk}"
         vectors = cache.get(key)
         if vectors is None:
-            vectors = Embedding.objects.filter(dataset=dataset, model=model).count()
+            vectors = vector_count(dataset=dataset, model=model)
             cache.set(key, vectors, COVERAGE_CACHE_SECONDS)
         percent = 100.0 * vectors / item_count if item_count else 0.0
         return Coverage(model=model, vectors=vectors, percent=min(percent, 100.0))
@@ -167,36 +157,43 @@ class EmbeddingsPanels:
 # ---------------------------------------------------------------------------------- jobs
 
 
+def _job_button(
+    request: HttpRequest, dataset_id: int, what: str, start: Callable[[Dataset, object], Job]
+) -> HttpResponse:
+    """Start a job for a curator, then back to the page the button was on, with a message."""
+    dataset = dataset_or_404(request, dataset_id, Role.CURATOR)
+    back = next_url(request, reverse("ui:stats", args=[dataset.pk]))
+    try:
+        job = start(dataset, request.user)
+    except CurationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"{what} job #{job.pk} started; follow it on the jobs page.")
+    return HttpResponseRedirect(back)
+
+
 @require_POST
 @login_required
 @html_errors
 def embed_start(request: HttpRequest, dataset_id: int) -> HttpResponse:
     """Start embedding the items that have no vector yet under the configured model."""
-    dataset = dataset_or_404(request, dataset_id, Role.CURATOR)
-    back = next_url(request, reverse("ui:stats", args=[dataset.pk]))
-    try:
-        job = embed_job_start(dataset=dataset, user=request.user)
-    except CurationError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"Embedding job #{job.pk} started; follow it on the jobs page.")
-    return HttpResponseRedirect(back)
+    return _job_button(
+        request, dataset_id, "Embedding", lambda d, u: embed_job_start(dataset=d, user=u)
+    )
 
 
 @require_POST
 @login_required
 @html_errors
 def duplicates_start(request: HttpRequest, dataset_id: int) -> HttpResponse:
-    """Start a duplicates job with the dataset's search model (exact copies only without one)."""
-    dataset = dataset_or_404(request, dataset_id, Role.CURATOR)
-    back = next_url(request, reverse("ui:stats", args=[dataset.pk]))
-    try:
-        job = duplicates_job_start(dataset=dataset, user=request.user, model=search_model(dataset))
-    except CurationError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"Duplicates job #{job.pk} started; follow it on the jobs page.")
-    return HttpResponseRedirect(back)
+    """Start a duplicates job with the dataset's search model (exact copies and perceptual
+    hashes only without one)."""
+    return _job_button(
+        request,
+        dataset_id,
+        "Duplicates",
+        lambda d, u: duplicates_job_start(dataset=d, user=u, model=search_model(d)),
+    )
 
 
 # ---------------------------------------------------------------------------- duplicates
@@ -220,9 +217,10 @@ def _distance_text(group: DuplicateGroup) -> str:
     return f"cosine distance ≤ {group.distance:.4f}"
 
 
-def _page_number(request: HttpRequest) -> int:
-    raw = request.GET.get("page", "")
-    return int(raw) if raw.isdigit() and len(raw) < 7 else 0
+def _optional_int(request: HttpRequest, name: str, *, low: int, high: int) -> int | None:
+    """An optional integer parameter: absent or empty is None, a bad one a 400 naming it."""
+    raw = request.GET.get(name, "")
+    return int_value(raw, name, low=low, high=high) if raw else None
 
 
 @login_required
@@ -235,17 +233,16 @@ def duplicates_page(request: HttpRequest, dataset_id: int) -> HttpResponse:
         run = latest_run(dataset=dataset)
     except CurationError:
         run = None
-    page = _page_number(request)
+    page = _optional_int(request, "page", low=0, high=MAX_PAGE) or 0
+    one = _optional_int(request, "group", low=1, high=MAX_ID)
     rows: list[GroupRow] = []
     has_more = False
-    one = request.GET.get("group", "")
     if run is not None:
-        if one.isdigit() and len(one) < 19:
-            found = duplicate_group_in(run=run, group_id=int(one))
+        if one is not None:
+            found = duplicate_group_in(run=run, group_id=one)
             groups = [found] if found is not None else []
             limit = GROUP_MEMBERS
         else:
-            one = ""
             groups = duplicate_groups(
                 run=run, kind=None, offset=page * GROUPS_PER_PAGE, limit=GROUPS_PER_PAGE + 1
             )
@@ -270,7 +267,7 @@ def duplicates_page(request: HttpRequest, dataset_id: int) -> HttpResponse:
             "rows": rows,
             "page": page,
             "has_more": has_more,
-            "one_group": bool(one),
+            "one_group": one is not None,
             "can_curate": dataset.user_role in (Role.CURATOR, Role.ADMIN),
             "random_weight_models": EmbeddingsPanels().random_weight_models([dataset]),
         },

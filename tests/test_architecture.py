@@ -219,13 +219,7 @@ CONNECTIONS = {"connection", "connections"}
 
 # Modules that still query, each with the reason; an entry goes once the module is clean
 # (test_every_exception_is_still_needed says when).
-NOT_YET: dict[str, str] = {
-    "embeddings/ui.py": (
-        "rewritten by the duplicates work (#10, in progress at the same time): its reads "
-        "(search defaults with random weights, the `like` item, duplicate members, vector "
-        "counts) move to embeddings/selectors.py when that lands"
-    ),
-}
+NOT_YET: dict[str, str] = {}
 
 
 def view_modules(root: Path) -> list[Path]:

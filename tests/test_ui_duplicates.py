@@ -48,6 +48,27 @@ def test_it_says_when_no_job_has_run_and_refuses_outsiders(
     assert logged_in(charlie).get(page_url(dataset)).status_code == 404
 
 
+def test_bad_page_or_group_numbers_are_a_400_naming_the_parameter(
+    victor: User, alice: User, dataset: Dataset, planted: dict[str, Any]
+) -> None:
+    job_run(job_id=duplicates_job_start(dataset=dataset, user=alice, model=planted["model"]).pk)
+    client = logged_in(victor)
+    for name, value in [
+        ("page", "x"),
+        ("page", "-1"),
+        ("page", "9" * 30),
+        ("group", "0"),
+        ("group", "1e3"),
+        ("group", "9" * 19),
+    ]:
+        response = client.get(page_url(dataset), {name: value})
+        assert response.status_code == 400, (name, value)
+        assert name in response.content.decode()
+    # A group of another run or dataset is simply not there.
+    body = client.get(page_url(dataset), {"group": 10**17}).content.decode()
+    assert body.count("<tr data-group=") == 0
+
+
 def test_big_groups_are_paginated_and_the_item_strip_is_bounded(
     alice: User, dataset: Dataset
 ) -> None:
