@@ -5,7 +5,7 @@ pagination, no full COUNT on every request). Uses the dataset of bench/query.py 
 database; run that first), renders pages through Django's test client in-process (no
 network), first with cold facet caches and then warm, for a plain grid, a label facet, a
 query and a deep page (by cursor). The grid never waits for facet counts (the sidebar
-fetches them in a request of its own), whose time is printed too.
+fetches them in a request of its own, counting the view), whose time is printed per view.
 
     .venv/bin/python bench/ui.py [--repeat 15]
 """
@@ -70,19 +70,24 @@ def main() -> None:
         )
         rows.append((f"{name}: p50", f"{p50:.0f} ms", f"<= {TARGET_MS:.0f} ms", p50 <= TARGET_MS))
     # The facet sidebar is its own request (the page asks for it once it has loaded); it
-    # counts a 20,000-item sample when the cache is cold, then serves the cached figures.
-    panel = f"/datasets/{dataset.pk}/facets"
-    cache.clear()
-    start = time.perf_counter()
-    assert client.get(panel).status_code == 200
-    cold = (time.perf_counter() - start) * 1000
-    times = []
-    for _ in range(args.repeat):
+    # counts the view (exactly up to 20,000 items, else a sample restricted to the view)
+    # when the cache is cold, then serves the cached figures. No target of its own in
+    # DESIGN.md: it is off the grid's critical path.
+    for name, url in pages.items():
+        panel = url.replace(f"/datasets/{dataset.pk}/", f"/datasets/{dataset.pk}/facets", 1)
+        cache.clear()
         start = time.perf_counter()
-        client.get(panel)
-        times.append((time.perf_counter() - start) * 1000)
-    rows.append(("facet sidebar: cold caches", f"{cold:.0f} ms", "-", None))
-    rows.append(("facet sidebar: p50 (cached)", f"{statistics.median(times):.0f} ms", "-", None))
+        assert client.get(panel).status_code == 200
+        cold = (time.perf_counter() - start) * 1000
+        times = []
+        for _ in range(args.repeat):
+            start = time.perf_counter()
+            client.get(panel)
+            times.append((time.perf_counter() - start) * 1000)
+        rows.append((f"facet sidebar, {name}: cold", f"{cold:.0f} ms", "-", None))
+        rows.append(
+            (f"facet sidebar, {name}: p50 (cached)", f"{statistics.median(times):.0f} ms", "-", None)
+        )
     report(rows)
 
 

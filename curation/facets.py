@@ -172,11 +172,30 @@ def dataset_summary(
 # ---------------------------------------------------------------------------- computing
 
 
-def _capped_count(sql: str, params: list[Any]) -> int:
-    """Rows of `sql`, counted no further than SAMPLE_TARGET + 1."""
+def _ids(sql: str, params: list[Any], most: int | None = None) -> list[int]:
+    """The ids `sql` selects (at most `most`)."""
+    limit = "" if most is None else f" LIMIT {int(most)}"
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT count(*) FROM ({sql} LIMIT %s) t", [*params, SAMPLE_TARGET + 1])
-        return int(cursor.fetchone()[0])
+        cursor.execute(f"SELECT s.id FROM ({sql}) s{limit}", params)
+        return [row[0] for row in cursor.fetchall()]
+
+
+# Every figure reads the basis through its ids: the view's filter (or the sample) runs
+# once, and each aggregate then looks its rows up by primary key, which keeps the plans
+# simple (a sampled view inlined into the metadata aggregate once took seconds).
+_BY_IDS = "SELECT id, metadata FROM curation_item WHERE id = ANY(%s::bigint[])"
+
+
+def _view_sample(items: QuerySet[Item], dataset: Dataset, percent: float) -> tuple[str, list[Any]]:
+    """SQL (with params) selecting the view's items among a block sample of the dataset."""
+    blocks = RawSQL(
+        "SELECT id FROM curation_item TABLESAMPLE SYSTEM (%s) REPEATABLE (7) WHERE dataset_id = %s",
+        [percent, dataset.pk],
+    )
+    compiled, params = (
+        items.filter(pk__in=blocks).order_by().values("id", "metadata").query.sql_with_params()
+    )
+    return str(compiled), list(params)
 
 
 def _basis(dataset: Dataset, items: QuerySet[Item] | None) -> tuple[Basis, str, list[Any]]:
@@ -187,13 +206,14 @@ def _basis(dataset: Dataset, items: QuerySet[Item] | None) -> tuple[Basis, str, 
     else:
         compiled, view_params = items.order_by().values("id", "metadata").query.sql_with_params()
         sql, params = str(compiled), list(view_params)
-    # Counting stops past the target: a capped count costs at most SAMPLE_TARGET rows.
-    capped = _capped_count(sql, params)
+    # Reading stops past the target: a view of any size costs at most SAMPLE_TARGET rows.
+    ids = _ids(sql, params, most=SAMPLE_TARGET + 1)
+    capped = len(ids)
     now = timezone.now()
     view = items is not None
     if capped <= SAMPLE_TARGET:
         basis = Basis(exact=True, item_count=capped, sampled=capped, computed_at=now, view=view)
-        return basis, sql, params
+        return basis, _BY_IDS, [ids]
     everything = max(selectors.planner_rows(Item.objects.filter(dataset=dataset)), capped)
     percent = 100.0 * SAMPLE_TARGET / everything
     if items is None:
@@ -203,27 +223,25 @@ def _basis(dataset: Dataset, items: QuerySet[Item] | None) -> tuple[Basis, str, 
         )
         sample_params: list[Any] = [min(100.0, percent), dataset.pk]
     else:
-        # A view narrower than the dataset keeps fewer of the sampled rows: read more
-        # blocks for it, up to VIEW_BOOST times, so its figures rest on enough items.
-        share = max(selectors.planner_rows(items), capped) / everything
-        percent = min(100.0, percent * min(float(VIEW_BOOST), 1.0 / max(share, 1e-9)))
-        blocks = RawSQL(
-            "SELECT id FROM curation_item TABLESAMPLE SYSTEM (%s) REPEATABLE (7) "
-            "WHERE dataset_id = %s",
-            [percent, dataset.pk],
-        )
-        compiled, view_params = (
-            items.filter(pk__in=blocks).order_by().values("id", "metadata").query.sql_with_params()
-        )
-        sample, sample_params = str(compiled), list(view_params)
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT count(*) FROM ({sample}) s", sample_params)
-        sampled = int(cursor.fetchone()[0])
+        # A view narrower than the dataset keeps fewer of the sampled rows: when the first
+        # sample leaves it less than half the target, read more blocks, up to VIEW_BOOST
+        # times as many, so its figures rest on enough items.
+        percent = min(100.0, percent)
+        sample, sample_params = _view_sample(items, dataset, percent)
+        ids = _ids(sample, sample_params)
+        if len(ids) < SAMPLE_TARGET / 2 and percent < 100.0:
+            boost = min(float(VIEW_BOOST), SAMPLE_TARGET / max(len(ids), 1))
+            percent = min(100.0, percent * boost)
+            sample, sample_params = _view_sample(items, dataset, percent)
+            ids = _ids(sample, sample_params)
+    if items is None:
+        ids = _ids(sample, sample_params)
+    sampled = len(ids)
     # A view's size is scaled from the share of the blocks read, never below what was
     # counted exactly before the count stopped.
     estimate = everything if items is None else max(round(sampled * 100.0 / percent), capped)
     basis = Basis(exact=False, item_count=estimate, sampled=sampled, computed_at=now, view=view)
-    return basis, sample, sample_params
+    return basis, _BY_IDS, [ids]
 
 
 def _labels(sample_sql: str, params: list[Any], scale: float) -> list[LabelCount]:
