@@ -188,12 +188,14 @@ def test_it_draws_predictions_at_or_above_the_views_confidence(
     url = f"/datasets/{dataset.pk}/items/{item.pk}"
     default = client.get(url).content.decode()
     assert pred_count(default) == Prediction.objects.filter(item=item, confidence__gte=0.5).count()
-    assert f'data-testid="hidden-predictions">{unsure} below it not drawn' in default
+    assert f'data-testid="hidden-predictions">{unsure} below it, not drawn' in default
     assert 'name="conf" min="0" max="1" step="0.05" value="0.5"' in default
     assert pred_count(client.get(url + "?conf=0").content.decode()) == (
         Prediction.objects.filter(item=item).count()
     )
-    assert pred_count(client.get(url + "?conf=0.95").content.decode()) == 0
+    none = client.get(url + "?conf=0.95").content.decode()
+    assert pred_count(none) == 0
+    assert "None at or above the threshold." in none and "No predictions." not in none
 
 
 @pytest.mark.parametrize("conf", ["abc", "1.5", "-1", "nan"])

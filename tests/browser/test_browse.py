@@ -192,6 +192,7 @@ def test_boxes_are_named_and_one_confidence_threshold_serves_grid_and_item(
     page.wait_for_url("**conf=0.95**")
     assert page.locator(".item-figure .shape-pred").count() == 0
     assert page.locator("[data-testid=hidden-predictions]").is_visible()
+    screenshot(page, "item-threshold")
     page.click("[data-key-back]")
     page.wait_for_url(f"**/datasets/{dataset.pk}/?**conf=0.95**")
     assert page.locator(".shape-pred").count() == 0
