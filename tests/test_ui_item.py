@@ -233,3 +233,15 @@ def test_labels_take_the_datasets_colours(alice: User, dataset: Dataset, items: 
     for label in set(Annotation.objects.filter(item=item).values_list("label", flat=True)):
         assert f'data-label="{label}" data-source="gt" style="--c: {colours(label)}"' in body
         assert f'style="background: {colours(label)}"></span>{label}<' in body
+
+
+def test_a_bad_part_of_the_view_leaves_the_threshold_in_the_links(
+    alice: User, dataset: Dataset, items: list[Item]
+) -> None:
+    body = (
+        logged_in(alice)
+        .get(f"/datasets/{dataset.pk}/items/{items[1].pk}?after=abc&conf=0.2")
+        .content.decode()
+    )
+    back = re.search(r'href="([^"]+)" data-key-back', body).group(1)
+    assert parse_qs(urlsplit(back).query) == {"conf": ["0.2"]}

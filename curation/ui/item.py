@@ -52,7 +52,10 @@ def item_view(request: HttpRequest, dataset_id: int, item_id: int) -> HttpRespon
         state = GridState(request.GET, dataset=dataset)
         within = state.items() if query_error_of(state) is None else None
     except InvalidInput:
-        state, within = GridState(QueryDict(), dataset=dataset), None
+        kept = QueryDict(mutable=True)  # the threshold still holds for the links from here
+        if "conf" in request.GET:
+            kept["conf"] = request.GET["conf"]
+        state, within = GridState(kept, dataset=dataset), None
     grid_url = state.url(reverse("ui:grid", args=[dataset.pk]), {"after": None, "before": None})
     querystring = state.querystring(drop=("after", "before"))
     neighbours_url: dict[str, str] = {}
