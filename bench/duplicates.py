@@ -2,7 +2,7 @@
 
 N items get random 64-bit hashes (a planted near copy, a few bits away, for every 100th
 item); the benchmark builds the per-dataset HNSW index over `phash::bit(64)` and times the
-job's own candidate query (embeddings.duplicates._hash_pairs: four hashes per item, one
+job's own candidate query (embeddings.duplicate_candidates.hash_pairs: four hashes per item, one
 LATERAL query per batch of 500) on a sample of batches, then projects the whole walk.
 It also times one batch of the exact `bit_count` scan that servers with pgvector < 0.7 use.
 DESIGN.md sets no target; the figures say whether a 1M-item dataset is a job of minutes.
@@ -40,13 +40,13 @@ def main() -> None:
     from curation.bulk.write import records_write
     from curation.models import Dataset, Item
     from curation.phash import DETAIL_BYTES
-    from embeddings.duplicates import (
-        _BATCH,
-        _hash_pairs,
+    from embeddings.duplicate_candidates import (
+        hash_pairs,
         hash_pairs_sql,
         phash_index_drop,
         phash_index_ensure,
     )
+    from embeddings.duplicates import _BATCH
     from embeddings.models import DuplicateRun
 
     user = User.objects.get_or_create(username="bench")[0]
@@ -98,7 +98,7 @@ def main() -> None:
             .values_list("id", "phash", "phash_detail")
         )
         started = time.perf_counter()
-        pairs = _hash_pairs(run, batch, 6)
+        pairs = hash_pairs(run, batch, 6)
         seconds += time.perf_counter() - started
         got = {(a, c) for a, c, _ in pairs}
         refs = dict(

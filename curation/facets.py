@@ -1,30 +1,38 @@
 """Facet counts and dataset statistics (read by the UI's grid and stats pages), cheap at
 any size.
 
-Every figure here is computed over a *basis*: all of a dataset's items when it has at
-most SAMPLE_TARGET of them, otherwise a block sample (``TABLESAMPLE SYSTEM``) of about
-SAMPLE_TARGET items, scaled up and shown with an "≈" marker. Results are cached for
-CACHE_SECONDS, so clicking through facets never rescans a large dataset; the pages say
-when the figures were counted and offer a refresh. UI actions that change tags or slices
-drop the cache at once (``summary_forget``).
+Every figure here is computed over a *basis*: the items of a view (the grid's filters,
+query, facets and slice; a search ranks those same items) or of the whole dataset. A
+basis of at most SAMPLE_TARGET items is counted exactly; a larger one is read through a
+block sample of the dataset (``TABLESAMPLE SYSTEM``) of about SAMPLE_TARGET rows, taking
+more blocks for a narrow view (up to VIEW_BOOST times), and its figures are scaled up and
+shown with an "≈" marker. Results are cached per view for CACHE_SECONDS, so clicking
+through facets never rescans a large dataset, and the grid never waits for them: its
+sidebar asks for them once the page has loaded. The pages say when the figures were
+counted and offer a refresh. UI actions that change tags or slices drop every cached
+view of the dataset at once (``summary_forget`` moves the dataset's generation on).
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from django.core.cache import cache
 from django.db import connection
+from django.db.models import QuerySet
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from curation import selectors
 from curation.errors import CurationError
-from curation.itemsets import slice_items
+from curation.itemsets import slice_items, slice_items_q
 from curation.models import Dataset, Item, Slice
 
 SAMPLE_TARGET = 20_000
+VIEW_BOOST = 5  # a narrow view samples up to this many times more blocks
 CACHE_SECONDS = 60
 TOP_LABELS = 60
 TOP_VALUES = 12
@@ -67,9 +75,10 @@ class Basis:
     """What the figures were computed over."""
 
     exact: bool
-    item_count: int  # exact, or the planner's estimate when sampled
+    item_count: int  # exact, or estimated from the sample when sampled
     sampled: int  # items actually read
     computed_at: datetime
+    view: bool = False  # the items of a filtered view, not the whole dataset
 
     @property
     def scale(self) -> float:
@@ -118,28 +127,44 @@ class Summary:
     slices: list[tuple[int, str, int, bool]]  # (id, name, items, dynamic)
 
 
-def _cache_key(dataset: Dataset) -> str:
-    return f"ui:summary:{dataset.pk}"
+def _generation_key(dataset: Dataset) -> str:
+    return f"ui:summary-generation:{dataset.pk}"
+
+
+def _cache_key(dataset: Dataset, items: QuerySet[Item] | None) -> str:
+    """The cache key of a view's figures: the dataset, its generation, and the view's SQL."""
+    generation = cache.get(_generation_key(dataset), 0)
+    if items is None:
+        view = "all"
+    else:
+        sql, params = items.order_by().values("id").query.sql_with_params()
+        view = hashlib.sha256(f"{sql}|{params!r}".encode()).hexdigest()[:32]
+    return f"ui:summary:{dataset.pk}:{generation}:{view}"
 
 
 def summary_forget(dataset: Dataset) -> None:
-    """Drop the cached figures of a dataset (after a change made through the UI)."""
-    cache.delete(_cache_key(dataset))
+    """Drop the cached figures of every view of a dataset (after a change made in the UI)."""
+    key = _generation_key(dataset)
+    cache.set(key, cache.get(key, 0) + 1, None)
 
 
-def cached_summary(dataset: Dataset) -> Summary | None:
-    """The cached figures of a dataset, or None when they must be counted first."""
-    return cache.get(_cache_key(dataset))  # type: ignore[no-any-return]
+def cached_summary(dataset: Dataset, items: QuerySet[Item] | None = None) -> Summary | None:
+    """The cached figures of a view (None: the whole dataset), or None when they must be
+    counted first."""
+    return cache.get(_cache_key(dataset, items))  # type: ignore[no-any-return]
 
 
-def dataset_summary(dataset: Dataset, *, refresh: bool = False) -> Summary:
-    """Facet counts and statistics of a dataset, from the cache when fresh."""
-    key = _cache_key(dataset)
+def dataset_summary(
+    dataset: Dataset, items: QuerySet[Item] | None = None, *, refresh: bool = False
+) -> Summary:
+    """Facet counts and statistics of a view's items (None: the whole dataset), from the
+    cache when fresh."""
+    key = _cache_key(dataset, items)
     if not refresh:
         cached = cache.get(key)
         if cached is not None:
             return cached  # type: ignore[no-any-return]
-    summary = _summarise(dataset)
+    summary = _summarise(dataset, items)
     cache.set(key, summary, CACHE_SECONDS)
     return summary
 
@@ -147,33 +172,58 @@ def dataset_summary(dataset: Dataset, *, refresh: bool = False) -> Summary:
 # ---------------------------------------------------------------------------- computing
 
 
-def _basis(dataset: Dataset) -> tuple[Basis, str, list[Any]]:
+def _capped_count(sql: str, params: list[Any]) -> int:
+    """Rows of `sql`, counted no further than SAMPLE_TARGET + 1."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM ({sql} LIMIT %s) t", [*params, SAMPLE_TARGET + 1])
+        return int(cursor.fetchone()[0])
+
+
+def _basis(dataset: Dataset, items: QuerySet[Item] | None) -> tuple[Basis, str, list[Any]]:
     """The basis, and SQL (with params) selecting the id and metadata of its items."""
-    with connection.cursor() as cursor:
-        # Counting stops past the target: a capped count costs at most SAMPLE_TARGET rows.
-        cursor.execute(
-            "SELECT count(*) FROM (SELECT 1 FROM curation_item WHERE dataset_id = %s LIMIT %s) t",
-            [dataset.pk, SAMPLE_TARGET + 1],
-        )
-        capped = int(cursor.fetchone()[0])
+    if items is None:
+        sql = "SELECT id, metadata FROM curation_item WHERE dataset_id = %s"
+        params: list[Any] = [dataset.pk]
+    else:
+        compiled, view_params = items.order_by().values("id", "metadata").query.sql_with_params()
+        sql, params = str(compiled), list(view_params)
+    # Counting stops past the target: a capped count costs at most SAMPLE_TARGET rows.
+    capped = _capped_count(sql, params)
     now = timezone.now()
+    view = items is not None
     if capped <= SAMPLE_TARGET:
-        return (
-            Basis(exact=True, item_count=capped, sampled=capped, computed_at=now),
-            "SELECT id, metadata FROM curation_item WHERE dataset_id = %s",
-            [dataset.pk],
+        basis = Basis(exact=True, item_count=capped, sampled=capped, computed_at=now, view=view)
+        return basis, sql, params
+    everything = max(selectors.planner_rows(Item.objects.filter(dataset=dataset)), capped)
+    percent = 100.0 * SAMPLE_TARGET / everything
+    if items is None:
+        sample = (
+            "SELECT id, metadata FROM curation_item TABLESAMPLE SYSTEM (%s) REPEATABLE (7) "
+            "WHERE dataset_id = %s"
         )
-    estimate = max(selectors.planner_rows(Item.objects.filter(dataset=dataset)), capped)
-    percent = min(100.0, 100.0 * SAMPLE_TARGET / estimate)
-    sql = (
-        "SELECT id, metadata FROM curation_item TABLESAMPLE SYSTEM (%s) REPEATABLE (7) "
-        "WHERE dataset_id = %s"
-    )
+        sample_params: list[Any] = [min(100.0, percent), dataset.pk]
+    else:
+        # A view narrower than the dataset keeps fewer of the sampled rows: read more
+        # blocks for it, up to VIEW_BOOST times, so its figures rest on enough items.
+        share = max(selectors.planner_rows(items), capped) / everything
+        percent = min(100.0, percent * min(float(VIEW_BOOST), 1.0 / max(share, 1e-9)))
+        blocks = RawSQL(
+            "SELECT id FROM curation_item TABLESAMPLE SYSTEM (%s) REPEATABLE (7) "
+            "WHERE dataset_id = %s",
+            [percent, dataset.pk],
+        )
+        compiled, view_params = (
+            items.filter(pk__in=blocks).order_by().values("id", "metadata").query.sql_with_params()
+        )
+        sample, sample_params = str(compiled), list(view_params)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT count(*) FROM ({sql}) s", [percent, dataset.pk])
+        cursor.execute(f"SELECT count(*) FROM ({sample}) s", sample_params)
         sampled = int(cursor.fetchone()[0])
-    basis = Basis(exact=False, item_count=estimate, sampled=sampled, computed_at=now)
-    return basis, sql, [percent, dataset.pk]
+    # A view's size is scaled from the share of the blocks read, never below what was
+    # counted exactly before the count stopped.
+    estimate = everything if items is None else max(round(sampled * 100.0 / percent), capped)
+    basis = Basis(exact=False, item_count=estimate, sampled=sampled, computed_at=now, view=view)
+    return basis, sample, sample_params
 
 
 def _labels(sample_sql: str, params: list[Any], scale: float) -> list[LabelCount]:
@@ -317,19 +367,66 @@ def _dynamic_count(found: Slice) -> int:
         return 0
 
 
-def _summarise(dataset: Dataset) -> Summary:
-    basis, sample_sql, params = _basis(dataset)
-    tags = [(t.pk, t.name, t.item_count) for t in selectors.tags_of(dataset=dataset)]
-    slices = [
-        (
-            s.pk,
-            s.name,
-            # a static slice's count is bounded (count_capped)
-            _dynamic_count(s) if s.is_dynamic else selectors.slice_item_count(slice=s)[0],
-            s.is_dynamic,
+def _view_tags(sample_sql: str, params: list[Any], scale: float) -> dict[int, int]:
+    """Items of the basis per tag id (scaled when sampled)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH s AS ({sample_sql}) SELECT it.tag_id, count(*) FROM s "
+            "JOIN curation_itemtag it ON it.item_id = s.id GROUP BY it.tag_id",
+            params,
         )
-        for s in selectors.slices_of(dataset=dataset)
-    ]
+        return {tag_id: round(n * scale) for tag_id, n in cursor.fetchall()}
+
+
+def _view_slices(sample_sql: str, params: list[Any], scale: float) -> dict[int, int]:
+    """Items of the basis per static slice id (scaled when sampled)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH s AS ({sample_sql}) SELECT si.slice_id, count(*) FROM s "
+            "JOIN curation_sliceitem si ON si.item_id = s.id GROUP BY si.slice_id",
+            params,
+        )
+        return {slice_id: round(n * scale) for slice_id, n in cursor.fetchall()}
+
+
+def _dynamic_count_in(found: Slice, items: QuerySet[Item]) -> int:
+    """A dynamic slice's matches among a view's items, counted no further than SAMPLE_TARGET."""
+    try:
+        return items.filter(slice_items_q(found))[:SAMPLE_TARGET].count()
+    except CurationError:
+        return 0
+
+
+def _summarise(dataset: Dataset, items: QuerySet[Item] | None) -> Summary:
+    basis, sample_sql, params = _basis(dataset, items)
+    all_slices = list(selectors.slices_of(dataset=dataset))
+    if items is None:
+        tags = [(t.pk, t.name, t.item_count) for t in selectors.tags_of(dataset=dataset)]
+        slices = [
+            (
+                s.pk,
+                s.name,
+                # a static slice's count is bounded (count_capped)
+                _dynamic_count(s) if s.is_dynamic else selectors.slice_item_count(slice=s)[0],
+                s.is_dynamic,
+            )
+            for s in all_slices
+        ]
+    else:
+        # Within the view: every tag and slice of the dataset stays listed (a facet that
+        # is on must stay there to be turned off), with the view's items in it.
+        in_view = _view_tags(sample_sql, params, basis.scale)
+        tags = [(t.pk, t.name, in_view.get(t.pk, 0)) for t in selectors.tags_of(dataset=dataset)]
+        in_slices = _view_slices(sample_sql, params, basis.scale)
+        slices = [
+            (
+                s.pk,
+                s.name,
+                _dynamic_count_in(s, items) if s.is_dynamic else in_slices.get(s.pk, 0),
+                s.is_dynamic,
+            )
+            for s in all_slices
+        ]
     return Summary(
         basis=basis,
         labels=_labels(sample_sql, params, basis.scale),

@@ -9,7 +9,9 @@ same text stored as a string (``metadata.speed=10`` matches ``10`` and ``"10"``)
 Operators: ``eq`` (default), ``ne`` (items without the key match too), ``gt``, ``gte``,
 ``lt``, ``lte`` (numbers compare numerically, strings by text; values of another type never
 match), ``in`` (comma-separated values, any of them), ``exists`` (``true`` or ``false``).
-Repeated parameters all apply (AND).
+Repeated parameters all apply (AND). The UI's facets ask for the other reading
+(``any_of``): repeated values of one equality, tag or slice parameter match any of them
+(rain or fog), while different parameters still all apply.
 """
 
 from __future__ import annotations
@@ -148,12 +150,26 @@ def items_filter(
     dataset: Dataset,
     params: Any,
     extra_params: Iterable[str] = (),
+    any_of: bool = False,
 ) -> QuerySet[Item]:
     """Apply the item filters in `params` (a QueryDict); 400 naming every bad parameter.
 
     Parameters other than the filters, pagination and `extra_params` are errors, so a
-    typo never silently returns the whole dataset.
+    typo never silently returns the whole dataset. With `any_of`, the repeated values of
+    one ``metadata.<key>`` equality, ``tag`` or ``slice`` parameter combine with OR.
     """
+
+    def each(conditions: list[Q]) -> QuerySet[Item]:
+        if any_of and len(conditions) > 1:
+            either = Q()
+            for condition in conditions:
+                either |= condition
+            return queryset.filter(either)
+        found = queryset
+        for condition in conditions:
+            found = found.filter(condition)
+        return found
+
     errors: list[dict[str, str]] = []
     allowed = {*ITEM_FILTER_PARAMS, *PAGINATION_PARAMS, *extra_params}
     for name in params:
@@ -164,22 +180,29 @@ def items_filter(
                 raise _BadParam("must not contain NUL characters")
             if name.startswith("metadata."):
                 key, op = _split_operator(name)
-                for raw in values:
-                    queryset = queryset.filter(metadata_condition(key, op, raw))
+                found = [metadata_condition(key, op, raw) for raw in values]
+                if op == "eq":
+                    queryset = each([Q(c) if not isinstance(c, Q) else c for c in found])
+                else:
+                    for condition in found:
+                        queryset = queryset.filter(condition)
             elif name == "reference_id":
                 queryset = queryset.filter(reference_id__in=values)
             elif name == "tag":
-                for tag in values:
-                    queryset = queryset.filter(
-                        Exists(
-                            ItemTag.objects.filter(
-                                item=OuterRef("pk"), tag__dataset=dataset, tag__name=tag
+                queryset = each(
+                    [
+                        Q(
+                            Exists(
+                                ItemTag.objects.filter(
+                                    item=OuterRef("pk"), tag__dataset=dataset, tag__name=tag
+                                )
                             )
                         )
-                    )
+                        for tag in values
+                    ]
+                )
             elif name == "slice":
-                for raw in values:
-                    queryset = queryset.filter(_slice_condition(dataset, raw))
+                queryset = each([_slice_condition(dataset, raw) for raw in values])
             elif name == "query":
                 # The query language (docs/query-language.md); its errors carry positions.
                 for text in values:

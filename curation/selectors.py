@@ -189,12 +189,16 @@ def items_of(
     extra_params: Sequence[str] = (),
     within: Slice | None = None,
     conditions: Sequence[Q] = (),
+    any_of: bool = False,
 ) -> QuerySet[Item]:
-    """The dataset's items, filtered by query parameters (see curation.filters), in the
-    slice `within`, matching each of `conditions` (each its own filter)."""
+    """The dataset's items, filtered by query parameters (see curation.filters; `any_of`:
+    repeated values of one parameter match any of them), in the slice `within`, matching
+    each of `conditions` (each its own filter)."""
     items = Item.objects.filter(dataset=dataset)
     if params is not None:
-        items = items_filter(items, dataset=dataset, params=params, extra_params=extra_params)
+        items = items_filter(
+            items, dataset=dataset, params=params, extra_params=extra_params, any_of=any_of
+        )
     if within is not None:
         items = items.filter(itemsets.slice_items_q(within))
     for condition in conditions:

@@ -19,19 +19,8 @@ Three signals, each group saying which one made it and its distance:
   0.95-0.99 against it, while different shots of the same scene usually stay below 0.93.
   With random weights every pair scores about 0.999, so the signal is left out.
 
-Candidate search by Hamming distance scales the way vector search does: pgvector (>= 0.7)
-has a `bit` type with an HNSW index for Hamming distance, so the job builds one partial
-index per dataset over `phash::bit(64)` (item_phash_d<dataset>, like the vector indexes)
-and asks it for each item's nearest hashes in one LATERAL query per batch; at 1M items
-that is an index scan per hash, not all pairs in Python. The index is dropped when the
-job ends (ingest would otherwise pay an HNSW insert per item) and built again by the next
-run; a run that crashed reuses it. Multi-index hashing on bands of
-the hash in plain SQL was the alternative: it is exact only within (bands - 1) bits,
-and 8-bit bands that would cover 7 bits hold about 4,000 items each at 1M, so every
-item would compare against tens of thousands of candidates. A server with pgvector < 0.7
-(`bit` arrived in 0.7) gets an exact scan by `bit_count(a # b)` instead: the same
-results, but quadratic in the dataset's size (four hashes against every item, per
-item): minutes at 20,000 items, too slow at 1M; upgrade pgvector there.
+Candidates for both near signals come from indexes, a batch of items per query
+(embeddings/duplicate_candidates.py says how and why).
 
 Near duplicates do not chain: a group is its representative and the items within the
 distance of it (a star, not a connected component). Items are taken in the order a
@@ -60,7 +49,7 @@ from curation.errors import NotFound, invalid_field
 from curation.jobs import JobContext, job_create
 from curation.media import media_phashes
 from curation.models import Dataset, Item, Job, Slice, Tag
-from curation.phash import coarse_hashes, fine_distance
+from embeddings import duplicate_candidates as candidates
 from embeddings import vectors as vec
 from embeddings.models import (
     DuplicateEdge,
@@ -79,7 +68,6 @@ SELECTIONS = ("extras", "representatives", "members", "keep_one")
 _BATCH = 500
 _HASH_BATCH = 200  # images read from storage per checkpoint while filling in hashes
 _CHUNK = 5000
-BIT_SINCE = (0, 7, 0)  # pgvector's `bit` type and its Hamming HNSW index
 
 
 def duplicates_job_start(
@@ -117,157 +105,6 @@ def duplicates_job_start(
 
 
 # --------------------------------------------------------------------------------- job
-
-
-def near_pairs_sql(run: DuplicateRun, model: EmbeddingModel) -> str:
-    """Each batch item's nearest neighbours at or above the threshold, one HNSW scan each.
-
-    Takes two parameters: the batch's item ids and the largest cosine distance kept.
-    """
-    dim = int(model.dimension)
-    model_id, dataset_id = int(model.pk), int(run.dataset_id)
-    # Ranked through the index's own type (halfvec where it was built so), kept on the
-    # full-precision distance.
-    cast = vec.index_info(model_id, dataset_id)[2]
-    return f"""
-        SELECT a.item_id, n.item_id, 1 - n.distance
-        FROM {vec.TABLE} a
-        CROSS JOIN LATERAL (
-            SELECT b.item_id, b.vector <=> a.vector AS distance
-            FROM {vec.TABLE} b
-            WHERE b.model_id = {model_id} AND b.dataset_id = {dataset_id}
-            ORDER BY b.vector::{cast}({dim}) <=> a.vector::{cast}({dim})
-            LIMIT {int(run.neighbors) + 1}
-        ) n
-        WHERE a.model_id = {model_id} AND a.dataset_id = {dataset_id} AND a.item_id = ANY(%s)
-            AND n.item_id <> a.item_id AND n.distance <= %s
-    """
-
-
-def _near_pairs(
-    run: DuplicateRun, model: EmbeddingModel, item_ids: Sequence[int]
-) -> list[tuple[int, int, float]]:
-    """Pairs (a < b, similarity) among each item's nearest neighbours."""
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(f"SET LOCAL hnsw.ef_search = {max(40, 2 * (run.neighbors + 1))}")
-        # A hair of slack so that exact copies (distance 0 up to float rounding) and pairs
-        # right at the threshold are kept.
-        cursor.execute(near_pairs_sql(run, model), [list(item_ids), 1.0 - run.threshold + 1e-6])
-        pairs: dict[tuple[int, int], float] = {}
-        for a, b, similarity in cursor.fetchall():
-            key = (min(a, b), max(a, b))
-            pairs[key] = max(pairs.get(key, -1.0), float(similarity))
-    return [(a, b, s) for (a, b), s in pairs.items()]
-
-
-# ------------------------------------------------------------------- perceptual hashes
-
-
-def phash_index_name(dataset_id: int) -> str:
-    return f"item_phash_d{int(dataset_id)}"
-
-
-def _has_bit_index() -> bool:
-    return vec.pgvector_version() >= BIT_SINCE
-
-
-def phash_index_ensure(*, dataset: Dataset) -> bool:
-    """Build the dataset's HNSW index of whole-picture hashes if missing; True if built.
-
-    Only where pgvector has `bit` (>= 0.7); elsewhere hashes are compared by a scan.
-    """
-    if not _has_bit_index():
-        return False
-    name = phash_index_name(dataset.pk)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)", [name])
-        row = cursor.fetchone()
-        if row is not None and row[0]:
-            return False
-        cursor.execute("SELECT pg_advisory_lock(hashtext(%s))", [name])
-        try:
-            cursor.execute(f"DROP INDEX IF EXISTS {name}")  # a crash's half-built one
-            concurrently = "" if connection.in_atomic_block else "CONCURRENTLY"
-            if connection.in_atomic_block:
-                # Deferred foreign-key checks of rows written earlier in the transaction
-                # would make PostgreSQL refuse to index the table: run them now.
-                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            cursor.execute(
-                f"CREATE INDEX {concurrently} {name} ON curation_item"
-                " USING hnsw ((phash::bit(64)) bit_hamming_ops)"
-                f" WHERE dataset_id = {int(dataset.pk)} AND phash IS NOT NULL"
-            )
-        finally:
-            cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", [name])
-    return True
-
-
-def phash_index_drop(*, dataset_id: int) -> None:
-    """Drop a deleted dataset's hash index (after the commit, CONCURRENTLY where possible)."""
-    concurrently = "" if connection.in_atomic_block else "CONCURRENTLY"
-    with connection.cursor() as cursor:
-        cursor.execute(f"DROP INDEX {concurrently} IF EXISTS {phash_index_name(dataset_id)}")
-
-
-def hash_pairs_sql(dataset_id: int, neighbors: int, indexed: bool) -> str:
-    """Items whose whole-picture hash is nearest to each query hash, within a distance.
-
-    Takes three parameters: the query item ids, their hashes (as many, an item repeated
-    once per hash) and the largest Hamming distance (of 64 bits) kept.
-    """
-    dataset_id = int(dataset_id)
-    if indexed:
-        distance = "b.phash::bit(64) <~> q.h::bit(64)"
-    else:
-        distance = "bit_count(b.phash::bit(64) # q.h::bit(64))"
-    return f"""
-        SELECT q.item_id, n.id, n.distance
-        FROM unnest(%s::bigint[], %s::bigint[]) AS q(item_id, h)
-        CROSS JOIN LATERAL (
-            SELECT b.id, {distance} AS distance
-            FROM curation_item b
-            WHERE b.dataset_id = {dataset_id} AND b.phash IS NOT NULL
-            ORDER BY {distance}
-            LIMIT {int(neighbors) + 1}
-        ) n
-        WHERE n.id <> q.item_id AND n.distance <= %s
-    """
-
-
-def _hash_pairs(
-    run: DuplicateRun, batch: Sequence[tuple[int, Any, Any]], candidates: int
-) -> list[tuple[int, int, float]]:
-    """Pairs (a < b, distance of the 256-bit hashes) of batch items and their candidates."""
-    ids: list[int] = []
-    hashes: list[int] = []
-    detail = {item_id: bytes(d) for item_id, _, d in batch}
-    for item_id, phash, d in batch:
-        for h in coarse_hashes(phash, bytes(d)):
-            ids.append(item_id)
-            hashes.append(h)
-    indexed = _has_bit_index()
-    found: set[tuple[int, int]] = set()
-    with transaction.atomic(), connection.cursor() as cursor:
-        if indexed:
-            cursor.execute(f"SET LOCAL hnsw.ef_search = {max(40, 2 * (run.neighbors + 1))}")
-        cursor.execute(
-            hash_pairs_sql(run.dataset_id, run.neighbors, indexed), [ids, hashes, candidates]
-        )
-        for a, b, _ in cursor.fetchall():
-            found.add((min(a, b), max(a, b)))
-        missing = sorted({i for pair in found for i in pair} - set(detail))
-        for chunk in _chunks(missing, _CHUNK):
-            cursor.execute(
-                "SELECT id, phash_detail FROM curation_item WHERE id = ANY(%s)", [list(chunk)]
-            )
-            detail.update((i, bytes(d)) for i, d in cursor.fetchall() if d is not None)
-    pairs = []
-    for a, b in sorted(found):
-        if a in detail and b in detail:
-            distance = fine_distance(detail[a], detail[b])
-            if distance <= run.hash_distance:
-                pairs.append((a, b, float(distance)))
-    return pairs
 
 
 def _stored_hashes(key: str) -> tuple[tuple[int, bytes] | None, str]:
@@ -348,7 +185,7 @@ def duplicates_run(ctx: JobContext) -> dict[str, Any]:
                 embedding_signal=model is not None and not model.random_weights,
             ).pk
     run = DuplicateRun.objects.get(pk=state["run_id"])
-    candidates = int(params.get("hash_candidates", settings.NUCLEUS_DUPLICATE_HASH_CANDIDATES))
+    hash_candidates = int(params.get("hash_candidates", settings.NUCLEUS_DUPLICATE_HASH_CANDIDATES))
 
     if "total" not in state:
         hashed = Item.objects.filter(dataset=dataset).exclude(media_key="").count()
@@ -361,7 +198,7 @@ def duplicates_run(ctx: JobContext) -> dict[str, Any]:
         ctx.set_total(state["total"])
 
     state = _hashes_fill(ctx, dataset, state)
-    phash_index_ensure(dataset=dataset)
+    candidates.phash_index_ensure(dataset=dataset)
     items = Item.objects.filter(dataset=dataset, phash__isnull=False, phash_detail__isnull=False)
     while True:
         batch = list(
@@ -371,7 +208,7 @@ def duplicates_run(ctx: JobContext) -> dict[str, Any]:
         )
         if not batch:
             break
-        pairs = _hash_pairs(run, batch, candidates)
+        pairs = candidates.hash_pairs(run, batch, hash_candidates)
         next_state = {
             **state,
             "hash_last_id": batch[-1][0],
@@ -398,7 +235,7 @@ def duplicates_run(ctx: JobContext) -> dict[str, Any]:
             )
             if not ids:
                 break
-            near = _near_pairs(run, model, ids)
+            near = candidates.near_pairs(run, model, ids)
             next_state = {**state, "last_id": ids[-1], "done": state["done"] + len(ids)}
             with ctx.checkpoint(done=next_state["done"], state=next_state):
                 # A pair the hashes found keeps that signal (ignore_conflicts).
@@ -423,7 +260,7 @@ def duplicates_run(ctx: JobContext) -> dict[str, Any]:
     # Only this job reads the index, and keeping it would make every later ingest into
     # the dataset pay an HNSW insert per item (bulk ingest is meant to reach 20,000
     # items/s): the next run builds it again, in about the time it takes to walk it.
-    phash_index_drop(dataset_id=dataset.pk)
+    candidates.phash_index_drop(dataset_id=dataset.pk)
     return {
         **summary,
         "run": run.pk,

@@ -11,7 +11,7 @@ from django.db.models import Q
 from curation.errors import invalid_field
 from curation.models import Dataset, Item
 from embeddings import search
-from embeddings.duplicates import phash_index_drop
+from embeddings.duplicate_candidates import phash_index_drop
 from embeddings.models import (
     DuplicateEdge,
     DuplicateGroup,

@@ -298,3 +298,45 @@ def test_it_finds_queries_in_views(tmp_path: Path) -> None:
         "line 2: ._default_manager (a model manager)"
     ]
     assert database_access(tmp_path / "thin.py") == []
+
+
+# ------------------------------------------------------------------------ module length
+
+LONG = 600  # lines past which a module says at its top why it is one module
+REASONS = ("on purpose", "for a reason")
+
+
+def unexplained_long_modules(root: Path, packages: Iterable[str]) -> list[str]:
+    """Modules over LONG lines whose docstring does not say why they are that long."""
+    found = []
+    for path in modules_of(root, packages).values():
+        text = path.read_text()
+        if text.count("\n") > LONG and "migrations" not in path.parts:
+            doc = ast.get_docstring(ast.parse(text)) or ""
+            if not any(reason in doc for reason in REASONS):
+                found.append(f"{path.relative_to(root)}: {text.count(chr(10))} lines")
+    return found
+
+
+def test_long_modules_say_why() -> None:
+    long = unexplained_long_modules(ROOT, PACKAGES)
+    assert not long, (
+        f"modules over {LONG} lines without a reason at their top (split by concept, or "
+        f"say 'on purpose' and why in the module docstring):\n  " + "\n  ".join(long)
+    )
+
+
+def test_it_finds_long_modules(tmp_path: Path) -> None:
+    body = "x = 1\n" * (LONG + 1)
+    write(
+        tmp_path,
+        {
+            "pkg/__init__.py": "",
+            "pkg/long.py": '"""Many lines."""\n' + body,
+            "pkg/said.py": '"""Long on purpose: one concept."""\n' + body,
+            "pkg/short.py": '"""Few."""\n' + "x = 1\n" * 10,
+        },
+    )
+    assert [line.split(":")[0] for line in unexplained_long_modules(tmp_path, ["pkg"])] == [
+        "pkg/long.py"
+    ]

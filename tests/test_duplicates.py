@@ -10,9 +10,11 @@ from django.db import connection, transaction
 
 from curation.jobs import job_run
 from curation.models import Dataset, Item, JobStatus, Slice, Tag
+from embeddings import duplicate_candidates as candidates
 from embeddings import duplicates
 from embeddings import vectors as vec
-from embeddings.duplicates import duplicates_apply, duplicates_job_start, latest_run, near_pairs_sql
+from embeddings.duplicate_candidates import near_pairs_sql
+from embeddings.duplicates import duplicates_apply, duplicates_job_start, latest_run
 from embeddings.models import DuplicateGroup, DuplicateRun, EmbeddingModel
 from embeddings.search import search_item
 from embeddings.services import embed_job_start
@@ -94,7 +96,7 @@ def test_it_resumes_after_a_crash_without_repeating_finished_batches(
 ) -> None:
     monkeypatch.setattr(duplicates, "_BATCH", 10)
     asked: list[list[int]] = []
-    real = duplicates._near_pairs
+    real = candidates.near_pairs
 
     def crash_on_second_batch(run: Any, model: Any, item_ids: Any) -> Any:
         asked.append(list(item_ids))
@@ -102,7 +104,7 @@ def test_it_resumes_after_a_crash_without_repeating_finished_batches(
             raise Crash()
         return real(run, model, item_ids)
 
-    monkeypatch.setattr(duplicates, "_near_pairs", crash_on_second_batch)
+    monkeypatch.setattr(candidates, "near_pairs", crash_on_second_batch)
     job = duplicates_job_start(dataset=dataset, user=alice, model=planted["model"])
     with pytest.raises(Crash):
         job_run(job_id=job.pk)

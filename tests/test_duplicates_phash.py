@@ -21,13 +21,13 @@ from curation.models import Dataset, Item, JobStatus
 from curation.phash import DETAIL_BYTES, coarse_hashes, fine_distance
 from embeddings import duplicates
 from embeddings import vectors as vec
-from embeddings.duplicates import (
-    duplicates_job_start,
+from embeddings.duplicate_candidates import (
+    BIT_SINCE,
     hash_pairs_sql,
-    latest_run,
     phash_index_ensure,
     phash_index_name,
 )
+from embeddings.duplicates import duplicates_job_start, latest_run
 from embeddings.models import DuplicateGroup, DuplicateRun, EmbeddingModel, ModelKind
 from tests.embedding_factories import (
     custom_model,
@@ -144,7 +144,7 @@ def test_hash_candidates_come_from_the_index_where_pgvector_has_bit(dataset: Dat
         dataset=dataset,
         records=[ItemRecord(reference_id=f"i{i}", media=m) for i, m in enumerate(media)],
     )
-    indexed = vec.pgvector_version() >= duplicates.BIT_SINCE
+    indexed = vec.pgvector_version() >= BIT_SINCE
     assert phash_index_ensure(dataset=dataset) is indexed
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")  # 30 rows: the planner would scan

@@ -11,12 +11,15 @@ import pytest
 from django.contrib.auth.models import User
 from django.contrib.messages import get_messages
 from django.db import connection
+from django.http import QueryDict
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from curation.itemsets import slice_items
 from curation.models import Dataset, Item, Slice, SliceItem, SliceVersion
-from curation.services import slice_append, slice_create, slice_remove
+from curation.services import slice_append, slice_create, slice_remove, tag_add
 from curation.slices import slice_create_from_query
+from curation.ui.state import GridState
 from curation.versions import slice_version_create
 from tests.ui_factories import populate
 
@@ -193,12 +196,50 @@ def test_a_view_is_saved_as_a_dynamic_slice(bob: User, dataset: Dataset, items: 
     assert saved.query == 'annotations."car" >= 1 AND (metadata.speed >= 9)'
 
 
+def test_every_facet_is_saved_as_the_query_that_matches_what_the_grid_showed(
+    bob: User, dataset: Dataset, items: list[Item]
+) -> None:
+    populate(dataset, 16)  # more items, so that each facet below leaves some out
+    slice_create(
+        dataset=dataset,
+        user=None,
+        name="some slice",
+        reference_ids=[i.reference_id for i in Item.objects.filter(dataset=dataset)[:12]],
+    )
+    tagged = [i.reference_id for i in Item.objects.filter(dataset=dataset).order_by("-id")[:14]]
+    tag_add(dataset=dataset, name='say "hi"', reference_ids=tagged)
+    static = Slice.objects.get(name="some slice")
+    view = urlencode(
+        [
+            ("label", "car"),
+            ("label", "person"),
+            ("metadata.weather", "rain"),
+            ("metadata.weather", "fog"),
+            ("metadata.speed__gte", "3"),
+            ("tag", 'say "hi"'),
+            ("tag", "unused"),
+            ("slice", str(static.pk)),
+            ("query", "width > 10"),
+        ]
+    )
+    shown = set(GridState(QueryDict(view), dataset=dataset).items().values_list("pk", flat=True))
+    assert shown and shown != set(Item.objects.filter(dataset=dataset).values_list("pk", flat=True))
+
+    logged_in(bob).post(f"/datasets/{dataset.pk}/slices/from-view", {"view": view, "name": "v"})
+
+    saved = Slice.objects.get(name="v")
+    assert set(slice_items(saved).values_list("pk", flat=True)) == shown
+    assert "tag IN" in saved.query and "slice IN" in saved.query
+
+
 @pytest.mark.parametrize(
     ("view", "name", "message"),
     [
-        ("metadata.weather=rain", "x", "Only the query bar and label facets"),
+        ("text=car&metadata.weather=rain", "x", "has no query form"),
+        ("metadata.weather__exists=true", "x", "has no form in the query language"),
+        ("metadata.speed=1e999", "x", "cannot write"),
         ("query=width%20%3E%201", "", "must not be blank"),
-        ("", "everything", "a dynamic slice needs a query"),
+        ("", "everything", "Nothing filters this view"),
         ("query=width%20%3E", "broken", "Unexpected end of query"),
         ("like=abc", "similar", "like: must be a whole number"),
         ("query=width%20%3E%201", "a\x00b", "must not contain NUL"),

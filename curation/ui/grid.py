@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -16,7 +17,7 @@ from django.utils.html import escape
 from django.views.decorators.http import require_GET, require_safe
 
 from curation import facets, selectors
-from curation.errors import InvalidInput
+from curation.errors import CurationError, InvalidInput
 from curation.filters import parse_value
 from curation.models import Dataset, Item, Role, Slice
 from curation.query import QueryError, validate_query
@@ -24,25 +25,12 @@ from curation.storage import media_url
 from curation.ui.charts import number_label
 from curation.ui.extensions import Results, vector_panels
 from curation.ui.http import dataset_or_404, html_errors
-from curation.ui.overlays import Colours, Shape, shapes_of
+from curation.ui.overlays import BoxLabel, Colours, Shape, box_labels, shapes_of
 from curation.ui.scores import distance_texts
 from curation.ui.state import TILE_SIZES, GridState
 
 COUNT_CAP = 10_000
 OPERATOR_SIGNS = {"": "=", "eq": "=", "ne": "≠", "gt": ">", "gte": "≥", "lt": "<", "lte": "≤"}
-
-
-@dataclass(frozen=True)
-class BoxLabel:
-    """A shape's name (and a prediction's confidence) at its top left corner, placed in
-    percent of the image so it lines up at any tile size."""
-
-    text: str
-    colour: str
-    ink: str
-    source: str
-    left: float
-    top: float
 
 
 @dataclass
@@ -59,21 +47,7 @@ class Tile:
 
     @property
     def box_labels(self) -> list[BoxLabel]:
-        width, height = self.item.width, self.item.height
-        if not width or not height:
-            return []
-        return [
-            BoxLabel(
-                text=s.title,
-                colour=s.colour,
-                ink=s.ink,
-                source=s.source,
-                left=round(100 * s.anchor[0] / width, 2),
-                top=round(100 * s.anchor[1] / height, 2),
-            )
-            for s in self.shapes
-            if s.anchor is not None
-        ]
+        return box_labels(self.shapes, width=self.item.width, height=self.item.height)
 
 
 @dataclass(frozen=True)
@@ -128,7 +102,7 @@ class MetadataFacet:
     maximum: str = ""
     gte: str = ""
     lte: str = ""
-    active: bool = False  # _facets.html opens an active key; nothing marks one yet
+    active: bool = False  # a filter on the key is on: _facets.html keeps it open
 
 
 @dataclass(frozen=True)
@@ -218,8 +192,18 @@ def _error_parts(text: str, exc: QueryError) -> QueryErrorMark:
     )
 
 
-def _facets(state: GridState, summary: facets.Summary, base: str) -> Facets:
-    """Every facet with its count, whether it is on, and the link that toggles it."""
+def _facets(
+    state: GridState,
+    summary: facets.Summary,
+    base: str,
+    others: dict[str, facets.Summary] | None = None,
+) -> Facets:
+    """Every facet with its count, whether it is on, and the link that toggles it.
+
+    A facet group that is on counts the view without its own filter (`others`, by
+    parameter name), as multi-select facets do: choosing rain keeps fog listed, with the
+    number of items it would add."""
+    others = others or {}
     labels = [
         FacetRow(
             name=lc.label,
@@ -228,7 +212,7 @@ def _facets(state: GridState, summary: facets.Summary, base: str) -> Facets:
             active=lc.label in state.labels,
             url=state.toggled(base, "label", lc.label),
         )
-        for lc in summary.labels
+        for lc in others.get("label", summary).labels
     ]
     tags = [
         FacetRow(
@@ -237,7 +221,7 @@ def _facets(state: GridState, summary: facets.Summary, base: str) -> Facets:
             active=name in state.tags,
             url=state.toggled(base, "tag", name),
         )
-        for _, name, count in summary.tags
+        for _, name, count in others.get("tag", summary).tags
     ]
     slices = [
         FacetRow(
@@ -258,17 +242,24 @@ def _facets(state: GridState, summary: facets.Summary, base: str) -> Facets:
     metadata = []
     for key in summary.metadata:
         param = f"metadata.{key.key}"
+        if param in others:  # its values as the view without this key's own filter has them
+            key = next((k for k in others[param].metadata if k.key == key.key), key)
         current = state.params.get(param, [])
-        entry = MetadataFacet(key=key.key, kind=key.kind, present=key.present, param=param)
+        entry = MetadataFacet(
+            key=key.key,
+            kind=key.kind,
+            present=key.present,
+            param=param,
+            active=any(name in state.params for name in (param, f"{param}__gte", f"{param}__lte")),
+        )
         if key.kind == "category":
             entry.values = [
                 ValueRow(
                     value=v.value,
                     count=v.count,
                     active=_literal(v.value) in current,
-                    url=state.refilter(
-                        base, {param: None if _literal(v.value) in current else _literal(v.value)}
-                    ),
+                    # adds the value to the key's (any of them), or takes it off
+                    url=state.toggled(base, param, _literal(v.value)),
                 )
                 for v in key.values
             ]
@@ -377,7 +368,10 @@ def grid_render(
         # aggregates): the grid never waits for it. With the figures cached they are in
         # the page; otherwise the sidebar asks for them (facets_panel) once it has loaded.
         refresh = request.GET.get("refresh") == "1"
-        summary = None if refresh else facets.cached_summary(dataset)
+        summary = None if refresh else facets.cached_summary(dataset, facet_basis(state))
+        others = None if summary is None else group_summaries(state, cached_only=True)
+        if others is None:
+            summary = None  # the sidebar asks for every figure it needs in one request
         query_error = query_error_of(state)
         tiles: list[Tile] = []
         pager: dict[str, str] = {}
@@ -400,13 +394,14 @@ def grid_render(
         return render(request, "ui/error.html", context, status=400)
     model = vector_panels().search_model(dataset)
     can_curate = dataset.user_role in (Role.CURATOR, Role.ADMIN)
+    saved_query, why_not = state.view_query()
     context = {
         "tab": "items",
         "dataset": dataset,
         "slice": base_slice,
         "state": state,
         "base": base,
-        **_sidebar(state, summary, base),
+        **_sidebar(state, summary, base, others),
         # `refresh` is dropped from the view's links; the panel must still count anew.
         "facets_url": state.url(
             _panel_path(dataset, base_slice), {"refresh": "1"} if refresh else None
@@ -427,12 +422,10 @@ def grid_render(
         "size_links": {s: state.url(base, {"size": s}) for s in TILE_SIZES},
         "view_query": state.querystring(drop=("after", "before", "page", "refresh")),
         "can_curate": can_curate,
-        "effective_query": state.effective_query(),
-        # Only the query bar and labels are query language; other filters cannot be saved.
-        "savable": base_slice is None
-        and query_error is None
-        and not (state.metadata_filters or state.tags or state.slice_ids or state.search_mode)
-        and bool(state.effective_query()),
+        "effective_query": saved_query,
+        # Every view the query language can write can be saved; the others say why not.
+        "savable": query_error is None and bool(saved_query),
+        "unsavable_reason": why_not if query_error is None else "Fix the query first.",
         "random_weight_models": vector_panels().random_weight_models([dataset]),
         **extra,
     }
@@ -448,11 +441,59 @@ def grid(request: HttpRequest, dataset_id: int) -> HttpResponse:
     return grid_render(request, dataset, None, reverse("ui:grid", args=[dataset.pk]), {})
 
 
-def _sidebar(state: GridState, summary: facets.Summary | None, base: str) -> dict[str, Any]:
+def facet_basis(state: GridState) -> QuerySet[Item] | None:
+    """The items the sidebar counts: the view's (a search ranks the same filtered items),
+    or None for the whole dataset when nothing filters it or its query does not compile
+    (the grid then shows the query's error, and the sidebar the dataset)."""
+    if not state.is_filtered:
+        return None
+    try:
+        return state.items()
+    except CurationError:
+        return None
+
+
+def facet_groups_on(state: GridState) -> dict[str, GridState]:
+    """The view without each facet group that is on (labels, tags, one metadata key's
+    values), by the group's parameter name."""
+    names = ["label"] if state.labels else []
+    names += ["tag"] if state.tags else []
+    names += [
+        name
+        for name, values in state.params.items()
+        if name.startswith("metadata.") and "__" not in name and any(values)
+    ]
+    return {name: state.without_param(name) for name in names}
+
+
+def group_summaries(
+    state: GridState, *, cached_only: bool, refresh: bool = False
+) -> dict[str, facets.Summary] | None:
+    """The figures of the view without each facet group that is on; None when one is not
+    counted yet and `cached_only`."""
+    found: dict[str, facets.Summary] = {}
+    for name, other in facet_groups_on(state).items():
+        basis = facet_basis(other)
+        if cached_only:
+            summary = facets.cached_summary(state.dataset, basis)
+            if summary is None:
+                return None
+        else:
+            summary = facets.dataset_summary(state.dataset, basis, refresh=refresh)
+        found[name] = summary
+    return found
+
+
+def _sidebar(
+    state: GridState,
+    summary: facets.Summary | None,
+    base: str,
+    others: dict[str, facets.Summary] | None = None,
+) -> dict[str, Any]:
     """What the facet sidebar (ui/_facets.html) needs, in the page or in its own request."""
     return {
         "summary": summary,
-        "facets": _facets(state, summary, base) if summary is not None else None,
+        "facets": _facets(state, summary, base, others) if summary is not None else None,
         "refresh_url": state.url(base, {"refresh": "1"}),
         # The view's parameters that its forms carry along (all but query, page and text).
         "hidden_params": [
@@ -487,13 +528,15 @@ def facets_panel(
         state = GridState(request.GET, dataset=dataset, base_slice=base_slice)
     except InvalidInput as exc:
         return HttpResponse(f'<p class="facet-empty">{escape(exc.message)}</p>', status=400)
-    summary = facets.dataset_summary(dataset, refresh=request.GET.get("refresh") == "1")
+    refresh = request.GET.get("refresh") == "1"
+    summary = facets.dataset_summary(dataset, facet_basis(state), refresh=refresh)
+    others = group_summaries(state, cached_only=False, refresh=refresh)
     context = {
         "dataset": dataset,
         "slice": base_slice,
         "state": state,
         "base": base,
-        **_sidebar(state, summary, base),
+        **_sidebar(state, summary, base, others),
     }
     return render(request, "ui/_facets.html", context)
 

@@ -125,3 +125,34 @@ def shapes_of(rows: Iterable[Mapping[str, Any]], *, source: str, colours: Colour
         if shape is not None:
             shapes.append(shape)
     return shapes
+
+
+@dataclass(frozen=True)
+class BoxLabel:
+    """A shape's name (and a prediction's confidence) at its top left corner, placed in
+    percent of the image so it lines up at any tile size."""
+
+    text: str
+    colour: str
+    ink: str
+    source: str
+    left: float
+    top: float
+
+
+def box_labels(shapes: Iterable[Shape], *, width: int | None, height: int | None) -> list[BoxLabel]:
+    """The names of `shapes` on an image of `width` x `height` pixels (none if unknown)."""
+    if not width or not height:
+        return []
+    return [
+        BoxLabel(
+            text=s.title,
+            colour=s.colour,
+            ink=s.ink,
+            source=s.source,
+            left=round(100 * s.anchor[0] / width, 2),
+            top=round(100 * s.anchor[1] / height, 2),
+        )
+        for s in shapes
+        if s.anchor is not None
+    ]

@@ -178,26 +178,20 @@ def version_diff(request: HttpRequest, dataset_id: int, slice_id: int) -> HttpRe
 @login_required
 @html_errors
 def slice_from_view(request: HttpRequest, dataset_id: int) -> HttpResponse:
-    """Save the view's query and labels as a dynamic slice (re-evaluated on every read)."""
+    """Save the view (query, labels, metadata, tag and slice facets) as a dynamic slice,
+    re-evaluated on every read."""
     dataset = dataset_or_404(request, dataset_id, Role.CURATOR)
     fallback = reverse("ui:grid", args=[dataset.pk])
     try:
         state = GridState(QueryDict(request.POST.get("view", "")), dataset=dataset)
     except CurationError as exc:  # a hand-edited view (like=abc, a bad cursor)
         return back_with_error(request, fallback, exc)
-    if state.metadata_filters or state.tags or state.slice_ids or state.search_mode:
-        return back_with_error(
-            request,
-            fallback,
-            "Only the query bar and label facets can be saved as a dynamic slice; "
-            "write the other filters into the query, or select all and create a static slice.",
-        )
+    query, why_not = state.view_query()
+    if not query:
+        return back_with_error(request, fallback, why_not)
     try:
         created, _ = slices.slice_create_from_query(
-            dataset=dataset,
-            user=request.user,
-            name=request.POST.get("name", ""),
-            query=state.effective_query(),
+            dataset=dataset, user=request.user, name=request.POST.get("name", ""), query=query
         )
     except CurationError as exc:
         return back_with_error(request, fallback, exc)

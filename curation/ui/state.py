@@ -4,9 +4,11 @@ by link.
 Parameters (all optional):
 
 - ``query``: a query in the query language (curation.query);
-- ``label``: items with at least one annotation of this label (repeatable: all of them);
+- ``label``: items with at least one annotation of this label (repeatable: any of them);
 - ``query``, ``metadata.<key>[__<op>]``, ``tag``, ``slice``: the REST API's item filters,
-  with the same names and meaning (curation.filters), applied by the same function;
+  with the same names, applied by the same function, except that repeated values of one
+  equality, tag or slice parameter match any of them (facets: rain or fog) where the API
+  wants all of them;
 - ``text``, ``like`` (an item id), ``image`` (an uploaded query image): similarity search
   within the filtered items, best first, paged with ``page``;
 - ``after`` / ``before``: keyset cursors (item ids) of the id-ordered listing;
@@ -18,6 +20,8 @@ Parameters (all optional):
 from __future__ import annotations
 
 import functools
+import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -27,6 +31,7 @@ from django.db.models import Q, QuerySet
 from django.http import QueryDict
 
 from curation import selectors
+from curation.filters import OPERATORS, parse_value
 from curation.models import Dataset, Item, Slice
 from curation.params import fraction_value, int_value
 from curation.query import compile_query
@@ -47,6 +52,32 @@ def label_clause(label: str) -> str:
     """The query-language condition for "has an annotation labelled `label`"."""
     escaped = label.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     return f'annotations."{escaped}" >= 1'
+
+
+_COMPARISONS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "ne": "!="}
+
+
+def _literal(raw: str) -> str:
+    """A filter parameter's value (curation.filters.parse_value) as a query literal;
+    ValueError for one the language has no literal for (null matches a missing key in a
+    query but not in a filter; a number beyond float range)."""
+    value = parse_value(raw)
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        raise ValueError(raw)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _equality(path: str, raw: str) -> str:
+    """The query for ``metadata.<key>=<raw>``: a number or boolean there also matches the
+    same text stored as a string, as the filter does."""
+    literal = _literal(raw)
+    if isinstance(parse_value(raw), str):
+        return f"{path} = {literal}"
+    return f"({path} = {literal} OR {path} = {json.dumps(raw, ensure_ascii=False)})"
+
+
+def _any_of(conditions: list[str]) -> str:
+    return conditions[0] if len(conditions) == 1 else f"({' OR '.join(conditions)})"
 
 
 def _int(raw: str | None, name: str, *, minimum: int = 0) -> int | None:
@@ -133,22 +164,87 @@ class GridState:
         return compile_query(self.q, dataset=self.dataset)
 
     def items(self) -> QuerySet[Item]:
-        """The items this view filters to, unordered: the API's filters and query language."""
+        """The items this view filters to, unordered: the API's filters and query language.
+
+        As in FiftyOne's sidebar, several values of one facet match any of them (labels
+        car or bus, weather rain or fog, tags, slices), and different facets all apply.
+        """
+        label_query = self.labels_query()
         return selectors.items_of(
             dataset=self.dataset,
             params=self.filter_params(),
             within=self.base_slice,
-            conditions=[
-                compile_query(label_clause(label), dataset=self.dataset) for label in self.labels
-            ],
+            conditions=[compile_query(label_query, dataset=self.dataset)] if label_query else [],
+            any_of=True,
         )
+
+    def labels_query(self) -> str:
+        """The label facets as one query: items with any of the labels."""
+        clauses = [label_clause(label) for label in self.labels]
+        if len(clauses) > 1:
+            return "(" + " OR ".join(clauses) + ")"
+        return clauses[0] if clauses else ""
 
     def effective_query(self) -> str:
         """The labels and the query bar as one query, for display and for the API."""
-        parts = [label_clause(label) for label in self.labels]
+        parts = [self.labels_query()] if self.labels else []
         if self.q.strip():
             parts.append(f"({self.q.strip()})" if parts else self.q.strip())
         return " AND ".join(parts)
+
+    def without_param(self, name: str) -> GridState:
+        """This view without the parameter `name` (a facet group's own filter)."""
+        params = QueryDict(mutable=True)
+        for key, values in self.params.items():
+            if key != name:
+                params.setlist(key, values)
+        return GridState(params, dataset=self.dataset, base_slice=self.base_slice)
+
+    def view_query(self) -> tuple[str, str]:
+        """The whole view as one query of the query language, to save as a dynamic slice,
+        or ("", why not). Each facet becomes the condition that matches what its filter
+        parameter matches (curation.filters), so the slice holds what the grid showed."""
+        if self.search_mode:
+            return "", (
+                "A similarity search ranks items by their vectors and has no query form: "
+                "select all and make a static slice of the results instead."
+            )
+        if self.base_slice is not None:
+            return "", "This slice is saved already; open the dataset's grid to save a new view."
+        parts = [self.labels_query()] if self.labels else []
+        for name, values in self.params.items():
+            values = [v for v in values if v != ""]
+            if not values or not name.startswith("metadata."):
+                continue
+            key, _, op = name.removeprefix("metadata.").rpartition("__")
+            if not key or op not in OPERATORS:  # as curation.filters reads the name
+                key, op = name.removeprefix("metadata."), "eq"
+            if op == "exists":
+                return "", f"The filter {name} has no form in the query language."
+            path = "metadata." + ".".join(json.dumps(p, ensure_ascii=False) for p in key.split("."))
+            try:
+                if op == "eq":  # facets: any of the values
+                    parts.append(_any_of([_equality(path, raw) for raw in values]))
+                elif op == "in":  # each parameter: any of its values; all parameters
+                    parts += [_any_of([_equality(path, v) for v in r.split(",")]) for r in values]
+                else:
+                    parts += [f"{path} {_COMPARISONS[op]} {_literal(raw)}" for raw in values]
+            except ValueError:
+                return "", f"The filter {name} has a value the query language cannot write."
+        if self.tags:
+            tags = ", ".join(json.dumps(t, ensure_ascii=False) for t in self.tags)
+            parts.append(f"tag IN ({tags})")
+        if self.slice_ids:
+            names = selectors.slice_names(dataset=self.dataset, slice_ids=self.slice_ids)
+            if len(names) != len(set(self.slice_ids)):
+                return "", "A slice this view filters by no longer exists."
+            listed = ", ".join(json.dumps(n, ensure_ascii=False) for n in names.values())
+            parts.append(f"slice IN ({listed})")
+        if self.q.strip():
+            parts.append(f"({self.q.strip()})" if parts else self.q.strip())
+        if not parts:
+            return "", "Nothing filters this view: it is the whole dataset."
+        return " AND ".join(parts), ""
 
     # ------------------------------------------------------------------------ listing
 

@@ -1,0 +1,173 @@
+"""The facet sidebar counts the view: its filters, query, facets and slice, not the whole
+dataset; exactly up to a bound, then from a sample, marked as approximate."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+
+from curation import facets
+from curation.models import Annotation, Dataset, Item
+from curation.slices import slice_create_from_items
+from tests.ui_factories import facet_panel, populate
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def client(alice: User) -> Client:
+    client = Client()
+    client.force_login(alice)
+    return client
+
+
+@pytest.fixture
+def items(dataset: Dataset) -> list[Item]:
+    return populate(dataset, 12)
+
+
+def panel_of(client: Client, url: str) -> str:
+    response = client.get(url)
+    assert response.status_code == 200
+    return facet_panel(client, response)
+
+
+def label_counts(panel: str) -> dict[str, int]:
+    rows = re.findall(
+        r'data-facet="label" data-value="([^"]+)".*?class="facet-count">(\d+)<', panel, re.S
+    )
+    return {label: int(n) for label, n in rows}
+
+
+def basis_text(panel: str) -> str:
+    found = re.search(r'data-testid="facet-basis">(.*?)·', panel, re.S)
+    assert found is not None
+    return " ".join(re.sub(r"<[^>]+>", "", found.group(1)).split())
+
+
+def items_with(label: str, among: set[int]) -> set[int]:
+    return set(
+        Annotation.objects.filter(label=label, item_id__in=among).values_list("item_id", flat=True)
+    )
+
+
+def test_label_counts_follow_a_metadata_filter(
+    client: Client, dataset: Dataset, items: list[Item]
+) -> None:
+    rain = {i.pk for i in items if i.metadata["weather"] == "rain"}
+    assert 0 < len(rain) < len(items)
+    whole = label_counts(panel_of(client, f"/datasets/{dataset.pk}/"))
+    panel = panel_of(client, f"/datasets/{dataset.pk}/?metadata.weather=rain")
+
+    counts = label_counts(panel)
+    assert counts and counts != whole
+    assert counts == {label: len(items_with(label, rain)) for label in counts}
+    assert basis_text(panel) == f"This view: {len(rain)} items"
+
+
+def test_a_slice_page_counts_the_slice(client: Client, dataset: Dataset, items: list[Item]) -> None:
+    chosen = items[:5]
+    found, _ = slice_create_from_items(
+        dataset=dataset, user=None, name="five", reference_ids=[i.reference_id for i in chosen]
+    )
+    panel = panel_of(client, f"/datasets/{dataset.pk}/slices/{found.pk}/")
+
+    assert basis_text(panel) == "This view: 5 items"
+    ids = {i.pk for i in chosen}
+    assert label_counts(panel) == {
+        label: len(items_with(label, ids))
+        for label in set(Annotation.objects.filter(item_id__in=ids).values_list("label", flat=True))
+    }
+
+
+def test_tag_counts_follow_the_view_and_a_new_tag_shows_at_once(
+    client: Client, dataset: Dataset, items: list[Item]
+) -> None:
+    rain = [i for i in items if i.metadata["weather"] == "rain"]
+    other = [i for i in items if i.metadata["weather"] != "rain"]
+    url = f"/datasets/{dataset.pk}/?metadata.weather=rain"
+    panel_of(client, url)  # counted and cached
+    # Tagged through the UI: every cached view of the dataset is forgotten.
+    ids = ",".join(str(i.pk) for i in rain[:2] + other[:3])
+    response = client.post(
+        f"/datasets/{dataset.pk}/selection",
+        {"action": "tag", "name": "mixed", "ids": ids},
+    )
+    assert response.status_code == 302, response.status_code
+    panel = panel_of(client, url)
+    tag = re.search(
+        r'data-facet="tag" data-value="mixed".*?class="facet-count">(\d+)<', panel, re.S
+    )
+    assert tag is not None and int(tag.group(1)) == 2
+
+
+def test_values_of_one_key_stay_listed_and_open_when_on(
+    client: Client, dataset: Dataset, items: list[Item]
+) -> None:
+    panel = panel_of(client, f"/datasets/{dataset.pk}/?metadata.weather=rain&metadata.weather=fog")
+    weather = Counter(i.metadata["weather"] for i in items)
+    for value in ("rain", "fog"):
+        row = re.search(
+            rf'class="facet-row active"[^>]*data-value="weather={value}".*?facet-count">(\d+)<',
+            panel,
+            re.S,
+        )
+        assert row is not None and int(row.group(1)) == weather[value]
+    assert re.search(r'<details open>\s*<summary><span class="mono">weather<', panel)
+
+
+def test_a_group_that_is_on_counts_the_view_without_its_own_filter(
+    client: Client, dataset: Dataset, items: list[Item]
+) -> None:
+    speedy = {i.pk for i in items if i.metadata["speed"] >= 5}
+    assert 0 < len(speedy) < len(items)
+    panel = panel_of(
+        client, f"/datasets/{dataset.pk}/?metadata.weather=rain&query=metadata.speed%20%3E%3D%205"
+    )
+    # fog is still offered, with the items it would add (fast, foggy ones), not active
+    fog = {i.pk for i in items if i.metadata["weather"] == "fog" and i.pk in speedy}
+    row = re.search(
+        r'class="facet-row"[^>]*data-value="weather=fog".*?facet-count">(\d+)<', panel, re.S
+    )
+    assert fog and row is not None and int(row.group(1)) == len(fog)
+    # other groups count the view itself
+    rain = {i.pk for i in items if i.metadata["weather"] == "rain" and i.pk in speedy}
+    assert label_counts(panel) == {
+        label: len(items_with(label, rain)) for label in label_counts(panel)
+    }
+
+
+def test_a_large_view_is_sampled_and_marked(
+    client: Client, dataset: Dataset, items: list[Item], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(facets, "SAMPLE_TARGET", 3)
+    summary = facets.dataset_summary(
+        dataset, Item.objects.filter(dataset=dataset, metadata__weather="rain"), refresh=True
+    )
+    rain = sum(1 for i in items if i.metadata["weather"] == "rain")
+    assert rain > 3
+    assert not summary.basis.exact and summary.basis.view
+    assert summary.basis.item_count >= 4 and summary.basis.sampled <= rain
+    panel = panel_of(client, f"/datasets/{dataset.pk}/?metadata.weather=rain&refresh=1")
+    assert "≈" in basis_text(panel) and "sample" in basis_text(panel)
+
+
+def test_a_search_counts_the_items_it_ranks(
+    client: Client, dataset: Dataset, items: list[Item]
+) -> None:
+    panel = panel_of(client, f"/datasets/{dataset.pk}/?text=car&metadata.weather=rain")
+    rain = sum(1 for i in items if i.metadata["weather"] == "rain")
+    assert basis_text(panel) == f"Filtered items: {rain} items"
+
+
+def test_a_broken_query_leaves_the_sidebar_on_the_whole_dataset(
+    client: Client, dataset: Dataset, items: list[Item]
+) -> None:
+    response = client.get(f"/datasets/{dataset.pk}/?query=width%20%3E")
+    assert response.status_code == 400
+    panel = facet_panel(client, response)
+    assert basis_text(panel) == f"Whole dataset: {len(items)} items"
