@@ -1,4 +1,4 @@
-"""Integer parameters of requests, read one way by the API and the UI: a bad value is a
+"""Numeric parameters of requests, read one way by the API and the UI: a bad value is a
 400 that names the parameter (curation.errors.invalid_field)."""
 
 from __future__ import annotations
@@ -33,4 +33,16 @@ def int_value(
                 else f"must be a whole number from {low} to {high}"
             )
         raise invalid_field(name, message)
+    return value
+
+
+def fraction_value(raw: str | None, name: str) -> float:
+    """`raw` as a number from 0 to 1 (a confidence, a share), else a 400 naming `name`.
+    NaN, infinities and an absent value (None) are 400s too."""
+    try:
+        value = float(raw) if raw is not None else -1.0
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:  # also false for NaN
+        raise invalid_field(name, "must be a number from 0 to 1")
     return value

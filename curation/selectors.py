@@ -317,6 +317,30 @@ def annotations_drawn(*, item_ids: Sequence[int]) -> list[Mapping[str, Any]]:
     )
 
 
+# Labels listed for a dataset's colours: one index probe each (below), and past a few
+# hundred no reader tells colours apart anyway.
+MAX_DATASET_LABELS = 1000
+
+
+def dataset_labels(*, dataset: Dataset) -> list[str]:
+    """The distinct labels of a dataset's annotations, sorted (at most MAX_DATASET_LABELS)."""
+    # A loose index scan: each step asks annotation_dataset_label for the next label after
+    # the last one, so the cost is one probe per label, not a pass over every annotation
+    # (a plain DISTINCT reads all of them: seconds at millions of rows).
+    sql = (
+        "WITH RECURSIVE labels(label, n) AS ("
+        "  SELECT min(label), 1 FROM curation_annotation WHERE dataset_id = %s"
+        "  UNION ALL"
+        "  SELECT (SELECT min(a.label) FROM curation_annotation a"
+        "          WHERE a.dataset_id = %s AND a.label > labels.label), n + 1"
+        "  FROM labels WHERE labels.label IS NOT NULL AND n < %s"
+        ") SELECT label FROM labels WHERE label IS NOT NULL"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [dataset.pk, dataset.pk, MAX_DATASET_LABELS])
+        return sorted(row[0] for row in cursor.fetchall())
+
+
 def predictions_drawn(
     *, item_ids: Sequence[int], model_id: int, min_confidence: float
 ) -> list[Mapping[str, Any]]:

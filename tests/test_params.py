@@ -1,11 +1,11 @@
-"""Integer parameters: one reader for the API and the UI, whose 400 names the field."""
+"""Numeric parameters: one reader each for the API and the UI, whose 400 names the field."""
 
 from __future__ import annotations
 
 import pytest
 
 from curation.errors import InvalidInput
-from curation.params import int_value
+from curation.params import fraction_value, int_value
 
 
 def test_it_reads_a_number_within_bounds() -> None:
@@ -44,3 +44,17 @@ def test_it_caps_or_takes_the_callers_message() -> None:
     with pytest.raises(InvalidInput) as caught:
         int_value("x", "from", low=0, message="choose a version")
     assert caught.value.message == "from: choose a version"
+
+
+def test_it_reads_a_fraction_from_0_to_1() -> None:
+    assert fraction_value("0", "conf") == 0.0
+    assert fraction_value("0.25", "conf") == 0.25
+    assert fraction_value("1", "conf") == 1.0
+
+
+@pytest.mark.parametrize("raw", ["abc", "", None, "-0.1", "1.5", "nan", "inf", "1e400"])
+def test_a_fraction_outside_0_to_1_names_the_field(raw: str | None) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        fraction_value(raw, "conf")
+    assert caught.value.message == "conf: must be a number from 0 to 1"
+    assert caught.value.fields == [{"path": "conf", "message": "must be a number from 0 to 1"}]

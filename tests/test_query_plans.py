@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
+from curation import selectors
 from curation.bulk.validate import Media, clean_item_record
 from curation.bulk.write import records_write
 from curation.models import Dataset, Item
@@ -155,3 +157,27 @@ def test_order_comparisons_are_not_guessed_as_rare(dataset: Dataset, text: str) 
     sorted tens of thousands of matches instead of walking the id index for a page.
     """
     assert estimated_rows(dataset, text) >= N * 0.05
+
+
+def annotation_rows_read(node: dict[str, Any]) -> int:
+    """Rows that the plan's nodes on curation_annotation returned, over all their loops."""
+    own = (
+        node["Actual Rows"] * node["Actual Loops"]
+        if node.get("Relation Name") == "curation_annotation"
+        else 0
+    )
+    return own + sum(annotation_rows_read(child) for child in node.get("Plans", []))
+
+
+def test_a_datasets_labels_cost_one_index_probe_each(dataset: Dataset) -> None:
+    with CaptureQueriesContext(connection) as queries:
+        labels = selectors.dataset_labels(dataset=dataset)
+    assert labels == sorted(f"l{i}" for i in range(60))
+    [query] = queries.captured_queries
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + query["sql"])
+        found = cursor.fetchone()[0]
+    found = json.loads(found) if isinstance(found, str) else found
+    assert "annotation_dataset_label" in json.dumps(found)
+    # A DISTINCT over the annotations would read all 6,000 of them: this reads ~1 a label.
+    assert annotation_rows_read(found[0]["Plan"]) <= 2 * len(labels) + 2

@@ -219,6 +219,81 @@ def test_it_draws_one_models_predictions_at_or_above_the_confidence(
     assert "shape shape-pred" not in client.get(f"/datasets/{dataset.pk}/").content.decode()
 
 
+def test_each_shape_has_its_label_written_at_its_corner(
+    client: Client, dataset: Dataset, items: list[Item]
+) -> None:
+    item = items[0]
+    model = Model.objects.get(dataset=dataset)
+    body = client.get(f"/datasets/{dataset.pk}/?limit=1&model={model.pk}&conf=0").content.decode()
+    labels = re.findall(r'class="box-label box-label-(gt|pred)"[^>]*style="([^"]+)">([^<]+)<', body)
+    annotations = list(Annotation.objects.filter(item=item).order_by("id"))
+    predictions = list(Prediction.objects.filter(item=item).order_by("id"))
+    assert sorted(text for source, _, text in labels if source == "gt") == sorted(
+        a.label for a in annotations
+    )
+    assert sorted(text for source, _, text in labels if source == "pred") == sorted(
+        f"{p.label} {p.confidence:.2f}" for p in predictions
+    )
+    g = annotations[0].geometry
+    left, top = 100 * g["x"] / item.width, 100 * g["y"] / item.height
+    assert any(f"left: {left:.2f}%; top: {top:.2f}%;" in style for _, style, _ in labels)
+
+
+def test_the_grid_has_a_legend_for_ground_truth_and_predictions(
+    client: Client, dataset: Dataset, items: list[Item]
+) -> None:
+    model = Model.objects.get(dataset=dataset)
+    legend = re.search(
+        r'data-testid="overlay-legend".*?</span>\s*</span>',
+        client.get(f"/datasets/{dataset.pk}/?model={model.pk}&conf=0.3").content.decode(),
+        re.S,
+    )
+    assert legend and "ground truth" in legend.group(0)
+    assert "prediction ≥ 0.3" in legend.group(0)
+    assert 'class="tiles size-l"' in client.get(f"/datasets/{dataset.pk}/?size=l").content.decode()
+
+
+def test_the_confidence_travels_from_tiles_to_item_pages(
+    client: Client, dataset: Dataset, items: list[Item]
+) -> None:
+    model = Model.objects.get(dataset=dataset)
+    body = client.get(f"/datasets/{dataset.pk}/?model={model.pk}&conf=0.2").content.decode()
+    opened = re.search(r'data-open="([^"]+)"', body).group(1).replace("&amp;", "&")
+    assert parse_qs(urlsplit(opened).query) == {"model": [str(model.pk)], "conf": ["0.2"]}
+    item_page = client.get(opened).content.decode()
+    assert (
+        pred_count(item_page)
+        == Prediction.objects.filter(
+            item_id=int(urlsplit(opened).path.rstrip("/").split("/")[-1]), confidence__gte=0.2
+        ).count()
+    )
+
+
+def pred_count(body: str) -> int:
+    return body.count('class="shape shape-pred"')
+
+
+def test_every_label_has_one_colour_and_no_two_share_one(
+    client: Client, dataset: Dataset, items: list[Item]
+) -> None:
+    response = client.get(f"/datasets/{dataset.pk}/?refresh=1")
+    body = response.content.decode()
+    tiles = dict(
+        re.findall(r'data-label="([^"]+)" data-source="gt" style="--c: (#[0-9a-f]{6})"', body)
+    )
+    facets = dict(
+        (name, colour)
+        for colour, name in re.findall(
+            r'class="swatch" style="background: (#[0-9a-f]{6})"></span>'
+            r'<span class="facet-name">([^<]+)<',
+            facet_panel(client, response),
+        )
+    )
+    assert set(tiles) == {"bicycle", "car", "person", "traffic light"}
+    assert facets == tiles
+    assert len(set(tiles.values())) == len(tiles)
+
+
 def test_every_link_keeps_the_state_of_the_view(
     client: Client, dataset: Dataset, items: list[Item]
 ) -> None:

@@ -4,6 +4,7 @@ slices, and moving to the previous and next item of the same view."""
 from __future__ import annotations
 
 import re
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.contrib.auth.models import User
@@ -11,6 +12,7 @@ from django.test import Client
 
 from curation.models import Annotation, Dataset, Item, Prediction
 from curation.services import slice_create, tag_add
+from curation.ui.palette import LabelColours
 from tests.ui_factories import populate
 
 pytestmark = pytest.mark.django_db
@@ -31,7 +33,8 @@ def test_it_draws_every_annotation_and_prediction_over_the_original(
     alice: User, dataset: Dataset, items: list[Item]
 ) -> None:
     item = items[1]
-    body = logged_in(alice).get(f"/datasets/{dataset.pk}/items/{item.pk}").content.decode()
+    url = f"/datasets/{dataset.pk}/items/{item.pk}?conf=0"
+    body = logged_in(alice).get(url).content.decode()
     assert f'src="/media/items/{item.pk}/original"' in body
     assert f'viewBox="0 0 {item.width} {item.height}"' in body
     assert body.count('class="shape shape-gt"') == Annotation.objects.filter(item=item).count()
@@ -168,3 +171,77 @@ def test_it_checks_every_dynamic_slice_in_one_statement(
     body = logged_in(alice).get(f"/datasets/{dataset.pk}/items/{items[0].pk}").content.decode()
     assert ">rear cam</a>" in body and ">wide</a>" in body
     assert ">front</a>" not in body and ">broken</a>" not in body
+
+
+def pred_count(body: str) -> int:
+    return body.count('class="shape shape-pred"')
+
+
+def test_it_draws_predictions_at_or_above_the_views_confidence(
+    alice: User, dataset: Dataset, items: list[Item]
+) -> None:
+    # An item with a confident prediction (0.9) and an unsure one (0.3).
+    item = next(i for i in items if Prediction.objects.filter(item=i).count() >= 2)
+    unsure = Prediction.objects.filter(item=item, confidence__lt=0.5).count()
+    assert unsure
+    client = logged_in(alice)
+    url = f"/datasets/{dataset.pk}/items/{item.pk}"
+    default = client.get(url).content.decode()
+    assert pred_count(default) == Prediction.objects.filter(item=item, confidence__gte=0.5).count()
+    assert f'data-testid="hidden-predictions">{unsure} below it, not drawn' in default
+    assert 'name="conf" min="0" max="1" step="0.05" value="0.5"' in default
+    assert pred_count(client.get(url + "?conf=0").content.decode()) == (
+        Prediction.objects.filter(item=item).count()
+    )
+    none = client.get(url + "?conf=0.95").content.decode()
+    assert pred_count(none) == 0
+    assert "None at or above the threshold." in none and "No predictions." not in none
+
+
+@pytest.mark.parametrize("conf", ["abc", "1.5", "-1", "nan"])
+def test_a_bad_confidence_is_a_400_that_names_it(
+    alice: User, dataset: Dataset, items: list[Item], conf: str
+) -> None:
+    response = logged_in(alice).get(f"/datasets/{dataset.pk}/items/{items[0].pk}?conf={conf}")
+    assert response.status_code == 400
+    assert "conf: must be a number from 0 to 1" in response.content.decode()
+
+
+def test_the_confidence_goes_back_to_the_grid_and_on_to_the_next_item(
+    alice: User, dataset: Dataset, items: list[Item]
+) -> None:
+    body = (
+        logged_in(alice)
+        .get(f"/datasets/{dataset.pk}/items/{items[1].pk}?label=car&conf=0.2")
+        .content.decode()
+        .replace("&amp;", "&")
+    )
+    back = re.search(r'href="([^"]+)" data-key-back', body).group(1)
+    assert parse_qs(urlsplit(back).query) == {"label": ["car"], "conf": ["0.2"]}
+    nxt = re.search(r'href="([^"]+)" data-key-next', body).group(1)
+    assert parse_qs(urlsplit(nxt).query)["conf"] == ["0.2"]
+    # The threshold form keeps the rest of the view and sets conf alone.
+    form = re.search(r'data-testid="conf-form">(.*?)</form>', body, re.S).group(1)
+    assert '<input type="hidden" name="label" value="car">' in form
+    assert 'name="conf"' in form and 'type="hidden" name="conf"' not in form
+
+
+def test_labels_take_the_datasets_colours(alice: User, dataset: Dataset, items: list[Item]) -> None:
+    colours = LabelColours(Annotation.objects.values_list("label", flat=True))
+    item = items[1]
+    body = logged_in(alice).get(f"/datasets/{dataset.pk}/items/{item.pk}").content.decode()
+    for label in set(Annotation.objects.filter(item=item).values_list("label", flat=True)):
+        assert f'data-label="{label}" data-source="gt" style="--c: {colours(label)}"' in body
+        assert f'style="background: {colours(label)}"></span>{label}<' in body
+
+
+def test_a_bad_part_of_the_view_leaves_the_threshold_in_the_links(
+    alice: User, dataset: Dataset, items: list[Item]
+) -> None:
+    body = (
+        logged_in(alice)
+        .get(f"/datasets/{dataset.pk}/items/{items[1].pk}?after=abc&conf=0.2")
+        .content.decode()
+    )
+    back = re.search(r'href="([^"]+)" data-key-back', body).group(1)
+    assert parse_qs(urlsplit(back).query) == {"conf": ["0.2"]}

@@ -3,6 +3,7 @@ within the view's filters; scores on the tiles; the random-weights banner."""
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any
 
@@ -15,6 +16,8 @@ from django.test import Client
 
 from curation.jobs import job_run
 from curation.models import Dataset, Item, Job
+from curation.ui.scores import distance_texts
+from embeddings.models import EmbeddingModel
 from embeddings.services import embed_job_start
 from tests.embedding_factories import tiny_clip_fixture  # noqa: F401
 from tests.ui_factories import populate, scene
@@ -40,7 +43,7 @@ def items(dataset: Dataset, alice: User, tiny_clip: str) -> list[Item]:
 def scored_tiles(response: Any) -> list[tuple[int, float]]:
     body = response.content.decode()
     tiles = re.findall(
-        r'data-id="(\d+)".*?(?:class="tile-score"[^>]*>([0-9.\-]+)<|class="tile-actions")',
+        r'data-id="(\d+)".*?(?:class="tile-score"[^>]*data-score="([0-9.\-]+)"|class="tile-actions")',
         body,
         re.S,
     )
@@ -135,6 +138,56 @@ def test_the_random_weights_banner_shows_wherever_search_is_used(
         f"/datasets/{dataset.pk}/stats",
     ]:
         assert 'data-testid="random-weights-banner"' in client.get(url).content.decode(), url
+
+
+def test_distances_get_the_digits_that_tell_results_apart() -> None:
+    # Three decimals of similarity printed all of these as 1.000 / 0.999.
+    assert distance_texts([0.99962, 0.99958, 0.9991]) == ["0.00038", "0.00042", "0.00090"]
+    assert distance_texts([0.8, 0.75]) == ["0.200", "0.250"]
+    assert distance_texts([1.0, 1.0]) == ["0.000", "0.000"]  # equal scores may read equal
+    assert distance_texts([0.5, 0.5 - 1e-12]) == ["0.500", "0.500"]  # past 8 digits: equal
+    assert distance_texts([]) == []
+
+
+def tile_scores(response: Any) -> list[tuple[int, str, float]]:
+    """Each scored tile's rank, distance as shown, and score."""
+    found = re.findall(
+        r'class="tile-score" data-rank="(\d+)" data-score="([0-9.\-]+)"[^>]*>#\d+ · ([0-9.]+)<',
+        response.content.decode(),
+    )
+    return [(int(rank), text, float(score)) for rank, score, text in found]
+
+
+def test_results_show_their_rank_and_a_distance_that_differs_between_them(
+    client: Client, dataset: Dataset, items: list[Item]
+) -> None:
+    response = client.get(f"/datasets/{dataset.pk}/", {"text": "a red car", "limit": "4"})
+    shown = tile_scores(response)
+    assert [rank for rank, _, _ in shown] == [1, 2, 3, 4]
+    for (_, text_a, score_a), (_, text_b, score_b) in itertools.pairwise(shown):
+        if score_a - score_b > 1e-8:
+            assert text_a != text_b, shown
+    for _, text, score in shown:
+        assert float(text) == pytest.approx(1 - score, abs=1e-3)
+    # The next page goes on counting.
+    more = client.get(f"/datasets/{dataset.pk}/", {"text": "a red car", "limit": "4", "page": "1"})
+    assert [rank for rank, _, _ in tile_scores(more)] == [5, 6, 7, 8]
+
+
+def test_scores_of_a_random_weights_model_say_they_mean_nothing(
+    client: Client, dataset: Dataset, items: list[Item]
+) -> None:
+    grid = client.get(f"/datasets/{dataset.pk}/", {"text": "a red car"}).content.decode()
+    item = client.get(f"/datasets/{dataset.pk}/items/{items[0].pk}").content.decode()
+    for body in (grid, item):
+        assert 'data-testid="random-scores"' in body
+        assert "random weights: these distances" in body
+    EmbeddingModel.objects.update(random_weights=False)  # as if it had real weights
+    grid = client.get(f"/datasets/{dataset.pk}/", {"text": "a red car"}).content.decode()
+    item = client.get(f"/datasets/{dataset.pk}/items/{items[0].pk}").content.decode()
+    for body in (grid, item):
+        assert 'data-testid="random-scores"' not in body
+        assert 'class="tile-score"' in body or 'data-testid="neighbours"' in body
 
 
 def test_the_item_view_shows_its_nearest_neighbours(

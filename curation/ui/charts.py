@@ -4,11 +4,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from curation.facets import MetadataKey
-from curation.ui.overlays import label_colour
 
 WIDTH = 560
 ROW = 22
@@ -67,9 +66,13 @@ def _short(text: str, limit: int = 22) -> str:
 
 
 def bars(
-    rows: Sequence[tuple[str, int]], *, colour_by_label: bool = False, title: str = ""
+    rows: Sequence[tuple[str, int]],
+    *,
+    colours: Callable[[str], str] | None = None,
+    title: str = "",
 ) -> Chart:
-    """Horizontal bars, one row per (label, value), longest first as given."""
+    """Horizontal bars, one row per (label, value), longest first as given; each bar in its
+    label's colour when `colours` is given."""
     chart = Chart("bars", WIDTH, max(ROW * len(rows), ROW), title=title)
     top = max((v for _, v in rows), default=0) or 1
     room = WIDTH - LABEL_WIDTH - VALUE_WIDTH
@@ -84,7 +87,7 @@ def bars(
                 y=y,
                 width=width,
                 height=ROW - 6,
-                colour=label_colour(label) if colour_by_label else ACCENT,
+                colour=colours(label) if colours is not None else ACCENT,
                 label_x=LABEL_WIDTH - 8,
                 label_y=y + (ROW - 6) / 2,
                 value_x=LABEL_WIDTH + width + 6,

@@ -25,7 +25,8 @@ from curation.storage import media_url
 from curation.ui.charts import number_label
 from curation.ui.extensions import Results, vector_panels
 from curation.ui.http import dataset_or_404, html_errors
-from curation.ui.overlays import Shape, label_colour, shapes_of
+from curation.ui.overlays import BoxLabel, Colours, Shape, box_labels, shapes_of
+from curation.ui.scores import distance_texts
 from curation.ui.state import TILE_SIZES, GridState
 
 COUNT_CAP = 10_000
@@ -38,9 +39,15 @@ class Tile:
     thumbnail: str | None
     shapes: list[Shape] = field(default_factory=list)
     score: float | None = None
+    score_text: str = ""  # the score as a distance with the digits that tell results apart
+    rank: int = 0  # 1 for the best search result
     open_url: str = ""
     similar_url: str = ""
     is_query: bool = False
+
+    @property
+    def box_labels(self) -> list[BoxLabel]:
+        return box_labels(self.shapes, width=self.item.width, height=self.item.height)
 
 
 @dataclass(frozen=True)
@@ -116,18 +123,18 @@ class Chip:
 
 
 def _shapes_by_item(
-    item_ids: list[int], model_id: int | None, conf: float
+    item_ids: list[int], model_id: int | None, conf: float, colours: Colours
 ) -> dict[int, list[Shape]]:
     """Ground truth (and one model's confident predictions) of a page of items, in two reads."""
     rows: dict[int, list[Mapping[str, Any]]] = {i: [] for i in item_ids}
     for row in selectors.annotations_drawn(item_ids=item_ids):
         rows[row["item_id"]].append(row)
-    by_item = {i: shapes_of(r, source="gt") for i, r in rows.items()}
+    by_item = {i: shapes_of(r, source="gt", colours=colours) for i, r in rows.items()}
     if model_id is not None:
         for row in selectors.predictions_drawn(
             item_ids=item_ids, model_id=model_id, min_confidence=conf
         ):
-            by_item[row["item_id"]].extend(shapes_of([row], source="pred"))
+            by_item[row["item_id"]].extend(shapes_of([row], source="pred", colours=colours))
     return by_item
 
 
@@ -138,10 +145,14 @@ def item_url(dataset: Dataset, item_id: int, querystring: str = "") -> str:
 
 
 def _tiles(state: GridState, items: list[tuple[Item, float | None]], base: str) -> list[Tile]:
-    shapes = _shapes_by_item([i.pk for i, _ in items], state.model_id, state.conf)
+    shapes = _shapes_by_item([i.pk for i, _ in items], state.model_id, state.conf, state.colours)
     querystring = state.querystring(drop=("after", "before"))
-    return [
-        Tile(
+    scored = [score for _, score in items if score is not None]
+    texts = iter(distance_texts(scored))
+    rank = state.page * state.limit  # of the best result on this page, less one
+    tiles = []
+    for item, score in items:
+        tile = Tile(
             item=item,
             thumbnail=media_url(item, "thumbnail") or media_url(item, "original"),
             shapes=shapes.get(item.pk, []),
@@ -149,8 +160,11 @@ def _tiles(state: GridState, items: list[tuple[Item, float | None]], base: str) 
             open_url=item_url(state.dataset, item.pk, querystring),
             similar_url=state.refilter(base, {"like": item.pk, "text": None, "image": None}),
         )
-        for item, score in items
-    ]
+        if score is not None:
+            rank += 1
+            tile.rank, tile.score_text = rank, next(texts)
+        tiles.append(tile)
+    return tiles
 
 
 def query_error_of(state: GridState) -> QueryErrorMark | None:
@@ -194,7 +208,7 @@ def _facets(
         FacetRow(
             name=lc.label,
             count=lc.items,
-            colour=label_colour(lc.label),
+            colour=state.colours(lc.label),
             active=lc.label in state.labels,
             url=state.toggled(base, "label", lc.label),
         )

@@ -19,8 +19,9 @@ from curation.storage import media_url
 from curation.ui.extensions import vector_panels
 from curation.ui.grid import item_url, query_error_of
 from curation.ui.http import dataset_or_404, html_errors
-from curation.ui.overlays import Shape, label_colour, shapes_of
-from curation.ui.state import GridState
+from curation.ui.overlays import Shape, shapes_of
+from curation.ui.scores import distance_texts
+from curation.ui.state import GridState, confidence_of
 
 NEIGHBOURS = 12
 MAX_DYNAMIC = 50  # dynamic slices checked for the item view's "in slices" list
@@ -44,11 +45,17 @@ def item_view(request: HttpRequest, dataset_id: int, item_id: int) -> HttpRespon
     dataset = dataset_or_404(request, dataset_id)
     item = selectors.item_of(dataset=dataset, item_id=item_id)
     item.dataset = dataset
+    # A bad `conf` is a 400 naming it (it decides what is drawn here); the rest of the
+    # view's state only steps through items, and a bad part of it just turns that off.
+    conf = confidence_of(request.GET)
     try:
         state = GridState(request.GET, dataset=dataset)
         within = state.items() if query_error_of(state) is None else None
     except InvalidInput:
-        state, within = GridState(QueryDict(), dataset=dataset), None
+        kept = QueryDict(mutable=True)  # the threshold still holds for the links from here
+        if "conf" in request.GET:
+            kept["conf"] = request.GET["conf"]
+        state, within = GridState(kept, dataset=dataset), None
     grid_url = state.url(reverse("ui:grid", args=[dataset.pk]), {"after": None, "before": None})
     querystring = state.querystring(drop=("after", "before"))
     neighbours_url: dict[str, str] = {}
@@ -58,28 +65,24 @@ def item_view(request: HttpRequest, dataset_id: int, item_id: int) -> HttpRespon
             "next": item_url(dataset, after, querystring) if after else "",
             "previous": item_url(dataset, before, querystring) if before else "",
         }
+    colours = state.colours
     annotations = shapes_of(
         [
             {"kind": a.kind, "label": a.label, "geometry": a.geometry}
             for a in selectors.item_annotations(item=item)
         ],
         source="gt",
+        colours=colours,
     )
     predictions_by_model: dict[str, list[Shape]] = {}
+    hidden = 0
     for p in selectors.item_predictions(item=item):
-        predictions_by_model.setdefault(p.model.name, []).extend(
-            shapes_of(
-                [
-                    {
-                        "kind": p.kind,
-                        "label": p.label,
-                        "geometry": p.geometry,
-                        "confidence": p.confidence,
-                    }
-                ],
-                source="pred",
-            )
-        )
+        shapes = predictions_by_model.setdefault(p.model.name, [])
+        if p.confidence < conf:
+            hidden += 1
+            continue
+        row = {"kind": p.kind, "label": p.label, "geometry": p.geometry, "confidence": p.confidence}
+        shapes.extend(shapes_of([row], source="pred", colours=colours))
     gt_labels: dict[str, int] = {}
     for shape in annotations:
         gt_labels[shape.label] = gt_labels.get(shape.label, 0) + 1
@@ -89,6 +92,7 @@ def item_view(request: HttpRequest, dataset_id: int, item_id: int) -> HttpRespon
             pred_labels[shape.label] = pred_labels.get(shape.label, 0) + 1
     neighbours, neighbours_problem = vector_panels().neighbours(item, NEIGHBOURS)
     duplicates, duplicates_problem = vector_panels().duplicate_group(item)
+    random_weight_models = vector_panels().random_weight_models([dataset])
     context = {
         "tab": "items",
         "dataset": dataset,
@@ -98,13 +102,22 @@ def item_view(request: HttpRequest, dataset_id: int, item_id: int) -> HttpRespon
         "annotations": annotations,
         "predictions": [s for shapes in predictions_by_model.values() for s in shapes],
         "prediction_models": sorted(predictions_by_model),
-        "gt_labels": [(label, n, label_colour(label)) for label, n in sorted(gt_labels.items())],
-        "pred_labels": [
-            (label, n, label_colour(label)) for label, n in sorted(pred_labels.items())
-        ],
+        "gt_labels": [(label, n, colours(label)) for label, n in sorted(gt_labels.items())],
+        "pred_labels": [(label, n, colours(label)) for label, n in sorted(pred_labels.items())],
+        "conf": conf,
+        "hidden_predictions": hidden,
+        # The view's parameters that the threshold form carries along.
+        "conf_params": [(k, v) for k, vs in state.params.items() if k != "conf" for v in vs],
         "metadata_rows": _flatten(item.metadata) if item.metadata else [],
         "slices": selectors.item_slices(dataset=dataset, item=item, max_dynamic=MAX_DYNAMIC),
-        "neighbours": neighbours,
+        # Each neighbour with its distance, in as many digits as tell them apart.
+        "neighbours": list(
+            zip(
+                [n for n, _ in neighbours],
+                distance_texts([score for _, score in neighbours]),
+                strict=True,
+            )
+        ),
         "neighbours_problem": neighbours_problem,
         "duplicates": duplicates,
         "duplicates_problem": duplicates_problem,
@@ -116,6 +129,6 @@ def item_view(request: HttpRequest, dataset_id: int, item_id: int) -> HttpRespon
         "can_curate": dataset.user_role in (Role.CURATOR, Role.ADMIN),
         "here": request.get_full_path(),
         "all_slices": selectors.static_slice_choices(dataset=dataset),
-        "random_weight_models": vector_panels().random_weight_models([dataset]),
+        "random_weight_models": random_weight_models,
     }
     return render(request, "ui/item.html", context)

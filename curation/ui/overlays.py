@@ -6,20 +6,13 @@ and the image's own aspect handling lines the shapes up at any display size.
 
 from __future__ import annotations
 
-import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-# Distinct, readable on photos; a label keeps its colour everywhere (facets, tiles, item).
-PALETTE = (
-    "#f43f5e", "#22c55e", "#3b82f6", "#f59e0b", "#a855f7", "#14b8a6",
-    "#ec4899", "#84cc16", "#06b6d4", "#f97316", "#6366f1", "#eab308",
-)  # fmt: skip
+from curation.ui.palette import text_on
 
-
-def label_colour(label: str) -> str:
-    return PALETTE[zlib.crc32(label.encode()) % len(PALETTE)]
+Colours = Callable[[str], str]  # a label's colour (curation.ui.palette.LabelColours)
 
 
 @dataclass
@@ -37,6 +30,8 @@ class Shape:
     height: float = 0.0
     points: str = ""  # "x,y x,y ..." for polygons and lines
     dots: tuple[tuple[float, float], ...] = ()  # keypoints
+    # Where its name goes: the top left of its bounds (None for a category).
+    anchor: tuple[float, float] | None = None
 
     @property
     def title(self) -> str:
@@ -44,36 +39,61 @@ class Shape:
             return self.label
         return f"{self.label} {self.confidence:.2f}"
 
+    @property
+    def ink(self) -> str:
+        """The colour of text written on this shape's colour."""
+        return text_on(self.colour)
 
-def _points(vertices: Any) -> str:
-    return " ".join(f"{float(x):.1f},{float(y):.1f}" for x, y in vertices)
+
+def _vertices(raw: Any) -> list[tuple[float, float]]:
+    return [(float(x), float(y)) for x, y in raw]
+
+
+def _points(vertices: list[tuple[float, float]]) -> str:
+    return " ".join(f"{x:.1f},{y:.1f}" for x, y in vertices)
+
+
+def _corner(points: Iterable[tuple[float, float]]) -> tuple[float, float] | None:
+    listed = list(points)
+    if not listed:
+        return None
+    return min(x for x, _ in listed), min(y for _, y in listed)
 
 
 def shape_of(
-    kind: str, label: str, geometry: dict[str, Any], *, source: str, confidence: float | None = None
+    kind: str,
+    label: str,
+    geometry: dict[str, Any],
+    *,
+    source: str,
+    colours: Colours,
+    confidence: float | None = None,
 ) -> Shape | None:
     """The SVG shape of one annotation or prediction (None for masks, which are not drawn)."""
-    colour = label_colour(label)
     base: dict[str, Any] = {
         "label": label,
-        "colour": colour,
+        "colour": colours(label),
         "source": source,
         "confidence": confidence,
     }
     try:
         if kind == "box":
+            x, y = float(geometry["x"]), float(geometry["y"])
             return Shape(
                 "rect",
-                x=float(geometry["x"]),
-                y=float(geometry["y"]),
+                x=x,
+                y=y,
                 width=float(geometry["width"]),
                 height=float(geometry["height"]),
+                anchor=(x, y),
                 **base,
             )
         if kind in ("polygon", "line"):
+            vertices = _vertices(geometry["vertices"])
             return Shape(
                 "polygon" if kind == "polygon" else "polyline",
-                points=_points(geometry["vertices"]),
+                points=_points(vertices),
+                anchor=_corner(vertices),
                 **base,
             )
         if kind == "keypoints":
@@ -82,7 +102,7 @@ def shape_of(
                 for k in geometry["keypoints"]
                 if k.get("visible", True)
             )
-            return Shape("points", dots=dots, **base)
+            return Shape("points", dots=dots, anchor=_corner(dots), **base)
         if kind == "category":
             return Shape("category", **base)
     except (KeyError, TypeError, ValueError):
@@ -90,7 +110,7 @@ def shape_of(
     return None
 
 
-def shapes_of(rows: Iterable[Mapping[str, Any]], *, source: str) -> list[Shape]:
+def shapes_of(rows: Iterable[Mapping[str, Any]], *, source: str, colours: Colours) -> list[Shape]:
     """Shapes for rows with kind, label, geometry (and confidence for predictions)."""
     shapes = []
     for row in rows:
@@ -99,8 +119,40 @@ def shapes_of(rows: Iterable[Mapping[str, Any]], *, source: str) -> list[Shape]:
             row["label"],
             row["geometry"] or {},
             source=source,
+            colours=colours,
             confidence=row.get("confidence"),
         )
         if shape is not None:
             shapes.append(shape)
     return shapes
+
+
+@dataclass(frozen=True)
+class BoxLabel:
+    """A shape's name (and a prediction's confidence) at its top left corner, placed in
+    percent of the image so it lines up at any tile size."""
+
+    text: str
+    colour: str
+    ink: str
+    source: str
+    left: float
+    top: float
+
+
+def box_labels(shapes: Iterable[Shape], *, width: int | None, height: int | None) -> list[BoxLabel]:
+    """The names of `shapes` on an image of `width` x `height` pixels (none if unknown)."""
+    if not width or not height:
+        return []
+    return [
+        BoxLabel(
+            text=s.title,
+            colour=s.colour,
+            ink=s.ink,
+            source=s.source,
+            left=round(100 * s.anchor[0] / width, 2),
+            top=round(100 * s.anchor[1] / height, 2),
+        )
+        for s in shapes
+        if s.anchor is not None
+    ]

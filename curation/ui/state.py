@@ -12,12 +12,14 @@ Parameters (all optional):
 - ``text``, ``like`` (an item id), ``image`` (an uploaded query image): similarity search
   within the filtered items, best first, paged with ``page``;
 - ``after`` / ``before``: keyset cursors (item ids) of the id-ordered listing;
-- ``model`` and ``conf``: draw that model's predictions at or above that confidence;
+- ``model``: draw that model's predictions in the grid; ``conf``: draw predictions (the
+  grid's and the item page's) at or above that confidence, 0 to 1, 0.5 when absent;
 - ``size``: tile size (s, m, l); ``limit``: items per page.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -29,11 +31,11 @@ from django.db.models import Q, QuerySet
 from django.http import QueryDict
 
 from curation import selectors
-from curation.errors import invalid_field
 from curation.filters import OPERATORS, parse_value
 from curation.models import Dataset, Item, Slice
-from curation.params import int_value
+from curation.params import fraction_value, int_value
 from curation.query import compile_query
+from curation.ui.palette import LabelColours, dataset_colours
 
 FILTER_NAMES = ("tag", "slice")  # with metadata.* and query: the API's item filters
 CURSOR_NAMES = ("after", "before", "page")
@@ -41,6 +43,8 @@ SEARCH_NAMES = ("text", "like", "image")
 TILE_SIZES = {"s": 128, "m": 184, "l": 264}
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
+# Predictions below this confidence are not drawn (grid and item page) unless `conf` says.
+DEFAULT_CONFIDENCE = 0.5
 _IMAGE_KEY = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -83,6 +87,12 @@ def _int(raw: str | None, name: str, *, minimum: int = 0) -> int | None:
     return int_value(raw, name, low=minimum)
 
 
+def confidence_of(params: QueryDict) -> float:
+    """The view's `conf`: the lowest confidence of a prediction that is drawn."""
+    raw = params.get("conf")
+    return DEFAULT_CONFIDENCE if raw in (None, "") else fraction_value(raw, "conf")
+
+
 class GridState:
     """One grid view: what it filters, searches, shows and where it is."""
 
@@ -103,23 +113,15 @@ class GridState:
         self.before = _int(params.get("before"), "before")
         self.page = _int(params.get("page"), "page") or 0
         self.model_id = _int(params.get("model"), "model", minimum=1)
-        self.conf = self._confidence(params.get("conf"))
+        self.conf = confidence_of(params)
         size = params.get("size", "m")
         self.size = size if size in TILE_SIZES else "m"
         self.limit = min(_int(params.get("limit"), "limit", minimum=1) or DEFAULT_LIMIT, MAX_LIMIT)
 
-    @staticmethod
-    def _confidence(raw: str | None) -> float:
-        if raw in (None, ""):
-            return 0.5
-        try:
-            value = float(raw)
-        except ValueError:
-            value = -1.0
-        if not 0.0 <= value <= 1.0:
-            message = "must be a number from 0 to 1"
-            raise invalid_field("conf", message)
-        return value
+    @functools.cached_property
+    def colours(self) -> LabelColours:
+        """The dataset's label colours (read once per view)."""
+        return dataset_colours(self.dataset)
 
     # ------------------------------------------------------------------------- filters
 

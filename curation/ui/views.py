@@ -26,6 +26,7 @@ from curation.ui import charts
 from curation.ui.extensions import Coverage, vector_panels
 from curation.ui.forms import DatasetCreateForm, IngestForm, TokenCreateForm
 from curation.ui.http import dataset_or_404, form_errors_from, html_errors, next_url
+from curation.ui.palette import dataset_colours
 
 JOBS_PER_PAGE = 50
 MAX_ID = 10**18 - 1  # a job id cursor has at most 18 digits (bigint holds 19)
@@ -286,15 +287,16 @@ def dataset_stats(request: HttpRequest, dataset_id: int) -> HttpResponse:
     dataset = dataset_or_404(request, dataset_id)
     summary = facets.dataset_summary(dataset, refresh=request.GET.get("refresh") == "1")
     count = summary.basis.item_count
+    colours = dataset_colours(dataset)
     context = {
         "tab": "stats",
         "dataset": dataset,
         "summary": summary,
         "label_chart": charts.bars(
-            [(lc.label, lc.annotations) for lc in summary.labels], colour_by_label=True
+            [(lc.label, lc.annotations) for lc in summary.labels], colours=colours
         ),
         "label_items_chart": charts.bars(
-            [(lc.label, lc.items) for lc in summary.labels], colour_by_label=True
+            [(lc.label, lc.items) for lc in summary.labels], colours=colours
         ),
         "boxes_chart": charts.columns(summary.boxes_per_item),
         "metadata_charts": [charts.metadata_chart(key) for key in summary.metadata],

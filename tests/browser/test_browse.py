@@ -1,5 +1,6 @@
 """Browsing in a real browser: log in, filter by a label facet and by a query, fix a query
-error shown inline, move with the keyboard, open an item and toggle its annotations."""
+error shown inline, move with the keyboard, open an item and toggle its annotations; boxes
+named on the grid and one confidence threshold for the grid and the item page."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 from django.contrib.auth.models import User
 
-from curation.models import Annotation, Dataset, Item
+from curation.models import Annotation, Dataset, Item, Model, Prediction
 from tests.browser.support import log_in, screenshot
 
 
@@ -147,3 +148,58 @@ def test_the_stats_page_charts_the_dataset(
     assert page.locator("section[aria-label='Label histogram'] svg.chart rect").count() == 4
     assert page.locator("section[aria-label='Boxes per image'] svg.chart rect").count() >= 2
     screenshot(page, "stats", full_page=True)
+
+
+def test_boxes_are_named_and_one_confidence_threshold_serves_grid_and_item(
+    page: Any, alice: User, dataset: Dataset, scenes: list[Item]
+) -> None:
+    model = Model.objects.get(dataset=dataset)
+    shown = scenes[:8]
+    log_in(page, alice, "alice-password-1")
+    page.goto(f"/datasets/{dataset.pk}/?model={model.pk}&limit=8")
+    legend = page.locator("[data-testid=overlay-legend]")
+    assert legend.is_visible()
+    assert "ground truth" in legend.inner_text() and "prediction ≥ 0.5" in legend.inner_text()
+    preds = Prediction.objects.filter(item__in=shown)
+    assert page.locator(".shape-pred").count() == preds.filter(confidence__gte=0.5).count()
+
+    # Names show over a tile on hover, at the top left corner of their box.
+    first = page.locator(".tile").first
+    name = first.locator(".box-label-gt").first
+    assert not name.is_visible()
+    first.hover()
+    assert name.is_visible()
+    label = name.inner_text()
+    box = first.locator(f'.shape-gt[data-label="{label}"] rect').first.bounding_box()
+    at = name.bounding_box()
+    assert abs(at["x"] - box["x"]) <= 2 and abs(at["y"] - box["y"]) <= 2, (at, box)
+    screenshot(page, "grid-box-labels")
+
+    # Lowering the threshold draws the unsure predictions too.
+    page.fill("input[type=number][name=conf]", "0")
+    page.press("input[type=number][name=conf]", "Enter")
+    page.wait_for_url("**conf=0**")
+    assert page.locator(".shape-pred").count() == preds.count()
+
+    # The item page opens at the same threshold, and its own control changes it for both.
+    item = shown[0]
+    page.locator(".tile").first.locator("a[aria-label^=Open]").click()
+    page.wait_for_url(f"**/items/{item.pk}?**")
+    assert "conf=0" in page.url
+    assert page.locator(".item-figure .shape-pred").count() == preds.filter(item=item).count()
+    page.fill("[data-testid=conf-form] input[name=conf]", "0.95")
+    page.press("[data-testid=conf-form] input[name=conf]", "Enter")
+    page.wait_for_url("**conf=0.95**")
+    assert page.locator(".item-figure .shape-pred").count() == 0
+    assert page.locator("[data-testid=hidden-predictions]").is_visible()
+    screenshot(page, "item-threshold")
+    page.click("[data-key-back]")
+    page.wait_for_url(f"**/datasets/{dataset.pk}/?**conf=0.95**")
+    assert page.locator(".shape-pred").count() == 0
+    assert page.locator("input[type=number][name=conf]").input_value() == "0.95"
+
+    # At size L every name shows without hovering.
+    page.click(".segmented a:has-text('L')")
+    page.wait_for_url("**size=l**")
+    page.mouse.move(0, 0)
+    assert page.locator(".tile").nth(1).locator(".box-label-gt").first.is_visible()

@@ -25,7 +25,15 @@ def embedded(scenes: list[Item], dataset: Dataset, alice: User, tiny_clip: str) 
 
 
 def scores(page: Any) -> list[float]:
-    return [float(s) for s in page.locator(".tile-score").all_inner_texts()]
+    return [
+        float(s)
+        for s in page.locator(".tile-score").evaluate_all("ss => ss.map(s => s.dataset.score)")
+    ]
+
+
+def distances(page: Any) -> list[str]:
+    """The distances as the tiles show them ("#rank · distance")."""
+    return [t.split(" · ")[1] for t in page.locator(".tile-score").all_inner_texts()]
 
 
 def test_a_text_search_within_a_filter(
@@ -40,6 +48,10 @@ def test_a_text_search_within_a_filter(
     assert "metadata.weather=rain" in page.url
     found = scores(page)
     assert len(found) == 12 and found == sorted(found, reverse=True)
+    shown = distances(page)
+    assert [float(d) for d in shown] == sorted(float(d) for d in shown)
+    assert len(set(shown)) == len(set(found))  # different scores read differently
+    assert page.locator("[data-testid=random-scores]").is_visible()
     ids = page.locator(".tile").evaluate_all("ts => ts.map(t => Number(t.dataset.id))")
     assert set(ids) == {i.pk for i in embedded if i.metadata["weather"] == "rain"}
     screenshot(page, "search-text")
