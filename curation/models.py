@@ -3,6 +3,7 @@ predictions, slices, tags, jobs and API tokens."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -458,6 +459,29 @@ class Job(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in FINISHED_JOB_STATUSES
+
+    @property
+    def progress_percent(self) -> int | None:
+        """How full its progress bar is; None while running with no total (indeterminate).
+
+        A queued job has done nothing yet: 0, never a guess.
+        """
+        if self.status == JobStatus.QUEUED:
+            return 0
+        if self.progress_total:
+            return min(100, self.progress_done * 100 // self.progress_total)
+        if self.status == JobStatus.SUCCEEDED:
+            return 100
+        if self.status == JobStatus.RUNNING:
+            return None
+        return 0
+
+    @property
+    def duration(self) -> timedelta | None:
+        """How long it ran, from its own timestamps (None until it has started and ended)."""
+        if self.started is None or self.finished is None:
+            return None
+        return self.finished - self.started
 
 
 class ApiToken(models.Model):
