@@ -139,7 +139,7 @@ FAVICON = Path(__file__).resolve().parent / "static" / "curation" / "favicon.ico
 
 
 @require_safe
-def favicon(request: HttpRequest) -> HttpResponse:
+def favicon(request: HttpRequest) -> FileResponse:
     """/favicon.ico, which browsers and tools ask for whatever the page links: no login."""
     response = FileResponse(FAVICON.open("rb"), content_type="image/x-icon")
     patch_cache_control(response, public=True, max_age=86400)
