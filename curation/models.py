@@ -340,6 +340,9 @@ class SliceVersionItem(models.Model):
     # Not a foreign key: the snapshot outlives the item.
     item_id = models.BigIntegerField()
     reference_id = models.CharField(max_length=512)
+    # The image's file name as ingested (curation.file_names) when the version was frozen;
+    # empty in versions frozen before it was kept (their exports use the reference id).
+    file_name = models.TextField(blank=True, default="")
     media_key = models.CharField(max_length=1024, blank=True, default="")
     thumbnail_key = models.CharField(max_length=1024, blank=True, default="")
     width = models.PositiveIntegerField(null=True, blank=True)

@@ -17,7 +17,7 @@ from curation.export.coco import coco_chunks
 from curation.export.sources import export_source
 from curation.ingest.services import ingest_enqueue
 from curation.jobs import job_run
-from curation.models import Annotation, Dataset, JobStatus
+from curation.models import Annotation, Dataset, Item, JobStatus, SliceVersionItem
 from curation.services import slice_create
 from curation.storage import MediaUrls
 from tests.slice_factories import box, polygon, write_items
@@ -205,3 +205,68 @@ def test_it_round_trips_through_our_coco_import(
     assert [(i["file_name"], i["width"], i["height"]) for i in again["images"]] == [
         (i["file_name"], i["width"], i["height"]) for i in exported["images"]
     ]
+
+
+def _named_items(dataset: Dataset) -> dict[str, int]:
+    """Items as ingests leave them: with where the image was read from, or with none."""
+    ids = write_items(
+        dataset,
+        [
+            {"reference_id": "scene-00144", "annotations": []},  # the demo's manifest
+            {"reference_id": "car/0001.jpg", "annotations": []},  # a folder ingest
+            {"reference_id": "frame-7", "annotations": []},  # an http(s) image
+            {"reference_id": "pushed", "annotations": []},  # by the API, no image
+        ],
+    )
+    Item.objects.filter(pk=ids["scene-00144"]).update(
+        source_uri="/srv/import/demo/images/scene-00144.jpg"
+    )
+    Item.objects.filter(pk=ids["car/0001.jpg"]).update(source_uri="/srv/import/cars/car/0001.jpg")
+    Item.objects.filter(pk=ids["frame-7"]).update(
+        source_uri="https://cdn.example.com/run%204/frame-7.png?X-Amz-Signature=ab#top"
+    )
+    return ids
+
+
+NAMED = {
+    "scene-00144": "scene-00144.jpg",
+    "car/0001.jpg": "car/0001.jpg",
+    "frame-7": "frame-7.png",
+    "pushed": "pushed",
+}
+
+
+def test_file_name_is_the_image_file_as_ingested_not_the_reference_id(dataset: Dataset) -> None:
+    ids = _named_items(dataset)
+    files = {i["id"]: i["file_name"] for i in coco_export(dataset)["images"]}
+    assert files == {ids[ref]: name for ref, name in NAMED.items()}
+
+
+def test_a_version_keeps_the_file_names_it_was_frozen_with(dataset: Dataset, alice: Any) -> None:
+    ids = _named_items(dataset)
+    chosen, _ = slice_create(dataset=dataset, user=alice, name="s", reference_ids=list(NAMED))
+    version = versions.slice_version_create(slice=chosen, user=alice)
+    before = b"".join(
+        coco_chunks(export_source(dataset=dataset, slice=chosen, version=version), urls=MediaUrls())
+    )
+    Item.objects.filter(pk=ids["scene-00144"]).update(source_uri="/elsewhere/renamed.jpg")
+    source = export_source(dataset=dataset, slice=chosen, version=version)
+    after = b"".join(coco_chunks(source, urls=MediaUrls()))
+    assert before == after
+    files = {i["id"]: i["file_name"] for i in json.loads(after)["images"]}
+    assert files[ids["scene-00144"]] == "scene-00144.jpg"
+    assert coco_export(dataset, slice=chosen)["images"][0]["file_name"] == "renamed.jpg"
+
+
+def test_a_version_frozen_before_names_were_kept_still_names_reference_ids(
+    dataset: Dataset, alice: Any
+) -> None:
+    ids = _named_items(dataset)
+    chosen, _ = slice_create(dataset=dataset, user=alice, name="s", reference_ids=list(NAMED))
+    version = versions.slice_version_create(slice=chosen, user=alice)
+    SliceVersionItem.objects.filter(version=version).update(file_name="")  # as migrated
+    files = {
+        i["id"]: i["file_name"]
+        for i in coco_export(dataset, slice=chosen, version=version)["images"]
+    }
+    assert files == {ids[ref]: ref for ref in NAMED}

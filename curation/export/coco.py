@@ -197,7 +197,7 @@ def coco_chunks(
                     json.dumps(
                         {
                             "id": row.item_id,
-                            "file_name": row.reference_id,
+                            "file_name": row.file_name,
                             "width": row.width,
                             "height": row.height,
                             "coco_url": urls.url(row.item_id, row.media_key),

@@ -26,6 +26,7 @@ from django.db.models import Q
 from django.utils.text import get_valid_filename
 
 from curation.errors import invalid_field
+from curation.file_names import file_name_sql, frozen_file_name_sql
 from curation.itemsets import item_ids_sql, slice_items_q
 from curation.models import Dataset, Item, Model, Slice, SliceVersion
 
@@ -103,6 +104,7 @@ class Row:
     width: int | None
     height: int | None
     media_key: str
+    file_name: str  # the image's file name as ingested (curation.file_names)
     payload: str  # JSON text: the whole record, or the annotations array
 
 
@@ -129,6 +131,10 @@ _PREDICTIONS_OF_VERSION_ITEM = (
     " FROM curation_prediction p WHERE p.item_id = v.item_id AND p.model_id = %s),"
     " '[]'::json)"
 )
+
+
+FILE_NAME_I = file_name_sql("i")
+FILE_NAME_V = frozen_file_name_sql("v")
 
 
 def _record_sql(alias: str, id_column: str, annotations: str, predictions: str | None) -> str:
@@ -210,7 +216,8 @@ def _live_rows(
         else:
             select = f"{annotations}::text"
         cursor.execute(
-            f"SELECT i.id, i.reference_id, i.width, i.height, i.media_key, {select} "
+            f"SELECT i.id, i.reference_id, i.width, i.height, i.media_key, {FILE_NAME_I}, "
+            f"{select} "
             f"FROM curation_item i {joins} "
             "WHERE i.id = ANY(%s) AND i.dataset_id = %s ORDER BY i.id",
             [*params, ids, source.dataset.pk],
@@ -241,7 +248,7 @@ def _version_rows(
     # before sorting and cutting them to the page.
     cursor.execute(
         "SELECT v.item_id, v.reference_id, v.width, v.height, v.media_key, "
-        f"{select} FROM curation_sliceversionitem v JOIN ("
+        f"{FILE_NAME_V}, {select} FROM curation_sliceversionitem v JOIN ("
         "  SELECT id FROM curation_sliceversionitem"
         "  WHERE version_id = %s AND item_id > %s ORDER BY item_id LIMIT %s"
         ") page ON page.id = v.id ORDER BY v.item_id",
