@@ -38,5 +38,18 @@ def file_name_sql(alias: str) -> str:
 
 def frozen_file_name_sql(alias: str) -> str:
     """SQL for the file name of the slice version row `alias`: the one frozen with it, or
-    the reference id for versions frozen before names were kept (as they exported then)."""
-    return f"COALESCE(NULLIF({alias}.file_name, ''), {alias}.reference_id)"
+    NULL for versions frozen before names were kept (they export as they did then)."""
+    return f"NULLIF({alias}.file_name, '')"
+
+
+def file_stem(file_name: str) -> str:
+    """The last segment of `file_name` without its extension ("car/0001.jpg" -> "0001");
+    a name that is all extension (".hidden") keeps it. Matches stem_sql."""
+    base = file_name.rsplit("/", 1)[-1]
+    dot = base.rfind(".")
+    return base[:dot] if dot > 0 else base
+
+
+def stem_sql(file_name: str) -> str:
+    """SQL for file_stem of the SQL expression `file_name`."""
+    return f"regexp_replace(regexp_replace({file_name}, '^.*/', ''), '^(.+?)\\.[^.]*$', '\\1')"

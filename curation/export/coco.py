@@ -197,7 +197,7 @@ def coco_chunks(
                     json.dumps(
                         {
                             "id": row.item_id,
-                            "file_name": row.file_name,
+                            "file_name": row.file_name or row.reference_id,
                             "width": row.width,
                             "height": row.height,
                             "coco_url": urls.url(row.item_id, row.media_key),

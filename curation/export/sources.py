@@ -26,7 +26,7 @@ from django.db.models import Q
 from django.utils.text import get_valid_filename
 
 from curation.errors import invalid_field
-from curation.file_names import file_name_sql, frozen_file_name_sql
+from curation.file_names import file_name_sql, frozen_file_name_sql, stem_sql
 from curation.itemsets import item_ids_sql, slice_items_q
 from curation.models import Dataset, Item, Model, Slice, SliceVersion
 
@@ -104,7 +104,9 @@ class Row:
     width: int | None
     height: int | None
     media_key: str
-    file_name: str  # the image's file name as ingested (curation.file_names)
+    # The image's file name as ingested (curation.file_names); None in a version frozen
+    # before file names were kept, which exports as it always did.
+    file_name: str | None
     payload: str  # JSON text: the whole record, or the annotations array
 
 
@@ -372,6 +374,40 @@ def source_count(source: ExportSource) -> int:
     if source.members is None:
         return source.slice.memberships.count()
     return Item.objects.filter(source.members).count()
+
+
+def source_renamed_stems(source: ExportSource) -> set[int]:
+    """Items whose file stem an item with a smaller id in the source already has: the
+    ones YOLO names `<stem>-<item id>` (curation.export.yolo). Usually few or none."""
+    if source.version is not None:
+        items = (
+            f"SELECT v.item_id AS id, {stem_sql(FILE_NAME_V)} AS stem "
+            "FROM curation_sliceversionitem v WHERE v.version_id = %s AND v.file_name <> ''"
+        )
+        params: list[Any] = [source.version.pk]
+    else:
+        items = (
+            f"SELECT i.id, {stem_sql(FILE_NAME_I)} AS stem FROM curation_item i "
+            "WHERE i.dataset_id = %s"
+        )
+        params = [source.dataset.pk]
+        if source.slice is not None:
+            if source.members is None:
+                members: tuple[str, Any] = (
+                    "SELECT item_id FROM curation_sliceitem WHERE slice_id = %s",
+                    [source.slice.pk],
+                )
+            else:
+                members = item_ids_sql(Item.objects.filter(source.members))
+            items += f" AND i.id IN ({members[0]})"
+            params += list(members[1])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY stem ORDER BY id) AS n"
+            f" FROM ({items}) s) ranked WHERE n > 1",
+            params,
+        )
+        return {row[0] for row in cursor.fetchall()}
 
 
 def source_labels(source: ExportSource, kinds: Sequence[str]) -> list[str]:
