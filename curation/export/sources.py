@@ -35,6 +35,9 @@ BATCH_SIZE = 2000
 SPOOL_CHUNK = 1 << 16
 
 Progress = Callable[[int], None]
+# What each row carries as JSON: the whole record (JSONL), its annotations (COCO, YOLO),
+# or one model's predictions (COCO results).
+Payload = Literal["record", "annotations", "predictions"]
 
 
 @dataclass
@@ -107,7 +110,7 @@ class Row:
     # The image's file name as ingested (curation.file_names); None in a version frozen
     # before file names were kept, which exports as it always did.
     file_name: str | None
-    payload: str  # JSON text: the whole record, or the annotations array
+    payload: str  # JSON text: the whole record, the annotations or the predictions array
 
 
 # A batch's annotations (and one model's predictions), aggregated per item in one pass
@@ -184,7 +187,7 @@ def fetch_rows(
     *,
     after: int,
     limit: int,
-    payload: Literal["record", "annotations"],
+    payload: Payload,
     model: Model | None = None,
 ) -> Batch:
     """One batch: up to `limit` items with ids above `after`, in id order."""
@@ -200,21 +203,26 @@ def fetch_rows(
 def _live_rows(
     source: ExportSource,
     ids: list[int],
-    payload: Literal["record", "annotations"],
+    payload: Payload,
     model: Model | None,
 ) -> Batch:
-    """The rows of the items `ids` (in id order), their annotations aggregated to JSON."""
+    """The rows of the items `ids` (in id order), their `payload` aggregated to JSON."""
     with connection.cursor() as cursor:
-        joins = f"LEFT JOIN ({_ANNOTATIONS_OF_BATCH}) an ON an.item_id = i.id"
-        params: list[Any] = [ids]
+        joins = ""
+        params: list[Any] = []
         annotations = "COALESCE(an.shapes, '[]'::json)"
         predictions = None
-        if model is not None and payload == "record":
+        if payload != "predictions":
+            joins = f"LEFT JOIN ({_ANNOTATIONS_OF_BATCH}) an ON an.item_id = i.id"
+            params = [ids]
+        if model is not None and payload != "annotations":
             joins += f" LEFT JOIN ({_PREDICTIONS_OF_BATCH}) pr ON pr.item_id = i.id"
             params += [ids, model.pk]
             predictions = "COALESCE(pr.shapes, '[]'::json)"
         if payload == "record":
             select = _record_sql("i", "i.id", annotations, predictions)
+        elif payload == "predictions":
+            select = f"{predictions}::text" if predictions is not None else "'[]'"
         else:
             select = f"{annotations}::text"
         cursor.execute(
@@ -232,7 +240,7 @@ def _version_rows(
     version: SliceVersion,
     after: int,
     limit: int,
-    payload: Literal["record", "annotations"],
+    payload: Payload,
     model: Model | None,
 ) -> Batch:
     """A batch of a version: its frozen rows (predictions, if asked for, are current)."""
@@ -243,6 +251,12 @@ def _version_rows(
             predictions = _PREDICTIONS_OF_VERSION_ITEM
             params = [model.pk]
         select = _record_sql("v", "v.item_id", "v.annotations", predictions)
+    elif payload == "predictions":
+        select = "'[]'"
+        if model is not None:
+            select = _PREDICTIONS_OF_VERSION_ITEM
+            params = [model.pk]
+        select = f"{select}::text"
     else:
         select = "v.annotations::text"
     # The page's rows are picked first (the unique index alone), then only they are turned
@@ -263,7 +277,7 @@ def _version_rows(
 def iter_rows(
     source: ExportSource,
     *,
-    payload: Literal["record", "annotations"],
+    payload: Payload,
     model: Model | None = None,
     batch_size: int = BATCH_SIZE,
     progress: Progress | None = None,
@@ -292,7 +306,7 @@ def iter_rows(
 
 def _batches(
     source: ExportSource,
-    payload: Literal["record", "annotations"],
+    payload: Payload,
     model: Model | None,
     batch_size: int,
 ) -> Iterator[Batch]:
@@ -307,7 +321,7 @@ def _batches(
 
 def _live_batches_parallel(
     source: ExportSource,
-    payload: Literal["record", "annotations"],
+    payload: Payload,
     model: Model | None,
     batch_size: int,
     fetchers: int,
