@@ -86,7 +86,12 @@ def main() -> None:
             times.append((time.perf_counter() - start) * 1000)
         rows.append((f"facet sidebar, {name}: cold", f"{cold:.0f} ms", "-", None))
         rows.append(
-            (f"facet sidebar, {name}: p50 (cached)", f"{statistics.median(times):.0f} ms", "-", None)
+            (
+                f"facet sidebar, {name}: p50 (cached)",
+                f"{statistics.median(times):.0f} ms",
+                "-",
+                None,
+            )
         )
     report(rows)
 

@@ -3,6 +3,7 @@ predictions, slices, tags, jobs and API tokens."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -339,6 +340,9 @@ class SliceVersionItem(models.Model):
     # Not a foreign key: the snapshot outlives the item.
     item_id = models.BigIntegerField()
     reference_id = models.CharField(max_length=512)
+    # The image's file name as ingested (curation.file_names) when the version was frozen;
+    # empty in versions frozen before it was kept (their exports use the reference id).
+    file_name = models.TextField(blank=True, default="")
     media_key = models.CharField(max_length=1024, blank=True, default="")
     thumbnail_key = models.CharField(max_length=1024, blank=True, default="")
     width = models.PositiveIntegerField(null=True, blank=True)
@@ -458,6 +462,29 @@ class Job(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in FINISHED_JOB_STATUSES
+
+    @property
+    def progress_percent(self) -> int | None:
+        """How full its progress bar is; None while running with no total (indeterminate).
+
+        A queued job has done nothing yet: 0, never a guess.
+        """
+        if self.status == JobStatus.QUEUED:
+            return 0
+        if self.progress_total:
+            return min(100, self.progress_done * 100 // self.progress_total)
+        if self.status == JobStatus.SUCCEEDED:
+            return 100
+        if self.status == JobStatus.RUNNING:
+            return None
+        return 0
+
+    @property
+    def duration(self) -> timedelta | None:
+        """How long it ran, from its own timestamps (None until it has started and ended)."""
+        if self.started is None or self.finished is None:
+            return None
+        return self.finished - self.started
 
 
 class ApiToken(models.Model):

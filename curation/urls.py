@@ -20,6 +20,7 @@ register_converter(MediaKindConverter, "media_kind")
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("healthz", views.healthz, name="healthz"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("media/items/<int:item_id>/<media_kind:kind>", views.item_media, name="item-media"),
     path("", include("curation.ui.urls")),
 ]

@@ -14,6 +14,7 @@ from django.db import connection, transaction
 from django.db.models import Max, QuerySet
 
 from curation.errors import NotFound
+from curation.file_names import file_name_sql
 from curation.itemsets import item_ids_sql, slice_items
 from curation.models import Slice, SliceItem, SliceVersion
 
@@ -73,8 +74,10 @@ def slice_version_create(*, slice: Slice, user: Any, note: str = "") -> SliceVer
         cursor.execute(
             "WITH written AS ("
             "  INSERT INTO curation_sliceversionitem (version_id, item_id, reference_id,"
-            "    media_key, thumbnail_key, width, height, sha256, metadata, annotations)"
-            "  SELECT %s, i.id, i.reference_id, i.media_key, i.thumbnail_key, i.width, i.height,"
+            "    file_name, media_key, thumbnail_key, width, height, sha256, metadata,"
+            "    annotations)"
+            f"  SELECT %s, i.id, i.reference_id, {file_name_sql('i')}, i.media_key,"
+            "   i.thumbnail_key, i.width, i.height,"
             f"   i.sha256, i.metadata, {ITEM_ANNOTATIONS_SQL}"
             f"  FROM curation_item i WHERE i.id IN ({members_sql})"
             "  RETURNING jsonb_array_length(annotations) AS n"

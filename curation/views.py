@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -131,4 +132,15 @@ def healthz(request: HttpRequest) -> HttpResponse:
     healthy, report = health_report()
     response = JsonResponse(report, status=200 if healthy else 503)
     patch_cache_control(response, no_store=True)
+    return response
+
+
+FAVICON = Path(__file__).resolve().parent / "static" / "curation" / "favicon.ico"
+
+
+@require_safe
+def favicon(request: HttpRequest) -> FileResponse:
+    """/favicon.ico, which browsers and tools ask for whatever the page links: no login."""
+    response = FileResponse(FAVICON.open("rb"), content_type="image/x-icon")
+    patch_cache_control(response, public=True, max_age=86400)
     return response

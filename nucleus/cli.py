@@ -102,16 +102,23 @@ def _parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser(
         "export",
-        help="download a dataset, a slice or a slice version (jsonl, coco or yolo)",
+        help="download a dataset, a slice or a slice version (jsonl, coco or yolo), or a "
+        "model's predictions on it (coco_results)",
         description="Streams the export into the file (written as FILE.part, renamed when "
         "complete), or to stdout without -o.",
     )
     _add_dataset(export)
     export.add_argument("--slice", help="slice name or id (default: the whole dataset)")
     export.add_argument("--version", type=int, help="the slice's frozen version number")
-    export.add_argument("--format", choices=["jsonl", "coco", "yolo"], default="jsonl")
+    export.add_argument(
+        "--format", choices=["jsonl", "coco", "yolo", "coco_results"], default="jsonl"
+    )
     export.add_argument("-o", "--output", help="file to write (default: stdout)")
-    export.add_argument("--predictions", metavar="MODEL", help="jsonl: add this model's")
+    export.add_argument(
+        "--predictions",
+        metavar="MODEL",
+        help="jsonl: add this model's predictions; coco_results: export them (required)",
+    )
     export.add_argument(
         "--url-ttl", type=int, metavar="SECONDS", help="how long signed media URLs stay valid"
     )

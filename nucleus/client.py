@@ -957,9 +957,10 @@ class NucleusClient:
     ) -> Path:
         """Stream an export into a file and return its path.
 
-        `format` is jsonl, coco (one JSON file) or yolo (a tar of labels/, data.yaml and
-        media.csv; the images too with `include_media`). The file appears only once it is
-        complete: the download goes to `<path>.part` first.
+        `format` is jsonl, coco (one JSON file), yolo (a tar of labels/, data.yaml and
+        media.csv; the images too with `include_media`) or coco_results (the predictions of
+        the model named by `predictions`, as a COCO results array). The file appears only
+        once it is complete: the download goes to `<path>.part` first.
         """
         response = self._export_request(
             dataset,

@@ -64,7 +64,11 @@ def test_export_responses_declare_what_each_format_returns() -> None:
     base = "/api/v1/datasets/{dataset_id}"
     for path in (f"{base}/export", f"{base}/slices/{{slice_id}}/export"):
         content = schema["paths"][path]["get"]["responses"]["200"]["content"]
-        assert content["application/json"]["schema"]["type"] == "object"  # a COCO file
+        # A COCO file (an object) or a model's COCO results (an array).
+        assert content["application/json"]["schema"]["oneOf"] == [
+            {"type": "object"},
+            {"type": "array", "items": {"type": "object"}},
+        ]
         assert content["application/x-ndjson"]["schema"]["format"] == "binary"
     download = schema["paths"][f"{base}/exports/{{job_id}}/download"]["get"]["responses"]
     assert set(download["200"]["content"]) == {

@@ -229,6 +229,25 @@ def test_it_exports_a_slice_version_as_coco_to_a_file(frozen, victor, as_user, c
     assert len(coco["images"]) == 2 and len(coco["annotations"]) == 2
 
 
+def test_it_exports_a_models_predictions_as_coco_results(
+    frozen, bob, victor, client_of, as_user, capsys, tmp_path
+):
+    client = client_of(bob)
+    client.model_create(frozen.pk, "det")
+    client.predictions_upload(
+        frozen.pk, "det", [{"reference_id": "a", "confidence": 0.6, **box(label="bus")}]
+    )
+    as_user(victor)
+    out_file = tmp_path / "det.results.json"
+    args = ["export", "--dataset", "street scenes", "--format", "coco_results"]
+    status, _, err = run(capsys, *args, "--predictions", "det", "-o", str(out_file))
+    assert status == 0, err
+    (result,) = json.loads(out_file.read_text())
+    assert result["score"] == 0.6 and result["category_id"] == 1  # bus, as the COCO export
+    status, _, err = run(capsys, *args, "--predictions", "nope", "-o", str(out_file))
+    assert status != 0 and "predictions" in err
+
+
 def test_export_refuses_a_version_without_a_slice(frozen, victor, as_user, capsys):
     as_user(victor)
     status, _, err = run(capsys, "export", "--dataset", "street scenes", "--version", "1")

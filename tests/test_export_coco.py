@@ -17,9 +17,10 @@ from curation.export.coco import coco_chunks
 from curation.export.sources import export_source
 from curation.ingest.services import ingest_enqueue
 from curation.jobs import job_run
-from curation.models import Annotation, Dataset, JobStatus
+from curation.models import Annotation, Dataset, Item, JobStatus, SliceVersionItem
 from curation.services import slice_create
 from curation.storage import MediaUrls
+from tests.api_helpers import error_paths
 from tests.slice_factories import box, polygon, write_items
 
 pytestmark = [
@@ -205,3 +206,171 @@ def test_it_round_trips_through_our_coco_import(
     assert [(i["file_name"], i["width"], i["height"]) for i in again["images"]] == [
         (i["file_name"], i["width"], i["height"]) for i in exported["images"]
     ]
+
+
+def _named_items(dataset: Dataset) -> dict[str, int]:
+    """Items as ingests leave them: with where the image was read from, or with none."""
+    ids = write_items(
+        dataset,
+        [
+            {"reference_id": "scene-00144", "annotations": []},  # the demo's manifest
+            {"reference_id": "car/0001.jpg", "annotations": []},  # a folder ingest
+            {"reference_id": "frame-7", "annotations": []},  # an http(s) image
+            {"reference_id": "pushed", "annotations": []},  # by the API, no image
+        ],
+    )
+    Item.objects.filter(pk=ids["scene-00144"]).update(
+        source_uri="/srv/import/demo/images/scene-00144.jpg"
+    )
+    Item.objects.filter(pk=ids["car/0001.jpg"]).update(source_uri="/srv/import/cars/car/0001.jpg")
+    Item.objects.filter(pk=ids["frame-7"]).update(
+        source_uri="https://cdn.example.com/run%204/frame-7.png?X-Amz-Signature=ab#top"
+    )
+    return ids
+
+
+NAMED = {
+    "scene-00144": "scene-00144.jpg",
+    "car/0001.jpg": "car/0001.jpg",
+    "frame-7": "frame-7.png",
+    "pushed": "pushed",
+}
+
+
+def test_file_name_is_the_image_file_as_ingested_not_the_reference_id(dataset: Dataset) -> None:
+    ids = _named_items(dataset)
+    files = {i["id"]: i["file_name"] for i in coco_export(dataset)["images"]}
+    assert files == {ids[ref]: name for ref, name in NAMED.items()}
+
+
+def test_a_version_keeps_the_file_names_it_was_frozen_with(dataset: Dataset, alice: Any) -> None:
+    ids = _named_items(dataset)
+    chosen, _ = slice_create(dataset=dataset, user=alice, name="s", reference_ids=list(NAMED))
+    version = versions.slice_version_create(slice=chosen, user=alice)
+    before = b"".join(
+        coco_chunks(export_source(dataset=dataset, slice=chosen, version=version), urls=MediaUrls())
+    )
+    Item.objects.filter(pk=ids["scene-00144"]).update(source_uri="/elsewhere/renamed.jpg")
+    source = export_source(dataset=dataset, slice=chosen, version=version)
+    after = b"".join(coco_chunks(source, urls=MediaUrls()))
+    assert before == after
+    files = {i["id"]: i["file_name"] for i in json.loads(after)["images"]}
+    assert files[ids["scene-00144"]] == "scene-00144.jpg"
+    assert coco_export(dataset, slice=chosen)["images"][0]["file_name"] == "renamed.jpg"
+
+
+def test_a_version_frozen_before_names_were_kept_still_names_reference_ids(
+    dataset: Dataset, alice: Any
+) -> None:
+    ids = _named_items(dataset)
+    chosen, _ = slice_create(dataset=dataset, user=alice, name="s", reference_ids=list(NAMED))
+    version = versions.slice_version_create(slice=chosen, user=alice)
+    SliceVersionItem.objects.filter(version=version).update(file_name="")  # as migrated
+    files = {
+        i["id"]: i["file_name"]
+        for i in coco_export(dataset, slice=chosen, version=version)["images"]
+    }
+    assert files == {ids[ref]: ref for ref in NAMED}
+
+
+def _predicted(
+    label: str, confidence: float, *, vertices: Any = None, **at: float
+) -> dict[str, Any]:
+    """A prediction of the model "det": a box (x, y, w, h) or a polygon (vertices)."""
+    shape = polygon(label, vertices) if vertices is not None else box(label, **at)
+    return {"model": "det", "confidence": confidence, **shape}
+
+
+PREDICTED = [
+    {
+        "reference_id": "a.jpg",
+        "annotations": [box("car", 10, 10, 100, 50), box("person", 200, 100, 20, 60)],
+        "predictions": [
+            _predicted("car", 0.9, x=12, y=11, w=98, h=50),
+            _predicted("person", 0.4, x=0, y=0, w=5, h=5),
+            _predicted("dog", 0.3, x=1, y=1, w=2, h=2),  # no annotation has it
+        ],
+    },
+    {
+        "reference_id": "b.jpg",
+        "annotations": [box("bus", 1, 2, 3, 4)],
+        "predictions": [_predicted("bus", 0.8, vertices=[[1, 2], [4, 2], [4, 6], [1, 6]])],
+    },
+    {"reference_id": "c.jpg", "annotations": []},
+]
+
+
+def test_a_models_predictions_export_as_coco_results_pycocotools_evaluates(
+    client_for: Any, dataset: Dataset, victor: Any, tmp_path: Path
+) -> None:
+    from pycocotools.cocoeval import COCOeval
+
+    ids = write_items(dataset, PREDICTED)
+    client = client_for(victor)
+    base = f"/api/v1/datasets/{dataset.pk}/export"
+    response = client.get(base, {"format": "coco_results", "predictions": "det"})
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    assert response["Content-Disposition"] == 'attachment; filename="street_scenes.results.json"'
+    results = json.loads(b"".join(response.streaming_content))
+    truth = json.loads(b"".join(client.get(base, {"format": "coco"}).streaming_content))
+    names = {c["name"]: c["id"] for c in truth["categories"]}
+    assert names == {"bus": 1, "car": 2, "person": 3}
+    assert sorted(results, key=lambda r: r["score"]) == [
+        {"image_id": ids["a.jpg"], "category_id": 4, "bbox": [1.0, 1.0, 2.0, 2.0], "score": 0.3},
+        {"image_id": ids["a.jpg"], "category_id": 3, "bbox": [0.0, 0.0, 5.0, 5.0], "score": 0.4},
+        {
+            "image_id": ids["b.jpg"],
+            "category_id": 1,
+            "bbox": [1.0, 2.0, 3.0, 4.0],
+            "score": 0.8,
+            "segmentation": [[1.0, 2.0, 4.0, 2.0, 4.0, 6.0, 1.0, 6.0]],
+        },
+        {
+            "image_id": ids["a.jpg"],
+            "category_id": 2,
+            "bbox": [12.0, 11.0, 98.0, 50.0],
+            "score": 0.9,
+        },
+    ]
+    coco = load_with_pycocotools(truth, tmp_path)
+    detections = coco.loadRes([r for r in results if r["category_id"] in names.values()])
+    evaluation = COCOeval(coco, detections, "bbox")
+    evaluation.evaluate()
+    evaluation.accumulate()
+    evaluation.summarize()
+    # Paired by image and category id: car and bus found exactly, person missed.
+    assert evaluation.stats[1] == pytest.approx(2 / 3, abs=1e-3)  # AP at IoU 0.5
+
+
+def test_coco_results_of_a_model_nobody_has_is_a_400_naming_predictions(
+    client_for: Any, dataset: Dataset, victor: Any
+) -> None:
+    write_items(dataset, PREDICTED)
+    client = client_for(victor)
+    base = f"/api/v1/datasets/{dataset.pk}/export"
+    assert error_paths(client.get(base + "?format=coco_results&predictions=nope")) == [
+        "predictions"
+    ]
+    assert error_paths(client.get(base + "?format=coco_results")) == ["predictions"]
+    assert error_paths(client.get(base + "?format=yolo&predictions=det")) == ["predictions"]
+    jobs = f"/api/v1/datasets/{dataset.pk}/exports"
+    started = client.post(jobs, {"format": "coco_results", "predictions": "nope"}, format="json")
+    assert error_paths(started) == ["predictions"]
+
+
+def test_an_export_job_writes_coco_results(client_for: Any, dataset: Dataset, alice: Any) -> None:
+    ids = write_items(dataset, PREDICTED)
+    client = client_for(alice)
+    started = client.post(
+        f"/api/v1/datasets/{dataset.pk}/exports",
+        {"format": "coco_results", "predictions": "det"},
+        format="json",
+    )
+    assert started.status_code == 202, started.json()
+    job = job_run(job_id=started.json()["id"])
+    assert job is not None and job.status == JobStatus.SUCCEEDED, job.message
+    assert job.result["filename"] == "street_scenes.results.json"
+    download = client.get(f"/api/v1/datasets/{dataset.pk}/exports/{job.pk}/download")
+    results = json.loads(b"".join(download.streaming_content))
+    assert sorted(r["image_id"] for r in results) == sorted([ids["a.jpg"]] * 3 + [ids["b.jpg"]])

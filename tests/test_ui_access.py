@@ -47,6 +47,7 @@ def pages(dataset: Dataset, item: Item, job: Job) -> list[str]:
         f"{base}/slices/{sliced.pk}/",
         f"{base}/slices/{sliced.pk}/count",
         f"{base}/slices/{sliced.pk}/facets",
+        f"{base}/jobs/{job.pk}",
         f"{base}/jobs/{job.pk}/progress",
         f"/jobs/?dataset={dataset.pk}",
     ]

@@ -13,7 +13,7 @@ from django.test import Client
 from curation.jobs import job_run
 from curation.models import Dataset, Item, Job, JobStatus
 from tests.ingest_support import image_bytes
-from tests.ui_factories import populate
+from tests.ui_factories import LONG_DESCRIPTION, populate
 
 pytestmark = pytest.mark.django_db
 
@@ -140,3 +140,15 @@ def test_it_shows_running_jobs_with_live_progress(alice: User, bob: User, datase
     assert f'hx-get="/datasets/{dataset.pk}/jobs/{job.pk}/progress?compact=1"' in body
     assert 'hx-trigger="every 1s"' in body
     assert "width: 25%" in body
+
+
+def test_the_description_is_whole_on_the_dataset_page_and_clamped_not_cut_in_the_list(
+    bob: User, dataset: Dataset
+) -> None:
+    Dataset.objects.filter(pk=dataset.pk).update(description=LONG_DESCRIPTION)
+    client = logged_in(bob)
+    listed = client.get("/").content.decode()
+    assert f'data-testid="dataset-description">{LONG_DESCRIPTION}</div>' in listed
+    assert "data-clamp-toggle" in listed  # the browser decides whether it overflows
+    page = client.get(f"/datasets/{dataset.pk}/").content.decode()
+    assert f'data-testid="dataset-description">{LONG_DESCRIPTION}</p>' in page

@@ -51,3 +51,13 @@ def test_it_logs_out_by_post_only(alice: User) -> None:
     assert response.status_code == 302
     assert response["Location"] == "/login/"
     assert client.get("/").status_code == 302
+
+
+def test_favicon_ico_is_served_to_anyone_and_pages_link_an_icon() -> None:
+    response = Client().get("/favicon.ico")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/x-icon"
+    assert b"".join(response.streaming_content).startswith(b"\x00\x00\x01\x00")  # ICO header
+    login = Client().get("/login/").content.decode()
+    assert '<link rel="icon" href="/static/curation/favicon.svg" type="image/svg+xml">' in login
+    assert Client().get("/static/curation/favicon.svg").status_code == 200

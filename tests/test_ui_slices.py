@@ -181,8 +181,9 @@ def test_the_export_buttons_download_with_the_browser_session(
     )
     assert response.status_code == 200
     coco = json.loads(b"".join(response.streaming_content))
+    # Named by the image files the items were read from (test://scene-000.jpg).
     assert sorted(image["file_name"] for image in coco["images"]) == sorted(
-        i.reference_id for i in items[:3]
+        f"{i.reference_id}.jpg" for i in items[:3]
     )
 
 

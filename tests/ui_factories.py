@@ -168,3 +168,11 @@ def facet_panel(client: Any, response: Any) -> str:
     panel = client.get(html.unescape(found.group(1)))
     assert panel.status_code == 200, panel.status_code
     return str(panel.content.decode())
+
+
+# A dataset description longer than two lines of the datasets list.
+LONG_DESCRIPTION = (
+    "Dash-cam frames from four cities, 2019-2024, labelled by two vendors.\n"
+    + "Night frames were relabelled in 2025 after the audit; " * 6
+    + "the end of the description."
+)

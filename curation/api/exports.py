@@ -51,7 +51,11 @@ class FormatIsNotARenderer(DefaultContentNegotiation):
 class ExportParamsSerializer(serializers.Serializer[dict[str, Any]]):
     format = serializers.ChoiceField(choices=formats.FORMATS, default="jsonl")
     predictions = serializers.CharField(
-        required=False, allow_blank=True, default="", help_text="jsonl: add this model's."
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="A model's name. jsonl: add its predictions to each line; coco_results "
+        "(where it is required): export its predictions.",
     )
     url_ttl = serializers.IntegerField(
         required=False,
@@ -85,12 +89,15 @@ EXPORT_PARAMETERS = [
         "format",
         OpenApiTypes.STR,
         enum=list(formats.FORMATS),
-        description="jsonl (default), coco or yolo.",
+        description="jsonl (default), coco, yolo, or coco_results (a model's predictions "
+        "as a COCO results array; needs `predictions`).",
     ),
     OpenApiParameter(
         "predictions",
         OpenApiTypes.STR,
-        description="jsonl only: a model's name; each line gets its predictions.",
+        description="A model's name. jsonl: each line gets its predictions; coco_results "
+        "(required there): the model whose predictions are exported. An unknown model is "
+        "a 400 naming this field.",
     ),
     OpenApiParameter(
         "url_ttl",
@@ -115,7 +122,9 @@ EXPORT_FILES: dict[Any, Any] = {
         OpenApiTypes.BINARY, description="jsonl: one item per line"
     ),
     (200, formats.CONTENT_TYPES["coco"]): OpenApiResponse(
-        OpenApiTypes.OBJECT, description="coco: a COCO detection file"
+        {"oneOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}]},
+        description="coco: a COCO detection file (an object); coco_results: a model's "
+        "predictions as a COCO results array [{image_id, category_id, bbox, score}]",
     ),
     (200, formats.CONTENT_TYPES["yolo"]): OpenApiResponse(
         OpenApiTypes.BINARY, description="yolo: a tar of labels/, data.yaml, media.csv"
@@ -161,7 +170,8 @@ class DatasetExportView(APIView):
     @extend_schema(
         operation_id="datasets_export",
         tags=TAGS,
-        summary="Download a whole dataset as JSONL, COCO or YOLO (streamed)",
+        summary="Download a whole dataset as JSONL, COCO or YOLO, or a model's predictions "
+        "as COCO results (streamed)",
         description=EXPORT_HELP,
         parameters=EXPORT_PARAMETERS,
         responses=EXPORT_RESPONSES,

@@ -1,4 +1,5 @@
-"""The COCO detection export, and the COCO RLE arithmetic it needs (area, bbox)."""
+"""The COCO detection export, a model's predictions as COCO results, and the COCO RLE
+arithmetic they need (area, bbox)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from curation.export.sources import (
     iter_rows,
     source_labels,
 )
+from curation.models import Model
 from curation.storage import MediaUrls
 
 COCO_KINDS = ("box", "polygon", "segmentation")
@@ -197,7 +199,7 @@ def coco_chunks(
                     json.dumps(
                         {
                             "id": row.item_id,
-                            "file_name": row.reference_id,
+                            "file_name": row.file_name or row.reference_id,
                             "width": row.width,
                             "height": row.height,
                             "coco_url": urls.url(row.item_id, row.media_key),
@@ -222,3 +224,43 @@ def coco_chunks(
         for label, index in sorted(categories.items(), key=lambda c: c[1])
     ]
     yield ('], "categories": ' + json.dumps(listed) + "}\n").encode()
+
+
+def coco_results_chunks(
+    source: ExportSource,
+    *,
+    model: Model,
+    batch_size: int = BATCH_SIZE,
+    progress: Progress | None = None,
+) -> Iterator[bytes]:
+    """`model`'s predictions as a COCO results file: a JSON array of
+    `{image_id, category_id, bbox, score}` (and `segmentation` for polygons and masks).
+
+    Image and category ids are those of the COCO export of the same source (item ids;
+    its annotation labels sorted, from 1), so pycocotools' `loadRes` pairs the two files;
+    a label only the model uses gets the next id, in the order it first appears. Lines,
+    keypoints and categories have no COCO detection form and are left out.
+    """
+    categories = {label: index for index, label in enumerate(source_labels(source, COCO_KINDS), 1)}
+    first = True
+    yield b"["
+    for batch in iter_rows(
+        source, payload="predictions", model=model, batch_size=batch_size, progress=progress
+    ):
+        results = []
+        for row in batch:
+            for shape in json.loads(row.payload):
+                for found in coco_objects(row.item_id, [shape], categories, 0):
+                    result = {
+                        "image_id": found["image_id"],
+                        "category_id": found["category_id"],
+                        "bbox": found["bbox"],
+                        "score": shape["confidence"],
+                    }
+                    if shape["kind"] != "box":
+                        result["segmentation"] = found["segmentation"]
+                    results.append(json.dumps(result))
+        if results:
+            yield (("\n" if first else ",\n") + ",\n".join(results)).encode()
+            first = False
+    yield b"\n]\n"

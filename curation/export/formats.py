@@ -11,21 +11,26 @@ from collections.abc import Iterator
 from typing import Any, Literal
 
 from curation.errors import invalid_field
-from curation.export.coco import coco_chunks
+from curation.export.coco import coco_chunks, coco_results_chunks
 from curation.export.jsonl import jsonl_chunks
 from curation.export.sources import ExportSource, Progress
 from curation.export.yolo import yolo_chunks
 from curation.models import Dataset, Model
 from curation.storage import MEDIA_URL_MODES, MediaUrlMode, MediaUrls
 
-ExportFormat = Literal["jsonl", "coco", "yolo"]
-FORMATS: tuple[ExportFormat, ...] = ("jsonl", "coco", "yolo")
+ExportFormat = Literal["jsonl", "coco", "yolo", "coco_results"]
+FORMATS: tuple[ExportFormat, ...] = ("jsonl", "coco", "yolo", "coco_results")
+# The formats of the items themselves (the UI's export links); coco_results is a model's.
+ITEM_FORMATS: tuple[ExportFormat, ...] = ("jsonl", "coco", "yolo")
+# The formats that carry a model's predictions (`predictions=<model name>`).
+PREDICTION_FORMATS = ("jsonl", "coco_results")
 CONTENT_TYPES = {
     "jsonl": "application/x-ndjson",
     "coco": "application/json",
     "yolo": "application/x-tar",
+    "coco_results": "application/json",
 }
-EXTENSIONS = {"jsonl": "jsonl", "coco": "json", "yolo": "tar"}
+EXTENSIONS = {"jsonl": "jsonl", "coco": "json", "yolo": "tar", "coco_results": "results.json"}
 MAX_URL_TTL = 7 * 24 * 3600  # S3 presigned URLs cannot live longer
 
 
@@ -60,11 +65,16 @@ def export_options_clean(
         raise invalid_field("format", f"must be one of {', '.join(FORMATS)}")
     model = None
     if predictions not in (None, ""):
-        if format != "jsonl":
-            raise invalid_field("predictions", "only the jsonl format carries predictions")
+        if format not in PREDICTION_FORMATS:
+            raise invalid_field(
+                "predictions",
+                f"only the {' and '.join(PREDICTION_FORMATS)} formats carry predictions",
+            )
         model = Model.objects.filter(dataset=dataset, name=predictions).first()
         if model is None:
             raise invalid_field("predictions", f"no model {predictions!r} in this dataset")
+    elif format == "coco_results":
+        raise invalid_field("predictions", "coco_results needs the name of a model")
     if include_media not in (True, False):
         raise invalid_field("include_media", "must be true or false")
     if include_media and format != "yolo":
@@ -111,6 +121,10 @@ def export_chunks(
         return jsonl_chunks(source, urls=urls, model=model, progress=progress)
     if format == "coco":
         return coco_chunks(source, urls=urls, progress=progress)
+    if format == "coco_results":
+        if model is None:
+            raise ValueError("coco_results needs a model")
+        return coco_results_chunks(source, model=model, progress=progress)
     return yolo_chunks(source, urls=urls, include_media=include_media, progress=progress)
 
 

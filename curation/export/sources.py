@@ -26,6 +26,7 @@ from django.db.models import Q
 from django.utils.text import get_valid_filename
 
 from curation.errors import invalid_field
+from curation.file_names import file_name_sql, frozen_file_name_sql, stem_sql
 from curation.itemsets import item_ids_sql, slice_items_q
 from curation.models import Dataset, Item, Model, Slice, SliceVersion
 
@@ -34,6 +35,9 @@ BATCH_SIZE = 2000
 SPOOL_CHUNK = 1 << 16
 
 Progress = Callable[[int], None]
+# What each row carries as JSON: the whole record (JSONL), its annotations (COCO, YOLO),
+# or one model's predictions (COCO results).
+Payload = Literal["record", "annotations", "predictions"]
 
 
 @dataclass
@@ -103,7 +107,10 @@ class Row:
     width: int | None
     height: int | None
     media_key: str
-    payload: str  # JSON text: the whole record, or the annotations array
+    # The image's file name as ingested (curation.file_names); None in a version frozen
+    # before file names were kept, which exports as it always did.
+    file_name: str | None
+    payload: str  # JSON text: the whole record, the annotations or the predictions array
 
 
 # A batch's annotations (and one model's predictions), aggregated per item in one pass
@@ -129,6 +136,10 @@ _PREDICTIONS_OF_VERSION_ITEM = (
     " FROM curation_prediction p WHERE p.item_id = v.item_id AND p.model_id = %s),"
     " '[]'::json)"
 )
+
+
+FILE_NAME_I = file_name_sql("i")
+FILE_NAME_V = frozen_file_name_sql("v")
 
 
 def _record_sql(alias: str, id_column: str, annotations: str, predictions: str | None) -> str:
@@ -176,7 +187,7 @@ def fetch_rows(
     *,
     after: int,
     limit: int,
-    payload: Literal["record", "annotations"],
+    payload: Payload,
     model: Model | None = None,
 ) -> Batch:
     """One batch: up to `limit` items with ids above `after`, in id order."""
@@ -192,25 +203,31 @@ def fetch_rows(
 def _live_rows(
     source: ExportSource,
     ids: list[int],
-    payload: Literal["record", "annotations"],
+    payload: Payload,
     model: Model | None,
 ) -> Batch:
-    """The rows of the items `ids` (in id order), their annotations aggregated to JSON."""
+    """The rows of the items `ids` (in id order), their `payload` aggregated to JSON."""
     with connection.cursor() as cursor:
-        joins = f"LEFT JOIN ({_ANNOTATIONS_OF_BATCH}) an ON an.item_id = i.id"
-        params: list[Any] = [ids]
+        joins = ""
+        params: list[Any] = []
         annotations = "COALESCE(an.shapes, '[]'::json)"
         predictions = None
-        if model is not None and payload == "record":
+        if payload != "predictions":
+            joins = f"LEFT JOIN ({_ANNOTATIONS_OF_BATCH}) an ON an.item_id = i.id"
+            params = [ids]
+        if model is not None and payload != "annotations":
             joins += f" LEFT JOIN ({_PREDICTIONS_OF_BATCH}) pr ON pr.item_id = i.id"
             params += [ids, model.pk]
             predictions = "COALESCE(pr.shapes, '[]'::json)"
         if payload == "record":
             select = _record_sql("i", "i.id", annotations, predictions)
+        elif payload == "predictions":
+            select = f"{predictions}::text" if predictions is not None else "'[]'"
         else:
             select = f"{annotations}::text"
         cursor.execute(
-            f"SELECT i.id, i.reference_id, i.width, i.height, i.media_key, {select} "
+            f"SELECT i.id, i.reference_id, i.width, i.height, i.media_key, {FILE_NAME_I}, "
+            f"{select} "
             f"FROM curation_item i {joins} "
             "WHERE i.id = ANY(%s) AND i.dataset_id = %s ORDER BY i.id",
             [*params, ids, source.dataset.pk],
@@ -223,7 +240,7 @@ def _version_rows(
     version: SliceVersion,
     after: int,
     limit: int,
-    payload: Literal["record", "annotations"],
+    payload: Payload,
     model: Model | None,
 ) -> Batch:
     """A batch of a version: its frozen rows (predictions, if asked for, are current)."""
@@ -234,6 +251,12 @@ def _version_rows(
             predictions = _PREDICTIONS_OF_VERSION_ITEM
             params = [model.pk]
         select = _record_sql("v", "v.item_id", "v.annotations", predictions)
+    elif payload == "predictions":
+        select = "'[]'"
+        if model is not None:
+            select = _PREDICTIONS_OF_VERSION_ITEM
+            params = [model.pk]
+        select = f"{select}::text"
     else:
         select = "v.annotations::text"
     # The page's rows are picked first (the unique index alone), then only they are turned
@@ -241,7 +264,7 @@ def _version_rows(
     # before sorting and cutting them to the page.
     cursor.execute(
         "SELECT v.item_id, v.reference_id, v.width, v.height, v.media_key, "
-        f"{select} FROM curation_sliceversionitem v JOIN ("
+        f"{FILE_NAME_V}, {select} FROM curation_sliceversionitem v JOIN ("
         "  SELECT id FROM curation_sliceversionitem"
         "  WHERE version_id = %s AND item_id > %s ORDER BY item_id LIMIT %s"
         ") page ON page.id = v.id ORDER BY v.item_id",
@@ -254,7 +277,7 @@ def _version_rows(
 def iter_rows(
     source: ExportSource,
     *,
-    payload: Literal["record", "annotations"],
+    payload: Payload,
     model: Model | None = None,
     batch_size: int = BATCH_SIZE,
     progress: Progress | None = None,
@@ -283,7 +306,7 @@ def iter_rows(
 
 def _batches(
     source: ExportSource,
-    payload: Literal["record", "annotations"],
+    payload: Payload,
     model: Model | None,
     batch_size: int,
 ) -> Iterator[Batch]:
@@ -298,7 +321,7 @@ def _batches(
 
 def _live_batches_parallel(
     source: ExportSource,
-    payload: Literal["record", "annotations"],
+    payload: Payload,
     model: Model | None,
     batch_size: int,
     fetchers: int,
@@ -365,6 +388,40 @@ def source_count(source: ExportSource) -> int:
     if source.members is None:
         return source.slice.memberships.count()
     return Item.objects.filter(source.members).count()
+
+
+def source_renamed_stems(source: ExportSource) -> set[int]:
+    """Items whose file stem an item with a smaller id in the source already has: the
+    ones YOLO names `<stem>-<item id>` (curation.export.yolo). Usually few or none."""
+    if source.version is not None:
+        items = (
+            f"SELECT v.item_id AS id, {stem_sql(FILE_NAME_V)} AS stem "
+            "FROM curation_sliceversionitem v WHERE v.version_id = %s AND v.file_name <> ''"
+        )
+        params: list[Any] = [source.version.pk]
+    else:
+        items = (
+            f"SELECT i.id, {stem_sql(FILE_NAME_I)} AS stem FROM curation_item i "
+            "WHERE i.dataset_id = %s"
+        )
+        params = [source.dataset.pk]
+        if source.slice is not None:
+            if source.members is None:
+                members: tuple[str, Any] = (
+                    "SELECT item_id FROM curation_sliceitem WHERE slice_id = %s",
+                    [source.slice.pk],
+                )
+            else:
+                members = item_ids_sql(Item.objects.filter(source.members))
+            items += f" AND i.id IN ({members[0]})"
+            params += list(members[1])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY stem ORDER BY id) AS n"
+            f" FROM ({items}) s) ranked WHERE n > 1",
+            params,
+        )
+        return {row[0] for row in cursor.fetchall()}
 
 
 def source_labels(source: ExportSource, kinds: Sequence[str]) -> list[str]:

@@ -16,9 +16,12 @@ from curation.export.sources import (
     SPOOL_CHUNK,
     ExportSource,
     Progress,
+    Row,
     iter_rows,
     source_labels,
+    source_renamed_stems,
 )
+from curation.file_names import file_stem
 from curation.storage import MediaUrls
 
 YOLO_KINDS = ("box",)
@@ -104,6 +107,20 @@ def _media_member(tar: _Tar, name: str, key: str) -> Iterator[bytes]:
         yield from tar.member_from(name, f, size)
 
 
+def yolo_stem(row: Row, renamed: set[int]) -> str:
+    """What the item's label and image files are called: the stem of the image's file name
+    as ingested ("scene-00144" for scene-00144.jpg), `<stem>-<item id>` for an item whose
+    stem an item with a smaller id already has (so the names are unique and the same in
+    every export of a version), the item id where the name has no usable stem and in
+    versions frozen before file names were kept (as they were exported then)."""
+    if row.file_name is None:
+        return str(row.item_id)
+    stem = file_stem(row.file_name)
+    if stem in ("", ".", ".."):
+        return str(row.item_id)
+    return f"{stem}-{row.item_id}" if row.item_id in renamed else stem
+
+
 def yolo_chunks(
     source: ExportSource,
     *,
@@ -112,14 +129,16 @@ def yolo_chunks(
     batch_size: int = BATCH_SIZE,
     progress: Progress | None = None,
 ) -> Iterator[bytes]:
-    """A tar stream: labels/<item id>.txt per item, media.csv, data.yaml (and with
-    `include_media`, images/<item id><ext> read from storage).
+    """A tar stream: labels/<stem>.txt per item (see yolo_stem), media.csv, data.yaml (and
+    with `include_media`, images/<stem><ext> read from storage).
 
     Only boxes become YOLO labels; classes are the box labels sorted by name. Items
     without a known width and height cannot be normalised: they are listed in
     skipped.txt instead.
     """
     names = {label: index for index, label in enumerate(source_labels(source, YOLO_KINDS))}
+    renamed = source_renamed_stems(source)
+    by_item_id = False
     tar = _Tar(mtime=source.timestamp())
     # media.csv and skipped.txt grow with the items: they wait on disk, not in memory.
     with tempfile.TemporaryFile() as media_list, tempfile.TemporaryFile() as skipped:
@@ -142,7 +161,8 @@ def yolo_chunks(
                     line = yolo_line(shape["geometry"], names[label], row.width, row.height)
                     if line is not None:
                         lines.append(line)
-                stem = str(row.item_id)
+                stem = yolo_stem(row, renamed)
+                by_item_id = by_item_id or row.file_name is None
                 label_path = f"labels/{stem}.txt"
                 out.append(
                     tar.member(label_path, ("\n".join(lines) + "\n" if lines else "").encode())
@@ -157,7 +177,7 @@ def yolo_chunks(
                 fields = (image_path, label_path, row.reference_id, url)
                 media_list.write(",".join(_csv_field(v) for v in fields).encode() + b"\n")
             yield b"".join(out)
-        yield tar.member("data.yaml", _data_yaml(source, names, include_media).encode())
+        yield tar.member("data.yaml", _data_yaml(source, names, include_media, by_item_id).encode())
         for name, f in (("media.csv", media_list), ("skipped.txt", skipped)):
             size = f.tell()
             if size or name == "media.csv":
@@ -166,10 +186,13 @@ def yolo_chunks(
     yield tar.end()
 
 
-def _data_yaml(source: ExportSource, names: dict[str, int], include_media: bool) -> str:
+def _data_yaml(
+    source: ExportSource, names: dict[str, int], include_media: bool, by_item_id: bool
+) -> str:
+    named = "<item id>" if by_item_id else "<image file stem>"
     lines = [
         f"# Exported from nucleus: {source.describe()}",
-        "# Boxes only. Labels are labels/<item id>.txt; media.csv maps each to its image URL.",
+        f"# Boxes only. Labels are labels/{named}.txt; media.csv maps each to its image URL.",
     ]
     if not include_media:
         lines.append("# Download each url in media.csv to its `image` path before training.")

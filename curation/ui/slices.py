@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST, require_safe
 from curation import facets, itemsets, selectors, slices, versions
 from curation.access import has_role
 from curation.errors import CurationError
-from curation.export.formats import FORMATS
+from curation.export.formats import ITEM_FORMATS
 from curation.models import Dataset, Role, Slice, SliceVersion
 from curation.params import int_value
 from curation.ui.extensions import vector_panels
@@ -54,7 +54,7 @@ def export_links(
     else:
         base = reverse("api-slice-export", args=[dataset.pk, found.pk])
     suffix = f"&version={version}" if version is not None else ""
-    return [(name, f"{base}?format={name}{suffix}") for name in FORMATS]
+    return [(name, f"{base}?format={name}{suffix}") for name in ITEM_FORMATS]
 
 
 def _slice_context(dataset: Dataset, found: Slice) -> dict[str, Any]:

@@ -31,6 +31,7 @@ dataset_urls: list[URLPattern | URLResolver] = [
     path("stats", views.dataset_stats, name="stats"),
     path("slices/from-view", slices.slice_from_view, name="slice-from-view"),
     path("slices/<int:slice_id>/", include(slice_urls)),
+    path("jobs/<int:job_id>", views.job_detail, name="job"),
     path("jobs/<int:job_id>/progress", views.job_progress, name="job-progress"),
     path("jobs/<int:job_id>/cancel", views.job_cancel_view, name="job-cancel"),
 ]

@@ -26,6 +26,7 @@ from curation.ui import charts
 from curation.ui.extensions import Coverage, vector_panels
 from curation.ui.forms import DatasetCreateForm, IngestForm, TokenCreateForm
 from curation.ui.http import dataset_or_404, form_errors_from, html_errors, next_url
+from curation.ui.jobs import job_page
 from curation.ui.palette import dataset_colours
 
 JOBS_PER_PAGE = 50
@@ -165,6 +166,23 @@ def job_progress(request: HttpRequest, dataset_id: int, job_id: int) -> HttpResp
         response.status_code = 286  # htmx: stop polling
         response["HX-Trigger"] = "job-finished"  # pages refresh what the job changed
     return response
+
+
+@require_safe
+@login_required
+@html_errors
+def job_detail(request: HttpRequest, dataset_id: int, job_id: int) -> HttpResponse:
+    """One job: parameters, status and progress, timing, result, errors, what it made."""
+    dataset = dataset_or_404(request, dataset_id)  # as the jobs list: any role on the dataset
+    job = selectors.job_of(dataset=dataset, job_id=job_id)
+    context = {
+        "nav": "jobs",
+        "tab": "jobs",
+        "dataset": dataset,
+        "page": job_page(job, can_cancel=has_role(dataset.user_role, Role.CURATOR)),
+        "random_weight_models": vector_panels().random_weight_models([dataset]),
+    }
+    return render(request, "ui/job.html", context)
 
 
 @require_safe

@@ -10,6 +10,7 @@ from django.contrib.auth.models import User
 
 from curation.models import Annotation, Dataset, Item, Model, Prediction
 from tests.browser.support import log_in, screenshot
+from tests.ui_factories import LONG_DESCRIPTION
 
 
 def shown_ids(page: Any) -> list[int]:
@@ -203,3 +204,26 @@ def test_boxes_are_named_and_one_confidence_threshold_serves_grid_and_item(
     page.wait_for_url("**size=l**")
     page.mouse.move(0, 0)
     assert page.locator(".tile").nth(1).locator(".box-label-gt").first.is_visible()
+
+
+def test_a_long_description_opens_whole_in_the_list_and_is_whole_on_the_dataset_page(
+    page: Any, alice: User, dataset: Dataset
+) -> None:
+    Dataset.objects.filter(pk=dataset.pk).update(description=LONG_DESCRIPTION)
+    short = Dataset.objects.create(name="short one", owner=alice, description="Two cities.")
+    log_in(page, alice, "alice-password-1")
+    described = page.locator(f"#dataset-{dataset.pk} [data-testid=dataset-description]")
+    more = page.locator(f"#dataset-{dataset.pk} [data-clamp-toggle]")
+    clamped = described.evaluate("el => [el.clientHeight, el.scrollHeight]")
+    assert clamped[0] < clamped[1], clamped  # two lines of it, not all
+    assert more.is_visible()
+    assert page.locator(f"#dataset-{short.pk} [data-clamp-toggle]").is_hidden()  # fits
+    more.click()
+    opened = described.evaluate("el => [el.clientHeight, el.scrollHeight]")
+    assert opened[0] >= opened[1] > clamped[0], opened
+    assert more.inner_text() == "less"
+
+    page.goto(f"/datasets/{dataset.pk}/")
+    whole = page.locator("[data-testid=dataset-description]")
+    assert whole.inner_text() == LONG_DESCRIPTION
+    assert whole.evaluate("el => el.scrollHeight <= el.clientHeight")

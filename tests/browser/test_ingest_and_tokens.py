@@ -1,5 +1,6 @@
 """The datasets page in a real browser: create a dataset, start an ingest of a folder and
-watch its progress live until it finishes; the jobs page; the API tokens page."""
+watch its progress live until it finishes; the jobs page and one job's page; the API
+tokens page."""
 
 from __future__ import annotations
 
@@ -35,6 +36,12 @@ def test_create_a_dataset_ingest_a_folder_and_watch_the_job(
     job = Job.objects.get(dataset=created, kind="ingest")
     status = page.locator(f"#job-{job.pk} [data-testid=job-status]")
     assert status.inner_text() == "queued"
+    # Nothing done yet, and the bar says so (it once showed 30% next to "0").
+    bar = page.locator(f"#job-{job.pk} [data-testid=job-progress]")
+    assert bar.get_attribute("aria-valuenow") == "0"
+    assert page.locator(f"#job-{job.pk} [data-testid=job-count]").inner_text() == (
+        "waiting for a worker"
+    )
 
     job_run(job_id=job.pk)  # the worker's part, here in the test
     page.wait_for_function(
@@ -54,6 +61,17 @@ def test_create_a_dataset_ingest_a_folder_and_watch_the_job(
     page.locator(f"#job-{job.pk} summary").click()
     assert "broken.jpg" in page.locator(f"#job-{job.pk} .job-errors ol").inner_text()
     screenshot(page, "jobs")
+
+    page.click(f"#job-{job.pk} [data-testid=job-link]")
+    page.wait_for_url(f"**/datasets/{created.pk}/jobs/{job.pk}")
+    assert page.locator("[data-testid=job-page-status]").inner_text() == "succeeded"
+    result = page.locator("[data-testid=job-result]").inner_text()
+    assert "created\n6" in result, result
+    assert "drone" in page.locator("[data-testid=job-parameters]").inner_text()
+    assert "broken.jpg" in page.locator(f"#job-{job.pk} .job-errors ol").inner_text()
+    screenshot(page, "job")
+    page.click("[data-testid=job-made-dataset]")
+    page.wait_for_url(f"**/datasets/{created.pk}/")
 
 
 def test_an_ingest_path_outside_the_import_roots_is_refused_on_the_form(

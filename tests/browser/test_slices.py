@@ -84,7 +84,7 @@ def test_open_a_slice_freeze_a_version_and_export_coco(
     download.save_as(saved)
     coco = json.loads(saved.read_text())
     assert sorted(image["file_name"] for image in coco["images"]) == [
-        i.reference_id for i in scenes[:5]
+        f"{i.reference_id}.jpg" for i in scenes[:5]
     ]
     assert {c["name"] for c in coco["categories"]} <= {"car", "person", "bicycle", "traffic light"}
     assert len(coco["annotations"]) == sum(i.annotations.count() for i in scenes[:5])

@@ -45,6 +45,30 @@
     });
   }
 
+  /* ------------------------------------------------------------ clamped text */
+  // A description clamped to two lines in a list gets a "more" button, only when it
+  // overflows; the button opens it whole and closes it again.
+  function wireClamps() {
+    function mark() {
+      $$("[data-clamp]").forEach(function (el) {
+        var button = el.nextElementSibling;
+        if (!button || !button.matches("[data-clamp-toggle]")) return;
+        button.hidden = !el.classList.contains("is-open") && el.scrollHeight <= el.clientHeight + 1;
+      });
+    }
+    document.addEventListener("click", function (event) {
+      var button = event.target.closest("[data-clamp-toggle]");
+      if (!button) return;
+      var el = button.previousElementSibling;
+      var open = el.classList.toggle("is-open");
+      button.textContent = open ? "less" : "more";
+      button.setAttribute("aria-expanded", open ? "true" : "false");
+    });
+    document.body.addEventListener("htmx:afterSwap", mark);
+    window.addEventListener("resize", mark);
+    mark();
+  }
+
   /* ------------------------------------------------------------ query bar */
   function wireQueryBar() {
     var input = $("#query-input");
@@ -254,6 +278,7 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     wireForms();
+    wireClamps();
     wireQueryBar();
     wireGrid();
     wireImageDrop();
