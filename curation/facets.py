@@ -385,26 +385,18 @@ def _dynamic_count(found: Slice) -> int:
         return 0
 
 
-def _view_tags(sample_sql: str, params: list[Any], scale: float) -> dict[int, int]:
-    """Items of the basis per tag id (scaled when sampled)."""
+def _per_link(
+    sample_sql: str, params: list[Any], scale: float, table: str, column: str
+) -> dict[int, int]:
+    """Items of the basis per tag or static slice id (scaled when sampled), through the
+    link table (curation_itemtag.tag_id, curation_sliceitem.slice_id)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"WITH s AS ({sample_sql}) SELECT it.tag_id, count(*) FROM s "
-            "JOIN curation_itemtag it ON it.item_id = s.id GROUP BY it.tag_id",
+            f"WITH s AS ({sample_sql}) SELECT l.{column}, count(*) FROM s "
+            f"JOIN {table} l ON l.item_id = s.id GROUP BY l.{column}",
             params,
         )
-        return {tag_id: round(n * scale) for tag_id, n in cursor.fetchall()}
-
-
-def _view_slices(sample_sql: str, params: list[Any], scale: float) -> dict[int, int]:
-    """Items of the basis per static slice id (scaled when sampled)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"WITH s AS ({sample_sql}) SELECT si.slice_id, count(*) FROM s "
-            "JOIN curation_sliceitem si ON si.item_id = s.id GROUP BY si.slice_id",
-            params,
-        )
-        return {slice_id: round(n * scale) for slice_id, n in cursor.fetchall()}
+        return {link_id: round(n * scale) for link_id, n in cursor.fetchall()}
 
 
 def _dynamic_count_in(found: Slice, items: QuerySet[Item]) -> int:
@@ -433,9 +425,9 @@ def _summarise(dataset: Dataset, items: QuerySet[Item] | None) -> Summary:
     else:
         # Within the view: every tag and slice of the dataset stays listed (a facet that
         # is on must stay there to be turned off), with the view's items in it.
-        in_view = _view_tags(sample_sql, params, basis.scale)
+        in_view = _per_link(sample_sql, params, basis.scale, "curation_itemtag", "tag_id")
         tags = [(t.pk, t.name, in_view.get(t.pk, 0)) for t in selectors.tags_of(dataset=dataset)]
-        in_slices = _view_slices(sample_sql, params, basis.scale)
+        in_slices = _per_link(sample_sql, params, basis.scale, "curation_sliceitem", "slice_id")
         slices = [
             (
                 s.pk,
