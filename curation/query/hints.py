@@ -16,6 +16,7 @@ from curation.models import GeometryKind
 from curation.query.compiler import NameUse, field_names
 
 MAX_SUGGESTIONS = 20
+WINDOW = 300  # characters before the cursor that completion reads
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _KEYWORDS = {"and", "or", "not", "in", "true", "false", "null"}
 # The path being typed, up to the cursor: a field, then .name, ."quoted", [model] parts;
@@ -178,11 +179,13 @@ def _typed(raw: str) -> str:
 def complete(text: str, position: int, vocabulary: Vocabulary) -> Completion:
     """Suggestions for the name that ends at `position`: what replaces text[start:end]."""
     position = max(0, min(position, len(text)))
-    before = text[:position]
+    # The patterns look back from the cursor; a window keeps them linear on long queries.
+    window = max(0, position - WINDOW)
+    before = text[window:position]
     value = _NAMED_VALUE.search(before)
     if value is not None:
         names = vocabulary.tags if value["field"].lower() == "tag" else vocabulary.slices
-        start = value.start("value")
+        start = window + value.start("value")
         kind = value["field"].lower()
         return _done(start, position, _matching(_typed(value["value"]), names, kind))
     path = _PATH.search(before)
@@ -191,8 +194,8 @@ def complete(text: str, position: int, vocabulary: Vocabulary) -> Completion:
     head = path["head"]
     parts = [(m.start(), m) for m in _PART.finditer(path["rest"])]
     if not parts:
-        return _done(path.start(), position, _matching(head, field_names(), "field"))
-    offset = path.start("rest")
+        return _done(window + path.start(), position, _matching(head, field_names(), "field"))
+    offset = window + path.start("rest")
     last_at, last = parts[-1]
     if last["close"]:  # `predictions[m]` with the cursor after the bracket: nothing to add
         return Completion(position, position, [])

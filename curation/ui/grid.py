@@ -10,17 +10,19 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.html import escape
 from django.views.decorators.http import require_GET, require_safe
 
-from curation import facets, selectors
+from curation import facets, selectors, vocabulary
 from curation.errors import CurationError, InvalidInput
 from curation.filters import parse_value
 from curation.models import Dataset, Item, Role, Slice
+from curation.params import int_value
 from curation.query import QueryError, validate_query
+from curation.query.hints import QueryWarning
 from curation.storage import media_url
 from curation.ui.charts import number_label
 from curation.ui.extensions import Results, vector_panels
@@ -373,6 +375,11 @@ def grid_render(
         if others is None:
             summary = None  # the sidebar asks for every figure it needs in one request
         query_error = query_error_of(state)
+        warnings = (
+            vocabulary.query_warnings(state.q, dataset=dataset)
+            if query_error is None and state.q.strip()
+            else []
+        )
         tiles: list[Tile] = []
         pager: dict[str, str] = {}
         results: Results | None = None
@@ -413,6 +420,7 @@ def grid_render(
         "chips": _chips(state, base, results),
         "clear_url": base,
         "query_error": query_error,
+        "query_warnings": warnings,
         "tiles": tiles,
         "results": results,
         "pager": pager,
@@ -549,12 +557,41 @@ def query_check(request: HttpRequest, dataset_id: int) -> HttpResponse:
     dataset = dataset_or_404(request, dataset_id)
     text = request.GET.get("query", "")
     error = None
+    warnings: list[QueryWarning] = []
     if text.strip():
         try:
             validate_query(text, dataset=dataset)
         except QueryError as exc:
             error = _error_parts(text, exc)
-    return render(request, "ui/_query_error.html", {"query_error": error, "oob": True})
+        else:
+            warnings = vocabulary.query_warnings(text, dataset=dataset)
+    context = {"query_error": error, "query_warnings": warnings, "oob": True}
+    return render(request, "ui/_query_error.html", context)
+
+
+@require_GET
+@login_required
+@html_errors
+def query_complete(request: HttpRequest, dataset_id: int) -> JsonResponse:
+    """Completions for the name at the query bar's cursor, from this dataset's names.
+
+    `query` is the bar's text and `pos` the cursor (a character offset; the end when
+    absent). The answer says which characters the chosen suggestion replaces.
+    """
+    dataset = dataset_or_404(request, dataset_id)
+    text = request.GET.get("query", "")
+    raw = request.GET.get("pos", "")
+    position = len(text) if raw == "" else int_value(raw, "pos", low=0, high=len(text))
+    found = vocabulary.query_completion(text, position, dataset=dataset)
+    return JsonResponse(
+        {
+            "start": found.start,
+            "end": found.end,
+            "suggestions": [
+                {"text": s.text, "label": s.label, "kind": s.kind} for s in found.suggestions
+            ],
+        }
+    )
 
 
 @require_GET
