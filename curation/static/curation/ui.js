@@ -165,6 +165,7 @@
     }
     input.addEventListener("input", function () {
       if (accepting) return;
+      close(); // its span was for the text before this change
       clearTimeout(timer);
       timer = setTimeout(ask, 120);
     });
