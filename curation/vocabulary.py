@@ -95,12 +95,17 @@ def _names(rows: Any) -> list[str]:
 
 
 def query_warnings(text: str, *, dataset: Dataset) -> list[QueryWarning]:
-    """Warnings about names in `text` that `dataset` does not have; none when it is wrong
-    (its error says more) or names nothing."""
+    """Warnings about names in `text` that `dataset` does not have; none when the query
+    is wrong (its error says more)."""
     try:
-        uses = query_names(text, dataset=dataset)
+        return query_check(text, dataset=dataset)
     except QueryError:
         return []
+
+
+def query_check(text: str, *, dataset: Dataset) -> list[QueryWarning]:
+    """QueryError if `text` is not a valid query for `dataset`, else its warnings."""
+    uses = query_names(text, dataset=dataset)
     if not uses:
         return []
     vocabulary = dataset_vocabulary(dataset)

@@ -21,7 +21,7 @@ from curation.errors import CurationError, InvalidInput
 from curation.filters import parse_value
 from curation.models import Dataset, Item, Role, Slice
 from curation.params import int_value
-from curation.query import QueryError, validate_query
+from curation.query import QueryError
 from curation.query.hints import QueryWarning
 from curation.storage import media_url
 from curation.ui.charts import number_label
@@ -560,11 +560,9 @@ def query_check(request: HttpRequest, dataset_id: int) -> HttpResponse:
     warnings: list[QueryWarning] = []
     if text.strip():
         try:
-            validate_query(text, dataset=dataset)
+            warnings = vocabulary.query_check(text, dataset=dataset)
         except QueryError as exc:
             error = _error_parts(text, exc)
-        else:
-            warnings = vocabulary.query_warnings(text, dataset=dataset)
     context = {"query_error": error, "query_warnings": warnings, "oob": True}
     return render(request, "ui/_query_error.html", context)
 
