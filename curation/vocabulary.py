@@ -10,7 +10,6 @@ warnings about them say so. The sampled part is cached like the facets.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from django.core.cache import cache
@@ -20,7 +19,7 @@ from curation import facets
 from curation.models import Annotation, Dataset, Model, Slice, Tag
 from curation.query import QueryError
 from curation.query.compiler import query_names
-from curation.query.hints import Completion, QueryWarning, Vocabulary, complete, warnings_for
+from curation.query.hints import Completion, QueryWarning, complete, warnings_for
 
 MAX_NAMES = 1000  # of each kind
 CACHE_SECONDS = facets.CACHE_SECONDS
@@ -76,18 +75,54 @@ def _sampled(dataset: Dataset) -> tuple[list[str], dict[str, list[str]], int | N
     return found
 
 
-def dataset_vocabulary(dataset: Dataset) -> Vocabulary:
-    """The names `dataset` uses, for warnings and completion."""
-    keys, prediction_labels, sampled = _sampled(dataset)
-    return Vocabulary(
-        labels=annotation_labels(dataset),
-        prediction_labels=prediction_labels,
-        metadata_keys=keys,
-        models=_names(Model.objects.filter(dataset=dataset)),
-        tags=_names(Tag.objects.filter(dataset=dataset)),
-        slices=_names(Slice.objects.filter(dataset=dataset)),
-        sampled_items=sampled,
-    )
+class DatasetNames:
+    """The names of one dataset (hints.Names), each kind read once and only when asked for:
+    checking `annotations.car >= 1` reads one index entry, not the metadata sample."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+        self._labels: list[str] | None = None
+        self._sample: tuple[list[str], dict[str, list[str]], int | None] | None = None
+
+    def labels(self) -> list[str]:
+        if self._labels is None:
+            self._labels = annotation_labels(self.dataset)
+        return self._labels
+
+    def present_labels(self, names: set[str]) -> set[str]:
+        if not names:
+            return set()
+        rows = Annotation.objects.filter(dataset=self.dataset, label__in=names)
+        return set(rows.values_list("label", flat=True).distinct())
+
+    def _sampled(self) -> tuple[list[str], dict[str, list[str]], int | None]:
+        if self._sample is None:
+            self._sample = _sampled(self.dataset)
+        return self._sample
+
+    def prediction_labels(self, model: str) -> list[str]:
+        return self._sampled()[1].get(model, [])
+
+    def metadata_keys(self) -> list[str]:
+        return self._sampled()[0]
+
+    def sampled_items(self) -> int | None:
+        return self._sampled()[2]
+
+    def models(self) -> list[str]:
+        return _names(Model.objects.filter(dataset=self.dataset))
+
+    def tags(self) -> list[str]:
+        return _names(Tag.objects.filter(dataset=self.dataset))
+
+    def present_tags(self, names: set[str]) -> set[str]:
+        if not names:
+            return set()
+        rows = Tag.objects.filter(dataset=self.dataset, name__in=names)
+        return set(rows.values_list("name", flat=True))
+
+    def slices(self) -> list[str]:
+        return _names(Slice.objects.filter(dataset=self.dataset))
 
 
 def _names(rows: Any) -> list[str]:
@@ -106,23 +141,9 @@ def query_warnings(text: str, *, dataset: Dataset) -> list[QueryWarning]:
 def query_check(text: str, *, dataset: Dataset) -> list[QueryWarning]:
     """QueryError if `text` is not a valid query for `dataset`, else its warnings."""
     uses = query_names(text, dataset=dataset)
-    if not uses:
-        return []
-    vocabulary = dataset_vocabulary(dataset)
-    # Past MAX_NAMES the lists are cut short: look up the names used themselves.
-    labels = {u.parts[0] for u in uses if u.kind == "label"} - set(vocabulary.labels)
-    tags = {u.parts[0] for u in uses if u.kind == "tag"} - set(vocabulary.tags)
-    if labels or tags:
-        present = Annotation.objects.filter(dataset=dataset, label__in=labels)
-        found_tags = Tag.objects.filter(dataset=dataset, name__in=tags)
-        vocabulary = replace(
-            vocabulary,
-            labels=[*vocabulary.labels, *present.values_list("label", flat=True).distinct()],
-            tags=[*vocabulary.tags, *found_tags.values_list("name", flat=True)],
-        )
-    return warnings_for(uses, vocabulary)
+    return warnings_for(uses, DatasetNames(dataset)) if uses else []
 
 
 def query_completion(text: str, position: int, *, dataset: Dataset) -> Completion:
     """Suggestions for the name at `position` in `text`, from `dataset`'s names only."""
-    return complete(text, position, dataset_vocabulary(dataset))
+    return complete(text, position, DatasetNames(dataset))

@@ -7,10 +7,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
+from curation import vocabulary
 from curation.models import Dataset
 from curation.query import QueryError, validate_query
-from curation.query.hints import Vocabulary, complete
+from curation.query.hints import FixedNames, complete
 from curation.vocabulary import query_completion, query_warnings
 from tests.query_dataset import module_dataset
 
@@ -80,6 +83,28 @@ def test_it_warns_about_tags_nobody_used(dataset: Dataset) -> None:
     assert messages(dataset, 'tag IN (reviewed, "flagged")') == []
     assert messages(dataset, "tag = zzz") == [
         "No tag named 'zzz' in this dataset, so it matches nothing."
+    ]
+
+
+def test_checking_labels_reads_only_the_names_used(dataset: Dataset) -> None:
+    # No metadata sample and no list of every label unless a name is missing.
+    with CaptureQueriesContext(connection) as queries:
+        assert messages(dataset, "annotations.car >= 1 AND tag = reviewed") == []
+    sql = " ".join(q["sql"] for q in queries.captured_queries)
+    assert "jsonb_each" not in sql
+    assert "RECURSIVE" not in sql
+    # The compiler's tag lookup, then one presence check for the labels and one for tags.
+    assert len(queries.captured_queries) == 3
+
+
+def test_names_past_the_listed_ones_are_still_found(
+    dataset: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(vocabulary, "MAX_NAMES", 2)
+    assert vocabulary.annotation_labels(dataset) == ["bus", "car"]
+    assert messages(dataset, "annotations.truck >= 1 AND tag = unused") == []
+    assert messages(dataset, "annotations.truk >= 1") == [
+        "No annotation in this dataset is labelled 'truk', so it counts 0."
     ]
 
 
@@ -175,7 +200,7 @@ def test_it_completes_at_the_cursor_not_the_end(dataset: Dataset) -> None:
 
 
 def test_names_that_are_not_words_are_completed_quoted() -> None:
-    vocabulary = Vocabulary(models=["demo-detector"], labels=["traffic light"])
+    vocabulary = FixedNames(model_names=["demo-detector"], label_names=["traffic light"])
     assert [s.text for s in complete("predictions[de", 14, vocabulary).suggestions] == [
         '"demo-detector"]'
     ]

@@ -1,8 +1,8 @@
 """Help for people typing queries: warnings about names a dataset does not have, and
 completions for the name under the cursor.
 
-Pure functions over a `Vocabulary` (the names a dataset uses); curation.vocabulary reads
-one from the database and calls these.
+Pure functions over `Names` (the names a dataset uses); curation.vocabulary reads them
+from the database, each kind only when asked for, and calls these.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import difflib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from curation.models import GeometryKind
 from curation.query.compiler import NameUse, field_names
@@ -36,17 +37,74 @@ _NAMED_VALUE = re.compile(
 )
 
 
-@dataclass(frozen=True)
-class Vocabulary:
-    """The names a dataset uses, as far as bounded reads could see them."""
+class Names(Protocol):
+    """The names a dataset uses, as far as bounded reads can see them; each kind is read
+    only when asked for (curation.vocabulary.DatasetNames)."""
 
-    labels: Sequence[str] = ()  # of annotations
-    prediction_labels: Mapping[str, Sequence[str]] = field(default_factory=dict)  # by model name
-    metadata_keys: Sequence[str] = ()  # dotted paths, one level of nesting
-    models: Sequence[str] = ()
-    tags: Sequence[str] = ()
-    slices: Sequence[str] = ()
-    sampled_items: int | None = None  # metadata keys and prediction labels come from a sample
+    def labels(self) -> Sequence[str]:
+        """Annotation labels."""
+
+    def present_labels(self, names: set[str]) -> set[str]:
+        """Which of `names` some annotation has, exactly."""
+
+    def prediction_labels(self, model: str) -> Sequence[str]:
+        """Labels of the model's predictions (maybe from a sample)."""
+
+    def metadata_keys(self) -> Sequence[str]:
+        """Dotted metadata key paths, one level of nesting (maybe from a sample)."""
+
+    def models(self) -> Sequence[str]: ...
+
+    def tags(self) -> Sequence[str]: ...
+
+    def present_tags(self, names: set[str]) -> set[str]:
+        """Which of `names` are tags, exactly."""
+
+    def slices(self) -> Sequence[str]: ...
+
+    def sampled_items(self) -> int | None:
+        """The size of the sample that metadata keys and prediction labels come from, or
+        None when they were read from every item."""
+
+
+@dataclass(frozen=True)
+class FixedNames:
+    """Names given as lists (for tests, and anything that has them at hand)."""
+
+    label_names: Sequence[str] = ()
+    prediction_label_names: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    metadata_key_names: Sequence[str] = ()
+    model_names: Sequence[str] = ()
+    tag_names: Sequence[str] = ()
+    slice_names: Sequence[str] = ()
+    sample: int | None = None
+
+    def labels(self) -> Sequence[str]:
+        return self.label_names
+
+    def present_labels(self, names: set[str]) -> set[str]:
+        return names & set(self.label_names)
+
+    def prediction_labels(self, model: str) -> Sequence[str]:
+        return self.prediction_label_names.get(model, ())
+
+    def metadata_keys(self) -> Sequence[str]:
+        return self.metadata_key_names
+
+    def models(self) -> Sequence[str]:
+        return self.model_names
+
+    def tags(self) -> Sequence[str]:
+        return self.tag_names
+
+    def present_tags(self, names: set[str]) -> set[str]:
+        return names & set(self.tag_names)
+
+    def slices(self) -> Sequence[str]:
+        return self.slice_names
+
+    def sampled_items(self) -> int | None:
+        return self.sample
 
 
 @dataclass(frozen=True)
@@ -91,61 +149,58 @@ def _mean(close: str | None) -> str:
     return f" Did you mean '{close}'?" if close else ""
 
 
-def warnings_for(uses: Sequence[NameUse], vocabulary: Vocabulary) -> list[QueryWarning]:
-    """A warning for each label, metadata key and tag that the vocabulary does not have."""
-    sample = (
-        f" (in a sample of {vocabulary.sampled_items:,} items)"
-        if vocabulary.sampled_items is not None
-        else ""
-    )
+def warnings_for(uses: Sequence[NameUse], names: Names) -> list[QueryWarning]:
+    """A warning for each label, metadata key and tag that the dataset does not have."""
+    labels = names.present_labels({u.parts[0] for u in uses if u.kind == "label"})
+    tags = names.present_tags({u.parts[0] for u in uses if u.kind == "tag"})
     found: list[QueryWarning] = []
     for use in uses:
         name = use.parts[0]
-        if use.kind == "label" and use.model is None:
-            if name not in vocabulary.labels:
-                close = closest(name, vocabulary.labels)
+        if use.kind == "label" and name not in labels:
+            if use.model is None:
+                close = closest(name, names.labels())
+                message = f"No annotation in this dataset is labelled '{name}', so it counts 0."
+            else:
+                model = use.model.name
+                predicted = names.prediction_labels(model)
+                if name in predicted:
+                    continue
+                close = closest(name, [*predicted, *names.labels()])
                 message = (
-                    f"No annotation in this dataset is labelled '{name}', so it counts 0."
-                    + _mean(close)
+                    f"No prediction of '{model}' nor annotation is labelled "
+                    f"'{name}'{_sample(names)}, so it counts 0."
                 )
-                found.append(QueryWarning(message, use.span.start, use.span.end, close))
-        elif use.kind == "label" and use.model is not None:
-            known = [*vocabulary.prediction_labels.get(use.model.name, ()), *vocabulary.labels]
-            if name not in known:
-                close = closest(name, known)
-                message = (
-                    f"No prediction of '{use.model.name}' nor annotation is labelled "
-                    f"'{name}'{sample}, so it counts 0." + _mean(close)
-                )
-                found.append(QueryWarning(message, use.span.start, use.span.end, close))
-        elif use.kind == "tag":
-            if name not in vocabulary.tags:
-                close = closest(name, vocabulary.tags)
-                message = f"No tag named '{name}' in this dataset, so it matches nothing." + _mean(
-                    close
-                )
-                found.append(QueryWarning(message, use.span.start, use.span.end, close))
+            found.append(QueryWarning(message + _mean(close), use.span.start, use.span.end, close))
+        elif use.kind == "tag" and name not in tags:
+            close = closest(name, names.tags())
+            message = f"No tag named '{name}' in this dataset, so it matches nothing."
+            found.append(QueryWarning(message + _mean(close), use.span.start, use.span.end, close))
         elif use.kind == "metadata":
-            warning = _metadata_warning(use, vocabulary, sample)
+            warning = _metadata_warning(use, names)
             if warning is not None:
                 found.append(warning)
     return found
 
 
-def _metadata_warning(use: NameUse, vocabulary: Vocabulary, sample: str) -> QueryWarning | None:
+def _sample(names: Names) -> str:
+    sampled = names.sampled_items()
+    return f" (in a sample of {sampled:,} items)" if sampled is not None else ""
+
+
+def _metadata_warning(use: NameUse, names: Names) -> QueryWarning | None:
     """A key path whose first key no item has, or whose second key no such object has."""
-    keys = vocabulary.metadata_keys
+    keys = names.metadata_keys()
     tops = {k.partition(".")[0] for k in keys}
     first = use.parts[0]
     if first not in tops:
         close = closest(first, tops)
-        message = f"No item has the metadata key '{first}'{sample}." + _mean(close)
+        message = f"No item has the metadata key '{first}'{_sample(names)}." + _mean(close)
         return QueryWarning(message, use.span.start, use.span.end, close)
     nested = [k.partition(".")[2] for k in keys if k.startswith(first + ".")]
     if len(use.parts) >= 2 and nested and use.parts[1] not in nested:
         path = f"{first}.{use.parts[1]}"
         close = closest(use.parts[1], nested)
-        message = f"No item has the metadata key '{path}'{sample}." + _mean(
+        message = f"No item has the metadata key '{path}'{_sample(names)}." + _mean(
             f"{first}.{close}" if close else None
         )
         return QueryWarning(message, use.span.start, use.span.end, close)
@@ -176,7 +231,7 @@ def _typed(raw: str) -> str:
     return raw[1:] if raw[:1] in "\"'`" else raw
 
 
-def complete(text: str, position: int, vocabulary: Vocabulary) -> Completion:
+def complete(text: str, position: int, names: Names) -> Completion:
     """Suggestions for the name that ends at `position`: what replaces text[start:end]."""
     position = max(0, min(position, len(text)))
     # The patterns look back from the cursor; a window keeps them linear on long queries.
@@ -184,10 +239,10 @@ def complete(text: str, position: int, vocabulary: Vocabulary) -> Completion:
     before = text[window:position]
     value = _NAMED_VALUE.search(before)
     if value is not None:
-        names = vocabulary.tags if value["field"].lower() == "tag" else vocabulary.slices
-        start = window + value.start("value")
         kind = value["field"].lower()
-        return _done(start, position, _matching(_typed(value["value"]), names, kind))
+        found = names.tags() if kind == "tag" else names.slices()
+        start = window + value.start("value")
+        return _done(start, position, _matching(_typed(value["value"]), found, kind))
     path = _PATH.search(before)
     if path is None:
         return Completion(position, position, [])
@@ -201,9 +256,9 @@ def complete(text: str, position: int, vocabulary: Vocabulary) -> Completion:
         return Completion(position, position, [])
     start = offset + last_at + 1
     typed = _typed(last["name"])
-    names = [_typed(m["name"]).rstrip("\"'`") for _, m in parts[:-1]]
+    before_names = [_typed(m["name"]).rstrip("\"'`") for _, m in parts[:-1]]
     bracketed = parts[0][1]["sep"] == "["
-    suggestions = _path_suggestions(head, names, last["sep"], typed, bracketed, vocabulary)
+    suggestions = _path_suggestions(head, before_names, last["sep"], typed, bracketed, names)
     if last["sep"] == "[" and not text[position:].startswith("]"):
         suggestions = [Suggestion(s.text + "]", s.label, s.kind) for s in suggestions]
     return _done(start, position, suggestions)
@@ -215,32 +270,34 @@ def _path_suggestions(
     sep: str,
     typed: str,
     bracketed: bool,
-    vocabulary: Vocabulary,
+    names: Names,
 ) -> list[Suggestion]:
     """What may come next in `head.before...` given the name typed so far."""
     if head == "predictions" and sep == "[" and not before:
-        return _matching(typed, vocabulary.models, "model")
+        return _matching(typed, names.models(), "model")
     if head == "metadata":
         if not before:
-            tops = [k.partition(".")[0] for k in vocabulary.metadata_keys]
+            tops = [k.partition(".")[0] for k in names.metadata_keys()]
             return _matching(typed, tops, "key")
         if len(before) == 1:
             prefix = before[0] + "."
-            nested = [k[len(prefix) :] for k in vocabulary.metadata_keys if k.startswith(prefix)]
+            nested = [k[len(prefix) :] for k in names.metadata_keys() if k.startswith(prefix)]
             return _matching(typed, nested, "key")
         return []
     if head not in ("annotations", "predictions"):
         return []
-    labels: Sequence[str] = vocabulary.labels
     words = ["count", "kind"]
     if head == "predictions":
         if bracketed:
             model, before = before[0], before[1:]
         else:  # predictions.<label> names the dataset's only model
-            model = vocabulary.models[0] if len(vocabulary.models) == 1 else ""
-        labels = [*vocabulary.prediction_labels.get(model, ()), *vocabulary.labels]
+            models = names.models()
+            model = models[0] if len(models) == 1 else ""
         words.append("confidence")
     if not before:
+        labels = [*names.labels()]
+        if head == "predictions":
+            labels += names.prediction_labels(model)
         return _matching(typed, labels, "label") + _matching(typed, words, "word")
     if before == ["kind"]:
         return _matching(typed, [k.value for k in GeometryKind], "word")
