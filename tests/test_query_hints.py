@@ -13,7 +13,8 @@ from django.test.utils import CaptureQueriesContext
 from curation import vocabulary
 from curation.models import Dataset
 from curation.query import QueryError, validate_query
-from curation.query.hints import FixedNames, complete
+from curation.query.compiler import query_names
+from curation.query.hints import FixedNames, complete, name_text
 from curation.vocabulary import query_completion, query_warnings
 from tests.query_dataset import module_dataset
 
@@ -132,6 +133,11 @@ def test_an_unknown_model_is_an_error_with_a_did_you_mean(dataset: Dataset) -> N
         ("predictions[demo-detector", 'predictions["demo-detector"]'),
         ("predictions[yolo v8].car >= 1", 'predictions["yolo v8"]'),
         ("metadata.2020 = 1", 'metadata."2020"'),
+        # Parsed as a subtraction, which then fails: the dash was part of the name.
+        ("annotations.traffic-light >= 1", 'annotations."traffic-light"'),
+        ('metadata.camera-model = "x"', 'metadata."camera-model"'),
+        ("annotations.traffic-light.occluded = true", 'annotations."traffic-light".occluded'),
+        ("predictions[detector].traffic-light >= 1", 'predictions[detector]."traffic-light"'),
     ],
 )
 def test_a_name_that_needs_quotes_gets_the_quoted_form(
@@ -142,10 +148,19 @@ def test_a_name_that_needs_quotes_gets_the_quoted_form(
     assert caught.value.message.endswith(f" Quote the name: {hint}.")
 
 
-def test_other_syntax_errors_get_no_quote_hint(dataset: Dataset) -> None:
+@pytest.mark.parametrize(
+    "text", ["width > 100; DROP TABLE x", "annotations.traffic - light >= 1", "metadata.x = AND"]
+)
+def test_other_errors_get_no_quote_hint(dataset: Dataset, text: str) -> None:
     with pytest.raises(QueryError) as caught:
-        validate_query("width > 100; DROP TABLE x", dataset=dataset)
+        validate_query(text, dataset=dataset)
     assert "Quote" not in caught.value.message
+
+
+def test_a_subtraction_that_works_is_left_alone(dataset: Dataset) -> None:
+    validate_query(
+        "annotations.car-2 >= 1 AND annotations.car-annotations.bus >= 0", dataset=dataset
+    )
 
 
 # --------------------------------------------------------------------------- completion
@@ -209,3 +224,9 @@ def test_names_that_are_not_words_are_completed_quoted() -> None:
     ]
     # In a string, nothing to complete.
     assert complete('metadata.weather = "ra', 22, vocabulary).suggestions == []
+
+
+@pytest.mark.parametrize("name", ['say "hi"', "back\\slash", "new\nline", "and", "7up", "plain"])
+def test_a_completed_name_reads_back_as_itself(dataset: Dataset, name: str) -> None:
+    [use] = query_names(f"annotations.{name_text(name)} >= 1", dataset=dataset)
+    assert use.parts == (name,)

@@ -74,7 +74,7 @@ from curation.models import (
     SliceItem,
     Tag,
 )
-from curation.query.parser import QueryError, parse, unquote
+from curation.query.parser import QueryError, parse, quote_name, unquote
 
 Scalar = str | int | float | bool | None
 MAX_IN_VALUES = 1000
@@ -433,13 +433,41 @@ class Compiler:
             return self.arith("*", Literal(-1, span), numeric, span)
         if kind == "arith":
             left, op, right = node.children
-            return self.arith(
-                str(op),
-                self.numeric(self.operand(left)),
-                self.numeric(self.operand(right)),
-                span,
-            )
+            try:
+                return self.arith(
+                    str(op),
+                    self.numeric(self.operand(left)),
+                    self.numeric(self.operand(right)),
+                    span,
+                )
+            except QueryError as exc:
+                hint = self.dash_hint(left, op, right)  # type: ignore[arg-type]
+                if hint is None:
+                    raise
+                raise QueryError(
+                    exc.message + hint,
+                    text=self.text,
+                    offset=exc.position["offset"],
+                    end_offset=exc.position["end_offset"],
+                    expected=exc.expected,
+                ) from None
         raise AssertionError(f"the grammar has no operand {kind!r}")
+
+    def dash_hint(self, left: Tree[Token], op: Token, right: Tree[Token]) -> str | None:
+        """ " Quote the name: ..." when `a.traffic-light` failed as `a.traffic - light`."""
+        if not (isinstance(left, Tree) and isinstance(right, Tree)):
+            return None
+        if left.data != "path" or right.data != "path" or str(op) != "-":
+            return None
+        if left.meta.end_pos != op.start_pos or op.end_pos != right.meta.start_pos:
+            return None
+        last, head = left.children[-1], right.children[0]
+        if len(left.children) < 2 or not isinstance(last, Token) or last.type != "NAME":
+            return None
+        assert isinstance(head, Token)
+        prefix = self.text[left.meta.start_pos : last.start_pos]
+        rest = self.text[head.end_pos : right.meta.end_pos]
+        return f" Quote the name: {prefix}{quote_name(f'{last}-{head}')}{rest}."
 
     def number(self, token: Token) -> int | float:
         text = str(token)

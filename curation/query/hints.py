@@ -15,6 +15,7 @@ from typing import Protocol
 
 from curation.models import GeometryKind
 from curation.query.compiler import NameUse, field_names
+from curation.query.parser import quote_name
 
 MAX_SUGGESTIONS = 20
 WINDOW = 300  # characters before the cursor that completion reads
@@ -214,7 +215,7 @@ def name_text(name: str) -> str:
     """A name as the query language writes it: bare when it is a plain word, else quoted."""
     if _WORD.fullmatch(name) and name.lower() not in _KEYWORDS:
         return name
-    return '"' + name.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    return quote_name(name)
 
 
 def _matching(typed: str, names: Iterable[str], kind: str) -> list[Suggestion]:

@@ -298,8 +298,10 @@ _NAME_CHARS = re.compile(r"[A-Za-z0-9_]*")
 _NAME_TAIL = re.compile(r"[^\s.=<>!(),\[\]\"'`]+")
 
 
-def _quoted(name: str) -> str:
-    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+def quote_name(name: str) -> str:
+    """A name as a double-quoted string of the language."""
+    escaped = name.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
 
 
 def _quote_hint(text: str, offset: int) -> str:
@@ -327,7 +329,7 @@ def _quote_hint(text: str, offset: int) -> str:
         head = re.search(r"[A-Za-z_][A-Za-z0-9_]*\s*$", before[:bracket])
         if not name or head is None:
             return ""
-        return f" Quote the name: {head.group().strip()}[{_quoted(name)}]."
+        return f" Quote the name: {head.group().strip()}[{quote_name(name)}]."
     # After a dot: the name started just before the error (metadata.camera-model) or at it
     # (metadata.2020).
     start = offset
@@ -340,7 +342,7 @@ def _quote_hint(text: str, offset: int) -> str:
     path = re.search(r"[A-Za-z_][A-Za-z0-9_.]*$", text[line_start : start - 1])
     if not name or path is None or (_NAME_CHARS.fullmatch(name) and not name[0].isdigit()):
         return ""
-    return f" Quote the name: {path.group()}.{_quoted(name)}."
+    return f" Quote the name: {path.group()}.{quote_name(name)}."
 
 
 def _check_depth(text: str, tree: Tree[Token]) -> None:
