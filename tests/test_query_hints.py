@@ -212,6 +212,13 @@ def test_it_completes_at_the_cursor_not_the_end(dataset: Dataset) -> None:
     found = query_completion(text, 14, dataset=dataset)
     assert (found.start, found.end) == (12, 14)
     assert [s.text for s in found.suggestions] == ["car"]
+    # In the middle of a word, the choice replaces the whole word.
+    found = query_completion("annotations.tru >= 1", 13, dataset=dataset)
+    assert (found.start, found.end) == (12, 15)
+    assert found.suggestions[0].text == "truck"  # "t" typed: names starting with it first
+    found = query_completion("predictions[dete].car", 15, dataset=dataset)
+    assert (found.start, found.end) == (12, 16)
+    assert [s.text for s in found.suggestions] == ["detector"]  # the ']' is there
 
 
 def test_names_that_are_not_words_are_completed_quoted() -> None:

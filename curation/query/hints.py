@@ -18,6 +18,7 @@ from curation.query.compiler import NameUse, field_names
 from curation.query.parser import quote_name
 
 MAX_SUGGESTIONS = 20
+_NAME_REST = re.compile(r"[A-Za-z0-9_]*")
 WINDOW = 300  # characters before the cursor that completion reads
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _KEYWORDS = {"and", "or", "not", "in", "true", "false", "null"}
@@ -233,8 +234,10 @@ def _typed(raw: str) -> str:
 
 
 def complete(text: str, position: int, names: Names) -> Completion:
-    """Suggestions for the name that ends at `position`: what replaces text[start:end]."""
+    """Suggestions for the name at `position`: what replaces text[start:end] (the name
+    typed up to the cursor, and the rest of its word after it)."""
     position = max(0, min(position, len(text)))
+    word_end = _NAME_REST.match(text, position).end()  # type: ignore[union-attr]
     # The patterns look back from the cursor; a window keeps them linear on long queries.
     window = max(0, position - WINDOW)
     before = text[window:position]
@@ -243,14 +246,15 @@ def complete(text: str, position: int, names: Names) -> Completion:
         kind = value["field"].lower()
         found = names.tags() if kind == "tag" else names.slices()
         start = window + value.start("value")
-        return _done(start, position, _matching(_typed(value["value"]), found, kind))
+        end = position if value["value"][:1] in "\"'" else word_end
+        return _done(start, end, _matching(_typed(value["value"]), found, kind))
     path = _PATH.search(before)
     if path is None:
         return Completion(position, position, [])
     head = path["head"]
     parts = [(m.start(), m) for m in _PART.finditer(path["rest"])]
     if not parts:
-        return _done(window + path.start(), position, _matching(head, field_names(), "field"))
+        return _done(window + path.start(), word_end, _matching(head, field_names(), "field"))
     offset = window + path.start("rest")
     last_at, last = parts[-1]
     if last["close"]:  # `predictions[m]` with the cursor after the bracket: nothing to add
@@ -260,9 +264,10 @@ def complete(text: str, position: int, names: Names) -> Completion:
     before_names = [_typed(m["name"]).rstrip("\"'`") for _, m in parts[:-1]]
     bracketed = parts[0][1]["sep"] == "["
     suggestions = _path_suggestions(head, before_names, last["sep"], typed, bracketed, names)
-    if last["sep"] == "[" and not text[position:].startswith("]"):
+    end = position if last["name"][:1] in "\"'`" else word_end
+    if last["sep"] == "[" and not text[end:].startswith("]"):
         suggestions = [Suggestion(s.text + "]", s.label, s.kind) for s in suggestions]
-    return _done(start, position, suggestions)
+    return _done(start, end, suggestions)
 
 
 def _path_suggestions(
