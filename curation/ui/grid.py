@@ -1,5 +1,6 @@
 """The grid of a dataset or a slice: thumbnails with filters, the query bar, similarity
-search and facets, and the small htmx endpoints around it (count, facets, query check).
+search and facets, and the small htmx endpoints around it (count, facets). The query
+bar's own endpoints (check, completion) are in curation.ui.query.
 The selection's actions are in curation.ui.selection, the item page in curation.ui.item."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.html import escape
@@ -20,14 +21,12 @@ from curation import facets, selectors, vocabulary
 from curation.errors import CurationError, InvalidInput
 from curation.filters import parse_value
 from curation.models import Dataset, Item, Role, Slice
-from curation.params import int_value
-from curation.query import QueryError
-from curation.query.hints import QueryWarning
 from curation.storage import media_url
 from curation.ui.charts import number_label
 from curation.ui.extensions import Results, vector_panels
 from curation.ui.http import dataset_or_404, html_errors
 from curation.ui.overlays import BoxLabel, Colours, Shape, box_labels, shapes_of
+from curation.ui.query import query_error_of
 from curation.ui.scores import distance_texts
 from curation.ui.state import TILE_SIZES, GridState
 
@@ -50,19 +49,6 @@ class Tile:
     @property
     def box_labels(self) -> list[BoxLabel]:
         return box_labels(self.shapes, width=self.item.width, height=self.item.height)
-
-
-@dataclass(frozen=True)
-class QueryErrorMark:
-    """Where the query bar's text is wrong, split so the page can underline it."""
-
-    message: str
-    column: int
-    before: str
-    marked: str
-    after: str
-    at_end: bool  # the error is past the last character (the query stops too soon)
-    expected: list[str]
 
 
 @dataclass(frozen=True)
@@ -167,31 +153,6 @@ def _tiles(state: GridState, items: list[tuple[Item, float | None]], base: str) 
             tile.rank, tile.score_text = rank, next(texts)
         tiles.append(tile)
     return tiles
-
-
-def query_error_of(state: GridState) -> QueryErrorMark | None:
-    """Where the query bar's text is wrong, split for underlining; None when it compiles."""
-    if not state.q.strip():
-        return None
-    try:
-        state.query_condition()
-    except QueryError as exc:
-        return _error_parts(state.q, exc)
-    return None
-
-
-def _error_parts(text: str, exc: QueryError) -> QueryErrorMark:
-    start = min(exc.position["offset"], len(text))
-    end = min(max(exc.position["end_offset"], start), len(text))
-    return QueryErrorMark(
-        message=exc.message,
-        column=exc.position["column"],
-        before=text[:start],
-        marked=text[start:end],
-        after=text[end:],
-        at_end=start == end,
-        expected=exc.expected,
-    )
 
 
 def _facets(
@@ -547,49 +508,6 @@ def facets_panel(
         **_sidebar(state, summary, base, others),
     }
     return render(request, "ui/_facets.html", context)
-
-
-@require_GET
-@login_required
-@html_errors
-def query_check(request: HttpRequest, dataset_id: int) -> HttpResponse:
-    """The query bar's error, if any, as a fragment (htmx checks while the user types)."""
-    dataset = dataset_or_404(request, dataset_id)
-    text = request.GET.get("query", "")
-    error = None
-    warnings: list[QueryWarning] = []
-    if text.strip():
-        try:
-            warnings = vocabulary.query_check(text, dataset=dataset)
-        except QueryError as exc:
-            error = _error_parts(text, exc)
-    context = {"query_error": error, "query_warnings": warnings, "oob": True}
-    return render(request, "ui/_query_error.html", context)
-
-
-@require_GET
-@login_required
-@html_errors
-def query_complete(request: HttpRequest, dataset_id: int) -> JsonResponse:
-    """Completions for the name at the query bar's cursor, from this dataset's names.
-
-    `query` is the bar's text and `pos` the cursor (a character offset; the end when
-    absent). The answer says which characters the chosen suggestion replaces.
-    """
-    dataset = dataset_or_404(request, dataset_id)
-    text = request.GET.get("query", "")
-    raw = request.GET.get("pos", "")
-    position = len(text) if raw == "" else int_value(raw, "pos", low=0, high=len(text))
-    found = vocabulary.query_completion(text, position, dataset=dataset)
-    return JsonResponse(
-        {
-            "start": found.start,
-            "end": found.end,
-            "suggestions": [
-                {"text": s.text, "label": s.label, "kind": s.kind} for s in found.suggestions
-            ],
-        }
-    )
 
 
 @require_GET

@@ -17,9 +17,10 @@ from curation.errors import InvalidInput
 from curation.models import Role
 from curation.storage import media_url
 from curation.ui.extensions import vector_panels
-from curation.ui.grid import item_url, query_error_of
+from curation.ui.grid import item_url
 from curation.ui.http import dataset_or_404, html_errors
 from curation.ui.overlays import Shape, shapes_of
+from curation.ui.query import query_error_of
 from curation.ui.scores import distance_texts
 from curation.ui.state import GridState, confidence_of
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, URLResolver, include, path
 
-from curation.ui import grid, item, reference, selection, slices, views
+from curation.ui import grid, item, query, reference, selection, slices, views
 
 app_name = "ui"
 
@@ -24,8 +24,8 @@ dataset_urls: list[URLPattern | URLResolver] = [
     path("", grid.grid, name="grid"),
     path("count", grid.view_count, name="count"),
     path("facets", grid.facets_panel, name="facets"),
-    path("query/check", grid.query_check, name="query-check"),
-    path("query/complete", grid.query_complete, name="query-complete"),
+    path("query/check", query.query_check, name="query-check"),
+    path("query/complete", query.query_complete, name="query-complete"),
     path("selection", selection.selection_apply, name="selection"),
     path("search/image", selection.search_image, name="search-image"),
     path("items/<int:item_id>", item.item_view, name="item"),
