@@ -1,11 +1,12 @@
 """The names a dataset uses (labels, metadata keys, models, tags, slices), read with bounded
 queries, and the query bar's help built on them: warnings and completions.
 
-Annotation labels are exact: a skip scan of the (dataset, label) index reads one entry
-per distinct label, however many annotations there are. Metadata keys and prediction
-labels have no such index; they come from the same sample that the facets count
-(curation.facets.sample_basis: every item up to 20,000, a block sample past that), and
-warnings about them say so. The sampled part is cached like the facets.
+Annotation labels are exact: selectors.dataset_labels reads one entry of the (dataset,
+label) index per distinct label, however many annotations there are, and a label used in
+a query is looked up by itself, so one past the listed ones is still found. Metadata keys
+and prediction labels have no such index; they come from the same sample that the facets
+count (curation.facets.sample_basis: every item up to 20,000, a block sample past that),
+and warnings about them say so. The sampled part is cached like the facets.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 from django.core.cache import cache
 from django.db import connection
 
-from curation import facets
+from curation import facets, selectors
 from curation.models import Annotation, Dataset, Model, Slice, Tag
 from curation.query import QueryError
 from curation.query.compiler import query_names
@@ -23,25 +24,6 @@ from curation.query.hints import Completion, QueryWarning, complete, warnings_fo
 
 MAX_NAMES = 1000  # of each kind
 CACHE_SECONDS = facets.CACHE_SECONDS
-
-# One index probe per distinct label: each step finds the next label after the last.
-_LABELS_SQL = """
-WITH RECURSIVE l(label) AS (
-  (SELECT label FROM curation_annotation WHERE dataset_id = %s ORDER BY label LIMIT 1)
-  UNION ALL
-  SELECT (SELECT a.label FROM curation_annotation a
-          WHERE a.dataset_id = %s AND a.label > l.label ORDER BY a.label LIMIT 1)
-  FROM l WHERE l.label IS NOT NULL
-)
-SELECT label FROM l WHERE label IS NOT NULL LIMIT %s
-"""
-
-
-def annotation_labels(dataset: Dataset) -> list[str]:
-    """The dataset's annotation labels in order (at most MAX_NAMES), exactly."""
-    with connection.cursor() as cursor:
-        cursor.execute(_LABELS_SQL, [dataset.pk, dataset.pk, MAX_NAMES])
-        return [row[0] for row in cursor.fetchall()]
 
 
 def _sampled(dataset: Dataset) -> tuple[list[str], dict[str, list[str]], int | None]:
@@ -86,7 +68,7 @@ class DatasetNames:
 
     def labels(self) -> list[str]:
         if self._labels is None:
-            self._labels = annotation_labels(self.dataset)
+            self._labels = selectors.dataset_labels(dataset=self.dataset)
         return self._labels
 
     def present_labels(self, names: set[str]) -> set[str]:

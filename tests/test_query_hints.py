@@ -10,7 +10,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from curation import vocabulary
+from curation import selectors
 from curation.models import Dataset
 from curation.query import QueryError, validate_query
 from curation.query.compiler import query_names
@@ -101,8 +101,8 @@ def test_checking_labels_reads_only_the_names_used(dataset: Dataset) -> None:
 def test_names_past_the_listed_ones_are_still_found(
     dataset: Dataset, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(vocabulary, "MAX_NAMES", 2)
-    assert vocabulary.annotation_labels(dataset) == ["bus", "car"]
+    monkeypatch.setattr(selectors, "MAX_DATASET_LABELS", 2)
+    assert selectors.dataset_labels(dataset=dataset) == ["bus", "car"]
     assert messages(dataset, "annotations.truck >= 1 AND tag = unused") == []
     assert messages(dataset, "annotations.truk >= 1") == [
         "No annotation in this dataset is labelled 'truk', so it counts 0."
