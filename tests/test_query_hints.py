@@ -123,6 +123,14 @@ def test_an_unknown_model_is_an_error_with_a_did_you_mean(dataset: Dataset) -> N
     )
 
 
+def test_an_unknown_slice_is_an_error_with_a_did_you_mean(dataset: Dataset) -> None:
+    with pytest.raises(QueryError) as caught:
+        validate_query("slice IN (train, vall)", dataset=dataset)
+    assert caught.value.message == (
+        "No slice named 'vall' in this dataset (at column 18). Did you mean 'val'?"
+    )
+
+
 # ----------------------------------------------------------------------- quoted names
 
 

@@ -928,8 +928,14 @@ class Compiler:
             slices = {s.name: s for s in Slice.objects.filter(dataset=self.dataset, name__in=names)}
             for value, name in zip(values, names, strict=True):
                 if name not in slices:
+                    # Only on this error path: read the names (the first 1,000) to suggest one.
+                    known = Slice.objects.filter(dataset=self.dataset).order_by("name")
+                    close = difflib.get_close_matches(
+                        name, list(known.values_list("name", flat=True)[:1000]), n=1
+                    )
                     raise self.error(
-                        f"No slice named '{name}' in this dataset (at {{where}}).",
+                        f"No slice named '{name}' in this dataset (at {{where}})."
+                        + (f" Did you mean '{close[0]}'?" if close else ""),
                         value.span,
                         expected=["a slice name"],
                     )
