@@ -25,7 +25,7 @@ from curation.storage import media_url
 from curation.ui.charts import number_label
 from curation.ui.extensions import Results, vector_panels
 from curation.ui.http import dataset_or_404, html_errors
-from curation.ui.overlays import BoxLabel, Colours, Shape, box_labels, shapes_of
+from curation.ui.overlays import BoxLabel, Colours, Shape, box_labels, describe, shapes_of
 from curation.ui.query import query_error_of
 from curation.ui.scores import distance_texts
 from curation.ui.state import TILE_SIZES, GridState
@@ -49,6 +49,11 @@ class Tile:
     @property
     def box_labels(self) -> list[BoxLabel]:
         return box_labels(self.shapes, width=self.item.width, height=self.item.height)
+
+    @property
+    def alt(self) -> str:
+        """The thumbnail's text alternative: reference id and the labels drawn on it."""
+        return describe(self.item.reference_id, self.shapes)
 
 
 @dataclass(frozen=True)

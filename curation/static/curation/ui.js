@@ -248,6 +248,9 @@
       focus(index);
       toggle(index, event.shiftKey);
     });
+    // The skip link lands on the tile that holds the grid's one tab stop.
+    var skip = $("[data-skip-to-tiles]");
+    if (skip) skip.addEventListener("click", function (event) { event.preventDefault(); focus(focusIndex); });
     grid.addEventListener("dblclick", function (event) {
       var tile = event.target.closest(".tile");
       if (tile) window.location.href = tile.dataset.open;
