@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("curation", "embeddings", "nucleus")
+PACKAGES = ("curation", "embeddings", "evaluation", "nucleus")
 
 
 def modules_of(root: Path, packages: Iterable[str]) -> dict[str, Path]:
@@ -129,6 +129,14 @@ def test_curation_never_imports_embeddings() -> None:
     assert not wrong, (
         "curation imports embeddings (register a hook in embeddings' AppConfig.ready() "
         "instead; see curation.extensions):\n  " + "\n  ".join(wrong)
+    )
+
+
+def test_curation_never_imports_evaluation() -> None:
+    wrong = imports_between(import_graph(ROOT, PACKAGES), "curation", "evaluation")
+    assert not wrong, (
+        "curation imports evaluation (evaluation builds on curation, never the other way; "
+        "register a hook in evaluation's AppConfig.ready() instead):\n  " + "\n  ".join(wrong)
     )
 
 

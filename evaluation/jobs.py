@@ -1,0 +1,1 @@
+"""The evaluation job's runner (registered on import; EvaluationConfig.ready imports it)."""
