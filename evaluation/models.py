@@ -35,6 +35,9 @@ class EvaluationRun(models.Model):
     version = models.ForeignKey(
         SliceVersion, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # The scope as the run was asked for it ({"kind": "dataset" | "slice" | "version",
+    # "slice": id, "slice_name", "version": number}): it stays when the slice is deleted.
+    scope = models.JSONField(default=dict, blank=True)
     job = models.ForeignKey(Job, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     metrics = models.JSONField(default=dict, blank=True)
     warnings = models.JSONField(default=list, blank=True)
