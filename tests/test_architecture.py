@@ -221,6 +221,7 @@ VIEW_MODULES = (
     "curation/views.py",
     "embeddings/api.py",
     "embeddings/ui.py",
+    "evaluation/api.py",
 )
 MANAGERS = {"objects", "_default_manager", "_base_manager"}
 CONNECTIONS = {"connection", "connections"}
