@@ -194,3 +194,10 @@ def test_deleting_the_dataset_deletes_its_runs(
     _finished(_start(client_for(alice), dataset, name="r", model=model.pk))
     assert client_for(alice).delete(url(dataset)).status_code == 204
     assert not EvaluationRun.objects.exists() and not EvaluationMatch.objects.exists()
+
+
+def test_deleting_the_model_deletes_its_runs(dataset: Dataset, bob: Any, client_for: Any) -> None:
+    model = _world(dataset)
+    _finished(_start(client_for(bob), dataset, name="r", model=model.pk))
+    assert client_for(bob).delete(url(dataset, f"models/{model.pk}")).status_code == 204
+    assert not EvaluationRun.objects.exists() and not EvaluationMatch.objects.exists()

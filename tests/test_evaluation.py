@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 from django.contrib.auth.models import User
+from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval, Params
 
@@ -210,6 +211,21 @@ def stored_matches(run: EvaluationRun) -> set[tuple[str, str | None, str | None]
     return found
 
 
+def assert_ious_are_pycocotools(run: EvaluationRun, world: World) -> None:
+    """Each TP's IoU is pycocotools' IoU of its two boxes."""
+    gt_ids = dict(Annotation.objects.filter(dataset=run.dataset).values_list("id", "annotation_id"))
+    dt_ids = dict(Prediction.objects.filter(model=run.model).values_list("id", "prediction_id"))
+    gt_boxes = {g["id"]: g["box"] for g in world.gt}
+    dt_boxes = {d["id"]: d["box"] for d in world.dt}
+    tps = EvaluationMatch.objects.filter(run=run, outcome="tp")
+    assert tps.exists()
+    for m in tps:
+        d = np.array([dt_boxes[dt_ids[m.prediction_id]]])
+        g = np.array([gt_boxes[gt_ids[m.annotation_id]]])
+        assert m.iou == pytest.approx(mask_utils.iou(d, g, [0])[0][0], abs=1e-12)
+        assert m.iou >= 0.5
+
+
 def run_job(run: EvaluationRun) -> EvaluationRun:
     assert run.job_id is not None
     job = job_run(job_id=run.job_id)
@@ -238,6 +254,7 @@ def test_a_run_gives_pycocotools_stats_and_matches(
     for name, value in zip(STAT_NAMES, reference.stats, strict=True):
         assert run.metrics[name] == pytest.approx(value, abs=1e-6), name
     assert stored_matches(run) == expected_matches(reference, threshold=0.0)
+    assert_ious_are_pycocotools(run, world)
     # The edge cases are in the data, so that the equality covers them.
     assert {"bike", "truck"} <= {c["label"] for c in run.metrics["per_class"]}
     assert any(g["crowd"] for g in world.gt)
