@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
+from django.test import Client
 
 from curation.jobs import job_run
 from curation.models import Dataset, JobStatus, Model, Slice
@@ -201,3 +203,16 @@ def test_deleting_the_model_deletes_its_runs(dataset: Dataset, bob: Any, client_
     _finished(_start(client_for(bob), dataset, name="r", model=model.pk))
     assert client_for(bob).delete(url(dataset, f"models/{model.pk}")).status_code == 204
     assert not EvaluationRun.objects.exists() and not EvaluationMatch.objects.exists()
+
+
+def test_the_admin_shows_runs_read_only(dataset: Dataset, bob: Any, client_for: Any) -> None:
+    model = _world(dataset)
+    run = _finished(_start(client_for(bob), dataset, name="shown", model=model.pk))
+    root = User.objects.create_superuser("root", "root@example.com", "root-password-1")
+    client = Client()
+    client.force_login(root)
+    listed = client.get("/admin/evaluation/evaluationrun/")
+    assert listed.status_code == 200 and b"shown" in listed.content
+    page = client.get(f"/admin/evaluation/evaluationrun/{run['id']}/change/")
+    assert page.status_code == 200 and b"coco_stats" in page.content
+    assert client.get("/admin/evaluation/evaluationrun/add/").status_code == 403
