@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +23,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval, Params
 
 from curation.errors import InvalidInput
+from curation.ingest.services import ingest_enqueue
 from curation.jobs import job_run
 from curation.models import Annotation, Dataset, JobStatus, Model, Prediction, Slice, SliceItem
 from curation.versions import slice_version_create
@@ -29,6 +32,7 @@ from evaluation.engine import STAT_NAMES
 from evaluation.models import EvaluationMatch, EvaluationRun
 from evaluation.options import COCO_IOU_THRESHOLDS, options_clean
 from tests.api_helpers import add_items
+from tests.ingest_support import write_image
 
 MODEL = "detector"
 
@@ -494,3 +498,90 @@ def test_options_default_to_cocos_and_bad_ones_name_their_field() -> None:
         with pytest.raises(InvalidInput) as caught:
             options_clean(raw)
         assert [f["path"] for f in caught.value.fields] == [path]
+
+
+def test_a_coco_file_ingested_with_a_crowd_region_scores_as_pycocotools_scores_the_file(
+    dataset: Dataset, alice: User, import_root: Path
+) -> None:
+    """COCO ingest keeps `iscrowd` in the box's metadata; a run treats that box as COCO
+    does. The file's areas are its boxes' (the run measures boxes)."""
+    root = import_root / "coco"
+    for name in ("a.jpg", "b.jpg"):
+        write_image(root / name, size=(200, 100))
+    anns = [
+        (1, 10, 1, [2, 3, 40, 30], 0),
+        (2, 10, 2, [100, 0, 90, 90], 1),  # a crowd of people
+        (3, 11, 2, [10, 10, 20, 40], 0),
+        (4, 11, 1, [60, 20, 30, 30], 0),
+    ]
+    coco = {
+        "images": [
+            {"id": 10, "file_name": "a.jpg", "width": 200, "height": 100},
+            {"id": 11, "file_name": "b.jpg", "width": 200, "height": 100},
+        ],
+        "categories": [{"id": 1, "name": "car"}, {"id": 2, "name": "person"}],
+        "annotations": [
+            {
+                "id": i,
+                "image_id": im,
+                "category_id": c,
+                "bbox": b,
+                "area": b[2] * b[3],
+                "iscrowd": z,
+            }
+            for i, im, c, b, z in anns
+        ],
+    }
+    (root / "instances.json").write_text(json.dumps(coco))
+    job = ingest_enqueue(
+        dataset=dataset, user=alice, source={"type": "coco", "path": str(root / "instances.json")}
+    )
+    assert (finished := job_run(job_id=job.pk)) and finished.status == JobStatus.SUCCEEDED
+    results = [
+        {"image_id": 10, "category_id": 1, "bbox": [3, 3, 40, 29], "score": 0.9},
+        {"image_id": 10, "category_id": 2, "bbox": [120, 10, 30, 60], "score": 0.8},  # in crowd
+        {"image_id": 10, "category_id": 2, "bbox": [0, 60, 20, 20], "score": 0.7},  # nothing
+        {"image_id": 11, "category_id": 2, "bbox": [10, 12, 20, 40], "score": 0.6},
+    ]
+    label = {1: "car", 2: "person"}
+    add_items(
+        dataset,
+        *(
+            {
+                "reference_id": ref,
+                "predictions": [
+                    {
+                        "kind": "box",
+                        "label": label[r["category_id"]],
+                        "geometry": dict(
+                            zip(("x", "y", "width", "height"), r["bbox"], strict=True)
+                        ),
+                        "confidence": r["score"],
+                        "model": MODEL,
+                    }
+                    for r in results
+                    if r["image_id"] == image
+                ],
+            }
+            for ref, image in (("a.jpg", 10), ("b.jpg", 11))
+        ),
+    )
+    run = run_job(start(dataset, alice))
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = COCO(str(root / "instances.json"))
+        coco_eval = COCOeval(coco_gt, coco_gt.loadRes(results), "bbox")
+        coco_eval.evaluate()
+        coco_eval.accumulate()
+        coco_eval.summarize()
+    assert np.max(np.abs(np.array(run.metrics["coco_stats"]) - coco_eval.stats)) <= 1e-6
+    outcomes = sorted(
+        EvaluationMatch.objects.filter(run=run).values_list("outcome", "label", "confidence")
+    )
+    assert outcomes == [
+        ("fn", "car", None),  # b's car: nothing predicted; the crowd is never a miss
+        ("fp", "person", 0.7),
+        ("tp", "car", 0.9),
+        ("tp", "person", 0.6),
+    ]
+    assert run.metrics["ignored"]["matched_crowd"] == 1
