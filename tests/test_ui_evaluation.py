@@ -209,3 +209,22 @@ def test_strangers_get_404_and_runs_of_other_datasets_are_not_found(
     assert stranger.get(f"/datasets/{dataset.pk}/evaluations/").status_code == 404
     other = Dataset.objects.create(name="other", owner=charlie)
     assert stranger.get(f"/datasets/{other.pk}/evaluations/{run.pk}/").status_code == 404
+
+
+def test_labels_and_run_names_that_need_quotes_link_to_their_items(
+    viewer: Client, dataset: Dataset, alice: User
+) -> None:
+    add_items(
+        dataset,
+        {"reference_id": "lit", "annotations": [box(label="traffic light")]},
+        {"reference_id": "kw", "annotations": [box(label="and")]},
+        {"reference_id": "none", "predictions": [box(model="yolo", confidence=0.9)]},
+    )
+    run = evaluated(dataset, alice, 'say "when"')
+    body = page_of(viewer, run)
+    light = href(cell(body, "traffic light", "fn"))
+    assert light is not None
+    assert "query=eval%5B%22say+%5C%22when%5C%22%22%5D.fn.%22traffic+light%22" in light
+    assert grid_refs(viewer, light) == ["lit"]
+    keyword = href(cell(body, "and", "fn"))
+    assert keyword is not None and grid_refs(viewer, keyword) == ["kw"]
