@@ -14,6 +14,7 @@ from curation.itemsets import item_set_resolve
 from curation.jobs import JobContext, job_cancel, job_create
 from curation.models import Annotation, Dataset, Model, Prediction
 from evaluation import engine
+from evaluation.confusion import confusion
 from evaluation.models import EvaluationMatch, EvaluationRun
 from evaluation.options import options_clean
 from evaluation.scope import ScopeGone, scope_load
@@ -151,11 +152,18 @@ def evaluation_execute(ctx: JobContext) -> dict[str, Any]:
         seen = scope_load(run)
     except ScopeGone as exc:
         raise RuntimeError(str(exc)) from None
+    options = engine.Options.of(run.options)
     result = engine.evaluate(
         item_ids=seen.item_ids,
         ground_truth=seen.ground_truth,
         detections=seen.detections,
-        options=engine.Options.of(run.options),
+        options=options,
+    )
+    result.metrics["confusion"] = confusion(
+        item_ids=seen.item_ids,
+        ground_truth=seen.ground_truth,
+        detections=seen.detections,
+        options=options,
     )
     counts = {
         "items": len(seen.item_ids),

@@ -222,6 +222,8 @@ VIEW_MODULES = (
     "embeddings/api.py",
     "embeddings/ui.py",
     "evaluation/api.py",
+    "evaluation/ui.py",
+    "evaluation/pages.py",
 )
 MANAGERS = {"objects", "_default_manager", "_base_manager"}
 CONNECTIONS = {"connection", "connections"}
