@@ -276,12 +276,42 @@
     });
   }
 
+  /* ------------------------------------------------------------ facets drawer */
+  // Below 800px the facets sidebar is an off-canvas drawer (ui.css): the "Filters" button
+  // opens it, and its close button, the backdrop or Escape close it, giving focus back.
+  function wireDrawer() {
+    var drawer = $("[data-drawer]");
+    var toggle = $("[data-drawer-toggle]");
+    var backdrop = $(".drawer-backdrop");
+    if (!drawer || !toggle) return;
+    function set(open) {
+      drawer.classList.toggle("is-open", open);
+      toggle.setAttribute("aria-expanded", open ? "true" : "false");
+      if (backdrop) backdrop.hidden = !open;
+      if (open) { var first = $("[data-drawer-close]", drawer); if (first) first.focus(); }
+    }
+    function isOpen() { return drawer.classList.contains("is-open"); }
+    toggle.addEventListener("click", function () { set(!isOpen()); });
+    document.addEventListener("click", function (event) {
+      if (isOpen() && event.target.closest("[data-drawer-close]")) { set(false); toggle.focus(); }
+    });
+    // Capturing on window: Escape closes the drawer before the grid would clear the selection.
+    window.addEventListener("keydown", function (event) {
+      if (event.key === "Escape" && isOpen()) {
+        event.stopPropagation();
+        set(false);
+        toggle.focus();
+      }
+    }, true);
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     wireForms();
     wireClamps();
     wireQueryBar();
     wireGrid();
     wireImageDrop();
+    wireDrawer();
     if ($(".item-layout")) wireItem();
   });
 })();
