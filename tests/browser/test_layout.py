@@ -109,6 +109,7 @@ PAIRS = [
     (".brand", ".topnav"),
     (".topnav", ".topbar-user"),
     (".crumbs", ".dataset-header .menu"),
+    (".crumbs > *", ".dataset-actions"),
     (".crumbs", ".dataset-header .tabs"),
     (".dataset-header .menu", ".dataset-header .tabs"),
     (".sidebar", ".workspace-main"),
@@ -124,7 +125,7 @@ def _pages(dataset: Dataset, bob: User, scenes: list[Item]) -> list[tuple[str, s
     picked, _ = slice_create(
         dataset=dataset,
         user=bob,
-        name="a slice with a long name to label",
+        name="night scenes with occluded pedestrians, second review",
         reference_ids=[i.reference_id for i in scenes[:5]],
     )
     slice_version_create(slice=picked, user=bob, note="first pass")
