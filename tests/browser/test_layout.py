@@ -201,15 +201,22 @@ def test_on_a_phone_the_facets_are_a_drawer_behind_a_filters_button(
     assert box["x"] == 0 and 0 < box["width"] <= 390
     assert car.is_visible()
     assert page.evaluate("document.activeElement.matches('[data-drawer-close]')")
+    # Modal while open: the grid and the header take no focus.
+    assert page.locator(".workspace-main").evaluate("el => el.inert")
+    assert page.locator(".topbar").evaluate("el => el.inert")
     screenshot(page, "grid-390-filters")
 
     page.keyboard.press("Escape")
     assert toggle.get_attribute("aria-expanded") == "false"
     assert not drawer.is_visible()
     assert page.evaluate("document.activeElement.matches('[data-drawer-toggle]')")
+    assert not page.locator(".workspace-main").evaluate("el => el.inert")
 
     toggle.click()
     page.locator(".drawer-head [data-drawer-close]").click()
+    assert not drawer.is_visible()
+    toggle.click()
+    page.mouse.click(380, 400)  # the dimmed page beside the drawer
     assert not drawer.is_visible()
     toggle.click()
     car.click()
