@@ -58,7 +58,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy curation embeddings nucleus
+	$(VENV)/bin/mypy curation embeddings evaluation nucleus
 
 clean:
 	rm -rf $(VENV) var

@@ -43,6 +43,7 @@ dataset_urls: list[URLPattern | URLResolver] = [
     path("members", datasets.MemberListView.as_view(), name="api-members"),
     path("members/<int:user_id>", datasets.MemberDetailView.as_view(), name="api-member"),
     path("items", items.ItemListView.as_view(), name="api-items"),
+    path("query/check", items.QueryCheckView.as_view(), name="api-query-check"),
     path("items/bulk", items.ItemsBulkView.as_view(), name="api-items-bulk"),
     path("items/delete", items.ItemsDeleteView.as_view(), name="api-items-delete"),
     path("items/<int:item_id>", items.ItemDetailView.as_view(), name="api-item"),

@@ -44,7 +44,7 @@ BOXES_CAP = 20  # items with more boxes fall in the last bucket, "20+"
 _OBJECT = "CASE WHEN jsonb_typeof({0}) = 'object' THEN {0} ELSE '{{}}'::jsonb END"
 # Metadata as (key, value) pairs, one level of nesting flattened into dotted keys
 # (camera.side): the form that the API's metadata filters and the query language take.
-_PAIRS = (
+METADATA_PAIRS = (
     "LATERAL (SELECT e.key, e.value FROM jsonb_each(" + _OBJECT.format("s.metadata") + ") e "
     "WHERE jsonb_typeof(e.value) <> 'object' "
     "UNION ALL SELECT e.key || '.' || f.key, f.value FROM jsonb_each("
@@ -198,7 +198,7 @@ def _view_sample(items: QuerySet[Item], dataset: Dataset, percent: float) -> tup
     return str(compiled), list(params)
 
 
-def _basis(dataset: Dataset, items: QuerySet[Item] | None) -> tuple[Basis, str, list[Any]]:
+def sample_basis(dataset: Dataset, items: QuerySet[Item] | None) -> tuple[Basis, str, list[Any]]:
     """The basis, and SQL (with params) selecting the id and metadata of its items."""
     if items is None:
         sql = "SELECT id, metadata FROM curation_item WHERE dataset_id = %s"
@@ -270,7 +270,7 @@ def _metadata(sample_sql: str, params: list[Any], scale: float) -> list[Metadata
             "FILTER (WHERE jsonb_typeof(e.value) IN ('string', 'boolean')), "
             f"min({_FLOAT}) FILTER (WHERE jsonb_typeof(e.value) = 'number'), "
             f"max({_FLOAT}) FILTER (WHERE jsonb_typeof(e.value) = 'number') "
-            f"FROM s, {_PAIRS} "
+            f"FROM s, {METADATA_PAIRS} "
             "GROUP BY e.key ORDER BY count(*) DESC, e.key LIMIT 50",
             params,
         )
@@ -311,7 +311,7 @@ def _top_values(sample_sql: str, params: list[Any], scale: float, keys: list[Met
             "  SELECT e.key, e.value #>> '{}' AS value, count(*) AS n, "
             "  row_number() OVER ("
             "    PARTITION BY e.key ORDER BY count(*) DESC, e.value #>> '{}') AS r "
-            f"  FROM s, {_PAIRS} "
+            f"  FROM s, {METADATA_PAIRS} "
             "  WHERE e.key = ANY(%s) AND jsonb_typeof(e.value) IN ('string', 'boolean') "
             "  GROUP BY e.key, e.value #>> '{}'"
             ") t WHERE r <= %s ORDER BY key, n DESC, value",
@@ -340,7 +340,8 @@ def _histograms(sample_sql: str, params: list[Any], scale: float, keys: list[Met
             # The top value falls past the last bucket (width_bucket's upper bound is
             # exclusive): LEAST puts it back. One distinct value is one bucket.
             "CASE WHEN b.hi > b.lo THEN LEAST(width_bucket(v.x, b.lo, b.hi, %s), %s) ELSE 1 END, "
-            f"count(*) FROM s, {_PAIRS} JOIN b ON b.key = e.key, LATERAL (SELECT {_FLOAT} AS x) v "
+            f"count(*) FROM s, {METADATA_PAIRS} JOIN b ON b.key = e.key, "
+            f"LATERAL (SELECT {_FLOAT} AS x) v "
             "WHERE jsonb_typeof(e.value) = 'number' AND v.x IS NOT NULL GROUP BY 1, 2",
             [
                 *params,
@@ -385,26 +386,18 @@ def _dynamic_count(found: Slice) -> int:
         return 0
 
 
-def _view_tags(sample_sql: str, params: list[Any], scale: float) -> dict[int, int]:
-    """Items of the basis per tag id (scaled when sampled)."""
+def _per_link(
+    sample_sql: str, params: list[Any], scale: float, table: str, column: str
+) -> dict[int, int]:
+    """Items of the basis per tag or static slice id (scaled when sampled), through the
+    link table (curation_itemtag.tag_id, curation_sliceitem.slice_id)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"WITH s AS ({sample_sql}) SELECT it.tag_id, count(*) FROM s "
-            "JOIN curation_itemtag it ON it.item_id = s.id GROUP BY it.tag_id",
+            f"WITH s AS ({sample_sql}) SELECT l.{column}, count(*) FROM s "
+            f"JOIN {table} l ON l.item_id = s.id GROUP BY l.{column}",
             params,
         )
-        return {tag_id: round(n * scale) for tag_id, n in cursor.fetchall()}
-
-
-def _view_slices(sample_sql: str, params: list[Any], scale: float) -> dict[int, int]:
-    """Items of the basis per static slice id (scaled when sampled)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"WITH s AS ({sample_sql}) SELECT si.slice_id, count(*) FROM s "
-            "JOIN curation_sliceitem si ON si.item_id = s.id GROUP BY si.slice_id",
-            params,
-        )
-        return {slice_id: round(n * scale) for slice_id, n in cursor.fetchall()}
+        return {link_id: round(n * scale) for link_id, n in cursor.fetchall()}
 
 
 def _dynamic_count_in(found: Slice, items: QuerySet[Item]) -> int:
@@ -416,7 +409,7 @@ def _dynamic_count_in(found: Slice, items: QuerySet[Item]) -> int:
 
 
 def _summarise(dataset: Dataset, items: QuerySet[Item] | None) -> Summary:
-    basis, sample_sql, params = _basis(dataset, items)
+    basis, sample_sql, params = sample_basis(dataset, items)
     all_slices = list(selectors.slices_of(dataset=dataset))
     if items is None:
         tags = [(t.pk, t.name, t.item_count) for t in selectors.tags_of(dataset=dataset)]
@@ -433,9 +426,9 @@ def _summarise(dataset: Dataset, items: QuerySet[Item] | None) -> Summary:
     else:
         # Within the view: every tag and slice of the dataset stays listed (a facet that
         # is on must stay there to be turned off), with the view's items in it.
-        in_view = _view_tags(sample_sql, params, basis.scale)
+        in_view = _per_link(sample_sql, params, basis.scale, "curation_itemtag", "tag_id")
         tags = [(t.pk, t.name, in_view.get(t.pk, 0)) for t in selectors.tags_of(dataset=dataset)]
-        in_slices = _view_slices(sample_sql, params, basis.scale)
+        in_slices = _per_link(sample_sql, params, basis.scale, "curation_sliceitem", "slice_id")
         slices = [
             (
                 s.pk,

@@ -590,6 +590,19 @@ class SliceSampleSerializer(serializers.Serializer[dict[str, Any]]):
     )
 
 
+class QueryWarningSerializer(serializers.Serializer[dict[str, Any]]):
+    message = serializers.CharField()
+    offset = serializers.IntegerField(help_text="0-based offset of the name in the query.")
+    end_offset = serializers.IntegerField()
+    suggestion = serializers.CharField(
+        allow_null=True, help_text="The closest name the dataset has, if any is close."
+    )
+
+
+class QueryCheckSerializer(serializers.Serializer[dict[str, Any]]):
+    warnings = QueryWarningSerializer(many=True)
+
+
 class SliceQuerySerializer(serializers.Serializer[dict[str, Any]]):
     query = serializers.CharField(allow_blank=True, trim_whitespace=False)
     similarity = SimilarityField(required=False, allow_null=True, default=None)

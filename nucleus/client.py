@@ -468,6 +468,12 @@ class NucleusClient:
             params.append(("query", query))
         return self.pages(f"datasets/{self._dataset_id(dataset)}/items", params)
 
+    def query_check(self, dataset: DatasetRef, query: str) -> list[JSON]:
+        """Check a query: NucleusAPIError (400, with where) if it is wrong, else its
+        warnings about labels, metadata keys and tags the dataset does not have."""
+        found = self._get(f"datasets/{self._dataset_id(dataset)}/query/check", {"query": query})
+        return list(found["warnings"])
+
     def item(self, dataset: DatasetRef, item_id: int, *, include_predictions: bool = False) -> JSON:
         """Get one item with its tags, annotations and (optionally) predictions."""
         params = {"include": "predictions"} if include_predictions else None

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "procrastinate.contrib.django",
     "curation",
     "embeddings",
+    "evaluation",
 ]
 
 MIDDLEWARE = [

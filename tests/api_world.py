@@ -13,14 +13,16 @@ from curation.export.jobs import export_job_start
 from curation.jobs import job_run
 from curation.models import Dataset, Slice
 from curation.services import tag_add, token_create
+from evaluation.services import evaluation_create
 from tests.api_helpers import add_items, box
 from tests.embedding_factories import custom_model, items_with_vectors
 
 
 @pytest.fixture(name="world")
 def world_fixture(alice: User, bob: User, dataset: Dataset) -> dict[str, Any]:
-    """Alice's dataset with items, shapes, a model, a slice with a version, a tag, vectors
-    and a finished export: its ids by path parameter name, and alice's token (`secret`)."""
+    """Alice's dataset with items, shapes, a model, a slice with a version, a tag, vectors,
+    a finished export and a finished evaluation run: its ids by path parameter name, and
+    alice's token (`secret`)."""
     ids = add_items(
         dataset,
         *(
@@ -43,6 +45,11 @@ def world_fixture(alice: User, bob: User, dataset: Dataset) -> dict[str, Any]:
     )
     export = export_job_start(dataset=dataset, user=alice, format="jsonl", slice=found)
     job_run(job_id=export.pk)
+    evaluation = evaluation_create(
+        dataset=dataset, user=alice, name="first", model_id=dataset.models.get().pk
+    )
+    assert evaluation.job_id is not None
+    job_run(job_id=evaluation.job_id)
     token, secret = token_create(user=alice, name="world")
     return {
         "secret": secret,
@@ -56,6 +63,7 @@ def world_fixture(alice: User, bob: User, dataset: Dataset) -> dict[str, Any]:
         "job_id": export.pk,
         "user_id": bob.pk,
         "token_id": token.pk,
+        "run_id": evaluation.pk,
     }
 
 

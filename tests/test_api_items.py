@@ -130,6 +130,36 @@ def test_it_filters_by_the_query_language(street, victor, client_for):
     assert error_paths(response) == ["query"]
 
 
+def test_query_check_warns_about_names_the_dataset_lacks(street, victor, client_for):
+    add_items(street, {"reference_id": "p", "annotations": [box(id="p-1", label="pedestrian")]})
+    client = client_for(victor)
+    check = url(street, "query/check")
+    response = client.get(check, {"query": "annotations.pedestrain >= 2"})
+    assert response.status_code == 200, response.json()
+    assert response.json() == {
+        "warnings": [
+            {
+                "message": "No annotation in this dataset is labelled 'pedestrain', so it "
+                "counts 0. Did you mean 'pedestrian'?",
+                "offset": 12,
+                "end_offset": 22,
+                "suggestion": "pedestrian",
+            }
+        ]
+    }
+    fine = client.get(check, {"query": 'annotations.pedestrian >= 2 AND metadata.weather = "x"'})
+    assert fine.json() == {"warnings": []}
+    bad = client.get(check, {"query": "predictions[demo-detector].car >= 1"})
+    assert error_paths(bad) == ["query"]
+    assert 'Quote the name: predictions["demo-detector"].' in bad.json()["error"]["message"]
+    assert error_paths(client.get(check)) == ["query"]
+
+
+def test_query_check_needs_a_role(street, charlie, client_for):
+    error_of(client_for(charlie).get(url(street, "query/check"), {"query": "width > 1"}), 404)
+    error_of(client_for(None).get(url(street, "query/check"), {"query": "width > 1"}), 401)
+
+
 def test_listing_needs_a_role(street, charlie, client_for):
     error_of(client_for(charlie).get(url(street, "items")), 404)
     error_of(client_for(None).get(url(street, "items")), 401)

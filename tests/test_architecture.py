@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("curation", "embeddings", "nucleus")
+PACKAGES = ("curation", "embeddings", "evaluation", "nucleus")
 
 
 def modules_of(root: Path, packages: Iterable[str]) -> dict[str, Path]:
@@ -132,6 +132,14 @@ def test_curation_never_imports_embeddings() -> None:
     )
 
 
+def test_curation_never_imports_evaluation() -> None:
+    wrong = imports_between(import_graph(ROOT, PACKAGES), "curation", "evaluation")
+    assert not wrong, (
+        "curation imports evaluation (evaluation builds on curation, never the other way; "
+        "register a hook in evaluation's AppConfig.ready() instead):\n  " + "\n  ".join(wrong)
+    )
+
+
 # ----------------------------------------------------------- the checks can fail
 
 
@@ -213,6 +221,7 @@ VIEW_MODULES = (
     "curation/views.py",
     "embeddings/api.py",
     "embeddings/ui.py",
+    "evaluation/api.py",
 )
 MANAGERS = {"objects", "_default_manager", "_base_manager"}
 CONNECTIONS = {"connection", "connections"}

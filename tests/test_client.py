@@ -185,6 +185,17 @@ def test_items_take_filters_with_typed_and_repeated_values(dataset, bob, client_
     assert caught.value.status == 400 and caught.value.fields
 
 
+def test_it_checks_a_query(dataset, bob, client_of):
+    client = client_of(bob)
+    client.items_upsert(dataset.pk, [{"reference_id": "a", "annotations": [box(label="bus")]}])
+    [warning] = client.query_check(dataset.pk, "annotations.buss >= 1")
+    assert warning["suggestion"] == "bus"
+    assert client.query_check(dataset.pk, "annotations.bus >= 1") == []
+    with pytest.raises(NucleusAPIError) as caught:
+        client.query_check(dataset.pk, "annotations.bus >=")
+    assert caught.value.status == 400 and [f.path for f in caught.value.fields] == ["query"]
+
+
 def test_it_gets_an_item_and_deletes_items(dataset, bob, client_of):
     client = client_of(bob)
     client.items_upsert(

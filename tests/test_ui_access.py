@@ -42,6 +42,7 @@ def pages(dataset: Dataset, item: Item, job: Job) -> list[str]:
         f"{base}/count",
         f"{base}/facets",
         f"{base}/query/check?query=width%20%3E%201",
+        f"{base}/query/complete?query=annotations.c&pos=13",
         f"{base}/items/{item.pk}",
         f"{base}/stats",
         f"{base}/slices/{sliced.pk}/",
@@ -62,7 +63,7 @@ def logged_in(user: User) -> Client:
 def test_it_sends_anonymous_visitors_to_the_login_page(
     dataset: Dataset, items: list[Item], job: Job
 ) -> None:
-    for url in [*pages(dataset, items[0], job), "/", "/jobs/", "/tokens/"]:
+    for url in [*pages(dataset, items[0], job), "/", "/jobs/", "/tokens/", "/help/query"]:
         response = Client().get(url)
         assert response.status_code == 302, url
         location = urlsplit(response["Location"])

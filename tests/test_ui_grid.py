@@ -239,6 +239,24 @@ def test_each_shape_has_its_label_written_at_its_corner(
     assert any(f"left: {left:.2f}%; top: {top:.2f}%;" in style for _, style, _ in labels)
 
 
+def test_a_thumbnails_text_alternative_counts_the_labels_drawn_on_it(
+    client: Client, dataset: Dataset, items: list[Item]
+) -> None:
+    item = items[0]
+    model = Model.objects.get(dataset=dataset)
+
+    def counted(labels: list[str]) -> str:
+        return ", ".join(f"{labels.count(label)} {label}" for label in sorted(set(labels)))
+
+    gt = counted(list(Annotation.objects.filter(item=item).values_list("label", flat=True)))
+    sure = Prediction.objects.filter(item=item, model=model, confidence__gte=0.5)
+    pred = counted(list(sure.values_list("label", flat=True)))
+    plain = client.get(f"/datasets/{dataset.pk}/?limit=1").content.decode()
+    assert f'alt="{item.reference_id}: {gt}"' in plain
+    drawn = client.get(f"/datasets/{dataset.pk}/?limit=1&model={model.pk}&conf=0.5")
+    assert f'alt="{item.reference_id}: {gt}; predicted {pred}"' in drawn.content.decode()
+
+
 def test_the_grid_has_a_legend_for_ground_truth_and_predictions(
     client: Client, dataset: Dataset, items: list[Item]
 ) -> None:

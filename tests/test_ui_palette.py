@@ -9,9 +9,11 @@ import math
 import pytest
 
 from curation.ui.palette import (
+    MAX_COLOURS,
     OKABE_ITO,
     LabelColours,
     colour_at,
+    contrast,
     distance,
     linear_rgb,
     oklab_of_linear,
@@ -113,3 +115,10 @@ def test_a_label_outside_the_list_gets_a_colour_past_it_the_same_every_time() ->
 def test_label_text_is_dark_on_light_colours_and_light_on_dark_ones() -> None:
     assert text_on("#f0e442") == "#111827"  # yellow
     assert text_on("#0072b2") == "#ffffff"  # blue
+    assert text_on("#009e73") == "#111827"  # bluish green: white reads at only 3.4:1
+
+
+def test_label_text_reads_at_4_5_to_1_on_every_label_colour() -> None:
+    for index in range(MAX_COLOURS):
+        colour = colour_at(index)
+        assert contrast(text_on(colour), colour) >= 4.5, colour

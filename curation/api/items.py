@@ -15,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from curation import selectors, services
+from curation import selectors, services, vocabulary
 from curation.access import dataset_for
 from curation.api.common import errors, validated
 from curation.api.pagination import Cursor
@@ -31,6 +31,7 @@ from curation.serializers import (
     ItemsBulkSerializer,
     ItemSerializer,
     ItemsUpsertResultSerializer,
+    QueryCheckSerializer,
     ReferenceIdsSerializer,
     ShapesWrittenSerializer,
 )
@@ -79,6 +80,30 @@ class ItemListView(generics.ListAPIView[Item]):
     def get_queryset(self) -> QuerySet[Item]:
         dataset = dataset_for(self.request.user, self.kwargs["dataset_id"], Role.VIEWER)
         return selectors.items_of(dataset=dataset, params=self.request.query_params)
+
+
+class QueryCheckView(APIView):
+    @extend_schema(
+        operation_id="query_check",
+        tags=TAGS,
+        summary="Check a query: its error, or warnings about names the dataset lacks",
+        description="A query that does not parse or compile is a 400 exactly as the item "
+        "list would give (the field `query` with line, column, offsets and what was "
+        "expected). A valid query gets `warnings`: each label, metadata key or tag it names "
+        "that the dataset does not have (an unknown label counts 0, an unknown tag matches "
+        "nothing), with the closest name the dataset has. See docs/query-language.md.",
+        parameters=[
+            OpenApiParameter("query", OpenApiTypes.STR, required=True, description="The query.")
+        ],
+        responses={200: QueryCheckSerializer, **errors(400, 404)},
+    )
+    def get(self, request: Request, dataset_id: int) -> Response:
+        dataset = dataset_for(request.user, dataset_id, Role.VIEWER)
+        text = request.query_params.get("query")
+        if text is None:
+            raise invalid_field("query", "is required")
+        found = vocabulary.query_check(text, dataset=dataset)
+        return Response(QueryCheckSerializer({"warnings": [w.as_dict() for w in found]}).data)
 
 
 class ItemsBulkView(APIView):

@@ -74,7 +74,7 @@ from curation.models import (
     SliceItem,
     Tag,
 )
-from curation.query.parser import QueryError, parse, unquote
+from curation.query.parser import QueryError, parse, quote_name, unquote
 
 Scalar = str | int | float | bool | None
 MAX_IN_VALUES = 1000
@@ -245,6 +245,20 @@ class FieldCondition:
 
 
 @dataclass(frozen=True)
+class NameUse:
+    """A name of the dataset that a query uses: a label, a metadata key path or a tag.
+
+    Unknown ones are not errors (an unknown label counts 0, an unknown tag matches
+    nothing); curation.vocabulary turns them into warnings.
+    """
+
+    kind: str  # "label", "metadata" or "tag"
+    parts: tuple[str, ...]  # the label, tag or metadata key path
+    span: Span
+    model: Model | None = None  # a label of this model's predictions
+
+
+@dataclass(frozen=True)
 class CustomField:
     name: str
     path: tuple[str, ...]
@@ -291,6 +305,11 @@ def register_field(name: str, handler: FieldHandler) -> None:
     if name in BUILTIN_FIELDS:
         raise ValueError(f"{name!r} is a built-in field")
     _REGISTERED[name] = handler
+
+
+def field_names() -> list[str]:
+    """Every field the language has: the built-in ones, then those other apps registered."""
+    return [*BUILTIN_FIELDS, *_REGISTERED]
 
 
 # ----------------------------------------------------------------------- SQL fragments
@@ -344,6 +363,7 @@ class Compiler:
     dataset: Dataset
     _models: dict[str, Model] = field(default_factory=dict)
     _all_models: list[Model] | None = None
+    uses: list[NameUse] = field(default_factory=list)
 
     # errors ---------------------------------------------------------------------------
 
@@ -413,13 +433,41 @@ class Compiler:
             return self.arith("*", Literal(-1, span), numeric, span)
         if kind == "arith":
             left, op, right = node.children
-            return self.arith(
-                str(op),
-                self.numeric(self.operand(left)),
-                self.numeric(self.operand(right)),
-                span,
-            )
+            try:
+                return self.arith(
+                    str(op),
+                    self.numeric(self.operand(left)),
+                    self.numeric(self.operand(right)),
+                    span,
+                )
+            except QueryError as exc:
+                hint = self.dash_hint(left, op, right)  # type: ignore[arg-type]
+                if hint is None:
+                    raise
+                raise QueryError(
+                    exc.message + hint,
+                    text=self.text,
+                    offset=exc.position["offset"],
+                    end_offset=exc.position["end_offset"],
+                    expected=exc.expected,
+                ) from None
         raise AssertionError(f"the grammar has no operand {kind!r}")
+
+    def dash_hint(self, left: Tree[Token], op: Token, right: Tree[Token]) -> str | None:
+        """ " Quote the name: ..." when `a.traffic-light` failed as `a.traffic - light`."""
+        if not (isinstance(left, Tree) and isinstance(right, Tree)):
+            return None
+        if left.data != "path" or right.data != "path" or str(op) != "-":
+            return None
+        if left.meta.end_pos != op.start_pos or op.end_pos != right.meta.start_pos:
+            return None
+        last, head = left.children[-1], right.children[0]
+        if len(left.children) < 2 or not isinstance(last, Token) or last.type != "NAME":
+            return None
+        assert isinstance(head, Token)
+        prefix = self.text[left.meta.start_pos : last.start_pos]
+        rest = self.text[head.end_pos : right.meta.end_pos]
+        return f" Quote the name: {prefix}{quote_name(f'{last}-{head}')}{rest}."
 
     def number(self, token: Token) -> int | float:
         text = str(token)
@@ -492,7 +540,11 @@ class Compiler:
                 raise self.error(
                     "Name a key at {where}: metadata.<key>, e.g. metadata.weather.", span
                 )
-            return MetadataField(tuple(s.name for s in segments), span)
+            parts = tuple(s.name for s in segments)
+            self.uses.append(
+                NameUse("metadata", parts, Span(segments[0].span.start, segments[-1].span.end))
+            )
+            return MetadataField(parts, span)
         if head in _COLUMNS or head in ("tag", "slice", "duplicate"):
             if segments:
                 raise self.error(f"'{head}' has no sub-fields (at {{where}}).", segments[0].span)
@@ -517,8 +569,7 @@ class Compiler:
         raise self.unknown_field(head, self.span(head_token))
 
     def unknown_field(self, name: str, span: Span) -> QueryError:
-        known = [*BUILTIN_FIELDS, *_REGISTERED]
-        close = difflib.get_close_matches(name, known, n=1)
+        close = difflib.get_close_matches(name, field_names(), n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
         return self.error(
             f"Unknown field '{name}' at {{where}}.{hint} Fields are metadata.<key>, width, "
@@ -561,6 +612,7 @@ class Compiler:
                 raise self.error("'confidence' has no sub-fields (at {where}).", rest[0].span)
             return ConfidenceField(source, None, span)
         label = first.name
+        self.uses.append(NameUse("label", (label,), first.span, source.model))
         if not rest or (len(rest) == 1 and rest[0].is_word("count")):
             return CountField(source, label, None, span)
         if len(rest) == 1 and rest[0].is_word("confidence") and source.model is not None:
@@ -572,9 +624,11 @@ class Compiler:
             model = Model.objects.filter(dataset=self.dataset, name=segment.name).first()
             if model is None:
                 names = self.model_names()
+                close = difflib.get_close_matches(segment.name, names, n=1)
                 raise self.error(
                     f"No model named '{segment.name}' in this dataset (at {{where}})"
-                    + (f"; models: {', '.join(names)}." if names else "; it has no models yet."),
+                    + (f"; models: {', '.join(names)}." if names else "; it has no models yet.")
+                    + (f" Did you mean '{close[0]}'?" if close else ""),
                     segment.span,
                     expected=names,
                 )
@@ -856,6 +910,10 @@ class Compiler:
                     expected=[f"a {left.name} name"],
                 )
         if left.name == "tag":
+            self.uses += [
+                NameUse("tag", (name,), value.span)
+                for value, name in zip(values, names, strict=True)
+            ]
             ids = list(
                 Tag.objects.filter(dataset=self.dataset, name__in=names).values_list(
                     "pk", flat=True
@@ -870,8 +928,14 @@ class Compiler:
             slices = {s.name: s for s in Slice.objects.filter(dataset=self.dataset, name__in=names)}
             for value, name in zip(values, names, strict=True):
                 if name not in slices:
+                    # Only on this error path: read the names (the first 1,000) to suggest one.
+                    known = Slice.objects.filter(dataset=self.dataset).order_by("name")
+                    close = difflib.get_close_matches(
+                        name, list(known.values_list("name", flat=True)[:1000]), n=1
+                    )
                     raise self.error(
-                        f"No slice named '{name}' in this dataset (at {{where}}).",
+                        f"No slice named '{name}' in this dataset (at {{where}})."
+                        + (f" Did you mean '{close[0]}'?" if close else ""),
                         value.span,
                         expected=["a slice name"],
                     )
@@ -1012,6 +1076,15 @@ def compile_query(text: str, *, dataset: Dataset) -> Q:
     return scope & Compiler(text, dataset).condition(tree)
 
 
+def query_names(text: str, *, dataset: Dataset) -> list[NameUse]:
+    """The labels, metadata keys and tags a query names, in order; QueryError if it is wrong."""
+    if not text.strip():
+        return []
+    compiler = Compiler(text, dataset)
+    compiler.condition(parse(text))
+    return compiler.uses
+
+
 def query_items_q(*, dataset: Dataset, query: str, similarity: dict[str, Any] | None) -> Q:
     """A filter on Item for a query's matches, narrowed by a similarity condition (now).
 
@@ -1030,7 +1103,10 @@ __all__ = [
     "Compiler",
     "FieldCondition",
     "FieldHandler",
+    "NameUse",
     "compile_query",
+    "field_names",
     "query_items_q",
+    "query_names",
     "register_field",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any, cast
 
@@ -246,7 +247,8 @@ def _syntax_error(text: str, exc: UnexpectedInput) -> QueryError:
             )
         shown = str(token) if len(str(token)) <= 30 else str(token)[:27] + "..."
         return QueryError(
-            f"Unexpected '{shown}' at {{where}}: expected {_phrase(expected)}.",
+            f"Unexpected '{shown}' at {{where}}: expected {_phrase(expected)}."
+            + _quote_hint(text, start),
             text=text,
             offset=start,
             end_offset=token.end_pos,
@@ -274,7 +276,8 @@ def _syntax_error(text: str, exc: UnexpectedInput) -> QueryError:
                 expected=["`"],
             )
         return QueryError(
-            f"Unexpected character {char!r} at {{where}}: expected {_phrase(expected)}.",
+            f"Unexpected character {char!r} at {{where}}: expected {_phrase(expected)}."
+            + _quote_hint(text, offset),
             text=text,
             offset=offset,
             expected=expected,
@@ -289,6 +292,57 @@ def _syntax_error(text: str, exc: UnexpectedInput) -> QueryError:
             expected=expected,
         )
     return QueryError("The query cannot be parsed (at {where}).", text=text, offset=0)
+
+
+_NAME_CHARS = re.compile(r"[A-Za-z0-9_]*")
+_NAME_TAIL = re.compile(r"[^\s.=<>!(),\[\]\"'`]+")
+
+
+def quote_name(name: str) -> str:
+    """A name as a double-quoted string of the language."""
+    escaped = name.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def _quote_hint(text: str, offset: int) -> str:
+    """ " Quote it: ..." when the error is inside a name that needs quotes.
+
+    `predictions[demo-detector]` stops at '-', `metadata.2020` at '2020': both are names
+    that a grammar of plain names cannot read, and the fix is to quote them.
+    """
+    line_start = text.rfind("\n", 0, offset) + 1
+    before = text[line_start:offset]
+    bracket = before.rfind("[")
+    if (
+        bracket != -1
+        and "]" not in before[bracket:]
+        and not any(q in before[bracket:] for q in "\"'`")
+    ):
+        close = text.find("]", offset)
+        newline = text.find("\n", offset)
+        if close == -1 or (newline != -1 and newline < close):
+            tail = _NAME_TAIL.match(text, offset)
+            end = tail.end() if tail else offset
+        else:
+            end = close
+        name = text[line_start + bracket + 1 : end].strip()
+        head = re.search(r"[A-Za-z_][A-Za-z0-9_]*\s*$", before[:bracket])
+        if not name or head is None:
+            return ""
+        return f" Quote the name: {head.group().strip()}[{quote_name(name)}]."
+    # After a dot: the name started just before the error (metadata.camera-model) or at it
+    # (metadata.2020).
+    start = offset
+    while start > line_start and (text[start - 1].isalnum() or text[start - 1] == "_"):
+        start -= 1
+    if start == line_start or text[start - 1] != ".":
+        return ""
+    tail = _NAME_TAIL.match(text, offset)
+    name = text[start : tail.end() if tail else offset]
+    path = re.search(r"[A-Za-z_][A-Za-z0-9_.]*$", text[line_start : start - 1])
+    if not name or path is None or (_NAME_CHARS.fullmatch(name) and not name[0].isdigit()):
+        return ""
+    return f" Quote the name: {path.group()}.{quote_name(name)}."
 
 
 def _check_depth(text: str, tree: Tree[Token]) -> None:

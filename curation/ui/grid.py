@@ -1,5 +1,6 @@
 """The grid of a dataset or a slice: thumbnails with filters, the query bar, similarity
-search and facets, and the small htmx endpoints around it (count, facets, query check).
+search and facets, and the small htmx endpoints around it (count, facets). The query
+bar's own endpoints (check, completion) are in curation.ui.query.
 The selection's actions are in curation.ui.selection, the item page in curation.ui.item."""
 
 from __future__ import annotations
@@ -16,16 +17,16 @@ from django.urls import reverse
 from django.utils.html import escape
 from django.views.decorators.http import require_GET, require_safe
 
-from curation import facets, selectors
+from curation import facets, selectors, vocabulary
 from curation.errors import CurationError, InvalidInput
 from curation.filters import parse_value
 from curation.models import Dataset, Item, Role, Slice
-from curation.query import QueryError, validate_query
 from curation.storage import media_url
 from curation.ui.charts import number_label
 from curation.ui.extensions import Results, vector_panels
 from curation.ui.http import dataset_or_404, html_errors
-from curation.ui.overlays import BoxLabel, Colours, Shape, box_labels, shapes_of
+from curation.ui.overlays import BoxLabel, Colours, Shape, box_labels, describe, shapes_of
+from curation.ui.query import query_error_of
 from curation.ui.scores import distance_texts
 from curation.ui.state import TILE_SIZES, GridState
 
@@ -49,18 +50,10 @@ class Tile:
     def box_labels(self) -> list[BoxLabel]:
         return box_labels(self.shapes, width=self.item.width, height=self.item.height)
 
-
-@dataclass(frozen=True)
-class QueryErrorMark:
-    """Where the query bar's text is wrong, split so the page can underline it."""
-
-    message: str
-    column: int
-    before: str
-    marked: str
-    after: str
-    at_end: bool  # the error is past the last character (the query stops too soon)
-    expected: list[str]
+    @property
+    def alt(self) -> str:
+        """The thumbnail's text alternative: reference id and the labels drawn on it."""
+        return describe(self.item.reference_id, self.shapes)
 
 
 @dataclass(frozen=True)
@@ -165,31 +158,6 @@ def _tiles(state: GridState, items: list[tuple[Item, float | None]], base: str) 
             tile.rank, tile.score_text = rank, next(texts)
         tiles.append(tile)
     return tiles
-
-
-def query_error_of(state: GridState) -> QueryErrorMark | None:
-    """Where the query bar's text is wrong, split for underlining; None when it compiles."""
-    if not state.q.strip():
-        return None
-    try:
-        state.query_condition()
-    except QueryError as exc:
-        return _error_parts(state.q, exc)
-    return None
-
-
-def _error_parts(text: str, exc: QueryError) -> QueryErrorMark:
-    start = min(exc.position["offset"], len(text))
-    end = min(max(exc.position["end_offset"], start), len(text))
-    return QueryErrorMark(
-        message=exc.message,
-        column=exc.position["column"],
-        before=text[:start],
-        marked=text[start:end],
-        after=text[end:],
-        at_end=start == end,
-        expected=exc.expected,
-    )
 
 
 def _facets(
@@ -373,6 +341,11 @@ def grid_render(
         if others is None:
             summary = None  # the sidebar asks for every figure it needs in one request
         query_error = query_error_of(state)
+        warnings = (
+            vocabulary.query_warnings(state.q, dataset=dataset)
+            if query_error is None and state.q.strip()
+            else []
+        )
         tiles: list[Tile] = []
         pager: dict[str, str] = {}
         results: Results | None = None
@@ -413,6 +386,7 @@ def grid_render(
         "chips": _chips(state, base, results),
         "clear_url": base,
         "query_error": query_error,
+        "query_warnings": warnings,
         "tiles": tiles,
         "results": results,
         "pager": pager,
@@ -539,22 +513,6 @@ def facets_panel(
         **_sidebar(state, summary, base, others),
     }
     return render(request, "ui/_facets.html", context)
-
-
-@require_GET
-@login_required
-@html_errors
-def query_check(request: HttpRequest, dataset_id: int) -> HttpResponse:
-    """The query bar's error, if any, as a fragment (htmx checks while the user types)."""
-    dataset = dataset_or_404(request, dataset_id)
-    text = request.GET.get("query", "")
-    error = None
-    if text.strip():
-        try:
-            validate_query(text, dataset=dataset)
-        except QueryError as exc:
-            error = _error_parts(text, exc)
-    return render(request, "ui/_query_error.html", {"query_error": error, "oob": True})
 
 
 @require_GET

@@ -17,9 +17,10 @@ from curation.errors import InvalidInput
 from curation.models import Role
 from curation.storage import media_url
 from curation.ui.extensions import vector_panels
-from curation.ui.grid import item_url, query_error_of
+from curation.ui.grid import item_url
 from curation.ui.http import dataset_or_404, html_errors
-from curation.ui.overlays import Shape, shapes_of
+from curation.ui.overlays import Shape, describe, overlay_label, shapes_of
+from curation.ui.query import query_error_of
 from curation.ui.scores import distance_texts
 from curation.ui.state import GridState, confidence_of
 
@@ -93,8 +94,11 @@ def item_view(request: HttpRequest, dataset_id: int, item_id: int) -> HttpRespon
     neighbours, neighbours_problem = vector_panels().neighbours(item, NEIGHBOURS)
     duplicates, duplicates_problem = vector_panels().duplicate_group(item)
     random_weight_models = vector_panels().random_weight_models([dataset])
+    drawn = annotations + [s for shapes in predictions_by_model.values() for s in shapes]
     context = {
         "tab": "items",
+        "image_alt": describe(item.reference_id, drawn),
+        "overlay_label": overlay_label(drawn),
         "dataset": dataset,
         "item": item,
         "tag_names": selectors.item_tag_names(item=item),

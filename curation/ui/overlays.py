@@ -156,3 +156,37 @@ def box_labels(shapes: Iterable[Shape], *, width: int | None, height: int | None
         for s in shapes
         if s.anchor is not None
     ]
+
+
+def _counted(shapes: list[Shape]) -> str:
+    counts: dict[str, int] = {}
+    for s in shapes:
+        counts[s.label] = counts.get(s.label, 0) + 1
+    return ", ".join(f"{n} {label}" for label, n in sorted(counts.items()))
+
+
+def describe(reference_id: str, shapes: Iterable[Shape]) -> str:
+    """An image's text alternative: its reference id and the labels drawn on it, counted,
+    e.g. "scene-001: 2 car, 1 person; predicted 1 car"."""
+    listed = list(shapes)
+    gt = _counted([s for s in listed if s.source == "gt"])
+    pred = _counted([s for s in listed if s.source == "pred"])
+    parts = [gt] if gt else []
+    if pred:
+        parts.append(f"predicted {pred}")
+    return f"{reference_id}: {'; '.join(parts)}" if parts else reference_id
+
+
+def overlay_label(shapes: Iterable[Shape]) -> str:
+    """The accessible name of an overlay: every shape drawn, in order, ground truth first
+    and predictions with their confidence, e.g. "Ground truth: car, person. Predictions:
+    car 0.91."""
+    listed = [s for s in shapes if s.kind != "category"]
+    gt = [s.title for s in listed if s.source == "gt"]
+    pred = [s.title for s in listed if s.source == "pred"]
+    parts = []
+    if gt:
+        parts.append(f"Ground truth: {', '.join(gt)}.")
+    if pred:
+        parts.append(f"Predictions: {', '.join(pred)}.")
+    return " ".join(parts) or "No shapes drawn."

@@ -122,9 +122,28 @@ def colour_at(index: int) -> str:
     return colours[index % len(colours)]
 
 
+DARK_INK = "#111827"
+
+
+def contrast(a: str, b: str) -> float:
+    """The WCAG 2 contrast ratio of two "#rrggbb" colours, 1 to 21."""
+
+    def luminance(colour: str) -> float:
+        r, g, b = (_to_linear(int(colour[i : i + 2], 16) / 255) for i in (1, 3, 5))
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    hi, lo = sorted((luminance(a), luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
 def text_on(colour: str) -> str:
-    """Black or white, whichever reads better on `colour` (for a label's name on it)."""
-    return "#111827" if oklab(colour)[0] > 0.7 else "#ffffff"
+    """Dark or white, whichever has the higher WCAG contrast on `colour` (for a label's
+    name on it), and black on the mid tones where neither reaches 4.5:1: black or white
+    always does (the better of the two is at least the square root of 21, 4.58)."""
+    ink = DARK_INK if contrast(DARK_INK, colour) >= contrast("#ffffff", colour) else "#ffffff"
+    if contrast(ink, colour) >= 4.5:
+        return ink
+    return "#000000" if contrast("#000000", colour) >= 4.5 else "#ffffff"
 
 
 class LabelColours:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, URLResolver, include, path
 
-from curation.ui import grid, item, selection, slices, views
+from curation.ui import grid, item, query, reference, selection, slices, views
 
 app_name = "ui"
 
@@ -24,7 +24,8 @@ dataset_urls: list[URLPattern | URLResolver] = [
     path("", grid.grid, name="grid"),
     path("count", grid.view_count, name="count"),
     path("facets", grid.facets_panel, name="facets"),
-    path("query/check", grid.query_check, name="query-check"),
+    path("query/check", query.query_check, name="query-check"),
+    path("query/complete", query.query_complete, name="query-complete"),
     path("selection", selection.selection_apply, name="selection"),
     path("search/image", selection.search_image, name="search-image"),
     path("items/<int:item_id>", item.item_view, name="item"),
@@ -46,6 +47,7 @@ urlpatterns = [
     path("", views.dataset_list, name="datasets"),
     path("datasets/new", views.dataset_create, name="dataset-create"),
     path("datasets/<int:dataset_id>/", include(dataset_urls)),
+    path("help/query", reference.query_reference, name="query-reference"),
     path("jobs/", views.job_list, name="jobs"),
     path("tokens/", views.token_list, name="tokens"),
     path("tokens/new", views.token_create, name="token-create"),

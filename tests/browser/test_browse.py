@@ -227,3 +227,50 @@ def test_a_long_description_opens_whole_in_the_list_and_is_whole_on_the_dataset_
     whole = page.locator("[data-testid=dataset-description]")
     assert whole.inner_text() == LONG_DESCRIPTION
     assert whole.evaluate("el => el.scrollHeight <= el.clientHeight")
+
+
+def test_the_query_bar_completes_names_and_warns_about_unknown_ones(
+    page: Any, alice: User, dataset: Dataset, scenes: list[Item]
+) -> None:
+    log_in(page, alice, "alice-password-1")
+    page.goto(f"/datasets/{dataset.pk}/")
+    query = page.locator("#query-input")
+    query.press_sequentially("annotations.")
+    suggestions = page.get_by_role("listbox", name="Suggestions")
+    options = suggestions.get_by_role("option")
+    suggestions.get_by_role("option", name="traffic light").wait_for()
+    assert query.get_attribute("aria-expanded") == "true"
+    assert options.first.get_attribute("aria-selected") == "true"
+    # The dataset's labels, in order: bicycle, car, person, traffic light.
+    query.press("ArrowDown")
+    query.press("ArrowDown")
+    assert query.get_attribute("aria-activedescendant") == "query-suggestion-2"
+    assert options.nth(2).get_attribute("aria-selected") == "true"
+    screenshot(page, "grid-query-completion")
+    query.press("Enter")
+    assert query.input_value() == "annotations.person"
+    assert suggestions.is_hidden()
+    assert query.get_attribute("aria-expanded") == "false"
+
+    query.press_sequentially(" >= 1 AND predictions[det")
+    suggestions.get_by_role("option", name="detector-v1").wait_for()
+    query.press("Tab")  # a name with '-' goes in quoted, and the bracket is closed
+    assert query.input_value() == 'annotations.person >= 1 AND predictions["detector-v1"]'
+    query.press_sequentially(".ca")
+    suggestions.get_by_role("option", name="car").wait_for()
+    query.press("Escape")
+    assert suggestions.is_hidden()
+    assert query.input_value() == 'annotations.person >= 1 AND predictions["detector-v1"].ca'
+
+    query.fill("annotations.persn >= 1")
+    warning = page.locator("[data-testid=query-warnings]")
+    warning.wait_for()  # checked while typing
+    assert "Did you mean 'person'?" in warning.inner_text()
+    page.click(".querybar button[type=submit]")
+    page.wait_for_url("**query=**")
+    assert "Did you mean 'person'?" in page.locator("[data-testid=query-warnings]").inner_text()
+
+    with page.expect_popup() as opened:
+        page.get_by_role("link", name="Query reference").click()
+    reference = opened.value
+    reference.get_by_role("heading", name="The query language").wait_for()

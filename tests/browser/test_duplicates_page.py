@@ -12,7 +12,7 @@ from PIL import Image
 from curation.jobs import job_run
 from curation.models import Dataset, Slice
 from embeddings.duplicates import duplicates_job_start
-from tests.browser.support import log_in, screenshot
+from tests.browser.support import axe_violations, describe_violations, log_in, screenshot
 from tests.embedding_factories import items_with_images, jpeg_bytes
 
 
@@ -39,6 +39,8 @@ def test_a_curator_reviews_duplicate_groups_and_keeps_one_per_group(
     signals = page.locator("[data-testid=group-signal]").all_inner_texts()
     assert sorted(signals) == ["Perceptual hash", "Same content hash"]
     screenshot(page, "duplicates")
+    found = axe_violations(page)  # with groups shown (test_accessibility sees it empty)
+    assert not found, describe_violations(found)
 
     page.click("[data-testid=keep-one] button")
     page.wait_for_load_state()

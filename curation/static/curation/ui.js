@@ -88,6 +88,96 @@
     document.body.addEventListener("htmx:afterSwap", sync);
     document.body.addEventListener("htmx:oobAfterSwap", sync);
     sync();
+    var list = $("#query-suggestions");
+    var url = input.getAttribute("data-complete-url");
+    if (list && url) wireCompletion(input, list, url);
+  }
+
+  /* Completion of the name at the cursor: a listbox under the query bar (arrows move,
+     Enter or Tab accept, Esc closes, Ctrl+Space asks), answered by .../query/complete. */
+  function wireCompletion(input, list, url) {
+    var items = [], active = -1, span = null, asked = 0, timer = null, accepting = false;
+    function close() {
+      list.hidden = true;
+      list.innerHTML = "";
+      items = [];
+      active = -1;
+      input.setAttribute("aria-expanded", "false");
+      input.removeAttribute("aria-activedescendant");
+    }
+    function highlight(index) {
+      active = index;
+      items.forEach(function (li, i) { li.setAttribute("aria-selected", i === index ? "true" : "false"); });
+      input.setAttribute("aria-activedescendant", items[index].id);
+      if (items[index].scrollIntoView) items[index].scrollIntoView({ block: "nearest" });
+    }
+    function accept(index) {
+      var text = items[index].getAttribute("data-text");
+      var value = input.value;
+      input.value = value.slice(0, span.start) + text + value.slice(span.end);
+      var caret = span.start + text.length;
+      input.setSelectionRange(caret, caret);
+      close();
+      accepting = true; // the check and the mirror follow the new text; no new list
+      input.dispatchEvent(new Event("input", { bubbles: true }));
+      accepting = false;
+      input.focus();
+    }
+    function show(answer) {
+      close();
+      span = { start: answer.start, end: answer.end };
+      answer.suggestions.forEach(function (s, i) {
+        var li = document.createElement("li");
+        li.id = "query-suggestion-" + i;
+        li.className = "query-suggestion";
+        li.setAttribute("role", "option");
+        li.setAttribute("aria-selected", "false");
+        li.setAttribute("data-text", s.text);
+        var name = document.createElement("span");
+        name.textContent = s.label;
+        var kind = document.createElement("span");
+        kind.className = "kind";
+        kind.textContent = s.kind;
+        li.appendChild(name);
+        li.appendChild(kind);
+        // mousedown, not click: the input must not lose focus (blur closes the list).
+        li.addEventListener("mousedown", function (event) { event.preventDefault(); accept(i); });
+        list.appendChild(li);
+        items.push(li);
+      });
+      if (!items.length) return;
+      list.hidden = false;
+      input.setAttribute("aria-expanded", "true");
+      highlight(0);
+    }
+    function ask() {
+      var mine = ++asked;
+      var value = input.value;
+      var params = new URLSearchParams({ query: value, pos: String(input.selectionStart) });
+      fetch(url + "?" + params.toString(), { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (answer) {
+          // Only an answer for the text as it still is may change it.
+          if (mine !== asked || input.value !== value || document.activeElement !== input) return;
+          if (answer) show(answer); else close();
+        })
+        .catch(close);
+    }
+    input.addEventListener("input", function () {
+      if (accepting) return;
+      close(); // its span was for the text before this change
+      clearTimeout(timer);
+      timer = setTimeout(ask, 120);
+    });
+    input.addEventListener("keydown", function (event) {
+      if (event.key === " " && event.ctrlKey) { event.preventDefault(); ask(); return; }
+      if (list.hidden || !items.length) return;
+      if (event.key === "ArrowDown") { event.preventDefault(); highlight((active + 1) % items.length); }
+      else if (event.key === "ArrowUp") { event.preventDefault(); highlight((active - 1 + items.length) % items.length); }
+      else if ((event.key === "Enter" || event.key === "Tab") && active >= 0) { event.preventDefault(); accept(active); }
+      else if (event.key === "Escape") { event.preventDefault(); close(); }
+    });
+    input.addEventListener("blur", function () { asked++; close(); });
   }
 
   /* ------------------------------------------------------------ grid selection + keys */
@@ -158,6 +248,9 @@
       focus(index);
       toggle(index, event.shiftKey);
     });
+    // The skip link lands on the tile that holds the grid's one tab stop.
+    var skip = $("[data-skip-to-tiles]");
+    if (skip) skip.addEventListener("click", function (event) { event.preventDefault(); focus(focusIndex); });
     grid.addEventListener("dblclick", function (event) {
       var tile = event.target.closest(".tile");
       if (tile) window.location.href = tile.dataset.open;

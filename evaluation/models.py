@@ -1,0 +1,133 @@
+"""Evaluation runs (one model's predictions against the ground truth) and their matches."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from curation.models import Annotation, Dataset, Item, Job, Model, Prediction, Slice, SliceVersion
+
+
+class Task(models.TextChoices):
+    DETECTION = "detection", "Detection (boxes)"
+
+
+class EvaluationRun(models.Model):
+    """One evaluation of `model` on the dataset, a slice (its items when the run started)
+    or a frozen slice version, with the options it ran with and the metrics it found.
+
+    The run is a record: it keeps its options, its scope and, once finished, its metrics
+    and matches, whatever happens to the data afterwards.
+    """
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="evaluations")
+    # The model is the run's subject: deleting it deletes its runs.
+    model = models.ForeignKey(Model, on_delete=models.CASCADE, related_name="evaluations")
+    name = models.CharField(max_length=200)
+    task = models.CharField(max_length=16, choices=Task.choices, default=Task.DETECTION)
+    options = models.JSONField(default=dict, blank=True)
+    # Scope: both null = the whole dataset; a slice = its items when the job ran; a version
+    # = that frozen version's items and ground truth.
+    slice = models.ForeignKey(
+        Slice, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    version = models.ForeignKey(
+        SliceVersion, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # The scope as the run was asked for it ({"kind": "dataset" | "slice" | "version",
+    # "slice": id, "slice_name", "version": number}): it stays when the slice is deleted.
+    scope = models.JSONField(default=dict, blank=True)
+    job = models.ForeignKey(Job, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    metrics = models.JSONField(default=dict, blank=True)
+    warnings = models.JSONField(default=list, blank=True)
+    # What the run saw: item, ground-truth and prediction counts (filled by the job).
+    counts = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "name"], name="evaluationrun_unique_name"),
+            models.CheckConstraint(condition=~Q(name=""), name="evaluationrun_name_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.model_id})"
+
+
+class Outcome(models.TextChoices):
+    TP = "tp", "True positive"
+    FP = "fp", "False positive"
+    FN = "fn", "False negative"
+
+
+class EvaluationMatch(models.Model):
+    """One object's outcome at the run's operating point (operating IoU, confidence
+    threshold): a TP pairs a prediction with the ground truth it matched (and their IoU),
+    an FP is a prediction that matched nothing, an FN a ground truth nothing matched.
+
+    The item, annotation and prediction are kept by id without database constraints: a
+    run is a record, and its matches still say what it saw after those rows are deleted
+    or edited (a version's run sees frozen ground truth). They go with their run.
+    """
+
+    run = models.ForeignKey(
+        EvaluationRun, on_delete=models.CASCADE, related_name="matches", db_index=False
+    )
+    item = models.ForeignKey(
+        Item, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    annotation = models.ForeignKey(
+        Annotation,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    prediction = models.ForeignKey(
+        Prediction,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    outcome = models.CharField(max_length=2, choices=Outcome.choices)
+    # The ground truth's label for TP and FN, the prediction's (after the label mapping)
+    # for FP.
+    label = models.CharField(max_length=256)
+    confidence = models.FloatField(null=True, blank=True)
+    iou = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(outcome__in=[o.value for o in Outcome]), name="evaluationmatch_outcome"
+            ),
+            models.CheckConstraint(
+                # A version's ground truth may since have been deleted: annotation
+                # is then null on its TP and FN rows.
+                condition=(
+                    Q(outcome="tp", prediction__isnull=False)
+                    | Q(outcome="fp", annotation__isnull=True, prediction__isnull=False)
+                    | Q(outcome="fn", prediction__isnull=True)
+                ),
+                name="evaluationmatch_objects_fit_outcome",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["run", "outcome", "label"], name="evalmatch_run_outcome_label"),
+            models.Index(fields=["run", "item"], name="evalmatch_run_item"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.outcome}:{self.label}"

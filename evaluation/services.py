@@ -1,0 +1,177 @@
+"""Writes of the evaluation app: starting and deleting runs, and the run itself (called
+by the job's runner, evaluation.jobs)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from curation.errors import Conflict, field_error, invalid_field
+from curation.itemsets import item_set_resolve
+from curation.jobs import JobContext, job_cancel, job_create
+from curation.models import Annotation, Dataset, Model, Prediction
+from evaluation import engine
+from evaluation.models import EvaluationMatch, EvaluationRun
+from evaluation.options import options_clean
+from evaluation.scope import ScopeGone, scope_load
+
+EVALUATE_JOB = "evaluate"
+# Match rows per INSERT: large enough that a run's rows cost few round trips.
+MATCH_BATCH = 5000
+
+
+def _model(dataset: Dataset, model_id: Any) -> Model:
+    model = Model.objects.filter(dataset=dataset, pk=model_id).first()
+    if model is None:
+        raise invalid_field("model", f"no model {model_id} in this dataset")
+    return model
+
+
+def _label_mapping_check(dataset: Dataset, model: Model, mapping: dict[str, str]) -> None:
+    """Every label a mapping names is a label of the dataset's ground truth or of the
+    model's predictions: a typo would otherwise silently map nothing."""
+    named = set(mapping) | set(mapping.values())
+    if not named:
+        return
+    known = set(
+        Annotation.objects.filter(dataset=dataset, label__in=named)
+        .values_list("label", flat=True)
+        .distinct()
+    ) | set(
+        Prediction.objects.filter(model=model, label__in=named)
+        .values_list("label", flat=True)
+        .distinct()
+    )
+    for source, target in mapping.items():
+        for label in (source, target):
+            if label not in known:
+                raise invalid_field(
+                    f"options.label_mapping.{source}",
+                    f"no annotation and no prediction of this model has the label {label!r}",
+                )
+
+
+@transaction.atomic
+def evaluation_create(
+    *,
+    dataset: Dataset,
+    user: Any,
+    name: str,
+    model_id: int,
+    slice_id: int | None = None,
+    version: int | None = None,
+    options: Any = None,
+) -> EvaluationRun:
+    """Record a run of `model_id` on the dataset (or a slice, or a slice's version number
+    `version`) and queue its job. Bad input is a 400 naming the field, a taken name a 409."""
+    name = name.strip()
+    if not name:
+        raise invalid_field("name", "must not be blank")
+    model = _model(dataset, model_id)
+    found = item_set_resolve(dataset=dataset, slice_id=slice_id, version=version, path="")
+    cleaned = options_clean(options)
+    _label_mapping_check(dataset, model, cleaned["label_mapping"])
+    scope: dict[str, Any] = {"kind": "dataset"}
+    if found.slice is not None:
+        scope = {"kind": "slice", "slice": found.slice.pk, "slice_name": found.slice.name}
+        if found.version is not None:
+            scope = {**scope, "kind": "version", "version": found.version.number}
+    run = EvaluationRun(
+        dataset=dataset,
+        model=model,
+        name=name,
+        options=cleaned,
+        scope=scope,
+        slice=found.slice,
+        version=found.version,
+        created_by=user if getattr(user, "is_authenticated", False) else None,
+    )
+    try:
+        with transaction.atomic():
+            run.save()
+    except IntegrityError as exc:
+        if getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None) != (
+            "evaluationrun_unique_name"
+        ):
+            raise
+        message = f"An evaluation run named {name!r} already exists."
+        raise Conflict(message, fields=[field_error("name", message)]) from None
+    run.job = job_create(
+        kind=EVALUATE_JOB, dataset=dataset, user=user, params={"run_id": run.pk}, total=1
+    )
+    run.save(update_fields=["job"])
+    return run
+
+
+def evaluation_delete(*, run: EvaluationRun) -> None:
+    """Delete a run and its matches; a run still queued or running is cancelled first."""
+    if run.job is not None and not run.job.is_finished:
+        job_cancel(job=run.job)
+    run.delete()
+
+
+def _matches_insert(run: EvaluationRun, batch: Sequence[engine.Match]) -> None:
+    EvaluationMatch.objects.bulk_create(
+        [
+            EvaluationMatch(
+                run=run,
+                item_id=m.item_id,
+                annotation_id=m.annotation_id,
+                prediction_id=m.prediction_id,
+                outcome=m.outcome,
+                label=m.label,
+                confidence=m.confidence,
+                iou=m.iou,
+            )
+            for m in batch
+        ]
+    )
+
+
+def evaluation_execute(ctx: JobContext) -> dict[str, Any]:
+    """The job: evaluate the run's scope, then write its metrics and every match.
+
+    Matching is deterministic, so an interrupted run starts again from its data; the
+    matches and metrics are written inside the job's one checkpoint, so an interruption
+    while writing leaves none of them, and the next attempt writes each once.
+    """
+    run = (
+        EvaluationRun.objects.select_related("dataset", "slice", "version")
+        .filter(pk=ctx.params["run_id"])
+        .first()
+    )
+    if run is None:
+        return {"run": None, "message": "The run was deleted."}
+    if ctx.state.get("written"):
+        return {"run": run.pk}  # the checkpoint committed; only the job's end was lost
+    try:
+        seen = scope_load(run)
+    except ScopeGone as exc:
+        raise RuntimeError(str(exc)) from None
+    result = engine.evaluate(
+        item_ids=seen.item_ids,
+        ground_truth=seen.ground_truth,
+        detections=seen.detections,
+        options=engine.Options.of(run.options),
+    )
+    counts = {
+        "items": len(seen.item_ids),
+        "ground_truth": len(seen.ground_truth),
+        "predictions": len(seen.detections),
+        "matches": len(result.matches),
+    }
+    with ctx.checkpoint(done=1, state={"written": True}):
+        # Nothing is there unless a run was written by hand: the checkpoint is all or none.
+        EvaluationMatch.objects.filter(run=run).delete()
+        for start in range(0, len(result.matches), MATCH_BATCH):
+            _matches_insert(run, result.matches[start : start + MATCH_BATCH])
+        EvaluationRun.objects.filter(pk=run.pk).update(
+            metrics=result.metrics,
+            warnings=result.warnings,
+            counts=counts,
+            finished=timezone.now(),
+        )
+    return {"run": run.pk, "map": result.metrics["map"], **counts}
