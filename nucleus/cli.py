@@ -6,6 +6,7 @@
     nucleus jobs 12 --wait
     nucleus export --dataset demo --slice night-rain --version 2 --format coco -o out.json
     nucleus search --dataset demo --text "a red car" -k 20
+    nucleus evaluate --dataset demo --model yolo --slice night --wait
 
 Configuration comes from NUCLEUS_URL and NUCLEUS_TOKEN or the --url/--token flags. Errors
 from the server are printed with their fields and exit with status 1; usage errors exit 2.
@@ -19,6 +20,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -26,6 +28,21 @@ from nucleus.client import Job, NucleusAPIError, NucleusClient, NucleusError
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 _FORMAT_BY_SUFFIX = {".jsonl": "manifest", ".ndjson": "manifest", ".json": "coco"}
+# The names of COCOeval.stats in its order, as a run's metrics hold them.
+_STAT_NAMES = (
+    "map",
+    "map_50",
+    "map_75",
+    "map_small",
+    "map_medium",
+    "map_large",
+    "mar_1",
+    "mar_10",
+    "mar_100",
+    "mar_small",
+    "mar_medium",
+    "mar_large",
+)
 
 
 class _UsageError(Exception):
@@ -148,6 +165,29 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_json(search)
     search.set_defaults(run=_search)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="evaluate a model's box predictions against the ground truth (COCO metrics)",
+        description="Starts an evaluation run of MODEL on the dataset, a slice or a slice "
+        "version. Without --wait it prints the run's id; with --wait it follows the job and "
+        "prints the 12 COCO numbers and each class's AP (exit 1 when the run failed).",
+    )
+    _add_dataset(evaluate)
+    evaluate.add_argument("--model", required=True, help="model name or id")
+    evaluate.add_argument("--slice", help="slice name or id (default: the whole dataset)")
+    evaluate.add_argument("--version", type=int, help="the slice's frozen version number")
+    evaluate.add_argument(
+        "--name", help="the run's name, unique in the dataset (default: MODEL and the time)"
+    )
+    evaluate.add_argument(
+        "--options",
+        metavar="JSON",
+        help="run options as JSON, e.g. '{\"confidence_threshold\": 0.4}'",
+    )
+    evaluate.add_argument("--wait", action="store_true", help="follow the job and print metrics")
+    _add_json(evaluate)
+    evaluate.set_defaults(run=_evaluate)
     return parser
 
 
@@ -297,6 +337,41 @@ def _search(client: NucleusClient, args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(client: NucleusClient, args: argparse.Namespace) -> int:
+    if args.version is not None and args.slice is None:
+        raise _UsageError("evaluate: --version needs --slice")
+    options: Any = {}
+    if args.options is not None:
+        try:
+            options = json.loads(args.options)
+        except ValueError as exc:
+            raise _UsageError(f"evaluate: --options is not JSON: {exc}") from None
+    dataset = client.dataset(args.dataset)
+    model = _model_ref(args.model)
+    name = args.name or f"{args.model} {datetime.now(UTC):%Y-%m-%d %H:%M:%S}"
+    run = client.evaluation_start(
+        dataset,
+        model,
+        name=name,
+        slice=_slice_ref(args.slice),
+        version=args.version,
+        options=options,
+    )
+    print(
+        f"evaluation {run['id']} ({run['name']}); job {run['job']} {run['status']}", file=sys.stderr
+    )
+    if not args.wait:
+        print(run["id"])
+        return 0
+    _follow(client, client.job(dataset, run["job"]))
+    run = client.evaluation(dataset, run["id"])
+    if args.json:
+        _dump(run)
+    else:
+        _print_evaluation(run)
+    return 0 if run["status"] == "succeeded" else 1
+
+
 # ------------------------------------------------------------------------------ helpers
 
 
@@ -349,6 +424,41 @@ def _print_job(job: Job) -> None:
         print(f"  {where}: {error.get('message')}" if where else f"  {error.get('message')}")
     if job.error_count > 20:
         print(f"  ... {job.error_count - 20} more errors")
+
+
+def _model_ref(raw: str) -> str | int:
+    """A model named on the command line: its name, or its id when all digits."""
+    return int(raw) if raw.isdigit() else raw
+
+
+def _number(value: Any) -> str:
+    return "" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _print_evaluation(run: dict[str, Any]) -> None:
+    """A finished run: its status, the 12 COCO numbers, then each class's AP."""
+    print(f"evaluation {run['id']} ({run['name']}) of {run['model_name']}: {run['status']}")
+    if run.get("message"):
+        print(f"  {run['message']}")
+    for warning in run.get("warnings") or []:
+        print(f"  warning: {warning}")
+    metrics = run.get("metrics") or {}
+    if not metrics:
+        return
+    _table([("metric", "value"), *((k, _number(metrics.get(k))) for k in _STAT_NAMES)])
+    print()
+    rows = [
+        (
+            c["label"],
+            _number(c.get("ap")),
+            _number(c.get("ap50")),
+            c.get("tp"),
+            c.get("fp"),
+            c.get("fn"),
+        )
+        for c in metrics.get("per_class") or []
+    ]
+    _table([("label", "ap", "ap50", "tp", "fp", "fn"), *rows])
 
 
 if __name__ == "__main__":

@@ -1042,6 +1042,89 @@ class NucleusClient:
         url = f"datasets/{self._dataset_id(dataset)}/exports/{job_id}/download"
         return _save(self.request("GET", url, stream=True), Path(path))
 
+    # --------------------------------------------------------------- evaluations
+
+    def evaluation_start(
+        self,
+        dataset: DatasetRef,
+        model: int | str,
+        *,
+        name: str,
+        slice: SliceRef | None = None,
+        version: int | None = None,
+        options: Mapping[str, Any] | None = None,
+        wait: bool = False,
+        poll: float = 1.0,
+        timeout: float | None = None,
+        progress: Callable[[Job], None] | None = None,
+    ) -> JSON:
+        """Start an evaluation run of `model` (id or name) on the dataset, a slice, or a
+        slice's frozen `version`; returns the run. With `wait`, waits for its job (as
+        job_wait) and returns the finished run with its metrics (check its `status`)."""
+        ds_id = self._dataset_id(dataset)
+        body: JSON = {
+            "name": name,
+            "model": model if isinstance(model, int) else int(self.model(ds_id, model)["id"]),
+            "options": dict(options or {}),
+        }
+        if slice is not None:
+            body["slice"] = self.slice(ds_id, slice).id
+        if version is not None:
+            body["version"] = version
+        run = dict(self._post(f"datasets/{ds_id}/evaluations", body))
+        if not wait:
+            return run
+        return self.evaluation_wait(ds_id, run, poll=poll, timeout=timeout, progress=progress)
+
+    def evaluation_wait(
+        self,
+        dataset: DatasetRef,
+        run: int | JSON,
+        *,
+        poll: float = 1.0,
+        timeout: float | None = None,
+        progress: Callable[[Job], None] | None = None,
+    ) -> JSON:
+        """Wait for a run's job to finish and return the run (TimeoutError as job_wait)."""
+        ds_id = self._dataset_id(dataset)
+        found = self.evaluation(ds_id, run)
+        if found.get("job") is not None:
+            self.job_wait(ds_id, found["job"], poll=poll, timeout=timeout, progress=progress)
+        return self.evaluation(ds_id, found["id"])
+
+    def evaluations(self, dataset: DatasetRef) -> Iterator[JSON]:
+        """Yield a dataset's evaluation runs, newest first (metrics: the 12 numbers only)."""
+        yield from self.pages(f"datasets/{self._dataset_id(dataset)}/evaluations", {"limit": 100})
+
+    def evaluation(self, dataset: DatasetRef, run: int | JSON) -> JSON:
+        """Get an evaluation run with all its metrics."""
+        run_id = run["id"] if isinstance(run, dict) else run
+        return dict(self._get(f"datasets/{self._dataset_id(dataset)}/evaluations/{run_id}"))
+
+    def evaluation_delete(self, dataset: DatasetRef, run: int | JSON) -> None:
+        """Delete a run and its matches (its job is cancelled if it is not done)."""
+        run_id = run["id"] if isinstance(run, dict) else run
+        self.request("DELETE", f"datasets/{self._dataset_id(dataset)}/evaluations/{run_id}")
+
+    def evaluation_matches(
+        self,
+        dataset: DatasetRef,
+        run: int | JSON,
+        *,
+        outcome: str | None = None,
+        label: str | None = None,
+    ) -> Iterator[JSON]:
+        """Yield a run's matches (each object's outcome at the operating point), narrowed
+        to one `outcome` (tp, fp, fn) and one `label` when given."""
+        run_id = run["id"] if isinstance(run, dict) else run
+        params: JSON = {"limit": 1000}
+        if outcome is not None:
+            params["outcome"] = outcome
+        if label is not None:
+            params["label"] = label
+        path = f"datasets/{self._dataset_id(dataset)}/evaluations/{run_id}/matches"
+        yield from self.pages(path, params)
+
     # -------------------------------------------------------------------- search
 
     def search(

@@ -15,7 +15,7 @@ import pytest
 from curation.models import Item, Job, JobStatus, Slice
 from nucleus.cli import main
 from nucleus.client import NucleusClient
-from tests.api_helpers import add_items, box
+from tests.api_helpers import add_items, box, evaluation_world
 from tests.client_support import (  # noqa: F401  (fixtures)
     InProcessWorker,
     client_of_fixture,
@@ -313,3 +313,72 @@ def test_search_needs_one_kind_of_query(dataset, victor, as_user, capsys):
         capsys, "search", "--dataset", "street scenes", "--text", "x", "--item", "y"
     )
     assert status == 2 and "not allowed with" in err
+
+
+# ------------------------------------------------------------------------- evaluate
+
+
+def test_evaluate_waits_and_prints_the_coco_numbers_and_per_class_ap(
+    dataset, bob, as_user, worker, capsys
+):
+    evaluation_world(dataset)
+    as_user(bob)
+    status, out, err = run(
+        capsys,
+        "evaluate",
+        "--dataset",
+        "street scenes",
+        "--model",
+        "yolo",
+        "--name",
+        "e1",
+        "--wait",
+    )
+    assert status == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("evaluation ") and lines[0].endswith("(e1) of yolo: succeeded")
+    numbers = dict(line.split("\t") for line in lines[2:14])
+    assert list(numbers) == [
+        "map",
+        "map_50",
+        "map_75",
+        "map_small",
+        "map_medium",
+        "map_large",
+        "mar_1",
+        "mar_10",
+        "mar_100",
+        "mar_small",
+        "mar_medium",
+        "mar_large",
+    ]
+    assert numbers["mar_100"] == "0.6667"
+    per_class = [
+        line.split("\t")[:2] for line in lines[lines.index("label\tap\tap50\ttp\tfp\tfn") + 1 :]
+    ]
+    assert per_class == [["bus", "0.0000"], ["car", "1.0000"], ["person", "1.0000"]]
+
+
+def test_evaluate_without_wait_prints_the_run_id_and_usage_errors_exit_2(
+    dataset, bob, as_user, capsys
+):
+    from evaluation.models import EvaluationRun
+
+    evaluation_world(dataset)
+    as_user(bob)
+    status, out, err = run(capsys, "evaluate", "--dataset", "street scenes", "--model", "yolo")
+    assert status == 0, err
+    run_ = EvaluationRun.objects.get()
+    assert out.strip() == str(run_.pk) and run_.name.startswith("yolo ")
+    status, _, err = run(
+        capsys, "evaluate", "--dataset", "street scenes", "--model", "yolo", "--version", "1"
+    )
+    assert status == 2 and "--version needs --slice" in err
+    status, _, err = run(
+        capsys, "evaluate", "--dataset", "street scenes", "--model", "yolo", "--options", "{"
+    )
+    assert status == 2 and "--options is not JSON" in err
+    status, _, err = run(
+        capsys, "evaluate", "--dataset", "street scenes", "--model", "nope", "--name", "x"
+    )
+    assert status == 1 and "No model named 'nope'" in err
