@@ -64,9 +64,12 @@ def evaluation_create(
     slice_id: int | None = None,
     version: int | None = None,
     options: Any = None,
+    enqueue: bool = True,
 ) -> EvaluationRun:
     """Record a run of `model_id` on the dataset (or a slice, or a slice's version number
-    `version`) and queue its job. Bad input is a 400 naming the field, a taken name a 409."""
+    `version`) and queue its job. Bad input is a 400 naming the field, a taken name a 409.
+    With ``enqueue=False`` the job is only recorded, for a caller that runs it in process
+    (a scenario suite's job runs its tests' evaluations so)."""
     name = name.strip()
     if not name:
         raise invalid_field("name", "must not be blank")
@@ -100,7 +103,12 @@ def evaluation_create(
         message = f"An evaluation run named {name!r} already exists."
         raise Conflict(message, fields=[field_error("name", message)]) from None
     run.job = job_create(
-        kind=EVALUATE_JOB, dataset=dataset, user=user, params={"run_id": run.pk}, total=1
+        kind=EVALUATE_JOB,
+        dataset=dataset,
+        user=user,
+        params={"run_id": run.pk},
+        total=1,
+        enqueue=enqueue,
     )
     run.save(update_fields=["job"])
     return run
