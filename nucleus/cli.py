@@ -7,6 +7,7 @@
     nucleus export --dataset demo --slice night-rain --version 2 --format coco -o out.json
     nucleus search --dataset demo --text "a red car" -k 20
     nucleus evaluate --dataset demo --model yolo --slice night --wait
+    nucleus test --dataset demo --suite release-gates --model yolo-v9   # exit 1 on a failure
 
 Configuration comes from NUCLEUS_URL and NUCLEUS_TOKEN or the --url/--token flags. Errors
 from the server are printed with their fields and exit with status 1; usage errors exit 2.
@@ -188,6 +189,20 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--wait", action="store_true", help="follow the job and print metrics")
     _add_json(evaluate)
     evaluate.set_defaults(run=_evaluate)
+
+    test = commands.add_parser(
+        "test",
+        help="run a scenario suite's tests on a model; exit 0 when all pass, 1 when not",
+        description="Evaluates every test of SUITE for MODEL (one job), waits for it and "
+        "prints each test's value, what it needed and whether it passed. Exit status: 0 "
+        "when every test passed, 1 when one failed (or the job or a request did), 2 on "
+        "usage errors: a gate for a training pipeline.",
+    )
+    _add_dataset(test)
+    test.add_argument("--suite", required=True, help="scenario suite name or id")
+    test.add_argument("--model", required=True, help="model name or id")
+    _add_json(test)
+    test.set_defaults(run=_test)
     return parser
 
 
@@ -372,6 +387,37 @@ def _evaluate(client: NucleusClient, args: argparse.Namespace) -> int:
     return 0 if run["status"] == "succeeded" else 1
 
 
+def _test(client: NucleusClient, args: argparse.Namespace) -> int:
+    dataset = client.dataset(args.dataset)
+    suite = client.scenario_suite(dataset, _model_ref(args.suite))
+    started = client.scenario_evaluate(dataset, suite, _model_ref(args.model))
+    print(
+        f"suite {suite['name']}: evaluation {started['id']}; job {started['job']}", file=sys.stderr
+    )
+    _follow(client, client.job(dataset, started["job"]))
+    done = client.scenario_evaluation(dataset, suite, started["id"])
+    if args.json:
+        _dump(done)
+    else:
+        rows = [
+            (
+                r["test_name"],
+                r["metric"],
+                _number(r["value"]),
+                _number(r["required"]),
+                "PASS" if r["passed"] else "FAIL",
+                r["message"],
+            )
+            for r in done["results"]
+        ]
+        _table([("test", "metric", "value", "required", "result", "message"), *rows])
+        failed = sum(1 for r in done["results"] if not r["passed"])
+        verdict = "passed" if done["passed"] else "FAILED"
+        print(f"{verdict}: {len(done['results']) - failed} passed, {failed} failed", end="")
+        print(f" (job {done['status']}: {done['message']})" if done["message"] else "")
+    return 0 if done["passed"] else 1
+
+
 # ------------------------------------------------------------------------------ helpers
 
 
@@ -427,7 +473,7 @@ def _print_job(job: Job) -> None:
 
 
 def _model_ref(raw: str) -> str | int:
-    """A model named on the command line: its name, or its id when all digits."""
+    """A model (or suite) named on the command line: its name, or its id when all digits."""
     return int(raw) if raw.isdigit() else raw
 
 

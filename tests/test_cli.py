@@ -382,3 +382,52 @@ def test_evaluate_without_wait_prints_the_run_id_and_usage_errors_exit_2(
         capsys, "evaluate", "--dataset", "street scenes", "--model", "nope", "--name", "x"
     )
     assert status == 1 and "No model named 'nope'" in err
+
+
+# ----------------------------------------------------------------------------- test
+
+
+def test_test_exits_0_when_every_gate_passes_1_when_one_fails_and_2_on_usage_errors(
+    dataset, bob, victor, as_user, worker, capsys, client_of
+):
+    evaluation_world(dataset)
+    client = client_of(bob)
+    passing = client.scenario_suite_create(dataset.pk, "passing")
+    client.scenario_test_create(dataset.pk, passing, "cars", "ap.car", threshold=0.9)
+    gates = client.scenario_suite_create(dataset.pk, "gates")
+    client.scenario_test_create(dataset.pk, gates, "cars", "ap.car", threshold=0.9)
+    client.scenario_test_create(dataset.pk, gates, "buses", "ap.bus", threshold=0.5)
+    as_user(bob)
+
+    status, out, err = run(
+        capsys, "test", "--dataset", "street scenes", "--suite", "passing", "--model", "yolo"
+    )
+    assert status == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "test\tmetric\tvalue\trequired\tresult\tmessage"
+    assert lines[1].split("\t")[:5] == ["cars", "ap.car", "1.0000", "0.9000", "PASS"]
+    assert lines[-1] == "passed: 1 passed, 0 failed"
+
+    status, out, err = run(
+        capsys, "test", "--dataset", "street scenes", "--suite", "gates", "--model", "yolo"
+    )
+    assert status == 1, err
+    rows = {line.split("\t")[0]: line.split("\t")[4] for line in out.splitlines()[1:-1]}
+    assert rows == {"cars": "PASS", "buses": "FAIL"}
+    assert out.splitlines()[-1] == "FAILED: 1 passed, 1 failed"
+
+    status, _, err = run(capsys, "test", "--dataset", "street scenes", "--suite", "gates")
+    assert status == 2 and "--model" in err
+    status, _, err = run(
+        capsys, "test", "--dataset", "street scenes", "--suite", "nope", "--model", "yolo"
+    )
+    assert status == 1 and "No scenario suite named 'nope'" in err
+
+    # A viewer may read the history but not run a suite.
+    as_user(victor)
+    status, _, err = run(
+        capsys, "test", "--dataset", "street scenes", "--suite", "gates", "--model", "yolo"
+    )
+    assert status == 1 and err.startswith("nucleus: error: ")
+    history = list(client_of(victor).scenario_evaluations(dataset.pk, "gates"))
+    assert [e["passed"] for e in history] == [False]

@@ -786,3 +786,58 @@ def test_an_evaluation_of_a_slice_by_name_and_its_bad_input(dataset, bob, client
     with pytest.raises(NucleusAPIError) as caught:
         client.evaluation_start(dataset.pk, "yolo", name="on b")
     assert caught.value.status == 409
+
+
+def test_scenario_suites_tests_evaluations_and_their_history(dataset, bob, victor, client_of):
+    from curation.jobs import job_run
+
+    evaluation_world(dataset)
+    client = client_of(bob)
+    suite = client.scenario_suite_create(dataset.pk, "gates", description="release")
+    client.slice_create(dataset.pk, "b", reference_ids=["b.jpg"])
+    people = client.scenario_test_create(
+        dataset.pk, "gates", "people on b", "recall", threshold=1.0, slice="b"
+    )
+    assert people["scope"]["slice_name"] == "b" and people["comparison"] == "at_least"
+    buses = client.scenario_test_create(dataset.pk, suite, "buses", "ap.bus", threshold=0.5)
+    with pytest.raises(NucleusAPIError) as caught:
+        client.scenario_test_create(dataset.pk, suite, "bad", "accuracy", threshold=0.5)
+    assert [f.path for f in caught.value.fields] == ["metric"]
+
+    def progress(current):
+        if current.status == "queued":
+            job_run(job_id=current.id)
+
+    first = client.scenario_evaluate(
+        dataset.pk, "gates", "yolo", wait=True, poll=0.01, progress=progress
+    )
+    assert first["status"] == "succeeded" and first["passed"] is False
+    assert {r["test_name"]: r["passed"] for r in first["results"]} == {
+        "people on b": True,
+        "buses": False,
+    }
+    client.scenario_test_delete(dataset.pk, "gates", buses["id"])
+    second = client.scenario_evaluate(
+        dataset.pk, suite["id"], "yolo", wait=True, poll=0.01, progress=progress
+    )
+    assert second["passed"] is True and len(second["results"]) == 1
+
+    viewer = client_of(victor)
+    assert [s["name"] for s in viewer.scenario_suites(dataset.pk)] == ["gates"]
+    assert [t["name"] for t in viewer.scenario_suite(dataset.pk, "gates")["tests"]] == [
+        "people on b"
+    ]
+    history = list(viewer.scenario_evaluations(dataset.pk, "gates"))
+    assert [(e["id"], e["passed"]) for e in history] == [(second["id"], True), (first["id"], False)]
+    # The deleted test's result stays in the history, without its test.
+    kept = viewer.scenario_evaluation(dataset.pk, "gates", first["id"])
+    assert kept == history[1]
+    assert [(r["test_name"], r["test"]) for r in kept["results"]] == [
+        ("people on b", people["id"]),
+        ("buses", None),
+    ]
+    with pytest.raises(NucleusAPIError) as caught:
+        viewer.scenario_evaluate(dataset.pk, "gates", "yolo")
+    assert caught.value.status == 403
+    client.scenario_suite_delete(dataset.pk, "gates")
+    assert client.scenario_suites(dataset.pk) == []
