@@ -9,5 +9,10 @@ class EvaluationConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the evaluation job's runner in every process (web, worker, CLI), so
-        # job_create and the worker both know the kind. curation never imports this app.
+        # job_create and the worker both know the kind, and connects the demo's evaluation
+        # to the end of the demo's ingest. curation never imports this app.
+        from curation.signals import job_succeeded
         from evaluation import jobs  # noqa: F401
+        from evaluation.demo import demo_evaluate
+
+        job_succeeded.connect(demo_evaluate, dispatch_uid="evaluation.demo_evaluate")
