@@ -163,7 +163,8 @@ class Comparison(models.TextChoices):
 
 class ScenarioTest(models.Model):
     """One gate: `metric` of an evaluation over `slice` (or one of its frozen versions, or
-    the whole dataset when no slice) compared with a threshold or with a baseline run.
+    the whole dataset when no slice), narrowed by `query` when given, compared with a
+    threshold or with a baseline run.
 
     The baseline's value is read from the baseline run's metrics when the suite runs;
     deleting the baseline run (or the slice) leaves the test, which then fails saying why.
@@ -175,6 +176,8 @@ class ScenarioTest(models.Model):
         Slice, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     version = models.PositiveIntegerField(null=True, blank=True)
+    # Narrows the scope to the items it matches when the suite runs.
+    query = models.TextField(blank=True, default="")
     # The scope as it was asked for: it says which slice was meant after the slice is gone.
     scope = models.JSONField(default=dict, blank=True)
     metric = models.CharField(max_length=300)

@@ -106,6 +106,7 @@ class SuiteTestListView(APIView):
             metric=data["metric"],
             slice_id=data["slice"],
             version=data["version"],
+            query=data["query"],
             threshold=data["threshold"],
             baseline=data["baseline"],
             delta=data["delta"],

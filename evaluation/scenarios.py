@@ -106,6 +106,7 @@ def test_create(
     metric: Any,
     slice_id: int | None = None,
     version: int | None = None,
+    query: str = "",
     threshold: float | None = None,
     baseline: int | None = None,
     delta: float = 0.0,
@@ -117,13 +118,18 @@ def test_create(
     if not name:
         raise invalid_field("name", "must not be blank")
     metric = metric_check(metric)
-    found = item_set_resolve(dataset=suite.dataset, slice_id=slice_id, version=version, path="")
+    query = query.strip()
+    found = item_set_resolve(
+        dataset=suite.dataset, slice_id=slice_id, version=version, query=query, path=""
+    )
     cleaned = options_clean(options)
     scope: dict[str, Any] = {"kind": "dataset"}
     if found.slice is not None:
         scope = {"kind": "slice", "slice": found.slice.pk, "slice_name": found.slice.name}
         if found.version is not None:
             scope = {**scope, "kind": "version", "version": found.version.number}
+    if query:
+        scope = {**scope, "query": query}
     run = None
     if baseline is not None:
         if threshold is not None:
@@ -140,6 +146,7 @@ def test_create(
         name=name,
         slice=found.slice,
         version=found.version.number if found.version is not None else None,
+        query=query,
         scope=scope,
         metric=metric,
         comparison=Comparison.BASELINE if run is not None else Comparison.AT_LEAST,
@@ -270,6 +277,7 @@ def suite_execute(ctx: JobContext) -> dict[str, Any]:
                         model_id=evaluation.model_id,
                         slice_id=test.slice_id,
                         version=test.version,
+                        query=test.query,
                         options=test.options,
                         enqueue=False,
                     )

@@ -32,6 +32,13 @@ class EvaluationCreateSerializer(serializers.Serializer[dict[str, Any]]):
         min_value=1,
         help_text="A version number of `slice`: score its frozen items and ground truth.",
     )
+    query = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Score only the items (of the dataset, slice or version) this query "
+        "matches when the run starts.",
+    )
     options = serializers.JSONField(
         required=False,
         default=dict,
@@ -134,6 +141,12 @@ class ScenarioTestCreateSerializer(serializers.Serializer[dict[str, Any]]):
         default=None,
         min_value=1,
         help_text="A version number of `slice`: its frozen items and ground truth.",
+    )
+    query = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Evaluate only the items (of the dataset, slice or version) it matches.",
     )
     threshold = serializers.FloatField(
         required=False, allow_null=True, default=None, help_text="Pass when metric >= this."

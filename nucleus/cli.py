@@ -178,6 +178,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", required=True, help="model name or id")
     evaluate.add_argument("--slice", help="slice name or id (default: the whole dataset)")
     evaluate.add_argument("--version", type=int, help="the slice's frozen version number")
+    evaluate.add_argument("--query", default="", help="only the items this query matches")
     evaluate.add_argument(
         "--name", help="the run's name, unique in the dataset (default: MODEL and the time)"
     )
@@ -370,6 +371,7 @@ def _evaluate(client: NucleusClient, args: argparse.Namespace) -> int:
         name=name,
         slice=_slice_ref(args.slice),
         version=args.version,
+        query=args.query,
         options=options,
     )
     print(

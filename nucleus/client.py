@@ -1052,6 +1052,7 @@ class NucleusClient:
         name: str,
         slice: SliceRef | None = None,
         version: int | None = None,
+        query: str = "",
         options: Mapping[str, Any] | None = None,
         wait: bool = False,
         poll: float = 1.0,
@@ -1059,8 +1060,9 @@ class NucleusClient:
         progress: Callable[[Job], None] | None = None,
     ) -> JSON:
         """Start an evaluation run of `model` (id or name) on the dataset, a slice, or a
-        slice's frozen `version`; returns the run. With `wait`, waits for its job (as
-        job_wait) and returns the finished run with its metrics (check its `status`)."""
+        slice's frozen `version`, narrowed to the items `query` matches; returns the run.
+        With `wait`, waits for its job (as job_wait) and returns the finished run with its
+        metrics (check its `status`)."""
         ds_id = self._dataset_id(dataset)
         body: JSON = {
             "name": name,
@@ -1071,6 +1073,8 @@ class NucleusClient:
             body["slice"] = self.slice(ds_id, slice).id
         if version is not None:
             body["version"] = version
+        if query:
+            body["query"] = query
         run = dict(self._post(f"datasets/{ds_id}/evaluations", body))
         if not wait:
             return run
@@ -1170,11 +1174,12 @@ class NucleusClient:
         delta: float = 0.0,
         slice: SliceRef | None = None,
         version: int | None = None,
+        query: str = "",
         options: Mapping[str, Any] | None = None,
     ) -> JSON:
         """Add a test to a suite: `metric` (map, ap.car, recall, ...) over the dataset or
-        a slice (or its frozen `version`) >= `threshold`, or, with `baseline` (a run),
-        at least the baseline run's value minus `delta`."""
+        a slice (or its frozen `version`), narrowed by `query`, >= `threshold`, or, with
+        `baseline` (a run), at least the baseline run's value minus `delta`."""
         ds_id = self._dataset_id(dataset)
         suite_id = self.scenario_suite(ds_id, suite)["id"]
         body: JSON = {"name": name, "metric": metric, "delta": delta}
@@ -1186,6 +1191,8 @@ class NucleusClient:
             body["slice"] = self.slice(ds_id, slice).id
         if version is not None:
             body["version"] = version
+        if query:
+            body["query"] = query
         if options is not None:
             body["options"] = dict(options)
         return dict(self._post(f"datasets/{ds_id}/scenario-suites/{suite_id}/tests", body))

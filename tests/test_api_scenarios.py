@@ -262,3 +262,81 @@ def test_an_interrupted_suite_job_resumes_at_its_test_without_a_second_run(
     again = ScenarioResult.objects.get(test=second["id"])
     assert (again.run_id, again.passed, again.value) == (runs[second["id"]], False, 0.0)
     assert ScenarioResult.objects.filter(test=first["id"]).count() == 1
+
+
+def test_a_query_narrows_a_test_and_a_run_to_the_items_it_matches(
+    dataset: Dataset, bob: Any, client_for: Any
+) -> None:
+    evaluation_world(dataset)
+    model = Model.objects.get(name="yolo")
+    client = client_for(bob)
+    # A run over b.jpg only (the person, found): everything it sees is right.
+    started = client.post(
+        url(dataset, "evaluations"),
+        {"name": "b only", "model": model.pk, "query": 'reference_id = "b.jpg"'},
+        format="json",
+    )
+    assert started.status_code == 202 and started.json()["scope"] == {
+        "kind": "dataset",
+        "query": 'reference_id = "b.jpg"',
+    }
+    job_run(job_id=started.json()["job"])
+    run = EvaluationRun.objects.get(pk=started.json()["id"])
+    assert run.counts == {"items": 1, "ground_truth": 1, "predictions": 1, "matches": 1}
+    bad = client.post(
+        url(dataset, "evaluations"),
+        {"name": "bad", "model": model.pk, "query": "reference_id ="},
+        format="json",
+    )
+    assert bad.status_code == 400 and error_paths(bad) == ["query"]
+
+    suite = _suite(client, dataset)
+    created = _test(
+        client,
+        dataset,
+        suite,
+        name="a",
+        metric="recall",
+        threshold=1,
+        query='reference_id = "a.jpg"',
+    )
+    assert (
+        created.status_code == 201 and created.json()["scope"]["query"] == 'reference_id = "a.jpg"'
+    )
+    assert (
+        _test(client, dataset, suite, name="x", metric="map", threshold=0, query="(").status_code
+        == 400
+    )
+    done = _finished(client, dataset, suite, _evaluate(client, dataset, suite, model))
+    (result,) = done["results"]
+    # On a.jpg the car is found and the bus missed: recall 0.5, below 1.
+    assert (result["passed"], result["value"]) == (False, 0.5)
+    assert EvaluationRun.objects.get(pk=result["run"]).counts["items"] == 1
+
+
+def test_a_query_narrows_a_versions_frozen_items_and_ground_truth(
+    dataset: Dataset, alice: Any, client_for: Any
+) -> None:
+    from curation.versions import slice_version_create
+
+    evaluation_world(dataset)
+    model = Model.objects.get(name="yolo")
+    both = Slice.objects.create(dataset=dataset, name="both", query='reference_id != "x"')
+    slice_version_create(slice=both, user=alice)
+    started = client_for(alice).post(
+        url(dataset, "evaluations"),
+        {
+            "name": "v1 b",
+            "model": model.pk,
+            "slice": both.pk,
+            "version": 1,
+            "query": 'reference_id = "b.jpg"',
+        },
+        format="json",
+    )
+    assert started.status_code == 202, started.json()
+    assert started.json()["scope"]["kind"] == "version"
+    job_run(job_id=started.json()["job"])
+    run = EvaluationRun.objects.get(pk=started.json()["id"])
+    assert run.counts == {"items": 1, "ground_truth": 1, "predictions": 1, "matches": 1}
+    assert [c["label"] for c in run.metrics["per_class"]] == ["person"]

@@ -366,10 +366,20 @@ def test_evaluate_without_wait_prints_the_run_id_and_usage_errors_exit_2(
 
     evaluation_world(dataset)
     as_user(bob)
-    status, out, err = run(capsys, "evaluate", "--dataset", "street scenes", "--model", "yolo")
+    status, out, err = run(
+        capsys,
+        "evaluate",
+        "--dataset",
+        "street scenes",
+        "--model",
+        "yolo",
+        "--query",
+        'reference_id = "a.jpg"',
+    )
     assert status == 0, err
     run_ = EvaluationRun.objects.get()
     assert out.strip() == str(run_.pk) and run_.name.startswith("yolo ")
+    assert run_.scope == {"kind": "dataset", "query": 'reference_id = "a.jpg"'}
     status, _, err = run(
         capsys, "evaluate", "--dataset", "street scenes", "--model", "yolo", "--version", "1"
     )

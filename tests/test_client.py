@@ -799,7 +799,10 @@ def test_scenario_suites_tests_evaluations_and_their_history(dataset, bob, victo
         dataset.pk, "gates", "people on b", "recall", threshold=1.0, slice="b"
     )
     assert people["scope"]["slice_name"] == "b" and people["comparison"] == "at_least"
-    buses = client.scenario_test_create(dataset.pk, suite, "buses", "ap.bus", threshold=0.5)
+    buses = client.scenario_test_create(
+        dataset.pk, suite, "buses", "ap.bus", threshold=0.5, query='reference_id = "a.jpg"'
+    )
+    assert buses["scope"] == {"kind": "dataset", "query": 'reference_id = "a.jpg"'}
     with pytest.raises(NucleusAPIError) as caught:
         client.scenario_test_create(dataset.pk, suite, "bad", "accuracy", threshold=0.5)
     assert [f.path for f in caught.value.fields] == ["metric"]
