@@ -340,3 +340,26 @@ def test_a_query_narrows_a_versions_frozen_items_and_ground_truth(
     run = EvaluationRun.objects.get(pk=started.json()["id"])
     assert run.counts == {"items": 1, "ground_truth": 1, "predictions": 1, "matches": 1}
     assert [c["label"] for c in run.metrics["per_class"]] == ["person"]
+
+
+def test_the_admin_shows_suites_and_their_evaluations_read_only(
+    dataset: Dataset, bob: Any, client_for: Any
+) -> None:
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    evaluation_world(dataset)
+    api = client_for(bob)
+    suite = _suite(api, dataset, "shown suite")
+    _test(api, dataset, suite, name="shown test", metric="ap.car", threshold=0.5)
+    done = _finished(api, dataset, suite, _evaluate(api, dataset, suite, Model.objects.get()))
+    root = User.objects.create_superuser("root", "root@example.com", "root-password-1")
+    client = Client()
+    client.force_login(root)
+    listed = client.get("/admin/evaluation/scenariosuite/")
+    assert listed.status_code == 200 and b"shown suite" in listed.content
+    page = client.get(f"/admin/evaluation/scenariosuite/{suite['id']}/change/")
+    assert page.status_code == 200 and b"shown test" in page.content
+    result = client.get(f"/admin/evaluation/scenarioevaluation/{done['id']}/change/")
+    assert result.status_code == 200 and b"ap.car" in result.content
+    assert client.get("/admin/evaluation/scenariosuite/add/").status_code == 403
