@@ -264,6 +264,8 @@ def suite_execute(ctx: JobContext) -> dict[str, Any]:
             continue  # recorded before an interruption, or deleted since the job started
         key = str(test_id)
         if key not in runs:
+            # The state holds these very `runs` and `done`: what the block adds to them
+            # is what the checkpoint saves, with the run (or the failed result) it wrote.
             with ctx.checkpoint(done=len(done), state={"runs": runs, "done": done}):
                 try:
                     if test.slice_id is None and (test.scope or {}).get("kind") != "dataset":
