@@ -15,6 +15,7 @@ from typing import Any
 
 from curation.itemsets import slice_items
 from curation.models import Annotation, Item, Prediction, SliceVersionItem
+from curation.query import compile_query
 from evaluation.engine import Detection, GroundTruth
 from evaluation.models import EvaluationRun
 
@@ -95,18 +96,37 @@ def _detections(run: EvaluationRun, item_ids: Iterable[int] | None) -> list[Dete
     ]
 
 
+def _matching(run: EvaluationRun, query: str, item_ids: list[int] | None) -> list[int]:
+    """The items (of `item_ids`, or of the dataset) that `query` matches now."""
+    rows = Item.objects.filter(compile_query(query, dataset=run.dataset))
+    if item_ids is not None:
+        rows = rows.filter(pk__in=item_ids)
+    return sorted(rows.values_list("id", flat=True))
+
+
 def scope_load(run: EvaluationRun) -> Seen:
-    """Everything `run` evaluates, read now."""
+    """Everything `run` evaluates, read now. A run's `query` (in its scope) narrows its
+    items to those the query matches when the job runs (a version's frozen items too)."""
     kind = (run.scope or {}).get("kind", "dataset")
+    query = (run.scope or {}).get("query") or ""
     if kind == "version":
         if run.version is None:
             raise ScopeGone("The slice version of this run was deleted before it ran.")
         item_ids, ground_truth = _frozen(run)
+        if query:
+            item_ids = _matching(run, query, item_ids)
+            kept = set(item_ids)
+            ground_truth = [g for g in ground_truth if g.item_id in kept]
         return Seen(item_ids, ground_truth, _detections(run, item_ids))
     if kind == "slice":
         if run.slice is None:
             raise ScopeGone("The slice of this run was deleted before it ran.")
         item_ids = sorted(slice_items(run.slice).values_list("id", flat=True))
+        if query:
+            item_ids = _matching(run, query, item_ids)
+        return Seen(item_ids, _live(run, item_ids), _detections(run, item_ids))
+    if query:
+        item_ids = _matching(run, query, None)
         return Seen(item_ids, _live(run, item_ids), _detections(run, item_ids))
     item_ids = sorted(Item.objects.filter(dataset=run.dataset_id).values_list("id", flat=True))
     return Seen(item_ids, _live(run, None), _detections(run, None))

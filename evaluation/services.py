@@ -64,15 +64,23 @@ def evaluation_create(
     model_id: int,
     slice_id: int | None = None,
     version: int | None = None,
+    query: str = "",
     options: Any = None,
+    enqueue: bool = True,
 ) -> EvaluationRun:
     """Record a run of `model_id` on the dataset (or a slice, or a slice's version number
-    `version`) and queue its job. Bad input is a 400 naming the field, a taken name a 409."""
+    `version`), narrowed by a `query` when given, and queue its job. Bad input is a 400
+    naming the field, a taken name a 409.
+    With ``enqueue=False`` the job is only recorded, for a caller that runs it in process
+    (a scenario suite's job runs its tests' evaluations so)."""
     name = name.strip()
     if not name:
         raise invalid_field("name", "must not be blank")
     model = _model(dataset, model_id)
-    found = item_set_resolve(dataset=dataset, slice_id=slice_id, version=version, path="")
+    query = query.strip()
+    found = item_set_resolve(
+        dataset=dataset, slice_id=slice_id, version=version, query=query, path=""
+    )
     cleaned = options_clean(options)
     _label_mapping_check(dataset, model, cleaned["label_mapping"])
     scope: dict[str, Any] = {"kind": "dataset"}
@@ -80,6 +88,8 @@ def evaluation_create(
         scope = {"kind": "slice", "slice": found.slice.pk, "slice_name": found.slice.name}
         if found.version is not None:
             scope = {**scope, "kind": "version", "version": found.version.number}
+    if query:
+        scope = {**scope, "query": query}
     run = EvaluationRun(
         dataset=dataset,
         model=model,
@@ -101,7 +111,12 @@ def evaluation_create(
         message = f"An evaluation run named {name!r} already exists."
         raise Conflict(message, fields=[field_error("name", message)]) from None
     run.job = job_create(
-        kind=EVALUATE_JOB, dataset=dataset, user=user, params={"run_id": run.pk}, total=1
+        kind=EVALUATE_JOB,
+        dataset=dataset,
+        user=user,
+        params={"run_id": run.pk},
+        total=1,
+        enqueue=enqueue,
     )
     run.save(update_fields=["job"])
     return run

@@ -224,6 +224,7 @@ VIEW_MODULES = (
     "evaluation/api.py",
     "evaluation/ui.py",
     "evaluation/pages.py",
+    "evaluation/scenario_api.py",
 )
 MANAGERS = {"objects", "_default_manager", "_base_manager"}
 CONNECTIONS = {"connection", "connections"}
