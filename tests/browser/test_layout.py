@@ -20,6 +20,7 @@ from curation.versions import slice_version_create
 from embeddings.duplicates import duplicates_job_start
 from tests.browser.support import log_in, screenshot
 from tests.embedding_factories import items_with_images, jpeg_bytes
+from tests.ui_factories import MODEL, evaluated
 
 SIZES = {"1440": (1440, 900), "1024": (1024, 800), "390": (390, 844)}
 
@@ -136,6 +137,7 @@ def _pages(dataset: Dataset, bob: User, scenes: list[Item]) -> list[tuple[str, s
     job = job_run(job_id=duplicates_job_start(dataset=dataset, user=bob, model=None).pk)
     assert job.result["exact_groups"] == 1, job.result
     token_create(user=bob, name="training pipeline on the cluster")
+    run = evaluated(dataset, bob, "detector on the street scenes, all defaults", model=MODEL)
     base = f"/datasets/{dataset.pk}"
     return [
         ("datasets", "/"),
@@ -148,6 +150,8 @@ def _pages(dataset: Dataset, bob: User, scenes: list[Item]) -> list[tuple[str, s
         ("job", f"{base}/jobs/{job.pk}"),
         ("duplicates", f"{base}/duplicates/groups"),
         ("tokens", "/tokens/"),
+        ("evaluations", f"{base}/evaluations/"),
+        ("evaluation", f"{base}/evaluations/{run.pk}/"),
     ]
 
 
