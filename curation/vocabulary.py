@@ -74,8 +74,11 @@ class DatasetNames:
     def present_labels(self, names: set[str]) -> set[str]:
         if not names:
             return set()
-        rows = Annotation.objects.filter(dataset=self.dataset, label__in=names)
-        return set(rows.values_list("label", flat=True).distinct())
+        # One EXISTS per name, each a probe of the (dataset, label) index. (A DISTINCT over
+        # the rows read every annotation of the label: Annotation's default ordering joins
+        # the DISTINCT, 0.4 s per grid page for `annotations.car` at 1M items.)
+        found = Annotation.objects.filter(dataset=self.dataset)
+        return {name for name in names if found.filter(label=name).exists()}
 
     def _sampled(self) -> tuple[list[str], dict[str, list[str]], int | None]:
         if self._sample is None:
