@@ -13,6 +13,7 @@ from curation.export.jobs import export_job_start
 from curation.jobs import job_run
 from curation.models import Dataset, Slice
 from curation.services import tag_add, token_create
+from evaluation import scenarios
 from evaluation.services import evaluation_create
 from tests.api_helpers import add_items, box
 from tests.embedding_factories import custom_model, items_with_vectors
@@ -21,8 +22,8 @@ from tests.embedding_factories import custom_model, items_with_vectors
 @pytest.fixture(name="world")
 def world_fixture(alice: User, bob: User, dataset: Dataset) -> dict[str, Any]:
     """Alice's dataset with items, shapes, a model, a slice with a version, a tag, vectors,
-    a finished export and a finished evaluation run: its ids by path parameter name, and
-    alice's token (`secret`)."""
+    a finished export, a finished evaluation run and a scenario suite evaluated once: its
+    ids by path parameter name, and alice's token (`secret`)."""
     ids = add_items(
         dataset,
         *(
@@ -50,6 +51,11 @@ def world_fixture(alice: User, bob: User, dataset: Dataset) -> dict[str, Any]:
     )
     assert evaluation.job_id is not None
     job_run(job_id=evaluation.job_id)
+    suite = scenarios.suite_create(dataset=dataset, user=alice, name="gates")
+    gate = scenarios.test_create(suite=suite, name="good enough", metric="map", threshold=0.0)
+    scenario = scenarios.suite_evaluate(suite=suite, user=alice, model_id=dataset.models.get().pk)
+    assert scenario.job_id is not None
+    job_run(job_id=scenario.job_id)
     token, secret = token_create(user=alice, name="world")
     return {
         "secret": secret,
@@ -64,6 +70,9 @@ def world_fixture(alice: User, bob: User, dataset: Dataset) -> dict[str, Any]:
         "user_id": bob.pk,
         "token_id": token.pk,
         "run_id": evaluation.pk,
+        "suite_id": suite.pk,
+        "test_id": gate.pk,
+        "evaluation_id": scenario.pk,
     }
 
 

@@ -78,6 +78,12 @@ MEASURE = r"""
     const y = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);
     return x > SLACK && y > SLACK;
   };
+  // Line by line: an inline link that wraps has one box per line, and the rectangle
+  // around both lines would cover whatever sits beside it without anything overlapping.
+  const covers = (a, b) => {
+    const bs = Array.from(b.getClientRects());
+    return Array.from(a.getClientRects()).some((r) => bs.some((s) => overlap(r, s)));
+  };
   // Controls in the page's flow (not menus, bars or overlays that float on purpose).
   const flowing = controls.filter((el) => {
     for (let p = el; p && p !== document.body; p = p.parentElement) {
@@ -91,15 +97,13 @@ MEASURE = r"""
     for (let j = i + 1; j < flowing.length; j++) {
       const a = flowing[i], b = flowing[j];
       if (a.contains(b) || b.contains(a)) continue;
-      if (overlap(a.getBoundingClientRect(), b.getBoundingClientRect()))
-        problems.push(`${name(a)} overlaps ${name(b)}`);
+      if (covers(a, b)) problems.push(`${name(a)} overlaps ${name(b)}`);
     }
   }
   for (const [one, other] of pairs) {
     for (const a of Array.from(document.querySelectorAll(one)).filter(shown))
       for (const b of Array.from(document.querySelectorAll(other)).filter(shown))
-        if (overlap(a.getBoundingClientRect(), b.getBoundingClientRect()))
-          problems.push(`${one} overlaps ${other}`);
+        if (covers(a, b)) problems.push(`${one} overlaps ${other}`);
   }
   return problems;
 }
