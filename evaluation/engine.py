@@ -311,6 +311,7 @@ class Evaluation:
         precision, recall = matching.accumulate(
             score, index[cat] if len(cat) else cat, image, rank, tp, ignored, positives, p
         )
+        self.precision, self.recall = precision, recall  # as COCOeval.eval has them
         stats = matching.summarize(precision, recall, p, AREA_NAMES)
 
         warnings: list[str] = []
