@@ -2,14 +2,14 @@
 predictions, as the engine's plain objects.
 
 A version's ground truth is the one frozen with it; its predictions are the model's
-current ones on those items (predictions are not frozen). Everything is loaded at once:
-fine for the datasets of tests and demos, not for the 1M-item target (not done yet: that
-needs chunked matching).
+current ones on those items (predictions are not frozen). The items are read in chunks of
+CHUNK_ITEMS, in increasing id (COCOeval's image order), each chunk with its boxes in id
+order (COCO's insertion order): memory holds one chunk's boxes, whatever the run's size.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,9 @@ from curation.itemsets import slice_items
 from curation.models import Annotation, Item, Prediction, SliceVersionItem
 from evaluation.engine import Detection, GroundTruth
 from evaluation.models import EvaluationRun
+
+# Items per chunk: a few tens of thousands of boxes, a few queries of 5,000 ids each.
+CHUNK_ITEMS = 5000
 
 
 class ScopeGone(Exception):
@@ -45,15 +48,13 @@ def _crowd(metadata: Any) -> bool:
     return isinstance(metadata, dict) and metadata.get("iscrowd") in (1, True)
 
 
-def _frozen(run: EvaluationRun) -> tuple[list[int], list[GroundTruth]]:
-    item_ids: list[int] = []
+def _frozen(run: EvaluationRun, item_ids: list[int]) -> list[GroundTruth]:
     frozen: list[tuple[int, dict[str, Any]]] = []
     for item_id, shapes in (
-        SliceVersionItem.objects.filter(version=run.version)
+        SliceVersionItem.objects.filter(version=run.version, item_id__in=item_ids)
         .order_by("item_id")
         .values_list("item_id", "annotations")
     ):
-        item_ids.append(item_id)
         frozen += [(item_id, a) for a in shapes or [] if a.get("kind") == "box"]
     # Frozen annotations carry their client id; the match rows keep the current row's id
     # where that annotation still exists.
@@ -62,7 +63,7 @@ def _frozen(run: EvaluationRun) -> tuple[list[int], list[GroundTruth]]:
             dataset=run.dataset_id, annotation_id__in={a["id"] for _, a in frozen}
         ).values_list("annotation_id", "id")
     )
-    return item_ids, [
+    return [
         GroundTruth(
             item_id, pks.get(a["id"]), a["label"], _box(a["geometry"]), _crowd(a.get("metadata"))
         )
@@ -70,43 +71,52 @@ def _frozen(run: EvaluationRun) -> tuple[list[int], list[GroundTruth]]:
     ]
 
 
-def _live(run: EvaluationRun, item_ids: list[int] | None) -> list[GroundTruth]:
-    rows = Annotation.objects.filter(dataset=run.dataset_id, kind="box")
-    if item_ids is not None:
-        rows = rows.filter(item_id__in=item_ids)
+def _live(run: EvaluationRun, item_ids: list[int]) -> list[GroundTruth]:
+    rows = Annotation.objects.filter(dataset=run.dataset_id, kind="box", item_id__in=item_ids)
     return [
         GroundTruth(item_id, pk, label, _box(geometry), _crowd(metadata))
-        for pk, item_id, label, geometry, metadata in rows.order_by("id").values_list(
+        for pk, item_id, label, geometry, metadata in rows.order_by("item_id", "id").values_list(
             "id", "item_id", "label", "geometry", "metadata"
         )
     ]
 
 
-def _detections(run: EvaluationRun, item_ids: Iterable[int] | None) -> list[Detection]:
+def _detections(run: EvaluationRun, item_ids: Iterable[int]) -> list[Detection]:
     mapping: dict[str, str] = dict(run.options.get("label_mapping") or {})
-    rows = Prediction.objects.filter(model=run.model_id, kind="box")
-    if item_ids is not None:
-        rows = rows.filter(item_id__in=list(item_ids))
+    rows = Prediction.objects.filter(model=run.model_id, kind="box", item_id__in=list(item_ids))
     return [
         Detection(item_id, pk, mapping.get(label, label), _box(geometry), float(confidence))
-        for pk, item_id, label, geometry, confidence in rows.order_by("id").values_list(
+        for pk, item_id, label, geometry, confidence in rows.order_by("item_id", "id").values_list(
             "id", "item_id", "label", "geometry", "confidence"
         )
     ]
 
 
-def scope_load(run: EvaluationRun) -> Seen:
-    """Everything `run` evaluates, read now."""
+def scope_items(run: EvaluationRun) -> list[int]:
+    """The ids of the items `run` evaluates, increasing; ScopeGone if its slice or version
+    was deleted."""
     kind = (run.scope or {}).get("kind", "dataset")
     if kind == "version":
         if run.version is None:
             raise ScopeGone("The slice version of this run was deleted before it ran.")
-        item_ids, ground_truth = _frozen(run)
-        return Seen(item_ids, ground_truth, _detections(run, item_ids))
+        return list(
+            SliceVersionItem.objects.filter(version=run.version)
+            .order_by("item_id")
+            .values_list("item_id", flat=True)
+        )
     if kind == "slice":
         if run.slice is None:
             raise ScopeGone("The slice of this run was deleted before it ran.")
-        item_ids = sorted(slice_items(run.slice).values_list("id", flat=True))
-        return Seen(item_ids, _live(run, item_ids), _detections(run, item_ids))
-    item_ids = sorted(Item.objects.filter(dataset=run.dataset_id).values_list("id", flat=True))
-    return Seen(item_ids, _live(run, None), _detections(run, None))
+        return sorted(slice_items(run.slice).values_list("id", flat=True))
+    return list(
+        Item.objects.filter(dataset=run.dataset_id).order_by("id").values_list("id", flat=True)
+    )
+
+
+def scope_chunks(run: EvaluationRun, item_ids: list[int]) -> Iterator[Seen]:
+    """`item_ids` (scope_items) in chunks of CHUNK_ITEMS, each with its boxes, read now."""
+    frozen = (run.scope or {}).get("kind") == "version"
+    for start in range(0, len(item_ids), CHUNK_ITEMS):
+        chunk = item_ids[start : start + CHUNK_ITEMS]
+        ground_truth = _frozen(run, chunk) if frozen else _live(run, chunk)
+        yield Seen(chunk, ground_truth, _detections(run, chunk))
