@@ -185,8 +185,11 @@ class Evaluation:
             max_dets=tuple(options.max_dets),
             area_ranges=tuple(options.area_ranges[name] for name in AREA_NAMES),
             use_cats=not options.class_agnostic,
+            operating=int(
+                np.argmin(np.abs(np.array(options.iou_thresholds) - options.operating_iou))
+            ),
         )
-        self.op = int(np.argmin(np.abs(self.params.iou_thrs - options.operating_iou)))
+        self.op = self.params.operating
         self.codes: dict[str, int] = {}
         self.gt_labels: set[str] = set()
         self.dt_labels: set[str] = set()
@@ -248,9 +251,14 @@ class Evaluation:
         self.ignored["below_threshold"] += int((~ignored & ~confident).sum())
         matches: list[Match] = []
         taken = set()
-        for row in np.flatnonzero(confident):
-            det = detections[found.dt_index[row]]
-            gt_index = int(found.matched_gt[row, 0, t])
+        rows = np.flatnonzero(confident)
+        for dt_index, gt_index, iou in zip(
+            found.dt_index[rows].tolist(),
+            found.matched_gt[rows].tolist(),
+            found.iou[rows].tolist(),
+            strict=True,
+        ):
+            det = detections[dt_index]
             if gt_index >= 0:
                 taken.add(gt_index)
                 g = ground_truth[gt_index]
@@ -262,7 +270,7 @@ class Evaluation:
                         g.annotation_id,
                         det.prediction_id,
                         det.score,
-                        float(found.iou[row, 0, t]),
+                        iou,
                     )
                 )
             else:

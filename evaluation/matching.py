@@ -32,6 +32,7 @@ class Params:
     max_dets: tuple[int, ...]  # increasing; the last one cuts each group
     area_ranges: tuple[tuple[float, float], ...]  # (A,) [low, high]
     use_cats: bool
+    operating: int = 0  # the index in iou_thrs whose matches are kept (area "all")
 
 
 @dataclass
@@ -55,8 +56,9 @@ class Matched:
     rank: np.ndarray  # (n,) position in its (image, class) group
     tp: np.ndarray  # (n, A, T) bool: matched a ground truth that counts
     ignored: np.ndarray  # (n, A, T) bool: COCO's dtIgnore
-    matched_gt: np.ndarray  # (n, A, T) int64 index into the ground truths given, or -1
-    iou: np.ndarray  # (n, A, T) float64 IoU with matched_gt (0 where none)
+    matched_gt: np.ndarray  # (n,) at the operating IoU, area "all": index into the
+    # ground truths given, or -1
+    iou: np.ndarray  # (n,) float64 IoU with matched_gt (0 where none)
     gt_counts: np.ndarray  # (g, A) bool: ground truth that is not ignored, per area
 
 
@@ -145,8 +147,8 @@ def match(gt: Boxes, dt: Boxes, catrank: np.ndarray, p: Params) -> Matched:
     n = len(d_order)
     tp = np.zeros((n, n_a, n_t), bool)
     ignored = np.zeros((n, n_a, n_t), bool)
-    matched = np.full((n, n_a, n_t), -1, np.int64)
-    ious_out = np.zeros((n, n_a, n_t))
+    matched = np.full(n, -1, np.int64)
+    ious_out = np.zeros(n)
 
     by_size = np.lexsort((ng, nd))
     i = 0
@@ -178,44 +180,44 @@ def match(gt: Boxes, dt: Boxes, catrank: np.ndarray, p: Params) -> Matched:
         taken = np.zeros((len(batch), n_a, n_t, ious.shape[2]), bool)
         b_matched = np.full((len(batch), n_a, n_t, n_d), -1, np.int64)
         b_ignored = np.zeros((len(batch), n_a, n_t, n_d), bool)
-        b_iou = np.zeros((len(batch), n_a, n_t, n_d))
+        sizes = nd[batch]  # increasing: the groups with a d-th detection are a suffix
         for d in range(n_d):
-            m_iou = ious[:, d, None, None, :]  # (B, 1, 1, G)
+            lo = int(np.searchsorted(sizes, d, side="right"))
+            m_iou = ious[lo:, d, None, None, :]  # (B', 1, 1, G)
+            g_ig_d = g_ig[lo:]
             # Candidates: a ground truth not taken at this threshold (a crowd region can be
             # taken again), with IoU >= the threshold (ties keep the later one: COCO skips
             # only IoU < best).
-            ok = usable & (~taken | crowd) & (m_iou >= thr[None, None, :, None])
+            ok = usable[lo:] & (~taken[lo:] | crowd[lo:]) & (m_iou >= thr[None, None, :, None])
             # COCO sorts ignored ground truth last and stops at the first ignored one once
             # it holds a match that is not ignored: an ignored ground truth is matched only
             # when no other one qualifies.
-            counted = ok & ~g_ig
-            pool = np.where(counted.any(-1, keepdims=True), counted, ok & g_ig)
-            found = pool.any(-1) & d_valid[:, d, None, None]
+            counted = ok & ~g_ig_d
+            pool = np.where(counted.any(-1, keepdims=True), counted, ok & g_ig_d)
+            found = pool.any(-1)
             values = np.where(pool, m_iou, -1.0)
             best = values.shape[-1] - 1 - np.argmax(values[..., ::-1], axis=-1)  # last max
-            b_matched[..., d] = np.where(found, best, -1)
+            b_matched[lo:, :, :, d] = np.where(found, best, -1)
             pick = best[..., None]
-            b_ignored[..., d] = (
-                found & np.take_along_axis(np.broadcast_to(g_ig, taken.shape), pick, -1)[..., 0]
+            b_ignored[lo:, :, :, d] = (
+                found & np.take_along_axis(np.broadcast_to(g_ig_d, values.shape), pick, -1)[..., 0]
             )
-            b_iou[..., d] = np.where(found, np.take_along_axis(values, pick, -1)[..., 0], 0.0)
             np.put_along_axis(
-                taken, pick, np.take_along_axis(taken, pick, -1) | found[..., None], -1
+                taken[lo:], pick, np.take_along_axis(taken[lo:], pick, -1) | found[..., None], -1
             )
         # An unmatched detection outside the area range is ignored too.
         out = d_out[d_pos].transpose(0, 2, 1)[:, :, None, :]  # (B, A, 1, D)
         b_ignored |= (b_matched < 0) & out
         rows = d_pos[d_valid]
-        column = np.take_along_axis(
-            np.broadcast_to(g_pos[:, None, None, :], (*b_matched.shape[:3], g_pos.shape[1])),
-            np.maximum(b_matched, 0),
-            -1,
-        )
         at = d_valid  # (B, D): the padded array's real detections, in d_pos order
         ignored[rows] = np.moveaxis(b_ignored, 3, 1)[at]
         tp[rows] = np.moveaxis((b_matched >= 0) & ~b_ignored, 3, 1)[at]
-        matched[rows] = np.moveaxis(np.where(b_matched >= 0, column, -1), 3, 1)[at]
-        ious_out[rows] = np.moveaxis(b_iou, 3, 1)[at]
+        chosen = b_matched[:, 0, p.operating, :]  # (B, D)
+        column = np.maximum(chosen, 0)
+        matched[rows] = np.where(chosen >= 0, np.take_along_axis(g_pos, column, 1), -1)[at]
+        ious_out[rows] = np.where(
+            chosen >= 0, np.take_along_axis(ious, column[..., None], 2)[..., 0], 0.0
+        )[at]
 
     # Back to the ground truths' given order.
     hit = matched >= 0
