@@ -13,6 +13,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from django.db.models import FloatField
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast
+
 from curation.itemsets import slice_items
 from curation.models import Annotation, Item, Prediction, SliceVersionItem
 from evaluation.engine import Detection, GroundTruth
@@ -71,13 +75,21 @@ def _frozen(run: EvaluationRun, item_ids: list[int]) -> list[GroundTruth]:
     ]
 
 
+# A box's coordinates read as float8 by the database ((geometry->>'x')::float8: the
+# decimal stored, correctly rounded, as json.loads rounds it), not as a JSON object per row.
+_BOX = {
+    f: Cast(KT(f"geometry__{k}"), FloatField())
+    for f, k in (("bx", "x"), ("by", "y"), ("bw", "width"), ("bh", "height"))
+}
+
+
 def _live(run: EvaluationRun, item_ids: list[int]) -> list[GroundTruth]:
     rows = Annotation.objects.filter(dataset=run.dataset_id, kind="box", item_id__in=item_ids)
     return [
-        GroundTruth(item_id, pk, label, _box(geometry), _crowd(metadata))
-        for pk, item_id, label, geometry, metadata in rows.order_by("item_id", "id").values_list(
-            "id", "item_id", "label", "geometry", "metadata"
-        )
+        GroundTruth(item_id, pk, label, (x, y, w, h), crowd in (1, True))
+        for pk, item_id, label, x, y, w, h, crowd in rows.annotate(**_BOX)
+        .order_by("item_id", "id")
+        .values_list("id", "item_id", "label", *_BOX, "metadata__iscrowd")
     ]
 
 
@@ -85,10 +97,10 @@ def _detections(run: EvaluationRun, item_ids: Iterable[int]) -> list[Detection]:
     mapping: dict[str, str] = dict(run.options.get("label_mapping") or {})
     rows = Prediction.objects.filter(model=run.model_id, kind="box", item_id__in=list(item_ids))
     return [
-        Detection(item_id, pk, mapping.get(label, label), _box(geometry), float(confidence))
-        for pk, item_id, label, geometry, confidence in rows.order_by("item_id", "id").values_list(
-            "id", "item_id", "label", "geometry", "confidence"
-        )
+        Detection(item_id, pk, mapping.get(label, label), (x, y, w, h), float(confidence))
+        for pk, item_id, label, x, y, w, h, confidence in rows.annotate(**_BOX)
+        .order_by("item_id", "id")
+        .values_list("id", "item_id", "label", *_BOX, "confidence")
     ]
 
 
