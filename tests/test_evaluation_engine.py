@@ -18,12 +18,24 @@ from typing import Any
 
 import numpy as np
 import pytest
+from django.contrib.auth.models import User
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from evaluation import engine
+from curation.models import Dataset
+from evaluation import engine, scope
 from evaluation.engine import Detection, GroundTruth, Options
 from evaluation.options import options_clean
+from tests.api_helpers import add_items
+from tests.test_evaluation import (
+    World,
+    expected_matches,
+    pycocotools_eval,
+    random_world,
+    run_job,
+    start,
+    stored_matches,
+)
 
 LABELS = ["bus", "car", "person", "truck", "bike"]
 
@@ -235,3 +247,26 @@ def test_no_boxes_or_one_side_only() -> None:
     check([1, 2], [GroundTruth(1, 1, "car", box)], [], {})
     check([1, 2], [], [Detection(2, 1, "car", box, 0.9)], {"confidence_threshold": 0.0})
     check([1], [GroundTruth(1, 1, "car", box, crowd=True)], [Detection(1, 1, "car", box, 0.9)], {})
+
+
+def test_a_run_loaded_in_chunks_with_a_label_mapping_gives_pycocotools_numbers(
+    dataset: Dataset, alice: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the database: the job reads the scope in chunks (of 7 items here) and maps
+    labels as it reads; pycocotools runs on the same boxes with the labels mapped."""
+    world = random_world(9)
+    item_ids = add_items(dataset, *world.rows)
+    monkeypatch.setattr(scope, "CHUNK_ITEMS", 7)
+    mapped = World(
+        world.rows,
+        world.gt,
+        [{**d, "label": "bus" if d["label"] == "bike" else d["label"]} for d in world.dt],
+    )
+    run = run_job(
+        start(dataset, alice, options={"label_mapping": {"bike": "bus"}, "confidence_threshold": 0})
+    )
+    reference = pycocotools_eval(mapped, item_ids)
+    assert np.max(np.abs(np.array(run.metrics["coco_stats"]) - reference.stats)) <= 1e-6
+    assert stored_matches(run) == expected_matches(reference, threshold=0.0)
+    assert "bike" not in {c["label"] for c in run.metrics["per_class"]}
+    assert run.counts["items"] == len(item_ids) > 7
