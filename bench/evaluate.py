@@ -331,12 +331,13 @@ def bench_million(n: int, reuse: bool) -> list[tuple[str, str, str, bool | None]
     dataset = Dataset.objects.filter(owner__username="bench", name=DATASET_NAME).first()
     if not (reuse and dataset and Item.objects.filter(dataset=dataset).count() == n):
         dataset = million_build(n)
-    out = subprocess.run(
+    done = subprocess.run(
         [sys.executable, __file__, "--evaluate-dataset", str(dataset.pk)],
-        check=True,
         capture_output=True,
         text=True,
-    ).stdout
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
     line = next(x for x in out.splitlines() if x.startswith("RESULT "))
     _, seconds, rss, map_, *counts = line.split(" ", 4)
     print(f"{n:,} items: mAP {map_}, {counts[0]}")

@@ -227,10 +227,7 @@ class Evaluation:
             self.positives[int(code)] = self.positives.get(int(code), 0) + here
         score = dt.score[found.dt_index]
         shape = found.tp.shape
-        bits = np.packbits(
-            np.concatenate([found.tp, found.ignored], 1).reshape(shape[0], 2 * shape[1] * shape[2]),
-            axis=1,
-        )
+        bits = matching.pack(found.tp, found.ignored)
         cat = dt.cat[found.dt_index] if self.params.use_cats else np.zeros(shape[0], np.int64)
         self.parts.append((score, cat, dt.image[found.dt_index], found.rank, bits))
         return self._outcomes(ground_truth, detections, found, score)
@@ -311,14 +308,13 @@ class Evaluation:
                 np.zeros(0, np.int64),
                 np.zeros(0, np.int64),
             )
-            bits = np.zeros((0, 1), np.uint8)
-        flags = (
-            np.unpackbits(bits, axis=1, count=2 * n_a * n_t).reshape(-1, 2 * n_a, n_t).astype(bool)
-        )
-        tp, ignored = flags[:, :n_a], flags[:, n_a:]
+            bits = np.zeros((0, (2 * n_a * n_t + 7) // 8), np.uint8)
         precision, recall = matching.accumulate(
-            score, index[cat] if len(cat) else cat, image, rank, tp, ignored, positives, p
+            score, index[cat] if len(cat) else cat, image, rank, bits, positives, p
         )
+        # Flags at the operating IoU, area "all" (for the best F1).
+        tp_op = matching.flag(bits, self.op)
+        ignored_op = matching.flag(bits, n_a * n_t + self.op)
         self.precision, self.recall = precision, recall  # as COCOeval.eval has them
         stats = matching.summarize(precision, recall, p, AREA_NAMES)
 
@@ -354,7 +350,7 @@ class Evaluation:
             sum(c for (_, o), c in counts.items() if o == "fp"),
             sum(c for (_, o), c in counts.items() if o == "fn"),
         )
-        evaluated = ~ignored[:, 0, self.op]
+        evaluated = ~ignored_op
         metrics: dict[str, Any] = {
             "coco_stats": stats,
             **dict(zip(STAT_NAMES, stats, strict=True)),
@@ -363,9 +359,7 @@ class Evaluation:
                 "iou": float(p.iou_thrs[self.op]),
                 **total,
             },
-            "best_f1": _best_f1(
-                score[evaluated], tp[evaluated, 0, self.op], int(positives[:, 0].sum())
-            ),
+            "best_f1": _best_f1(score[evaluated], tp_op[evaluated], int(positives[:, 0].sum())),
             "recall_thresholds": [float(r) for r in matching.REC_THRS],
             "per_class": self._per_class(labels, precision, recall),
             "ignored": {**self.ignored, "beyond_max_dets": beyond},

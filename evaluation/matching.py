@@ -227,19 +227,36 @@ def match(gt: Boxes, dt: Boxes, catrank: np.ndarray, p: Params) -> Matched:
     return Matched(d_order, rank, tp, ignored, matched, ious_out, counts)
 
 
+def pack(tp: np.ndarray, ignored: np.ndarray) -> np.ndarray:
+    """(n, A, T) TP and ignore flags as (n, ceil(2 A T / 8)) bytes."""
+    n, n_a, n_t = tp.shape
+    return np.packbits(np.concatenate([tp, ignored], 1).reshape(n, 2 * n_a * n_t), axis=1)
+
+
+def unpack(bits: np.ndarray, n_a: int, n_t: int) -> tuple[np.ndarray, np.ndarray]:
+    flags = np.unpackbits(bits, axis=1, count=2 * n_a * n_t).reshape(-1, 2 * n_a, n_t)
+    flags = flags.astype(bool)
+    return flags[:, :n_a], flags[:, n_a:]
+
+
+def flag(bits: np.ndarray, j: int) -> np.ndarray:
+    """The j-th packed flag (area a, threshold t: a * T + t; ignore flags after TP flags)."""
+    return (bits[:, j // 8] & (1 << (7 - j % 8))) > 0
+
+
 def accumulate(
     score: np.ndarray,
     cat: np.ndarray,
     image: np.ndarray,
     rank: np.ndarray,
-    tp: np.ndarray,
-    ignored: np.ndarray,
+    bits: np.ndarray,
     positives: np.ndarray,
     p: Params,
 ) -> tuple[np.ndarray, np.ndarray]:
     """COCOeval.accumulate: precision (T, R, K, A, M) and recall (T, K, A, M), -1 where
-    undefined. `cat` holds indices 0..K-1 (every class has a box on some side);
-    `positives` (K, A) the ground truths that count."""
+    undefined. `cat` holds indices 0..K-1 (every class has a box on some side); `bits`
+    the TP and ignore flags (packed by `pack`); `positives` (K, A) the ground truths that
+    count."""
     n_k = positives.shape[0]
     n_t, n_a, n_m, n_r = len(p.iou_thrs), len(p.area_ranges), len(p.max_dets), len(REC_THRS)
     precision = -np.ones((n_t, n_r, n_k, n_a, n_m))
@@ -250,15 +267,16 @@ def accumulate(
     bounds = np.searchsorted(cat[order], np.arange(n_k + 1))
     for k in range(n_k):
         rows = order[bounds[k] : bounds[k + 1]]
+        tp_k, ignored_k = unpack(bits[rows], n_a, n_t)  # one class at a time: bounded memory
         for m, max_det in enumerate(p.max_dets):
-            chosen = rows[rank[rows] < max_det]
-            nd = len(chosen)
+            within = rank[rows] < max_det
+            nd = int(within.sum())
             for a in range(n_a):
                 npig = int(positives[k, a])
                 if npig == 0:
                     continue
-                tps = tp[chosen, a, :].T
-                fps = ~tps & ~ignored[chosen, a, :].T
+                tps = tp_k[within, a, :].T
+                fps = ~tps & ~ignored_k[within, a, :].T
                 tp_sum = np.cumsum(tps, axis=1).astype(np.float64)
                 fp_sum = np.cumsum(fps, axis=1).astype(np.float64)
                 rc = tp_sum / npig
