@@ -25,6 +25,7 @@ from curation.db import is_transient
 from curation.errors import Conflict
 from curation.health import disk_space_require, disk_status, is_disk_full
 from curation.models import Dataset, Job, JobStatus
+from curation.signals import job_succeeded
 
 logger = logging.getLogger(__name__)
 
@@ -364,4 +365,8 @@ def _job_run_locked(job_id: int) -> Job | None:
         return job
     _job_finish(job, status=JobStatus.SUCCEEDED, finished=timezone.now(), result=result)
     job.refresh_from_db()
+    if job.status == JobStatus.SUCCEEDED:
+        for receiver, answer in job_succeeded.send_robust(sender=Job, job=job):
+            if isinstance(answer, Exception):
+                logger.error("after %s: %s failed", job, receiver, exc_info=answer)
     return job

@@ -8,3 +8,8 @@ from django.dispatch import Signal
 # queues it serves, None for all) and `once` (it stops when the queue is empty). The
 # embeddings app warms the vector indexes on it.
 worker_started = Signal()
+
+# A job has succeeded; sent with `job` by the process that ran it, once the job is
+# recorded as succeeded. An exception in a receiver is logged, never the job's. The
+# evaluation app evaluates the demo's model when the demo's ingest (params["demo"]) is done.
+job_succeeded = Signal()

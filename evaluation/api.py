@@ -67,6 +67,7 @@ class EvaluationListView(generics.ListAPIView[EvaluationRun]):
             model_id=data["model"],
             slice_id=data["slice"],
             version=data["version"],
+            query=data["query"],
             options=data["options"],
         )
         return Response(EvaluationRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver, include, path
 
-from evaluation import api
+from evaluation import api, scenario_api
 
 dataset_urls: list[URLPattern | URLResolver] = [
     path("evaluations", api.EvaluationListView.as_view(), name="api-evaluations"),
@@ -13,6 +13,32 @@ dataset_urls: list[URLPattern | URLResolver] = [
         "evaluations/<int:run_id>/matches",
         api.EvaluationMatchListView.as_view(),
         name="api-evaluation-matches",
+    ),
+    path("scenario-suites", scenario_api.SuiteListView.as_view(), name="api-scenario-suites"),
+    path(
+        "scenario-suites/<int:suite_id>",
+        scenario_api.SuiteDetailView.as_view(),
+        name="api-scenario-suite",
+    ),
+    path(
+        "scenario-suites/<int:suite_id>/tests",
+        scenario_api.SuiteTestListView.as_view(),
+        name="api-scenario-tests",
+    ),
+    path(
+        "scenario-suites/<int:suite_id>/tests/<int:test_id>",
+        scenario_api.SuiteTestDetailView.as_view(),
+        name="api-scenario-test",
+    ),
+    path(
+        "scenario-suites/<int:suite_id>/evaluations",
+        scenario_api.SuiteEvaluationListView.as_view(),
+        name="api-scenario-evaluations",
+    ),
+    path(
+        "scenario-suites/<int:suite_id>/evaluations/<int:evaluation_id>",
+        scenario_api.SuiteEvaluationDetailView.as_view(),
+        name="api-scenario-evaluation",
     ),
 ]
 

@@ -9,5 +9,17 @@ class EvaluationConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the evaluation job's runner in every process (web, worker, CLI), so
-        # job_create and the worker both know the kind. curation never imports this app.
+        # job_create and the worker both know the kind, and connects the demo's evaluation
+        # to the end of the demo's ingest. curation never imports this app.
+        from curation.query import register_field
+        from curation.signals import job_succeeded
+        from curation.ui.extensions import DatasetTab, dataset_tab_register
         from evaluation import jobs  # noqa: F401
+        from evaluation.demo import demo_evaluate
+        from evaluation.query import FIELD, eval_field
+
+        job_succeeded.connect(demo_evaluate, dispatch_uid="evaluation.demo_evaluate")
+        # The query language's eval[<run>].fp >= 1 (docs/query-language.md).
+        register_field(FIELD, eval_field, bracket=True)
+        # The dataset header's "Evaluations" tab (the runs page, evaluation/ui.py).
+        dataset_tab_register(DatasetTab("Evaluations", "evaluation-ui:runs", "evaluations"))

@@ -131,3 +131,129 @@ class EvaluationMatch(models.Model):
 
     def __str__(self) -> str:
         return f"{self.outcome}:{self.label}"
+
+
+class ScenarioSuite(models.Model):
+    """A named set of scenario tests on a dataset: the gates a model must pass (a training
+    pipeline runs `nucleus test --suite S --model M` and stops on a failure)."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="scenario_suites")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "name"], name="scenariosuite_unique_name"),
+            models.CheckConstraint(condition=~Q(name=""), name="scenariosuite_name_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Comparison(models.TextChoices):
+    AT_LEAST = "at_least", "Metric >= threshold"
+    BASELINE = "baseline", "No worse than a baseline run by more than delta"
+
+
+class ScenarioTest(models.Model):
+    """One gate: `metric` of an evaluation over `slice` (or one of its frozen versions, or
+    the whole dataset when no slice), narrowed by `query` when given, compared with a
+    threshold or with a baseline run.
+
+    The baseline's value is read from the baseline run's metrics when the suite runs;
+    deleting the baseline run (or the slice) leaves the test, which then fails saying why.
+    """
+
+    suite = models.ForeignKey(ScenarioSuite, on_delete=models.CASCADE, related_name="tests")
+    name = models.CharField(max_length=200)
+    slice = models.ForeignKey(
+        Slice, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    version = models.PositiveIntegerField(null=True, blank=True)
+    # Narrows the scope to the items it matches when the suite runs.
+    query = models.TextField(blank=True, default="")
+    # The scope as it was asked for: it says which slice was meant after the slice is gone.
+    scope = models.JSONField(default=dict, blank=True)
+    metric = models.CharField(max_length=300)
+    comparison = models.CharField(max_length=16, choices=Comparison.choices)
+    threshold = models.FloatField(null=True, blank=True)
+    baseline = models.ForeignKey(
+        EvaluationRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    delta = models.FloatField(default=0.0)
+    options = models.JSONField(default=dict, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["suite", "name"], name="scenariotest_unique_name"),
+            models.CheckConstraint(condition=~Q(name=""), name="scenariotest_name_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ScenarioEvaluation(models.Model):
+    """One evaluation of a suite against a model: a job that runs each test's evaluation
+    in turn and records a ScenarioResult per test. The suite's history is these rows."""
+
+    suite = models.ForeignKey(ScenarioSuite, on_delete=models.CASCADE, related_name="evaluations")
+    model = models.ForeignKey(Model, on_delete=models.CASCADE, related_name="+")
+    job = models.ForeignKey(Job, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.suite_id} on {self.model_id}"
+
+
+class ScenarioResult(models.Model):
+    """A test's outcome in one suite evaluation: the run it used, the value it read, the
+    value it compared with, and whether it passed (with why not, when it could not run).
+
+    The test's name, metric and comparison are copied: the history stays readable after
+    the test is edited or deleted."""
+
+    evaluation = models.ForeignKey(
+        ScenarioEvaluation, on_delete=models.CASCADE, related_name="results"
+    )
+    test = models.ForeignKey(
+        ScenarioTest, on_delete=models.SET_NULL, null=True, blank=True, related_name="results"
+    )
+    test_name = models.CharField(max_length=200)
+    metric = models.CharField(max_length=300)
+    comparison = models.CharField(max_length=16, choices=Comparison.choices)
+    run = models.ForeignKey(
+        EvaluationRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    value = models.FloatField(null=True, blank=True)
+    # What `value` had to reach: the threshold, or the baseline's value minus delta.
+    required = models.FloatField(null=True, blank=True)
+    passed = models.BooleanField()
+    message = models.TextField(blank=True, default="")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["evaluation", "test"], name="scenarioresult_one_per_test"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.test_name}: {'pass' if self.passed else 'fail'}"

@@ -19,6 +19,7 @@ from django.db.models.functions import Cast
 
 from curation.itemsets import slice_items
 from curation.models import Annotation, Item, Prediction, SliceVersionItem
+from curation.query import compile_query
 from evaluation.engine import Detection, GroundTruth
 from evaluation.models import EvaluationRun
 
@@ -104,22 +105,36 @@ def _detections(run: EvaluationRun, item_ids: Iterable[int]) -> list[Detection]:
     ]
 
 
+def _matching(run: EvaluationRun, query: str, item_ids: list[int] | None) -> list[int]:
+    """The items (of `item_ids`, or of the dataset) that `query` matches now."""
+    rows = Item.objects.filter(compile_query(query, dataset=run.dataset))
+    if item_ids is not None:
+        rows = rows.filter(pk__in=item_ids)
+    return sorted(rows.values_list("id", flat=True))
+
+
 def scope_items(run: EvaluationRun) -> list[int]:
     """The ids of the items `run` evaluates, increasing; ScopeGone if its slice or version
-    was deleted."""
+    was deleted. A run's `query` (in its scope) narrows its items to those the query
+    matches when the job runs (a version's frozen items too)."""
     kind = (run.scope or {}).get("kind", "dataset")
+    query = (run.scope or {}).get("query") or ""
     if kind == "version":
         if run.version is None:
             raise ScopeGone("The slice version of this run was deleted before it ran.")
-        return list(
+        item_ids = list(
             SliceVersionItem.objects.filter(version=run.version)
             .order_by("item_id")
             .values_list("item_id", flat=True)
         )
+        return _matching(run, query, item_ids) if query else item_ids
     if kind == "slice":
         if run.slice is None:
             raise ScopeGone("The slice of this run was deleted before it ran.")
-        return sorted(slice_items(run.slice).values_list("id", flat=True))
+        item_ids = sorted(slice_items(run.slice).values_list("id", flat=True))
+        return _matching(run, query, item_ids) if query else item_ids
+    if query:
+        return _matching(run, query, None)
     return list(
         Item.objects.filter(dataset=run.dataset_id).order_by("id").values_list("id", flat=True)
     )

@@ -8,7 +8,15 @@ from rest_framework import serializers
 
 from curation.models import JobStatus
 from evaluation.engine import STAT_NAMES
-from evaluation.models import EvaluationMatch, EvaluationRun, Outcome
+from evaluation.models import (
+    EvaluationMatch,
+    EvaluationRun,
+    Outcome,
+    ScenarioEvaluation,
+    ScenarioResult,
+    ScenarioSuite,
+    ScenarioTest,
+)
 
 
 class EvaluationCreateSerializer(serializers.Serializer[dict[str, Any]]):
@@ -23,6 +31,13 @@ class EvaluationCreateSerializer(serializers.Serializer[dict[str, Any]]):
         default=None,
         min_value=1,
         help_text="A version number of `slice`: score its frozen items and ground truth.",
+    )
+    query = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Score only the items (of the dataset, slice or version) this query "
+        "matches when the run starts.",
     )
     options = serializers.JSONField(
         required=False,
@@ -100,3 +115,147 @@ class EvaluationMatchSerializer(serializers.ModelSerializer[EvaluationMatch]):
     class Meta:
         model = EvaluationMatch
         fields = ["id", "item", "annotation", "prediction", "outcome", "label", "confidence", "iou"]
+
+
+# ------------------------------------------------------------------------ scenario tests
+
+
+class ScenarioSuiteCreateSerializer(serializers.Serializer[dict[str, Any]]):
+    name = serializers.CharField(max_length=200, help_text="Unique in the dataset.")
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class ScenarioTestCreateSerializer(serializers.Serializer[dict[str, Any]]):
+    name = serializers.CharField(max_length=200, help_text="Unique in the suite.")
+    metric = serializers.CharField(
+        max_length=300,
+        help_text="map, map_50, ... (the 12 COCO names), precision, recall, f1 (at the "
+        "operating point), or ap/ap50/ar/precision/recall/f1.<label>.",
+    )
+    slice = serializers.IntegerField(
+        required=False, allow_null=True, default=None, help_text="Evaluate over this slice."
+    )
+    version = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=1,
+        help_text="A version number of `slice`: its frozen items and ground truth.",
+    )
+    query = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Evaluate only the items (of the dataset, slice or version) it matches.",
+    )
+    threshold = serializers.FloatField(
+        required=False, allow_null=True, default=None, help_text="Pass when metric >= this."
+    )
+    baseline = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="An evaluation run of the dataset: pass when metric >= its value - delta.",
+    )
+    delta = serializers.FloatField(required=False, default=0.0, help_text="With `baseline`.")
+    options = serializers.JSONField(
+        required=False, default=dict, help_text="The evaluation's options (as a run's)."
+    )
+
+
+class ScenarioEvaluateSerializer(serializers.Serializer[dict[str, Any]]):
+    model = serializers.IntegerField(help_text="The id of the model to test.")
+
+
+class ScenarioTestSerializer(serializers.ModelSerializer[ScenarioTest]):
+    scope = serializers.JSONField()
+    options = serializers.JSONField()
+
+    class Meta:
+        model = ScenarioTest
+        fields = [
+            "id",
+            "name",
+            "scope",
+            "metric",
+            "comparison",
+            "threshold",
+            "baseline",
+            "delta",
+            "options",
+            "created",
+        ]
+
+
+class ScenarioSuiteSerializer(serializers.ModelSerializer[ScenarioSuite]):
+    tests = ScenarioTestSerializer(many=True, read_only=True)
+    created_by = serializers.CharField(
+        source="created_by.username", read_only=True, allow_null=True
+    )
+
+    class Meta:
+        model = ScenarioSuite
+        fields = ["id", "name", "description", "tests", "created_by", "created"]
+
+
+class ScenarioResultSerializer(serializers.ModelSerializer[ScenarioResult]):
+    class Meta:
+        model = ScenarioResult
+        fields = [
+            "id",
+            "test",
+            "test_name",
+            "metric",
+            "comparison",
+            "run",
+            "value",
+            "required",
+            "passed",
+            "message",
+            "created",
+        ]
+
+
+class ScenarioEvaluationSerializer(serializers.ModelSerializer[ScenarioEvaluation]):
+    model_name = serializers.CharField(source="model.name", read_only=True)
+    status = serializers.SerializerMethodField(
+        help_text="The job's status: queued, running, succeeded, failed or cancelled."
+    )
+    message = serializers.SerializerMethodField(help_text="Why the job failed, if it did.")
+    passed = serializers.SerializerMethodField(
+        help_text="True when the job succeeded and every test passed; null until it finishes."
+    )
+    results = ScenarioResultSerializer(many=True, read_only=True)
+    created_by = serializers.CharField(
+        source="created_by.username", read_only=True, allow_null=True
+    )
+
+    class Meta:
+        model = ScenarioEvaluation
+        fields = [
+            "id",
+            "suite",
+            "model",
+            "model_name",
+            "job",
+            "status",
+            "message",
+            "passed",
+            "results",
+            "created_by",
+            "created",
+            "finished",
+        ]
+
+    def get_status(self, evaluation: ScenarioEvaluation) -> str:
+        return evaluation.job.status if evaluation.job is not None else JobStatus.FAILED
+
+    def get_message(self, evaluation: ScenarioEvaluation) -> str:
+        return evaluation.job.message if evaluation.job is not None else ""
+
+    def get_passed(self, evaluation: ScenarioEvaluation) -> bool | None:
+        status = self.get_status(evaluation)
+        if status in (JobStatus.QUEUED, JobStatus.RUNNING):
+            return None
+        results = list(evaluation.results.all())
+        return status == JobStatus.SUCCEEDED and bool(results) and all(r.passed for r in results)

@@ -14,6 +14,7 @@ from curation.itemsets import item_set_resolve
 from curation.jobs import JobContext, job_cancel, job_create
 from curation.models import Annotation, Dataset, Model, Prediction
 from evaluation import engine
+from evaluation.confusion import confusion, confusion_sum
 from evaluation.models import EvaluationMatch, EvaluationRun
 from evaluation.options import options_clean
 from evaluation.scope import ScopeGone, scope_chunks, scope_items
@@ -63,15 +64,23 @@ def evaluation_create(
     model_id: int,
     slice_id: int | None = None,
     version: int | None = None,
+    query: str = "",
     options: Any = None,
+    enqueue: bool = True,
 ) -> EvaluationRun:
     """Record a run of `model_id` on the dataset (or a slice, or a slice's version number
-    `version`) and queue its job. Bad input is a 400 naming the field, a taken name a 409."""
+    `version`), narrowed by a `query` when given, and queue its job. Bad input is a 400
+    naming the field, a taken name a 409.
+    With ``enqueue=False`` the job is only recorded, for a caller that runs it in process
+    (a scenario suite's job runs its tests' evaluations so)."""
     name = name.strip()
     if not name:
         raise invalid_field("name", "must not be blank")
     model = _model(dataset, model_id)
-    found = item_set_resolve(dataset=dataset, slice_id=slice_id, version=version, path="")
+    query = query.strip()
+    found = item_set_resolve(
+        dataset=dataset, slice_id=slice_id, version=version, query=query, path=""
+    )
     cleaned = options_clean(options)
     _label_mapping_check(dataset, model, cleaned["label_mapping"])
     scope: dict[str, Any] = {"kind": "dataset"}
@@ -79,6 +88,8 @@ def evaluation_create(
         scope = {"kind": "slice", "slice": found.slice.pk, "slice_name": found.slice.name}
         if found.version is not None:
             scope = {**scope, "kind": "version", "version": found.version.number}
+    if query:
+        scope = {**scope, "query": query}
     run = EvaluationRun(
         dataset=dataset,
         model=model,
@@ -100,7 +111,12 @@ def evaluation_create(
         message = f"An evaluation run named {name!r} already exists."
         raise Conflict(message, fields=[field_error("name", message)]) from None
     run.job = job_create(
-        kind=EVALUATE_JOB, dataset=dataset, user=user, params={"run_id": run.pk}, total=1
+        kind=EVALUATE_JOB,
+        dataset=dataset,
+        user=user,
+        params={"run_id": run.pk},
+        total=1,
+        enqueue=enqueue,
     )
     run.save(update_fields=["job"])
     return run
@@ -159,19 +175,30 @@ def evaluation_execute(ctx: JobContext) -> dict[str, Any]:
         item_ids = scope_items(run)
     except ScopeGone as exc:
         raise RuntimeError(str(exc)) from None
-    evaluation = engine.Evaluation(engine.Options.of(run.options))
+    options = engine.Options.of(run.options)
+    evaluation = engine.Evaluation(options)
+    parts: list[dict[str, Any]] = []  # the confusion matrix of each chunk (a few labels)
     counts = {"items": len(item_ids), "ground_truth": 0, "predictions": 0, "matches": 0}
     with ctx.checkpoint(done=1, state={"written": True}):
         # Nothing is there unless a run was written by hand: the checkpoint is all or none.
         EvaluationMatch.objects.filter(run=run).delete()
         for seen in scope_chunks(run, item_ids):
             matches = evaluation.add(seen.item_ids, seen.ground_truth, seen.detections)
+            parts.append(
+                confusion(
+                    item_ids=seen.item_ids,
+                    ground_truth=seen.ground_truth,
+                    detections=seen.detections,
+                    options=options,
+                )
+            )
             counts["ground_truth"] += len(seen.ground_truth)
             counts["predictions"] += len(seen.detections)
             counts["matches"] += len(matches)
             for start in range(0, len(matches), MATCH_BATCH):
                 _matches_insert(run, matches[start : start + MATCH_BATCH])
         result = evaluation.result()
+        result.metrics["confusion"] = confusion_sum(parts, options)
         EvaluationRun.objects.filter(pk=run.pk).update(
             metrics=result.metrics,
             warnings=result.warnings,

@@ -6,6 +6,8 @@
     nucleus jobs 12 --wait
     nucleus export --dataset demo --slice night-rain --version 2 --format coco -o out.json
     nucleus search --dataset demo --text "a red car" -k 20
+    nucleus evaluate --dataset demo --model yolo --slice night --wait
+    nucleus test --dataset demo --suite release-gates --model yolo-v9   # exit 1 on a failure
 
 Configuration comes from NUCLEUS_URL and NUCLEUS_TOKEN or the --url/--token flags. Errors
 from the server are printed with their fields and exit with status 1; usage errors exit 2.
@@ -19,6 +21,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -26,6 +29,21 @@ from nucleus.client import Job, NucleusAPIError, NucleusClient, NucleusError
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 _FORMAT_BY_SUFFIX = {".jsonl": "manifest", ".ndjson": "manifest", ".json": "coco"}
+# The names of COCOeval.stats in its order, as a run's metrics hold them.
+_STAT_NAMES = (
+    "map",
+    "map_50",
+    "map_75",
+    "map_small",
+    "map_medium",
+    "map_large",
+    "mar_1",
+    "mar_10",
+    "mar_100",
+    "mar_small",
+    "mar_medium",
+    "mar_large",
+)
 
 
 class _UsageError(Exception):
@@ -148,6 +166,44 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_json(search)
     search.set_defaults(run=_search)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="evaluate a model's box predictions against the ground truth (COCO metrics)",
+        description="Starts an evaluation run of MODEL on the dataset, a slice or a slice "
+        "version. Without --wait it prints the run's id; with --wait it follows the job and "
+        "prints the 12 COCO numbers and each class's AP (exit 1 when the run failed).",
+    )
+    _add_dataset(evaluate)
+    evaluate.add_argument("--model", required=True, help="model name or id")
+    evaluate.add_argument("--slice", help="slice name or id (default: the whole dataset)")
+    evaluate.add_argument("--version", type=int, help="the slice's frozen version number")
+    evaluate.add_argument("--query", default="", help="only the items this query matches")
+    evaluate.add_argument(
+        "--name", help="the run's name, unique in the dataset (default: MODEL and the time)"
+    )
+    evaluate.add_argument(
+        "--options",
+        metavar="JSON",
+        help="run options as JSON, e.g. '{\"confidence_threshold\": 0.4}'",
+    )
+    evaluate.add_argument("--wait", action="store_true", help="follow the job and print metrics")
+    _add_json(evaluate)
+    evaluate.set_defaults(run=_evaluate)
+
+    test = commands.add_parser(
+        "test",
+        help="run a scenario suite's tests on a model; exit 0 when all pass, 1 when not",
+        description="Evaluates every test of SUITE for MODEL (one job), waits for it and "
+        "prints each test's value, what it needed and whether it passed. Exit status: 0 "
+        "when every test passed, 1 when one failed (or the job or a request did), 2 on "
+        "usage errors: a gate for a training pipeline.",
+    )
+    _add_dataset(test)
+    test.add_argument("--suite", required=True, help="scenario suite name or id")
+    test.add_argument("--model", required=True, help="model name or id")
+    _add_json(test)
+    test.set_defaults(run=_test)
     return parser
 
 
@@ -297,6 +353,73 @@ def _search(client: NucleusClient, args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(client: NucleusClient, args: argparse.Namespace) -> int:
+    if args.version is not None and args.slice is None:
+        raise _UsageError("evaluate: --version needs --slice")
+    options: Any = {}
+    if args.options is not None:
+        try:
+            options = json.loads(args.options)
+        except ValueError as exc:
+            raise _UsageError(f"evaluate: --options is not JSON: {exc}") from None
+    dataset = client.dataset(args.dataset)
+    model = _model_ref(args.model)
+    name = args.name or f"{args.model} {datetime.now(UTC):%Y-%m-%d %H:%M:%S}"
+    run = client.evaluation_start(
+        dataset,
+        model,
+        name=name,
+        slice=_slice_ref(args.slice),
+        version=args.version,
+        query=args.query,
+        options=options,
+    )
+    print(
+        f"evaluation {run['id']} ({run['name']}); job {run['job']} {run['status']}", file=sys.stderr
+    )
+    if not args.wait:
+        print(run["id"])
+        return 0
+    _follow(client, client.job(dataset, run["job"]))
+    run = client.evaluation(dataset, run["id"])
+    if args.json:
+        _dump(run)
+    else:
+        _print_evaluation(run)
+    return 0 if run["status"] == "succeeded" else 1
+
+
+def _test(client: NucleusClient, args: argparse.Namespace) -> int:
+    dataset = client.dataset(args.dataset)
+    suite = client.scenario_suite(dataset, _model_ref(args.suite))
+    started = client.scenario_evaluate(dataset, suite, _model_ref(args.model))
+    print(
+        f"suite {suite['name']}: evaluation {started['id']}; job {started['job']}", file=sys.stderr
+    )
+    _follow(client, client.job(dataset, started["job"]))
+    done = client.scenario_evaluation(dataset, suite, started["id"])
+    if args.json:
+        _dump(done)
+    else:
+        rows = [
+            (
+                r["test_name"],
+                r["metric"],
+                _number(r["value"]),
+                _number(r["required"]),
+                "PASS" if r["passed"] else "FAIL",
+                r["message"],
+            )
+            for r in done["results"]
+        ]
+        _table([("test", "metric", "value", "required", "result", "message"), *rows])
+        failed = sum(1 for r in done["results"] if not r["passed"])
+        verdict = "passed" if done["passed"] else "FAILED"
+        print(f"{verdict}: {len(done['results']) - failed} passed, {failed} failed", end="")
+        print(f" (job {done['status']}: {done['message']})" if done["message"] else "")
+    return 0 if done["passed"] else 1
+
+
 # ------------------------------------------------------------------------------ helpers
 
 
@@ -349,6 +472,41 @@ def _print_job(job: Job) -> None:
         print(f"  {where}: {error.get('message')}" if where else f"  {error.get('message')}")
     if job.error_count > 20:
         print(f"  ... {job.error_count - 20} more errors")
+
+
+def _model_ref(raw: str) -> str | int:
+    """A model (or suite) named on the command line: its name, or its id when all digits."""
+    return int(raw) if raw.isdigit() else raw
+
+
+def _number(value: Any) -> str:
+    return "" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _print_evaluation(run: dict[str, Any]) -> None:
+    """A finished run: its status, the 12 COCO numbers, then each class's AP."""
+    print(f"evaluation {run['id']} ({run['name']}) of {run['model_name']}: {run['status']}")
+    if run.get("message"):
+        print(f"  {run['message']}")
+    for warning in run.get("warnings") or []:
+        print(f"  warning: {warning}")
+    metrics = run.get("metrics") or {}
+    if not metrics:
+        return
+    _table([("metric", "value"), *((k, _number(metrics.get(k))) for k in _STAT_NAMES)])
+    print()
+    rows = [
+        (
+            c["label"],
+            _number(c.get("ap")),
+            _number(c.get("ap50")),
+            c.get("tp"),
+            c.get("fp"),
+            c.get("fn"),
+        )
+        for c in metrics.get("per_class") or []
+    ]
+    _table([("label", "ap", "ap50", "tp", "fp", "fn"), *rows])
 
 
 if __name__ == "__main__":

@@ -1042,6 +1042,209 @@ class NucleusClient:
         url = f"datasets/{self._dataset_id(dataset)}/exports/{job_id}/download"
         return _save(self.request("GET", url, stream=True), Path(path))
 
+    # --------------------------------------------------------------- evaluations
+
+    def evaluation_start(
+        self,
+        dataset: DatasetRef,
+        model: int | str,
+        *,
+        name: str,
+        slice: SliceRef | None = None,
+        version: int | None = None,
+        query: str = "",
+        options: Mapping[str, Any] | None = None,
+        wait: bool = False,
+        poll: float = 1.0,
+        timeout: float | None = None,
+        progress: Callable[[Job], None] | None = None,
+    ) -> JSON:
+        """Start an evaluation run of `model` (id or name) on the dataset, a slice, or a
+        slice's frozen `version`, narrowed to the items `query` matches; returns the run.
+        With `wait`, waits for its job (as job_wait) and returns the finished run with its
+        metrics (check its `status`)."""
+        ds_id = self._dataset_id(dataset)
+        body: JSON = {
+            "name": name,
+            "model": model if isinstance(model, int) else int(self.model(ds_id, model)["id"]),
+            "options": dict(options or {}),
+        }
+        if slice is not None:
+            body["slice"] = self.slice(ds_id, slice).id
+        if version is not None:
+            body["version"] = version
+        if query:
+            body["query"] = query
+        run = dict(self._post(f"datasets/{ds_id}/evaluations", body))
+        if not wait:
+            return run
+        return self.evaluation_wait(ds_id, run, poll=poll, timeout=timeout, progress=progress)
+
+    def evaluation_wait(
+        self,
+        dataset: DatasetRef,
+        run: int | JSON,
+        *,
+        poll: float = 1.0,
+        timeout: float | None = None,
+        progress: Callable[[Job], None] | None = None,
+    ) -> JSON:
+        """Wait for a run's job to finish and return the run (TimeoutError as job_wait)."""
+        ds_id = self._dataset_id(dataset)
+        found = self.evaluation(ds_id, run)
+        if found.get("job") is not None:
+            self.job_wait(ds_id, found["job"], poll=poll, timeout=timeout, progress=progress)
+        return self.evaluation(ds_id, found["id"])
+
+    def evaluations(self, dataset: DatasetRef) -> Iterator[JSON]:
+        """Yield a dataset's evaluation runs, newest first (metrics: the 12 numbers only)."""
+        yield from self.pages(f"datasets/{self._dataset_id(dataset)}/evaluations", {"limit": 100})
+
+    def evaluation(self, dataset: DatasetRef, run: int | JSON) -> JSON:
+        """Get an evaluation run with all its metrics."""
+        run_id = run["id"] if isinstance(run, dict) else run
+        return dict(self._get(f"datasets/{self._dataset_id(dataset)}/evaluations/{run_id}"))
+
+    def evaluation_delete(self, dataset: DatasetRef, run: int | JSON) -> None:
+        """Delete a run and its matches (its job is cancelled if it is not done)."""
+        run_id = run["id"] if isinstance(run, dict) else run
+        self.request("DELETE", f"datasets/{self._dataset_id(dataset)}/evaluations/{run_id}")
+
+    def evaluation_matches(
+        self,
+        dataset: DatasetRef,
+        run: int | JSON,
+        *,
+        outcome: str | None = None,
+        label: str | None = None,
+    ) -> Iterator[JSON]:
+        """Yield a run's matches (each object's outcome at the operating point), narrowed
+        to one `outcome` (tp, fp, fn) and one `label` when given."""
+        run_id = run["id"] if isinstance(run, dict) else run
+        params: JSON = {"limit": 1000}
+        if outcome is not None:
+            params["outcome"] = outcome
+        if label is not None:
+            params["label"] = label
+        path = f"datasets/{self._dataset_id(dataset)}/evaluations/{run_id}/matches"
+        yield from self.pages(path, params)
+
+    # ------------------------------------------------------------ scenario tests
+
+    def scenario_suites(self, dataset: DatasetRef) -> list[JSON]:
+        """The dataset's scenario suites, each with its tests."""
+        path = f"datasets/{self._dataset_id(dataset)}/scenario-suites"
+        return list(self.pages(path, {"limit": 1000}))
+
+    def scenario_suite(self, dataset: DatasetRef, ref: int | str | JSON) -> JSON:
+        """Get a scenario suite (with its tests) by id or by name."""
+        ds_id = self._dataset_id(dataset)
+        if isinstance(ref, dict):
+            ref = int(ref["id"])
+        if isinstance(ref, int):
+            return dict(self._get(f"datasets/{ds_id}/scenario-suites/{ref}"))
+        for found in self.scenario_suites(ds_id):
+            if found["name"] == ref:
+                return found
+        message = f"No scenario suite named {ref!r} in dataset {ds_id}."
+        raise NucleusAPIError(404, "not_found", message)
+
+    def scenario_suite_create(
+        self, dataset: DatasetRef, name: str, *, description: str = ""
+    ) -> JSON:
+        """Create a scenario suite (names are unique per dataset)."""
+        path = f"datasets/{self._dataset_id(dataset)}/scenario-suites"
+        return dict(self._post(path, {"name": name, "description": description}))
+
+    def scenario_suite_delete(self, dataset: DatasetRef, suite: int | str | JSON) -> None:
+        """Delete a suite, its tests and its history (the evaluation runs stay)."""
+        ds_id = self._dataset_id(dataset)
+        suite_id = self.scenario_suite(ds_id, suite)["id"]
+        self.request("DELETE", f"datasets/{ds_id}/scenario-suites/{suite_id}")
+
+    def scenario_test_create(
+        self,
+        dataset: DatasetRef,
+        suite: int | str | JSON,
+        name: str,
+        metric: str,
+        *,
+        threshold: float | None = None,
+        baseline: int | JSON | None = None,
+        delta: float = 0.0,
+        slice: SliceRef | None = None,
+        version: int | None = None,
+        query: str = "",
+        options: Mapping[str, Any] | None = None,
+    ) -> JSON:
+        """Add a test to a suite: `metric` (map, ap.car, recall, ...) over the dataset or
+        a slice (or its frozen `version`), narrowed by `query`, >= `threshold`, or, with
+        `baseline` (a run), at least the baseline run's value minus `delta`."""
+        ds_id = self._dataset_id(dataset)
+        suite_id = self.scenario_suite(ds_id, suite)["id"]
+        body: JSON = {"name": name, "metric": metric, "delta": delta}
+        if threshold is not None:
+            body["threshold"] = threshold
+        if baseline is not None:
+            body["baseline"] = baseline["id"] if isinstance(baseline, dict) else baseline
+        if slice is not None:
+            body["slice"] = self.slice(ds_id, slice).id
+        if version is not None:
+            body["version"] = version
+        if query:
+            body["query"] = query
+        if options is not None:
+            body["options"] = dict(options)
+        return dict(self._post(f"datasets/{ds_id}/scenario-suites/{suite_id}/tests", body))
+
+    def scenario_test_delete(
+        self, dataset: DatasetRef, suite: int | str | JSON, test_id: int
+    ) -> None:
+        """Delete a test (its past results stay in the suite's history)."""
+        ds_id = self._dataset_id(dataset)
+        suite_id = self.scenario_suite(ds_id, suite)["id"]
+        self.request("DELETE", f"datasets/{ds_id}/scenario-suites/{suite_id}/tests/{test_id}")
+
+    def scenario_evaluate(
+        self,
+        dataset: DatasetRef,
+        suite: int | str | JSON,
+        model: int | str,
+        *,
+        wait: bool = False,
+        poll: float = 1.0,
+        timeout: float | None = None,
+        progress: Callable[[Job], None] | None = None,
+    ) -> JSON:
+        """Evaluate every test of a suite for `model` (id or name); returns the suite
+        evaluation. With `wait`, waits for its job and returns it finished, with each
+        test's result and `passed` (true when every test passed)."""
+        ds_id = self._dataset_id(dataset)
+        suite_id = self.scenario_suite(ds_id, suite)["id"]
+        model_id = model if isinstance(model, int) else int(self.model(ds_id, model)["id"])
+        path = f"datasets/{ds_id}/scenario-suites/{suite_id}/evaluations"
+        started = dict(self._post(path, {"model": model_id}))
+        if not wait:
+            return started
+        self.job_wait(ds_id, started["job"], poll=poll, timeout=timeout, progress=progress)
+        return self.scenario_evaluation(ds_id, suite_id, started["id"])
+
+    def scenario_evaluations(self, dataset: DatasetRef, suite: int | str | JSON) -> Iterator[JSON]:
+        """Yield a suite's history: its evaluations with their results, newest first."""
+        ds_id = self._dataset_id(dataset)
+        suite_id = self.scenario_suite(ds_id, suite)["id"]
+        path = f"datasets/{ds_id}/scenario-suites/{suite_id}/evaluations"
+        yield from self.pages(path, {"limit": 100})
+
+    def scenario_evaluation(
+        self, dataset: DatasetRef, suite: int | str | JSON, evaluation_id: int
+    ) -> JSON:
+        """Get one evaluation of a suite with each test's result."""
+        ds_id = self._dataset_id(dataset)
+        suite_id = self.scenario_suite(ds_id, suite)["id"]
+        path = f"datasets/{ds_id}/scenario-suites/{suite_id}/evaluations/{evaluation_id}"
+        return dict(self._get(path))
+
     # -------------------------------------------------------------------- search
 
     def search(

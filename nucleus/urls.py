@@ -19,6 +19,8 @@ urlpatterns = [
     path("", include("curation.urls")),
     # The embeddings app's buttons in curation's pages (embed, find duplicates).
     path("", include("embeddings.ui_urls")),
+    # The evaluation app's pages (a dataset's runs, one run).
+    path("", include("evaluation.ui_urls")),
 ]
 
 

@@ -42,3 +42,26 @@ def add_items(dataset: Dataset, *rows: dict[str, Any]) -> dict[str, int]:
 def url(dataset: Dataset | int, tail: str = "") -> str:
     dataset_id = dataset if isinstance(dataset, int) else dataset.pk
     return f"/api/v1/datasets/{dataset_id}" + (f"/{tail}" if tail else "")
+
+
+def evaluation_world(dataset: Dataset, model: str = "yolo") -> None:
+    """Two images for evaluation tests: on a.jpg a car found exactly and a bus missed, on
+    b.jpg a person found exactly. Per-class AP: car 1, person 1, bus 0."""
+    add_items(
+        dataset,
+        {
+            "reference_id": "a.jpg",
+            "annotations": [
+                box(0, 0, 50, 50, id="g1"),
+                box(100, 100, 40, 40, id="g2", label="bus"),
+            ],
+            "predictions": [box(0, 0, 50, 50, id="p1", model=model, confidence=0.9)],
+        },
+        {
+            "reference_id": "b.jpg",
+            "annotations": [box(10, 10, 30, 60, id="g3", label="person")],
+            "predictions": [
+                box(10, 10, 30, 60, id="p3", label="person", model=model, confidence=0.7)
+            ],
+        },
+    )

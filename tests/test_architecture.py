@@ -222,6 +222,9 @@ VIEW_MODULES = (
     "embeddings/api.py",
     "embeddings/ui.py",
     "evaluation/api.py",
+    "evaluation/ui.py",
+    "evaluation/pages.py",
+    "evaluation/scenario_api.py",
 )
 MANAGERS = {"objects", "_default_manager", "_base_manager"}
 CONNECTIONS = {"connection", "connections"}

@@ -15,6 +15,7 @@ from django.core.management.base import CommandError
 from procrastinate.contrib.django.models import ProcrastinateJob
 
 from curation.authentication import HashedTokenAuthentication
+from curation.ingest.services import ingest_enqueue
 from curation.jobs import job_run
 from curation.management.commands import bootstrap
 from curation.models import (
@@ -27,6 +28,8 @@ from curation.models import (
     Model,
     Prediction,
 )
+from evaluation.demo import DEMO_RUN_NAME, demo_evaluate
+from evaluation.models import EvaluationRun
 
 pytestmark = pytest.mark.django_db
 
@@ -110,6 +113,42 @@ def test_an_empty_database_gets_the_demo_dataset_and_its_ingest_job(import_root:
     assert Item.objects.filter(dataset=dataset).count() == 30
     assert Annotation.objects.filter(dataset=dataset).exists()
     assert Prediction.objects.filter(model__dataset=dataset, model__name="demo-detector").exists()
+
+
+def test_the_demos_ingest_queues_the_evaluation_of_its_model_once(import_root: Path) -> None:
+    run("--demo-count", "30")
+    dataset = Dataset.objects.get()
+    ingest = Job.objects.get(dataset=dataset)
+    assert ingest.params["demo"] is True
+    assert not EvaluationRun.objects.exists()  # nothing to evaluate before the ingest
+
+    done = job_run(job_id=ingest.pk)
+    assert done is not None and done.status == JobStatus.SUCCEEDED
+    queued = EvaluationRun.objects.get()
+    assert (queued.name, queued.model.name) == (DEMO_RUN_NAME, "demo-detector")
+    assert queued.job is not None and queued.job.status == JobStatus.QUEUED
+    assert ProcrastinateJob.objects.filter(
+        task_name="nucleus.run_job", args={"job_id": queued.job.pk}
+    ).exists()
+    # Again (an ingest's end seen twice): still one run.
+    assert demo_evaluate(sender=Job, job=done) is None
+    assert EvaluationRun.objects.count() == 1
+
+    # What the worker does next: a new user finds a finished evaluation.
+    evaluated = job_run(job_id=queued.job.pk)
+    assert evaluated is not None and evaluated.status == JobStatus.SUCCEEDED, evaluated.message
+    queued.refresh_from_db()
+    assert queued.counts["items"] == 30 and 0 < queued.metrics["map"] < 1
+
+
+def test_another_datasets_ingest_queues_no_evaluation(
+    dataset: Dataset, bob: User, import_root: Path
+) -> None:
+    Model.objects.create(dataset=dataset, name="demo-detector")
+    (import_root / "m.jsonl").write_text('{"reference_id": "a"}\n')
+    job = ingest_enqueue(dataset=dataset, user=bob, source={"type": "manifest", "path": "m.jsonl"})
+    assert job_run(job_id=job.pk).status == JobStatus.SUCCEEDED
+    assert not EvaluationRun.objects.exists()
 
 
 def test_a_second_run_queues_no_second_demo(import_root: Path) -> None:

@@ -15,7 +15,7 @@ import pytest
 from curation.models import Item, Job, JobStatus, Slice
 from nucleus.cli import main
 from nucleus.client import NucleusClient
-from tests.api_helpers import add_items, box
+from tests.api_helpers import add_items, box, evaluation_world
 from tests.client_support import (  # noqa: F401  (fixtures)
     InProcessWorker,
     client_of_fixture,
@@ -313,3 +313,131 @@ def test_search_needs_one_kind_of_query(dataset, victor, as_user, capsys):
         capsys, "search", "--dataset", "street scenes", "--text", "x", "--item", "y"
     )
     assert status == 2 and "not allowed with" in err
+
+
+# ------------------------------------------------------------------------- evaluate
+
+
+def test_evaluate_waits_and_prints_the_coco_numbers_and_per_class_ap(
+    dataset, bob, as_user, worker, capsys
+):
+    evaluation_world(dataset)
+    as_user(bob)
+    status, out, err = run(
+        capsys,
+        "evaluate",
+        "--dataset",
+        "street scenes",
+        "--model",
+        "yolo",
+        "--name",
+        "e1",
+        "--wait",
+    )
+    assert status == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("evaluation ") and lines[0].endswith("(e1) of yolo: succeeded")
+    numbers = dict(line.split("\t") for line in lines[2:14])
+    assert list(numbers) == [
+        "map",
+        "map_50",
+        "map_75",
+        "map_small",
+        "map_medium",
+        "map_large",
+        "mar_1",
+        "mar_10",
+        "mar_100",
+        "mar_small",
+        "mar_medium",
+        "mar_large",
+    ]
+    assert numbers["mar_100"] == "0.6667"
+    per_class = [
+        line.split("\t")[:2] for line in lines[lines.index("label\tap\tap50\ttp\tfp\tfn") + 1 :]
+    ]
+    assert per_class == [["bus", "0.0000"], ["car", "1.0000"], ["person", "1.0000"]]
+
+
+def test_evaluate_without_wait_prints_the_run_id_and_usage_errors_exit_2(
+    dataset, bob, as_user, capsys
+):
+    from evaluation.models import EvaluationRun
+
+    evaluation_world(dataset)
+    as_user(bob)
+    status, out, err = run(
+        capsys,
+        "evaluate",
+        "--dataset",
+        "street scenes",
+        "--model",
+        "yolo",
+        "--query",
+        'reference_id = "a.jpg"',
+    )
+    assert status == 0, err
+    run_ = EvaluationRun.objects.get()
+    assert out.strip() == str(run_.pk) and run_.name.startswith("yolo ")
+    assert run_.scope == {"kind": "dataset", "query": 'reference_id = "a.jpg"'}
+    status, _, err = run(
+        capsys, "evaluate", "--dataset", "street scenes", "--model", "yolo", "--version", "1"
+    )
+    assert status == 2 and "--version needs --slice" in err
+    status, _, err = run(
+        capsys, "evaluate", "--dataset", "street scenes", "--model", "yolo", "--options", "{"
+    )
+    assert status == 2 and "--options is not JSON" in err
+    status, _, err = run(
+        capsys, "evaluate", "--dataset", "street scenes", "--model", "nope", "--name", "x"
+    )
+    assert status == 1 and "No model named 'nope'" in err
+
+
+# ----------------------------------------------------------------------------- test
+
+
+def test_test_exits_0_when_every_gate_passes_1_when_one_fails_and_2_on_usage_errors(
+    dataset, bob, victor, as_user, worker, capsys, client_of
+):
+    evaluation_world(dataset)
+    client = client_of(bob)
+    passing = client.scenario_suite_create(dataset.pk, "passing")
+    client.scenario_test_create(dataset.pk, passing, "cars", "ap.car", threshold=0.9)
+    gates = client.scenario_suite_create(dataset.pk, "gates")
+    client.scenario_test_create(dataset.pk, gates, "cars", "ap.car", threshold=0.9)
+    client.scenario_test_create(dataset.pk, gates, "buses", "ap.bus", threshold=0.5)
+    as_user(bob)
+
+    status, out, err = run(
+        capsys, "test", "--dataset", "street scenes", "--suite", "passing", "--model", "yolo"
+    )
+    assert status == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "test\tmetric\tvalue\trequired\tresult\tmessage"
+    assert lines[1].split("\t")[:5] == ["cars", "ap.car", "1.0000", "0.9000", "PASS"]
+    assert lines[-1] == "passed: 1 passed, 0 failed"
+
+    status, out, err = run(
+        capsys, "test", "--dataset", "street scenes", "--suite", "gates", "--model", "yolo"
+    )
+    assert status == 1, err
+    rows = {line.split("\t")[0]: line.split("\t")[4] for line in out.splitlines()[1:-1]}
+    assert rows == {"cars": "PASS", "buses": "FAIL"}
+    assert out.splitlines()[-1] == "FAILED: 1 passed, 1 failed"
+
+    status, _, err = run(capsys, "test", "--dataset", "street scenes", "--suite", "gates")
+    assert status == 2 and "--model" in err
+    status, _, err = run(
+        capsys, "test", "--dataset", "street scenes", "--suite", "nope", "--model", "yolo"
+    )
+    assert status == 1 and "No scenario suite named 'nope'" in err
+
+    # A viewer may read the history but not run a suite.
+    as_user(victor)
+    status, _, err = run(
+        capsys, "test", "--dataset", "street scenes", "--suite", "gates", "--model", "yolo"
+    )
+    assert status == 1 and err.startswith("nucleus: error: ")
+    history = list(client_of(victor).scenario_evaluations(dataset.pk, "gates"))
+    assert [e["passed"] for e in history] == [False]

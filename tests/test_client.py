@@ -16,7 +16,7 @@ from requests.adapters import HTTPAdapter
 
 from curation.models import Annotation, Dataset, Item, Job, Model, Prediction
 from nucleus.client import NucleusAPIError, NucleusClient, NucleusConnectionError
-from tests.api_helpers import add_items, box
+from tests.api_helpers import add_items, box, evaluation_world
 from tests.client_support import (  # noqa: F401  (fixtures)
     client_of_fixture,
     server_fixture,
@@ -717,3 +717,130 @@ def test_search_by_text_and_by_image_file(dataset, alice, victor, client_of, tin
     assert by_image.hits[0].reference_id == items[2].reference_id
     same = client.search(dataset.pk, image=picture.read_bytes(), k=1, tags=[])
     assert same.hits[0].reference_id == items[2].reference_id
+
+
+# ----------------------------------------------------------------------- evaluations
+
+
+def test_it_starts_an_evaluation_waits_for_it_and_reads_its_matches(
+    dataset, bob, victor, client_of
+):
+    from curation.jobs import job_run
+
+    evaluation_world(dataset)
+    client = client_of(bob)
+    started = client.evaluation_start(dataset.pk, "yolo", name="first")
+    assert (started["status"], started["scope"]) == ("queued", {"kind": "dataset"})
+
+    def progress(current):
+        if current.status == "queued":
+            job_run(job_id=current.id)  # what a worker does, between two polls
+
+    run = client.evaluation_wait(dataset.pk, started, poll=0.01, progress=progress)
+    assert run["status"] == "succeeded" and len(run["metrics"]["coco_stats"]) == 12
+    by_class = {c["label"]: round(c["ap"], 9) for c in run["metrics"]["per_class"]}
+    assert by_class == {"bus": 0.0, "car": 1.0, "person": 1.0}
+
+    viewer = client_of(victor)
+    assert [r["name"] for r in viewer.evaluations(dataset.pk)] == ["first"]
+    assert viewer.evaluation(dataset.pk, run["id"])["metrics"] == run["metrics"]
+    misses = list(viewer.evaluation_matches(dataset.pk, run, outcome="fn"))
+    assert [(m["outcome"], m["label"]) for m in misses] == [("fn", "bus")]
+    assert [m["label"] for m in viewer.evaluation_matches(dataset.pk, run, label="person")] == [
+        "person"
+    ]
+    with pytest.raises(NucleusAPIError) as caught:
+        viewer.evaluation_delete(dataset.pk, run)
+    assert caught.value.status == 403
+
+    client.evaluation_delete(dataset.pk, run["id"])
+    assert list(client.evaluations(dataset.pk)) == []
+
+
+def test_an_evaluation_of_a_slice_by_name_and_its_bad_input(dataset, bob, client_of):
+    from curation.jobs import job_run
+
+    evaluation_world(dataset)
+    client = client_of(bob)
+    client.slice_create(dataset.pk, "b", reference_ids=["b.jpg"])
+
+    def progress(current):
+        if current.status == "queued":
+            job_run(job_id=current.id)
+
+    run = client.evaluation_start(
+        dataset.pk,
+        "yolo",
+        name="on b",
+        slice="b",
+        options={"confidence_threshold": 0.4},
+        wait=True,
+        poll=0.01,
+        progress=progress,
+    )
+    assert run["status"] == "succeeded" and run["counts"]["items"] == 1
+    assert run["scope"]["slice_name"] == "b" and run["options"]["confidence_threshold"] == 0.4
+    with pytest.raises(NucleusAPIError) as caught:
+        client.evaluation_start(dataset.pk, "yolo", name="x", options={"max_dets": [1]})
+    assert [f.path for f in caught.value.fields] == ["options.max_dets"]
+    with pytest.raises(NucleusAPIError) as caught:
+        client.evaluation_start(dataset.pk, "yolo", name="on b")
+    assert caught.value.status == 409
+
+
+def test_scenario_suites_tests_evaluations_and_their_history(dataset, bob, victor, client_of):
+    from curation.jobs import job_run
+
+    evaluation_world(dataset)
+    client = client_of(bob)
+    suite = client.scenario_suite_create(dataset.pk, "gates", description="release")
+    client.slice_create(dataset.pk, "b", reference_ids=["b.jpg"])
+    people = client.scenario_test_create(
+        dataset.pk, "gates", "people on b", "recall", threshold=1.0, slice="b"
+    )
+    assert people["scope"]["slice_name"] == "b" and people["comparison"] == "at_least"
+    buses = client.scenario_test_create(
+        dataset.pk, suite, "buses", "ap.bus", threshold=0.5, query='reference_id = "a.jpg"'
+    )
+    assert buses["scope"] == {"kind": "dataset", "query": 'reference_id = "a.jpg"'}
+    with pytest.raises(NucleusAPIError) as caught:
+        client.scenario_test_create(dataset.pk, suite, "bad", "accuracy", threshold=0.5)
+    assert [f.path for f in caught.value.fields] == ["metric"]
+
+    def progress(current):
+        if current.status == "queued":
+            job_run(job_id=current.id)
+
+    first = client.scenario_evaluate(
+        dataset.pk, "gates", "yolo", wait=True, poll=0.01, progress=progress
+    )
+    assert first["status"] == "succeeded" and first["passed"] is False
+    assert {r["test_name"]: r["passed"] for r in first["results"]} == {
+        "people on b": True,
+        "buses": False,
+    }
+    client.scenario_test_delete(dataset.pk, "gates", buses["id"])
+    second = client.scenario_evaluate(
+        dataset.pk, suite["id"], "yolo", wait=True, poll=0.01, progress=progress
+    )
+    assert second["passed"] is True and len(second["results"]) == 1
+
+    viewer = client_of(victor)
+    assert [s["name"] for s in viewer.scenario_suites(dataset.pk)] == ["gates"]
+    assert [t["name"] for t in viewer.scenario_suite(dataset.pk, "gates")["tests"]] == [
+        "people on b"
+    ]
+    history = list(viewer.scenario_evaluations(dataset.pk, "gates"))
+    assert [(e["id"], e["passed"]) for e in history] == [(second["id"], True), (first["id"], False)]
+    # The deleted test's result stays in the history, without its test.
+    kept = viewer.scenario_evaluation(dataset.pk, "gates", first["id"])
+    assert kept == history[1]
+    assert [(r["test_name"], r["test"]) for r in kept["results"]] == [
+        ("people on b", people["id"]),
+        ("buses", None),
+    ]
+    with pytest.raises(NucleusAPIError) as caught:
+        viewer.scenario_evaluate(dataset.pk, "gates", "yolo")
+    assert caught.value.status == 403
+    client.scenario_suite_delete(dataset.pk, "gates")
+    assert client.scenario_suites(dataset.pk) == []

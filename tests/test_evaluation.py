@@ -127,8 +127,11 @@ def _shape(obj: dict[str, Any], **extra: Any) -> dict[str, Any]:
     }
 
 
-def pycocotools_eval(world: World, item_ids: dict[str, int], refs: list[str] | None = None) -> Any:
-    """COCOeval run directly on the world's boxes (categories: every label on either side)."""
+def pycocotools_eval(
+    world: World, item_ids: dict[str, int], refs: list[str] | None = None, use_cats: bool = True
+) -> Any:
+    """COCOeval run directly on the world's boxes (categories: every label on either side;
+    matched whatever the labels without `use_cats`)."""
     refs = sorted(item_ids) if refs is None else refs
     chosen = set(refs)
     gt = [g for g in world.gt if g["ref"] in chosen]
@@ -165,6 +168,7 @@ def pycocotools_eval(world: World, item_ids: dict[str, int], refs: list[str] | N
             ]
         )
         coco_eval = COCOeval(coco_gt, coco_dt, "bbox")
+        coco_eval.params.useCats = int(use_cats)
         coco_eval.evaluate()
         coco_eval.accumulate()
         coco_eval.summarize()
@@ -366,6 +370,32 @@ def test_class_agnostic_matching_ignores_labels(dataset: Dataset, alice: User) -
     assert run.metrics["map"] == pytest.approx(1.0)
     (match,) = EvaluationMatch.objects.filter(run=run)
     assert (match.outcome, match.label, match.iou) == ("tp", "car", 1.0)
+
+
+def test_the_confusion_matrix_is_pycocotools_class_agnostic_matching(
+    dataset: Dataset, alice: User
+) -> None:
+    world = random_world(4)
+    item_ids = add_items(dataset, *world.rows)
+    run = run_job(start(dataset, alice, options={"confidence_threshold": 0.3}))
+    reference = pycocotools_eval(world, item_ids, use_cats=False)
+    label = {o["id"]: o["label"] for o in world.gt + world.dt}
+    expected: dict[tuple[str, str], int] = {}
+    for _outcome, gt_id, dt_id in expected_matches(reference, threshold=0.3):
+        truth = label[gt_id] if gt_id else "background"
+        predicted = label[dt_id] if dt_id else "background"
+        expected[truth, predicted] = expected.get((truth, predicted), 0) + 1
+    confusion = run.metrics["confusion"]
+    axis = [*confusion["labels"], "background"]
+    found = {
+        (truth, predicted): confusion["matrix"][i][j]
+        for i, truth in enumerate(axis)
+        for j, predicted in enumerate(axis)
+        if confusion["matrix"][i][j]
+    }
+    assert found == expected
+    assert any(t != p and "background" not in (t, p) for t, p in found)  # confusions exist
+    assert (confusion["iou"], confusion["confidence"]) == (0.5, 0.3)
 
 
 def test_without_predictions_or_ground_truth_a_run_finishes_with_a_warning(

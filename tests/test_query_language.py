@@ -12,7 +12,13 @@ import pytest
 from django.db.models import Q
 
 from curation.models import Dataset, Item, Slice
-from curation.query import FieldCondition, compile_query, filter_items, validate_query
+from curation.query import (
+    FieldCondition,
+    QueryError,
+    compile_query,
+    filter_items,
+    validate_query,
+)
 from curation.query import compiler as query_compiler
 from tests.query_dataset import build_query_dataset, matching, module_dataset
 
@@ -275,6 +281,31 @@ def test_it_takes_fields_registered_by_other_apps(
     assert seen[0].op == "="
     assert seen[0].value is True
     assert seen[0].dataset == dataset
+
+
+def test_a_field_registered_with_brackets_gets_what_they_name(
+    dataset: Dataset, items: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[FieldCondition] = []
+
+    def scored(condition: FieldCondition) -> Q:
+        seen.append(condition)
+        return Q(reference_id="img-2")
+
+    monkeypatch.setattr(query_compiler, "_REGISTERED", {})
+    monkeypatch.setattr(query_compiler, "_BRACKETED", set())
+    query_compiler.register_field("scored", scored, bracket=True)
+    assert matching(dataset, 'scored["run 1"].fp.car >= 2') == ["img-2"]
+    assert (seen[0].key, seen[0].path, seen[0].op, seen[0].value) == (
+        "run 1",
+        ("fp", "car"),
+        ">=",
+        2,
+    )
+    with pytest.raises(QueryError, match=r"scored\[\.\.\.\]"):
+        validate_query("scored.fp >= 1", dataset=dataset)
+    with pytest.raises(QueryError, match="only name a model or a run"):
+        validate_query("scored[a][b] >= 1", dataset=dataset)
 
 
 def test_it_refuses_to_shadow_a_builtin_field() -> None:

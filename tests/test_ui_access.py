@@ -16,7 +16,7 @@ from django.test import Client
 from curation.jobs import job_create
 from curation.models import Dataset, Item, Job
 from curation.services import slice_create
-from tests.ui_factories import populate
+from tests.ui_factories import MODEL, evaluated, populate
 
 pytestmark = pytest.mark.django_db
 
@@ -36,7 +36,10 @@ def pages(dataset: Dataset, item: Item, job: Job) -> list[str]:
         dataset=dataset, user=None, name="some", reference_ids=[item.reference_id]
     )
     base = f"/datasets/{dataset.pk}"
+    run = evaluated(dataset, None, "access", model=MODEL)
     return [
+        f"{base}/evaluations/",
+        f"{base}/evaluations/{run.pk}/",
         f"{base}/",
         f"{base}/?label=car",
         f"{base}/count",

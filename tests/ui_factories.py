@@ -176,3 +176,71 @@ LONG_DESCRIPTION = (
     + "Night frames were relabelled in 2025 after the audit; " * 6
     + "the end of the description."
 )
+
+
+def outcome_world(dataset: Dataset) -> dict[str, int]:
+    """Four items (no images) whose outcomes for model "yolo" at the default operating
+    point (IoU 0.5, confidence 0.5) are worked out by hand:
+
+    a: car found (tp car), bus missed (fn bus)
+    b: car predicted on nothing (fp car, 0.8), person found (tp person, 0.7), a second
+       person prediction below the threshold (no row)
+    c: two persons missed (fn person x2), two cars on nothing (fp car x2, 0.9 and 0.6)
+    d: nothing on either side
+    """
+    from tests.api_helpers import add_items, box
+
+    def pred(*args: float, **extra: Any) -> dict[str, Any]:
+        return box(*args, model="yolo", **extra)
+
+    return add_items(
+        dataset,
+        {
+            "reference_id": "a",
+            "annotations": [box(0, 0, 50, 50), box(100, 100, 40, 40, label="bus")],
+            "predictions": [pred(0, 0, 50, 48, confidence=0.9)],
+        },
+        {
+            "reference_id": "b",
+            "annotations": [box(10, 10, 30, 60, label="person")],
+            "predictions": [
+                pred(200, 200, 20, 20, confidence=0.8),
+                pred(10, 10, 30, 60, label="person", confidence=0.7),
+                pred(11, 11, 30, 60, label="person", confidence=0.2),
+            ],
+        },
+        {
+            "reference_id": "c",
+            "annotations": [
+                box(0, 0, 30, 30, label="person"),
+                box(100, 0, 30, 30, label="person"),
+            ],
+            "predictions": [
+                pred(200, 200, 30, 30, confidence=0.9),
+                pred(300, 200, 30, 30, confidence=0.6),
+            ],
+        },
+        {"reference_id": "d"},
+    )
+
+
+def evaluated(
+    dataset: Dataset, user: Any, name: str, *, model: str = "yolo", **options: Any
+) -> Any:
+    """An evaluation run of `model` on the whole dataset, its job run to the end."""
+    from curation.jobs import job_run
+    from curation.models import JobStatus, Model
+    from evaluation.services import evaluation_create
+
+    run = evaluation_create(
+        dataset=dataset,
+        user=user,
+        name=name,
+        model_id=Model.objects.get(dataset=dataset, name=model).pk,
+        options=options,
+    )
+    assert run.job_id is not None
+    job = job_run(job_id=run.job_id)
+    assert job is not None and job.status == JobStatus.SUCCEEDED, job and job.message
+    run.refresh_from_db()
+    return run

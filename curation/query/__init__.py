@@ -18,6 +18,7 @@ from curation.query.compiler import (
     FieldCondition,
     FieldHandler,
     compile_query,
+    count_condition,
     query_items_q,
     register_field,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "FieldHandler",
     "QueryError",
     "compile_query",
+    "count_condition",
     "filter_items",
     "query_items_q",
     "register_field",

@@ -242,6 +242,9 @@ class FieldCondition:
     op: str
     value: Scalar
     dataset: Dataset
+    # What `name[<key>]` names, for a field registered with brackets (the evaluation
+    # app's eval[<run>]); None otherwise.
+    key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -264,6 +267,7 @@ class CustomField:
     path: tuple[str, ...]
     handler: FieldHandler
     span: Span
+    key: str | None = None
 
 
 FieldHandler = Callable[[FieldCondition], Q]
@@ -284,6 +288,8 @@ Operand = (
 # Fields other apps add (the embeddings app's near-duplicates, for one): name -> handler.
 # A handler returns a Q on Item or raises ValueError with a message for the user.
 _REGISTERED: dict[str, FieldHandler] = {}
+# Registered fields that take a name in brackets first, like predictions[<model>].
+_BRACKETED: set[str] = set()
 
 BUILTIN_FIELDS = (
     "metadata",
@@ -300,11 +306,19 @@ BUILTIN_FIELDS = (
 _COLUMNS = {"width": "number", "height": "number", "reference_id": "text", "created": "date"}
 
 
-def register_field(name: str, handler: FieldHandler) -> None:
-    """Add a field to the language, e.g. ``near_duplicate = true`` from the embeddings app."""
+def register_field(name: str, handler: FieldHandler, *, bracket: bool = False) -> None:
+    """Add a field to the language, e.g. ``near_duplicate = true`` from the embeddings app.
+
+    With `bracket`, the field names something first, as ``eval[<run>].fp >= 1`` does: the
+    handler gets it as FieldCondition.key, and the field without it is an error.
+    """
     if name in BUILTIN_FIELDS:
         raise ValueError(f"{name!r} is a built-in field")
     _REGISTERED[name] = handler
+    if bracket:
+        _BRACKETED.add(name)
+    else:
+        _BRACKETED.discard(name)
 
 
 def field_names() -> list[str]:
@@ -344,9 +358,9 @@ def _nested(parts: Sequence[str], value: Any) -> Any:
     return value
 
 
-def _count(field: CountField) -> Subquery:
+def _count(rows: QuerySet[Any]) -> Subquery:
     return Subquery(
-        field.rows().order_by().annotate(n=_CountAll()).values("n"), output_field=IntegerField()
+        rows.order_by().annotate(n=_CountAll()).values("n"), output_field=IntegerField()
     )
 
 
@@ -529,10 +543,13 @@ class Compiler:
         head_token, segments = self.segments(node)
         head = str(head_token)
         span = self.span(node)
+        bracketed = head == "predictions" or (head in _REGISTERED and head in _BRACKETED)
         for segment in segments:
-            if segment.bracket and not (head == "predictions" and segment is segments[0]):
+            if segment.bracket and not (bracketed and segment is segments[0]):
                 raise self.error(
-                    "Brackets at {where} only name a model: predictions[<model>].",
+                    "Brackets at {where} only name a model or a run: predictions[<model>]"
+                    + "".join(f", {n}[...]" for n in sorted(_BRACKETED & set(_REGISTERED)))
+                    + ".",
                     segment.span,
                 )
         if head == "metadata":
@@ -563,7 +580,14 @@ class Compiler:
                 model = self.only_model(span)
             return self.shape_path(Source("predictions", model), segments, span)
         if head in _REGISTERED:
-            return CustomField(head, tuple(s.name for s in segments), _REGISTERED[head], span)
+            key = None
+            if head in _BRACKETED:
+                if not segments or not segments[0].bracket:
+                    raise self.error(
+                        f"Name what '{head}' is about at {{where}}: {head}[...].", span
+                    )
+                key, segments = segments[0].name, segments[1:]
+            return CustomField(head, tuple(s.name for s in segments), _REGISTERED[head], span, key)
         if not segments:
             return BareWord(head, span)
         raise self.unknown_field(head, self.span(head_token))
@@ -833,7 +857,7 @@ class Compiler:
             raise self.error("Compare a field with a value at {where}.", left.span)
         if isinstance(right, Literal):
             if isinstance(left, CountField):
-                return _count_condition(left, op, right.value)  # type: ignore[arg-type]
+                return count_condition(left.rows(), op, right.value)  # type: ignore[arg-type]
             if isinstance(left, ColumnField):
                 value = Value(right.value, output_field=FloatField())
                 if op == "!=":
@@ -868,7 +892,7 @@ class Compiler:
                 return Value(Decimal(repr(value)), output_field=DecimalField())
             return Value(value, output_field=IntegerField())
         if isinstance(operand, CountField):
-            return _count(operand)
+            return _count(operand.rows())
         return F(operand.name)
 
     # predictions -------------------------------------------------------------------------
@@ -984,7 +1008,9 @@ class Compiler:
 
     def custom(self, left: CustomField, op: str, right: Literal) -> Q:
         try:
-            return left.handler(FieldCondition(left.name, left.path, op, right.value, self.dataset))
+            return left.handler(
+                FieldCondition(left.name, left.path, op, right.value, self.dataset, left.key)
+            )
         except ValueError as exc:
             raise self.error(
                 f"{exc} (at {{where}})", Span(left.span.start, right.span.end)
@@ -1026,14 +1052,16 @@ def _nullable_columns(operand: Numeric) -> set[str]:
     return set()
 
 
-def _count_condition(field: CountField, op: str, value: float) -> Q:
-    """`count op value` for a count of shapes, which is a whole number >= 0.
+def count_condition(rows: QuerySet[Any], op: str, value: float) -> Q:
+    """`count op value` for the count of `rows` (a queryset correlated to the item with
+    OuterRef("pk")), which is a whole number >= 0: shapes here, and what registered fields
+    count (the evaluation app's outcomes).
 
     "At least one" and "none" become EXISTS / NOT EXISTS, which the planner can run as
     a semi-join or anti-join; other thresholds use the correlated count, behind an EXISTS
     where zero cannot match so that items without such shapes are dismissed cheaply.
     """
-    exists = Q(Exists(field.rows()))
+    exists = Q(Exists(rows))
     whole = float(value).is_integer() and value >= 0
     if op in (">", ">="):
         least = max(0, math.floor(value) + 1 if op == ">" else math.ceil(value))
@@ -1043,7 +1071,7 @@ def _count_condition(field: CountField, op: str, value: float) -> Q:
             return exists
         if least > MAX_EXACT_INTEGER:
             return NOTHING
-        return exists & Q(GreaterThanOrEqual(_count(field), Value(least)))
+        return exists & Q(GreaterThanOrEqual(_count(rows), Value(least)))
     if op in ("<", "<="):
         most = math.ceil(value) - 1 if op == "<" else math.floor(value)
         if most < 0:
@@ -1052,19 +1080,19 @@ def _count_condition(field: CountField, op: str, value: float) -> Q:
             return ~exists
         if most > MAX_EXACT_INTEGER:
             return EVERYTHING
-        return Q(LessThanOrEqual(_count(field), Value(most)))
+        return Q(LessThanOrEqual(_count(rows), Value(most)))
     if op == "=":
         if not whole or value > MAX_EXACT_INTEGER:
             return NOTHING
         if value == 0:
             return ~exists
-        return exists & Q(Exact(_count(field), Value(int(value))))
+        return exists & Q(Exact(_count(rows), Value(int(value))))
     # !=
     if not whole or value > MAX_EXACT_INTEGER:
         return EVERYTHING
     if value == 0:
         return exists
-    return ~Q(Exact(_count(field), Value(int(value))))
+    return ~Q(Exact(_count(rows), Value(int(value))))
 
 
 def compile_query(text: str, *, dataset: Dataset) -> Q:
@@ -1105,6 +1133,7 @@ __all__ = [
     "FieldHandler",
     "NameUse",
     "compile_query",
+    "count_condition",
     "field_names",
     "query_items_q",
     "query_names",

@@ -122,12 +122,39 @@ def vector_panels() -> VectorPanels:
     return _panels
 
 
+@dataclass(frozen=True)
+class DatasetTab:
+    """A tab another app adds to the dataset header (the evaluation app's runs): its
+    label, the URL name it reverses with the dataset's id, and the `tab` value its pages
+    set to mark it current."""
+
+    label: str
+    url_name: str
+    tab: str
+
+
+_tabs: list[DatasetTab] = []
+
+
+def dataset_tab_register(tab: DatasetTab) -> None:
+    """Add a tab to the dataset header (from an AppConfig.ready()); once per url_name."""
+    if all(t.url_name != tab.url_name for t in _tabs):
+        _tabs.append(tab)
+
+
+def dataset_tabs() -> list[DatasetTab]:
+    return list(_tabs)
+
+
 __all__ = [
     "Coverage",
+    "DatasetTab",
     "DuplicateTile",
     "NoVectorPanels",
     "Results",
     "VectorPanels",
+    "dataset_tab_register",
+    "dataset_tabs",
     "vector_panels",
     "vector_panels_register",
 ]

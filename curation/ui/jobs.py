@@ -108,6 +108,10 @@ def job_links(job: Job) -> list[JobLink]:
             groups = job.result.get("groups", 0)
             label = f"{groups} duplicate group{'' if groups == 1 else 's'}"
             links.append(JobLink(label, url_or_none, "duplicates"))
+    elif job.kind == "evaluate" and isinstance(job.result.get("run"), int):
+        url_or_none = _reverse("evaluation-ui:run", dataset_id, job.result["run"])
+        if url_or_none is not None:
+            links.append(JobLink("The evaluation run", url_or_none, "evaluation"))
     elif job.kind == "embed":
         url = reverse("ui:stats", args=[dataset_id])
         links.append(JobLink("Embedding coverage", url, "stats"))

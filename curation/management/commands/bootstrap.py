@@ -194,6 +194,10 @@ class Command(BaseCommand):
                 user=admin,
                 source={"type": "manifest", "path": str(result.manifest)},
             )
+            # Marked as the demo's, for whatever follows its ingest (the evaluation app
+            # evaluates demo-detector once the ingest has succeeded).
+            job.params = {**job.params, "demo": True}
+            job.save(update_fields=["params"])
         self.stdout.write(
             self.style.SUCCESS(
                 f"Created dataset {DEMO_NAME!r} (id {dataset.pk}) and queued ingest job {job.pk}; "

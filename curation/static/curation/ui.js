@@ -369,12 +369,47 @@
     });
   }
 
+  /* ------------------------------------------------------------ facets drawer */
+  // Below 800px the facets sidebar is an off-canvas drawer (ui.css): the "Filters" button
+  // opens it, and its close button, the backdrop or Escape close it, giving focus back.
+  // Open, it is modal; on a wide screen the button is hidden and it is never open.
+  function wireDrawer() {
+    var drawer = $("[data-drawer]");
+    var toggle = $("[data-drawer-toggle]");
+    var backdrop = $(".drawer-backdrop");
+    if (!drawer || !toggle) return;
+    // While it is open the rest of the page is inert (no focus, no clicks) and does not scroll.
+    var rest = $$("body > *:not(main):not(script), main > *:not([data-drawer]):not(.drawer-backdrop)");
+    function set(open) {
+      drawer.classList.toggle("is-open", open);
+      document.documentElement.classList.toggle("drawer-open", open);
+      rest.forEach(function (el) { el.inert = open; });
+      toggle.setAttribute("aria-expanded", open ? "true" : "false");
+      if (backdrop) backdrop.hidden = !open;
+      if (open) { var first = $("[data-drawer-close]", drawer); if (first) first.focus(); }
+    }
+    function isOpen() { return drawer.classList.contains("is-open"); }
+    toggle.addEventListener("click", function () { set(!isOpen()); });
+    document.addEventListener("click", function (event) {
+      if (isOpen() && event.target.closest("[data-drawer-close]")) { set(false); toggle.focus(); }
+    });
+    // Capturing on window: Escape closes the drawer before the grid would clear the selection.
+    window.addEventListener("keydown", function (event) {
+      if (event.key === "Escape" && isOpen()) {
+        event.stopPropagation();
+        set(false);
+        toggle.focus();
+      }
+    }, true);
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     wireForms();
     wireClamps();
     wireQueryBar();
     wireGrid();
     wireImageDrop();
+    wireDrawer();
     if ($(".item-layout")) wireItem();
   });
 })();

@@ -1,0 +1,215 @@
+"""What the evaluation pages show of a run, shaped from its stored metrics (no queries):
+the summary cards, the per-class table with links to the items behind each count, the
+PR curves as SVG geometry and the confusion matrix. The views are evaluation/ui.py; the
+templates templates/ui/evaluation*.html only draw what is here."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from django.urls import reverse
+
+from curation.query.parser import quote_name
+from evaluation.confusion import BACKGROUND
+from evaluation.engine import STAT_NAMES
+from evaluation.models import EvaluationRun
+
+# What each of COCOeval.stats means, in its order.
+STAT_TITLES = {
+    "map": "AP @[.50:.95]",
+    "map_50": "AP @.50",
+    "map_75": "AP @.75",
+    "map_small": "AP small",
+    "map_medium": "AP medium",
+    "map_large": "AP large",
+    "mar_1": "AR @1 det",
+    "mar_10": "AR @10 dets",
+    "mar_100": "AR @100 dets",
+    "mar_small": "AR small",
+    "mar_medium": "AR medium",
+    "mar_large": "AR large",
+}
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_KEYWORDS = {"and", "or", "not", "in", "true", "false", "null"}
+
+CURVE_SIZE = 220  # the PR plot's side, in SVG units
+CURVE_PAD = 28
+
+
+def number(value: Any, digits: int = 3) -> str:
+    """A metric as the page writes it: 3 decimals, "-1" (pycocotools' undefined) as "n/a"
+    with the reason in the docs, None as "—"."""
+    if value is None:
+        return "—"
+    if isinstance(value, float) and value == -1.0:
+        return "n/a"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{float(value):.{digits}f}"
+
+
+def _name(text: str) -> str:
+    """A label as the query language spells it: bare when it can be, else quoted."""
+    return text if _PLAIN.match(text) and text.lower() not in _KEYWORDS else quote_name(text)
+
+
+def outcome_query(run: EvaluationRun, outcome: str, label: str | None = None) -> str:
+    """The query for the items with at least one `outcome` (of `label`) in the run."""
+    path = f"eval[{quote_name(run.name)}].{outcome}"
+    if label is not None:
+        path += f".{_name(label)}"
+    return f"{path} >= 1"
+
+
+def grid_url(run: EvaluationRun, query: str) -> str:
+    return reverse("ui:grid", args=[run.dataset_id]) + "?" + urlencode({"query": query})
+
+
+@dataclass(frozen=True)
+class Stat:
+    key: str
+    title: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Count:
+    """A TP/FP/FN count and the grid of the items it is made of (None when 0)."""
+
+    value: int
+    url: str | None
+    query: str
+
+
+@dataclass
+class Curve:
+    """A PR curve's SVG polyline; `points` empty when the curve is undefined."""
+
+    points: str
+    size: int = CURVE_SIZE
+    pad: int = CURVE_PAD
+
+
+@dataclass
+class ClassRow:
+    label: str
+    ap: str
+    ap50: str
+    ar: str
+    tp: Count
+    fp: Count
+    fn: Count
+    precision: str
+    recall: str
+    f1: str
+    curve: Curve
+
+
+@dataclass(frozen=True)
+class Cell:
+    value: int
+    url: str | None
+    diagonal: bool
+
+
+@dataclass
+class Confusion:
+    labels: list[str]  # the axis, background last
+    rows: list[tuple[str, list[Cell]]]
+    iou: str
+    confidence: str
+
+
+@dataclass
+class RunPage:
+    run: EvaluationRun
+    finished: bool
+    stats: list[Stat] = field(default_factory=list)
+    operating: dict[str, str] = field(default_factory=dict)
+    totals: dict[str, Count] = field(default_factory=dict)
+    best_f1: dict[str, str] | None = None
+    classes: list[ClassRow] = field(default_factory=list)
+    confusion: Confusion | None = None
+
+
+def _count(run: EvaluationRun, value: int, outcome: str, label: str | None = None) -> Count:
+    query = outcome_query(run, outcome, label)
+    return Count(value, grid_url(run, query) if value else None, query)
+
+
+def pr_curve(precision: list[float] | None, recall_points: list[float]) -> Curve:
+    """Precision (y) against recall (x) at the recall thresholds where it is defined."""
+    if not precision:
+        return Curve("")
+    side = CURVE_SIZE
+    points = [
+        f"{CURVE_PAD + r * side:.1f},{CURVE_PAD + (1 - p) * side:.1f}"
+        for r, p in zip(recall_points, precision, strict=False)
+        if p >= 0
+    ]
+    return Curve(" ".join(points))
+
+
+def _confusion(run: EvaluationRun, stored: dict[str, Any]) -> Confusion:
+    labels = [*stored["labels"], BACKGROUND]
+    agnostic = bool(run.options.get("class_agnostic"))
+    rows = []
+    for i, truth in enumerate(labels):
+        cells = []
+        for j, predicted in enumerate(labels):
+            value = int(stored["matrix"][i][j])
+            url = None
+            # A cell is a query of the run's own matches only where the run matched as
+            # the matrix did (class-agnostic): its background cells are then its FN of
+            # one label and its FP of one label. Other cells have no query (no link).
+            if value and agnostic and (truth == BACKGROUND) != (predicted == BACKGROUND):
+                if predicted == BACKGROUND:
+                    url = grid_url(run, outcome_query(run, "fn", truth))
+                else:
+                    url = grid_url(run, outcome_query(run, "fp", predicted))
+            cells.append(Cell(value, url, i == j and truth != BACKGROUND))
+        rows.append((truth, cells))
+    return Confusion(
+        labels, rows, number(stored.get("iou"), 2), number(stored.get("confidence"), 2)
+    )
+
+
+def run_page(run: EvaluationRun) -> RunPage:
+    metrics = run.metrics or {}
+    page = RunPage(run=run, finished=bool(metrics))
+    if not metrics:
+        return page
+    page.stats = [Stat(k, STAT_TITLES[k], number(metrics.get(k))) for k in STAT_NAMES]
+    op = metrics.get("operating_point") or {}
+    page.operating = {
+        k: number(op.get(k), 2 if k in ("confidence", "iou") else 3)
+        for k in ("confidence", "iou", "precision", "recall", "f1")
+    }
+    page.totals = {o: _count(run, int(op.get(o) or 0), o) for o in ("tp", "fp", "fn")}
+    best = metrics.get("best_f1")
+    if best:
+        page.best_f1 = {k: number(best.get(k)) for k in ("confidence", "precision", "recall", "f1")}
+    recall_points = metrics.get("recall_thresholds") or []
+    for row in metrics.get("per_class") or []:
+        label = row["label"]
+        page.classes.append(
+            ClassRow(
+                label=label,
+                ap=number(row.get("ap")),
+                ap50=number(row.get("ap50")),
+                ar=number(row.get("ar")),
+                tp=_count(run, int(row["tp"]), "tp", label),
+                fp=_count(run, int(row["fp"]), "fp", label),
+                fn=_count(run, int(row["fn"]), "fn", label),
+                precision=number(row.get("precision")),
+                recall=number(row.get("recall")),
+                f1=number(row.get("f1")),
+                curve=pr_curve(row.get("pr_curve"), recall_points),
+            )
+        )
+    if metrics.get("confusion"):
+        page.confusion = _confusion(run, metrics["confusion"])
+    return page

@@ -1,0 +1,39 @@
+"""The evaluation pages of the UI: a dataset's runs, and one run's numbers, classes, PR
+curves and confusion matrix with links to the items behind each count. The views read
+through evaluation.selectors and shape with evaluation.pages; they never query."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from curation.ui.http import dataset_or_404, html_errors
+from evaluation.pages import run_page
+from evaluation.selectors import run_of, runs_of
+
+
+@login_required
+@html_errors
+def runs_page(request: HttpRequest, dataset_id: int) -> HttpResponse:
+    """The dataset's evaluation runs, newest first."""
+    dataset = dataset_or_404(request, dataset_id)
+    runs = list(runs_of(dataset=dataset).order_by("-created", "-id"))
+    return render(
+        request,
+        "ui/evaluations.html",
+        {"dataset": dataset, "runs": runs, "tab": "evaluations"},
+    )
+
+
+@login_required
+@html_errors
+def run_detail(request: HttpRequest, dataset_id: int, run_id: int) -> HttpResponse:
+    """One run: summary cards, per-class table and PR curves, confusion matrix."""
+    dataset = dataset_or_404(request, dataset_id)
+    run = run_of(dataset=dataset, run_id=run_id)
+    return render(
+        request,
+        "ui/evaluation.html",
+        {"dataset": dataset, "page": run_page(run), "tab": "evaluations"},
+    )

@@ -1,0 +1,58 @@
+"""The evaluation page in a real browser: from the dataset's runs to a run's page, and
+from a class's false-positive count to the grid showing exactly those items."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import User
+
+from curation.models import Dataset, Item
+from evaluation.models import EvaluationMatch
+from tests.browser.support import axe_violations, describe_violations, log_in, screenshot
+from tests.ui_factories import MODEL, evaluated
+
+
+def test_a_viewer_opens_a_run_and_follows_a_classes_false_positives_to_the_grid(
+    page: Any, victor: User, alice: User, dataset: Dataset, scenes: list[Item]
+) -> None:
+    # Bicycles predicted as cars: false cars (and missed bicycles) to look at.
+    run = evaluated(
+        dataset,
+        alice,
+        "detector on scenes",
+        model=MODEL,
+        confidence_threshold=0.2,
+        label_mapping={"bicycle": "car"},
+    )
+    with_fp = set(
+        EvaluationMatch.objects.filter(run=run, outcome="fp", label="car").values_list(
+            "item_id", flat=True
+        )
+    )
+    expected = sorted(Item.objects.filter(pk__in=with_fp).values_list("reference_id", flat=True))
+    assert 0 < len(expected) < len(scenes)  # the filter narrows, and to something
+
+    log_in(page, victor, "victor-password-1")
+    page.goto(f"/datasets/{dataset.pk}/")
+    page.click("[data-testid=tab-evaluations]")
+    page.click("[data-testid=run-link]")
+    page.wait_for_load_state()
+    assert page.locator("[data-testid=run-name]").inner_text() == "detector on scenes"
+    assert page.locator("[data-testid=pr-curves] polyline").count() >= 1
+    screenshot(page, "evaluation", full_page=True)
+    found = axe_violations(page)
+    assert not found, describe_violations(found)
+
+    fp_car = page.locator('tr[data-label="car"] td[data-outcome="fp"] a')
+    assert fp_car.inner_text() == str(
+        next(c["fp"] for c in run.metrics["per_class"] if c["label"] == "car")
+    )
+    fp_car.click()
+    page.wait_for_url(lambda url: "query=" in url)
+    page.wait_for_load_state()
+    shown = sorted(page.locator(".tile[data-ref]").evaluate_all("ts => ts.map(t => t.dataset.ref)"))
+    assert shown == expected
+    assert 'eval["detector on scenes"].fp.car >= 1' in page.locator("textarea, input").evaluate_all(
+        "els => els.map(e => e.value).join(' | ')"
+    )

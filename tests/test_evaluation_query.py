@@ -1,0 +1,97 @@
+"""The query language's eval[<run>] field: items by their outcomes in an evaluation run.
+
+Expected item sets are worked out by hand from tests.ui_factories.outcome_world.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import User
+
+from curation.models import Dataset
+from curation.query import QueryError, validate_query
+from tests.query_dataset import matching
+from tests.ui_factories import evaluated, outcome_world
+
+CASES = [
+    ("eval[base].fp >= 1", ["b", "c"]),
+    ("eval[base].fp > 1", ["c"]),
+    ("eval[base].fp >= 2", ["c"]),
+    ("eval[base].fp = 2", ["c"]),
+    ("eval[base].fp = 0", ["a", "d"]),
+    ("eval[base].fp != 1", ["a", "c", "d"]),
+    ("eval[base].fp < 2", ["a", "b", "d"]),
+    ("eval[base].fp <= 0.5", ["a", "d"]),
+    ("eval[base].fp >= 0", ["a", "b", "c", "d"]),
+    ("1 <= eval[base].fp", ["b", "c"]),
+    ("eval[base].tp >= 1", ["a", "b"]),
+    ("eval[base].fn >= 1", ["a", "c"]),
+    ("eval[base].fn.person >= 2", ["c"]),
+    ("eval[base].fn.person = 1", []),
+    ("eval[base].fn.bus >= 1", ["a"]),
+    ("eval[base].fp.car >= 1", ["b", "c"]),
+    ("eval[base].fp.person >= 1", []),
+    ("eval[base].tp.person = 1", ["b"]),
+    ('eval[base].fn."bus" >= 1', ["a"]),
+    ("eval[base].fn.nothing_like_this >= 1", []),
+    ("eval[base].tp > 0 AND eval[base].fn >= 1", ["a"]),
+    ("NOT eval[base].fn >= 1", ["b", "d"]),
+    ("eval[base].fp >= 1 OR eval[base].fn.bus = 1", ["a", "b", "c"]),
+    ('eval["base"].fp >= 1', ["b", "c"]),
+    # the strict run's threshold (0.85) keeps only the 0.9 predictions
+    ('eval["strict run"].fp >= 1', ["c"]),
+    ('eval["strict run"].fn >= 1', ["a", "b", "c"]),
+    ('eval["strict run"].tp.car = 1 AND eval[base].fp.car = 0', ["a"]),
+]
+
+
+@pytest.fixture
+def world(dataset: Dataset, alice: User) -> Dataset:
+    outcome_world(dataset)
+    evaluated(dataset, alice, "base")
+    evaluated(dataset, alice, "strict run", confidence_threshold=0.85)
+    return dataset
+
+
+def test_it_finds_items_by_their_outcomes(world: Dataset) -> None:
+    for text, expected in CASES:
+        assert matching(world, text) == expected, text
+
+
+def test_it_sees_only_the_runs_of_the_dataset(world: Dataset, charlie: User) -> None:
+    other = Dataset.objects.create(name="other", owner=charlie)
+    outcome_world(other)
+    evaluated(other, charlie, "elsewhere")
+    assert matching(world, "eval[base].fp >= 1") == ["b", "c"]
+    assert matching(other, "eval[elsewhere].fp >= 1") == ["b", "c"]
+    with pytest.raises(QueryError, match="No evaluation run named 'elsewhere'"):
+        validate_query("eval[elsewhere].fp >= 1", dataset=world)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        (
+            "eval[bsae].fp >= 1",
+            "No evaluation run named 'bsae' in this dataset; runs: base, strict run. "
+            "Did you mean 'base'?",
+        ),
+        ("eval.fp >= 1", "Name what 'eval' is about at column 1: eval[...]."),
+        ("eval[base].fq >= 1", "Expected eval[base].tp, .fp or .fn"),
+        ("eval[base] >= 1", "Expected eval[base].tp, .fp or .fn"),
+        ("eval[base].fp.car.x >= 1", "Expected eval[base].tp, .fp or .fn"),
+        ('eval[base].fp = "many"', "is a count: compare it with a number"),
+        ("eval[base].fp = true", "is a count: compare it with a number"),
+        ("eval[base].fp[car] >= 1", "only name a model or a run"),
+        ("metadata[x] = 1", "predictions[<model>], eval[...]"),
+    ],
+)
+def test_its_errors_say_what_is_wrong(world: Dataset, text: str, fragment: str) -> None:
+    with pytest.raises(QueryError) as caught:
+        validate_query(text, dataset=world)
+    assert fragment in str(caught.value), str(caught.value)
+
+
+def test_an_unknown_run_in_a_dataset_without_runs_says_so(dataset: Dataset) -> None:
+    with pytest.raises(QueryError, match="it has no evaluation runs yet"):
+        validate_query("eval[base].fp >= 1", dataset=dataset)

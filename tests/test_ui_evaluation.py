@@ -1,0 +1,230 @@
+"""The evaluation pages: a run's numbers as its metrics hold them, links from every count
+to exactly the items with that outcome, the confusion matrix, the runs list and the
+links to a run from the header and from its job."""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+
+from curation.models import Dataset
+from evaluation.models import EvaluationMatch, EvaluationRun
+from evaluation.pages import STAT_TITLES, number
+from tests.api_helpers import add_items, box
+from tests.ui_factories import evaluated, outcome_world
+
+
+@pytest.fixture
+def world(dataset: Dataset, alice: User) -> dict[str, EvaluationRun]:
+    """outcome_world, and e: a truck predicted as a car (fn truck, fp car; in the
+    confusion matrix a (truck, car) cell)."""
+    outcome_world(dataset)
+    add_items(
+        dataset,
+        {
+            "reference_id": "e",
+            "annotations": [box(0, 0, 40, 40, label="truck")],
+            "predictions": [box(0, 0, 40, 40, model="yolo", confidence=0.9)],
+        },
+    )
+    return {
+        "base": evaluated(dataset, alice, "base run"),
+        "agnostic": evaluated(dataset, alice, "agnostic", class_agnostic=True),
+    }
+
+
+@pytest.fixture
+def viewer(victor: User) -> Client:
+    client = Client()
+    client.force_login(victor)
+    return client
+
+
+def page_of(client: Client, run: EvaluationRun) -> str:
+    response = client.get(f"/datasets/{run.dataset_id}/evaluations/{run.pk}/")
+    assert response.status_code == 200
+    return str(response.content.decode())
+
+
+def cell(body: str, label: str, outcome: str) -> str:
+    row = re.search(rf'<tr data-label="{re.escape(label)}">(.*?)</tr>', body, re.S)
+    assert row is not None, label
+    found = re.search(rf'data-outcome="{outcome}">(.*?)</td>', row.group(1), re.S)
+    assert found is not None
+    return found.group(1)
+
+
+def href(fragment: str) -> str | None:
+    found = re.search(r'href="([^"]+)"', fragment)
+    return html.unescape(found.group(1)) if found else None
+
+
+def grid_refs(client: Client, url: str) -> list[str]:
+    response = client.get(url)
+    assert response.status_code == 200
+    return sorted(re.findall(r'data-ref="([^"]+)"', response.content.decode()))
+
+
+def outcome_refs(run: EvaluationRun, outcome: str, label: str) -> list[str]:
+    """The items with at least one such match, read from the run's rows directly."""
+    from curation.models import Item
+
+    ids = EvaluationMatch.objects.filter(run=run, outcome=outcome, label=label).values("item_id")
+    return sorted(Item.objects.filter(pk__in=ids).values_list("reference_id", flat=True))
+
+
+def test_the_page_shows_the_runs_numbers(viewer: Client, world: dict[str, Any]) -> None:
+    run = world["base"]
+    body = page_of(viewer, run)
+    for key, title in STAT_TITLES.items():
+        shown = re.search(rf'data-stat="{key}"><div class="value">([^<]*)</div>', body)
+        assert shown is not None and shown.group(1) == number(run.metrics[key]), key
+        assert title in body
+    op = run.metrics["operating_point"]
+    for name in ("precision", "recall", "f1"):
+        assert f'data-metric="{name}">{number(op[name])}<' in body
+    assert f'data-metric="best-f1">{number(run.metrics["best_f1"]["f1"])}<' in body
+    # by hand: car found on a, predicted on nothing on b, c (twice) and e
+    expected = {
+        "car": (1, 4, 0),
+        "bus": (0, 0, 1),
+        "person": (1, 0, 2),
+        "truck": (0, 0, 1),
+    }
+    for row in run.metrics["per_class"]:
+        counts = tuple(row[o] for o in ("tp", "fp", "fn"))
+        assert counts == expected[row["label"]]
+        for outcome, value in zip(("tp", "fp", "fn"), counts, strict=True):
+            assert re.sub(r"<[^>]+>", "", cell(body, row["label"], outcome)) == str(value)
+
+
+def test_each_count_links_to_exactly_its_items(viewer: Client, world: dict[str, Any]) -> None:
+    run = world["base"]
+    body = page_of(viewer, run)
+    fp_car = href(cell(body, "car", "fp"))
+    assert fp_car is not None
+    assert fp_car == (f"/datasets/{run.dataset_id}/?query=eval%5B%22base+run%22%5D.fp.car+%3E%3D+1")
+    assert grid_refs(viewer, fp_car) == ["b", "c", "e"]
+    for label, outcome, expected in [
+        ("car", "tp", ["a"]),
+        ("person", "fn", ["c"]),
+        ("person", "tp", ["b"]),
+        ("bus", "fn", ["a"]),
+        ("truck", "fn", ["e"]),
+    ]:
+        url = href(cell(body, label, outcome))
+        assert url is not None, (label, outcome)
+        assert grid_refs(viewer, url) == expected == outcome_refs(run, outcome, label)
+    # a zero has no link
+    assert href(cell(body, "car", "fn")) is None
+    assert href(cell(body, "bus", "tp")) is None
+
+
+def test_the_confusion_matrix_pairs_labels_matched_whatever_they_are(
+    viewer: Client, world: dict[str, Any]
+) -> None:
+    run = world["base"]
+    assert run.metrics["confusion"]["labels"] == ["bus", "car", "person", "truck"]
+    assert run.metrics["confusion"]["matrix"] == [
+        [0, 0, 0, 0, 1],
+        [0, 1, 0, 0, 0],
+        [0, 0, 1, 0, 2],
+        [0, 1, 0, 0, 0],
+        [0, 3, 0, 0, 0],
+    ]
+    body = page_of(viewer, run)
+    table = re.search(r'data-testid="confusion">(.*?)</table>', body, re.S)
+    assert table is not None
+    # per-class run: no cell is one of its queries, so none links
+    assert "href" not in table.group(1)
+    truck = re.search(r'<tr data-truth="truck">(.*?)</tr>', table.group(1), re.S)
+    assert truck is not None
+    assert re.findall(r"<td[^>]*>(?:<span[^>]*>)?(\d+)", truck.group(1)) == [
+        "0",
+        "1",
+        "0",
+        "0",
+        "0",
+    ]
+
+
+def test_a_class_agnostic_runs_background_cells_link_to_their_items(
+    viewer: Client, world: dict[str, Any]
+) -> None:
+    run = world["agnostic"]
+    body = page_of(viewer, run)
+    table = re.search(r'data-testid="confusion">(.*?)</table>', body, re.S)
+    assert table is not None
+    links = [html.unescape(u) for u in re.findall(r'href="([^"]+)"', table.group(1))]
+    background = re.search(r'<tr data-truth="background">(.*?)</tr>', table.group(1), re.S)
+    assert background is not None
+    fp_car = href(background.group(1))
+    assert fp_car is not None and "fp.car" in fp_car
+    assert grid_refs(viewer, fp_car) == ["b", "c"] == outcome_refs(run, "fp", "car")
+    person = re.search(r'<tr data-truth="person">(.*?)</tr>', table.group(1), re.S)
+    assert person is not None
+    fn_person = href(person.group(1))
+    assert fn_person is not None and grid_refs(viewer, fn_person) == ["c"]
+    # the background cells with a count (bus, person, car FP): nothing else links
+    assert len(links) == 3
+
+
+def test_warnings_are_shown(viewer: Client, dataset: Dataset, alice: User) -> None:
+    add_items(dataset, {"reference_id": "x", "predictions": [box(model="yolo", confidence=0.9)]})
+    run = evaluated(dataset, alice, "no truth")
+    assert run.warnings
+    body = page_of(viewer, run)
+    assert 'data-testid="run-warnings"' in body
+    assert html.escape(run.warnings[0], quote=True) in body or run.warnings[0] in body
+
+
+def test_the_runs_list_the_header_and_the_job_link_to_a_run(
+    viewer: Client, world: dict[str, Any], dataset: Dataset
+) -> None:
+    run = world["base"]
+    grid = viewer.get(f"/datasets/{dataset.pk}/").content.decode()
+    assert f'href="/datasets/{dataset.pk}/evaluations/" data-testid="tab-evaluations"' in grid
+    runs = viewer.get(f"/datasets/{dataset.pk}/evaluations/").content.decode()
+    assert f'href="/datasets/{dataset.pk}/evaluations/{run.pk}/"' in runs
+    assert "agnostic" in runs
+    job = viewer.get(f"/datasets/{dataset.pk}/jobs/{run.job_id}").content.decode()
+    assert (
+        f'href="/datasets/{dataset.pk}/evaluations/{run.pk}/" data-testid="job-made-evaluation"'
+        in job
+    )
+
+
+def test_strangers_get_404_and_runs_of_other_datasets_are_not_found(
+    charlie: User, viewer: Client, world: dict[str, Any], dataset: Dataset
+) -> None:
+    run = world["base"]
+    stranger = Client()
+    stranger.force_login(charlie)
+    assert stranger.get(f"/datasets/{dataset.pk}/evaluations/{run.pk}/").status_code == 404
+    assert stranger.get(f"/datasets/{dataset.pk}/evaluations/").status_code == 404
+    other = Dataset.objects.create(name="other", owner=charlie)
+    assert stranger.get(f"/datasets/{other.pk}/evaluations/{run.pk}/").status_code == 404
+
+
+def test_labels_and_run_names_that_need_quotes_link_to_their_items(
+    viewer: Client, dataset: Dataset, alice: User
+) -> None:
+    add_items(
+        dataset,
+        {"reference_id": "lit", "annotations": [box(label="traffic light")]},
+        {"reference_id": "kw", "annotations": [box(label="and")]},
+        {"reference_id": "none", "predictions": [box(model="yolo", confidence=0.9)]},
+    )
+    run = evaluated(dataset, alice, 'say "when"')
+    body = page_of(viewer, run)
+    light = href(cell(body, "traffic light", "fn"))
+    assert light is not None
+    assert "query=eval%5B%22say+%5C%22when%5C%22%22%5D.fn.%22traffic+light%22" in light
+    assert grid_refs(viewer, light) == ["lit"]
+    keyword = href(cell(body, "and", "fn"))
+    assert keyword is not None and grid_refs(viewer, keyword) == ["kw"]
