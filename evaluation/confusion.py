@@ -57,3 +57,23 @@ def confusion(
         "iou": result.metrics["operating_point"]["iou"],
         "confidence": options.confidence_threshold,
     }
+
+
+def confusion_sum(parts: Sequence[dict[str, Any]], options: engine.Options) -> dict[str, Any]:
+    """The confusion matrix of a run from those of its chunks of items (matching is per
+    item, so the cells add up)."""
+    cells: Counter[tuple[str, str]] = Counter()
+    for part in parts:
+        axis = [*part["labels"], BACKGROUND]
+        for row, counts in zip(axis, part["matrix"], strict=True):
+            for column, count in zip(axis, counts, strict=True):
+                cells[row, column] += count
+    labels = sorted({label for part in parts for label in part["labels"]})
+    axis = [*labels, BACKGROUND]
+    operating = min(options.iou_thresholds, key=lambda t: abs(t - options.operating_iou))
+    return {
+        "labels": labels,
+        "matrix": [[cells[row, column] for column in axis] for row in axis],
+        "iou": float(operating),
+        "confidence": options.confidence_threshold,
+    }

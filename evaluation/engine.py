@@ -1,35 +1,30 @@
 """Detection metrics with boxes, by the COCO protocol, and each object's outcome.
 
-pycocotools' COCOeval does the matching and the accumulation. It is the reference that
-people compare detection numbers with, so running it (rather than a reimplementation)
-makes our numbers equal to its numbers by construction, on every edge case it handles:
-crowd regions, area ranges, more detections than maxDets, images without ground truth or
-without detections, classes on one side only. It is pinned in pyproject.toml; at the sizes
-this module is used for (whole runs in memory) it is fast enough. faster-coco-eval is the
-drop-in to switch to when speed matters more, and chunked matching is what a 1M-item run
-needs (neither is done here).
+The matching and the accumulation are pycocotools' COCOeval ported to NumPy
+(evaluation.matching): the same rules, applied to many images at once, fed a run's items
+in chunks so that memory stays bounded (see docs/evaluation.md, "Engine"). The numbers
+and the matches are pycocotools' own: tests/test_evaluation.py compares them with
+COCOeval run on the same boxes, and bench/evaluate.py on 5,000 images.
 
-The per-object outcomes are read from COCOeval.evalImgs at the operating IoU, area "all"
-and the largest maxDets: exactly the matches pycocotools made. The confidence threshold
-is applied after matching, which changes no match: COCO matches detections greedily in
-descending score order, so a detection's match never depends on lower-scored ones.
+The per-object outcomes are COCO's matches at the operating IoU, area "all" and the
+largest maxDets. The confidence threshold is applied after matching, which changes no
+match: COCO matches detections greedily in descending score order, so a detection's
+match never depends on lower-scored ones.
 
 This module knows nothing of the database: it takes plain objects and returns plain
-objects (evaluation.jobs loads and stores them).
+objects (evaluation.scope loads them, evaluation.services stores what comes back).
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from pycocotools.coco import COCO
-from pycocotools.cocoeval import COCOeval
+
+from evaluation import matching
 
 # The names of COCOeval.stats, in its order.
 STAT_NAMES = (
@@ -107,16 +102,6 @@ class Result:
     matches: list[Match] = field(default_factory=list)
 
 
-def _coco(
-    images: list[dict[str, Any]], categories: list[dict[str, Any]], annotations: list[Any]
-) -> COCO:
-    coco = COCO()
-    coco.dataset = {"images": images, "categories": categories, "annotations": annotations}
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco.createIndex()
-    return coco
-
-
 def _mean_defined(values: np.ndarray) -> float:
     """COCOeval.summarize's mean: over the entries > -1, or -1 when there are none."""
     defined = values[values > -1]
@@ -145,32 +130,271 @@ def _point(tp: int, fp: int, fn: int) -> dict[str, Any]:
     }
 
 
-def _pair_iou(d: tuple[float, ...], g: tuple[float, ...]) -> float:
-    """IoU of two boxes as pycocotools' bbIou computes it for a non-crowd ground truth."""
-    w = min(d[0] + d[2], g[0] + g[2]) - max(d[0], g[0])
-    h = min(d[1] + d[3], g[1] + g[3]) - max(d[1], g[1])
-    if w <= 0 or h <= 0:
-        return 0.0
-    inter = w * h
-    return inter / (d[2] * d[3] + g[2] * g[3] - inter)
-
-
-def _best_f1(scored: list[tuple[float, bool]], positives: int) -> dict[str, Any] | None:
+def _best_f1(score: np.ndarray, is_tp: np.ndarray, positives: int) -> dict[str, Any] | None:
     """The confidence threshold with the best F1 over the evaluated detections (score,
-    is TP) at the operating IoU; thresholds are the detections' own scores."""
-    if not scored or not positives:
+    is TP) at the operating IoU; thresholds are the detections' own scores (the highest
+    of equal F1s)."""
+    if not len(score) or not positives:
         return None
-    scored.sort(key=lambda s: -s[0])
-    best: dict[str, Any] | None = None
-    tp = fp = 0
-    for index, (score, is_tp) in enumerate(scored):
-        tp, fp = tp + is_tp, fp + (not is_tp)
-        if index + 1 < len(scored) and scored[index + 1][0] == score:
-            continue  # a threshold keeps every detection of equal score
-        point = _point(tp, fp, positives - tp)
-        if best is None or (point["f1"] or 0.0) > (best["f1"] or 0.0):
-            best = {"confidence": score, **point}
-    return best
+    order = np.argsort(-score, kind="stable")
+    score, is_tp = score[order], is_tp[order]
+    tp = np.cumsum(is_tp)
+    fp = np.arange(1, len(score) + 1) - tp
+    # A threshold keeps every detection of equal score: only the last of a run counts.
+    last = np.append(score[1:] != score[:-1], True)
+    tp, fp, at = tp[last], fp[last], score[last]
+    precision = tp / (tp + fp)
+    recall = tp / positives
+    total = precision + recall
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f1 = np.where(total > 0, 2 * precision * recall / total, 0.0)
+    best = int(np.argmax(f1))
+    return {
+        "confidence": float(at[best]),
+        **_point(int(tp[best]), int(fp[best]), positives - int(tp[best])),
+    }
+
+
+def _columns(
+    objects: Sequence[GroundTruth] | Sequence[Detection], codes: dict[str, int]
+) -> matching.Boxes:
+    for o in objects:
+        codes.setdefault(o.label, len(codes))
+    boxes = np.array([o.box for o in objects], dtype=np.float64).reshape(-1, 4)
+    columns = matching.Boxes(
+        image=np.fromiter((o.item_id for o in objects), np.int64, len(objects)),
+        cat=np.fromiter((codes[o.label] for o in objects), np.int64, len(objects)),
+        box=boxes,
+    )
+    if objects and isinstance(objects[0], Detection):
+        columns.score = np.fromiter((o.score for o in objects), np.float64, len(objects))  # type: ignore[union-attr]
+    else:
+        columns.crowd = np.fromiter((o.crowd for o in objects), bool, len(objects))  # type: ignore[union-attr]
+    return columns
+
+
+class Evaluation:
+    """A run's evaluation, fed its items in chunks of whole items (each item's boxes in
+    one chunk; chunks in increasing item id, as COCOeval orders its images). `add`
+    returns the chunk's outcomes; `result` the metrics once every chunk is in."""
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.params = matching.Params(
+            iou_thrs=np.array(options.iou_thresholds, dtype=np.float64),
+            max_dets=tuple(options.max_dets),
+            area_ranges=tuple(options.area_ranges[name] for name in AREA_NAMES),
+            use_cats=not options.class_agnostic,
+            operating=int(
+                np.argmin(np.abs(np.array(options.iou_thresholds) - options.operating_iou))
+            ),
+        )
+        self.op = self.params.operating
+        self.codes: dict[str, int] = {}
+        self.gt_labels: set[str] = set()
+        self.dt_labels: set[str] = set()
+        self.items = self.detections = self.crowd_free_gt = 0
+        self.positives: dict[int, np.ndarray] = {}  # code -> (A,) ground truths that count
+        self.parts: list[tuple[np.ndarray, ...]] = []  # per chunk: score, code, item, rank, bits
+        self.counts: Counter[tuple[str, str]] = Counter()
+        self.ignored = {"matched_crowd": 0, "below_threshold": 0, "evaluated": 0}
+
+    def add(
+        self,
+        item_ids: Iterable[int],
+        ground_truth: Sequence[GroundTruth],
+        detections: Sequence[Detection],
+    ) -> list[Match]:
+        self.items += len(set(item_ids))
+        self.detections += len(detections)
+        self.gt_labels.update(g.label for g in ground_truth)
+        self.dt_labels.update(d.label for d in detections)
+        self.crowd_free_gt += sum(1 for g in ground_truth if not g.crowd)
+        gt = _columns(ground_truth, self.codes)
+        dt = _columns(detections, self.codes)
+        if gt.crowd is None:
+            gt.crowd = np.zeros(0, bool)
+        if dt.score is None:
+            dt.score = np.zeros(0)
+        names = sorted(self.codes)
+        catrank = np.zeros(len(self.codes), np.int64)
+        for rank, name in enumerate(names):
+            catrank[self.codes[name]] = rank
+        found = matching.match(gt, dt, catrank, self.params)
+        group_cat = gt.cat if self.params.use_cats else np.zeros(len(gt.cat), np.int64)
+        for code in np.unique(group_cat):
+            here = found.gt_counts[group_cat == code].sum(0)
+            self.positives[int(code)] = self.positives.get(int(code), 0) + here
+        score = dt.score[found.dt_index]
+        shape = found.tp.shape
+        bits = matching.pack(found.tp, found.ignored)
+        cat = dt.cat[found.dt_index] if self.params.use_cats else np.zeros(shape[0], np.int64)
+        self.parts.append((score, cat, dt.image[found.dt_index], found.rank, bits))
+        return self._outcomes(ground_truth, detections, found, score)
+
+    def _outcomes(
+        self,
+        ground_truth: Sequence[GroundTruth],
+        detections: Sequence[Detection],
+        found: matching.Matched,
+        score: np.ndarray,
+    ) -> list[Match]:
+        """Each object's outcome at the operating IoU, area "all", the largest maxDets."""
+        t, threshold = self.op, self.options.confidence_threshold
+        ignored = found.ignored[:, 0, t]
+        confident = ~ignored & (score >= threshold)
+        self.ignored["evaluated"] += len(score)
+        self.ignored["matched_crowd"] += int(ignored.sum())
+        self.ignored["below_threshold"] += int((~ignored & ~confident).sum())
+        matches: list[Match] = []
+        taken = set()
+        rows = np.flatnonzero(confident)
+        for dt_index, gt_index, iou in zip(
+            found.dt_index[rows].tolist(),
+            found.matched_gt[rows].tolist(),
+            found.iou[rows].tolist(),
+            strict=True,
+        ):
+            det = detections[dt_index]
+            if gt_index >= 0:
+                taken.add(gt_index)
+                g = ground_truth[gt_index]
+                matches.append(
+                    Match(
+                        "tp",
+                        det.item_id,
+                        g.label,
+                        g.annotation_id,
+                        det.prediction_id,
+                        det.score,
+                        iou,
+                    )
+                )
+            else:
+                matches.append(
+                    Match("fp", det.item_id, det.label, None, det.prediction_id, det.score)
+                )
+        for counted in np.flatnonzero(found.gt_counts[:, 0]).tolist():
+            if counted not in taken:
+                g = ground_truth[counted]
+                matches.append(Match("fn", g.item_id, g.label, g.annotation_id))
+        self.counts.update((m.label, m.outcome) for m in matches)
+        return matches
+
+    def result(self) -> Result:
+        """The metrics of every chunk added (Result.matches stays empty)."""
+        options, p = self.options, self.params
+        labels = sorted(self.codes)
+        n_a, n_t = len(p.area_ranges), len(p.iou_thrs)
+        if p.use_cats:
+            index = np.zeros(max(len(self.codes), 1), np.int64)
+            for k, label in enumerate(labels):
+                index[self.codes[label]] = k
+            n_k = len(labels)
+        else:
+            index = np.zeros(1, np.int64)
+            n_k = 1 if self.codes else 0
+        positives = np.zeros((n_k, n_a))
+        for code, counted in self.positives.items():
+            positives[index[code]] += counted
+        if self.parts:
+            score, cat, image, rank, bits = (
+                np.concatenate(c) for c in zip(*self.parts, strict=True)
+            )
+        else:
+            score, cat, image, rank = (
+                np.zeros(0),
+                np.zeros(0, np.int64),
+                np.zeros(0, np.int64),
+                np.zeros(0, np.int64),
+            )
+            bits = np.zeros((0, (2 * n_a * n_t + 7) // 8), np.uint8)
+        precision, recall = matching.accumulate(
+            score, index[cat] if len(cat) else cat, image, rank, bits, positives, p
+        )
+        # Flags at the operating IoU, area "all" (for the best F1).
+        tp_op = matching.flag(bits, self.op)
+        ignored_op = matching.flag(bits, n_a * n_t + self.op)
+        self.precision, self.recall = precision, recall  # as COCOeval.eval has them
+        stats = matching.summarize(precision, recall, p, AREA_NAMES)
+
+        warnings: list[str] = []
+        if not self.detections:
+            warnings.append(
+                "The model has no box predictions on these items: every ground truth is a "
+                "miss, and AP and AR are 0 where there is ground truth."
+            )
+        if not self.crowd_free_gt:
+            warnings.append(
+                "There are no (non-crowd) ground-truth boxes on these items: pycocotools "
+                "defines every AP and AR as -1 here, and every prediction is a false positive."
+            )
+        only_predicted = sorted(self.dt_labels - self.gt_labels)
+        if only_predicted and self.gt_labels:
+            warnings.append(
+                "Labels only the model uses (no ground truth; their AP is -1, their "
+                f"predictions false positives): {', '.join(only_predicted[:20])}"
+                + (" ..." if len(only_predicted) > 20 else "")
+            )
+        beyond = self.detections - self.ignored["evaluated"]
+        if beyond > 0:
+            warnings.append(
+                f"{beyond} predictions were not evaluated: more than {options.max_dets[-1]} "
+                "(max_dets) on their image"
+                + ("" if options.class_agnostic else " and class")
+                + ", as the COCO protocol does."
+            )
+        counts = self.counts
+        total = _point(
+            sum(c for (_, o), c in counts.items() if o == "tp"),
+            sum(c for (_, o), c in counts.items() if o == "fp"),
+            sum(c for (_, o), c in counts.items() if o == "fn"),
+        )
+        evaluated = ~ignored_op
+        metrics: dict[str, Any] = {
+            "coco_stats": stats,
+            **dict(zip(STAT_NAMES, stats, strict=True)),
+            "operating_point": {
+                "confidence": options.confidence_threshold,
+                "iou": float(p.iou_thrs[self.op]),
+                **total,
+            },
+            "best_f1": _best_f1(score[evaluated], tp_op[evaluated], int(positives[:, 0].sum())),
+            "recall_thresholds": [float(r) for r in matching.REC_THRS],
+            "per_class": self._per_class(labels, precision, recall),
+            "ignored": {**self.ignored, "beyond_max_dets": beyond},
+        }
+        return Result(metrics=metrics, warnings=warnings)
+
+    def _per_class(
+        self, labels: list[str], precision: np.ndarray, recall: np.ndarray
+    ) -> list[dict[str, Any]]:
+        """AP, AP50, AR and the PR curve (at the operating IoU) per class, with the
+        operating point's counts. Class-agnostic runs have counts only."""
+        rows = []
+        iou_50 = np.where(self.params.iou_thrs == 0.5)[0]
+        for k, label in enumerate(labels):
+            row: dict[str, Any] = {
+                "label": label,
+                "ap": None,
+                "ap50": None,
+                "ar": None,
+                "pr_curve": None,
+            }
+            if self.params.use_cats:
+                p = precision[:, :, k, 0, -1]
+                row["ap"] = _mean_defined(p)
+                row["ap50"] = _mean_defined(p[iou_50]) if iou_50.size else None
+                row["ar"] = _mean_defined(recall[:, k, 0, -1])
+                row["pr_curve"] = [float(v) for v in p[self.op]]
+            c = self.counts
+            row.update(_point(c[label, "tp"], c[label, "fp"], c[label, "fn"]))
+            rows.append(row)
+        return rows
+
+
+# Items per chunk: bounds the memory of matching, whatever the run's size.
+CHUNK_ITEMS = 5000
 
 
 def evaluate(
@@ -180,211 +404,28 @@ def evaluate(
     detections: Sequence[Detection],
     options: Options,
 ) -> Result:
-    """COCO detection metrics of `detections` against `ground_truth` on `item_ids`."""
-    warnings: list[str] = []
-    gt_labels = {g.label for g in ground_truth}
-    dt_labels = {d.label for d in detections}
-    labels = sorted(gt_labels | dt_labels)
-    category = {label: index for index, label in enumerate(labels, 1)}
-    if not detections:
-        warnings.append(
-            "The model has no box predictions on these items: every ground truth is a miss, "
-            "and AP and AR are 0 where there is ground truth."
-        )
-    if not [g for g in ground_truth if not g.crowd]:
-        warnings.append(
-            "There are no (non-crowd) ground-truth boxes on these items: pycocotools defines "
-            "every AP and AR as -1 here, and every prediction is a false positive."
-        )
-    only_predicted = sorted(dt_labels - gt_labels)
-    if only_predicted and gt_labels:
-        warnings.append(
-            "Labels only the model uses (no ground truth; their AP is -1, their "
-            f"predictions false positives): {', '.join(only_predicted[:20])}"
-            + (" ..." if len(only_predicted) > 20 else "")
-        )
-
-    images = [{"id": int(i)} for i in sorted(set(item_ids))]
-    categories = [{"id": category[label], "name": label} for label in labels]
-    # Ids from 1: pycocotools records "no match" as 0.
-    gt = _coco(
-        images,
-        categories,
-        [
-            {
-                "id": index,
-                "image_id": g.item_id,
-                "category_id": category[g.label],
-                "bbox": list(g.box),
-                "area": g.box[2] * g.box[3],
-                "iscrowd": int(g.crowd),
-            }
-            for index, g in enumerate(ground_truth, 1)
-        ],
-    )
-    # What COCO.loadRes makes of a bbox result (area w*h, iscrowd 0), built directly:
-    # loadRes fails on an empty list, and a run without predictions is a run.
-    dt = _coco(
-        images,
-        categories,
-        [
-            {
-                "id": index,
-                "image_id": d.item_id,
-                "category_id": category[d.label],
-                "bbox": list(d.box),
-                "area": d.box[2] * d.box[3],
-                "score": d.score,
-                "iscrowd": 0,
-            }
-            for index, d in enumerate(detections, 1)
-        ],
-    )
-    coco_eval = COCOeval(gt, dt, "bbox")
-    params = coco_eval.params
-    params.iouThrs = np.array(options.iou_thresholds, dtype=np.float64)
-    params.maxDets = list(options.max_dets)
-    params.areaRng = [list(options.area_ranges[name]) for name in AREA_NAMES]
-    params.areaRngLbl = list(AREA_NAMES)
-    params.useCats = 0 if options.class_agnostic else 1
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco_eval.evaluate()
-        if coco_eval.evalImgs and any(e is not None for e in coco_eval.evalImgs):
-            coco_eval.accumulate()
-            coco_eval.summarize()
-            stats = [float(s) for s in coco_eval.stats]
-            accumulated = True
-        else:
-            # Nothing to accumulate (no boxes on either side): pycocotools cannot summarize;
-            # -1 is what it gives every metric without ground truth.
-            stats = [-1.0] * len(STAT_NAMES)
-            accumulated = False
-
-    op_index = int(np.argmin(np.abs(params.iouThrs - options.operating_iou)))
-    matches, scored, positives, ignored = _outcomes(
-        coco_eval, ground_truth, detections, options, op_index
-    )
-    beyond = len(detections) - ignored.pop("evaluated")
-    if beyond > 0:
-        warnings.append(
-            f"{beyond} predictions were not evaluated: more than {options.max_dets[-1]} "
-            "(max_dets) on their image"
-            + ("" if options.class_agnostic else " and class")
-            + ", as the COCO protocol does."
-        )
-    counts = Counter((m.label, m.outcome) for m in matches)
-    total = _point(
-        sum(c for (_, o), c in counts.items() if o == "tp"),
-        sum(c for (_, o), c in counts.items() if o == "fp"),
-        sum(c for (_, o), c in counts.items() if o == "fn"),
-    )
-    metrics: dict[str, Any] = {
-        "coco_stats": stats,
-        **dict(zip(STAT_NAMES, stats, strict=True)),
-        "operating_point": {
-            "confidence": options.confidence_threshold,
-            "iou": float(params.iouThrs[op_index]),
-            **total,
-        },
-        "best_f1": _best_f1(scored, positives),
-        "recall_thresholds": [float(r) for r in params.recThrs],
-        "per_class": _per_class(coco_eval, labels, counts, options, op_index, accumulated),
-        "ignored": {**ignored, "beyond_max_dets": beyond},
-    }
-    return Result(metrics=metrics, warnings=warnings, matches=matches)
-
-
-def _outcomes(
-    coco_eval: COCOeval,
-    ground_truth: Sequence[GroundTruth],
-    detections: Sequence[Detection],
-    options: Options,
-    t: int,
-) -> tuple[list[Match], list[tuple[float, bool]], int, dict[str, int]]:
-    """Each object's outcome at IoU index `t`, area "all", the largest maxDets: the
-    matches, every evaluated detection as (score, is TP), the ground truths that count,
-    and how many predictions were evaluated or ignored (matched to a crowd region or
-    outside area "all"; below the confidence threshold)."""
-    threshold = options.confidence_threshold
+    """COCO detection metrics of `detections` against `ground_truth` on `item_ids`, with
+    every object's outcome (all in memory; evaluation.scope feeds a run in chunks)."""
+    ids = sorted(set(item_ids))
+    evaluation = Evaluation(options)
     matches: list[Match] = []
-    scored: list[tuple[float, bool]] = []
-    positives = 0
-    ignored = {"matched_crowd": 0, "below_threshold": 0, "evaluated": 0}
-    all_area = 0  # AREA_NAMES[0]
-    per_area = len(coco_eval.params.imgIds)
-    areas = len(coco_eval.params.areaRng)
-    for k in range(len(coco_eval.params.catIds) if coco_eval.params.useCats else 1):
-        start = (k * areas + all_area) * per_area
-        for e in coco_eval.evalImgs[start : start + per_area]:
-            if e is None:
-                continue
-            matched_by: dict[int, int] = {}
-            ignored["evaluated"] += len(e["dtIds"])
-            for d, dt_id in enumerate(e["dtIds"]):
-                det = detections[dt_id - 1]
-                if e["dtIgnore"][t][d]:
-                    ignored["matched_crowd"] += 1
-                    continue
-                gt_id = int(e["dtMatches"][t][d])
-                scored.append((det.score, gt_id > 0))
-                if det.score < threshold:
-                    ignored["below_threshold"] += 1
-                    continue
-                if gt_id:
-                    matched_by[gt_id] = dt_id
-                    g = ground_truth[gt_id - 1]
-                    matches.append(
-                        Match(
-                            "tp",
-                            det.item_id,
-                            g.label,
-                            g.annotation_id,
-                            det.prediction_id,
-                            det.score,
-                            _pair_iou(det.box, g.box),
-                        )
-                    )
-                else:
-                    matches.append(
-                        Match("fp", det.item_id, det.label, None, det.prediction_id, det.score)
-                    )
-            for g_index, gt_id in enumerate(e["gtIds"]):
-                if e["gtIgnore"][g_index]:
-                    continue
-                positives += 1
-                if gt_id not in matched_by:
-                    g = ground_truth[gt_id - 1]
-                    matches.append(Match("fn", g.item_id, g.label, g.annotation_id))
-    return matches, scored, positives, ignored
-
-
-def _per_class(
-    coco_eval: COCOeval,
-    labels: list[str],
-    counts: Counter[tuple[str, str]],
-    options: Options,
-    t: int,
-    accumulated: bool,
-) -> list[dict[str, Any]]:
-    """AP, AP50, AR and the PR curve (at the operating IoU) per class from COCOeval.eval,
-    with the operating point's counts. Class-agnostic runs have counts only."""
-    rows = []
-    iou_50 = np.where(coco_eval.params.iouThrs == 0.5)[0]
-    for k, label in enumerate(labels):
-        row: dict[str, Any] = {
-            "label": label,
-            "ap": None,
-            "ap50": None,
-            "ar": None,
-            "pr_curve": None,
-        }
-        if accumulated and not options.class_agnostic:
-            precision = coco_eval.eval["precision"][:, :, k, 0, -1]
-            recall = coco_eval.eval["recall"][:, k, 0, -1]
-            row["ap"] = _mean_defined(precision)
-            row["ap50"] = _mean_defined(precision[iou_50]) if iou_50.size else None
-            row["ar"] = _mean_defined(recall)
-            row["pr_curve"] = [float(p) for p in precision[t]]
-        row.update(_point(counts[label, "tp"], counts[label, "fp"], counts[label, "fn"]))
-        rows.append(row)
-    return rows
+    gt_by = sorted(range(len(ground_truth)), key=lambda i: ground_truth[i].item_id)
+    dt_by = sorted(range(len(detections)), key=lambda i: detections[i].item_id)
+    g = d = 0
+    for start in range(0, max(len(ids), 1), CHUNK_ITEMS):
+        chunk = ids[start : start + CHUNK_ITEMS]
+        last = chunk[-1] if chunk else 0
+        g_end, d_end = g, d
+        while g_end < len(gt_by) and ground_truth[gt_by[g_end]].item_id <= last:
+            g_end += 1
+        while d_end < len(dt_by) and detections[dt_by[d_end]].item_id <= last:
+            d_end += 1
+        matches += evaluation.add(
+            chunk,
+            [ground_truth[i] for i in gt_by[g:g_end]],
+            [detections[i] for i in dt_by[d:d_end]],
+        )
+        g, d = g_end, d_end
+    result = evaluation.result()
+    result.matches = matches
+    return result

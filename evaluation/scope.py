@@ -2,22 +2,29 @@
 predictions, as the engine's plain objects.
 
 A version's ground truth is the one frozen with it; its predictions are the model's
-current ones on those items (predictions are not frozen). Everything is loaded at once:
-fine for the datasets of tests and demos, not for the 1M-item target (not done yet: that
-needs chunked matching).
+current ones on those items (predictions are not frozen). The items are read in chunks of
+CHUNK_ITEMS, in increasing id (COCOeval's image order), each chunk with its boxes in id
+order (COCO's insertion order): memory holds one chunk's boxes, whatever the run's size.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from django.db.models import FloatField
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast
 
 from curation.itemsets import slice_items
 from curation.models import Annotation, Item, Prediction, SliceVersionItem
 from curation.query import compile_query
 from evaluation.engine import Detection, GroundTruth
 from evaluation.models import EvaluationRun
+
+# Items per chunk: a few tens of thousands of boxes, a few queries of 5,000 ids each.
+CHUNK_ITEMS = 5000
 
 
 class ScopeGone(Exception):
@@ -46,15 +53,13 @@ def _crowd(metadata: Any) -> bool:
     return isinstance(metadata, dict) and metadata.get("iscrowd") in (1, True)
 
 
-def _frozen(run: EvaluationRun) -> tuple[list[int], list[GroundTruth]]:
-    item_ids: list[int] = []
+def _frozen(run: EvaluationRun, item_ids: list[int]) -> list[GroundTruth]:
     frozen: list[tuple[int, dict[str, Any]]] = []
     for item_id, shapes in (
-        SliceVersionItem.objects.filter(version=run.version)
+        SliceVersionItem.objects.filter(version=run.version, item_id__in=item_ids)
         .order_by("item_id")
         .values_list("item_id", "annotations")
     ):
-        item_ids.append(item_id)
         frozen += [(item_id, a) for a in shapes or [] if a.get("kind") == "box"]
     # Frozen annotations carry their client id; the match rows keep the current row's id
     # where that annotation still exists.
@@ -63,7 +68,7 @@ def _frozen(run: EvaluationRun) -> tuple[list[int], list[GroundTruth]]:
             dataset=run.dataset_id, annotation_id__in={a["id"] for _, a in frozen}
         ).values_list("annotation_id", "id")
     )
-    return item_ids, [
+    return [
         GroundTruth(
             item_id, pks.get(a["id"]), a["label"], _box(a["geometry"]), _crowd(a.get("metadata"))
         )
@@ -71,28 +76,32 @@ def _frozen(run: EvaluationRun) -> tuple[list[int], list[GroundTruth]]:
     ]
 
 
-def _live(run: EvaluationRun, item_ids: list[int] | None) -> list[GroundTruth]:
-    rows = Annotation.objects.filter(dataset=run.dataset_id, kind="box")
-    if item_ids is not None:
-        rows = rows.filter(item_id__in=item_ids)
+# A box's coordinates read as float8 by the database ((geometry->>'x')::float8: the
+# decimal stored, correctly rounded, as json.loads rounds it), not as a JSON object per row.
+_BOX = {
+    f: Cast(KT(f"geometry__{k}"), FloatField())
+    for f, k in (("bx", "x"), ("by", "y"), ("bw", "width"), ("bh", "height"))
+}
+
+
+def _live(run: EvaluationRun, item_ids: list[int]) -> list[GroundTruth]:
+    rows = Annotation.objects.filter(dataset=run.dataset_id, kind="box", item_id__in=item_ids)
     return [
-        GroundTruth(item_id, pk, label, _box(geometry), _crowd(metadata))
-        for pk, item_id, label, geometry, metadata in rows.order_by("id").values_list(
-            "id", "item_id", "label", "geometry", "metadata"
-        )
+        GroundTruth(item_id, pk, label, (x, y, w, h), crowd in (1, True))
+        for pk, item_id, label, x, y, w, h, crowd in rows.annotate(**_BOX)
+        .order_by("item_id", "id")
+        .values_list("id", "item_id", "label", *_BOX, "metadata__iscrowd")
     ]
 
 
-def _detections(run: EvaluationRun, item_ids: Iterable[int] | None) -> list[Detection]:
+def _detections(run: EvaluationRun, item_ids: Iterable[int]) -> list[Detection]:
     mapping: dict[str, str] = dict(run.options.get("label_mapping") or {})
-    rows = Prediction.objects.filter(model=run.model_id, kind="box")
-    if item_ids is not None:
-        rows = rows.filter(item_id__in=list(item_ids))
+    rows = Prediction.objects.filter(model=run.model_id, kind="box", item_id__in=list(item_ids))
     return [
-        Detection(item_id, pk, mapping.get(label, label), _box(geometry), float(confidence))
-        for pk, item_id, label, geometry, confidence in rows.order_by("id").values_list(
-            "id", "item_id", "label", "geometry", "confidence"
-        )
+        Detection(item_id, pk, mapping.get(label, label), (x, y, w, h), float(confidence))
+        for pk, item_id, label, x, y, w, h, confidence in rows.annotate(**_BOX)
+        .order_by("item_id", "id")
+        .values_list("id", "item_id", "label", *_BOX, "confidence")
     ]
 
 
@@ -104,29 +113,37 @@ def _matching(run: EvaluationRun, query: str, item_ids: list[int] | None) -> lis
     return sorted(rows.values_list("id", flat=True))
 
 
-def scope_load(run: EvaluationRun) -> Seen:
-    """Everything `run` evaluates, read now. A run's `query` (in its scope) narrows its
-    items to those the query matches when the job runs (a version's frozen items too)."""
+def scope_items(run: EvaluationRun) -> list[int]:
+    """The ids of the items `run` evaluates, increasing; ScopeGone if its slice or version
+    was deleted. A run's `query` (in its scope) narrows its items to those the query
+    matches when the job runs (a version's frozen items too)."""
     kind = (run.scope or {}).get("kind", "dataset")
     query = (run.scope or {}).get("query") or ""
     if kind == "version":
         if run.version is None:
             raise ScopeGone("The slice version of this run was deleted before it ran.")
-        item_ids, ground_truth = _frozen(run)
-        if query:
-            item_ids = _matching(run, query, item_ids)
-            kept = set(item_ids)
-            ground_truth = [g for g in ground_truth if g.item_id in kept]
-        return Seen(item_ids, ground_truth, _detections(run, item_ids))
+        item_ids = list(
+            SliceVersionItem.objects.filter(version=run.version)
+            .order_by("item_id")
+            .values_list("item_id", flat=True)
+        )
+        return _matching(run, query, item_ids) if query else item_ids
     if kind == "slice":
         if run.slice is None:
             raise ScopeGone("The slice of this run was deleted before it ran.")
         item_ids = sorted(slice_items(run.slice).values_list("id", flat=True))
-        if query:
-            item_ids = _matching(run, query, item_ids)
-        return Seen(item_ids, _live(run, item_ids), _detections(run, item_ids))
+        return _matching(run, query, item_ids) if query else item_ids
     if query:
-        item_ids = _matching(run, query, None)
-        return Seen(item_ids, _live(run, item_ids), _detections(run, item_ids))
-    item_ids = sorted(Item.objects.filter(dataset=run.dataset_id).values_list("id", flat=True))
-    return Seen(item_ids, _live(run, None), _detections(run, None))
+        return _matching(run, query, None)
+    return list(
+        Item.objects.filter(dataset=run.dataset_id).order_by("id").values_list("id", flat=True)
+    )
+
+
+def scope_chunks(run: EvaluationRun, item_ids: list[int]) -> Iterator[Seen]:
+    """`item_ids` (scope_items) in chunks of CHUNK_ITEMS, each with its boxes, read now."""
+    frozen = (run.scope or {}).get("kind") == "version"
+    for start in range(0, len(item_ids), CHUNK_ITEMS):
+        chunk = item_ids[start : start + CHUNK_ITEMS]
+        ground_truth = _frozen(run, chunk) if frozen else _live(run, chunk)
+        yield Seen(chunk, ground_truth, _detections(run, chunk))
