@@ -54,6 +54,8 @@ bench: $(STAMP)
 	$(PY) bench/ui.py
 	$(PY) bench/embed.py
 	$(PY) bench/load.py
+	$(PY) bench/duplicates.py
+	$(PY) bench/evaluate.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
