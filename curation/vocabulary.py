@@ -26,9 +26,17 @@ MAX_NAMES = 1000  # of each kind
 CACHE_SECONDS = facets.CACHE_SECONDS
 
 
+class NotCounted(Exception):
+    """The sampled names are not in the cache, and the caller would rather not wait."""
+
+
+def _sample_key(dataset: Dataset) -> str:
+    return f"query:names:{dataset.pk}"
+
+
 def _sampled(dataset: Dataset) -> tuple[list[str], dict[str, list[str]], int | None]:
     """Metadata keys and prediction labels by model in the facets' sample (cached)."""
-    key = f"query:names:{dataset.pk}"
+    key = _sample_key(dataset)
     cached = cache.get(key)
     if cached is not None:
         return cached  # type: ignore[no-any-return]
@@ -61,8 +69,9 @@ class DatasetNames:
     """The names of one dataset (hints.Names), each kind read once and only when asked for:
     checking `annotations.car >= 1` reads one index entry, not the metadata sample."""
 
-    def __init__(self, dataset: Dataset) -> None:
+    def __init__(self, dataset: Dataset, *, cached_only: bool = False) -> None:
         self.dataset = dataset
+        self.cached_only = cached_only  # NotCounted instead of reading the sample
         self._labels: list[str] | None = None
         self._sample: tuple[list[str], dict[str, list[str]], int | None] | None = None
 
@@ -82,7 +91,12 @@ class DatasetNames:
 
     def _sampled(self) -> tuple[list[str], dict[str, list[str]], int | None]:
         if self._sample is None:
-            self._sample = _sampled(self.dataset)
+            if self.cached_only:
+                self._sample = cache.get(_sample_key(self.dataset))
+                if self._sample is None:
+                    raise NotCounted
+            else:
+                self._sample = _sampled(self.dataset)
         return self._sample
 
     def prediction_labels(self, model: str) -> list[str]:
@@ -114,19 +128,26 @@ def _names(rows: Any) -> list[str]:
     return list(rows.order_by("name").values_list("name", flat=True)[:MAX_NAMES])
 
 
-def query_warnings(text: str, *, dataset: Dataset) -> list[QueryWarning]:
+def query_warnings(
+    text: str, *, dataset: Dataset, cached_only: bool = False
+) -> list[QueryWarning] | None:
     """Warnings about names in `text` that `dataset` does not have; none when the query
-    is wrong (its error says more)."""
+    is wrong (its error says more). With `cached_only`, None when they would need the
+    sampled names and those are not cached: the grid asks for them after the page
+    (at 1M items the sample costs about half a second, off the page's critical path)."""
     try:
-        return query_check(text, dataset=dataset)
+        return query_check(text, dataset=dataset, cached_only=cached_only)
     except QueryError:
         return []
+    except NotCounted:
+        return None
 
 
-def query_check(text: str, *, dataset: Dataset) -> list[QueryWarning]:
-    """QueryError if `text` is not a valid query for `dataset`, else its warnings."""
+def query_check(text: str, *, dataset: Dataset, cached_only: bool = False) -> list[QueryWarning]:
+    """QueryError if `text` is not a valid query for `dataset`, else its warnings
+    (NotCounted when `cached_only` and the sampled names are not cached)."""
     uses = query_names(text, dataset=dataset)
-    return warnings_for(uses, DatasetNames(dataset)) if uses else []
+    return warnings_for(uses, DatasetNames(dataset, cached_only=cached_only)) if uses else []
 
 
 def query_completion(text: str, position: int, *, dataset: Dataset) -> Completion:

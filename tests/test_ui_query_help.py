@@ -3,10 +3,13 @@ members only), warnings under the bar, and the query reference page."""
 
 from __future__ import annotations
 
+import html
+import re
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from django.test import Client
 
 from curation.bulk.validate import clean_item_record
@@ -115,6 +118,24 @@ def test_the_grid_warns_about_a_misspelt_label_under_the_query_bar(
     assert "labelled &#x27;persn&#x27;, so it counts 0. Did you mean &#x27;person&#x27;?" in body
     fine = client.get(f"/datasets/{dataset.pk}/", {"query": "annotations.person >= 1"})
     assert 'data-testid="query-warnings"' not in fine.content.decode()
+
+
+def test_a_warning_that_needs_the_sampled_names_comes_after_the_page_until_they_are_cached(
+    client: Client, dataset: Dataset, items: list[Item]
+) -> None:
+    cache.clear()
+    query = {"query": 'metadata.wether = "rain"'}
+    first = client.get(f"/datasets/{dataset.pk}/", query).content.decode()
+    # The page does not read the sample: its query feedback asks for the warnings.
+    assert 'data-testid="query-warnings"' not in first
+    later = re.search(r'data-testid="warnings-later"', first)
+    url = re.search(r'id="query-feedback"[^>]*hx-get="([^"]+)"', first)
+    assert later is not None and url is not None
+    fragment = client.get(html.unescape(url.group(1))).content.decode()
+    assert "Did you mean &#x27;weather&#x27;?" in fragment
+    # Now counted and cached: the next page has them inline.
+    again = client.get(f"/datasets/{dataset.pk}/", query).content.decode()
+    assert 'data-testid="query-warnings"' in again and "warnings-later" not in again
 
 
 def test_the_query_check_fragment_carries_the_warnings(

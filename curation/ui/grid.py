@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.db.models import QuerySet
@@ -342,7 +343,7 @@ def grid_render(
             summary = None  # the sidebar asks for every figure it needs in one request
         query_error = query_error_of(state)
         warnings = (
-            vocabulary.query_warnings(state.q, dataset=dataset)
+            vocabulary.query_warnings(state.q, dataset=dataset, cached_only=True)
             if query_error is None and state.q.strip()
             else []
         )
@@ -386,7 +387,10 @@ def grid_render(
         "chips": _chips(state, base, results),
         "clear_url": base,
         "query_error": query_error,
-        "query_warnings": warnings,
+        "query_warnings": warnings or [],
+        # Not counted yet: the query bar's feedback asks for them once the page is shown.
+        "warnings_later": warnings is None,
+        "query_param": urlencode({"query": state.q}),
         "tiles": tiles,
         "results": results,
         "pager": pager,
