@@ -29,6 +29,7 @@ from evaluation.models import (
     ScenarioTest,
 )
 from evaluation.options import options_clean
+from evaluation.scope import scope_of
 from evaluation.services import evaluation_create
 
 SCENARIO_JOB = "scenario"
@@ -123,13 +124,7 @@ def test_create(
         dataset=suite.dataset, slice_id=slice_id, version=version, query=query, path=""
     )
     cleaned = options_clean(options)
-    scope: dict[str, Any] = {"kind": "dataset"}
-    if found.slice is not None:
-        scope = {"kind": "slice", "slice": found.slice.pk, "slice_name": found.slice.name}
-        if found.version is not None:
-            scope = {**scope, "kind": "version", "version": found.version.number}
-    if query:
-        scope = {**scope, "query": query}
+    scope = scope_of(found)
     run = None
     if baseline is not None:
         if threshold is not None:

@@ -17,7 +17,7 @@ from django.db.models import FloatField
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
 
-from curation.itemsets import slice_items
+from curation.itemsets import ItemSet, slice_items
 from curation.models import Annotation, Item, Prediction, SliceVersionItem
 from curation.query import compile_query
 from evaluation.engine import Detection, GroundTruth
@@ -36,6 +36,19 @@ class Seen:
     item_ids: list[int]
     ground_truth: list[GroundTruth]
     detections: list[Detection]
+
+
+def scope_of(found: ItemSet) -> dict[str, Any]:
+    """What a run (or a scenario test) sees, as it is recorded: the dataset, a slice (its
+    id and name then) or a frozen version of it, narrowed by a query when one is given."""
+    scope: dict[str, Any] = {"kind": "dataset"}
+    if found.slice is not None:
+        scope = {"kind": "slice", "slice": found.slice.pk, "slice_name": found.slice.name}
+        if found.version is not None:
+            scope = {**scope, "kind": "version", "version": found.version.number}
+    if found.query:
+        scope = {**scope, "query": found.query}
+    return scope
 
 
 def _box(geometry: Any) -> tuple[float, float, float, float]:

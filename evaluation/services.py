@@ -17,7 +17,7 @@ from evaluation import engine
 from evaluation.confusion import confusion, confusion_sum
 from evaluation.models import EvaluationMatch, EvaluationRun
 from evaluation.options import options_clean
-from evaluation.scope import ScopeGone, scope_chunks, scope_items
+from evaluation.scope import ScopeGone, scope_chunks, scope_items, scope_of
 
 EVALUATE_JOB = "evaluate"
 # Match rows per COPY: large enough that a run's rows cost few round trips.
@@ -83,13 +83,7 @@ def evaluation_create(
     )
     cleaned = options_clean(options)
     _label_mapping_check(dataset, model, cleaned["label_mapping"])
-    scope: dict[str, Any] = {"kind": "dataset"}
-    if found.slice is not None:
-        scope = {"kind": "slice", "slice": found.slice.pk, "slice_name": found.slice.name}
-        if found.version is not None:
-            scope = {**scope, "kind": "version", "version": found.version.number}
-    if query:
-        scope = {**scope, "query": query}
+    scope = scope_of(found)
     run = EvaluationRun(
         dataset=dataset,
         model=model,
