@@ -1,10 +1,14 @@
-"""Shared set-up for benchmarks: a separate database on the embedded server, migrated."""
+"""Shared set-up for benchmarks: a separate database on the embedded server, migrated, and
+a bulk builder of synthetic datasets."""
 
 from __future__ import annotations
 
 import os
+import random
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,3 +34,41 @@ def report(rows: list[tuple[str, str, str, bool | None]]) -> None:
     for name, measured, target, met in rows:
         flag = "-" if met is None else ("yes" if met else "NO")
         print(f"{name.ljust(width)}  {measured:>18}  {target:>18}  {flag}")
+
+
+def items_build(
+    name: str,
+    n: int,
+    batch: int,
+    row: Callable[[int, random.Random], dict[str, Any]],
+    sha256: Callable[[int], str] = lambda i: f"{i:064x}",
+) -> Any:
+    """A dataset `name` of `n` items (replacing an older one) written through the bulk
+    COPY path `batch` at a time: `row(i, rng)` is item i's record, `sha256(i)` its
+    content hash (media are placeholders: 640x480, no bytes in storage)."""
+    from django.contrib.auth.models import User
+
+    from curation.bulk.validate import Media, clean_item_record
+    from curation.bulk.write import records_write
+    from curation.models import Dataset
+
+    user, _ = User.objects.get_or_create(username="bench")
+    Dataset.objects.filter(owner=user, name=name).delete()
+    dataset = Dataset.objects.create(owner=user, name=name)
+    rng = random.Random(0)
+    for offset in range(0, n, batch):
+        records = []
+        for i in range(offset, min(n, offset + batch)):
+            media = Media(
+                media_key=f"datasets/{dataset.pk}/media/{i:064x}.jpg",
+                thumbnail_key=f"datasets/{dataset.pk}/thumbs/{i:064x}.webp",
+                source_uri=f"s3://bench/{i}.jpg",
+                width=640,
+                height=480,
+                sha256=sha256(i),
+                byte_size=50_000,
+            )
+            records.append(clean_item_record(row(i, rng), media=media))
+        records_write(dataset=dataset, records=records)
+        print(f"  built {min(n, offset + batch):,} / {n:,} items", end="\r", flush=True)
+    return dataset

@@ -30,7 +30,7 @@ import time
 from typing import Any
 
 import numpy as np
-from _setup import report, setup_django
+from _setup import items_build, report, setup_django
 
 CLASSES = [f"class{k:02d}" for k in range(80)]
 DATASET_NAME = "bench-evaluate"
@@ -267,33 +267,10 @@ def million_row(i: int, rng: random.Random) -> dict[str, Any]:
 
 def million_build(n: int, batch: int = 10_000) -> Any:
     """The --million dataset through the bulk COPY path (replacing an older one)."""
-    from django.contrib.auth.models import User
     from django.db import connection
 
-    from curation.bulk.validate import Media, clean_item_record
-    from curation.bulk.write import records_write
-    from curation.models import Dataset
-
-    user, _ = User.objects.get_or_create(username="bench")
-    Dataset.objects.filter(owner=user, name=DATASET_NAME).delete()
-    dataset = Dataset.objects.create(owner=user, name=DATASET_NAME)
-    rng = random.Random(0)
     start = time.perf_counter()
-    for offset in range(0, n, batch):
-        records = []
-        for i in range(offset, min(n, offset + batch)):
-            media = Media(
-                media_key=f"datasets/{dataset.pk}/media/{i:064x}.jpg",
-                thumbnail_key=f"datasets/{dataset.pk}/thumbs/{i:064x}.webp",
-                source_uri=f"s3://bench/{i}.jpg",
-                width=640,
-                height=480,
-                sha256=f"{i:064x}",
-                byte_size=50_000,
-            )
-            records.append(clean_item_record(million_row(i, rng), media=media))
-        records_write(dataset=dataset, records=records)
-        print(f"  built {min(n, offset + batch):,} / {n:,} items", end="\r", flush=True)
+    dataset = items_build(DATASET_NAME, n, batch, million_row)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE curation_item, curation_annotation, curation_prediction")
     print(f"\nbuilt {n:,} items in {time.perf_counter() - start:.1f} s")

@@ -19,7 +19,7 @@ import statistics
 import time
 from typing import Any
 
-from _setup import report, setup_django
+from _setup import items_build, report, setup_django
 
 LABELS = ["car", "truck", "bus", "pedestrian", "bicycle", "traffic_light", "sign"]
 WEATHER = ["clear", "rain", "fog", "snow"]
@@ -90,34 +90,19 @@ def make_row(i: int, rng: random.Random) -> dict[str, Any]:
 
 def build(n: int, batch: int) -> Any:
     """Create the benchmark dataset (replacing an older one) and return it."""
-    from django.contrib.auth.models import User
     from django.db import connection
 
-    from curation.bulk.validate import Media, clean_item_record
-    from curation.bulk.write import records_write
-    from curation.models import Dataset, Item, ItemTag, Tag
+    from curation.models import Item, ItemTag, Tag
 
-    user, _ = User.objects.get_or_create(username="bench")
-    Dataset.objects.filter(owner=user, name=DATASET_NAME).delete()
-    dataset = Dataset.objects.create(owner=user, name=DATASET_NAME)
-    rng = random.Random(0)
     start = time.perf_counter()
-    for offset in range(0, n, batch):
-        records = []
-        for i in range(offset, min(n, offset + batch)):
-            media = Media(
-                media_key=f"datasets/{dataset.pk}/media/{i:064x}.jpg",
-                thumbnail_key=f"datasets/{dataset.pk}/thumbs/{i:064x}.webp",
-                source_uri=f"s3://bench/{i}.jpg",
-                width=640,
-                height=480,
-                # every 50th image is stored twice: exact duplicates exist
-                sha256=f"{i - i % 2 if i % 50 < 2 else i:064x}",
-                byte_size=50_000,
-            )
-            records.append(clean_item_record(make_row(i, rng), media=media))
-        records_write(dataset=dataset, records=records)
-        print(f"  built {min(n, offset + batch):,} / {n:,} items", end="\r", flush=True)
+    dataset = items_build(
+        DATASET_NAME,
+        n,
+        batch,
+        make_row,
+        # every 50th image is stored twice: exact duplicates exist
+        sha256=lambda i: f"{i - i % 2 if i % 50 < 2 else i:064x}",
+    )
     tag = Tag.objects.create(dataset=dataset, name="reviewed")
     ids = Item.objects.filter(dataset=dataset).values_list("pk", flat=True)
     ItemTag.objects.bulk_create(
