@@ -16,10 +16,10 @@ class EvaluationConfig(AppConfig):
         from curation.ui.extensions import DatasetTab, dataset_tab_register
         from evaluation import jobs  # noqa: F401
         from evaluation.demo import demo_evaluate
-        from evaluation.query import FIELD, eval_field
+        from evaluation.query import FIELD, eval_field, eval_value
 
         job_succeeded.connect(demo_evaluate, dispatch_uid="evaluation.demo_evaluate")
         # The query language's eval[<run>].fp >= 1 (docs/query-language.md).
-        register_field(FIELD, eval_field, bracket=True)
+        register_field(FIELD, eval_field, bracket=True, value=eval_value)
         # The dataset header's "Evaluations" tab (the runs page, evaluation/ui.py).
         dataset_tab_register(DatasetTab("Evaluations", "evaluation-ui:runs", "evaluations"))

@@ -13,10 +13,13 @@ app: EvaluationConfig.ready registers the field.
 from __future__ import annotations
 
 import difflib
+from typing import Any
 
-from django.db.models import OuterRef, Q
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
-from curation.query import FieldCondition, count_condition
+from curation.models import Dataset
+from curation.query import FieldCondition, FieldRef, count_condition
 from evaluation.models import EvaluationMatch, EvaluationRun, Outcome
 
 FIELD = "eval"
@@ -24,13 +27,13 @@ OUTCOMES = tuple(o.value for o in Outcome)
 _OPS = ("=", "!=", "<", "<=", ">", ">=")
 
 
-def _run(condition: FieldCondition) -> EvaluationRun:
-    name = condition.key or ""
-    run = EvaluationRun.objects.filter(dataset=condition.dataset, name=name).first()
+def _run(dataset: Dataset, key: str | None) -> EvaluationRun:
+    name = key or ""
+    run = EvaluationRun.objects.filter(dataset=dataset, name=name).first()
     if run is not None:
         return run
     names = list(
-        EvaluationRun.objects.filter(dataset=condition.dataset)
+        EvaluationRun.objects.filter(dataset=dataset)
         .order_by("name")
         .values_list("name", flat=True)[:200]
     )
@@ -42,22 +45,31 @@ def _run(condition: FieldCondition) -> EvaluationRun:
     )
 
 
-def eval_field(condition: FieldCondition) -> Q:
-    """`eval[<run>].<outcome>[.<label>] <op> <number>`: a count of the item's matches."""
-    run = _run(condition)
-    path = condition.path
+def _matches(run: EvaluationRun, key: str | None, path: tuple[str, ...]) -> QuerySet[Any]:
+    """The item's matches that `eval[<key>].<outcome>[.<label>]` counts."""
     if not path or path[0] not in OUTCOMES or len(path) > 2:
         raise ValueError(
-            f"Expected eval[{condition.key}].tp, .fp or .fn, optionally with a label "
-            f"(eval[{condition.key}].fp.car)"
+            f"Expected eval[{key}].tp, .fp or .fn, optionally with a label (eval[{key}].fp.car)"
         )
+    rows = EvaluationMatch.objects.filter(run_id=run.pk, item_id=OuterRef("pk"), outcome=path[0])
+    return rows.filter(label=path[1]) if len(path) == 2 else rows
+
+
+def eval_field(condition: FieldCondition) -> Q:
+    """`eval[<run>].<outcome>[.<label>] <op> <number>`: a count of the item's matches."""
+    run = _run(condition.dataset, condition.key)
+    rows = _matches(run, condition.key, condition.path)
     value = condition.value
     if condition.op not in _OPS or not isinstance(value, int | float) or isinstance(value, bool):
         raise ValueError(
-            f"eval[{condition.key}].{'.'.join(path)} is a count: compare it with a number, "
-            "e.g. >= 1"
+            f"eval[{condition.key}].{'.'.join(condition.path)} is a count: compare it with a "
+            "number, e.g. >= 1"
         )
-    rows = EvaluationMatch.objects.filter(run_id=run.pk, item_id=OuterRef("pk"), outcome=path[0])
-    if len(path) == 2:
-        rows = rows.filter(label=path[1])
     return count_condition(rows, condition.op, value)
+
+
+def eval_value(ref: FieldRef) -> Any:
+    """`eval[<run>].<outcome>[.<label>]` as a value per item (a sort key): the count."""
+    rows = _matches(_run(ref.dataset, ref.key), ref.key, ref.path)
+    counted = rows.order_by().values("item_id").annotate(n=Count("pk")).values("n")
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)

@@ -17,10 +17,13 @@ from curation.models import Dataset, Item
 from curation.query.compiler import (
     FieldCondition,
     FieldHandler,
+    FieldRef,
+    ValueHandler,
     compile_query,
     count_condition,
     query_items_q,
     register_field,
+    sort_expression,
 )
 from curation.query.parser import QueryError
 
@@ -38,11 +41,14 @@ def validate_query(text: str, *, dataset: Dataset) -> None:
 __all__ = [
     "FieldCondition",
     "FieldHandler",
+    "FieldRef",
     "QueryError",
+    "ValueHandler",
     "compile_query",
     "count_condition",
     "filter_items",
     "query_items_q",
     "register_field",
+    "sort_expression",
     "validate_query",
 ]

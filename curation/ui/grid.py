@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
@@ -18,10 +20,11 @@ from django.urls import reverse
 from django.utils.html import escape
 from django.views.decorators.http import require_GET, require_safe
 
-from curation import facets, selectors, vocabulary
+from curation import facets, paging, selectors, vocabulary
 from curation.errors import CurationError, InvalidInput
 from curation.filters import parse_value
 from curation.models import Dataset, Item, Role, Slice
+from curation.query.parser import quote_name
 from curation.storage import media_url
 from curation.ui.charts import number_label
 from curation.ui.extensions import Results, vector_panels
@@ -46,6 +49,7 @@ class Tile:
     open_url: str = ""
     similar_url: str = ""
     is_query: bool = False
+    sort_text: str = ""  # the item's value of the grid's sort key
 
     @property
     def box_labels(self) -> list[BoxLabel]:
@@ -285,12 +289,46 @@ def _chips(state: GridState, base: str, results: Results | None) -> list[Chip]:
     return chips
 
 
+def sort_text(value: Any) -> str:
+    """A tile's sort value, short: numbers to 4 significant digits, text as it is."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float | Decimal):
+        number = float(value)
+        return str(int(number)) if number.is_integer() else f"{number:.4g}"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    return str(value)
+
+
+def sort_keys(models: list[str]) -> list[str]:
+    """Sort keys the sort box suggests; any value of the query language works."""
+    return [
+        "annotations.count",
+        *(f"predictions[{quote_name(name)}].confidence" for name in models[:10]),
+        "width * height",
+        "created",
+        "reference_id",
+    ]
+
+
 def _id_listing(state: GridState, base: str) -> tuple[list[Tile], dict[str, str]]:
-    """One keyset page of the view's items in id order, and its links."""
-    page = selectors.items_keyset_page(
-        state.items(), after=state.after, before=state.before, limit=state.limit
-    )
+    """One keyset page of the view's items, in id order or in its sort order, and its links."""
+    order = state.sort_order()
+    if order is None:
+        page = paging.items_keyset_page(
+            state.items(), after=state.after, before=state.before, limit=state.limit
+        )
+    else:
+        page = paging.items_sorted_page(
+            state.items(), order=order, after=state.after, before=state.before, limit=state.limit
+        )
     tiles = _tiles(state, [(i, None) for i in page.items], base)
+    if order is not None:
+        for tile in tiles:
+            tile.sort_text = sort_text(getattr(tile.item, "sort_value", None))
     if not tiles:
         return tiles, {}
     return tiles, {
@@ -367,6 +405,7 @@ def grid_render(
         }
         return render(request, "ui/error.html", context, status=400)
     model = vector_panels().search_model(dataset)
+    models = selectors.model_choices(dataset=dataset)
     can_curate = dataset.user_role in (Role.CURATOR, Role.ADMIN)
     saved_query, why_not = state.view_query()
     context = {
@@ -395,7 +434,8 @@ def grid_render(
         "results": results,
         "pager": pager,
         "search_model": model,
-        "models": selectors.model_choices(dataset=dataset),
+        "models": models,
+        "sort_keys": sort_keys([name for _, name in models]),
         "tile_px": TILE_SIZES[state.size],
         "size_links": {s: state.url(base, {"size": s}) for s in TILE_SIZES},
         "view_query": state.querystring(drop=("after", "before", "page", "refresh")),
