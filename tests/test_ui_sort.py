@@ -171,3 +171,54 @@ def test_sort_errors_name_sort_and_say_what_sorts(dataset: Dataset) -> None:
         sort_expression("slice", dataset=dataset)
     assert caught.value.fields[0]["path"] == "sort"
     assert "Cannot sort by 'slice'" in caught.value.message
+
+
+# ------------------------------------------------------------------------------ the API
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("desc", [False, True])
+def test_the_api_pages_a_sorted_list_both_ways(
+    dataset: Dataset, alice: User, scored: dict[str, Any], client_for: Any, desc: bool
+) -> None:
+    api = client_for(alice)
+    order = "desc" if desc else "asc"
+    response = api.get(
+        f"/api/v1/datasets/{dataset.pk}/items",
+        {"sort": "metadata.score", "order": order, "limit": 3},
+    )
+    pages, values = [], []
+    while True:
+        assert response.status_code == 200, response.content[:300]
+        body = response.json()
+        pages.append([row["reference_id"] for row in body["results"]])
+        values += [row["sort_value"] for row in body["results"]]
+        if body["next"] is None:
+            break
+        response = api.get(body["next"])
+    want = expected(scored["rows"], scored["ids"], column=1, desc=desc)
+    assert [ref for page in pages for ref in page] == want
+    by_ref = {ref: score for ref, score, _ in scored["rows"]}
+    assert values == [by_ref[ref] for ref in want]
+    back = []
+    while body["previous"] is not None:
+        body = api.get(body["previous"]).json()
+        back.append([row["reference_id"] for row in body["results"]])
+    assert back == pages[:-1][::-1]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"sort": "tag"}, "sort"),
+        ({"sort": "width", "order": "down"}, "order"),
+        ({"sorted": "x"}, "sorted"),
+    ],
+)
+def test_the_api_refuses_a_bad_sort_naming_the_field(
+    dataset: Dataset, alice: User, client_for: Any, params: dict[str, str], field: str
+) -> None:
+    response = client_for(alice).get(f"/api/v1/datasets/{dataset.pk}/items", params)
+    assert response.status_code == 400
+    assert [f["path"] for f in response.json()["error"]["fields"]] == [field]
