@@ -3,6 +3,8 @@
     eval[baseline].fp >= 1            items with a false positive in run "baseline"
     eval["yolo v8"].fn.pedestrian >= 2  items where it missed two pedestrians or more
     eval[baseline].tp = 0             items without a true positive
+    eval[classifier].wrong >= 1       (classification runs) items classified wrongly
+    eval[classifier].fp.car >= 1      (classification runs) predicted car, but not car
 
 Each count is a correlated subquery on the run's EvaluationMatch rows of the item, served
 by their (run, item) index; "at least one" and "none" are EXISTS / NOT EXISTS, as for the
@@ -20,10 +22,13 @@ from django.db.models.functions import Coalesce
 
 from curation.models import Dataset
 from curation.query import FieldCondition, FieldRef, count_condition
-from evaluation.models import EvaluationMatch, EvaluationRun, Outcome
+from evaluation.models import EvaluationMatch, EvaluationRun, Outcome, Task
 
 FIELD = "eval"
 OUTCOMES = tuple(o.value for o in Outcome)
+# Classification runs' per-item words for their rows (evaluation.classification): a
+# correct item has a TP row, a wrong one an FN row (of its true label).
+ITEM_OUTCOMES = {"correct": "tp", "wrong": "fn"}
 _OPS = ("=", "!=", "<", "<=", ">", ">=")
 
 
@@ -46,10 +51,19 @@ def _run(dataset: Dataset, key: str | None) -> EvaluationRun:
 
 
 def _matches(run: EvaluationRun, key: str | None, path: tuple[str, ...]) -> QuerySet[Any]:
-    """The item's matches that `eval[<key>].<outcome>[.<label>]` counts."""
+    """The item's matches that `eval[<key>].<outcome>[.<label>]` counts (a
+    classification run's `.correct` and `.wrong` too)."""
+    if path and path[0] in ITEM_OUTCOMES:
+        if run.task != Task.CLASSIFICATION:
+            raise ValueError(
+                f"eval[{key}].{path[0]} is for classification runs; this run's task is "
+                f"{run.task}: use .tp, .fp or .fn"
+            )
+        path = (ITEM_OUTCOMES[path[0]], *path[1:])
     if not path or path[0] not in OUTCOMES or len(path) > 2:
         raise ValueError(
             f"Expected eval[{key}].tp, .fp or .fn, optionally with a label (eval[{key}].fp.car)"
+            + (", or .correct / .wrong" if run.task == Task.CLASSIFICATION else "")
         )
     rows = EvaluationMatch.objects.filter(run_id=run.pk, item_id=OuterRef("pk"), outcome=path[0])
     return rows.filter(label=path[1]) if len(path) == 2 else rows
