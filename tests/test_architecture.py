@@ -236,6 +236,7 @@ VIEW_MODULES = (
     "evaluation/api.py",
     "evaluation/ui.py",
     "evaluation/pages.py",
+    "evaluation/classification_pages.py",
     "evaluation/scenario_api.py",
     "insights/ui.py",
 )
