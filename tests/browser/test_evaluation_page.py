@@ -56,3 +56,42 @@ def test_a_viewer_opens_a_run_and_follows_a_classes_false_positives_to_the_grid(
     assert 'eval["detector on scenes"].fp.car >= 1' in page.locator("textarea, input").evaluate_all(
         "els => els.map(e => e.value).join(' | ')"
     )
+
+
+def test_a_viewer_follows_a_classification_runs_confusion_cell_to_the_grid(
+    page: Any, victor: User, alice: User, dataset: Dataset
+) -> None:
+    from tests.api_helpers import add_items
+
+    def category(label: str, **extra: Any) -> dict[str, Any]:
+        return {"kind": "category", "label": label, **extra}
+
+    truth_and_guess = [("cat", "cat"), ("cat", "dog"), ("dog", "dog"), ("dog", "cat")] * 2
+    add_items(
+        dataset,
+        *(
+            {
+                "reference_id": f"pet-{n}",
+                "annotations": [category(truth)],
+                "predictions": [category(guess, model="pets", confidence=0.8)],
+            }
+            for n, (truth, guess) in enumerate(truth_and_guess)
+        ),
+    )
+    evaluated(dataset, alice, "pets classifier", model="pets", task="classification")
+
+    log_in(page, victor, "victor-password-1")
+    page.goto(f"/datasets/{dataset.pk}/evaluations/")
+    page.click("[data-testid=run-link]")
+    page.wait_for_load_state()
+    stat = page.locator('[data-testid=classification-stats] [data-stat="accuracy"] .value')
+    assert stat.inner_text() == "0.500"
+    found = axe_violations(page)
+    assert not found, describe_violations(found)
+
+    # Row dog, column cat: the dogs taken for cats.
+    page.locator('tr[data-truth="dog"] td').nth(0).locator("a").click()
+    page.wait_for_url(lambda url: "query=" in url)
+    page.wait_for_load_state()
+    shown = sorted(page.locator(".tile[data-ref]").evaluate_all("ts => ts.map(t => t.dataset.ref)"))
+    assert shown == ["pet-3", "pet-7"]
