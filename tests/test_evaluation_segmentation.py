@@ -20,7 +20,8 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from curation.models import Dataset, Item, Model
+from curation.models import Dataset, Item, Model, Slice, SliceItem
+from curation.versions import slice_version_create
 from evaluation import engine, scope, services
 from evaluation.engine import Options
 from evaluation.models import EvaluationMatch, EvaluationRun
@@ -328,6 +329,26 @@ def test_a_segmentation_run_through_the_job_gives_pycocotools_numbers(
     assert run.counts["predictions"] == len(world.coco_dt)
     assert sum(run.metrics["confusion"]["matrix"][-1]) > 0  # unmatched predictions
     assert any("max_dets" in w for w in run.warnings)
+
+    # A frozen version: its shapes and item sizes as they were frozen, the same numbers.
+    everything = Slice.objects.create(dataset=dataset, name="all")
+    SliceItem.objects.bulk_create(SliceItem(slice=everything, item_id=i) for i in ids.values())
+    slice_version_create(slice=everything, user=alice)
+    Item.objects.filter(dataset=dataset).update(width=None, height=None)
+    frozen = run_job(
+        services.evaluation_create(
+            dataset=dataset,
+            user=alice,
+            name="segm v1",
+            model_id=model.pk,
+            task="segmentation",
+            slice_id=everything.pk,
+            version=1,
+            options={"confidence_threshold": 0.0},
+        )
+    )
+    assert frozen.metrics["coco_stats"] == run.metrics["coco_stats"]
+    assert frozen.counts == run.counts
 
 
 def test_a_dataset_without_polygons_finishes_with_a_warning(dataset: Dataset, alice: User) -> None:

@@ -259,6 +259,8 @@ def test_a_classification_runs_page_shows_its_metrics_and_cells_open_their_items
         ),
     )
     run = evaluated(dataset, alice, "clf run", model="clf", task="classification")
+    runs = viewer.get(f"/datasets/{dataset.pk}/evaluations/").content.decode()
+    assert "accuracy 0.400" in runs
     body = page_of(viewer, run)
     assert 'data-stat="accuracy"><div class="value">0.400</div>' in body
     assert "1 of 6 items have no category annotation" in body
