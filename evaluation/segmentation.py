@@ -51,8 +51,8 @@ class Instances:
     ground_truth: list[engine.GroundTruth] = field(default_factory=list)
     detections: list[engine.Detection] = field(default_factory=list)
     # Instances left out: polygons of an item whose size is unknown, masks whose size is
-    # not their image's.
-    unsized: int = 0
+    # not their image's, compressed masks whose string does not decode to the image.
+    left_out: int = 0
 
 
 def _key(shape: Shape) -> tuple[Any, ...]:
@@ -67,9 +67,37 @@ def _crowd(metadata: Any) -> bool:
     return isinstance(metadata, dict) and metadata.get("iscrowd") in (1, True)
 
 
+def _compressed_ok(counts: str, size: tuple[int, int]) -> bool:
+    """Whether a compressed RLE string decodes (as maskApi.c's rleFrString reads it) to
+    run lengths that cover the image exactly. pycocotools trusts the string: a malformed
+    one gives garbage areas, and merging it can loop for ever."""
+    data = counts.encode()
+    runs: list[int] = []
+    p = 0
+    while p < len(data):
+        x = k = 0
+        more = True
+        while more:
+            if p >= len(data) or k > 6:  # cut short, or longer than any 32-bit run
+                return False
+            c = data[p] - 48
+            x |= (c & 0x1F) << (5 * k)
+            more = bool(c & 0x20)
+            p += 1
+            k += 1
+            if not more and c & 0x10:
+                x |= -1 << (5 * k)
+        if len(runs) > 2:
+            x += runs[-2]
+        if x < 0:
+            return False
+        runs.append(x)
+    return sum(runs) == size[0] * size[1]
+
+
 def _rle(parts: Sequence[Shape], size: tuple[int, int] | None) -> dict[str, Any] | None:
     """The instance's mask as COCO.annToRLE makes it; None when it cannot be made on an
-    image of `size` (height, width; None: unknown)."""
+    image of `size` (height, width; None: unknown) or a mask is malformed."""
     rles: list[Any] = []
     polygons = [
         [float(c) for point in s.geometry["vertices"] for c in point[:2]]
@@ -84,8 +112,10 @@ def _rle(parts: Sequence[Shape], size: tuple[int, int] | None) -> dict[str, Any]
         size = rle_size
         if isinstance(rle["counts"], list):
             rles.append(mask_utils.frPyObjects(rle, *rle_size))
-        else:
+        elif _compressed_ok(rle["counts"], rle_size):
             rles.append({"size": list(rle_size), "counts": rle["counts"]})
+        else:
+            return None
     if polygons:
         if size is None:
             return None
@@ -112,7 +142,7 @@ def instances(
             first = parts[0]
             rle = _rle(parts, sizes.get(first.item_id))
             if rle is None:
-                found.unsized += 1
+                found.left_out += 1
                 continue
             area = float(mask_utils.area(rle))
             box = tuple(float(v) for v in mask_utils.toBbox(rle))

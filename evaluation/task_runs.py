@@ -25,10 +25,10 @@ def segmentation_pass(
     evaluation = segmentation.SegmentationEvaluation(options)
     parts: list[dict[str, Any]] = []
     counts = {"items": len(item_ids), "ground_truth": 0, "predictions": 0, "matches": 0}
-    unsized = 0
+    left_out = 0
     for seen in shape_chunks(run, item_ids, segmentation.KINDS):
         found = segmentation.instances(seen.sizes, seen.ground_truth, seen.predictions)
-        unsized += found.unsized
+        left_out += found.left_out
         matches = evaluation.add(seen.item_ids, found.ground_truth, found.detections)
         parts.append(
             confusion(
@@ -45,11 +45,11 @@ def segmentation_pass(
         write(matches)
     result = evaluation.result()
     result.metrics["confusion"] = confusion_sum(parts, options)
-    if unsized:
+    if left_out:
         result.warnings.append(
-            f"{unsized} instances were left out: polygons on items whose size is unknown "
-            "(a polygon is rasterised on its image), or masks whose size is not their "
-            "image's."
+            f"{left_out} instances were left out: polygons on items whose size is unknown "
+            "(a polygon is rasterised on its image), masks whose size is not their image's, "
+            "or compressed masks whose counts do not decode to their size."
         )
     return result, counts
 

@@ -196,7 +196,7 @@ def reference(world: World, options: Options) -> COCOeval:
 def check(world: World, raw: dict[str, Any]) -> engine.Result:
     options = Options.of(options_clean(raw))
     found = instances(world.sizes, world.gt, world.dt)  # type: ignore[arg-type]
-    assert found.unsized == 0
+    assert found.left_out == 0
     ours = engine.evaluate(
         item_ids=world.item_ids,
         ground_truth=found.ground_truth,
@@ -255,13 +255,16 @@ def test_polygons_of_an_item_without_a_size_are_left_out_and_counted() -> None:
             Shape(1, 1, "polygon", "car", square, {}),
             Shape(1, 2, "segmentation", "car", {"rle": rle}, {}),  # its own size: used
             Shape(2, 3, "segmentation", "car", {"rle": rle}, {}),  # not the image's size
+            # Malformed strings (pycocotools would give garbage, or loop merging them).
+            Shape(2, 5, "segmentation", "car", {"rle": {"size": [30, 30], "counts": "abc"}}, {}),
+            Shape(2, 6, "segmentation", "car", {"rle": {"size": [30, 30], "counts": "zz"}}, {}),
         ],
         [Shape(2, 4, "polygon", "car", square, {}, 0.5)],
     )
     assert [g.annotation_id for g in found.ground_truth] == [2]
     assert [d.prediction_id for d in found.detections] == [4]
     assert found.detections[0].area == 100.0
-    assert found.unsized == 2
+    assert found.left_out == 4
 
 
 def _rows(world: World) -> list[dict[str, Any]]:
