@@ -224,3 +224,32 @@ def test_correct_and_wrong_are_for_classification_runs_only(dataset: Dataset, al
     evaluated(dataset, alice, "base")
     with pytest.raises(QueryError, match="classification runs"):
         validate_query("eval[base].wrong >= 1", dataset=dataset)
+
+
+def test_a_classification_run_on_a_dataset_of_boxes_finishes_with_a_warning(
+    dataset: Dataset, alice: User, client: Any
+) -> None:
+    box = {"x": 0.0, "y": 0.0, "width": 50.0, "height": 50.0}
+    add_items(
+        dataset,
+        {
+            "reference_id": "a.jpg",
+            "annotations": [{"id": "g", "kind": "box", "label": "car", "geometry": box}],
+            "predictions": [
+                {"kind": "box", "label": "car", "geometry": box, "confidence": 0.9, "model": MODEL}
+            ],
+        },
+    )
+    model = Model.objects.get(dataset=dataset, name=MODEL)
+    run = run_job(
+        services.evaluation_create(
+            dataset=dataset, user=alice, name="cls", model_id=model.pk, task="classification"
+        )
+    )
+    assert run.metrics["accuracy"] is None and run.metrics["per_class"] == []
+    assert any("No item here has a category annotation" in w for w in run.warnings)
+    assert not EvaluationMatch.objects.filter(run=run).exists()
+    client.force_login(alice)
+    page = client.get(f"/datasets/{dataset.pk}/evaluations/{run.pk}/")
+    assert page.status_code == 200
+    assert "No item here has a category annotation" in page.content.decode()
