@@ -286,3 +286,26 @@ def test_a_classification_runs_page_shows_its_metrics_and_cells_open_their_items
             assert (url is None) == (not items), (truth, predicted_label)
             if url:
                 assert grid_refs(viewer, url) == items, (truth, predicted_label)
+
+
+def test_a_segmentation_runs_page_shows_its_coco_numbers(
+    viewer: Client, dataset: Dataset, alice: User
+) -> None:
+    from curation.models import Item
+
+    square = {"vertices": [[10.0, 10.0], [90.0, 10.0], [90.0, 90.0], [10.0, 90.0]]}
+    polygon = {"kind": "polygon", "label": "road", "geometry": square}
+    add_items(
+        dataset,
+        {
+            "reference_id": "r",
+            "annotations": [polygon],
+            "predictions": [{**polygon, "model": "seg", "confidence": 0.9}],
+        },
+    )
+    Item.objects.filter(dataset=dataset).update(width=100, height=100)
+    run = evaluated(dataset, alice, "segm run", model="seg", task="segmentation")
+    body = page_of(viewer, run)
+    assert "1 ground-truth instances (polygons and masks)" in body
+    assert 'data-stat="map"><div class="value">1.000</div>' in body
+    assert href(cell(body, "road", "tp")) is not None
