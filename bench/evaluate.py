@@ -515,7 +515,7 @@ def bench_million(n: int, reuse: bool) -> list[tuple[str, str, str, bool | None]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=5000)
+    parser.add_argument("--images", type=int, help="images (default 5,000; with --segm 1,000)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--million", action="store_true", help="the 1M-item job through the database"
@@ -533,11 +533,11 @@ def main() -> None:
     if args.evaluate_dataset:
         million_evaluate(args.evaluate_dataset)
     elif args.segm:
-        report(bench_segm(args.images if args.images != 5000 else 1000, args.seed))
+        report(bench_segm(args.images or 1000, args.seed))
     elif args.million:
         report(bench_million(args.n, args.reuse))
     else:
-        report(bench_images(args.images, args.seed))
+        report(bench_images(args.images or 5000, args.seed))
 
 
 if __name__ == "__main__":
