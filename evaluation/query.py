@@ -3,6 +3,8 @@
     eval[baseline].fp >= 1            items with a false positive in run "baseline"
     eval["yolo v8"].fn.pedestrian >= 2  items where it missed two pedestrians or more
     eval[baseline].tp = 0             items without a true positive
+    eval[baseline].error = 0          items without a false positive or a false negative
+    eval[baseline].error.localization.car >= 1   items with a car placed badly (TIDE)
 
 Each count is a correlated subquery on the run's EvaluationMatch rows of the item, served
 by their (run, item) index; "at least one" and "none" are EXISTS / NOT EXISTS, as for the
@@ -17,10 +19,12 @@ import difflib
 from django.db.models import OuterRef, Q
 
 from curation.query import FieldCondition, count_condition
-from evaluation.models import EvaluationMatch, EvaluationRun, Outcome
+from evaluation.models import ErrorType, EvaluationMatch, EvaluationRun, Outcome
 
 FIELD = "eval"
 OUTCOMES = tuple(o.value for o in Outcome)
+ERROR = "error"
+ERROR_TYPES = tuple(e.value for e in ErrorType)
 _OPS = ("=", "!=", "<", "<=", ">", ">=")
 
 
@@ -43,13 +47,24 @@ def _run(condition: FieldCondition) -> EvaluationRun:
 
 
 def eval_field(condition: FieldCondition) -> Q:
-    """`eval[<run>].<outcome>[.<label>] <op> <number>`: a count of the item's matches."""
+    """`eval[<run>].<outcome>[.<label>] <op> <number>` or
+    `eval[<run>].error[.<type>[.<label>]] <op> <number>`: a count of the item's matches
+    (`error`: its FP and FN; `error.<type>`: those of one TIDE error type)."""
     run = _run(condition)
     path = condition.path
-    if not path or path[0] not in OUTCOMES or len(path) > 2:
+    if path and path[0] == ERROR:
+        if len(path) > 1 and path[1] not in ERROR_TYPES:
+            raise ValueError(
+                f"Unknown error type '{path[1]}': expected eval[{condition.key}].error."
+                f"<type> with a type of {', '.join(ERROR_TYPES)}"
+            )
+        if len(path) > 3:
+            raise ValueError(f"Expected eval[{condition.key}].error.<type>.<label>")
+    elif not path or path[0] not in OUTCOMES or len(path) > 2:
         raise ValueError(
             f"Expected eval[{condition.key}].tp, .fp or .fn, optionally with a label "
-            f"(eval[{condition.key}].fp.car)"
+            f"(eval[{condition.key}].fp.car), or .error, optionally with a type "
+            f"(eval[{condition.key}].error.localization)"
         )
     value = condition.value
     if condition.op not in _OPS or not isinstance(value, int | float) or isinstance(value, bool):
@@ -57,7 +72,15 @@ def eval_field(condition: FieldCondition) -> Q:
             f"eval[{condition.key}].{'.'.join(path)} is a count: compare it with a number, "
             "e.g. >= 1"
         )
-    rows = EvaluationMatch.objects.filter(run_id=run.pk, item_id=OuterRef("pk"), outcome=path[0])
-    if len(path) == 2:
-        rows = rows.filter(label=path[1])
+    rows = EvaluationMatch.objects.filter(run_id=run.pk, item_id=OuterRef("pk"))
+    if path[0] == ERROR:
+        rows = rows.filter(outcome__in=[Outcome.FP, Outcome.FN])
+        if len(path) >= 2:
+            rows = rows.filter(error_type=path[1])
+        if len(path) == 3:
+            rows = rows.filter(label=path[2])
+    else:
+        rows = rows.filter(outcome=path[0])
+        if len(path) == 2:
+            rows = rows.filter(label=path[1])
     return count_condition(rows, condition.op, value)

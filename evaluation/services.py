@@ -126,7 +126,10 @@ def evaluation_delete(*, run: EvaluationRun) -> None:
 def _matches_insert(run: EvaluationRun, batch: Sequence[engine.Match]) -> None:
     """COPY the rows (a 1M-item run has millions: row-by-row INSERTs cost minutes)."""
     table = EvaluationMatch._meta.db_table
-    columns = "run_id, item_id, annotation_id, prediction_id, outcome, label, confidence, iou"
+    columns = (
+        "run_id, item_id, annotation_id, prediction_id, outcome, label, confidence, iou, "
+        "error_type"
+    )
     with (
         connection.cursor() as cursor,
         connection.wrap_database_errors,
@@ -143,6 +146,7 @@ def _matches_insert(run: EvaluationRun, batch: Sequence[engine.Match]) -> None:
                     m.label,
                     m.confidence,
                     m.iou,
+                    m.error_type,
                 )
             )
 
