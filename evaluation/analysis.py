@@ -132,7 +132,9 @@ class Analysis:
             "subsets": self._subset_rows(subset_stats),
         }
 
-    def _errors(self, names: dict[int, str], fg: float, positives: dict[int, int]) -> dict[str, Any]:
+    def _errors(
+        self, names: dict[int, str], fg: float, positives: dict[int, int]
+    ) -> dict[str, Any]:
         if self.points:
             score, cat, kind, fixes, fix_cat = (
                 np.concatenate(c) for c in zip(*self.points, strict=True)
@@ -162,7 +164,9 @@ class Analysis:
             ],
         }
 
-    def _histograms(self, names: dict[int, str], counts: Counter[tuple[str, str]]) -> dict[str, Any]:
+    def _histograms(
+        self, names: dict[int, str], counts: Counter[tuple[str, str]]
+    ) -> dict[str, Any]:
         zero = np.zeros(HISTOGRAM_BINS, np.int64)
         labels = sorted({names[code] for code, _ in self.hist})
         codes = {names[code]: code for code, _ in self.hist}

@@ -288,7 +288,14 @@ class Evaluation:
                 error = tide.TYPES[kind - 1] if kind else None
                 matches.append(
                     Match(
-                        "fp", det.item_id, det.label, None, det.prediction_id, det.score, None, error
+                        "fp",
+                        det.item_id,
+                        det.label,
+                        None,
+                        det.prediction_id,
+                        det.score,
+                        None,
+                        error,
                     )
                 )
         covered = errors.covered_by_confident
@@ -297,9 +304,7 @@ class Evaluation:
                 g = ground_truth[counted]
                 # Missed, unless a confident CLS/LOC error points at it (that FP explains it).
                 error = None if covered[counted] else "missed"
-                matches.append(
-                    Match("fn", g.item_id, g.label, g.annotation_id, error_type=error)
-                )
+                matches.append(Match("fn", g.item_id, g.label, g.annotation_id, error_type=error))
         self.counts.update((m.label, m.outcome) for m in matches)
         return matches
 

@@ -116,9 +116,9 @@ class EvaluationMatch(models.Model):
     confidence = models.FloatField(null=True, blank=True)
     iou = models.FloatField(null=True, blank=True)
     # TIDE's error type of an FP (classification, localization, both, duplicate,
-    # background) or an FN (missed, or null when a confident FP's error explains it);
-    # null for a TP (evaluation.tide).
-    error_type = models.CharField(max_length=16, choices=ErrorType.choices, null=True, blank=True)
+    # background) or an FN (missed, or blank when a confident FP's error explains it);
+    # blank for a TP (evaluation.tide).
+    error_type = models.CharField(max_length=16, choices=ErrorType.choices, blank=True, default="")
 
     class Meta:
         ordering = ["id"]

@@ -114,7 +114,17 @@ class EvaluationMatchSerializer(serializers.ModelSerializer[EvaluationMatch]):
 
     class Meta:
         model = EvaluationMatch
-        fields = ["id", "item", "annotation", "prediction", "outcome", "label", "confidence", "iou"]
+        fields = [
+            "id",
+            "item",
+            "annotation",
+            "prediction",
+            "outcome",
+            "label",
+            "confidence",
+            "iou",
+            "error_type",
+        ]
 
 
 # ------------------------------------------------------------------------ scenario tests

@@ -18,6 +18,7 @@ from evaluation.confusion import confusion, confusion_sum
 from evaluation.models import EvaluationMatch, EvaluationRun
 from evaluation.options import options_clean
 from evaluation.scope import ScopeGone, scope_chunks, scope_items, scope_of
+from evaluation.subsets import Subsets, slices_check, subset_condition
 
 EVALUATE_JOB = "evaluate"
 # Match rows per COPY: large enough that a run's rows cost few round trips.
@@ -83,6 +84,7 @@ def evaluation_create(
     )
     cleaned = options_clean(options)
     _label_mapping_check(dataset, model, cleaned["label_mapping"])
+    slices_check(dataset.pk, cleaned["subsets"].get("slices", []))
     scope = scope_of(found)
     run = EvaluationRun(
         dataset=dataset,
@@ -127,8 +129,7 @@ def _matches_insert(run: EvaluationRun, batch: Sequence[engine.Match]) -> None:
     """COPY the rows (a 1M-item run has millions: row-by-row INSERTs cost minutes)."""
     table = EvaluationMatch._meta.db_table
     columns = (
-        "run_id, item_id, annotation_id, prediction_id, outcome, label, confidence, iou, "
-        "error_type"
+        "run_id, item_id, annotation_id, prediction_id, outcome, label, confidence, iou, error_type"
     )
     with (
         connection.cursor() as cursor,
@@ -146,9 +147,24 @@ def _matches_insert(run: EvaluationRun, batch: Sequence[engine.Match]) -> None:
                     m.label,
                     m.confidence,
                     m.iou,
-                    m.error_type,
+                    m.error_type or "",
                 )
             )
+
+
+_SUBSET_ORDER = {"metadata": 0, "tag": 1, "slice": 2}
+
+
+def _subset_rows(subsets: Subsets, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The engine's per-subset numbers with what each subset is and its query."""
+    out = []
+    for row in rows:
+        described = subsets.described[row["key"]]
+        out.append({**row, **described, "query": subset_condition(described)})
+    return sorted(
+        out,
+        key=lambda r: (_SUBSET_ORDER[r["kind"]], str(r.get("field", "")), str(r["value"])),
+    )
 
 
 def evaluation_execute(ctx: JobContext) -> dict[str, Any]:
@@ -180,8 +196,10 @@ def evaluation_execute(ctx: JobContext) -> dict[str, Any]:
     with ctx.checkpoint(done=1, state={"written": True}):
         # Nothing is there unless a run was written by hand: the checkpoint is all or none.
         EvaluationMatch.objects.filter(run=run).delete()
+        subsets = Subsets.of(run, item_ids)
         for seen in scope_chunks(run, item_ids):
-            matches = evaluation.add(seen.item_ids, seen.ground_truth, seen.detections)
+            members = subsets.chunk(seen.item_ids) if subsets is not None else None
+            matches = evaluation.add(seen.item_ids, seen.ground_truth, seen.detections, members)
             parts.append(
                 confusion(
                     item_ids=seen.item_ids,
@@ -197,6 +215,9 @@ def evaluation_execute(ctx: JobContext) -> dict[str, Any]:
                 _matches_insert(run, matches[start : start + MATCH_BATCH])
         result = evaluation.result()
         result.metrics["confusion"] = confusion_sum(parts, options)
+        if subsets is not None:
+            result.metrics["subsets"] = _subset_rows(subsets, result.metrics["subsets"])
+            result.warnings += subsets.warnings()
         EvaluationRun.objects.filter(pk=run.pk).update(
             metrics=result.metrics,
             warnings=result.warnings,

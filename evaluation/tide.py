@@ -118,9 +118,7 @@ def classify(
         gt.box[pair_gt][:, None, :],
         np.zeros((len(pair_gt), 1), bool),
     )[:, 0, 0]
-    same = (
-        dt.cat[d_idx[pair_det]] == gt.cat[pair_gt] if use_cats else np.ones(len(pair_gt), bool)
-    )
+    same = dt.cat[d_idx[pair_det]] == gt.cat[pair_gt] if use_cats else np.ones(len(pair_gt), bool)
     w = len(wrong)
     m_same, g_same = _best(pair_det, pair_gt, iou * same, w)
     m_other, g_other = _best(pair_det, pair_gt, iou * ~same, w)
