@@ -33,15 +33,18 @@ def _run(dataset: Dataset, run_id: int, name: str) -> EvaluationRun:
     return run
 
 
-def _value(raw: Any) -> float | None:
-    """A metric as compared: None where it is undefined (None, or pycocotools' -1)."""
+def _value(raw: Any) -> float | int | None:
+    """A metric as compared: None where it is undefined (None, or pycocotools' -1);
+    counts stay whole numbers."""
     if raw is None or isinstance(raw, bool):
         return None
+    if isinstance(raw, int):
+        return raw
     value = float(raw)
     return None if value == -1.0 else value
 
 
-def _pair(a: Any, b: Any) -> dict[str, float | None]:
+def _pair(a: Any, b: Any) -> dict[str, float | int | None]:
     va, vb = _value(a), _value(b)
     return {"a": va, "b": vb, "delta": None if va is None or vb is None else vb - va}
 
