@@ -11,14 +11,25 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from evaluation import matching, tide
 
-if TYPE_CHECKING:
-    from evaluation.engine import Match
+
+class Match(Protocol):
+    """An outcome row as evaluation.engine.Match has it (that module imports this one)."""
+
+    @property
+    def outcome(self) -> str: ...
+    @property
+    def item_id(self) -> int: ...
+    @property
+    def label(self) -> str: ...
+    @property
+    def error_type(self) -> str | None: ...
+
 
 # Score histogram bins: 20 of width 0.05 over [0, 1] (a score outside is put in the end bin).
 HISTOGRAM_BINS = 20

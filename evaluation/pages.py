@@ -35,6 +35,7 @@ STAT_TITLES = {
 _PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _KEYWORDS = {"and", "or", "not", "in", "true", "false", "null"}
 
+HIST_W, HIST_H, HIST_PAD = 300, 110, 14  # a score histogram's SVG box
 CURVE_SIZE = 220  # the PR plot's side, in SVG units
 CURVE_PAD = 28
 
@@ -162,6 +163,7 @@ class Histogram:
     threshold_x: float
     tp: int
     fp: int
+    axis_y: float = HIST_PAD + HIST_H / 2
 
 
 @dataclass(frozen=True)
@@ -245,7 +247,6 @@ ERROR_TITLES = {
     "background": "Background (on nothing)",
     "missed": "Missed (nothing explains it)",
 }
-HIST_W, HIST_H, HIST_PAD = 300, 110, 14
 
 
 def _errors(run: EvaluationRun, stored: dict[str, Any]) -> ErrorBreakdown:
