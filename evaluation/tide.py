@@ -58,17 +58,17 @@ def _best(
     pair_det: np.ndarray, pair_gt: np.ndarray, values: np.ndarray, n: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per detection, the largest value over its pairs and the ground truth giving it
-    (the first in the ground truths' order on ties, as np.argmax); 0 and -1 without pairs."""
+    (the first in the ground truths' order on ties, as np.argmax); 0 and -1 without pairs.
+    Pairs come grouped by detection, in increasing detection order (no sort needed)."""
     best = np.zeros(n)
     which = np.full(n, -1, np.int64)
     if not len(pair_det):
         return best, which
-    order = np.lexsort((-values, pair_det))
-    first = np.ones(len(order), bool)
-    first[1:] = pair_det[order[1:]] != pair_det[order[:-1]]
-    top = order[first]
-    best[pair_det[top]] = values[top]
-    which[pair_det[top]] = pair_gt[top]
+    starts = np.flatnonzero(np.r_[True, pair_det[1:] != pair_det[:-1]])
+    dets = pair_det[starts]
+    best[dets] = np.maximum.reduceat(values, starts)
+    position = np.where(values == best[pair_det], np.arange(len(values)), len(values))
+    which[dets] = pair_gt[np.minimum.reduceat(position, starts)]
     return best, which
 
 
