@@ -60,8 +60,9 @@ class EvaluationRunSerializer(serializers.ModelSerializer[EvaluationRun]):
     scope = serializers.JSONField()
     metrics = serializers.JSONField(
         help_text="coco_stats (pycocotools' 12, in its order) and each by name, "
-        "operating_point, best_f1, per_class, recall_thresholds, ignored; empty until the "
-        "run finishes."
+        "operating_point, best_f1, per_class, recall_thresholds, ignored, confusion, errors "
+        "(TIDE's error types: counts and dAP), score_histograms (TP and FP confidences), "
+        "subsets (per metadata value, tag, slice); empty until the run finishes."
     )
     warnings = serializers.ListField(child=serializers.CharField())
     counts = serializers.JSONField(help_text="Items, ground truths, predictions, matches seen.")
