@@ -617,8 +617,13 @@ def test_a_coco_file_ingested_with_a_crowd_region_scores_as_pycocotools_scores_t
     assert run.metrics["ignored"]["matched_crowd"] == 1
 
 
-def test_each_subset_scores_as_a_run_over_that_subset_alone(dataset: Dataset, alice: User) -> None:
+def test_each_subset_scores_as_a_run_over_that_subset_alone(
+    dataset: Dataset, alice: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from curation.services import tag_add
+    from evaluation import scope
+
+    monkeypatch.setattr(scope, "CHUNK_ITEMS", 7)  # subsets that span chunks
 
     world = random_world(6)
     for i, row in enumerate(world.rows):
