@@ -21,7 +21,7 @@ from curation.models import Role
 from curation.params import int_value
 from evaluation import selectors, services
 from evaluation.compare import compare_runs
-from evaluation.models import EvaluationMatch, EvaluationRun, Outcome
+from evaluation.models import ErrorType, EvaluationMatch, EvaluationRun, Outcome
 from evaluation.serializers import (
     EvaluationCreateSerializer,
     EvaluationMatchSerializer,
@@ -108,6 +108,7 @@ class EvaluationDetailView(APIView):
         parameters=[
             OpenApiParameter("outcome", OpenApiTypes.STR, enum=[o.value for o in Outcome]),
             OpenApiParameter("label", OpenApiTypes.STR),
+            OpenApiParameter("error_type", OpenApiTypes.STR, enum=[e.value for e in ErrorType]),
         ],
         responses={200: EvaluationMatchSerializer(many=True), **errors(400, 404)},
     )
@@ -123,7 +124,10 @@ class EvaluationMatchListView(generics.ListAPIView[EvaluationMatch]):
         if outcome is not None and outcome not in Outcome.values:
             raise invalid_field("outcome", f"must be one of {', '.join(Outcome.values)}")
         label: Any = self.request.query_params.get("label")
-        return selectors.matches_of(run=run, outcome=outcome, label=label)
+        error_type = self.request.query_params.get("error_type")
+        if error_type is not None and error_type not in ErrorType.values:
+            raise invalid_field("error_type", f"must be one of {', '.join(ErrorType.values)}")
+        return selectors.matches_of(run=run, outcome=outcome, label=label, error_type=error_type)
 
 
 class EvaluationCompareView(APIView):

@@ -1139,15 +1139,19 @@ class NucleusClient:
         *,
         outcome: str | None = None,
         label: str | None = None,
+        error_type: str | None = None,
     ) -> Iterator[JSON]:
         """Yield a run's matches (each object's outcome at the operating point), narrowed
-        to one `outcome` (tp, fp, fn) and one `label` when given."""
+        to one `outcome` (tp, fp, fn), one `label` and one TIDE `error_type`
+        (classification, localization, both, duplicate, background, missed) when given."""
         run_id = run["id"] if isinstance(run, dict) else run
         params: JSON = {"limit": 1000}
         if outcome is not None:
             params["outcome"] = outcome
         if label is not None:
             params["label"] = label
+        if error_type is not None:
+            params["error_type"] = error_type
         path = f"datasets/{self._dataset_id(dataset)}/evaluations/{run_id}/matches"
         yield from self.pages(path, params)
 

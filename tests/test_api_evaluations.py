@@ -82,6 +82,11 @@ def test_a_curator_starts_a_run_and_a_viewer_reads_its_metrics_and_matches(
     fps = viewer.get(base, {"outcome": "fp", "label": "car"}).json()["results"]
     assert [(m["outcome"], m["label"], m["confidence"]) for m in fps] == [("fp", "car", 0.8)]
     assert fps[0]["annotation"] is None and fps[0]["prediction"] is not None
+    # b's car on nothing is a background error; a's bus is missed.
+    background = viewer.get(base, {"error_type": "background"}).json()["results"]
+    assert [(m["outcome"], m["label"]) for m in background] == [("fp", "car")]
+    missed = viewer.get(base, {"error_type": "missed"}).json()["results"]
+    assert [(m["outcome"], m["label"]) for m in missed] == [("fn", "bus")]
     tps = viewer.get(base, {"outcome": "tp"}).json()["results"]
     assert sorted(m["label"] for m in tps) == ["car", "person"]
     assert all(0.5 <= m["iou"] <= 1 for m in tps)
@@ -150,6 +155,7 @@ def test_bad_requests_name_their_field(dataset: Dataset, alice: Any, client_for:
     matches = url(dataset, f"evaluations/{run.pk}/matches")
     assert error_paths(client.get(matches, {"outcome": "maybe"})) == ["outcome"]
     assert error_paths(client.get(matches, {"cursor": "junk"})) == ["cursor"]
+    assert error_paths(client.get(matches, {"error_type": "typo"})) == ["error_type"]
 
 
 @pytest.mark.parametrize("method", ["get", "delete"])

@@ -746,6 +746,8 @@ def test_it_starts_an_evaluation_waits_for_it_and_reads_its_matches(
     assert viewer.evaluation(dataset.pk, run["id"])["metrics"] == run["metrics"]
     misses = list(viewer.evaluation_matches(dataset.pk, run, outcome="fn"))
     assert [(m["outcome"], m["label"]) for m in misses] == [("fn", "bus")]
+    missed = viewer.evaluation_matches(dataset.pk, run, error_type="missed")
+    assert [(m["label"], m["error_type"]) for m in missed] == [("bus", "missed")]
     assert [m["label"] for m in viewer.evaluation_matches(dataset.pk, run, label="person")] == [
         "person"
     ]
