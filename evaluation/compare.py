@@ -116,7 +116,21 @@ def compare_runs(*, dataset: Dataset, a_id: int, b_id: int) -> dict[str, Any]:
         "wrong_in_both": both_wrong_query(a, b),
     }
     items = {key: {"query": q, "count": _count(dataset, q)} for key, q in lists.items()}
+    warnings = []
+    if (a.scope or {}) != (b.scope or {}):
+        warnings.append(
+            "The runs' scopes differ: an item outside a run's scope has no matches there, "
+            "so it counts as right in that run."
+        )
+    if a.options.get("operating_iou") != b.options.get("operating_iou") or a.options.get(
+        "confidence_threshold"
+    ) != b.options.get("confidence_threshold"):
+        warnings.append(
+            "The runs' operating points differ (confidence threshold or operating IoU): "
+            "their TP/FP/FN and the items' outcomes are taken at different points."
+        )
     return {
+        "warnings": warnings,
         "a": _describe(a),
         "b": _describe(b),
         "summary": summary,

@@ -419,6 +419,7 @@ class ComparePage:
     per_class: list[tuple[str, list[Delta]]]
     errors: list[Delta]
     items: list[ItemList]
+    warnings: list[str]
 
 
 def _delta(name: str, pair: dict[str, Any], lower_is_better: bool = False) -> Delta:
@@ -454,4 +455,6 @@ def compare_page(dataset_id: int, found: dict[str, Any]) -> ComparePage:
         value = int(entry["count"])
         url = grid + "?" + urlencode({"query": entry["query"]}) if value else None
         items.append(ItemList(key, title, Count(value, url, entry["query"])))
-    return ComparePage(found["a"], found["b"], summary, per_class, errors, items)
+    return ComparePage(
+        found["a"], found["b"], summary, per_class, errors, items, list(found["warnings"])
+    )

@@ -411,6 +411,8 @@ def _compare(client: NucleusClient, args: argparse.Namespace) -> int:
         return 0
     print(f"a: {found['a']['name']} ({found['a']['model_name']})")
     print(f"b: {found['b']['name']} ({found['b']['model_name']})")
+    for warning in found.get("warnings") or []:
+        print(f"warning: {warning}", file=sys.stderr)
     rows = [
         (r["metric"], _number(r["a"]), _number(r["b"]), _delta(r["delta"]))
         for r in found["summary"]

@@ -277,6 +277,7 @@ def test_comparing_two_runs_gives_deltas_and_the_items_each_gets_right(
     compare = url(dataset, "evaluations/compare")
     body = client_for(victor).get(compare, {"a": a["id"], "b": b["id"]}).json()
     assert (body["a"]["name"], body["b"]["name"]) == ("yolo run", "better")
+    assert body["warnings"] == []
     summary = {row["metric"]: row for row in body["summary"]}
     assert (summary["fp"]["a"], summary["fp"]["b"], summary["fp"]["delta"]) == (1, 0, -1)
     assert (summary["tp"]["a"], summary["tp"]["b"], summary["tp"]["delta"]) == (3, 3, 0)

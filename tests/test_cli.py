@@ -457,6 +457,7 @@ def test_compare_prints_the_deltas_and_the_items_each_run_gets_right(
     lines = out.splitlines()
     assert lines[0] == "a: base (yolo)" and lines[1] == "b: strict run (yolo)"
     rows = {line.split("\t")[0]: line.split("\t")[1:] for line in lines}
+    assert any("operating points differ" in line for line in err.splitlines())
     # base: 2 TPs (a car, b person), 3 FPs; strict (0.85): a car only, 1 FP (c's 0.9 car).
     assert rows["tp"] == ["2", "1", "-1"]
     assert rows["fp"] == ["3", "1", "-2"]
