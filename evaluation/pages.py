@@ -139,6 +139,8 @@ class ErrorBreakdown:
     ap: str
     fg: str
     bg: str
+    types: list[str] = field(default_factory=list)
+    per_class: list[tuple[str, list[Count]]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -266,11 +268,23 @@ def _errors(run: EvaluationRun, stored: dict[str, Any]) -> ErrorBreakdown:
                 round(100 * float(t["dap"]) / top, 1),
             )
         )
+    names = [str(t["type"]) for t in types]
+    per_class = []
+    for row in stored.get("per_class") or []:
+        label = str(row["label"])
+        cells = []
+        for name in names:
+            query = f"eval[{quote_name(run.name)}].error.{name}.{_name(label)} >= 1"
+            value = int(row.get(name) or 0)
+            cells.append(Count(value, grid_url(run, query) if value else None, query))
+        per_class.append((label, cells))
     return ErrorBreakdown(
         rows,
         number(stored.get("ap")),
         number(stored.get("fg_iou"), 2),
         number(stored.get("bg_iou"), 2),
+        names,
+        per_class,
     )
 
 

@@ -257,6 +257,14 @@ def test_the_error_breakdown_counts_link_to_their_items(
         assert url is not None and f"error.{error}" in url
         assert grid_refs(viewer, url) == refs, error
     assert href(error_cell(body, "localization")) is None
+    # By label: the persons missed on c.
+    table = re.search(r'data-testid="error-classes">(.*?)</table>', body, re.S)
+    assert table is not None
+    person = re.search(r'<tr data-label="person">(.*?)</tr>', table.group(1), re.S)
+    assert person is not None
+    links = [html.unescape(u) for u in re.findall(r'href="([^"]+)"', person.group(1))]
+    assert len(links) == 1 and "error.missed.person" in links[0]
+    assert grid_refs(viewer, links[0]) == ["c"]
     assert 'data-testid="score-histograms"' in body
     assert 'data-label="all classes"' in body
 
