@@ -18,6 +18,7 @@ from evaluation.confusion import confusion, confusion_sum
 from evaluation.models import EvaluationMatch, EvaluationRun, Task
 from evaluation.options import options_clean
 from evaluation.scope import ScopeGone, scope_chunks, scope_items, scope_of
+from evaluation.subsets import Subsets, slices_check
 from evaluation.task_runs import classification_pass, segmentation_pass
 
 EVALUATE_JOB = "evaluate"
@@ -87,6 +88,7 @@ def evaluation_create(
     )
     cleaned = options_clean(options, task)
     _label_mapping_check(dataset, model, cleaned["label_mapping"])
+    slices_check(dataset.pk, cleaned.get("subsets", {}).get("slices", []))
     scope = scope_of(found)
     run = EvaluationRun(
         dataset=dataset,
@@ -131,7 +133,9 @@ def evaluation_delete(*, run: EvaluationRun) -> None:
 def _matches_insert(run: EvaluationRun, batch: Sequence[engine.Match]) -> None:
     """COPY the rows (a 1M-item run has millions: row-by-row INSERTs cost minutes)."""
     table = EvaluationMatch._meta.db_table
-    columns = "run_id, item_id, annotation_id, prediction_id, outcome, label, confidence, iou"
+    columns = (
+        "run_id, item_id, annotation_id, prediction_id, outcome, label, confidence, iou, error_type"
+    )
     with (
         connection.cursor() as cursor,
         connection.wrap_database_errors,
@@ -148,6 +152,7 @@ def _matches_insert(run: EvaluationRun, batch: Sequence[engine.Match]) -> None:
                     m.label,
                     m.confidence,
                     m.iou,
+                    m.error_type or "",
                 )
             )
 
@@ -183,8 +188,10 @@ def evaluation_execute(ctx: JobContext) -> dict[str, Any]:
     with ctx.checkpoint(done=1, state={"written": True}):
         # Nothing is there unless a run was written by hand: the checkpoint is all or none.
         EvaluationMatch.objects.filter(run=run).delete()
+        subsets = Subsets.of(run, item_ids)
         for seen in scope_chunks(run, item_ids):
-            matches = evaluation.add(seen.item_ids, seen.ground_truth, seen.detections)
+            members = subsets.chunk(seen.item_ids) if subsets is not None else None
+            matches = evaluation.add(seen.item_ids, seen.ground_truth, seen.detections, members)
             parts.append(
                 confusion(
                     item_ids=seen.item_ids,
@@ -200,6 +207,9 @@ def evaluation_execute(ctx: JobContext) -> dict[str, Any]:
                 _matches_insert(run, matches[start : start + MATCH_BATCH])
         result = evaluation.result()
         result.metrics["confusion"] = confusion_sum(parts, options)
+        if subsets is not None:
+            result.metrics["subsets"] = subsets.rows(result.metrics["subsets"])
+            result.warnings += subsets.warnings()
         EvaluationRun.objects.filter(pk=run.pk).update(
             metrics=result.metrics,
             warnings=result.warnings,
