@@ -290,6 +290,9 @@ Operand = (
 _REGISTERED: dict[str, FieldHandler] = {}
 # Registered fields that take a name in brackets first, like predictions[<model>].
 _BRACKETED: set[str] = set()
+# Of those, the ones where the name may be left out (the handler then picks a default,
+# as predictions without [<model>] takes the dataset's only model).
+_BRACKET_OPTIONAL: set[str] = set()
 
 BUILTIN_FIELDS = (
     "metadata",
@@ -306,11 +309,15 @@ BUILTIN_FIELDS = (
 _COLUMNS = {"width": "number", "height": "number", "reference_id": "text", "created": "date"}
 
 
-def register_field(name: str, handler: FieldHandler, *, bracket: bool = False) -> None:
+def register_field(
+    name: str, handler: FieldHandler, *, bracket: bool = False, bracket_optional: bool = False
+) -> None:
     """Add a field to the language, e.g. ``near_duplicate = true`` from the embeddings app.
 
     With `bracket`, the field names something first, as ``eval[<run>].fp >= 1`` does: the
-    handler gets it as FieldCondition.key, and the field without it is an error.
+    handler gets it as FieldCondition.key, and the field without it is an error. With
+    `bracket_optional` too, the name may be left out (``uniqueness > 0.8`` as well as
+    ``uniqueness["clip"] > 0.8``): the handler gets key None and picks a default.
     """
     if name in BUILTIN_FIELDS:
         raise ValueError(f"{name!r} is a built-in field")
@@ -319,6 +326,10 @@ def register_field(name: str, handler: FieldHandler, *, bracket: bool = False) -
         _BRACKETED.add(name)
     else:
         _BRACKETED.discard(name)
+    if bracket and bracket_optional:
+        _BRACKET_OPTIONAL.add(name)
+    else:
+        _BRACKET_OPTIONAL.discard(name)
 
 
 def field_names() -> list[str]:
@@ -582,11 +593,12 @@ class Compiler:
         if head in _REGISTERED:
             key = None
             if head in _BRACKETED:
-                if not segments or not segments[0].bracket:
+                if segments and segments[0].bracket:
+                    key, segments = segments[0].name, segments[1:]
+                elif head not in _BRACKET_OPTIONAL:
                     raise self.error(
                         f"Name what '{head}' is about at {{where}}: {head}[...].", span
                     )
-                key, segments = segments[0].name, segments[1:]
             return CustomField(head, tuple(s.name for s in segments), _REGISTERED[head], span, key)
         if not segments:
             return BareWord(head, span)
