@@ -3,10 +3,12 @@ is known: an isolated item, a tight cluster and a looser one."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
+from rest_framework.test import APIClient
 
 from curation.jobs import job_run
 from curation.models import Dataset, Item, JobStatus
@@ -14,6 +16,7 @@ from curation.query import compile_query
 from insights import uniqueness
 from insights.models import ItemScore, ScoreRun
 from insights.uniqueness import scores_job_start
+from tests.api_helpers import error_paths
 from tests.embedding_factories import custom_model, items_with_vectors
 
 DIM = 8
@@ -148,3 +151,38 @@ def test_neighbors_out_of_range_is_refused(dataset: Dataset, alice: Any) -> None
     with pytest.raises(Exception) as caught:
         scores_job_start(dataset=dataset, user=alice, model=model, neighbors=0)
     assert "neighbors" in str(caught.value)
+
+
+# ------------------------------------------------------------------------------- API
+
+
+def test_the_api_ranks_by_each_score_for_viewers_and_starts_jobs_for_curators(
+    dataset: Dataset,
+    scored: dict[str, Any],
+    bob: Any,
+    victor: Any,
+    charlie: Any,
+    client_for: Callable[[Any], APIClient],
+) -> None:
+    url = f"/api/v1/datasets/{dataset.pk}/insights/scores"
+    viewer = client_for(victor)
+    page = viewer.get(url, {"limit": 3}).json()
+    assert page["run"]["model"] == "constructed" and page["random_weights"] is False
+    assert page["results"][0]["item"]["reference_id"] == scored["items"][40].reference_id
+    assert page["results"][0]["uniqueness"] == 1.0 and page["next_offset"] == 3
+    least = viewer.get(url, {"sort": "-representativeness", "limit": 41}).json()["results"]
+    values = [r["representativeness"] for r in least]
+    assert values == sorted(values, reverse=True) and values[-1] == 0.0
+    outliers = viewer.get(url, {"sort": "outlier", "limit": 500}).json()["results"]
+    assert outliers[-1]["item"]["reference_id"] == scored["items"][40].reference_id
+    assert error_paths(viewer.get(url, {"sort": "size"})) == ["sort"]
+    assert error_paths(viewer.get(url, {"limit": 0})) == ["limit"]
+    assert viewer.get(url, {"model": "nope"}).status_code == 404
+    assert client_for(charlie).get(url).status_code == 404
+
+    assert viewer.post(url, {}, format="json").status_code == 403
+    assert error_paths(client_for(bob).post(url, {"neighbors": 500}, format="json")) == [
+        "neighbors"
+    ]
+    started = client_for(bob).post(url, {"neighbors": 4}, format="json")
+    assert started.status_code == 202 and started.json()["kind"] == "insights_scores"
