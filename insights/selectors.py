@@ -237,6 +237,15 @@ class PairRow:
     b_thumbnail: str | None
     a_url: str
     b_url: str
+    distance: str
+
+
+def _distance_text(pair: LeakPair) -> str:
+    if pair.evidence in (LeakPair.Evidence.SAME_ITEM, LeakPair.Evidence.EXACT):
+        return "0"
+    if pair.evidence == LeakPair.Evidence.PHASH:
+        return f"{pair.distance:.0f} of 256 bits"
+    return f"cosine {pair.distance:.4f}"
 
 
 def leak_sides(*, dataset: Dataset) -> list[str]:
@@ -284,6 +293,7 @@ def leaks_context(dataset: Dataset, user: AbstractBaseUser | AnonymousUser) -> d
                     b_thumbnail=media_url(b, "thumbnail") or media_url(b, "original"),
                     a_url=reverse("ui:item", args=[dataset.pk, a.pk]),
                     b_url=reverse("ui:item", args=[dataset.pk, b.pk]),
+                    distance=_distance_text(pair),
                 )
             )
     return {
@@ -291,6 +301,11 @@ def leaks_context(dataset: Dataset, user: AbstractBaseUser | AnonymousUser) -> d
         "report": report,
         "reports": reports,
         "rows": rows,
+        "remove_choices": (
+            [("a", report.a_kind, report.a_name), ("b", report.b_kind, report.b_name)]
+            if report is not None
+            else []
+        ),
         "can_curate": role in (Role.CURATOR, Role.ADMIN),
         "semantic": any(
             m is not None and not m.random_weights for m in [default_model_or_none(dataset=dataset)]
