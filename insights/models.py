@@ -116,10 +116,10 @@ class LeakPair(models.Model):
     """An item of side A and an item of side B that are the same picture, or nearly."""
 
     class Evidence(models.TextChoices):
-        SAME_ITEM = "same_item"  # the very item is on both sides
-        EXACT = "exact"  # the same content hash
-        PHASH = "phash"
-        EMBEDDING = "embedding"
+        SAME_ITEM = "same_item", "Same item"  # the very item is on both sides
+        EXACT = "exact", "Same content hash"
+        PHASH = "phash", "Perceptual hash"
+        EMBEDDING = "embedding", "Embedding"
 
     report = models.ForeignKey(LeakReport, on_delete=models.CASCADE, related_name="pairs")
     item_a = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="+", db_index=False)

@@ -205,22 +205,13 @@ def _parser() -> argparse.ArgumentParser:
     _add_json(test)
     test.set_defaults(run=_test)
 
-    insights = commands.add_parser(
-        "insights", help="what to look at first: scores of items, leaks between splits"
-    )
-    what_insight = insights.add_subparsers(dest="insight", required=True, metavar="INSIGHT")
-    scores = what_insight.add_parser(
-        "scores",
-        help="items ranked by uniqueness, representativeness or outlier score",
-        description="Prints reference_id and the three scores, in the order of --sort. "
-        "--compute starts the scores job first and waits for it.",
-    )
+    insights = commands.add_parser("insights", help="item scores; leaks between splits")
+    insight = insights.add_subparsers(dest="insight", required=True, metavar="INSIGHT")
+    scores = insight.add_parser("scores", help="items ranked by a score (--compute: first run it)")
     _add_dataset(scores)
+    names = ("uniqueness", "representativeness", "outlier")
     scores.add_argument(
-        "--sort",
-        default="-uniqueness",
-        choices=[f"{d}{s}" for s in ("uniqueness", "representativeness", "outlier") for d in "-+"],
-        help="the score to rank by, - for highest first (default -uniqueness)",
+        "--sort", default="-uniqueness", choices=[f"{d}{n}" for n in names for d in "-+"]
     )
     scores.add_argument("--model", help="embedding model (default: the dataset's)")
     scores.add_argument("-n", "--limit", type=int, default=20, help="how many (default 20)")
@@ -228,14 +219,7 @@ def _parser() -> argparse.ArgumentParser:
     scores.add_argument("--neighbors", type=int, help="with --compute: k (default 10)")
     _add_json(scores)
     scores.set_defaults(run=_insights_scores)
-
-    leaks = what_insight.add_parser(
-        "leaks",
-        help="items of one slice or tag that are copies of items of another",
-        description="With --a and --b, finds the leaks (a job; it waits) and prints the "
-        "pairs; without them prints the newest report. --remove a|b then takes the leaking "
-        "items out of that side.",
-    )
+    leaks = insight.add_parser("leaks", help="copies across two slices or tags (--a/--b: find)")
     _add_dataset(leaks)
     leaks.add_argument("--a", help="one side: slice:<name>, tag:<name> or a name (e.g. train)")
     leaks.add_argument("--b", help="the other side (e.g. test)")
@@ -555,39 +539,25 @@ if __name__ == "__main__":
 def _insights_scores(client: NucleusClient, args: argparse.Namespace) -> int:
     dataset = client.dataset(args.dataset)
     if args.compute:
-        job = _follow(
-            client,
-            client.insights_scores_start(dataset, model=args.model, neighbors=args.neighbors),
-        )
-        if job.status != "succeeded":
+        start = client.insights_scores_start(dataset, model=args.model, neighbors=args.neighbors)
+        if (job := _follow(client, start)).status != "succeeded":
             _print_job(job)
             return 1
     page = client.insights_scores(
         dataset, sort=args.sort.lstrip("+"), model=args.model, limit=args.limit
     )
     if page["random_weights"]:
+        model = page["run"]["model"]
         print(
-            f"nucleus: warning: model {page['run']['model']!r} has random weights; "
-            "these scores are not semantic",
+            f"nucleus: warning: model {model!r} has random weights; the scores are not semantic",
             file=sys.stderr,
         )
     if args.json:
         _dump(page)
         return 0
-    _table(
-        [
-            ("reference_id", "uniqueness", "representativeness", "outlier"),
-            *(
-                (
-                    r["item"]["reference_id"],
-                    f"{r['uniqueness']:.4f}",
-                    f"{r['representativeness']:.4f}",
-                    f"{r['outlier']:.4f}",
-                )
-                for r in page["results"]
-            ),
-        ]
-    )
+    names = ("uniqueness", "representativeness", "outlier")
+    rows = [(r["item"]["reference_id"], *(f"{r[n]:.4f}" for n in names)) for r in page["results"]]
+    _table([("reference_id", *names), *rows])
     return 0
 
 
@@ -596,10 +566,8 @@ def _insights_leaks(client: NucleusClient, args: argparse.Namespace) -> int:
         raise _UsageError("insights leaks: give both --a and --b, or neither")
     dataset = client.dataset(args.dataset)
     if args.a is not None:
-        job = _follow(
-            client, client.insights_leaks_start(dataset, args.a, args.b, model=args.model)
-        )
-        if job.status != "succeeded":
+        start = client.insights_leaks_start(dataset, args.a, args.b, model=args.model)
+        if (job := _follow(client, start)).status != "succeeded":
             _print_job(job)
             return 1
     report = client.insights_leaks(dataset)
@@ -608,12 +576,8 @@ def _insights_leaks(client: NucleusClient, args: argparse.Namespace) -> int:
     else:
         head = report["report"]
         print(f"{head['pair_count']} leaking pairs between {head['a']} and {head['b']}")
-        _table(
-            [
-                ("a", "b", "evidence", "distance"),
-                *((p["a"], p["b"], p["evidence"], _number(p["distance"])) for p in report["pairs"]),
-            ]
-        )
+        pairs = [(p["a"], p["b"], p["evidence"], _number(p["distance"])) for p in report["pairs"]]
+        _table([("a", "b", "evidence", "distance"), *pairs])
     if args.remove is not None:
         done = client.insights_leaks_remove(dataset, args.remove, report=report["report"]["id"])
         print(f"took {done['removed']} items out of {done['removed_from']}", file=sys.stderr)
