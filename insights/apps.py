@@ -12,9 +12,14 @@ class InsightsConfig(AppConfig):
         # Each signal of the app registers its own section (insights/sections.py), so the
         # page grows by registration, not by editing one view. curation never imports this app.
         from curation.query import register_field
-        from curation.ui.extensions import DatasetTab, dataset_tab_register
+        from curation.ui.extensions import (
+            DatasetTab,
+            SortKey,
+            dataset_tab_register,
+            sort_key_register,
+        )
         from insights import jobs  # noqa: F401  (registers the scores and leaks runners)
-        from insights.query import FIELDS, score_field
+        from insights.query import FIELDS, score_field, score_page
         from insights.sections import Section, section_register
         from insights.selectors import failures_context, leaks_context, scores_context
 
@@ -30,6 +35,8 @@ class InsightsConfig(AppConfig):
         # uniqueness > 0.8, representativeness["clip"] < 0.2, outlier >= 0.9 (insights/query.py).
         for name in FIELDS:
             register_field(name, score_field, bracket=True, bracket_optional=True)
+            # ...and the grid's orders by them (?sort=-uniqueness: most unique first).
+            sort_key_register(SortKey(name, name.capitalize(), score_page(name)))
         section_register(
             Section(
                 key="scores",

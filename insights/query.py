@@ -7,16 +7,18 @@
 
 Each is an EXISTS on the item's ItemScore row of that model, served by the (model, item)
 unique index; an item without a score (no vector, or the job not run) matches no
-comparison. curation never imports this app: InsightsConfig.ready registers the fields.
+comparison. curation never imports this app: InsightsConfig.ready registers the fields,
+and the grid's sort keys (`score_page`: `?sort=-uniqueness`).
 """
 
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from curation.models import Dataset
+from curation.models import Dataset, Item
 from curation.query import FieldCondition
 from embeddings.models import EmbeddingModel
 from embeddings.selectors import default_model_or_none
@@ -80,3 +82,31 @@ def score_field(condition: FieldCondition) -> Q:
 
 
 FIELDS = SCORES
+
+
+def score_page(
+    score: str,
+) -> Callable[[Dataset, QuerySet[Item], bool, int, int], list[tuple[int, float]]]:
+    """The grid's order by a score (curation.ui.extensions.SortKey.page): the view's items
+    that have the score under the model bare `uniqueness` reads, by the (model, dataset,
+    score) index, ties by item id."""
+
+    def page(
+        dataset: Dataset, items: QuerySet[Item], descending: bool, offset: int, limit: int
+    ) -> list[tuple[int, float]]:
+        try:
+            model = scored_model(dataset, None)
+        except ValueError:
+            return []
+        order = (f"-{score}", "-item_id") if descending else (score, "item_id")
+        rows = (
+            ItemScore.objects.filter(
+                model_id=model.pk, dataset_id=dataset.pk, item_id__in=items.values("pk")
+            )
+            .exclude(**{f"{score}__isnull": True})
+            .order_by(*order)
+            .values_list("item_id", score)[offset : offset + limit]
+        )
+        return [(int(i), float(v)) for i, v in rows]
+
+    return page

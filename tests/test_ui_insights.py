@@ -174,3 +174,32 @@ def test_leaks_are_found_shown_and_removed_from_the_page(
         ).status_code
         == 403
     )
+
+
+@pytest.mark.django_db
+def test_the_grid_sorts_by_a_score_and_pages_through_it(
+    dataset: Dataset, alice: User, victor: User
+) -> None:
+    model = custom_model(dataset, 8)
+    items = items_with_vectors(dataset, model, constructed())
+    client = Client()
+    client.force_login(victor)
+    grid = f"/datasets/{dataset.pk}/"
+    assert grid_refs(client, f"{grid}?sort=-uniqueness") == []  # no scores yet: nothing sorted
+    assert job_run(job_id=scores_job_start(dataset=dataset, user=alice, model=model).pk)
+    body = client.get(f"{grid}?sort=-uniqueness&limit=5").content.decode()
+    assert 'data-testid="grid-sort"' in body and '<option value="-uniqueness" selected>' in body
+    first = re.findall(r'data-ref="([^"]+)"', body)
+    assert first[0] == items[40].reference_id and len(first) == 5
+    assert "uniqueness 1.000" in body
+    following = client.get(f"{grid}?sort=-uniqueness&limit=5&page=1").content.decode()
+    assert not set(re.findall(r'data-ref="([^"]+)"', following)) & set(first)
+    lowest = re.findall(
+        r'data-ref="([^"]+)"', client.get(f"{grid}?sort=uniqueness&limit=20").content.decode()
+    )
+    assert set(lowest) == {i.reference_id for i in items[:20]}  # the tight cluster
+    # Sorted within the view's filters.
+    within = f"{grid}?sort=-outlier&query=" + "uniqueness%20%3C%200.5"
+    assert items[40].reference_id not in grid_refs(client, within)
+    response = client.get(f"{grid}?sort=-size")
+    assert response.status_code == 400 and "sort" in response.content.decode()

@@ -1,5 +1,6 @@
 """Parts of the UI's pages that another app fills: similarity search in the grid, an
-item's neighbours and duplicate group, embedding coverage, the random-weights banner.
+item's neighbours and duplicate group, embedding coverage, the random-weights banner,
+the dataset header's tabs and the grid's sort keys.
 
 Curation never imports the embeddings app (see curation.extensions): the embeddings app
 registers its panels here in EmbeddingsConfig.ready(). Without it the pages render with
@@ -8,9 +9,11 @@ no similarity search: no search model, no results, no neighbours, no coverage.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from django.db.models import QuerySet
 
 from curation.models import Dataset, Item
 from curation.ui.state import GridState
@@ -146,15 +149,53 @@ def dataset_tabs() -> list[DatasetTab]:
     return list(_tabs)
 
 
+# A page of a sorted grid: (item id, the value it is sorted by) in order. Given the view's
+# dataset, its items (a queryset of everything its filters keep), whether highest first,
+# and the offset and number of rows wanted.
+SortPage = Callable[[Dataset, "QuerySet[Item]", bool, int, int], list[tuple[int, float]]]
+
+
+@dataclass(frozen=True)
+class SortKey:
+    """An order of the grid another app provides (the insights app's `uniqueness`): the
+    URL's `sort` value is `name` (lowest first) or `-name` (highest first). Items the key
+    has no value for are left out of the sorted view (the grid says so)."""
+
+    name: str
+    label: str
+    page: SortPage
+
+
+_sort_keys: dict[str, SortKey] = {}
+
+
+def sort_key_register(key: SortKey) -> None:
+    """Add an order to the grid's sort menu (from an AppConfig.ready()); once per name."""
+    _sort_keys.setdefault(key.name, key)
+
+
+def sort_keys() -> list[SortKey]:
+    return list(_sort_keys.values())
+
+
+def sort_key_for(sort: str) -> SortKey | None:
+    """The key that a `sort` value (`name` or `-name`) names; None for an unknown one."""
+    return _sort_keys.get(sort.removeprefix("-"))
+
+
 __all__ = [
     "Coverage",
     "DatasetTab",
     "DuplicateTile",
     "NoVectorPanels",
     "Results",
+    "SortKey",
     "VectorPanels",
     "dataset_tab_register",
     "dataset_tabs",
+    "sort_key_for",
+    "sort_key_register",
+    "sort_keys",
     "vector_panels",
     "vector_panels_register",
 ]

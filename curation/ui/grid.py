@@ -19,12 +19,12 @@ from django.utils.html import escape
 from django.views.decorators.http import require_GET, require_safe
 
 from curation import facets, selectors, vocabulary
-from curation.errors import CurationError, InvalidInput
+from curation.errors import CurationError, InvalidInput, invalid_field
 from curation.filters import parse_value
 from curation.models import Dataset, Item, Role, Slice
 from curation.storage import media_url
 from curation.ui.charts import number_label
-from curation.ui.extensions import Results, vector_panels
+from curation.ui.extensions import Results, sort_key_for, sort_keys, vector_panels
 from curation.ui.http import dataset_or_404, html_errors
 from curation.ui.overlays import BoxLabel, Colours, Shape, box_labels, describe, shapes_of
 from curation.ui.query import query_error_of
@@ -46,6 +46,7 @@ class Tile:
     open_url: str = ""
     similar_url: str = ""
     is_query: bool = False
+    sort_value: str = ""  # the value a sorted view orders by, as the tile shows it
 
     @property
     def box_labels(self) -> list[BoxLabel]:
@@ -304,6 +305,31 @@ def _id_listing(state: GridState, base: str) -> tuple[list[Tile], dict[str, str]
     }
 
 
+def _sorted_listing(state: GridState, base: str) -> tuple[list[Tile], dict[str, str]]:
+    """One page of the view's items in the order of a registered sort key."""
+    key = sort_key_for(state.sort)
+    if key is None:
+        names = ", ".join(k.name for k in sort_keys()) or "none in this installation"
+        raise invalid_field("sort", f"unknown order; the grid sorts by: {names}")
+    descending = state.sort.startswith("-")
+    rows = key.page(
+        state.dataset, state.items(), descending, state.page * state.limit, state.limit + 1
+    )
+    has_more = len(rows) > state.limit
+    rows = rows[: state.limit]
+    items = selectors.items_in_order([item_id for item_id, _ in rows])
+    values = dict(rows)
+    tiles = _tiles(state, [(i, None) for i in items], base)
+    for tile in tiles:
+        tile.sort_value = f"{key.name} {values[tile.item.pk]:.3f}"
+    return tiles, {
+        "next": state.url(base, {"page": state.page + 1}) if has_more else "",
+        "previous": state.url(base, {"page": state.page - 1 if state.page > 1 else None})
+        if state.page
+        else "",
+    }
+
+
 def _search_listing(
     state: GridState, results: Results, base: str
 ) -> tuple[list[Tile], dict[str, str]]:
@@ -355,6 +381,8 @@ def grid_render(
         elif state.search_mode:
             results = vector_panels().grid_results(state)
             tiles, pager = _search_listing(state, results, base)
+        elif state.sort:
+            tiles, pager = _sorted_listing(state, base)
         else:
             tiles, pager = _id_listing(state, base)
     except InvalidInput as exc:
@@ -398,6 +426,11 @@ def grid_render(
         "models": selectors.model_choices(dataset=dataset),
         "tile_px": TILE_SIZES[state.size],
         "size_links": {s: state.url(base, {"size": s}) for s in TILE_SIZES},
+        "sort_choices": [
+            (f"{d}{k.name}", f"{k.label} {arrow}")
+            for k in sort_keys()
+            for d, arrow in (("-", "↓"), ("", "↑"))
+        ],
         "view_query": state.querystring(drop=("after", "before", "page", "refresh")),
         "can_curate": can_curate,
         "effective_query": saved_query,

@@ -12,6 +12,8 @@ Parameters (all optional):
 - ``text``, ``like`` (an item id), ``image`` (an uploaded query image): similarity search
   within the filtered items, best first, paged with ``page``;
 - ``after`` / ``before``: keyset cursors (item ids) of the id-ordered listing;
+- ``sort``: an order another app registered (curation.ui.extensions.sort_key_register),
+  ``name`` lowest first or ``-name`` highest first, paged with ``page``;
 - ``model``: draw that model's predictions in the grid; ``conf``: draw predictions (the
   grid's and the item page's) at or above that confidence, 0 to 1, 0.5 when absent;
 - ``size``: tile size (s, m, l); ``limit``: items per page.
@@ -112,6 +114,7 @@ class GridState:
         self.after = _int(params.get("after"), "after")
         self.before = _int(params.get("before"), "before")
         self.page = _int(params.get("page"), "page") or 0
+        self.sort = params.get("sort", "").strip()
         self.model_id = _int(params.get("model"), "model", minimum=1)
         self.conf = confidence_of(params)
         size = params.get("size", "m")
