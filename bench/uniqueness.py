@@ -78,6 +78,7 @@ def main() -> None:
     total = time.perf_counter() - started
     assert job is not None and job.status == "succeeded", job and job.message
     run = ScoreRun.objects.get(pk=job.result["run"])
+    print("phases (s):", job.result["timings"])
 
     # The k-NN batches alone (the part that grows with the index), on 10 batches.
     from embeddings.models import Embedding

@@ -134,19 +134,27 @@ def _side_of(dataset: Dataset, stored: Sequence[str], field: str) -> Side:
 
 
 def _exact_insert(report: LeakReport, a_items: Any, b_items: Any) -> None:
-    """The pairs of the same item on both sides and of equal content hashes, in one go."""
+    """The pairs of the same item on both sides, then of equal content hashes: two
+    set-based statements (the second a hash join on sha256)."""
     a_sql, a_params = item_ids_sql(a_items)
     b_sql, b_params = item_ids_sql(b_items)
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
             INSERT INTO insights_leakpair (report_id, item_a_id, item_b_id, evidence, distance)
-            SELECT %s, x.id, y.id,
-                CASE WHEN x.id = y.id THEN 'same_item' ELSE 'exact' END, 0
+            SELECT %s, x.id, x.id, 'same_item', 0 FROM curation_item x
+            WHERE x.dataset_id = %s AND x.id IN ({a_sql}) AND x.id IN ({b_sql})
+            ON CONFLICT DO NOTHING
+            """,
+            [report.pk, report.dataset_id, *a_params, *b_params],
+        )
+        cursor.execute(
+            f"""
+            INSERT INTO insights_leakpair (report_id, item_a_id, item_b_id, evidence, distance)
+            SELECT %s, x.id, y.id, 'exact', 0
             FROM curation_item x JOIN curation_item y
-                ON y.dataset_id = x.dataset_id
-                AND (y.id = x.id OR (x.sha256 <> '' AND y.sha256 = x.sha256))
-            WHERE x.dataset_id = %s AND x.id IN ({a_sql}) AND y.id IN ({b_sql})
+                ON y.dataset_id = x.dataset_id AND y.sha256 = x.sha256 AND y.id <> x.id
+            WHERE x.dataset_id = %s AND x.sha256 <> '' AND x.id IN ({a_sql}) AND y.id IN ({b_sql})
             ON CONFLICT DO NOTHING
             """,
             [report.pk, report.dataset_id, *a_params, *b_params],

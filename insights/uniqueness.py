@@ -254,12 +254,16 @@ def scores_run(ctx: JobContext) -> dict[str, Any]:
         ctx.set_total(2 * state["total"])
     if state["total"] < 2:
         raise NotFound("Scores need at least two items with vectors of this model.")
+    # Where this process's time went (a resumed job's result shows its own part only).
+    timings = dict.fromkeys(("centres", "knn_queries", "knn_writes", "lof", "normalise"), 0.0)
+    clock = time.monotonic()
     vec.vector_index_ensure(model=model, dataset=dataset)
     if not run.centres:
         centres = _centres(run, model, dataset)
         run.centres = [vec.vector_literal(c) for c in centres]
         run.centroids = len(centres)
         run.save(update_fields=["centres", "centroids"])
+    timings["centres"] = time.monotonic() - clock
 
     started = time.monotonic()
     while state["phase"] == "knn":
@@ -271,16 +275,19 @@ def scores_run(ctx: JobContext) -> dict[str, Any]:
         if not ids:
             state = {**state, "phase": "lof", "last_id": 0}
             break
+        clock = time.monotonic()
         rows = batch_scores(run, model, ids, run.centres)
+        timings["knn_queries"] += time.monotonic() - clock
         state = {
             **state,
             "last_id": ids[-1],
             "done": state["done"] + len(ids),
             "seconds": state["seconds"] + time.monotonic() - started,
         }
-        started = time.monotonic()
+        started = clock = time.monotonic()
         with ctx.checkpoint(done=state["done"], state=state):
             ItemScore.objects.bulk_create(rows, ignore_conflicts=True)
+        timings["knn_writes"] += time.monotonic() - clock
 
     scores = ItemScore.objects.filter(run=run)
     while state["phase"] == "lof":
@@ -294,11 +301,14 @@ def scores_run(ctx: JobContext) -> dict[str, Any]:
             break
         low = state["last_id"]
         state = {**state, "last_id": chunk[-1], "done": state["done"] + len(chunk)}
+        clock = time.monotonic()
         with ctx.checkpoint(done=state["done"], state=state), connection.cursor() as cursor:
             cursor.execute(_LOF_SQL, [run.pk, low, chunk[-1]])
+        timings["lof"] += time.monotonic() - clock
 
     elapsed = state["seconds"] + time.monotonic() - started
     state = {**state, "phase": "done", "seconds": elapsed}
+    clock = time.monotonic()
     with ctx.checkpoint(done=state["done"], state=state), connection.cursor() as cursor:
         cursor.execute(_NORMALISE_SQL, [run.pk, run.pk])
         run.item_count = scores.count()
@@ -306,6 +316,7 @@ def scores_run(ctx: JobContext) -> dict[str, Any]:
         run.finished = timezone.now()
         run.seconds = elapsed
         run.save(update_fields=["item_count", "status", "finished", "seconds"])
+    timings["normalise"] = time.monotonic() - clock
     return {
         "run": run.pk,
         "model": model.name,
@@ -314,4 +325,5 @@ def scores_run(ctx: JobContext) -> dict[str, Any]:
         "centres": run.centroids,
         "random_weights": run.random_weights,
         "seconds": round(elapsed, 3),
+        "timings": {k: round(v, 3) for k, v in timings.items()},
     }
