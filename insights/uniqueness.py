@@ -214,18 +214,21 @@ _LOF_SQL = """
     WHERE s.id = x.id
 """
 
+_RANGE_SQL = """
+    SELECT max(knn_distance), min(centroid_similarity), max(centroid_similarity)
+    FROM insights_itemscore WHERE run_id = %s
+"""
+
+# The range is read first and bound: as a subquery joined into the UPDATE, the planner
+# (with no statistics yet on rows inserted moments ago) re-ran its aggregate for every
+# row: 170 s instead of 2 at 20,000 items.
 _NORMALISE_SQL = """
     UPDATE insights_itemscore s SET
-        uniqueness = CASE WHEN m.knn_max > 0 THEN s.knn_distance / m.knn_max ELSE 0 END,
-        representativeness = CASE WHEN m.sim_max > m.sim_min
-            THEN (s.centroid_similarity - m.sim_min) / (m.sim_max - m.sim_min) ELSE 1 END,
+        uniqueness = CASE WHEN %(knn_max)s > 0 THEN s.knn_distance / %(knn_max)s ELSE 0 END,
+        representativeness = CASE WHEN %(sim_max)s > %(sim_min)s
+            THEN (s.centroid_similarity - %(sim_min)s) / (%(sim_max)s - %(sim_min)s) ELSE 1 END,
         outlier = 1 - 1 / greatest(coalesce(s.lof, 1), 1)
-    FROM (
-        SELECT max(knn_distance) AS knn_max, min(centroid_similarity) AS sim_min,
-            max(centroid_similarity) AS sim_max
-        FROM insights_itemscore WHERE run_id = %s
-    ) m
-    WHERE s.run_id = %s
+    WHERE s.run_id = %(run)s
 """
 
 
@@ -310,7 +313,10 @@ def scores_run(ctx: JobContext) -> dict[str, Any]:
     state = {**state, "phase": "done", "seconds": elapsed}
     clock = time.monotonic()
     with ctx.checkpoint(done=state["done"], state=state), connection.cursor() as cursor:
-        cursor.execute(_NORMALISE_SQL, [run.pk, run.pk])
+        cursor.execute(_RANGE_SQL, [run.pk])
+        knn_max, sim_min, sim_max = cursor.fetchone()
+        bounds = {"knn_max": knn_max or 0.0, "sim_min": sim_min or 0.0, "sim_max": sim_max or 0.0}
+        cursor.execute(_NORMALISE_SQL, {**bounds, "run": run.pk})
         run.item_count = scores.count()
         run.status = ScoreRun.Status.FINISHED
         run.finished = timezone.now()
