@@ -532,10 +532,6 @@ def _print_evaluation(run: dict[str, Any]) -> None:
     _table([("label", "ap", "ap50", "tp", "fp", "fn"), *rows])
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def _insights_scores(client: NucleusClient, args: argparse.Namespace) -> int:
     dataset = client.dataset(args.dataset)
     if args.compute:
@@ -582,3 +578,7 @@ def _insights_leaks(client: NucleusClient, args: argparse.Namespace) -> int:
         done = client.insights_leaks_remove(dataset, args.remove, report=report["report"]["id"])
         print(f"took {done['removed']} items out of {done['removed_from']}", file=sys.stderr)
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
