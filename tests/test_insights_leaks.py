@@ -210,3 +210,41 @@ def test_viewers_read_curators_act_strangers_see_nothing(
     done = curator.post(remove, {"side": "b"}, format="json")
     assert done.status_code == 200 and done.json()["removed"] == 3
     assert viewer.get(api(dataset)).json()["pairs"] == []
+
+
+class Crash(BaseException):
+    pass
+
+
+def test_the_job_resumes_where_it_stopped(
+    dataset: Dataset, alice: User, splits: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from embeddings import duplicate_candidates
+    from insights import leaks
+
+    more = [jpeg_bytes(seed, SIZE) for seed in range(100, 700)]
+    refs = [f"extra-{i}" for i in range(len(more))]
+    extra = items_with_images(dataset, len(more), payloads=more, reference_ids=refs)
+    hashed(extra, more)
+    tag_add(dataset=dataset, name="train", reference_ids=refs)  # train: 604 items, 2 batches
+    asked: list[list[int]] = []
+    real = duplicate_candidates.hash_pairs
+
+    def crash_on_second_batch(search: Any, batch: Any, candidates: int) -> Any:
+        asked.append([i for i, _, _ in batch])
+        if len(asked) == 2:
+            raise Crash()
+        return real(search, batch, candidates)
+
+    monkeypatch.setattr(leaks.candidates, "hash_pairs", crash_on_second_batch)
+    job = leaks_job_start(dataset=dataset, user=alice, a="train", b="test", model=None)
+    with pytest.raises(Crash):
+        job_run(job_id=job.pk)
+    finished = job_run(job_id=job.pk)
+    assert finished is not None and finished.status == JobStatus.SUCCEEDED, finished.message
+    assert not set(asked[0]) & {i for batch in asked[2:] for i in batch}
+    assert report_pairs(dataset) == {
+        ("t0", "copy-of-t0", "exact"),
+        ("t1", "resized-t1", "phash"),
+        ("t2", "t2", "same_item"),
+    }
