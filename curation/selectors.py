@@ -527,3 +527,9 @@ def jobs_listed(
     if before is not None:
         jobs = jobs.filter(id__lt=before)
     return list(jobs[:limit])
+
+
+def items_in_order(item_ids: Sequence[int]) -> list[Item]:
+    """The items of `item_ids` in that order (those deleted meanwhile left out)."""
+    found = Item.objects.in_bulk(list(item_ids))
+    return [found[i] for i in item_ids if i in found]

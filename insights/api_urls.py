@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver, include, path
 
-dataset_urls: list[URLPattern | URLResolver] = []
+from insights import api
+
+dataset_urls: list[URLPattern | URLResolver] = [
+    path("insights/scores", api.ScoresView.as_view(), name="api-insights-scores"),
+    path("insights/leaks", api.LeaksView.as_view(), name="api-insights-leaks"),
+    path("insights/leaks/remove", api.LeaksRemoveView.as_view(), name="api-insights-leaks-remove"),
+]
 
 urlpatterns = [path("datasets/<int:dataset_id>/", include(dataset_urls))]

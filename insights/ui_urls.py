@@ -12,4 +12,7 @@ DS = "datasets/<int:dataset_id>"
 
 urlpatterns = [
     path(f"{DS}/insights/", ui.insights_page, name="page"),
+    path(f"{DS}/insights/scores/start", ui.scores_start, name="scores-start"),
+    path(f"{DS}/insights/leaks/start", ui.leaks_start, name="leaks-start"),
+    path(f"{DS}/insights/leaks/remove", ui.leaks_remove_side, name="leaks-remove"),
 ]

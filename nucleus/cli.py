@@ -24,9 +24,20 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-from nucleus.client import Job, NucleusAPIError, NucleusClient, NucleusError
+from nucleus.cli_common import UsageError as _UsageError
+from nucleus.cli_common import add_dataset as _add_dataset
+from nucleus.cli_common import add_json as _add_json
+from nucleus.cli_common import dump as _dump
+from nucleus.cli_common import follow as _follow
+from nucleus.cli_common import job_anywhere as _job_anywhere
+from nucleus.cli_common import number as _number
+from nucleus.cli_common import print_job as _print_job
+from nucleus.cli_common import progress_text as _progress_text
+from nucleus.cli_common import table as _table
+from nucleus.cli_insights import add_insights_parser
+from nucleus.client import NucleusAPIError, NucleusClient, NucleusError
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 _FORMAT_BY_SUFFIX = {".jsonl": "manifest", ".ndjson": "manifest", ".json": "coco"}
@@ -45,10 +56,6 @@ _STAT_NAMES = (
     "mar_medium",
     "mar_large",
 )
-
-
-class _UsageError(Exception):
-    pass
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -226,26 +233,9 @@ def _parser() -> argparse.ArgumentParser:
     test.add_argument("--model", required=True, help="model name or id")
     _add_json(test)
     test.set_defaults(run=_test)
+
+    add_insights_parser(commands)
     return parser
-
-
-def _add_dataset(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", required=True, help="dataset name or id")
-
-
-def _add_json(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-
-
-def _table(rows: Sequence[Sequence[Any]], out: TextIO | None = None) -> None:
-    """Print tab-separated rows, the first being the header."""
-    out = out or sys.stdout
-    for row in rows:
-        print("\t".join("" if v is None else str(v) for v in row), file=out)
-
-
-def _dump(value: Any) -> None:
-    print(json.dumps(value, indent=2, default=str))
 
 
 # ----------------------------------------------------------------------------- commands
@@ -482,59 +472,9 @@ def _slice_ref(raw: str | None) -> str | int | None:
     return int(raw) if raw is not None and raw.isdigit() else raw
 
 
-def _job_anywhere(client: NucleusClient, job_id: int) -> Job:
-    """Find a job by id in whichever of your datasets it belongs to."""
-    for dataset in client.datasets():
-        try:
-            return client.job(dataset, job_id)
-        except NucleusAPIError as exc:
-            if exc.status != 404:
-                raise
-    raise NucleusAPIError(404, "not_found", f"No job {job_id} in any dataset you can see.")
-
-
-def _follow(client: NucleusClient, job: Job) -> Job:
-    """Wait for a job with a progress bar on stderr; return it finished."""
-    from tqdm import tqdm
-
-    with tqdm(
-        total=job.total, desc=f"{job.kind} job {job.id}", unit="item", file=sys.stderr
-    ) as bar:
-
-        def show(current: Job) -> None:
-            if current.total is not None and bar.total != current.total:
-                bar.total = current.total
-            bar.update(current.done - bar.n)
-            bar.set_postfix(status=current.status, errors=current.error_count)
-
-        return client.job_wait(job.dataset_id, job, progress=show)
-
-
-def _progress_text(job: Job) -> str:
-    return f"{job.done}/{job.total}" if job.total is not None else str(job.done)
-
-
-def _print_job(job: Job) -> None:
-    print(
-        f"job {job.id} ({job.kind}): {job.status}, {_progress_text(job)} done, "
-        f"{job.error_count} errors"
-    )
-    if job.message:
-        print(f"  {job.message}")
-    for error in job.errors[:20]:
-        where = error.get("reference_id") or error.get("path") or ""
-        print(f"  {where}: {error.get('message')}" if where else f"  {error.get('message')}")
-    if job.error_count > 20:
-        print(f"  ... {job.error_count - 20} more errors")
-
-
 def _model_ref(raw: str) -> str | int:
     """A model (or suite) named on the command line: its name, or its id when all digits."""
     return int(raw) if raw.isdigit() else raw
-
-
-def _number(value: Any) -> str:
-    return "" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 def _print_evaluation(run: dict[str, Any]) -> None:

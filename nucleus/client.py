@@ -1349,6 +1349,70 @@ class NucleusClient:
             data=answer,
         )
 
+    # ------------------------------------------------------------------ insights
+
+    def insights_scores_start(
+        self, dataset: DatasetRef, *, model: str | None = None, neighbors: int | None = None
+    ) -> Job:
+        """Start computing uniqueness, representativeness and outlier scores (a job)."""
+        body = {k: v for k, v in {"model": model, "neighbors": neighbors}.items() if v is not None}
+        path = f"datasets/{self._dataset_id(dataset)}/insights/scores"
+        return Job.from_json(self._post(path, body))
+
+    def insights_scores(
+        self,
+        dataset: DatasetRef,
+        *,
+        sort: str = "-uniqueness",
+        model: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> JSON:
+        """A page of items ranked by a score (`-uniqueness`: most unique first; also
+        representativeness and outlier, `-` for descending); `random_weights` says when
+        the scores mean nothing."""
+        params: dict[str, Any] = {"sort": sort, "limit": limit, "offset": offset}
+        if model is not None:
+            params["model"] = model
+        return dict(self._get(f"datasets/{self._dataset_id(dataset)}/insights/scores", params))
+
+    def insights_leaks_start(
+        self, dataset: DatasetRef, a: str, b: str, *, model: str | None = None
+    ) -> Job:
+        """Start a leak report between two sides: `slice:<name>`, `tag:<name>` or a name."""
+        body: dict[str, Any] = {"a": a, "b": b}
+        if model is not None:
+            body["model"] = model
+        path = f"datasets/{self._dataset_id(dataset)}/insights/leaks"
+        return Job.from_json(self._post(path, body))
+
+    def insights_leaks(
+        self, dataset: DatasetRef, *, report: int | None = None, limit: int = 1000
+    ) -> JSON:
+        """A leak report (the newest unless `report` is given) with all its pairs."""
+        path = f"datasets/{self._dataset_id(dataset)}/insights/leaks"
+        params: dict[str, Any] = {"limit": limit, "offset": 0}
+        if report is not None:
+            params["report"] = report
+        page = dict(self._get(path, params))
+        pairs = list(page["pairs"])
+        while page.get("next_offset") is not None:
+            params["offset"] = page["next_offset"]
+            page = dict(self._get(path, params))
+            pairs.extend(page["pairs"])
+        return {**page, "offset": 0, "next_offset": None, "pairs": pairs}
+
+    def insights_leaks_remove(
+        self, dataset: DatasetRef, side: str, *, report: int | None = None
+    ) -> JSON:
+        """Take a report's leaking items out of side `a` or `b` (untag, or remove from
+        the slice)."""
+        body: dict[str, Any] = {"side": side}
+        if report is not None:
+            body["report"] = report
+        path = f"datasets/{self._dataset_id(dataset)}/insights/leaks/remove"
+        return dict(self._post(path, body))
+
 
 # ---------------------------------------------------------------------------- helpers
 

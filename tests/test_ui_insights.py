@@ -10,8 +10,19 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from curation.models import Dataset, Item
+from curation.jobs import job_run
+from curation.models import Dataset, Item, Job, JobStatus
+from curation.services import tag_add
+from embeddings.models import EmbeddingModel
 from evaluation.models import EvaluationMatch, EvaluationRun
+from insights.uniqueness import scores_job_start
+from tests.embedding_factories import (
+    custom_model,
+    items_with_images,
+    items_with_vectors,
+    jpeg_bytes,
+)
+from tests.test_insights_scores import constructed
 from tests.ui_factories import evaluated, outcome_world
 
 
@@ -74,3 +85,123 @@ def test_a_stranger_sees_no_insights(dataset: Dataset, charlie: User) -> None:
     client = Client()
     client.force_login(charlie)
     assert client.get(f"/datasets/{dataset.pk}/insights/").status_code == 404
+
+
+# --------------------------------------------- uniqueness, representativeness, outliers
+
+
+@pytest.mark.django_db
+def test_the_scores_section_links_each_bar_and_picture_to_the_grid(
+    dataset: Dataset, alice: User, victor: User
+) -> None:
+    model = custom_model(dataset, 8)
+    items = items_with_vectors(dataset, model, constructed())
+    job = scores_job_start(dataset=dataset, user=alice, model=model, neighbors=5)
+    assert job_run(job_id=job.pk).status == JobStatus.SUCCEEDED
+    client = Client()
+    client.force_login(victor)
+    body = page(client, dataset)
+    assert 'data-section="scores"' in body and 'data-testid="scores-random"' not in body
+    assert 'data-testid="scores-start"' not in body  # a viewer computes nothing
+    section = body[body.index('data-score="uniqueness"') : body.index('data-score="outlier"')]
+    bars = re.findall(r'class="insights-bar" href="([^"]+)".*?<em>(\d+)</em>', section)
+    assert len(bars) == 10 and sum(int(n) for _, n in bars) == 41
+    for url, count in bars:  # each bar opens the grid on exactly its items
+        assert len(grid_refs(client, html.unescape(url))) == int(count)
+    top = re.findall(
+        r'data-testid="ranked">\s*<a href="[^"]+" title="[^"]+" data-ref="([^"]+)"', section
+    )
+    assert top == [items[40].reference_id]
+
+
+@pytest.mark.django_db
+def test_a_curator_computes_scores_from_the_page_and_random_weights_are_flagged(
+    dataset: Dataset, bob: User
+) -> None:
+    model = custom_model(dataset, 8)
+    items_with_vectors(dataset, model, constructed())
+    EmbeddingModel.objects.filter(pk=model.pk).update(random_weights=True)
+    client = Client()
+    client.force_login(bob)
+    body = page(client, dataset)
+    assert 'data-testid="no-scores"' in body and 'data-testid="scores-start"' in body
+    response = client.post(f"/datasets/{dataset.pk}/insights/scores/start")
+    assert response.status_code == 302
+    job = Job.objects.get(kind="insights_scores")
+    assert job_run(job_id=job.pk).status == JobStatus.SUCCEEDED
+    assert 'data-testid="scores-random"' in page(client, dataset)
+
+
+# ------------------------------------------------------------------ leaks between splits
+
+
+@pytest.mark.django_db
+def test_leaks_are_found_shown_and_removed_from_the_page(
+    dataset: Dataset, bob: User, victor: User
+) -> None:
+    payloads = [jpeg_bytes(1, (96, 80)), jpeg_bytes(1, (96, 80)), jpeg_bytes(2, (96, 80))]
+    items_with_images(dataset, 3, payloads=payloads, reference_ids=["a", "a-copy", "b"])
+    tag_add(dataset=dataset, name="train", reference_ids=["a", "b"])
+    tag_add(dataset=dataset, name="test", reference_ids=["a-copy"])
+    viewer, curator = Client(), Client()
+    viewer.force_login(victor)
+    curator.force_login(bob)
+    assert 'data-testid="leaks-form"' not in page(viewer, dataset)
+    assert 'data-testid="leaks-form"' in page(curator, dataset)
+    same = curator.post(
+        f"/datasets/{dataset.pk}/insights/leaks/start", {"a": "tag:train", "b": "tag:train"}
+    )
+    assert same.status_code == 302 and not Job.objects.filter(kind="insights_leaks").exists()
+    curator.post(
+        f"/datasets/{dataset.pk}/insights/leaks/start", {"a": "tag:train", "b": "tag:test"}
+    )
+    assert job_run(job_id=Job.objects.get(kind="insights_leaks").pk).status == JobStatus.SUCCEEDED
+    body = page(viewer, dataset)
+    assert re.findall(r'<tr data-evidence="(\w+)">', body) == ["exact"]
+    assert 'data-testid="remove-b"' not in body
+    body = page(curator, dataset)
+    report = re.search(r'name="report" value="(\d+)"', body)
+    assert report is not None
+    removed = curator.post(
+        f"/datasets/{dataset.pk}/insights/leaks/remove", {"report": report.group(1), "side": "b"}
+    )
+    assert removed.status_code == 302
+    assert not Item.objects.filter(reference_id="a-copy", tag_links__tag__name="test").exists()
+    assert (
+        viewer.post(
+            f"/datasets/{dataset.pk}/insights/leaks/remove",
+            {"report": report.group(1), "side": "a"},
+        ).status_code
+        == 403
+    )
+
+
+@pytest.mark.django_db
+def test_the_grid_sorts_by_a_score_and_pages_through_it(
+    dataset: Dataset, alice: User, victor: User
+) -> None:
+    model = custom_model(dataset, 8)
+    items = items_with_vectors(dataset, model, constructed())
+    client = Client()
+    client.force_login(victor)
+    grid = f"/datasets/{dataset.pk}/"
+    early = client.get(f"{grid}?sort=uniqueness")  # no scores yet: a 400 that says so
+    assert early.status_code == 400 and "No item has scores yet" in early.content.decode()
+    assert job_run(job_id=scores_job_start(dataset=dataset, user=alice, model=model).pk)
+    body = client.get(f"{grid}?sort=uniqueness&order=desc&limit=5").content.decode()
+    first = re.findall(r'data-ref="([^"]+)"', body)
+    assert first[0] == items[40].reference_id and len(first) == 5
+    assert re.search(r'data-testid="sort-value"[^>]*>1</span>', body)  # the lone item: 1.0
+    following = re.search(r'<a class="button" href="([^"]+)" rel="next">', body)
+    assert following is not None
+    second = client.get(html.unescape(following.group(1))).content.decode()
+    assert not set(re.findall(r'data-ref="([^"]+)"', second)) & set(first)
+    lowest = re.findall(
+        r'data-ref="([^"]+)"', client.get(f"{grid}?sort=uniqueness&limit=20").content.decode()
+    )
+    assert set(lowest) == {i.reference_id for i in items[:20]}  # the tight cluster
+    # Sorted within the view's filters.
+    within = f"{grid}?sort=outlier&order=desc&query=" + "uniqueness%20%3C%200.5"
+    assert items[40].reference_id not in grid_refs(client, within)
+    response = client.get(f"{grid}?sort=size")
+    assert response.status_code == 400 and "<code>sort</code>" in response.content.decode()

@@ -306,6 +306,9 @@ _REGISTERED: dict[str, FieldHandler] = {}
 _BRACKETED: set[str] = set()
 # Registered fields that have a value per item (a number), so they can sort the grid.
 _VALUES: dict[str, ValueHandler] = {}
+# Of those, the ones where the name may be left out (the handler then picks a default,
+# as predictions without [<model>] takes the dataset's only model).
+_BRACKET_OPTIONAL: set[str] = set()
 
 BUILTIN_FIELDS = (
     "metadata",
@@ -327,12 +330,15 @@ def register_field(
     handler: FieldHandler,
     *,
     bracket: bool = False,
+    bracket_optional: bool = False,
     value: ValueHandler | None = None,
 ) -> None:
     """Add a field to the language, e.g. ``near_duplicate = true`` from the embeddings app.
 
     With `bracket`, the field names something first, as ``eval[<run>].fp >= 1`` does: the
     handler gets it as FieldCondition.key, and the field without it is an error. With
+    `bracket_optional` too, the name may be left out (``uniqueness > 0.8`` as well as
+    ``uniqueness["clip"] > 0.8``): the handler gets key None and picks a default. With
     `value`, the field also has a value per item, so it can sort (`sort_expression`).
     """
     if name in BUILTIN_FIELDS:
@@ -342,10 +348,20 @@ def register_field(
         _BRACKETED.add(name)
     else:
         _BRACKETED.discard(name)
+    if bracket and bracket_optional:
+        _BRACKET_OPTIONAL.add(name)
+    else:
+        _BRACKET_OPTIONAL.discard(name)
     if value is not None:
         _VALUES[name] = value
     else:
         _VALUES.pop(name, None)
+
+
+def value_fields() -> list[str]:
+    """Registered fields with a value per item that need no name in brackets (the
+    insights app's `uniqueness`): sort keys a UI can suggest as they are."""
+    return [n for n in _VALUES if n not in _BRACKETED or n in _BRACKET_OPTIONAL]
 
 
 def field_names() -> list[str]:
@@ -609,11 +625,12 @@ class Compiler:
         if head in _REGISTERED:
             key = None
             if head in _BRACKETED:
-                if not segments or not segments[0].bracket:
+                if segments and segments[0].bracket:
+                    key, segments = segments[0].name, segments[1:]
+                elif head not in _BRACKET_OPTIONAL:
                     raise self.error(
                         f"Name what '{head}' is about at {{where}}: {head}[...].", span
                     )
-                key, segments = segments[0].name, segments[1:]
             return CustomField(head, tuple(s.name for s in segments), _REGISTERED[head], span, key)
         if not segments:
             return BareWord(head, span)
@@ -1226,4 +1243,5 @@ __all__ = [
     "query_names",
     "register_field",
     "sort_expression",
+    "value_fields",
 ]

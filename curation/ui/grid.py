@@ -24,6 +24,7 @@ from curation import facets, paging, selectors, vocabulary
 from curation.errors import CurationError, InvalidInput
 from curation.filters import parse_value
 from curation.models import Dataset, Item, Role, Slice
+from curation.query.compiler import value_fields
 from curation.query.parser import quote_name
 from curation.storage import media_url
 from curation.ui.charts import number_label
@@ -308,6 +309,7 @@ def sort_keys(models: list[str]) -> list[str]:
     return [
         "annotations.count",
         *(f"predictions[{quote_name(name)}].confidence" for name in models[:10]),
+        *value_fields(),
         "width * height",
         "created",
         "reference_id",

@@ -60,3 +60,31 @@ def scenes(dataset: Dataset) -> list[Item]:
     from tests.ui_factories import populate
 
     return populate(dataset, 36)
+
+
+@pytest.fixture
+def scored_splits(dataset: Dataset) -> dict[str, Any]:
+    """41 pictures with constructed vectors (a tight cluster, a loose one, one alone) under
+    a custom model, and an exact copy of the first picture (whose vector sits in the loose
+    cluster); train (the tight cluster and the lone item) and test (some of the loose
+    cluster, the copy and the lone item) share the lone item and the copied picture."""
+    import numpy as np
+
+    from curation.services import tag_add
+    from embeddings import vectors as vec
+    from tests.embedding_factories import custom_model, items_with_images, jpeg_bytes
+    from tests.test_insights_scores import DIM, constructed
+
+    payloads = [jpeg_bytes(seed, (96, 80)) for seed in range(41)]
+    payloads.append(payloads[0])  # an exact copy of the first picture
+    refs = [f"scene-{i:02d}" for i in range(41)] + ["scene-00-copy"]
+    items = items_with_images(dataset, len(payloads), payloads=payloads, reference_ids=refs)
+    model = custom_model(dataset, DIM)
+    rows = np.vstack([constructed(), constructed()[20:21]])
+    vec.vectors_write(
+        model=model, dataset=dataset, item_ids=[i.pk for i in items], vectors=vec.normalize(rows)
+    )
+    vec.vector_index_ensure(model=model, dataset=dataset)
+    tag_add(dataset=dataset, name="train", reference_ids=[*refs[:20], "scene-40"])
+    tag_add(dataset=dataset, name="test", reference_ids=[*refs[21:25], "scene-40", "scene-00-copy"])
+    return {"model": model, "items": items}
