@@ -301,6 +301,13 @@ def items_keyset_page(
     return KeysetPage(rows[:limit], has_next=len(rows) > limit, has_previous=after is not None)
 
 
+def items_in_order(*, dataset: Dataset, item_ids: Sequence[int]) -> list[Item]:
+    """The dataset's items of `item_ids`, in that order (ids of other or deleted items are
+    left out)."""
+    found = Item.objects.filter(dataset=dataset, pk__in=list(item_ids)).in_bulk()
+    return [found[i] for i in item_ids if i in found]
+
+
 def item_neighbour_ids(items: QuerySet[Item], *, item_id: int) -> tuple[int | None, int | None]:
     """The ids of the items of `items` just before and just after `item_id`, in id order."""
     before = items.filter(id__lt=item_id).order_by("-id").values_list("id", flat=True).first()
@@ -313,7 +320,7 @@ def annotations_drawn(*, item_ids: Sequence[int]) -> list[Mapping[str, Any]]:
     return list(
         Annotation.objects.filter(item_id__in=item_ids)
         .exclude(kind="segmentation")
-        .values("item_id", "kind", "label", "geometry")
+        .values("id", "item_id", "kind", "label", "geometry")
     )
 
 
@@ -351,7 +358,7 @@ def predictions_drawn(
             item_id__in=item_ids, model_id=model_id, confidence__gte=min_confidence
         )
         .exclude(kind="segmentation")
-        .values("item_id", "kind", "label", "geometry", "confidence")
+        .values("id", "item_id", "kind", "label", "geometry", "confidence")
     )
 
 

@@ -16,10 +16,12 @@ import difflib
 
 from django.db.models import OuterRef, Q
 
-from curation.query import FieldCondition, count_condition
+from curation.models import Dataset
+from curation.query import FieldCondition, FieldHelp, count_condition
 from evaluation.models import EvaluationMatch, EvaluationRun, Outcome
 
 FIELD = "eval"
+MAX_RUN_NAMES = 1000
 OUTCOMES = tuple(o.value for o in Outcome)
 _OPS = ("=", "!=", "<", "<=", ">", ">=")
 
@@ -42,6 +44,16 @@ def _run(condition: FieldCondition) -> EvaluationRun:
     )
 
 
+def run_names(dataset: Dataset) -> list[str]:
+    """The dataset's run names, for the query bar's completion after `eval[` (by name, at
+    most MAX_RUN_NAMES; the (dataset, name) unique index serves it)."""
+    return list(
+        EvaluationRun.objects.filter(dataset=dataset)
+        .order_by("name")
+        .values_list("name", flat=True)[:MAX_RUN_NAMES]
+    )
+
+
 def eval_field(condition: FieldCondition) -> Q:
     """`eval[<run>].<outcome>[.<label>] <op> <number>`: a count of the item's matches."""
     run = _run(condition)
@@ -61,3 +73,8 @@ def eval_field(condition: FieldCondition) -> Q:
     if len(path) == 2:
         rows = rows.filter(label=path[1])
     return count_condition(rows, condition.op, value)
+
+
+# What the query bar completes in the field: run names in the brackets, then tp/fp/fn,
+# then a label.
+COMPLETION = FieldHelp(keys=run_names, key_kind="run", words=OUTCOMES, then_labels=True)

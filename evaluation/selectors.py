@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 
 from curation.errors import NotFound
-from curation.models import Dataset
+from curation.models import Dataset, Item
 from evaluation.models import (
     EvaluationMatch,
     EvaluationRun,
@@ -93,3 +94,69 @@ def suite_evaluation_of(*, suite: ScenarioSuite, evaluation_id: Any) -> Scenario
     if found is None:
         raise NotFound("Suite evaluation not found.")
     return found
+
+
+# ------------------------------------------------------------ the grid's outcome views
+
+
+def finished_runs(*, dataset: Dataset) -> list[tuple[int, str, int, dict[str, Any]]]:
+    """(id, name, model id, options) of the dataset's finished runs, newest first."""
+    return list(
+        EvaluationRun.objects.filter(dataset=dataset, finished__isnull=False)
+        .order_by("-finished", "-id")
+        .values_list("pk", "name", "model_id", "options")
+    )
+
+
+def object_outcomes(
+    *, run_id: int, item_ids: Sequence[int]
+) -> list[tuple[int | None, int | None, str]]:
+    """(annotation id, prediction id, outcome) of these items' matches in the run (the
+    (run, item) index: one probe per item)."""
+    return list(
+        EvaluationMatch.objects.filter(run_id=run_id, item_id__in=list(item_ids))
+        .order_by()
+        .values_list("annotation_id", "prediction_id", "outcome")
+    )
+
+
+def items_by_match(
+    *,
+    run_id: int,
+    outcome: str,
+    column: str,
+    descending: bool,
+    items: QuerySet[Item] | None,
+    after: tuple[float, int] | None,
+    limit: int,
+) -> tuple[list[tuple[int, float]], bool]:
+    """Items by their best match of `outcome` in the run (the highest `column` when
+    `descending`, else the lowest), keyset-paged on (value, item id): one row per item,
+    its best, and (with `items`) only items of that set.
+
+    It walks an index in order (evalmatch_run_outcome_conf, evalmatch_run_tp_iou) and
+    stops after `limit` + 1 items: each row read is checked to be its item's best by a
+    probe of the (run, item) index, and to be in `items` by a probe of the item's key.
+    """
+    rows = EvaluationMatch.objects.filter(
+        run_id=run_id, outcome=outcome, **{f"{column}__isnull": False}
+    )
+    beats = "gt" if descending else "lt"
+    better = EvaluationMatch.objects.filter(
+        run_id=run_id, item_id=OuterRef("item_id"), outcome=outcome
+    ).filter(
+        Q(**{f"{column}__{beats}": OuterRef(column)})
+        | Q(**{column: OuterRef(column), "id__lt": OuterRef("id")})
+    )
+    rows = rows.filter(~Exists(better))
+    if items is not None:
+        rows = rows.filter(Exists(items.order_by().filter(pk=OuterRef("item_id"))))
+    if after is not None:
+        value, item_id = after
+        past = "lt" if descending else "gt"
+        rows = rows.filter(
+            Q(**{f"{column}__{past}": value}) | Q(**{column: value, f"item_id__{past}": item_id})
+        )
+    order = (f"-{column}", "-item_id") if descending else (column, "item_id")
+    found = list(rows.order_by(*order).values_list("item_id", column)[: limit + 1])
+    return [(int(i), float(v)) for i, v in found[:limit]], len(found) > limit

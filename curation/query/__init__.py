@@ -17,6 +17,7 @@ from curation.models import Dataset, Item
 from curation.query.compiler import (
     FieldCondition,
     FieldHandler,
+    FieldHelp,
     compile_query,
     count_condition,
     query_items_q,
@@ -38,6 +39,7 @@ def validate_query(text: str, *, dataset: Dataset) -> None:
 __all__ = [
     "FieldCondition",
     "FieldHandler",
+    "FieldHelp",
     "QueryError",
     "compile_query",
     "count_condition",

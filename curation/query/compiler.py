@@ -291,6 +291,22 @@ _REGISTERED: dict[str, FieldHandler] = {}
 # Registered fields that take a name in brackets first, like predictions[<model>].
 _BRACKETED: set[str] = set()
 
+
+@dataclass(frozen=True)
+class FieldHelp:
+    """What the query bar may suggest inside a registered field: the names that go in its
+    brackets (`keys(dataset)`, the evaluation app's run names, listed with `key_kind`)
+    and the words that may follow them (`eval[run].fp`), then, with `then_labels`, the
+    dataset's labels (`eval[run].fp.car`)."""
+
+    keys: Callable[[Any], Sequence[str]] | None = None
+    key_kind: str = "key"
+    words: Sequence[str] = ()
+    then_labels: bool = False
+
+
+_HELP: dict[str, FieldHelp] = {}
+
 BUILTIN_FIELDS = (
     "metadata",
     "width",
@@ -306,19 +322,35 @@ BUILTIN_FIELDS = (
 _COLUMNS = {"width": "number", "height": "number", "reference_id": "text", "created": "date"}
 
 
-def register_field(name: str, handler: FieldHandler, *, bracket: bool = False) -> None:
+def register_field(
+    name: str, handler: FieldHandler, *, bracket: bool = False, completion: FieldHelp | None = None
+) -> None:
     """Add a field to the language, e.g. ``near_duplicate = true`` from the embeddings app.
 
     With `bracket`, the field names something first, as ``eval[<run>].fp >= 1`` does: the
-    handler gets it as FieldCondition.key, and the field without it is an error.
+    handler gets it as FieldCondition.key, and the field without it is an error. `completion`
+    says what the query bar may complete in it (curation.query.hints).
     """
     if name in BUILTIN_FIELDS:
         raise ValueError(f"{name!r} is a built-in field")
     _REGISTERED[name] = handler
+    if completion is not None:
+        _HELP[name] = completion
+    else:
+        _HELP.pop(name, None)
     if bracket:
         _BRACKETED.add(name)
     else:
         _BRACKETED.discard(name)
+
+
+def field_help(name: str) -> FieldHelp | None:
+    """What a registered field offers the query bar's completion (None: nothing)."""
+    return _HELP.get(name)
+
+
+def field_is_bracketed(name: str) -> bool:
+    return name in _REGISTERED and name in _BRACKETED
 
 
 def field_names() -> list[str]:
@@ -1131,9 +1163,12 @@ __all__ = [
     "Compiler",
     "FieldCondition",
     "FieldHandler",
+    "FieldHelp",
     "NameUse",
     "compile_query",
     "count_condition",
+    "field_help",
+    "field_is_bracketed",
     "field_names",
     "query_items_q",
     "query_names",

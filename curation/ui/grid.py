@@ -24,8 +24,9 @@ from curation.filters import parse_value
 from curation.models import Dataset, Item, Role, Slice
 from curation.storage import media_url
 from curation.ui.charts import number_label
-from curation.ui.extensions import Results, vector_panels
+from curation.ui.extensions import Results, run_outcomes, vector_panels
 from curation.ui.http import dataset_or_404, html_errors
+from curation.ui.outcomes import RunView, colour_by_outcome, outcomes_of, run_view
 from curation.ui.overlays import BoxLabel, Colours, Shape, box_labels, describe, shapes_of
 from curation.ui.query import query_error_of
 from curation.ui.scores import distance_texts
@@ -46,6 +47,7 @@ class Tile:
     open_url: str = ""
     similar_url: str = ""
     is_query: bool = False
+    note: str = ""  # the value an order by matches sorts it by
 
     @property
     def box_labels(self) -> list[BoxLabel]:
@@ -138,8 +140,21 @@ def item_url(dataset: Dataset, item_id: int, querystring: str = "") -> str:
     return f"{path}?{querystring}" if querystring else path
 
 
-def _tiles(state: GridState, items: list[tuple[Item, float | None]], base: str) -> list[Tile]:
-    shapes = _shapes_by_item([i.pk for i, _ in items], state.model_id, state.conf, state.colours)
+def _tiles(
+    state: GridState,
+    items: list[tuple[Item, float | None]],
+    base: str,
+    runs: RunView | None = None,
+) -> list[Tile]:
+    ids = [i.pk for i, _ in items]
+    run = runs.run if runs is not None else None
+    if run is None:
+        shapes = _shapes_by_item(ids, state.model_id, state.conf, state.colours)
+    else:  # the run's model at the run's threshold, coloured by outcome
+        shapes = _shapes_by_item(ids, run.model_id, run.confidence, state.colours)
+        found = outcomes_of(run, ids)
+        for drawn in shapes.values():
+            colour_by_outcome(drawn, found)
     querystring = state.querystring(drop=("after", "before"))
     scored = [score for _, score in items if score is not None]
     texts = iter(distance_texts(scored))
@@ -285,12 +300,41 @@ def _chips(state: GridState, base: str, results: Results | None) -> list[Chip]:
     return chips
 
 
-def _id_listing(state: GridState, base: str) -> tuple[list[Tile], dict[str, str]]:
+def _sorted_listing(
+    state: GridState, runs: RunView, base: str
+) -> tuple[list[Tile], dict[str, str]]:
+    """One page of the view's items in the order of a run's matches (`sort`), forward
+    from the `at` cursor."""
+    assert runs.run is not None
+    page = run_outcomes().sorted_page(
+        runs.run,
+        runs.sort,
+        state.items() if state.is_filtered else None,
+        state.at,
+        state.limit,
+    )
+    values = dict(page.rows)
+    items = selectors.items_in_order(dataset=state.dataset, item_ids=[i for i, _ in page.rows])
+    tiles = _tiles(state, [(i, None) for i in items], base, runs)
+    for tile in tiles:
+        tile.note = f"{values[tile.item.pk]:.3f}"
+    pager: dict[str, str] = {}
+    if page.has_next and page.rows:
+        value, item_id = page.rows[-1][1], page.rows[-1][0]
+        pager["next"] = state.url(base, {"at": f"{value!r},{item_id}"})
+    if state.at is not None:
+        pager["first"] = state.url(base, {"at": None})
+    return tiles, pager
+
+
+def _id_listing(
+    state: GridState, base: str, runs: RunView | None = None
+) -> tuple[list[Tile], dict[str, str]]:
     """One keyset page of the view's items in id order, and its links."""
     page = selectors.items_keyset_page(
         state.items(), after=state.after, before=state.before, limit=state.limit
     )
-    tiles = _tiles(state, [(i, None) for i in page.items], base)
+    tiles = _tiles(state, [(i, None) for i in page.items], base, runs)
     if not tiles:
         return tiles, {}
     return tiles, {
@@ -305,14 +349,14 @@ def _id_listing(state: GridState, base: str) -> tuple[list[Tile], dict[str, str]
 
 
 def _search_listing(
-    state: GridState, results: Results, base: str
+    state: GridState, results: Results, base: str, runs: RunView | None = None
 ) -> tuple[list[Tile], dict[str, str]]:
     """One page of search results, best first, led by the query item on the first page."""
     hits: list[tuple[Item, float | None]] = list(results.hits)
     lead = results.query_item is not None and state.page == 0
     if lead:
         hits.insert(0, (results.query_item, None))  # type: ignore[arg-type]
-    tiles = _tiles(state, hits, base)
+    tiles = _tiles(state, hits, base, runs)
     if lead:
         tiles[0].is_query = True
     return tiles, {
@@ -350,13 +394,16 @@ def grid_render(
         tiles: list[Tile] = []
         pager: dict[str, str] = {}
         results: Results | None = None
+        runs = run_view(state)
         if query_error is not None or extra.get("slice_problem"):
             pass  # nothing to list until the query (or the slice's saved query) is fixed
         elif state.search_mode:
             results = vector_panels().grid_results(state)
-            tiles, pager = _search_listing(state, results, base)
+            tiles, pager = _search_listing(state, results, base, runs)
+        elif runs.sort:
+            tiles, pager = _sorted_listing(state, runs, base)
         else:
-            tiles, pager = _id_listing(state, base)
+            tiles, pager = _id_listing(state, base, runs)
     except InvalidInput as exc:
         # A hand-edited link (a bad cursor, confidence or filter): say what is wrong.
         context = {
@@ -396,6 +443,7 @@ def grid_render(
         "pager": pager,
         "search_model": model,
         "models": selectors.model_choices(dataset=dataset),
+        "runs": runs,
         "tile_px": TILE_SIZES[state.size],
         "size_links": {s: state.url(base, {"size": s}) for s in TILE_SIZES},
         "view_query": state.querystring(drop=("after", "before", "page", "refresh")),

@@ -14,6 +14,9 @@ Parameters (all optional):
 - ``after`` / ``before``: keyset cursors (item ids) of the id-ordered listing;
 - ``model``: draw that model's predictions in the grid; ``conf``: draw predictions (the
   grid's and the item page's) at or above that confidence, 0 to 1, 0.5 when absent;
+- ``run``: an evaluation run: boxes coloured by their outcome in it (its model's
+  predictions are drawn); ``sort``: with a run, items ordered by their matches in it
+  (curation.ui.outcomes), paged with the ``at`` cursor ("<value>,<item id>");
 - ``size``: tile size (s, m, l); ``limit``: items per page.
 """
 
@@ -31,6 +34,7 @@ from django.db.models import Q, QuerySet
 from django.http import QueryDict
 
 from curation import selectors
+from curation.errors import invalid_field
 from curation.filters import OPERATORS, parse_value
 from curation.models import Dataset, Item, Slice
 from curation.params import fraction_value, int_value
@@ -38,7 +42,7 @@ from curation.query import compile_query
 from curation.ui.palette import LabelColours, dataset_colours
 
 FILTER_NAMES = ("tag", "slice")  # with metadata.* and query: the API's item filters
-CURSOR_NAMES = ("after", "before", "page")
+CURSOR_NAMES = ("after", "before", "page", "at")
 SEARCH_NAMES = ("text", "like", "image")
 TILE_SIZES = {"s": 128, "m": 184, "l": 264}
 DEFAULT_LIMIT = 100
@@ -87,6 +91,20 @@ def _int(raw: str | None, name: str, *, minimum: int = 0) -> int | None:
     return int_value(raw, name, low=minimum)
 
 
+def _sort_cursor(raw: str | None) -> tuple[float, int] | None:
+    """The `at` cursor of an order by matches: "<value>,<item id>"."""
+    if raw in (None, ""):
+        return None
+    value, _, item = str(raw).partition(",")
+    try:
+        number = float(value)
+    except ValueError:
+        raise invalid_field("at", "expected <value>,<item id>") from None
+    if not math.isfinite(number):
+        raise invalid_field("at", "expected <value>,<item id>")
+    return number, int_value(item, "at", low=1)
+
+
 def confidence_of(params: QueryDict) -> float:
     """The view's `conf`: the lowest confidence of a prediction that is drawn."""
     raw = params.get("conf")
@@ -114,6 +132,9 @@ class GridState:
         self.page = _int(params.get("page"), "page") or 0
         self.model_id = _int(params.get("model"), "model", minimum=1)
         self.conf = confidence_of(params)
+        self.run_id = _int(params.get("run"), "run", minimum=1)
+        self.sort = params.get("sort", "").strip()
+        self.at = _sort_cursor(params.get("at"))
         size = params.get("size", "m")
         self.size = size if size in TILE_SIZES else "m"
         self.limit = min(_int(params.get("limit"), "limit", minimum=1) or DEFAULT_LIMIT, MAX_LIMIT)
