@@ -57,6 +57,11 @@ def run_names(dataset: Dataset) -> list[str]:
 def eval_field(condition: FieldCondition) -> Q:
     """`eval[<run>].<outcome>[.<label>] <op> <number>`: a count of the item's matches."""
     run = _run(condition)
+    if run.finished is None:
+        # Its rows, if any, are a running job's partial ones (or a cancelled job's).
+        raise ValueError(
+            f"The evaluation run '{run.name}' has not finished: it has no outcomes yet"
+        )
     path = condition.path
     if not path or path[0] not in OUTCOMES or len(path) > 2:
         raise ValueError(

@@ -30,9 +30,8 @@ from evaluation.models import (
 )
 from evaluation.options import options_clean
 from evaluation.scope import scope_of
-from evaluation.services import evaluation_create
+from evaluation.services import SCENARIO_JOB, evaluation_create, evaluation_jobs_limit
 
-SCENARIO_JOB = "scenario"
 # Over all classes, at the run's operating point.
 OPERATING_METRICS = ("precision", "recall", "f1")
 # `<name>.<label>`: a per-class number.
@@ -176,6 +175,7 @@ def suite_evaluate(*, suite: ScenarioSuite, user: Any, model_id: Any) -> Scenari
     tests = list(suite.tests.order_by("id").values_list("id", flat=True))
     if not tests:
         raise invalid_field("suite", "the suite has no tests")
+    evaluation_jobs_limit(user)
     evaluation = ScenarioEvaluation.objects.create(
         suite=suite,
         model=model,

@@ -39,7 +39,10 @@ def run_of(*, dataset: Dataset, run_id: Any) -> EvaluationRun:
 def matches_of(
     *, run: EvaluationRun, outcome: str | None = None, label: str | None = None
 ) -> QuerySet[EvaluationMatch]:
-    """A run's matches, narrowed to one outcome and one label when given."""
+    """A run's matches, narrowed to one outcome and one label when given; none until the
+    run has finished (a running run's rows are partial, a cancelled one's going)."""
+    if run.finished is None:
+        return EvaluationMatch.objects.none()
     rows = EvaluationMatch.objects.filter(run=run)
     if outcome is not None:
         rows = rows.filter(outcome=outcome)
