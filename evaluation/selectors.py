@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Count, Exists, Max, OuterRef, Prefetch, Q, QuerySet
 
 from curation.errors import NotFound
 from curation.models import Dataset, Item
@@ -163,3 +163,30 @@ def items_by_match(
     order = (f"-{column}", "-item_id") if descending else (column, "item_id")
     found = list(rows.order_by(*order).values_list("item_id", column)[: limit + 1])
     return [(int(i), float(v)) for i, v in found[:limit]], len(found) > limit
+
+
+# ------------------------------------------------------------------ the suites' pages
+
+SUITE_HISTORY = 20  # suite evaluations a suite's page shows, newest first
+
+
+def suites_listed(*, dataset: Dataset) -> QuerySet[ScenarioSuite]:
+    """The dataset's suites by name, each with `test_count` and `last_evaluated`."""
+    return (
+        ScenarioSuite.objects.filter(dataset=dataset)
+        .annotate(
+            test_count=Count("tests", distinct=True),
+            last_evaluated=Max("evaluations__created"),
+        )
+        .order_by("name")
+    )
+
+
+def suite_history(*, suite: ScenarioSuite, most: int = SUITE_HISTORY) -> list[ScenarioEvaluation]:
+    """The suite's latest evaluations, newest first, with their results."""
+    return list(suite_evaluations_of(suite=suite).order_by("-created", "-id")[:most])
+
+
+def baseline_choices(*, dataset: Dataset) -> list[tuple[int, str]]:
+    """(id, name) of the dataset's finished runs, for a test's baseline."""
+    return [(pk, name) for pk, name, _, _ in finished_runs(dataset=dataset)]

@@ -225,6 +225,8 @@ VIEW_MODULES = (
     "evaluation/ui.py",
     "evaluation/pages.py",
     "evaluation/scenario_api.py",
+    "evaluation/suite_ui.py",
+    "evaluation/outcomes.py",
 )
 MANAGERS = {"objects", "_default_manager", "_base_manager"}
 CONNECTIONS = {"connection", "connections"}
