@@ -157,7 +157,9 @@ def items_by_match(
     if after is not None:
         value, item_id = after
         past = "lt" if descending else "gt"
-        rows = rows.filter(
+        # The bound on the column alone is the index scan's start (a deep page reads no
+        # row before it); the OR only sorts out the ties at the bound.
+        rows = rows.filter(**{f"{column}__{past}e": value}).filter(
             Q(**{f"{column}__{past}": value}) | Q(**{column: value, f"item_id__{past}": item_id})
         )
     order = (f"-{column}", "-item_id") if descending else (column, "item_id")
