@@ -4,6 +4,7 @@ match once; and the per-user limit on queued or running evaluation jobs."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -121,3 +122,31 @@ def test_a_user_has_a_few_evaluation_jobs_queued_or_running_at_once(
     assert first.job_id is not None
     job_run(job_id=first.job_id)
     assert evaluate(curator, "one more").status_code == 202
+
+
+def test_a_curator_cancels_a_queued_run_from_its_page(
+    dataset: Dataset, bob: User, victor: User
+) -> None:
+    from django.test import Client
+
+    evaluation_world(dataset)
+    run = start_as(dataset, bob)
+    page = f"/datasets/{dataset.pk}/evaluations/{run.pk}/"
+    viewer, curator = Client(), Client()
+    viewer.force_login(victor)
+    curator.force_login(bob)
+    assert 'data-testid="run-cancel"' not in viewer.get(page).content.decode()
+    body = curator.get(page).content.decode()
+    action = re.search(r'<form method="post" action="([^"]+)" data-testid="run-cancel"', body)
+    assert action is not None
+    assert curator.post(action.group(1), {"next": page}).status_code == 302
+    job = job_run(job_id=run.job_id)  # a worker picks it up: it does not run
+    assert job is not None and job.status == JobStatus.CANCELLED
+    assert "A cancelled run keeps no matches." in curator.get(page).content.decode()
+    assert not EvaluationMatch.objects.filter(run=run).exists()
+
+
+def start_as(dataset: Dataset, user: User) -> EvaluationRun:
+    return services.evaluation_create(
+        dataset=dataset, user=user, name="queued", model_id=Model.objects.get(name="yolo").pk
+    )
