@@ -60,7 +60,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy curation embeddings evaluation nucleus
+	$(VENV)/bin/mypy curation embeddings evaluation insights nucleus
 
 clean:
 	rm -rf $(VENV) var

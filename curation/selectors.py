@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypedDict
 
@@ -279,40 +278,11 @@ def items_reference_ids(items: QuerySet[Item], *, most: int) -> list[str]:
     return list(items.order_by("id").values_list("reference_id", flat=True)[: most + 1])
 
 
-@dataclass
-class KeysetPage:
-    """One page of items in id order, and whether there are pages after and before it."""
-
-    items: list[Item]
-    has_next: bool
-    has_previous: bool
-
-
-def items_keyset_page(
-    items: QuerySet[Item], *, after: int | None, before: int | None, limit: int
-) -> KeysetPage:
-    """One page of `items` in id order, after or before an id: no OFFSET and no COUNT."""
-    if before is not None:
-        rows = list(items.filter(id__lt=before).order_by("-id")[: limit + 1])
-        return KeysetPage(rows[:limit][::-1], has_next=True, has_previous=len(rows) > limit)
-    if after is not None:
-        items = items.filter(id__gt=after)
-    rows = list(items.order_by("id")[: limit + 1])
-    return KeysetPage(rows[:limit], has_next=len(rows) > limit, has_previous=after is not None)
-
-
 def items_in_order(*, dataset: Dataset, item_ids: Sequence[int]) -> list[Item]:
     """The dataset's items of `item_ids`, in that order (ids of other or deleted items are
     left out)."""
     found = Item.objects.filter(dataset=dataset, pk__in=list(item_ids)).in_bulk()
     return [found[i] for i in item_ids if i in found]
-
-
-def item_neighbour_ids(items: QuerySet[Item], *, item_id: int) -> tuple[int | None, int | None]:
-    """The ids of the items of `items` just before and just after `item_id`, in id order."""
-    before = items.filter(id__lt=item_id).order_by("-id").values_list("id", flat=True).first()
-    after = items.filter(id__gt=item_id).order_by("id").values_list("id", flat=True).first()
-    return before, after
 
 
 def annotations_drawn(*, item_ids: Sequence[int]) -> list[Mapping[str, Any]]:

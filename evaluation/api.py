@@ -50,8 +50,10 @@ class EvaluationListView(generics.ListAPIView[EvaluationRun]):
         operation_id="evaluations_create",
         tags=TAGS,
         summary="Start an evaluation run of a model (a background job)",
-        description="Scores the model's box predictions against the ground truth of the "
-        "dataset, a slice, or a slice's frozen version, by the COCO protocol. Unknown model, "
+        description="Scores the model's predictions against the ground truth of the "
+        "dataset, a slice, or a slice's frozen version: boxes (task detection) or polygons "
+        "and masks (segmentation) by the COCO protocol, categories (classification) by "
+        "accuracy, precision, recall and F1. Unknown task, model, "
         "slice or version, bad options, or a label mapping naming labels that exist "
         "nowhere are a 400 naming the field; a name already taken is a 409.",
         request=EvaluationCreateSerializer,
@@ -69,6 +71,7 @@ class EvaluationListView(generics.ListAPIView[EvaluationRun]):
             version=data["version"],
             query=data["query"],
             options=data["options"],
+            task=data["task"],
         )
         return Response(EvaluationRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 

@@ -17,11 +17,11 @@ class EvaluationConfig(AppConfig):
         from evaluation import jobs  # noqa: F401
         from evaluation.demo import demo_evaluate
         from evaluation.outcomes import EvaluationOutcomes
-        from evaluation.query import COMPLETION, FIELD, eval_field
+        from evaluation.query import COMPLETION, FIELD, eval_field, eval_value
 
         job_succeeded.connect(demo_evaluate, dispatch_uid="evaluation.demo_evaluate")
         # The query language's eval[<run>].fp >= 1 (docs/query-language.md).
-        register_field(FIELD, eval_field, bracket=True, completion=COMPLETION)
+        register_field(FIELD, eval_field, bracket=True, value=eval_value, completion=COMPLETION)
         # The dataset header's "Evaluations" tab (the runs page, evaluation/ui.py).
         dataset_tab_register(DatasetTab("Evaluations", "evaluation-ui:runs", "evaluations"))
         # Boxes coloured by their outcome in a run, and the grid's orders by matches.

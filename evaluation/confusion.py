@@ -30,6 +30,7 @@ def confusion(
     ground_truth: Sequence[engine.GroundTruth],
     detections: Sequence[engine.Detection],
     options: engine.Options,
+    kind: type[engine.Evaluation] = engine.Evaluation,
 ) -> dict[str, Any]:
     """{"labels", "matrix", "iou", "confidence"}: matrix[i][j] counts ground truth of
     labels[i] matched by predictions of labels[j]; the last row and column (index
@@ -37,7 +38,11 @@ def confusion(
     nothing matched."""
     agnostic = dataclasses.replace(options, class_agnostic=True)
     result = engine.evaluate(
-        item_ids=item_ids, ground_truth=ground_truth, detections=detections, options=agnostic
+        item_ids=item_ids,
+        ground_truth=ground_truth,
+        detections=detections,
+        options=agnostic,
+        kind=kind,
     )
     predicted = {d.prediction_id: d.label for d in detections}
     cells: Counter[tuple[str, str]] = Counter()

@@ -51,6 +51,9 @@ class GroundTruth:
     label: str
     box: tuple[float, float, float, float]  # x, y, width, height
     crowd: bool = False
+    # Instance segmentation (evaluation.segmentation): the mask's area and its COCO RLE.
+    area: float | None = None
+    mask: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +63,8 @@ class Detection:
     label: str  # after the label mapping
     box: tuple[float, float, float, float]
     score: float
+    area: float | None = None  # instance segmentation: as GroundTruth's
+    mask: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +171,8 @@ def _columns(
         cat=np.fromiter((codes[o.label] for o in objects), np.int64, len(objects)),
         box=boxes,
     )
+    if objects and objects[0].area is not None:
+        columns.area = np.fromiter((o.area for o in objects), np.float64, len(objects))
     if objects and isinstance(objects[0], Detection):
         columns.score = np.fromiter((o.score for o in objects), np.float64, len(objects))  # type: ignore[union-attr]
     else:
@@ -176,7 +183,10 @@ def _columns(
 class Evaluation:
     """A run's evaluation, fed its items in chunks of whole items (each item's boxes in
     one chunk; chunks in increasing item id, as COCOeval orders its images). `add`
-    returns the chunk's outcomes; `result` the metrics once every chunk is in."""
+    returns the chunk's outcomes; `result` the metrics once every chunk is in.
+    (evaluation.segmentation's subclass matches masks instead of boxes.)"""
+
+    SHAPE, SHAPES = "box", "boxes"  # what the warnings call the objects
 
     def __init__(self, options: Options) -> None:
         self.options = options
@@ -220,7 +230,7 @@ class Evaluation:
         catrank = np.zeros(len(self.codes), np.int64)
         for rank, name in enumerate(names):
             catrank[self.codes[name]] = rank
-        found = matching.match(gt, dt, catrank, self.params)
+        found = matching.match(gt, dt, catrank, self.params, self.iou_of(ground_truth, detections))
         group_cat = gt.cat if self.params.use_cats else np.zeros(len(gt.cat), np.int64)
         for code in np.unique(group_cat):
             here = found.gt_counts[group_cat == code].sum(0)
@@ -231,6 +241,12 @@ class Evaluation:
         cat = dt.cat[found.dt_index] if self.params.use_cats else np.zeros(shape[0], np.int64)
         self.parts.append((score, cat, dt.image[found.dt_index], found.rank, bits))
         return self._outcomes(ground_truth, detections, found, score)
+
+    def iou_of(
+        self, ground_truth: Sequence[GroundTruth], detections: Sequence[Detection]
+    ) -> matching.IouOf | None:
+        """The IoUs of this chunk's groups when they are not the boxes' (None: boxes)."""
+        return None
 
     def _outcomes(
         self,
@@ -321,13 +337,14 @@ class Evaluation:
         warnings: list[str] = []
         if not self.detections:
             warnings.append(
-                "The model has no box predictions on these items: every ground truth is a "
-                "miss, and AP and AR are 0 where there is ground truth."
+                f"The model has no {self.SHAPE} predictions on these items: every ground "
+                "truth is a miss, and AP and AR are 0 where there is ground truth."
             )
         if not self.crowd_free_gt:
             warnings.append(
-                "There are no (non-crowd) ground-truth boxes on these items: pycocotools "
-                "defines every AP and AR as -1 here, and every prediction is a false positive."
+                f"There are no (non-crowd) ground-truth {self.SHAPES} on these items: "
+                "pycocotools defines every AP and AR as -1 here, and every prediction is a "
+                "false positive."
             )
         only_predicted = sorted(self.dt_labels - self.gt_labels)
         if only_predicted and self.gt_labels:
@@ -403,11 +420,13 @@ def evaluate(
     ground_truth: Sequence[GroundTruth],
     detections: Sequence[Detection],
     options: Options,
+    kind: type[Evaluation] = Evaluation,
 ) -> Result:
     """COCO detection metrics of `detections` against `ground_truth` on `item_ids`, with
-    every object's outcome (all in memory; evaluation.scope feeds a run in chunks)."""
+    every object's outcome (all in memory; evaluation.scope feeds a run in chunks).
+    `kind`: the evaluation (segmentation.SegmentationEvaluation matches masks)."""
     ids = sorted(set(item_ids))
-    evaluation = Evaluation(options)
+    evaluation = kind(options)
     matches: list[Match] = []
     gt_by = sorted(range(len(ground_truth)), key=lambda i: ground_truth[i].item_id)
     dt_by = sorted(range(len(detections)), key=lambda i: detections[i].item_id)

@@ -15,6 +15,7 @@ images are item ids (COCOeval orders them by id, and so does this module).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,6 +46,15 @@ class Boxes:
     box: np.ndarray  # (n, 4) float64 x, y, width, height
     crowd: np.ndarray | None = None  # ground truth: bool
     score: np.ndarray | None = None  # detections: float64
+    # The areas the area ranges test; None: the boxes' (width x height). Masks give
+    # theirs (evaluation.segmentation).
+    area: np.ndarray | None = None
+
+
+# IoUs of a batch of groups other than boxes' (masks: evaluation.segmentation):
+# (detection indices (B, D), ground-truth indices (B, G), crowd (B, G)) -> (B, D, G),
+# indices into the detections and ground truths given, -1 for padding (any value there).
+IouOf = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
 @dataclass
@@ -99,9 +109,11 @@ def _groups(
     return np.lexsort(keys)
 
 
-def match(gt: Boxes, dt: Boxes, catrank: np.ndarray, p: Params) -> Matched:
+def match(
+    gt: Boxes, dt: Boxes, catrank: np.ndarray, p: Params, iou_of: IouOf | None = None
+) -> Matched:
     """COCOeval.evaluateImg for every (image, class) group of these images and every
-    area range, at every IoU threshold."""
+    area range, at every IoU threshold; with `iou_of`, IoUs are its (masks), not bbIou."""
     assert gt.crowd is not None and dt.score is not None
     n_t, n_a = len(p.iou_thrs), len(p.area_ranges)
     # Detections: COCO's order, cut at the largest maxDets per group.
@@ -133,14 +145,16 @@ def match(gt: Boxes, dt: Boxes, catrank: np.ndarray, p: Params) -> Matched:
     # Sorted ground truth with a padding row (index len), so gathers never go out of range.
     g_box = np.concatenate([gt.box[g_order], np.zeros((1, 4))])
     g_crowd = np.concatenate([gt.crowd[g_order], [False]])
-    g_area = g_box[:, 2] * g_box[:, 3]
+    g_area = g_box[:, 2] * g_box[:, 3] if gt.area is None else np.append(gt.area[g_order], 0.0)
     lows = np.array([a[0] for a in p.area_ranges])
     highs = np.array([a[1] for a in p.area_ranges])
     # COCO's gt _ignore: iscrowd (pycocotools sets ignore = iscrowd for boxes) or outside
     # the area range.
     g_ignore = g_crowd[:, None] | (g_area[:, None] < lows) | (g_area[:, None] > highs)
     d_box = np.concatenate([dt.box[d_order], np.zeros((1, 4))])
-    d_area = d_box[:, 2] * d_box[:, 3]
+    d_area = d_box[:, 2] * d_box[:, 3] if dt.area is None else np.append(dt.area[d_order], 0.0)
+    # Positions in the sorted sides back to the given order (-1: the padding row).
+    g_given, d_given = np.append(g_order, -1), np.append(d_order, -1)
     d_out = (d_area[:, None] < lows) | (d_area[:, None] > highs)  # (n + 1, A)
     thr = np.minimum(p.iou_thrs, 1 - 1e-10)
 
@@ -173,7 +187,10 @@ def match(gt: Boxes, dt: Boxes, catrank: np.ndarray, p: Params) -> Matched:
         g_pos = g_start[batch, None] + np.arange(max(n_g, 1))
         g_valid = np.arange(max(n_g, 1)) < ng[batch, None]
         g_pos = np.where(g_valid, g_pos, len(g_box) - 1)
-        ious = _iou(d_box[d_pos], g_box[g_pos], g_crowd[g_pos])  # (B, D, G)
+        if iou_of is None:
+            ious = _iou(d_box[d_pos], g_box[g_pos], g_crowd[g_pos])  # (B, D, G)
+        else:
+            ious = iou_of(d_given[d_pos], g_given[g_pos], g_crowd[g_pos])
         crowd = g_crowd[g_pos][:, None, None, :]
         g_ig = g_ignore[g_pos].transpose(0, 2, 1)[:, :, None, :]  # (B, A, 1, G)
         usable = g_valid[:, None, None, :]

@@ -11,6 +11,8 @@ from curation.models import Annotation, Dataset, Item, Job, Model, Prediction, S
 
 class Task(models.TextChoices):
     DETECTION = "detection", "Detection (boxes)"
+    SEGMENTATION = "segmentation", "Instance segmentation (polygons and masks)"
+    CLASSIFICATION = "classification", "Classification (whole-image categories)"
 
 
 class EvaluationRun(models.Model):

@@ -34,6 +34,8 @@ DEFAULTS: dict[str, Any] = {
     "confidence_threshold": 0.5,
     "operating_iou": 0.5,
 }
+# Classification runs take these instead (evaluation.classification).
+CLASSIFICATION_DEFAULTS: dict[str, Any] = {"label_mapping": {}, "top_k": [3, 5]}
 PREFIX = "options"
 
 
@@ -98,15 +100,40 @@ def _label_mapping(raw: Any) -> dict[str, str]:
     return {str(k): v for k, v in raw.items()}
 
 
-def options_clean(raw: Any) -> dict[str, Any]:
-    """The run's options with every default filled in; a 400 naming the first bad field."""
+def _top_k(raw: Any) -> list[int]:
+    path = f"{PREFIX}.top_k"
+    if (
+        not isinstance(raw, list)
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in raw)
+        or len(set(raw)) != len(raw)
+    ):
+        raise invalid_field(path, "must be a list of distinct whole numbers >= 1, e.g. [3, 5]")
+    return sorted(int(v) for v in raw)
+
+
+def _unknown_check(raw: dict[str, Any], known: dict[str, Any], task: str) -> None:
+    for key in raw:
+        if key not in known:
+            raise invalid_field(
+                f"{PREFIX}.{key}", f"is not an option of {task} runs ({', '.join(known)})"
+            )
+
+
+def options_clean(raw: Any, task: str = "detection") -> dict[str, Any]:
+    """The run's options with every default filled in; a 400 naming the first bad field.
+    Detection and segmentation runs take the COCO options, classification runs theirs."""
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise invalid_field(PREFIX, "must be an object")
-    for key in raw:
-        if key not in DEFAULTS:
-            raise invalid_field(f"{PREFIX}.{key}", f"is not an option ({', '.join(DEFAULTS)})")
+    if task == "classification":
+        _unknown_check(raw, CLASSIFICATION_DEFAULTS, task)
+        given = {**CLASSIFICATION_DEFAULTS, **raw}
+        return {
+            "label_mapping": _label_mapping(given["label_mapping"]),
+            "top_k": _top_k(given["top_k"]),
+        }
+    _unknown_check(raw, DEFAULTS, task)
     given = {**DEFAULTS, **raw}
     options: dict[str, Any] = {
         "iou_thresholds": _iou_thresholds(given["iou_thresholds"]),

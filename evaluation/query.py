@@ -3,6 +3,8 @@
     eval[baseline].fp >= 1            items with a false positive in run "baseline"
     eval["yolo v8"].fn.pedestrian >= 2  items where it missed two pedestrians or more
     eval[baseline].tp = 0             items without a true positive
+    eval[classifier].wrong >= 1       (classification runs) items classified wrongly
+    eval[classifier].fp.car >= 1      (classification runs) predicted car, but not car
 
 Each count is a correlated subquery on the run's EvaluationMatch rows of the item, served
 by their (run, item) index; "at least one" and "none" are EXISTS / NOT EXISTS, as for the
@@ -13,26 +15,31 @@ app: EvaluationConfig.ready registers the field.
 from __future__ import annotations
 
 import difflib
+from typing import Any
 
-from django.db.models import OuterRef, Q
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from curation.models import Dataset
-from curation.query import FieldCondition, FieldHelp, count_condition
-from evaluation.models import EvaluationMatch, EvaluationRun, Outcome
+from curation.query import FieldCondition, FieldHelp, FieldRef, count_condition
+from evaluation.models import EvaluationMatch, EvaluationRun, Outcome, Task
 
 FIELD = "eval"
 MAX_RUN_NAMES = 1000
 OUTCOMES = tuple(o.value for o in Outcome)
+# Classification runs' per-item words for their rows (evaluation.classification): a
+# correct item has a TP row, a wrong one an FN row (of its true label).
+ITEM_OUTCOMES = {"correct": "tp", "wrong": "fn"}
 _OPS = ("=", "!=", "<", "<=", ">", ">=")
 
 
-def _run(condition: FieldCondition) -> EvaluationRun:
-    name = condition.key or ""
-    run = EvaluationRun.objects.filter(dataset=condition.dataset, name=name).first()
+def _run(dataset: Dataset, key: str | None) -> EvaluationRun:
+    name = key or ""
+    run = EvaluationRun.objects.filter(dataset=dataset, name=name).first()
     if run is not None:
         return run
     names = list(
-        EvaluationRun.objects.filter(dataset=condition.dataset)
+        EvaluationRun.objects.filter(dataset=dataset)
         .order_by("name")
         .values_list("name", flat=True)[:200]
     )
@@ -54,30 +61,48 @@ def run_names(dataset: Dataset) -> list[str]:
     )
 
 
-def eval_field(condition: FieldCondition) -> Q:
-    """`eval[<run>].<outcome>[.<label>] <op> <number>`: a count of the item's matches."""
-    run = _run(condition)
+def _matches(run: EvaluationRun, key: str | None, path: tuple[str, ...]) -> QuerySet[Any]:
+    """The item's matches that `eval[<key>].<outcome>[.<label>]` counts (a
+    classification run's `.correct` and `.wrong` too)."""
     if run.finished is None:
         # Its rows, if any, are a running job's partial ones (or a cancelled job's).
         raise ValueError(
             f"The evaluation run '{run.name}' has not finished: it has no outcomes yet"
         )
-    path = condition.path
+    if path and path[0] in ITEM_OUTCOMES:
+        if run.task != Task.CLASSIFICATION:
+            raise ValueError(
+                f"eval[{key}].{path[0]} is for classification runs; this run's task is "
+                f"{run.task}: use .tp, .fp or .fn"
+            )
+        path = (ITEM_OUTCOMES[path[0]], *path[1:])
     if not path or path[0] not in OUTCOMES or len(path) > 2:
         raise ValueError(
-            f"Expected eval[{condition.key}].tp, .fp or .fn, optionally with a label "
-            f"(eval[{condition.key}].fp.car)"
+            f"Expected eval[{key}].tp, .fp or .fn, optionally with a label (eval[{key}].fp.car)"
+            + (", or .correct / .wrong" if run.task == Task.CLASSIFICATION else "")
         )
+    rows = EvaluationMatch.objects.filter(run_id=run.pk, item_id=OuterRef("pk"), outcome=path[0])
+    return rows.filter(label=path[1]) if len(path) == 2 else rows
+
+
+def eval_field(condition: FieldCondition) -> Q:
+    """`eval[<run>].<outcome>[.<label>] <op> <number>`: a count of the item's matches."""
+    run = _run(condition.dataset, condition.key)
+    rows = _matches(run, condition.key, condition.path)
     value = condition.value
     if condition.op not in _OPS or not isinstance(value, int | float) or isinstance(value, bool):
         raise ValueError(
-            f"eval[{condition.key}].{'.'.join(path)} is a count: compare it with a number, "
-            "e.g. >= 1"
+            f"eval[{condition.key}].{'.'.join(condition.path)} is a count: compare it with a "
+            "number, e.g. >= 1"
         )
-    rows = EvaluationMatch.objects.filter(run_id=run.pk, item_id=OuterRef("pk"), outcome=path[0])
-    if len(path) == 2:
-        rows = rows.filter(label=path[1])
     return count_condition(rows, condition.op, value)
+
+
+def eval_value(ref: FieldRef) -> Any:
+    """`eval[<run>].<outcome>[.<label>]` as a value per item (a sort key): the count."""
+    rows = _matches(_run(ref.dataset, ref.key), ref.key, ref.path)
+    counted = rows.order_by().values("item_id").annotate(n=Count("pk")).values("n")
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
 
 
 # What the query bar completes in the field: run names in the brackets, then tp/fp/fn,

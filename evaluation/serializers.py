@@ -16,6 +16,7 @@ from evaluation.models import (
     ScenarioResult,
     ScenarioSuite,
     ScenarioTest,
+    Task,
 )
 
 
@@ -39,11 +40,19 @@ class EvaluationCreateSerializer(serializers.Serializer[dict[str, Any]]):
         help_text="Score only the items (of the dataset, slice or version) this query "
         "matches when the run starts.",
     )
+    task = serializers.ChoiceField(
+        choices=Task.choices,
+        required=False,
+        default=Task.DETECTION,
+        help_text="detection (boxes), segmentation (polygons and masks, COCO's segm) or "
+        "classification (category annotations and predictions).",
+    )
     options = serializers.JSONField(
         required=False,
         default=dict,
-        help_text="iou_thresholds, max_dets, area_ranges, class_agnostic, label_mapping, "
-        "confidence_threshold, operating_iou; COCO's defaults (docs/evaluation.md).",
+        help_text="Detection and segmentation: iou_thresholds, max_dets, area_ranges, "
+        "class_agnostic, label_mapping, confidence_threshold, operating_iou; COCO's "
+        "defaults. Classification: label_mapping, top_k (docs/evaluation.md).",
     )
 
 
@@ -59,9 +68,10 @@ class EvaluationRunSerializer(serializers.ModelSerializer[EvaluationRun]):
     options = serializers.JSONField()
     scope = serializers.JSONField()
     metrics = serializers.JSONField(
-        help_text="coco_stats (pycocotools' 12, in its order) and each by name, "
-        "operating_point, best_f1, per_class, recall_thresholds, ignored; empty until the "
-        "run finishes."
+        help_text="Detection and segmentation: coco_stats (pycocotools' 12, in its order) "
+        "and each by name, operating_point, best_f1, per_class, recall_thresholds, ignored, "
+        "confusion. Classification: accuracy, per_class, macro, weighted, confusion, top_k. "
+        "Empty until the run finishes."
     )
     warnings = serializers.ListField(child=serializers.CharField())
     counts = serializers.JSONField(help_text="Items, ground truths, predictions, matches seen.")
@@ -98,12 +108,14 @@ class EvaluationRunListSerializer(EvaluationRunSerializer):
     """A run in a listing: the summary numbers, without the per-class tables and curves."""
 
     metrics = serializers.SerializerMethodField(  # type: ignore[assignment]
-        help_text="The 12 COCO numbers by name and coco_stats; empty until the run finishes."
+        help_text="The 12 COCO numbers by name and coco_stats (classification: accuracy, "
+        "macro, weighted, top_k); empty until the run finishes."
     )
 
     def get_metrics(self, run: EvaluationRun) -> dict[str, Any]:
         metrics = run.metrics or {}
-        return {k: metrics[k] for k in ("coco_stats", *STAT_NAMES) if k in metrics}
+        keys = ("coco_stats", *STAT_NAMES, "accuracy", "macro", "weighted", "top_k")
+        return {k: metrics[k] for k in keys if k in metrics}
 
 
 class EvaluationMatchSerializer(serializers.ModelSerializer[EvaluationMatch]):

@@ -17,9 +17,10 @@ from curation.services import jobs_limit_require
 from evaluation import engine
 from evaluation import scope as scoping
 from evaluation.confusion import confusion, confusion_sum
-from evaluation.models import EvaluationMatch, EvaluationRun
+from evaluation.models import EvaluationMatch, EvaluationRun, Task
 from evaluation.options import options_clean
 from evaluation.scope import ScopeGone, scope_chunks, scope_items, scope_of
+from evaluation.task_runs import classification_pass, segmentation_pass
 
 EVALUATE_JOB = "evaluate"
 # Evaluation jobs (runs, and scenario suites' jobs, which run their tests' evaluations)
@@ -87,22 +88,25 @@ def evaluation_create(
     version: int | None = None,
     query: str = "",
     options: Any = None,
+    task: str = Task.DETECTION,
     enqueue: bool = True,
 ) -> EvaluationRun:
     """Record a run of `model_id` on the dataset (or a slice, or a slice's version number
     `version`), narrowed by a `query` when given, and queue its job. Bad input is a 400
-    naming the field, a taken name a 409.
+    naming the field (an unknown `task` too), a taken name a 409.
     With ``enqueue=False`` the job is only recorded, for a caller that runs it in process
     (a scenario suite's job runs its tests' evaluations so)."""
     name = name.strip()
     if not name:
         raise invalid_field("name", "must not be blank")
+    if task not in Task.values:
+        raise invalid_field("task", f"must be one of {', '.join(Task.values)}")
     model = _model(dataset, model_id)
     query = query.strip()
     found = item_set_resolve(
         dataset=dataset, slice_id=slice_id, version=version, query=query, path=""
     )
-    cleaned = options_clean(options)
+    cleaned = options_clean(options, task)
     _label_mapping_check(dataset, model, cleaned["label_mapping"])
     if enqueue:  # a suite's job runs its tests' evaluations itself: counted as one
         evaluation_jobs_limit(user)
@@ -111,6 +115,7 @@ def evaluation_create(
         dataset=dataset,
         model=model,
         name=name,
+        task=task,
         options=cleaned,
         scope=scope,
         slice=found.slice,
@@ -199,6 +204,8 @@ def evaluation_execute(ctx: JobContext) -> dict[str, Any]:
         item_ids = scope_items(run)
     except ScopeGone as exc:
         raise RuntimeError(str(exc)) from None
+    if run.task != Task.DETECTION:
+        return _task_execute(ctx, run, item_ids)
     try:
         return _evaluate_chunks(ctx, run, item_ids)
     except JobCancelled:
@@ -208,6 +215,7 @@ def evaluation_execute(ctx: JobContext) -> dict[str, Any]:
 
 
 def _evaluate_chunks(ctx: JobContext, run: EvaluationRun, item_ids: list[int]) -> dict[str, Any]:
+    """A detection run, a checkpoint per chunk (evaluation_execute)."""
     options = engine.Options.of(run.options)
     evaluation = engine.Evaluation(options)
     parts: list[dict[str, Any]] = []  # the confusion matrix of each chunk (a few labels)
@@ -251,3 +259,26 @@ def _evaluate_chunks(ctx: JobContext, run: EvaluationRun, item_ids: list[int]) -
             finished=timezone.now(),
         )
     return {"run": run.pk, "map": result.metrics["map"], **counts}
+
+
+def _task_execute(ctx: JobContext, run: EvaluationRun, item_ids: list[int]) -> dict[str, Any]:
+    """evaluation_execute for a segmentation or classification run: one checkpoint (all
+    or none; a cancel waits for it), its pass (evaluation.task_runs) writing each chunk's
+    matches."""
+
+    def write(matches: Sequence[engine.Match]) -> None:
+        for start in range(0, len(matches), MATCH_BATCH):
+            _matches_insert(run, matches[start : start + MATCH_BATCH])
+
+    run_pass = segmentation_pass if run.task == Task.SEGMENTATION else classification_pass
+    with ctx.checkpoint(done=1, state={"written": True}):
+        EvaluationMatch.objects.filter(run=run).delete()
+        result, counts = run_pass(run, item_ids, write)
+        EvaluationRun.objects.filter(pk=run.pk).update(
+            metrics=result.metrics,
+            warnings=result.warnings,
+            counts=counts,
+            finished=timezone.now(),
+        )
+    headline = "accuracy" if run.task == Task.CLASSIFICATION else "map"
+    return {"run": run.pk, headline: result.metrics[headline], **counts}

@@ -10,6 +10,8 @@ from django.shortcuts import render
 
 from curation.models import Role
 from curation.ui.http import dataset_or_404, html_errors
+from evaluation.classification_pages import classification_page
+from evaluation.models import Task
 from evaluation.pages import run_page
 from evaluation.selectors import run_of, runs_of
 
@@ -30,9 +32,16 @@ def runs_page(request: HttpRequest, dataset_id: int) -> HttpResponse:
 @login_required
 @html_errors
 def run_detail(request: HttpRequest, dataset_id: int, run_id: int) -> HttpResponse:
-    """One run: summary cards, per-class table and PR curves, confusion matrix."""
+    """One run: summary cards, per-class table and PR curves, confusion matrix (a
+    classification run: accuracy, per-class table, confusion matrix)."""
     dataset = dataset_or_404(request, dataset_id)
     run = run_of(dataset=dataset, run_id=run_id)
+    if run.task == Task.CLASSIFICATION:
+        return render(
+            request,
+            "ui/evaluation_classification.html",
+            {"dataset": dataset, "page": classification_page(run), "tab": "evaluations"},
+        )
     return render(
         request,
         "ui/evaluation.html",

@@ -169,13 +169,21 @@ def _parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser(
         "evaluate",
-        help="evaluate a model's box predictions against the ground truth (COCO metrics)",
+        help="evaluate a model's predictions against the ground truth (COCO metrics for "
+        "boxes and masks, accuracy and F1 for categories)",
         description="Starts an evaluation run of MODEL on the dataset, a slice or a slice "
         "version. Without --wait it prints the run's id; with --wait it follows the job and "
-        "prints the 12 COCO numbers and each class's AP (exit 1 when the run failed).",
+        "prints the 12 COCO numbers and each class's AP (classification: accuracy and each "
+        "class's precision, recall and F1; exit 1 when the run failed).",
     )
     _add_dataset(evaluate)
     evaluate.add_argument("--model", required=True, help="model name or id")
+    evaluate.add_argument(
+        "--task",
+        default="detection",
+        help="detection (boxes, the default), segmentation (polygons and masks) or "
+        "classification (categories)",
+    )
     evaluate.add_argument("--slice", help="slice name or id (default: the whole dataset)")
     evaluate.add_argument("--version", type=int, help="the slice's frozen version number")
     evaluate.add_argument("--query", default="", help="only the items this query matches")
@@ -373,6 +381,7 @@ def _evaluate(client: NucleusClient, args: argparse.Namespace) -> int:
         version=args.version,
         query=args.query,
         options=options,
+        task=args.task,
     )
     print(
         f"evaluation {run['id']} ({run['name']}); job {run['job']} {run['status']}", file=sys.stderr
@@ -493,6 +502,9 @@ def _print_evaluation(run: dict[str, Any]) -> None:
     metrics = run.get("metrics") or {}
     if not metrics:
         return
+    if run.get("task") == "classification":
+        _print_classification(metrics)
+        return
     _table([("metric", "value"), *((k, _number(metrics.get(k))) for k in _STAT_NAMES)])
     print()
     rows = [
@@ -507,6 +519,29 @@ def _print_evaluation(run: dict[str, Any]) -> None:
         for c in metrics.get("per_class") or []
     ]
     _table([("label", "ap", "ap50", "tp", "fp", "fn"), *rows])
+
+
+def _print_classification(metrics: dict[str, Any]) -> None:
+    """Accuracy, the averages and top-k, then each class's precision, recall and F1."""
+    summary = [("accuracy", _number(metrics.get("accuracy")))]
+    for average in ("macro", "weighted"):
+        for key in ("precision", "recall", "f1"):
+            summary.append((f"{average}_{key}", _number((metrics.get(average) or {}).get(key))))
+    for k, value in (metrics.get("top_k") or {}).items():
+        summary.append((f"top_{k}", _number(value)))
+    _table([("metric", "value"), *summary])
+    print()
+    rows = [
+        (
+            c["label"],
+            _number(c.get("precision")),
+            _number(c.get("recall")),
+            _number(c.get("f1")),
+            c.get("support"),
+        )
+        for c in metrics.get("per_class") or []
+    ]
+    _table([("label", "precision", "recall", "f1", "support"), *rows])
 
 
 if __name__ == "__main__":

@@ -1054,6 +1054,7 @@ class NucleusClient:
         version: int | None = None,
         query: str = "",
         options: Mapping[str, Any] | None = None,
+        task: str = "detection",
         wait: bool = False,
         poll: float = 1.0,
         timeout: float | None = None,
@@ -1061,6 +1062,8 @@ class NucleusClient:
     ) -> JSON:
         """Start an evaluation run of `model` (id or name) on the dataset, a slice, or a
         slice's frozen `version`, narrowed to the items `query` matches; returns the run.
+        `task`: "detection" (boxes), "segmentation" (polygons and masks) or
+        "classification" (categories).
         With `wait`, waits for its job (as job_wait) and returns the finished run with its
         metrics (check its `status`)."""
         ds_id = self._dataset_id(dataset)
@@ -1068,6 +1071,7 @@ class NucleusClient:
             "name": name,
             "model": model if isinstance(model, int) else int(self.model(ds_id, model)["id"]),
             "options": dict(options or {}),
+            "task": task,
         }
         if slice is not None:
             body["slice"] = self.slice(ds_id, slice).id

@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "curation",
     "embeddings",
     "evaluation",
+    "insights",
 ]
 
 MIDDLEWARE = [

@@ -13,6 +13,7 @@ urlpatterns = [
     path("api/v1/", include("curation.api_urls")),
     path("api/v1/", include("embeddings.api_urls")),
     path("api/v1/", include("evaluation.api_urls")),
+    path("api/v1/", include("insights.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
@@ -21,6 +22,8 @@ urlpatterns = [
     path("", include("embeddings.ui_urls")),
     # The evaluation app's pages (a dataset's runs, one run).
     path("", include("evaluation.ui_urls")),
+    # The insights app's page (what to look at first).
+    path("", include("insights.ui_urls")),
 ]
 
 

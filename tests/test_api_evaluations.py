@@ -137,6 +137,14 @@ def test_bad_requests_name_their_field(dataset: Dataset, alice: Any, client_for:
         "version": {"model": model.pk, "slice": mine.pk, "version": 1},
         "options": {"model": model.pk, "options": [1]},
         "name": {"name": "", "model": model.pk},
+        "task": {"model": model.pk, "task": "keypoints"},
+        # Options are the task's: a classification run has no IoU thresholds.
+        "options.iou_thresholds": {
+            "model": model.pk,
+            "task": "classification",
+            "options": {"iou_thresholds": [0.5]},
+        },
+        "options.top_k": {"model": model.pk, "task": "classification", "options": {"top_k": [0]}},
     }
     for path, body in cases.items():
         response = _start(client, dataset, **{"name": "r", **body})

@@ -12,8 +12,10 @@ import ast
 from collections.abc import Iterable
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("curation", "embeddings", "evaluation", "nucleus")
+PACKAGES = ("curation", "embeddings", "evaluation", "insights", "nucleus")
 
 
 def modules_of(root: Path, packages: Iterable[str]) -> dict[str, Path]:
@@ -140,6 +142,16 @@ def test_curation_never_imports_evaluation() -> None:
     )
 
 
+@pytest.mark.parametrize("lower", ["curation", "embeddings", "evaluation"])
+def test_nothing_below_imports_insights(lower: str) -> None:
+    """insights builds on curation, embeddings and evaluation; none of them imports it."""
+    wrong = imports_between(import_graph(ROOT, PACKAGES), lower, "insights")
+    assert not wrong, (
+        f"{lower} imports insights (insights builds on it, never the other way; register "
+        "a hook in insights' AppConfig.ready() instead):\n  " + "\n  ".join(wrong)
+    )
+
+
 # ----------------------------------------------------------- the checks can fail
 
 
@@ -224,9 +236,11 @@ VIEW_MODULES = (
     "evaluation/api.py",
     "evaluation/ui.py",
     "evaluation/pages.py",
+    "evaluation/classification_pages.py",
     "evaluation/scenario_api.py",
     "evaluation/suite_ui.py",
     "evaluation/outcomes.py",
+    "insights/ui.py",
 )
 MANAGERS = {"objects", "_default_manager", "_base_manager"}
 CONNECTIONS = {"connection", "connections"}

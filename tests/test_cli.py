@@ -394,6 +394,40 @@ def test_evaluate_without_wait_prints_the_run_id_and_usage_errors_exit_2(
     assert status == 1 and "No model named 'nope'" in err
 
 
+def test_evaluate_takes_a_task_and_prints_classification_metrics(
+    dataset, bob, as_user, worker, capsys
+):
+    from tests.api_helpers import add_items
+
+    def category(label, **extra):
+        return {"kind": "category", "label": label, **extra}
+
+    add_items(
+        dataset,
+        {
+            "reference_id": "cat.jpg",
+            "annotations": [category("cat")],
+            "predictions": [category("cat", model="clf", confidence=0.8)],
+        },
+        {
+            "reference_id": "dog.jpg",
+            "annotations": [category("dog")],
+            "predictions": [category("cat", model="clf", confidence=0.6)],
+        },
+    )
+    as_user(bob)
+    args = ["evaluate", "--dataset", "street scenes", "--model", "clf", "--name", "c1"]
+    status, out, err = run(capsys, *args, "--task", "classification", "--wait")
+    assert status == 0, err
+    lines = out.splitlines()
+    assert lines[0].endswith("(c1) of clf: succeeded")
+    assert "accuracy\t0.5000" in lines
+    assert "cat\t0.5000\t1.0000\t0.6667\t1" in lines
+    assert "dog\t0.0000\t0.0000\t0.0000\t1" in lines
+    status, _, err = run(capsys, *args[:-1], "c2", "--task", "keypoints")
+    assert status == 1 and "task" in err
+
+
 # ----------------------------------------------------------------------------- test
 
 

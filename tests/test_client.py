@@ -786,6 +786,22 @@ def test_an_evaluation_of_a_slice_by_name_and_its_bad_input(dataset, bob, client
     with pytest.raises(NucleusAPIError) as caught:
         client.evaluation_start(dataset.pk, "yolo", name="on b")
     assert caught.value.status == 409
+    # The task: a segmentation run of a model of boxes finishes, saying it had no masks.
+    segm = client.evaluation_start(
+        dataset.pk,
+        "yolo",
+        name="segm",
+        task="segmentation",
+        wait=True,
+        poll=0.01,
+        progress=progress,
+    )
+    assert segm["task"] == "segmentation" and segm["status"] == "succeeded"
+    assert segm["metrics"]["coco_stats"] == [-1.0] * 12
+    assert any("no polygon or mask predictions" in w for w in segm["warnings"])
+    with pytest.raises(NucleusAPIError) as caught:
+        client.evaluation_start(dataset.pk, "yolo", name="y", task="depth")
+    assert [f.path for f in caught.value.fields] == ["task"]
 
 
 def test_scenario_suites_tests_evaluations_and_their_history(dataset, bob, victor, client_of):

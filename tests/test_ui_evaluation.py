@@ -231,3 +231,84 @@ def test_labels_and_run_names_that_need_quotes_link_to_their_items(
     assert grid_refs(viewer, light) == ["lit"]
     keyword = href(cell(body, "and", "fn"))
     assert keyword is not None and grid_refs(viewer, keyword) == ["kw"]
+
+
+def test_a_classification_runs_page_shows_its_metrics_and_cells_open_their_items(
+    viewer: Client, dataset: Dataset, alice: User
+) -> None:
+    def category(label: str, **extra: Any) -> dict[str, Any]:
+        return {"kind": "category", "label": label, **extra}
+
+    def predicted(label: str) -> dict[str, Any]:
+        return category(label, model="clf", confidence=0.9)
+
+    rows = {  # reference: (truth, prediction)
+        "a": ("cat", "cat"),
+        "b": ("cat", "dog"),
+        "c": ("dog", "dog"),
+        "d": ("dog", None),
+        "e": ("dog", "cat"),
+        "f": (None, "cat"),  # no ground truth: not scored
+    }
+    add_items(
+        dataset,
+        *(
+            {
+                "reference_id": ref,
+                "annotations": [category(truth)] if truth else [],
+                "predictions": [predicted(guess)] if guess else [],
+            }
+            for ref, (truth, guess) in rows.items()
+        ),
+    )
+    run = evaluated(dataset, alice, "clf run", model="clf", task="classification")
+    runs = viewer.get(f"/datasets/{dataset.pk}/evaluations/").content.decode()
+    assert "accuracy 0.400" in runs
+    body = page_of(viewer, run)
+    assert 'data-stat="accuracy"><div class="value">0.400</div>' in body
+    assert "1 of 6 items have no category annotation" in body
+    assert cell(body, "cat", "fp") != "0" and href(cell(body, "dog", "fn")) is not None
+    assert grid_refs(viewer, href(cell(body, "cat", "fp")) or "") == ["e"]
+    assert grid_refs(viewer, href(cell(body, "dog", "fn")) or "") == ["d", "e"]
+    expected = {
+        ("cat", "cat"): ["a"],
+        ("cat", "dog"): ["b"],
+        ("dog", "dog"): ["c"],
+        ("dog", "no prediction"): ["d"],
+        ("dog", "cat"): ["e"],
+    }
+    axis = ["cat", "dog", "no prediction"]
+    for truth in ("cat", "dog"):
+        row = re.search(rf'<tr data-truth="{truth}">(.*?)</tr>', body, re.S)
+        assert row is not None
+        cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(1), re.S)
+        assert len(cells) == len(axis)
+        for predicted_label, fragment in zip(axis, cells, strict=True):
+            items = expected.get((truth, predicted_label), [])
+            url = href(fragment)
+            assert (url is None) == (not items), (truth, predicted_label)
+            if url:
+                assert grid_refs(viewer, url) == items, (truth, predicted_label)
+
+
+def test_a_segmentation_runs_page_shows_its_coco_numbers(
+    viewer: Client, dataset: Dataset, alice: User
+) -> None:
+    from curation.models import Item
+
+    square = {"vertices": [[10.0, 10.0], [90.0, 10.0], [90.0, 90.0], [10.0, 90.0]]}
+    polygon = {"kind": "polygon", "label": "road", "geometry": square}
+    add_items(
+        dataset,
+        {
+            "reference_id": "r",
+            "annotations": [polygon],
+            "predictions": [{**polygon, "model": "seg", "confidence": 0.9}],
+        },
+    )
+    Item.objects.filter(dataset=dataset).update(width=100, height=100)
+    run = evaluated(dataset, alice, "segm run", model="seg", task="segmentation")
+    body = page_of(viewer, run)
+    assert "1 ground-truth instances (polygons and masks)" in body
+    assert 'data-stat="map"><div class="value">1.000</div>' in body
+    assert href(cell(body, "road", "tp")) is not None

@@ -110,9 +110,13 @@ def test_a_bad_run_or_order_is_a_400_naming_it(
     for params, name in [
         ({"run": 999999}, "run"),
         ({"run": "x"}, "run"),
-        ({"sort": "fp-confidence"}, "sort"),
-        ({"run": world["run"].pk, "sort": "nope"}, "sort"),
-        ({"run": world["run"].pk, "sort": "tp-iou", "at": "x,1"}, "at"),
+        ({"match_order": "fp-confidence"}, "match_order"),
+        ({"run": world["run"].pk, "match_order": "nope"}, "match_order"),
+        (
+            {"run": world["run"].pk, "match_order": "tp-iou", "sort": "annotations.count"},
+            "match_order",
+        ),
+        ({"run": world["run"].pk, "match_order": "tp-iou", "at": "x,1"}, "at"),
     ]:
         response = viewer.get(grid, params)
         assert response.status_code == 400, params
@@ -128,7 +132,8 @@ def test_orders_by_matches(viewer: Client, dataset: Dataset, world: dict[str, An
     grid = f"/datasets/{dataset.pk}/"
 
     def listed(sort: str, **extra: Any) -> tuple[list[str], list[str]]:
-        body = viewer.get(grid, {"run": run.pk, "sort": sort, **extra}).content.decode()
+        params = {"run": run.pk, "match_order": sort, **extra}
+        body = viewer.get(grid, params).content.decode()
         return refs(body), re.findall(r'data-testid="sort-value"[^>]*>([^<]+)<', body)
 
     # the most confident FP of c is 0.9, b's is 0.8; a and d have none
@@ -145,7 +150,8 @@ def test_an_order_pages_with_its_cursor(
 ) -> None:
     run = world["run"]
     body = viewer.get(
-        f"/datasets/{dataset.pk}/", {"run": run.pk, "sort": "fp-confidence", "limit": 1}
+        f"/datasets/{dataset.pk}/",
+        {"run": run.pk, "match_order": "fp-confidence", "limit": 1},
     ).content.decode()
     assert refs(body) == ["c"]
     after = re.search(r'href="([^"]+)" rel="next"', body)

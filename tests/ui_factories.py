@@ -225,9 +225,16 @@ def outcome_world(dataset: Dataset) -> dict[str, int]:
 
 
 def evaluated(
-    dataset: Dataset, user: Any, name: str, *, model: str = "yolo", **options: Any
+    dataset: Dataset,
+    user: Any,
+    name: str,
+    *,
+    model: str = "yolo",
+    task: str = "detection",
+    **options: Any,
 ) -> Any:
-    """An evaluation run of `model` on the whole dataset, its job run to the end."""
+    """An evaluation run of `model` on the whole dataset (a `task` run), its job run to
+    the end."""
     from curation.jobs import job_run
     from curation.models import JobStatus, Model
     from evaluation.services import evaluation_create
@@ -238,6 +245,7 @@ def evaluated(
         name=name,
         model_id=Model.objects.get(dataset=dataset, name=model).pk,
         options=options,
+        task=task,
     )
     assert run.job_id is not None
     job = job_run(job_id=run.job_id)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -18,10 +22,12 @@ from rest_framework.views import APIView
 from curation import selectors, services, vocabulary
 from curation.access import dataset_for
 from curation.api.common import errors, validated
-from curation.api.pagination import Cursor
+from curation.api.pagination import Cursor, SortedCursor
 from curation.bulk import write as bulk
 from curation.errors import invalid_field
-from curation.models import Item, Role
+from curation.models import Dataset, Item, Role
+from curation.paging import SortOrder
+from curation.query import sort_expression
 from curation.serializers import (
     AnnotationIdsSerializer,
     AnnotationsBulkSerializer,
@@ -62,14 +68,49 @@ ITEM_FILTER_PARAMETERS = [
     OpenApiParameter("limit", OpenApiTypes.INT, description="Page size, 1 to 1000 (default 100)."),
 ]
 
+SORT_PARAMETERS = [
+    OpenApiParameter(
+        "sort",
+        OpenApiTypes.STR,
+        description="List by a value of the query language instead of by id: a count "
+        "(`annotations.car`), `width * height`, `metadata.<key>`, "
+        "`predictions[<model>].confidence`, a registered score (`eval[<run>].fp`). Items "
+        "without a value come last; each result gets `sort_value`. See "
+        "docs/query-language.md, Sorting by a value.",
+    ),
+    OpenApiParameter(
+        "order", OpenApiTypes.STR, enum=["asc", "desc"], description="With `sort`: asc (default)."
+    ),
+]
+
+
+def sort_order_of(request: Request, dataset: Dataset) -> SortOrder | None:
+    """The `sort` and `order` parameters (400 naming the one that is wrong); None: by id."""
+    order = request.query_params.get("order", "asc")
+    if order not in ("asc", "desc"):
+        raise invalid_field("order", f"must be asc or desc, not {order!r}.")
+    text = request.query_params.get("sort", "").strip()
+    if not text:
+        return None
+    return SortOrder(sort_expression(text, dataset=dataset), descending=order == "desc")
+
+
+def json_value(value: Any) -> Any:
+    """A sort value as JSON: numbers as numbers, dates as ISO text."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
 
 @extend_schema_view(
     get=extend_schema(
         operation_id="items_list",
         tags=TAGS,
-        summary="List a dataset's items, filtered, by id",
+        summary="List a dataset's items, filtered, by id or sorted by a value",
         description=ITEM_FILTERS_HELP,
-        parameters=ITEM_FILTER_PARAMETERS,
+        parameters=ITEM_FILTER_PARAMETERS + SORT_PARAMETERS,
         responses={200: ItemSerializer(many=True), **errors(400, 404)},
     )
 )
@@ -79,7 +120,21 @@ class ItemListView(generics.ListAPIView[Item]):
 
     def get_queryset(self) -> QuerySet[Item]:
         dataset = dataset_for(self.request.user, self.kwargs["dataset_id"], Role.VIEWER)
-        return selectors.items_of(dataset=dataset, params=self.request.query_params)
+        return selectors.items_of(
+            dataset=dataset, params=self.request.query_params, extra_params=("sort", "order")
+        )
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        dataset = dataset_for(request.user, self.kwargs["dataset_id"], Role.VIEWER)
+        order = sort_order_of(request, dataset)
+        if order is None:
+            return super().list(request, *args, **kwargs)
+        paginator = SortedCursor()
+        page = paginator.sorted_page(self.get_queryset(), request, order)
+        rows = ItemSerializer(page.items, many=True, context=self.get_serializer_context()).data
+        for row, item in zip(rows, page.items, strict=True):
+            row["sort_value"] = json_value(getattr(item, "sort_value", None))
+        return paginator.sorted_response(list(rows))
 
 
 class QueryCheckView(APIView):

@@ -9,13 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import QuerySet
 from rest_framework import exceptions
 from rest_framework.pagination import Cursor as Position
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
+from rest_framework.response import Response
 
+from curation import paging
 from curation.api.common import int_param
 from curation.errors import invalid_field
+from curation.models import Item
+from curation.paging import KeysetPage, SortOrder
 
 
 class Cursor(CursorPagination):
@@ -45,6 +50,39 @@ class Cursor(CursorPagination):
             high=int(self.max_page_size or self.page_size),
             capped=True,
         )
+
+
+class SortedCursor(Cursor):
+    """Keyset pages of items sorted by a value (curation.paging): the cursor holds the id
+    of the item a page starts after (or, going back, before); its value is read again."""
+
+    def sorted_page(self, items: QuerySet[Item], request: Request, order: SortOrder) -> KeysetPage:
+        cursor = self.decode_cursor(request)
+        after = before = None
+        if cursor is not None and cursor.position is not None:
+            if cursor.offset:
+                raise invalid_field("cursor", self.cursor_error)
+            if cursor.reverse:
+                before = int(cursor.position)
+            else:
+                after = int(cursor.position)
+        page = paging.items_sorted_page(
+            items, order=order, after=after, before=before, limit=self.get_page_size(request)
+        )
+        self.base_url = request.build_absolute_uri()
+        first, last = (page.items[0].pk, page.items[-1].pk) if page.items else (None, None)
+        self.sorted_links = {
+            "next": str(self.encode_cursor(Position(offset=0, reverse=False, position=last)))
+            if page.has_next and last is not None
+            else None,
+            "previous": str(self.encode_cursor(Position(offset=0, reverse=True, position=first)))
+            if page.has_previous and first is not None
+            else None,
+        }
+        return page
+
+    def sorted_response(self, data: list[Any]) -> Response:
+        return Response({**self.sorted_links, "results": data})
 
 
 class NewestFirstCursor(Cursor):

@@ -18,10 +18,13 @@ from curation.query.compiler import (
     FieldCondition,
     FieldHandler,
     FieldHelp,
+    FieldRef,
+    ValueHandler,
     compile_query,
     count_condition,
     query_items_q,
     register_field,
+    sort_expression,
 )
 from curation.query.parser import QueryError
 
@@ -40,11 +43,14 @@ __all__ = [
     "FieldCondition",
     "FieldHandler",
     "FieldHelp",
+    "FieldRef",
     "QueryError",
+    "ValueHandler",
     "compile_query",
     "count_condition",
     "filter_items",
     "query_items_q",
     "register_field",
+    "sort_expression",
     "validate_query",
 ]

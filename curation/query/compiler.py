@@ -270,7 +270,21 @@ class CustomField:
     key: str | None = None
 
 
+@dataclass(frozen=True)
+class FieldRef:
+    """What a registered field's value handler gets: the field `name[key].path...` of
+    `dataset`, named without a comparison (a sort key)."""
+
+    name: str
+    path: tuple[str, ...]
+    dataset: Dataset
+    key: str | None = None
+
+
 FieldHandler = Callable[[FieldCondition], Q]
+# A registered field's value per item: an expression on Item (correlated to the item
+# with OuterRef("pk") where it is a subquery), or ValueError with a message for the user.
+ValueHandler = Callable[[FieldRef], Any]
 Operand = (
     MetadataField
     | ColumnField
@@ -290,6 +304,8 @@ Operand = (
 _REGISTERED: dict[str, FieldHandler] = {}
 # Registered fields that take a name in brackets first, like predictions[<model>].
 _BRACKETED: set[str] = set()
+# Registered fields that have a value per item (a number), so they can sort the grid.
+_VALUES: dict[str, ValueHandler] = {}
 
 
 @dataclass(frozen=True)
@@ -323,13 +339,19 @@ _COLUMNS = {"width": "number", "height": "number", "reference_id": "text", "crea
 
 
 def register_field(
-    name: str, handler: FieldHandler, *, bracket: bool = False, completion: FieldHelp | None = None
+    name: str,
+    handler: FieldHandler,
+    *,
+    bracket: bool = False,
+    value: ValueHandler | None = None,
+    completion: FieldHelp | None = None,
 ) -> None:
     """Add a field to the language, e.g. ``near_duplicate = true`` from the embeddings app.
 
     With `bracket`, the field names something first, as ``eval[<run>].fp >= 1`` does: the
-    handler gets it as FieldCondition.key, and the field without it is an error. `completion`
-    says what the query bar may complete in it (curation.query.hints).
+    handler gets it as FieldCondition.key, and the field without it is an error. With
+    `value`, the field also has a value per item, so it can sort (`sort_expression`).
+    `completion` says what the query bar may complete in it (curation.query.hints).
     """
     if name in BUILTIN_FIELDS:
         raise ValueError(f"{name!r} is a built-in field")
@@ -342,6 +364,10 @@ def register_field(
         _BRACKETED.add(name)
     else:
         _BRACKETED.discard(name)
+    if value is not None:
+        _VALUES[name] = value
+    else:
+        _VALUES.pop(name, None)
 
 
 def field_help(name: str) -> FieldHelp | None:
@@ -927,6 +953,46 @@ class Compiler:
             return _count(operand.rows())
         return F(operand.name)
 
+    # values (sort keys) --------------------------------------------------------------------
+
+    def value(self, operand: Operand) -> Any:
+        """The value per item of a field or an arithmetic of fields, to sort by: counts,
+        width, height, created, reference_id, a metadata value (JSON order: numbers by
+        value, strings by text), the highest confidence of predictions, and registered
+        fields that have a value."""
+        if isinstance(operand, CountField | Arith) or (
+            isinstance(operand, ColumnField) and _COLUMNS[operand.name] == "number"
+        ):
+            return self.expression(operand)
+        if isinstance(operand, ColumnField):
+            return F(operand.name)
+        if isinstance(operand, MetadataField):
+            return _json_value(operand.parts)
+        if isinstance(operand, ConfidenceField):
+            rows = operand.source.rows()
+            if operand.label is not None:
+                rows = rows.filter(label=operand.label)
+            return Subquery(
+                rows.order_by("-confidence").values("confidence")[:1], output_field=FloatField()
+            )
+        if isinstance(operand, CustomField) and operand.name in _VALUES:
+            try:
+                return _VALUES[operand.name](
+                    FieldRef(operand.name, operand.path, self.dataset, operand.key)
+                )
+            except ValueError as exc:
+                raise self.error(f"{exc} (at {{where}})", operand.span) from None
+        if isinstance(operand, BareWord):
+            raise self.unknown_field(operand.name, operand.span)
+        raise self.error(
+            f"Cannot sort by '{self.source_text(operand.span)}' (at {{where}}): sort by a "
+            "count, width, height, created, reference_id, metadata.<key>, "
+            "predictions[<model>].confidence"
+            + "".join(f", {n}" for n in _VALUES)
+            + " or arithmetic of numbers.",
+            operand.span,
+        )
+
     # predictions -------------------------------------------------------------------------
 
     def confidence(self, left: ConfidenceField, op: str, right: Literal) -> Q:
@@ -1136,6 +1202,24 @@ def compile_query(text: str, *, dataset: Dataset) -> Q:
     return scope & Compiler(text, dataset).condition(tree)
 
 
+def sort_expression(text: str, *, dataset: Dataset) -> Any:
+    """The value per item that `text` names (`annotations.car`, `width * height`,
+    `metadata.score`, a registered field with a value): an expression on Item to order
+    by. QueryError (a 400 naming `sort`) when it names no value."""
+    try:
+        compiler = Compiler(text, dataset)
+        return compiler.value(compiler.operand(parse(text, start="sum")))
+    except QueryError as exc:
+        raise QueryError(
+            exc.message.replace("query", "sort key"),
+            text=text,
+            offset=exc.position["offset"],
+            end_offset=exc.position["end_offset"],
+            expected=exc.expected,
+            path="sort",
+        ) from None
+
+
 def query_names(text: str, *, dataset: Dataset) -> list[NameUse]:
     """The labels, metadata keys and tags a query names, in order; QueryError if it is wrong."""
     if not text.strip():
@@ -1164,7 +1248,9 @@ __all__ = [
     "FieldCondition",
     "FieldHandler",
     "FieldHelp",
+    "FieldRef",
     "NameUse",
+    "ValueHandler",
     "compile_query",
     "count_condition",
     "field_help",
@@ -1173,4 +1259,5 @@ __all__ = [
     "query_items_q",
     "query_names",
     "register_field",
+    "sort_expression",
 ]

@@ -60,7 +60,15 @@ DOT: "."
 %ignore /[ \t\r\n]+/
 """
 
-_PARSER = Lark(GRAMMAR, parser="lalr", propagate_positions=True, maybe_placeholders=False)
+# Two entry points: a whole query (a condition), and `sum` alone (a value per item, such
+# as a sort key: `annotations.car`, `quality.blur`, `width * height`).
+_PARSER = Lark(
+    GRAMMAR,
+    parser="lalr",
+    start=["start", "sum"],
+    propagate_positions=True,
+    maybe_placeholders=False,
+)
 
 # What each terminal means to a person reading an error message.
 _VALUE_TERMINALS = {"STRING", "NUMBER", "TRUE", "FALSE", "NULL"}
@@ -102,6 +110,7 @@ class QueryError(InvalidInput):
         offset: int,
         end_offset: int | None = None,
         expected: Iterable[str] = (),
+        path: str = "query",
     ) -> None:
         line, column = line_column(text, offset)
         where = f"line {line}, column {column}" if "\n" in text else f"column {column}"
@@ -113,7 +122,7 @@ class QueryError(InvalidInput):
             "end_offset": max(offset, end_offset if end_offset is not None else offset + 1),
         }
         self.expected = list(expected)
-        field: dict[str, Any] = {"path": "query", "message": message, **self.position}
+        field: dict[str, Any] = {"path": path, "message": message, **self.position}
         field["expected"] = self.expected
         super().__init__(message, fields=[cast(dict[str, str], field)])
 
@@ -125,8 +134,10 @@ def line_column(text: str, offset: int) -> tuple[int, int]:
     return line, offset - (before.rfind("\n") + 1) + 1
 
 
-def parse(text: str) -> Tree[Token]:
-    """Parse query text into a tree; QueryError says where and what was expected."""
+def parse(text: str, *, start: str = "start") -> Tree[Token]:
+    """Parse query text into a tree; QueryError says where and what was expected.
+
+    `start="sum"` parses a value instead of a condition (a sort key)."""
     if "\x00" in text:
         raise QueryError(
             "The query must not contain NUL characters (at {where}).",
@@ -141,9 +152,9 @@ def parse(text: str) -> Tree[Token]:
             end_offset=len(text),
         )
     try:
-        tree = _PARSER.parse(text)
+        tree = _PARSER.parse(text, start=start)
     except UnexpectedInput as exc:
-        raise _syntax_error(text, exc) from None
+        raise _syntax_error(text, exc, start) from None
     _check_depth(text, tree)
     return tree
 
@@ -211,7 +222,7 @@ def _describe_expected(terminals: set[str]) -> list[str]:
     return sorted(t.strip("_") for t in terminals)
 
 
-def _acceptable(prefix: str, fallback: set[str]) -> set[str]:
+def _acceptable(prefix: str, fallback: set[str], start: str = "start") -> set[str]:
     """The terminals that may follow `prefix`.
 
     Replays the prefix, because the parser state at the error has already made the
@@ -219,7 +230,7 @@ def _acceptable(prefix: str, fallback: set[str]) -> set[str]:
     state's own set too wide or too narrow (after "(width > 1" it would leave out AND).
     """
     try:
-        parser = _PARSER.parse_interactive(prefix)
+        parser = _PARSER.parse_interactive(prefix, start=start)
         parser.exhaust_lexer()
         # lark leaves InteractiveParser.accepts() unannotated; it returns terminal names.
         return set(parser.accepts())  # type: ignore[no-untyped-call]
@@ -231,11 +242,11 @@ def _phrase(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
 
 
-def _syntax_error(text: str, exc: UnexpectedInput) -> QueryError:
+def _syntax_error(text: str, exc: UnexpectedInput, rule: str = "start") -> QueryError:
     if isinstance(exc, UnexpectedToken):
         token = exc.token
         start = len(text) if token.type == "$END" else (token.start_pos or 0)
-        expected = _describe_expected(_acceptable(text[:start], set(exc.expected)))
+        expected = _describe_expected(_acceptable(text[:start], set(exc.expected), rule))
         if token.type == "$END":
             offset = len(text.rstrip())
             return QueryError(
@@ -258,7 +269,7 @@ def _syntax_error(text: str, exc: UnexpectedInput) -> QueryError:
         # lark types pos_in_stream by its base class default, None; this exception sets it.
         offset = exc.pos_in_stream  # type: ignore[assignment]
         char = text[offset]
-        expected = _describe_expected(_acceptable(text[:offset], set(exc.allowed or ())))
+        expected = _describe_expected(_acceptable(text[:offset], set(exc.allowed or ()), rule))
         if char in "\"'":
             return QueryError(
                 f"Unterminated string starting at {{where}}: close it with {char}.",
@@ -283,7 +294,7 @@ def _syntax_error(text: str, exc: UnexpectedInput) -> QueryError:
             expected=expected,
         )
     if isinstance(exc, UnexpectedEOF):
-        expected = _describe_expected(_acceptable(text, set(exc.expected)))
+        expected = _describe_expected(_acceptable(text, set(exc.expected), rule))
         return QueryError(
             f"Unexpected end of query at {{where}}: expected {_phrase(expected)}.",
             text=text,

@@ -5,8 +5,9 @@ The selection's actions are in curation.ui.selection, the item page in curation.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
@@ -18,16 +19,17 @@ from django.urls import reverse
 from django.utils.html import escape
 from django.views.decorators.http import require_GET, require_safe
 
-from curation import facets, selectors, vocabulary
+from curation import facets, paging, selectors, vocabulary
 from curation.errors import CurationError, InvalidInput
 from curation.filters import parse_value
 from curation.models import Dataset, Item, Role, Slice
+from curation.query.parser import quote_name
 from curation.storage import media_url
 from curation.ui.charts import number_label
-from curation.ui.extensions import Results, run_outcomes, vector_panels
+from curation.ui.extensions import Results, vector_panels
 from curation.ui.http import dataset_or_404, html_errors
-from curation.ui.outcomes import RunView, colour_by_outcome, outcomes_of, run_view
-from curation.ui.overlays import BoxLabel, Colours, Shape, box_labels, describe, shapes_of
+from curation.ui.outcomes import RunView, match_order_page, page_shapes, run_view
+from curation.ui.overlays import BoxLabel, Shape, box_labels, describe
 from curation.ui.query import query_error_of
 from curation.ui.scores import distance_texts
 from curation.ui.state import TILE_SIZES, GridState
@@ -47,7 +49,7 @@ class Tile:
     open_url: str = ""
     similar_url: str = ""
     is_query: bool = False
-    note: str = ""  # the value an order by matches sorts it by
+    sort_text: str = ""  # the item's value of the grid's sort key (or order by matches)
 
     @property
     def box_labels(self) -> list[BoxLabel]:
@@ -118,22 +120,6 @@ class Chip:
     search: bool = False
 
 
-def _shapes_by_item(
-    item_ids: list[int], model_id: int | None, conf: float, colours: Colours
-) -> dict[int, list[Shape]]:
-    """Ground truth (and one model's confident predictions) of a page of items, in two reads."""
-    rows: dict[int, list[Mapping[str, Any]]] = {i: [] for i in item_ids}
-    for row in selectors.annotations_drawn(item_ids=item_ids):
-        rows[row["item_id"]].append(row)
-    by_item = {i: shapes_of(r, source="gt", colours=colours) for i, r in rows.items()}
-    if model_id is not None:
-        for row in selectors.predictions_drawn(
-            item_ids=item_ids, model_id=model_id, min_confidence=conf
-        ):
-            by_item[row["item_id"]].extend(shapes_of([row], source="pred", colours=colours))
-    return by_item
-
-
 def item_url(dataset: Dataset, item_id: int, querystring: str = "") -> str:
     """The item view, keeping the grid's state so it can step through the same view."""
     path = reverse("ui:item", args=[dataset.pk, item_id])
@@ -146,15 +132,8 @@ def _tiles(
     base: str,
     runs: RunView | None = None,
 ) -> list[Tile]:
-    ids = [i.pk for i, _ in items]
     run = runs.run if runs is not None else None
-    if run is None:
-        shapes = _shapes_by_item(ids, state.model_id, state.conf, state.colours)
-    else:  # the run's model at the run's threshold, coloured by outcome
-        shapes = _shapes_by_item(ids, run.model_id, run.confidence, state.colours)
-        found = outcomes_of(run, ids)
-        for drawn in shapes.values():
-            colour_by_outcome(drawn, found)
+    shapes = page_shapes(state, run, [i.pk for i, _ in items])
     querystring = state.querystring(drop=("after", "before"))
     scored = [score for _, score in items if score is not None]
     texts = iter(distance_texts(scored))
@@ -303,38 +282,56 @@ def _chips(state: GridState, base: str, results: Results | None) -> list[Chip]:
 def _sorted_listing(
     state: GridState, runs: RunView, base: str
 ) -> tuple[list[Tile], dict[str, str]]:
-    """One page of the view's items in the order of a run's matches (`sort`), forward
-    from the `at` cursor."""
-    assert runs.run is not None
-    page = run_outcomes().sorted_page(
-        runs.run,
-        runs.sort,
-        state.items() if state.is_filtered else None,
-        state.at,
-        state.limit,
-    )
-    values = dict(page.rows)
-    items = selectors.items_in_order(dataset=state.dataset, item_ids=[i for i, _ in page.rows])
-    tiles = _tiles(state, [(i, None) for i in items], base, runs)
-    for tile in tiles:
-        tile.note = f"{values[tile.item.pk]:.3f}"
-    pager: dict[str, str] = {}
-    if page.has_next and page.rows:
-        value, item_id = page.rows[-1][1], page.rows[-1][0]
-        pager["next"] = state.url(base, {"at": f"{value!r},{item_id}"})
-    if state.at is not None:
-        pager["first"] = state.url(base, {"at": None})
+    """One page of the view's items in the order of a run's matches (`match_order`)."""
+    rows, pager = match_order_page(state, runs, base)
+    tiles = _tiles(state, [(i, None) for i, _ in rows], base, runs)
+    for tile, (_, text) in zip(tiles, rows, strict=True):
+        tile.sort_text = text
     return tiles, pager
+
+
+def sort_text(value: Any) -> str:
+    """A tile's sort value, short: numbers to 4 significant digits, text as it is."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float | Decimal):
+        number = float(value)
+        return str(int(number)) if number.is_integer() else f"{number:.4g}"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    return str(value)
+
+
+def sort_keys(models: list[str]) -> list[str]:
+    """Sort keys the sort box suggests; any value of the query language works."""
+    return [
+        "annotations.count",
+        *(f"predictions[{quote_name(name)}].confidence" for name in models[:10]),
+        "width * height",
+        "created",
+        "reference_id",
+    ]
 
 
 def _id_listing(
     state: GridState, base: str, runs: RunView | None = None
 ) -> tuple[list[Tile], dict[str, str]]:
-    """One keyset page of the view's items in id order, and its links."""
-    page = selectors.items_keyset_page(
-        state.items(), after=state.after, before=state.before, limit=state.limit
-    )
+    """One keyset page of the view's items, in id order or in its sort order, and its links."""
+    order = state.sort_order()
+    if order is None:
+        page = paging.items_keyset_page(
+            state.items(), after=state.after, before=state.before, limit=state.limit
+        )
+    else:
+        page = paging.items_sorted_page(
+            state.items(), order=order, after=state.after, before=state.before, limit=state.limit
+        )
     tiles = _tiles(state, [(i, None) for i in page.items], base, runs)
+    if order is not None:
+        for tile in tiles:
+            tile.sort_text = sort_text(getattr(tile.item, "sort_value", None))
     if not tiles:
         return tiles, {}
     return tiles, {
@@ -400,7 +397,7 @@ def grid_render(
         elif state.search_mode:
             results = vector_panels().grid_results(state)
             tiles, pager = _search_listing(state, results, base, runs)
-        elif runs.sort:
+        elif runs.order:
             tiles, pager = _sorted_listing(state, runs, base)
         else:
             tiles, pager = _id_listing(state, base, runs)
@@ -414,6 +411,7 @@ def grid_render(
         }
         return render(request, "ui/error.html", context, status=400)
     model = vector_panels().search_model(dataset)
+    models = selectors.model_choices(dataset=dataset)
     can_curate = dataset.user_role in (Role.CURATOR, Role.ADMIN)
     saved_query, why_not = state.view_query()
     context = {
@@ -442,8 +440,9 @@ def grid_render(
         "results": results,
         "pager": pager,
         "search_model": model,
-        "models": selectors.model_choices(dataset=dataset),
+        "models": models,
         "runs": runs,
+        "sort_keys": sort_keys([name for _, name in models]),
         "tile_px": TILE_SIZES[state.size],
         "size_links": {s: state.url(base, {"size": s}) for s in TILE_SIZES},
         "view_query": state.querystring(drop=("after", "before", "page", "refresh")),

@@ -12,7 +12,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_safe
 
-from curation import selectors
+from curation import paging, selectors
 from curation.errors import InvalidInput
 from curation.models import Role
 from curation.storage import media_url
@@ -53,11 +53,12 @@ def item_view(request: HttpRequest, dataset_id: int, item_id: int) -> HttpRespon
     try:
         state = GridState(request.GET, dataset=dataset)
         within = state.items() if query_error_of(state) is None else None
+        order = state.sort_order()
     except InvalidInput:
         kept = QueryDict(mutable=True)  # the threshold still holds for the links from here
         if "conf" in request.GET:
             kept["conf"] = request.GET["conf"]
-        state, within = GridState(kept, dataset=dataset), None
+        state, within, order = GridState(kept, dataset=dataset), None, None
     # A run picked in the grid: only its model's predictions, at its threshold, and
     # every box coloured by its outcome (curation.ui.outcomes). A bad `run` is a 400.
     runs = run_view(state)
@@ -70,7 +71,7 @@ def item_view(request: HttpRequest, dataset_id: int, item_id: int) -> HttpRespon
     querystring = state.querystring(drop=("after", "before"))
     neighbours_url: dict[str, str] = {}
     if within is not None and not state.search_mode:
-        before, after = selectors.item_neighbour_ids(within, item_id=item.pk)
+        before, after = paging.item_neighbour_ids(within, item_id=item.pk, order=order)
         neighbours_url = {
             "next": item_url(dataset, after, querystring) if after else "",
             "previous": item_url(dataset, before, querystring) if before else "",
@@ -160,7 +161,10 @@ def item_view(request: HttpRequest, dataset_id: int, item_id: int) -> HttpRespon
         "state": state,
         # The run picker's form keeps the view's other parameters.
         "run_params": [
-            (k, v) for k, vs in state.params.items() if k not in ("run", "sort", "at") for v in vs
+            (k, v)
+            for k, vs in state.params.items()
+            if k not in ("run", "match_order", "at")
+            for v in vs
         ],
     }
     return render(request, "ui/item.html", context)

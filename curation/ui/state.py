@@ -11,12 +11,17 @@ Parameters (all optional):
   wants all of them;
 - ``text``, ``like`` (an item id), ``image`` (an uploaded query image): similarity search
   within the filtered items, best first, paged with ``page``;
-- ``after`` / ``before``: keyset cursors (item ids) of the id-ordered listing;
+- ``sort``: a value per item to list by (a sort key of the query language: a count,
+  ``width * height``, ``metadata.<key>``, ``predictions[<model>].confidence``, a score
+  another app registers), ``order``: ``asc`` (the default) or ``desc``; items without a
+  value come last, ties in id order. Without ``sort``, items are in id order;
+- ``after`` / ``before``: keyset cursors (item ids) of the listing;
 - ``model``: draw that model's predictions in the grid; ``conf``: draw predictions (the
   grid's and the item page's) at or above that confidence, 0 to 1, 0.5 when absent;
 - ``run``: an evaluation run: boxes coloured by their outcome in it (its model's
-  predictions are drawn); ``sort``: with a run, items ordered by their matches in it
-  (curation.ui.outcomes), paged with the ``at`` cursor ("<value>,<item id>");
+  predictions are drawn); ``match_order``: with a run, items ordered by their matches in
+  it (curation.ui.outcomes: an index walk, where ``sort`` is a pass over the view), paged
+  with the ``at`` cursor ("<value>,<item id>");
 - ``size``: tile size (s, m, l); ``limit``: items per page.
 """
 
@@ -33,12 +38,12 @@ from urllib.parse import urlencode
 from django.db.models import Q, QuerySet
 from django.http import QueryDict
 
-from curation import selectors
+from curation import paging, selectors
 from curation.errors import invalid_field
 from curation.filters import OPERATORS, parse_value
 from curation.models import Dataset, Item, Slice
 from curation.params import fraction_value, int_value
-from curation.query import compile_query
+from curation.query import compile_query, sort_expression
 from curation.ui.palette import LabelColours, dataset_colours
 
 FILTER_NAMES = ("tag", "slice")  # with metadata.* and query: the API's item filters
@@ -130,10 +135,15 @@ class GridState:
         self.after = _int(params.get("after"), "after")
         self.before = _int(params.get("before"), "before")
         self.page = _int(params.get("page"), "page") or 0
+        self.sort = params.get("sort", "").strip()
+        order = params.get("order", "") or "asc"
+        if order not in ("asc", "desc"):
+            raise invalid_field("order", f"must be asc or desc, not {order!r}.")
+        self.descending = order == "desc"
         self.model_id = _int(params.get("model"), "model", minimum=1)
         self.conf = confidence_of(params)
         self.run_id = _int(params.get("run"), "run", minimum=1)
-        self.sort = params.get("sort", "").strip()
+        self.match_order = params.get("match_order", "").strip()
         self.at = _sort_cursor(params.get("at"))
         size = params.get("size", "m")
         self.size = size if size in TILE_SIZES else "m"
@@ -198,6 +208,13 @@ class GridState:
             conditions=[compile_query(label_query, dataset=self.dataset)] if label_query else [],
             any_of=True,
         )
+
+    def sort_order(self) -> paging.SortOrder | None:
+        """The order `sort` names; QueryError (a 400 naming `sort`) when it names no value."""
+        if not self.sort:
+            return None
+        value = sort_expression(self.sort, dataset=self.dataset)
+        return paging.SortOrder(value, self.descending)
 
     def labels_query(self) -> str:
         """The label facets as one query: items with any of the labels."""

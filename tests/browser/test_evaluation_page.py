@@ -93,8 +93,8 @@ def test_picking_a_run_in_the_grid_draws_a_false_positive_in_the_fp_colour(
     assert tp_stroke != stroke
 
     # Most confident false positive first; the run stays picked.
-    page.select_option("[data-testid=sort-picker]", "fp-confidence")
-    page.wait_for_url(lambda url: "sort=fp-confidence" in url)
+    page.select_option("[data-testid=match-order]", "fp-confidence")
+    page.wait_for_url(lambda url: "match_order=fp-confidence" in url)
     page.wait_for_load_state()
     first = page.locator("[data-testid=sort-value]").first.inner_text()
     assert first == f"{top:.3f}"
@@ -140,3 +140,42 @@ def test_a_curator_creates_a_suite_in_the_ui_and_runs_it(
     screenshot(page, "suite", full_page=True)
     found = axe_violations(page)
     assert not found, describe_violations(found)
+
+
+def test_a_viewer_follows_a_classification_runs_confusion_cell_to_the_grid(
+    page: Any, victor: User, alice: User, dataset: Dataset
+) -> None:
+    from tests.api_helpers import add_items
+
+    def category(label: str, **extra: Any) -> dict[str, Any]:
+        return {"kind": "category", "label": label, **extra}
+
+    truth_and_guess = [("cat", "cat"), ("cat", "dog"), ("dog", "dog"), ("dog", "cat")] * 2
+    add_items(
+        dataset,
+        *(
+            {
+                "reference_id": f"pet-{n}",
+                "annotations": [category(truth)],
+                "predictions": [category(guess, model="pets", confidence=0.8)],
+            }
+            for n, (truth, guess) in enumerate(truth_and_guess)
+        ),
+    )
+    evaluated(dataset, alice, "pets classifier", model="pets", task="classification")
+
+    log_in(page, victor, "victor-password-1")
+    page.goto(f"/datasets/{dataset.pk}/evaluations/")
+    page.click("[data-testid=run-link]")
+    page.wait_for_load_state()
+    stat = page.locator('[data-testid=classification-stats] [data-stat="accuracy"] .value')
+    assert stat.inner_text() == "0.500"
+    found = axe_violations(page)
+    assert not found, describe_violations(found)
+
+    # Row dog, column cat: the dogs taken for cats.
+    page.locator('tr[data-truth="dog"] td').nth(0).locator("a").click()
+    page.wait_for_url(lambda url: "query=" in url)
+    page.wait_for_load_state()
+    shown = sorted(page.locator(".tile[data-ref]").evaluate_all("ts => ts.map(t => t.dataset.ref)"))
+    assert shown == ["pet-3", "pet-7"]

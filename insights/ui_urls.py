@@ -1,0 +1,15 @@
+"""URLs of the insights app's pages, beside curation's UI (same paths)."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from insights import ui
+
+app_name = "insights-ui"
+
+DS = "datasets/<int:dataset_id>"
+
+urlpatterns = [
+    path(f"{DS}/insights/", ui.insights_page, name="page"),
+]
