@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from django.db.models import Count, Exists, Max, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import BooleanField, Count, Exists, Max, OuterRef, Prefetch, Q, QuerySet
+from django.db.models.expressions import RawSQL
 
 from curation.errors import NotFound
 from curation.models import Dataset, Item
@@ -123,6 +124,23 @@ def object_outcomes(
     )
 
 
+def _past(column: str, descending: bool, value: float, item_id: int) -> RawSQL:
+    """Rows after the cursor (value, item id) in the order, as a row comparison, which
+    the index scan starts from: a deep page reads no row before it, even among many
+    equal values. The ORM cannot say one; the values are bound."""
+    params, boolean = (value, item_id), BooleanField()
+    # (The outer query reads only evaluation_evaluationmatch: the names are its columns.)
+    if column == "confidence" and descending:
+        return RawSQL("(confidence, item_id) < (%s, %s)", params, output_field=boolean)
+    if column == "confidence":
+        return RawSQL("(confidence, item_id) > (%s, %s)", params, output_field=boolean)
+    if column == "iou" and descending:
+        return RawSQL("(iou, item_id) < (%s, %s)", params, output_field=boolean)
+    if column == "iou":
+        return RawSQL("(iou, item_id) > (%s, %s)", params, output_field=boolean)
+    raise ValueError(f"no order by {column!r}")
+
+
 def items_by_match(
     *,
     run_id: int,
@@ -156,12 +174,7 @@ def items_by_match(
         rows = rows.filter(Exists(items.order_by().filter(pk=OuterRef("item_id"))))
     if after is not None:
         value, item_id = after
-        past = "lt" if descending else "gt"
-        # The bound on the column alone is the index scan's start (a deep page reads no
-        # row before it); the OR only sorts out the ties at the bound.
-        rows = rows.filter(**{f"{column}__{past}e": value}).filter(
-            Q(**{f"{column}__{past}": value}) | Q(**{column: value, f"item_id__{past}": item_id})
-        )
+        rows = rows.filter(_past(column, descending, float(value), int(item_id)))
     order = (f"-{column}", "-item_id") if descending else (column, "item_id")
     found = list(rows.order_by(*order).values_list("item_id", column)[: limit + 1])
     return [(int(i), float(v)) for i, v in found[:limit]], len(found) > limit

@@ -188,3 +188,31 @@ def test_run_names_complete_after_eval_bracket(
     # another dataset's runs are not suggested
     other = Dataset.objects.create(name="other", owner=alice)
     assert query_completion("eval[", 5, dataset=other).suggestions == []
+
+
+def test_an_order_pages_through_equal_values_seeing_each_item_once(
+    viewer: Client, dataset: Dataset, alice: User, world: dict[str, Any]
+) -> None:
+    from tests.api_helpers import add_items, box
+
+    # Three more items whose only false positive is as confident as c's (0.9).
+    add_items(
+        dataset,
+        *(
+            {
+                "reference_id": f"x{n}",
+                "predictions": [box(5, 5, 10, 10, model="yolo", confidence=0.9)],
+            }
+            for n in range(3)
+        ),
+    )
+    run = evaluated(dataset, alice, "ties")
+    url: str | None = f"/datasets/{dataset.pk}/?run={run.pk}&match_order=fp-confidence&limit=1"
+    seen = []
+    while url:
+        body = viewer.get(url).content.decode()
+        seen += refs(body)
+        found = re.search(r'href="([^"]+)" rel="next"', body)
+        url = html.unescape(found.group(1)) if found else None
+    # equal values in decreasing item id, then the next value
+    assert seen == ["x2", "x1", "x0", "c", "b"]
