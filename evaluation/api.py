@@ -18,8 +18,10 @@ from curation.api.common import errors, validated
 from curation.api.pagination import Cursor, NewestFirstCursor
 from curation.errors import invalid_field
 from curation.models import Role
+from curation.params import int_value
 from evaluation import selectors, services
-from evaluation.models import EvaluationMatch, EvaluationRun, Outcome
+from evaluation.compare import compare_runs
+from evaluation.models import ErrorType, EvaluationMatch, EvaluationRun, Outcome
 from evaluation.serializers import (
     EvaluationCreateSerializer,
     EvaluationMatchSerializer,
@@ -109,6 +111,7 @@ class EvaluationDetailView(APIView):
         parameters=[
             OpenApiParameter("outcome", OpenApiTypes.STR, enum=[o.value for o in Outcome]),
             OpenApiParameter("label", OpenApiTypes.STR),
+            OpenApiParameter("error_type", OpenApiTypes.STR, enum=[e.value for e in ErrorType]),
         ],
         responses={200: EvaluationMatchSerializer(many=True), **errors(400, 404)},
     )
@@ -124,4 +127,31 @@ class EvaluationMatchListView(generics.ListAPIView[EvaluationMatch]):
         if outcome is not None and outcome not in Outcome.values:
             raise invalid_field("outcome", f"must be one of {', '.join(Outcome.values)}")
         label: Any = self.request.query_params.get("label")
-        return selectors.matches_of(run=run, outcome=outcome, label=label)
+        error_type = self.request.query_params.get("error_type")
+        if error_type is not None and error_type not in ErrorType.values:
+            raise invalid_field("error_type", f"must be one of {', '.join(ErrorType.values)}")
+        return selectors.matches_of(run=run, outcome=outcome, label=label, error_type=error_type)
+
+
+class EvaluationCompareView(APIView):
+    @extend_schema(
+        operation_id="evaluations_compare",
+        tags=TAGS,
+        summary="Compare two finished runs of the dataset: metric deltas and items",
+        description="Each summary metric (the 12 COCO numbers, precision, recall, F1, "
+        "TP, FP, FN at the operating point) and each class's numbers for run a and run b "
+        "with their delta (b - a; null where either is undefined), the TIDE error types' "
+        "counts and dAP, and the items right in one run and wrong in the other (no FP and "
+        "no FN), each with its query for the grid. A run that is not a finished run of "
+        "this dataset is a 400 naming `a` or `b`; runs of different tasks a 400 naming `b`.",
+        parameters=[
+            OpenApiParameter("a", OpenApiTypes.INT, required=True),
+            OpenApiParameter("b", OpenApiTypes.INT, required=True),
+        ],
+        responses={200: OpenApiTypes.OBJECT, **errors(400, 404)},
+    )
+    def get(self, request: Request, dataset_id: int) -> Response:
+        dataset = dataset_for(request.user, dataset_id, Role.VIEWER)
+        a = int_value(request.query_params.get("a"), "a", low=1)
+        b = int_value(request.query_params.get("b"), "b", low=1)
+        return Response(compare_runs(dataset=dataset, a_id=a, b_id=b))

@@ -8,6 +8,7 @@ from evaluation import api, scenario_api
 
 dataset_urls: list[URLPattern | URLResolver] = [
     path("evaluations", api.EvaluationListView.as_view(), name="api-evaluations"),
+    path("evaluations/compare", api.EvaluationCompareView.as_view(), name="api-evaluation-compare"),
     path("evaluations/<int:run_id>", api.EvaluationDetailView.as_view(), name="api-evaluation"),
     path(
         "evaluations/<int:run_id>/matches",

@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from evaluation import matching
+from evaluation import matching, tide
+from evaluation.analysis import Analysis
 
 # The names of COCOeval.stats, in its order.
 STAT_NAMES = (
@@ -76,6 +77,7 @@ class Match:
     prediction_id: int | None = None
     confidence: float | None = None
     iou: float | None = None
+    error_type: str | None = None  # TIDE's, for an FP or FN (evaluation.tide)
 
 
 @dataclass(frozen=True)
@@ -208,13 +210,18 @@ class Evaluation:
         self.parts: list[tuple[np.ndarray, ...]] = []  # per chunk: score, code, item, rank, bits
         self.counts: Counter[tuple[str, str]] = Counter()
         self.ignored = {"matched_crowd": 0, "below_threshold": 0, "evaluated": 0}
+        # The error breakdown, score histograms and subsets (evaluation.analysis).
+        self.analysis = Analysis(self.params.use_cats)
 
     def add(
         self,
         item_ids: Iterable[int],
         ground_truth: Sequence[GroundTruth],
         detections: Sequence[Detection],
+        subsets: dict[str, set[int]] | None = None,
     ) -> list[Match]:
+        """Match one chunk; `subsets` (key -> the chunk's items in it) are the run's
+        per-subset breakdown (evaluation.analysis)."""
         self.items += len(set(item_ids))
         self.detections += len(detections)
         self.gt_labels.update(g.label for g in ground_truth)
@@ -240,12 +247,32 @@ class Evaluation:
         bits = matching.pack(found.tp, found.ignored)
         cat = dt.cat[found.dt_index] if self.params.use_cats else np.zeros(shape[0], np.int64)
         self.parts.append((score, cat, dt.image[found.dt_index], found.rank, bits))
-        return self._outcomes(ground_truth, detections, found, score)
+        confident = score >= self.options.confidence_threshold
+        fg = float(self.params.iou_thrs[self.op])
+        errors = tide.classify(
+            gt,
+            dt,
+            found,
+            self.op,
+            fg,
+            confident,
+            self.params.use_cats,
+            pair_iou=self.pair_iou(ground_truth, detections),
+        )
+        matches = self._outcomes(ground_truth, detections, found, score, errors)
+        self.analysis.add(gt, dt, found, self.op, score, errors, matches, subsets)
+        return matches
 
     def iou_of(
         self, ground_truth: Sequence[GroundTruth], detections: Sequence[Detection]
     ) -> matching.IouOf | None:
         """The IoUs of this chunk's groups when they are not the boxes' (None: boxes)."""
+        return None
+
+    def pair_iou(
+        self, ground_truth: Sequence[GroundTruth], detections: Sequence[Detection]
+    ) -> tide.PairIou | None:
+        """The IoU of (detection, ground truth) pairs for TIDE when it is not the boxes'."""
         return None
 
     def _outcomes(
@@ -254,6 +281,7 @@ class Evaluation:
         detections: Sequence[Detection],
         found: matching.Matched,
         score: np.ndarray,
+        errors: tide.Errors,
     ) -> list[Match]:
         """Each object's outcome at the operating IoU, area "all", the largest maxDets."""
         t, threshold = self.op, self.options.confidence_threshold
@@ -265,10 +293,11 @@ class Evaluation:
         matches: list[Match] = []
         taken = set()
         rows = np.flatnonzero(confident)
-        for dt_index, gt_index, iou in zip(
+        for dt_index, gt_index, iou, kind in zip(
             found.dt_index[rows].tolist(),
             found.matched_gt[rows].tolist(),
             found.iou[rows].tolist(),
+            errors.kind[rows].tolist(),
             strict=True,
         ):
             det = detections[dt_index]
@@ -287,13 +316,26 @@ class Evaluation:
                     )
                 )
             else:
+                error = tide.TYPES[kind - 1] if kind else None
                 matches.append(
-                    Match("fp", det.item_id, det.label, None, det.prediction_id, det.score)
+                    Match(
+                        "fp",
+                        det.item_id,
+                        det.label,
+                        None,
+                        det.prediction_id,
+                        det.score,
+                        None,
+                        error,
+                    )
                 )
+        covered = errors.covered_by_confident
         for counted in np.flatnonzero(found.gt_counts[:, 0]).tolist():
             if counted not in taken:
                 g = ground_truth[counted]
-                matches.append(Match("fn", g.item_id, g.label, g.annotation_id))
+                # Missed, unless a confident CLS/LOC error points at it (that FP explains it).
+                error = None if covered[counted] else "missed"
+                matches.append(Match("fn", g.item_id, g.label, g.annotation_id, error_type=error))
         self.counts.update((m.label, m.outcome) for m in matches)
         return matches
 
@@ -328,6 +370,7 @@ class Evaluation:
         precision, recall = matching.accumulate(
             score, index[cat] if len(cat) else cat, image, rank, bits, positives, p
         )
+        self._all = (score, index[cat] if len(cat) else cat, image, rank, bits, index, n_k)
         # Flags at the operating IoU, area "all" (for the best F1).
         tp_op = matching.flag(bits, self.op)
         ignored_op = matching.flag(bits, n_a * n_t + self.op)
@@ -381,7 +424,31 @@ class Evaluation:
             "per_class": self._per_class(labels, precision, recall),
             "ignored": {**self.ignored, "beyond_max_dets": beyond},
         }
+        names = {code: label for label, code in self.codes.items()}
+        metrics.update(
+            self.analysis.result(
+                names,
+                float(p.iou_thrs[self.op]),
+                {int(c): int(v[0]) for c, v in self.positives.items()},
+                self.counts,
+                self._subset_metrics,
+            )
+        )
         return Result(metrics=metrics, warnings=warnings)
+
+    def _subset_metrics(self, items: np.ndarray, positives: dict[int, np.ndarray]) -> list[float]:
+        """COCOeval.summarize's 12 numbers over the detections and ground truth (per
+        code, per area) of `items` only: the run's matching, accumulated again."""
+        score, cat, image, rank, bits, index, n_k = self._all
+        p = self.params
+        counted = np.zeros((n_k, len(p.area_ranges)))
+        for code, value in positives.items():
+            counted[index[code]] += value
+        rows = np.isin(image, items)
+        precision, recall = matching.accumulate(
+            score[rows], cat[rows], image[rows], rank[rows], bits[rows], counted, p
+        )
+        return matching.summarize(precision, recall, p, AREA_NAMES)
 
     def _per_class(
         self, labels: list[str], precision: np.ndarray, recall: np.ndarray

@@ -68,6 +68,15 @@ class Outcome(models.TextChoices):
     FN = "fn", "False negative"
 
 
+class ErrorType(models.TextChoices):
+    CLASSIFICATION = "classification", "Classification"
+    LOCALIZATION = "localization", "Localization"
+    BOTH = "both", "Classification and localization"
+    DUPLICATE = "duplicate", "Duplicate"
+    BACKGROUND = "background", "Background"
+    MISSED = "missed", "Missed"
+
+
 class EvaluationMatch(models.Model):
     """One object's outcome at the run's operating point (operating IoU, confidence
     threshold): a TP pairs a prediction with the ground truth it matched (and their IoU),
@@ -108,6 +117,10 @@ class EvaluationMatch(models.Model):
     label = models.CharField(max_length=256)
     confidence = models.FloatField(null=True, blank=True)
     iou = models.FloatField(null=True, blank=True)
+    # TIDE's error type of an FP (classification, localization, both, duplicate,
+    # background) or an FN (missed, or blank when a confident FP's error explains it);
+    # blank for a TP (evaluation.tide).
+    error_type = models.CharField(max_length=16, choices=ErrorType.choices, blank=True, default="")
 
     class Meta:
         ordering = ["id"]

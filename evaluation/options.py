@@ -33,9 +33,12 @@ DEFAULTS: dict[str, Any] = {
     "label_mapping": {},
     "confidence_threshold": 0.5,
     "operating_iou": 0.5,
+    "subsets": {},
 }
 # Classification runs take these instead (evaluation.classification).
 CLASSIFICATION_DEFAULTS: dict[str, Any] = {"label_mapping": {}, "top_k": [3, 5]}
+SUBSET_KINDS = ("metadata", "tags", "slices")
+MAX_METADATA_KEYS = 10
 PREFIX = "options"
 
 
@@ -100,6 +103,42 @@ def _label_mapping(raw: Any) -> dict[str, str]:
     return {str(k): v for k, v in raw.items()}
 
 
+def _subsets(raw: Any) -> dict[str, Any]:
+    """`{"metadata": [keys], "tags": bool, "slices": [ids]}`: the per-subset breakdown.
+    Slice ids are checked against the dataset by evaluation.services."""
+    path = f"{PREFIX}.subsets"
+    if not isinstance(raw, dict):
+        raise invalid_field(path, 'must be an object: {"metadata": [...], "tags": true, ...}')
+    for key in raw:
+        if key not in SUBSET_KINDS:
+            raise invalid_field(f"{path}.{key}", f"is not one of {', '.join(SUBSET_KINDS)}")
+    cleaned: dict[str, Any] = {}
+    keys = raw.get("metadata", [])
+    if not isinstance(keys, list) or len(keys) > MAX_METADATA_KEYS:
+        raise invalid_field(
+            f"{path}.metadata", f"must be a list of at most {MAX_METADATA_KEYS} metadata keys"
+        )
+    for index, key in enumerate(keys):
+        if not isinstance(key, str) or not key.strip():
+            raise invalid_field(f"{path}.metadata[{index}]", "must be a metadata key (a string)")
+    if keys:
+        cleaned["metadata"] = list(dict.fromkeys(k.strip() for k in keys))
+    tags = raw.get("tags", False)
+    if not isinstance(tags, bool):
+        raise invalid_field(f"{path}.tags", "must be true or false")
+    if tags:
+        cleaned["tags"] = True
+    slices = raw.get("slices", [])
+    if not isinstance(slices, list):
+        raise invalid_field(f"{path}.slices", "must be a list of slice ids")
+    for index, value in enumerate(slices):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise invalid_field(f"{path}.slices[{index}]", "must be a slice id (a number)")
+    if slices:
+        cleaned["slices"] = list(dict.fromkeys(slices))
+    return cleaned
+
+
 def _top_k(raw: Any) -> list[int]:
     path = f"{PREFIX}.top_k"
     if (
@@ -153,4 +192,5 @@ def options_clean(raw: Any, task: str = "detection") -> dict[str, Any]:
     if not near:
         raise invalid_field(f"{PREFIX}.operating_iou", "must be one of iou_thresholds")
     options["operating_iou"] = near[0]
+    options["subsets"] = _subsets(given["subsets"])
     return options

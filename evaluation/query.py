@@ -3,12 +3,15 @@
     eval[baseline].fp >= 1            items with a false positive in run "baseline"
     eval["yolo v8"].fn.pedestrian >= 2  items where it missed two pedestrians or more
     eval[baseline].tp = 0             items without a true positive
+    eval[baseline].error = 0          items without a false positive or a false negative
+    eval[baseline].error.localization.car >= 1   items with a car placed badly (TIDE)
     eval[classifier].wrong >= 1       (classification runs) items classified wrongly
     eval[classifier].fp.car >= 1      (classification runs) predicted car, but not car
 
 Each count is a correlated subquery on the run's EvaluationMatch rows of the item, served
 by their (run, item) index; "at least one" and "none" are EXISTS / NOT EXISTS, as for the
-language's own counts (curation.query.count_condition). curation never imports this
+language's own counts (curation.query.count_condition). Every count is also a value per
+item, so it sorts the grid (curation.query.sort_expression). curation never imports this
 app: EvaluationConfig.ready registers the field.
 """
 
@@ -22,11 +25,13 @@ from django.db.models.functions import Coalesce
 
 from curation.models import Dataset
 from curation.query import FieldCondition, FieldHelp, FieldRef, count_condition
-from evaluation.models import EvaluationMatch, EvaluationRun, Outcome, Task
+from evaluation.models import ErrorType, EvaluationMatch, EvaluationRun, Outcome, Task
 
 FIELD = "eval"
 MAX_RUN_NAMES = 1000
 OUTCOMES = tuple(o.value for o in Outcome)
+ERROR = "error"
+ERROR_TYPES = tuple(e.value for e in ErrorType)
 # Classification runs' per-item words for their rows (evaluation.classification): a
 # correct item has a TP row, a wrong one an FN row (of its true label).
 ITEM_OUTCOMES = {"correct": "tp", "wrong": "fn"}
@@ -62,13 +67,27 @@ def run_names(dataset: Dataset) -> list[str]:
 
 
 def _matches(run: EvaluationRun, key: str | None, path: tuple[str, ...]) -> QuerySet[Any]:
-    """The item's matches that `eval[<key>].<outcome>[.<label>]` counts (a
-    classification run's `.correct` and `.wrong` too)."""
+    """The item's matches that `eval[<key>].<outcome>[.<label>]` counts, or
+    `eval[<key>].error[.<type>[.<label>]]` (its FP and FN; those of one TIDE error type),
+    or a classification run's `.correct` and `.wrong`."""
     if run.finished is None:
         # Its rows, if any, are a running job's partial ones (or a cancelled job's).
         raise ValueError(
             f"The evaluation run '{run.name}' has not finished: it has no outcomes yet"
         )
+    rows = EvaluationMatch.objects.filter(run_id=run.pk, item_id=OuterRef("pk"))
+    if path and path[0] == ERROR:
+        if len(path) > 1 and path[1] not in ERROR_TYPES:
+            raise ValueError(
+                f"Unknown error type '{path[1]}': expected eval[{key}].error.<type> with a "
+                f"type of {', '.join(ERROR_TYPES)}"
+            )
+        if len(path) > 3:
+            raise ValueError(f"Expected eval[{key}].error.<type>.<label>")
+        rows = rows.filter(outcome__in=[Outcome.FP, Outcome.FN])
+        if len(path) >= 2:
+            rows = rows.filter(error_type=path[1])
+        return rows.filter(label=path[2]) if len(path) == 3 else rows
     if path and path[0] in ITEM_OUTCOMES:
         if run.task != Task.CLASSIFICATION:
             raise ValueError(
@@ -80,8 +99,9 @@ def _matches(run: EvaluationRun, key: str | None, path: tuple[str, ...]) -> Quer
         raise ValueError(
             f"Expected eval[{key}].tp, .fp or .fn, optionally with a label (eval[{key}].fp.car)"
             + (", or .correct / .wrong" if run.task == Task.CLASSIFICATION else "")
+            + f", or .error, optionally with a type (eval[{key}].error.localization)"
         )
-    rows = EvaluationMatch.objects.filter(run_id=run.pk, item_id=OuterRef("pk"), outcome=path[0])
+    rows = rows.filter(outcome=path[0])
     return rows.filter(label=path[1]) if len(path) == 2 else rows
 
 
@@ -99,7 +119,7 @@ def eval_field(condition: FieldCondition) -> Q:
 
 
 def eval_value(ref: FieldRef) -> Any:
-    """`eval[<run>].<outcome>[.<label>]` as a value per item (a sort key): the count."""
+    """`eval[<run>]...` as a value per item (a sort key): the count."""
     rows = _matches(_run(ref.dataset, ref.key), ref.key, ref.path)
     counted = rows.order_by().values("item_id").annotate(n=Count("pk")).values("n")
     return Coalesce(Subquery(counted, output_field=IntegerField()), 0)

@@ -38,13 +38,20 @@ def run_of(*, dataset: Dataset, run_id: Any) -> EvaluationRun:
 
 
 def matches_of(
-    *, run: EvaluationRun, outcome: str | None = None, label: str | None = None
+    *,
+    run: EvaluationRun,
+    outcome: str | None = None,
+    label: str | None = None,
+    error_type: str | None = None,
 ) -> QuerySet[EvaluationMatch]:
-    """A run's matches, narrowed to one outcome and one label when given; none until the
-    run has finished (a running run's rows are partial, a cancelled one's going)."""
+    """A run's matches, narrowed to one outcome, one label and one error type when given;
+    none until the run has finished (a running run's rows are partial, a cancelled one's
+    going)."""
     if run.finished is None:
         return EvaluationMatch.objects.none()
     rows = EvaluationMatch.objects.filter(run=run)
+    if error_type is not None:
+        rows = rows.filter(error_type=error_type)
     if outcome is not None:
         rows = rows.filter(outcome=outcome)
     if label is not None:

@@ -70,8 +70,9 @@ class EvaluationRunSerializer(serializers.ModelSerializer[EvaluationRun]):
     metrics = serializers.JSONField(
         help_text="Detection and segmentation: coco_stats (pycocotools' 12, in its order) "
         "and each by name, operating_point, best_f1, per_class, recall_thresholds, ignored, "
-        "confusion. Classification: accuracy, per_class, macro, weighted, confusion, top_k. "
-        "Empty until the run finishes."
+        "confusion, errors (TIDE's error types: counts and dAP), score_histograms (TP and FP "
+        "confidences), subsets (per metadata value, tag, slice). Classification: accuracy, "
+        "per_class, macro, weighted, confusion, top_k. Empty until the run finishes."
     )
     warnings = serializers.ListField(child=serializers.CharField())
     counts = serializers.JSONField(help_text="Items, ground truths, predictions, matches seen.")
@@ -126,7 +127,17 @@ class EvaluationMatchSerializer(serializers.ModelSerializer[EvaluationMatch]):
 
     class Meta:
         model = EvaluationMatch
-        fields = ["id", "item", "annotation", "prediction", "outcome", "label", "confidence", "iou"]
+        fields = [
+            "id",
+            "item",
+            "annotation",
+            "prediction",
+            "outcome",
+            "label",
+            "confidence",
+            "iou",
+            "error_type",
+        ]
 
 
 # ------------------------------------------------------------------------ scenario tests

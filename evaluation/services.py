@@ -20,6 +20,7 @@ from evaluation.confusion import confusion, confusion_sum
 from evaluation.models import EvaluationMatch, EvaluationRun, Task
 from evaluation.options import options_clean
 from evaluation.scope import ScopeGone, scope_chunks, scope_items, scope_of
+from evaluation.subsets import Subsets, slices_check
 from evaluation.task_runs import classification_pass, segmentation_pass
 
 EVALUATE_JOB = "evaluate"
@@ -108,6 +109,7 @@ def evaluation_create(
     )
     cleaned = options_clean(options, task)
     _label_mapping_check(dataset, model, cleaned["label_mapping"])
+    slices_check(dataset.pk, cleaned.get("subsets", {}).get("slices", []))
     if enqueue:  # a suite's job runs its tests' evaluations itself: counted as one
         evaluation_jobs_limit(user)
     scope = scope_of(found)
@@ -154,7 +156,9 @@ def evaluation_delete(*, run: EvaluationRun) -> None:
 def _matches_insert(run: EvaluationRun, batch: Sequence[engine.Match]) -> None:
     """COPY the rows (a 1M-item run has millions: row-by-row INSERTs cost minutes)."""
     table = EvaluationMatch._meta.db_table
-    columns = "run_id, item_id, annotation_id, prediction_id, outcome, label, confidence, iou"
+    columns = (
+        "run_id, item_id, annotation_id, prediction_id, outcome, label, confidence, iou, error_type"
+    )
     with (
         connection.cursor() as cursor,
         connection.wrap_database_errors,
@@ -171,6 +175,7 @@ def _matches_insert(run: EvaluationRun, batch: Sequence[engine.Match]) -> None:
                     m.label,
                     m.confidence,
                     m.iou,
+                    m.error_type or "",
                 )
             )
 
@@ -224,8 +229,10 @@ def _evaluate_chunks(ctx: JobContext, run: EvaluationRun, item_ids: list[int]) -
     ctx.set_total(chunks + 1)
     # None: nothing written yet (rows written by hand, if any, are replaced).
     through: int | None = ctx.state.get("through")
+    subsets = Subsets.of(run, item_ids)
     for number, seen in enumerate(scope_chunks(run, item_ids), start=1):
-        matches = evaluation.add(seen.item_ids, seen.ground_truth, seen.detections)
+        members = subsets.chunk(seen.item_ids) if subsets is not None else None
+        matches = evaluation.add(seen.item_ids, seen.ground_truth, seen.detections, members)
         parts.append(
             confusion(
                 item_ids=seen.item_ids,
@@ -249,6 +256,9 @@ def _evaluate_chunks(ctx: JobContext, run: EvaluationRun, item_ids: list[int]) -
         through = last
     result = evaluation.result()
     result.metrics["confusion"] = confusion_sum(parts, options)
+    if subsets is not None:
+        result.metrics["subsets"] = subsets.rows(result.metrics["subsets"])
+        result.warnings += subsets.warnings()
     with ctx.checkpoint(done=chunks + 1, state={"written": True, "through": through}):
         if through is None:  # no items: rows written by hand, if any, go
             EvaluationMatch.objects.filter(run=run).delete()

@@ -13,6 +13,7 @@ from evaluation import classification, engine, segmentation
 from evaluation.confusion import confusion, confusion_sum
 from evaluation.models import EvaluationRun
 from evaluation.shapes import shape_chunks
+from evaluation.subsets import Subsets
 
 Write = Callable[[Sequence[engine.Match]], None]
 
@@ -26,10 +27,12 @@ def segmentation_pass(
     parts: list[dict[str, Any]] = []
     counts = {"items": len(item_ids), "ground_truth": 0, "predictions": 0, "matches": 0}
     left_out = 0
+    subsets = Subsets.of(run, item_ids)
     for seen in shape_chunks(run, item_ids, segmentation.KINDS):
         found = segmentation.instances(seen.sizes, seen.ground_truth, seen.predictions)
         left_out += found.left_out
-        matches = evaluation.add(seen.item_ids, found.ground_truth, found.detections)
+        members = subsets.chunk(seen.item_ids) if subsets is not None else None
+        matches = evaluation.add(seen.item_ids, found.ground_truth, found.detections, members)
         parts.append(
             confusion(
                 item_ids=seen.item_ids,
@@ -45,6 +48,9 @@ def segmentation_pass(
         write(matches)
     result = evaluation.result()
     result.metrics["confusion"] = confusion_sum(parts, options)
+    if subsets is not None:
+        result.metrics["subsets"] = subsets.rows(result.metrics["subsets"])
+        result.warnings += subsets.warnings()
     if left_out:
         result.warnings.append(
             f"{left_out} instances were left out: polygons on items whose size is unknown "

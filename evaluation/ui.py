@@ -9,10 +9,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from curation.models import Role
+from curation.params import int_value
 from curation.ui.http import dataset_or_404, html_errors
 from evaluation.classification_pages import classification_page
+from evaluation.compare import compare_runs
 from evaluation.models import Task
-from evaluation.pages import run_page
+from evaluation.pages import compare_page, run_page
 from evaluation.selectors import run_of, runs_of
 
 
@@ -51,4 +53,24 @@ def run_detail(request: HttpRequest, dataset_id: int, run_id: int) -> HttpRespon
             "tab": "evaluations",
             "can_curate": dataset.user_role in (Role.CURATOR, Role.ADMIN),
         },
+    )
+
+
+@login_required
+@html_errors
+def compare(request: HttpRequest, dataset_id: int) -> HttpResponse:
+    """Two runs side by side: a form to choose them, then the deltas and the items each
+    gets right and the other wrong (evaluation.compare)."""
+    dataset = dataset_or_404(request, dataset_id)
+    runs = list(runs_of(dataset=dataset).order_by("-created", "-id"))
+    chosen = {k: request.GET.get(k) or "" for k in ("a", "b")}
+    page = None
+    if chosen["a"] and chosen["b"]:
+        a = int_value(chosen["a"], "a", low=1)
+        b = int_value(chosen["b"], "b", low=1)
+        page = compare_page(dataset.pk, compare_runs(dataset=dataset, a_id=a, b_id=b))
+    return render(
+        request,
+        "ui/evaluation_compare.html",
+        {"dataset": dataset, "runs": runs, "chosen": chosen, "page": page, "tab": "evaluations"},
     )

@@ -12,6 +12,7 @@ DS = "datasets/<int:dataset_id>"
 
 urlpatterns = [
     path(f"{DS}/evaluations/", ui.runs_page, name="runs"),
+    path(f"{DS}/evaluations/compare/", ui.compare, name="compare"),
     path(f"{DS}/evaluations/<int:run_id>/", ui.run_detail, name="run"),
 ]
 

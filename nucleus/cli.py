@@ -7,6 +7,7 @@
     nucleus export --dataset demo --slice night-rain --version 2 --format coco -o out.json
     nucleus search --dataset demo --text "a red car" -k 20
     nucleus evaluate --dataset demo --model yolo --slice night --wait
+    nucleus compare --dataset demo "yolo v8" "yolo v9"          # deltas b - a, items
     nucleus test --dataset demo --suite release-gates --model yolo-v9   # exit 1 on a failure
 
 Configuration comes from NUCLEUS_URL and NUCLEUS_TOKEN or the --url/--token flags. Errors
@@ -198,6 +199,19 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--wait", action="store_true", help="follow the job and print metrics")
     _add_json(evaluate)
     evaluate.set_defaults(run=_evaluate)
+
+    compare = commands.add_parser(
+        "compare",
+        help="compare two finished evaluation runs: metric deltas and the items each gets right",
+        description="Prints each summary metric and each class's AP for runs A and B with "
+        "the delta (B - A), then how many items A gets right (no FP, no FN) and B wrong, "
+        "and the other way round, each with its query for the grid.",
+    )
+    _add_dataset(compare)
+    compare.add_argument("a", metavar="A", help="run name or id")
+    compare.add_argument("b", metavar="B", help="run name or id")
+    _add_json(compare)
+    compare.set_defaults(run=_compare)
 
     test = commands.add_parser(
         "test",
@@ -396,6 +410,37 @@ def _evaluate(client: NucleusClient, args: argparse.Namespace) -> int:
     else:
         _print_evaluation(run)
     return 0 if run["status"] == "succeeded" else 1
+
+
+def _compare(client: NucleusClient, args: argparse.Namespace) -> int:
+    dataset = client.dataset(args.dataset)
+    found = client.evaluation_compare(dataset, _model_ref(args.a), _model_ref(args.b))
+    if args.json:
+        _dump(found)
+        return 0
+    print(f"a: {found['a']['name']} ({found['a']['model_name']})")
+    print(f"b: {found['b']['name']} ({found['b']['model_name']})")
+    for warning in found.get("warnings") or []:
+        print(f"warning: {warning}", file=sys.stderr)
+    rows = [
+        (r["metric"], _number(r["a"]), _number(r["b"]), _delta(r["delta"]))
+        for r in found["summary"]
+    ]
+    _table([("metric", "a", "b", "delta"), *rows])
+    print()
+    rows = [
+        (c["label"], _number(c["ap"]["a"]), _number(c["ap"]["b"]), _delta(c["ap"]["delta"]))
+        for c in found["per_class"]
+    ]
+    _table([("label", "ap a", "ap b", "delta"), *rows])
+    print()
+    lists = [(key, str(v["count"]), str(v["query"])) for key, v in found["items"].items()]
+    _table([("items", "count", "query"), *lists])
+    return 0
+
+
+def _delta(value: Any) -> str:
+    return "" if value is None else f"{value:+.4f}" if isinstance(value, float) else f"{value:+d}"
 
 
 def _test(client: NucleusClient, args: argparse.Namespace) -> int:

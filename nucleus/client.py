@@ -1109,6 +1109,28 @@ class NucleusClient:
         run_id = run["id"] if isinstance(run, dict) else run
         return dict(self._get(f"datasets/{self._dataset_id(dataset)}/evaluations/{run_id}"))
 
+    def evaluation_compare(
+        self, dataset: DatasetRef, a: int | str | JSON, b: int | str | JSON
+    ) -> JSON:
+        """Compare two finished runs (each an id, a name or a run): `summary` and
+        `per_class` hold each metric for a and b with its delta (b - a), `errors` the
+        TIDE error types', `items` the items right in one run and wrong in the other
+        (`right_in_a_only`, `right_in_b_only`, `wrong_in_both`), each a count and a query."""
+        ds_id = self._dataset_id(dataset)
+        ids = [self._run_id(ds_id, ref) for ref in (a, b)]
+        path = f"datasets/{ds_id}/evaluations/compare"
+        return dict(self._get(path, {"a": ids[0], "b": ids[1]}))
+
+    def _run_id(self, ds_id: int, ref: int | str | JSON) -> int:
+        if isinstance(ref, dict):
+            return int(ref["id"])
+        if isinstance(ref, int):
+            return ref
+        for run in self.evaluations(ds_id):
+            if run["name"] == ref:
+                return int(run["id"])
+        raise NucleusError(f"No evaluation run named {ref!r} in dataset {ds_id}.")
+
     def evaluation_delete(self, dataset: DatasetRef, run: int | JSON) -> None:
         """Delete a run and its matches (its job is cancelled if it is not done)."""
         run_id = run["id"] if isinstance(run, dict) else run
@@ -1121,15 +1143,19 @@ class NucleusClient:
         *,
         outcome: str | None = None,
         label: str | None = None,
+        error_type: str | None = None,
     ) -> Iterator[JSON]:
         """Yield a run's matches (each object's outcome at the operating point), narrowed
-        to one `outcome` (tp, fp, fn) and one `label` when given."""
+        to one `outcome` (tp, fp, fn), one `label` and one TIDE `error_type`
+        (classification, localization, both, duplicate, background, missed) when given."""
         run_id = run["id"] if isinstance(run, dict) else run
         params: JSON = {"limit": 1000}
         if outcome is not None:
             params["outcome"] = outcome
         if label is not None:
             params["label"] = label
+        if error_type is not None:
+            params["error_type"] = error_type
         path = f"datasets/{self._dataset_id(dataset)}/evaluations/{run_id}/matches"
         yield from self.pages(path, params)
 

@@ -82,6 +82,11 @@ def test_a_curator_starts_a_run_and_a_viewer_reads_its_metrics_and_matches(
     fps = viewer.get(base, {"outcome": "fp", "label": "car"}).json()["results"]
     assert [(m["outcome"], m["label"], m["confidence"]) for m in fps] == [("fp", "car", 0.8)]
     assert fps[0]["annotation"] is None and fps[0]["prediction"] is not None
+    # b's car on nothing is a background error; a's bus is missed.
+    background = viewer.get(base, {"error_type": "background"}).json()["results"]
+    assert [(m["outcome"], m["label"]) for m in background] == [("fp", "car")]
+    missed = viewer.get(base, {"error_type": "missed"}).json()["results"]
+    assert [(m["outcome"], m["label"]) for m in missed] == [("fn", "bus")]
     tps = viewer.get(base, {"outcome": "tp"}).json()["results"]
     assert sorted(m["label"] for m in tps) == ["car", "person"]
     assert all(0.5 <= m["iou"] <= 1 for m in tps)
@@ -158,6 +163,7 @@ def test_bad_requests_name_their_field(dataset: Dataset, alice: Any, client_for:
     matches = url(dataset, f"evaluations/{run.pk}/matches")
     assert error_paths(client.get(matches, {"outcome": "maybe"})) == ["outcome"]
     assert error_paths(client.get(matches, {"cursor": "junk"})) == ["cursor"]
+    assert error_paths(client.get(matches, {"error_type": "typo"})) == ["error_type"]
 
 
 @pytest.mark.parametrize("method", ["get", "delete"])
@@ -224,3 +230,93 @@ def test_the_admin_shows_runs_read_only(dataset: Dataset, bob: Any, client_for: 
     page = client.get(f"/admin/evaluation/evaluationrun/{run['id']}/change/")
     assert page.status_code == 200 and b"coco_stats" in page.content
     assert client.get("/admin/evaluation/evaluationrun/add/").status_code == 403
+
+
+def _two_models(dataset: Dataset) -> tuple[Model, Model]:
+    """Four images scored by two models: "yolo" gets c right and a, b, d wrong; "better"
+    gets a and b right and c, d wrong."""
+
+    def yolo(*args: float, **extra: Any) -> dict[str, Any]:
+        return box(*args, model="yolo", **extra)
+
+    def better(*args: float, **extra: Any) -> dict[str, Any]:
+        return box(*args, model="better", **extra)
+
+    add_items(
+        dataset,
+        {
+            "reference_id": "a",
+            "annotations": [box(0, 0, 50, 50), box(100, 100, 40, 40, label="bus")],
+            "predictions": [
+                yolo(0, 0, 50, 48, confidence=0.9),  # the bus is missed
+                better(0, 0, 50, 50, confidence=0.9),
+                better(100, 100, 40, 40, label="bus", confidence=0.8),
+            ],
+        },
+        {
+            "reference_id": "b",
+            "annotations": [box(10, 10, 30, 60, label="person")],
+            "predictions": [
+                yolo(200, 200, 20, 20, confidence=0.8),  # a car on nothing
+                yolo(10, 10, 30, 60, label="person", confidence=0.7),
+                better(10, 10, 30, 60, label="person", confidence=0.7),
+            ],
+        },
+        {
+            "reference_id": "c",
+            "annotations": [box(0, 0, 30, 30)],
+            "predictions": [yolo(0, 0, 30, 30, confidence=0.9)],  # better misses it
+        },
+        {"reference_id": "d", "annotations": [box(0, 0, 20, 20)]},  # both miss it
+    )
+    return Model.objects.get(dataset=dataset, name="yolo"), Model.objects.get(
+        dataset=dataset, name="better"
+    )
+
+
+def test_comparing_two_runs_gives_deltas_and_the_items_each_gets_right(
+    dataset: Dataset, bob: Any, victor: Any, charlie: Any, client_for: Any
+) -> None:
+    from tests.query_dataset import matching
+
+    yolo, better = _two_models(dataset)
+    a = _finished(_start(client_for(bob), dataset, name="yolo run", model=yolo.pk))
+    b = _finished(_start(client_for(bob), dataset, name="better", model=better.pk))
+    compare = url(dataset, "evaluations/compare")
+    body = client_for(victor).get(compare, {"a": a["id"], "b": b["id"]}).json()
+    assert (body["a"]["name"], body["b"]["name"]) == ("yolo run", "better")
+    assert body["warnings"] == []
+    summary = {row["metric"]: row for row in body["summary"]}
+    assert (summary["fp"]["a"], summary["fp"]["b"], summary["fp"]["delta"]) == (1, 0, -1)
+    assert (summary["tp"]["a"], summary["tp"]["b"], summary["tp"]["delta"]) == (3, 3, 0)
+    ra, rb = (EvaluationRun.objects.get(pk=r["id"]) for r in (a, b))
+    assert summary["map"]["delta"] == pytest.approx(rb.metrics["map"] - ra.metrics["map"])
+    by_class = {row["label"]: row for row in body["per_class"]}
+    assert by_class["bus"]["ap"] == pytest.approx({"a": 0.0, "b": 1.0, "delta": 1.0})
+    assert by_class["car"]["fn"] == {"a": 1, "b": 2, "delta": 1}
+    missed = next(e for e in body["errors"] if e["type"] == "missed")
+    assert (missed["count"]["a"], missed["count"]["b"]) == (2, 2)
+    items = body["items"]
+    assert items["right_in_a_only"]["count"] == 1
+    assert matching(dataset, items["right_in_a_only"]["query"]) == ["c"]
+    assert items["right_in_b_only"]["count"] == 2
+    assert matching(dataset, items["right_in_b_only"]["query"]) == ["a", "b"]
+    assert matching(dataset, items["wrong_in_both"]["query"]) == ["d"]
+    assert items["wrong_in_both"]["count"] == 1
+
+    # Who may: viewers read, strangers see nothing.
+    error_of(client_for(charlie).get(compare, {"a": a["id"], "b": b["id"]}), 404)
+    # Bad requests name their field.
+    client = client_for(bob)
+    assert error_paths(client.get(compare, {"a": a["id"]})) == ["b"]
+    assert error_paths(client.get(compare, {"a": "x", "b": b["id"]})) == ["a"]
+    other = Dataset.objects.create(name="other", owner=bob)
+    theirs = Model.objects.create(dataset=other, name="theirs")
+    foreign = EvaluationRun.objects.create(
+        dataset=other, model=theirs, name="elsewhere", metrics={"map": 0.5}
+    )
+    assert error_paths(client.get(compare, {"a": a["id"], "b": foreign.pk})) == ["b"]
+    queued = _start(client, dataset, name="queued", model=better.pk).json()
+    assert error_paths(client.get(compare, {"a": queued["id"], "b": b["id"]})) == ["a"]
+    EvaluationRun.objects.filter(pk=b["id"]).update(task="classification")
+    assert error_paths(client.get(compare, {"a": a["id"], "b": b["id"]})) == ["b"]

@@ -475,3 +475,32 @@ def test_test_exits_0_when_every_gate_passes_1_when_one_fails_and_2_on_usage_err
     assert status == 1 and err.startswith("nucleus: error: ")
     history = list(client_of(victor).scenario_evaluations(dataset.pk, "gates"))
     assert [e["passed"] for e in history] == [False]
+
+
+def test_compare_prints_the_deltas_and_the_items_each_run_gets_right(
+    dataset, bob, victor, as_user, capsys
+):
+    from tests.ui_factories import evaluated, outcome_world
+
+    outcome_world(dataset)
+    evaluated(dataset, bob, "base")
+    evaluated(dataset, bob, "strict run", confidence_threshold=0.85)
+    as_user(victor)
+    status, out, err = run(capsys, "compare", "--dataset", "street scenes", "base", "strict run")
+    assert status == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "a: base (yolo)" and lines[1] == "b: strict run (yolo)"
+    rows = {line.split("\t")[0]: line.split("\t")[1:] for line in lines}
+    assert any("operating points differ" in line for line in err.splitlines())
+    # base: 2 TPs (a car, b person), 3 FPs; strict (0.85): a car only, 1 FP (c's 0.9 car).
+    assert rows["tp"] == ["2", "1", "-1"]
+    assert rows["fp"] == ["3", "1", "-2"]
+    assert rows["right_in_a_only"][0] == "0" and rows["right_in_b_only"][0] == "0"
+    assert rows["wrong_in_both"] == [
+        "3",
+        'eval["base"].error >= 1 AND eval["strict run"].error >= 1',
+    ]
+    status, out, err = run(
+        capsys, "compare", "--dataset", "street scenes", "base", "nope", "--json"
+    )
+    assert status == 1 and "No evaluation run named 'nope'" in err

@@ -15,7 +15,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from curation.models import Annotation, Dataset, Item, Job, Model, Prediction
-from nucleus.client import NucleusAPIError, NucleusClient, NucleusConnectionError
+from nucleus.client import NucleusAPIError, NucleusClient, NucleusConnectionError, NucleusError
 from tests.api_helpers import add_items, box, evaluation_world
 from tests.client_support import (  # noqa: F401  (fixtures)
     client_of_fixture,
@@ -746,6 +746,8 @@ def test_it_starts_an_evaluation_waits_for_it_and_reads_its_matches(
     assert viewer.evaluation(dataset.pk, run["id"])["metrics"] == run["metrics"]
     misses = list(viewer.evaluation_matches(dataset.pk, run, outcome="fn"))
     assert [(m["outcome"], m["label"]) for m in misses] == [("fn", "bus")]
+    missed = viewer.evaluation_matches(dataset.pk, run, error_type="missed")
+    assert [(m["label"], m["error_type"]) for m in missed] == [("bus", "missed")]
     assert [m["label"] for m in viewer.evaluation_matches(dataset.pk, run, label="person")] == [
         "person"
     ]
@@ -755,6 +757,25 @@ def test_it_starts_an_evaluation_waits_for_it_and_reads_its_matches(
 
     client.evaluation_delete(dataset.pk, run["id"])
     assert list(client.evaluations(dataset.pk)) == []
+
+
+def test_it_compares_two_runs_named_or_by_id(dataset, bob, victor, client_of):
+    from tests.ui_factories import evaluated, outcome_world
+
+    outcome_world(dataset)
+    base = evaluated(dataset, bob, "base")
+    evaluated(dataset, bob, "strict run", confidence_threshold=0.85)
+    viewer = client_of(victor)
+    found = viewer.evaluation_compare(dataset.pk, base.pk, "strict run")
+    assert (found["a"]["name"], found["b"]["name"]) == ("base", "strict run")
+    fp = next(r for r in found["summary"] if r["metric"] == "fp")
+    assert (fp["a"], fp["b"], fp["delta"]) == (3, 1, -2)
+    assert found["items"]["wrong_in_both"]["count"] == 3
+    with pytest.raises(NucleusError, match="No evaluation run named 'nope'"):
+        viewer.evaluation_compare(dataset.pk, "base", "nope")
+    with pytest.raises(NucleusAPIError) as caught:
+        viewer.evaluation_compare(dataset.pk, base.pk, 10**6)
+    assert caught.value.status == 400
 
 
 def test_an_evaluation_of_a_slice_by_name_and_its_bad_input(dataset, bob, client_of):

@@ -615,3 +615,90 @@ def test_a_coco_file_ingested_with_a_crowd_region_scores_as_pycocotools_scores_t
         ("tp", "person", 0.6),
     ]
     assert run.metrics["ignored"]["matched_crowd"] == 1
+
+
+def test_each_subset_scores_as_a_run_over_that_subset_alone(
+    dataset: Dataset, alice: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from curation.services import tag_add
+    from evaluation import scope
+
+    monkeypatch.setattr(scope, "CHUNK_ITEMS", 7)  # subsets that span chunks
+
+    world = random_world(6)
+    for i, row in enumerate(world.rows):
+        row["metadata"] = {"weather": ["rain", "sun", "fog"][i % 3], "night": i % 2 == 0}
+    item_ids = add_items(dataset, *world.rows)
+    refs = sorted(item_ids)
+    tag_add(dataset=dataset, name="reviewed", reference_ids=refs[:25])
+    night = Slice.objects.create(dataset=dataset, name="night", created_by=alice)
+    SliceItem.objects.bulk_create(
+        [SliceItem(slice=night, item_id=item_ids[r]) for r in refs[10:40]]
+    )
+    run = run_job(
+        start(
+            dataset,
+            alice,
+            options={
+                "subsets": {"metadata": ["weather", "night"], "tags": True, "slices": [night.pk]}
+            },
+        )
+    )
+    rows = {r["query"]: r for r in run.metrics["subsets"]}
+    assert set(rows) == {
+        'metadata.weather = "fog"',
+        'metadata.weather = "rain"',
+        'metadata.weather = "sun"',
+        "metadata.night = true",
+        "metadata.night = false",
+        'tag = "reviewed"',
+        'slice = "night"',
+    }
+    for query, row in rows.items():
+        # The same numbers as a run whose scope is that subset: the expected values come
+        # from a second, independent job over those items only.
+        alone = run_job(start(dataset, alice, name=f"alone {query}", query=query))
+        assert row["items"] == alone.counts["items"], query
+        assert row["map"] == pytest.approx(alone.metrics["map"], abs=1e-12), query
+        assert row["map_50"] == pytest.approx(alone.metrics["map_50"], abs=1e-12), query
+        point = alone.metrics["operating_point"]
+        for key in ("tp", "fp", "fn", "precision", "recall", "f1"):
+            assert row[key] == point[key], (query, key)
+    assert rows['slice = "night"']["items"] == 30
+    assert rows['tag = "reviewed"']["items"] == 25
+
+
+def test_bad_subsets_name_their_field(dataset: Dataset, alice: User) -> None:
+    add_items(dataset, *random_world(7, images=3).rows)
+    other = Dataset.objects.create(name="other", owner=alice)
+    elsewhere = Slice.objects.create(dataset=other, name="x", created_by=alice)
+    for subsets, path in [
+        ([], "options.subsets"),
+        ({"weather": ["x"]}, "options.subsets.weather"),
+        ({"metadata": "weather"}, "options.subsets.metadata"),
+        ({"metadata": ["ok", 3]}, "options.subsets.metadata[1]"),
+        ({"tags": "yes"}, "options.subsets.tags"),
+        ({"slices": ["a"]}, "options.subsets.slices[0]"),
+        ({"slices": [elsewhere.pk]}, "options.subsets.slices[0]"),
+    ]:
+        with pytest.raises(InvalidInput) as caught:
+            start(dataset, alice, options={"subsets": subsets})
+        assert [f["path"] for f in caught.value.fields] == [path], subsets
+
+
+def test_stored_matches_carry_their_error_type(dataset: Dataset, alice: User) -> None:
+    world = random_world(8)
+    add_items(dataset, *world.rows)
+    run = run_job(start(dataset, alice, options={"confidence_threshold": 0.0}))
+    typed = EvaluationMatch.objects.filter(run=run).values_list("outcome", "error_type")
+    by_outcome: dict[str, set[str]] = {}
+    for outcome, error_type in typed:
+        by_outcome.setdefault(outcome, set()).add(error_type)
+    assert by_outcome["tp"] == {""}
+    assert by_outcome["fp"] <= {"classification", "localization", "both", "duplicate", "background"}
+    assert len(by_outcome["fp"]) >= 3
+    assert "missed" in by_outcome["fn"]
+    counts = {t["type"]: t["count"] for t in run.metrics["errors"]["types"]}
+    for name, count in counts.items():
+        assert count == EvaluationMatch.objects.filter(run=run, error_type=name).count(), name
+    assert sum(run.metrics["score_histograms"]["fp"]) >= run.metrics["operating_point"]["fp"]

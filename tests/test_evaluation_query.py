@@ -42,6 +42,19 @@ CASES = [
     ('eval["strict run"].fp >= 1', ["c"]),
     ('eval["strict run"].fn >= 1', ["a", "b", "c"]),
     ('eval["strict run"].tp.car = 1 AND eval[base].fp.car = 0', ["a"]),
+    # TIDE's error types: a's bus and c's persons are missed, b's and c's cars are on
+    # nothing (background)
+    ("eval[base].error >= 1", ["a", "b", "c"]),
+    ("eval[base].error = 0", ["d"]),
+    ("eval[base].error >= 3", ["c"]),
+    ("eval[base].error.background >= 1", ["b", "c"]),
+    ("eval[base].error.background.car = 2", ["c"]),
+    ("eval[base].error.missed >= 1", ["a", "c"]),
+    ("eval[base].error.missed.person >= 2", ["c"]),
+    ("eval[base].error.localization >= 1", []),
+    ("eval[base].error >= 1 AND eval[base].fn = 0", ["b"]),
+    # the strict run misses b's person (its prediction is below 0.85)
+    ('eval[base].error.missed = 0 AND eval["strict run"].error.missed >= 1', ["b"]),
 ]
 
 
@@ -81,6 +94,8 @@ def test_it_sees_only_the_runs_of_the_dataset(world: Dataset, charlie: User) -> 
         ("eval[base] >= 1", "Expected eval[base].tp, .fp or .fn"),
         ("eval[base].fp.car.x >= 1", "Expected eval[base].tp, .fp or .fn"),
         ('eval[base].fp = "many"', "is a count: compare it with a number"),
+        ("eval[base].error.oops >= 1", "Unknown error type 'oops'"),
+        ("eval[base].error.missed.car.x >= 1", "Expected eval[base].error.<type>.<label>"),
         ("eval[base].fp = true", "is a count: compare it with a number"),
         ("eval[base].fp[car] >= 1", "only name a model or a run"),
         ("metadata[x] = 1", "predictions[<model>], eval[...]"),

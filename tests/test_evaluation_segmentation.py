@@ -375,3 +375,69 @@ def test_a_dataset_without_polygons_finishes_with_a_warning(dataset: Dataset, al
     assert run.metrics["coco_stats"] == [-1.0] * 12
     assert any("no polygon or mask predictions" in w for w in run.warnings)
     assert any("no (non-crowd) ground-truth polygons or masks" in w for w in run.warnings)
+
+
+def test_tide_errors_of_a_segmentation_run_use_the_masks_iou_not_the_boxes() -> None:
+    """Two triangles halving one square: their boxes are the same (box IoU 1), their masks
+    barely touch (mask IoU about 0). The prediction is a false positive by masks, and
+    TIDE, on masks, calls it background and the ground truth missed; on boxes it would
+    have found a same-class ground truth at IoU 1 (not background)."""
+    lower = {"vertices": [[0.0, 0.0], [40.0, 0.0], [40.0, 40.0]]}
+    upper = {"vertices": [[0.0, 0.0], [40.0, 40.0], [0.0, 40.0]]}
+    found = instances(
+        {1: (50, 50)},
+        [Shape(1, 1, "polygon", "car", lower, {})],
+        [Shape(1, 2, "polygon", "car", upper, {}, 0.9)],
+    )
+    result = engine.evaluate(
+        item_ids=[1],
+        ground_truth=found.ground_truth,
+        detections=found.detections,
+        options=Options.of(options_clean({})),
+        kind=SegmentationEvaluation,
+    )
+    types = {(m.outcome, m.error_type) for m in result.matches}
+    assert types == {("fp", "background"), ("fn", "missed")}
+    boxes = engine.evaluate(
+        item_ids=[1],
+        ground_truth=found.ground_truth,
+        detections=found.detections,
+        options=Options.of(options_clean({})),
+    )
+    assert {m.outcome for m in boxes.matches} == {"tp"}  # the same shapes, as boxes
+
+
+def test_a_segmentation_runs_subsets_score_as_runs_over_each_subset_alone(
+    dataset: Dataset, alice: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = random_world(12, images=12)
+    rows = _rows(world)
+    for n, row in enumerate(rows):
+        row["metadata"] = {"weather": ["rain", "sun"][n % 2]}
+    ids = add_items(dataset, *rows)
+    for item in world.item_ids:
+        h, w = world.sizes[item]
+        Item.objects.filter(pk=ids[f"img{item}"]).update(width=w, height=h)
+    monkeypatch.setattr(scope, "CHUNK_ITEMS", 5)
+    model = Model.objects.get(dataset=dataset, name=MODEL)
+
+    def segm(name: str, **kw: Any) -> EvaluationRun:
+        return run_job(
+            services.evaluation_create(
+                dataset=dataset,
+                user=alice,
+                name=name,
+                model_id=model.pk,
+                task="segmentation",
+                **kw,
+            )
+        )
+
+    run = segm("by weather", options={"subsets": {"metadata": ["weather"]}})
+    found = {r["query"]: r for r in run.metrics["subsets"]}
+    assert set(found) == {'metadata.weather = "rain"', 'metadata.weather = "sun"'}
+    for query, row in found.items():
+        alone = segm(f"alone {query}", query=query)
+        assert row["map"] == pytest.approx(alone.metrics["map"], abs=1e-12)
+        point = alone.metrics["operating_point"]
+        assert (row["tp"], row["fp"], row["fn"]) == (point["tp"], point["fp"], point["fn"])

@@ -40,6 +40,7 @@ def pages(dataset: Dataset, item: Item, job: Job) -> list[str]:
     return [
         f"{base}/evaluations/",
         f"{base}/evaluations/{run.pk}/",
+        f"{base}/evaluations/compare/?a={run.pk}&b={run.pk}",
         f"{base}/",
         f"{base}/?label=car",
         f"{base}/count",

@@ -312,3 +312,85 @@ def test_a_segmentation_runs_page_shows_its_coco_numbers(
     assert "1 ground-truth instances (polygons and masks)" in body
     assert 'data-stat="map"><div class="value">1.000</div>' in body
     assert href(cell(body, "road", "tp")) is not None
+
+
+def error_cell(body: str, error: str) -> str:
+    row = re.search(rf'<tr data-error="{error}">(.*?)</tr>', body, re.S)
+    assert row is not None, error
+    found = re.search(r"data-count=\"\d+\">(.*?)</td>", row.group(1), re.S)
+    assert found is not None
+    return found.group(1)
+
+
+def test_the_error_breakdown_counts_link_to_their_items(
+    viewer: Client, world: dict[str, Any]
+) -> None:
+    run = world["base"]
+    body = page_of(viewer, run)
+    # e's car sits exactly on a truck: a classification error (and the truck, which fixing
+    # it would find, is not missed); b's and c's cars are on nothing; a's bus and c's
+    # persons are missed.
+    for error, count, refs in [
+        ("classification", 1, ["e"]),
+        ("background", 3, ["b", "c"]),
+        ("missed", 3, ["a", "c"]),
+    ]:
+        fragment = error_cell(body, error)
+        assert re.sub(r"<[^>]+>", "", fragment) == str(count), error
+        url = href(fragment)
+        assert url is not None and f"error.{error}" in url
+        assert grid_refs(viewer, url) == refs, error
+    assert href(error_cell(body, "localization")) is None
+    # By label: the persons missed on c.
+    table = re.search(r'data-testid="error-classes">(.*?)</table>', body, re.S)
+    assert table is not None
+    person = re.search(r'<tr data-label="person">(.*?)</tr>', table.group(1), re.S)
+    assert person is not None
+    links = [html.unescape(u) for u in re.findall(r'href="([^"]+)"', person.group(1))]
+    assert len(links) == 1 and "error.missed.person" in links[0]
+    assert grid_refs(viewer, links[0]) == ["c"]
+    assert 'data-testid="score-histograms"' in body
+    assert 'data-label="all classes"' in body
+
+
+def test_the_subsets_table_links_each_subset_to_its_failures(
+    viewer: Client, dataset: Dataset, alice: User
+) -> None:
+    from curation.services import tag_add
+
+    outcome_world(dataset)
+    tag_add(dataset=dataset, name="night", reference_ids=["a", "b", "d"])
+    run = evaluated(dataset, alice, "by tag", subsets={"tags": True})
+    body = page_of(viewer, run)
+    row = re.search(r'<tr data-subset="tag night">(.*?)</tr>', body, re.S)
+    assert row is not None
+    failures = re.search(r'data-outcome="failures">(.*?)</td>', row.group(1), re.S)
+    assert failures is not None
+    url = href(failures.group(1))
+    assert url is not None
+    # a (bus missed) and b (car on nothing) fail; d has nothing to get wrong.
+    assert grid_refs(viewer, url) == ["a", "b"]
+
+
+def test_the_comparison_page_links_each_item_list_to_its_items(
+    viewer: Client, world: dict[str, Any], dataset: Dataset, charlie: User
+) -> None:
+    base, agnostic = world["base"], world["agnostic"]
+    response = viewer.get(
+        f"/datasets/{dataset.pk}/evaluations/compare/?a={base.pk}&b={agnostic.pk}"
+    )
+    assert response.status_code == 200
+    body = response.content.decode()
+    # Class-agnostic, e's car is a hit on the truck: e is right in b only.
+    found = re.search(r'data-list="right_in_b_only">(.*?)</dd>', body, re.S)
+    assert found is not None
+    url = href(found.group(1))
+    assert url is not None and grid_refs(viewer, url) == ["e"]
+    assert re.search(r'data-list="right_in_a_only">0</dd>', body)
+    assert 'data-testid="compare-summary"' in body
+    stranger = Client()
+    stranger.force_login(charlie)
+    compare = f"/datasets/{dataset.pk}/evaluations/compare/?a={base.pk}&b={agnostic.pk}"
+    assert stranger.get(compare).status_code == 404
+    bad = viewer.get(f"/datasets/{dataset.pk}/evaluations/compare/?a={base.pk}&b=x")
+    assert bad.status_code == 400

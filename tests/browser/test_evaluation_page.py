@@ -179,3 +179,70 @@ def test_a_viewer_follows_a_classification_runs_confusion_cell_to_the_grid(
     page.wait_for_load_state()
     shown = sorted(page.locator(".tile[data-ref]").evaluate_all("ts => ts.map(t => t.dataset.ref)"))
     assert shown == ["pet-3", "pet-7"]
+
+
+def _refs_with(run: Any, **filters: Any) -> set[str]:
+    ids = EvaluationMatch.objects.filter(run=run, **filters).values("item_id")
+    return set(Item.objects.filter(pk__in=ids).values_list("reference_id", flat=True))
+
+
+def _grid_refs(page: Any) -> list[str]:
+    page.wait_for_url(lambda url: "query=" in url)
+    page.wait_for_load_state()
+    return sorted(page.locator(".tile[data-ref]").evaluate_all("ts => ts.map(t => t.dataset.ref)"))
+
+
+def test_the_error_breakdown_and_the_comparison_open_the_grid_on_their_items(
+    page: Any, victor: User, alice: User, dataset: Dataset, scenes: list[Item]
+) -> None:
+    strict = evaluated(
+        dataset, alice, "strict", model=MODEL, confidence_threshold=0.6, label_mapping={}
+    )
+    loose = evaluated(
+        dataset,
+        alice,
+        "loose",
+        model=MODEL,
+        confidence_threshold=0.2,
+        label_mapping={"bicycle": "car"},
+    )
+    log_in(page, victor, "victor-password-1")
+
+    # The run page's error breakdown: the most frequent error type's count opens its items.
+    types = sorted(loose.metrics["errors"]["types"], key=lambda t: -t["count"])
+    top = types[0]
+    assert top["count"] > 0
+    page.goto(f"/datasets/{dataset.pk}/evaluations/{loose.pk}/")
+    assert page.locator("[data-testid=error-breakdown] tr[data-error]").count() == 6
+    assert page.locator("[data-testid=score-histograms] figure").count() >= 2
+    found = axe_violations(page)
+    assert not found, describe_violations(found)
+    page.locator(f'tr[data-error="{top["type"]}"] a').click()
+    expected = _refs_with(loose, error_type=top["type"])
+    assert _grid_refs(page) == sorted(expected)
+
+    # The comparison: from the run page's link, choose b, and open an item list.
+    page.goto(f"/datasets/{dataset.pk}/evaluations/{loose.pk}/")
+    page.click("[data-testid=compare-link]")
+    page.wait_for_load_state()
+    page.select_option("[data-testid=compare-b]", str(strict.pk))
+    page.click("[data-testid=compare-submit]")
+    page.wait_for_url(lambda url: "b=" in url)
+    page.wait_for_load_state()
+    assert page.locator("[data-testid=compare-summary] tr[data-metric]").count() == 18
+    found = axe_violations(page)
+    assert not found, describe_violations(found)
+    screenshot(page, "evaluation-compare", full_page=True)
+
+    every = set(Item.objects.filter(dataset=dataset).values_list("reference_id", flat=True))
+    wrong_loose = _refs_with(loose, outcome__in=["fp", "fn"])
+    wrong_strict = _refs_with(strict, outcome__in=["fp", "fn"])
+    lists = {
+        "right_in_a_only": (every - wrong_loose) & wrong_strict,
+        "right_in_b_only": (every - wrong_strict) & wrong_loose,
+        "wrong_in_both": wrong_loose & wrong_strict,
+    }
+    key, refs = max(lists.items(), key=lambda kv: len(kv[1]))
+    assert refs
+    page.locator(f'[data-list="{key}"] a').click()
+    assert _grid_refs(page) == sorted(refs)

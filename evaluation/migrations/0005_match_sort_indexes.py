@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('curation', '0005_sliceversionitem_file_name'),
-        ('evaluation', '0003_evaluation_tasks'),
+        ('evaluation', '0004_match_error_type'),
     ]
 
     operations = [
