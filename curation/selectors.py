@@ -278,12 +278,19 @@ def items_reference_ids(items: QuerySet[Item], *, most: int) -> list[str]:
     return list(items.order_by("id").values_list("reference_id", flat=True)[: most + 1])
 
 
+def items_in_order(*, dataset: Dataset, item_ids: Sequence[int]) -> list[Item]:
+    """The dataset's items of `item_ids`, in that order (ids of other or deleted items are
+    left out)."""
+    found = Item.objects.filter(dataset=dataset, pk__in=list(item_ids)).in_bulk()
+    return [found[i] for i in item_ids if i in found]
+
+
 def annotations_drawn(*, item_ids: Sequence[int]) -> list[Mapping[str, Any]]:
     """The annotations of these items that a tile draws (all but masks), as plain rows."""
     return list(
         Annotation.objects.filter(item_id__in=item_ids)
         .exclude(kind="segmentation")
-        .values("item_id", "kind", "label", "geometry")
+        .values("id", "item_id", "kind", "label", "geometry")
     )
 
 
@@ -321,7 +328,7 @@ def predictions_drawn(
             item_id__in=item_ids, model_id=model_id, confidence__gte=min_confidence
         )
         .exclude(kind="segmentation")
-        .values("item_id", "kind", "label", "geometry", "confidence")
+        .values("id", "item_id", "kind", "label", "geometry", "confidence")
     )
 
 
@@ -527,9 +534,3 @@ def jobs_listed(
     if before is not None:
         jobs = jobs.filter(id__lt=before)
     return list(jobs[:limit])
-
-
-def items_in_order(item_ids: Sequence[int]) -> list[Item]:
-    """The items of `item_ids` in that order (those deleted meanwhile left out)."""
-    found = Item.objects.in_bulk(list(item_ids))
-    return [found[i] for i in item_ids if i in found]

@@ -397,18 +397,32 @@ def tag_delete(*, tag: Tag) -> None:
 # ------------------------------------------------------------------------------ exports
 
 
+def jobs_limit_require(*, user: Any, kinds: Sequence[str], most: int, what: str, hint: str) -> None:
+    """A 429 (TooManyJobs) when `user` has `most` jobs of `kinds` queued or running, over
+    all datasets; call it in the transaction that creates the next one.
+
+    The user's row lock makes two requests at once take turns, so both cannot pass the
+    check with one slot left. Anonymous callers (management commands) are not limited."""
+    if not getattr(user, "is_authenticated", False):
+        return
+    list(get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk"))
+    active = Job.objects.active().filter(kind__in=list(kinds), created_by=user).count()
+    if active >= most:
+        raise TooManyJobs(
+            f"You have {active} {what} jobs queued or running (at most {most}); "
+            f"wait for one to finish, cancel one{hint}."
+        )
+
+
 @transaction.atomic
 def export_job_queue(*, dataset: Dataset, user: Any, **options: Any) -> Job:
     """Queue an export job (see curation.export.jobs.export_job_start), at most
     MAX_ACTIVE_EXPORT_JOBS of them queued or running per user."""
-    # The user's row lock makes two requests at once take turns, so both cannot pass the
-    # check with one slot left.
-    list(get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk"))
-    active = Job.objects.active().filter(kind="export", created_by=user).count()
-    if active >= MAX_ACTIVE_EXPORT_JOBS:
-        raise TooManyJobs(
-            f"You have {active} export jobs queued or running (at most "
-            f"{MAX_ACTIVE_EXPORT_JOBS}); wait for one to finish, cancel one, or download "
-            "the export directly (GET .../export streams it)."
-        )
+    jobs_limit_require(
+        user=user,
+        kinds=["export"],
+        most=MAX_ACTIVE_EXPORT_JOBS,
+        what="export",
+        hint=", or download the export directly (GET .../export streams it)",
+    )
     return export_job_start(dataset=dataset, user=user, **options)

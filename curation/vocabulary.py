@@ -19,7 +19,7 @@ from django.db import connection
 from curation import facets, selectors
 from curation.models import Annotation, Dataset, Model, Slice, Tag
 from curation.query import QueryError
-from curation.query.compiler import query_names
+from curation.query.compiler import field_help, query_names
 from curation.query.hints import Completion, QueryWarning, complete, warnings_for
 
 MAX_NAMES = 1000  # of each kind
@@ -122,6 +122,13 @@ class DatasetNames:
 
     def slices(self) -> list[str]:
         return _names(Slice.objects.filter(dataset=self.dataset))
+
+    def field_keys(self, field: str) -> list[str]:
+        """Through the field's own FieldHelp (the app that registered it reads them)."""
+        found = field_help(field)
+        if found is None or found.keys is None:
+            return []
+        return list(found.keys(self.dataset))[:MAX_NAMES]
 
 
 def _names(rows: Any) -> list[str]:

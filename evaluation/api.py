@@ -59,7 +59,7 @@ class EvaluationListView(generics.ListAPIView[EvaluationRun]):
         "slice or version, bad options, or a label mapping naming labels that exist "
         "nowhere are a 400 naming the field; a name already taken is a 409.",
         request=EvaluationCreateSerializer,
-        responses={202: EvaluationRunSerializer, **errors(400, 403, 404, 409, 507)},
+        responses={202: EvaluationRunSerializer, **errors(400, 403, 404, 409, 429, 507)},
     )
     def post(self, request: Request, dataset_id: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.CURATOR)

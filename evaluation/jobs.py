@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from curation.jobs import JobContext, job_runner
-from evaluation.scenarios import SCENARIO_JOB, suite_execute
-from evaluation.services import EVALUATE_JOB, evaluation_execute
+from evaluation.scenarios import suite_execute
+from evaluation.services import EVALUATE_JOB, SCENARIO_JOB, evaluation_execute
 
 
 @job_runner(EVALUATE_JOB)

@@ -142,6 +142,18 @@ class EvaluationMatch(models.Model):
         indexes = [
             models.Index(fields=["run", "outcome", "label"], name="evalmatch_run_outcome_label"),
             models.Index(fields=["run", "item"], name="evalmatch_run_item"),
+            # The grid's orders by a run's matches (evaluation.outcomes): walked in
+            # order, so a page reads about its own rows whatever the run's size.
+            models.Index(
+                fields=["run", "outcome", "confidence", "item"],
+                name="evalmatch_run_outcome_conf",
+                condition=Q(confidence__isnull=False),
+            ),
+            models.Index(
+                fields=["run", "iou", "item"],
+                name="evalmatch_run_tp_iou",
+                condition=Q(outcome="tp"),
+            ),
         ]
 
     def __str__(self) -> str:

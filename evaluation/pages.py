@@ -66,7 +66,9 @@ def outcome_query(run: EvaluationRun, outcome: str, label: str | None = None) ->
 
 
 def grid_url(run: EvaluationRun, query: str) -> str:
-    return reverse("ui:grid", args=[run.dataset_id]) + "?" + urlencode({"query": query})
+    """The grid of the query's items, with the run picked: boxes coloured by outcome."""
+    params = {"query": query, "run": run.pk}
+    return reverse("ui:grid", args=[run.dataset_id]) + "?" + urlencode(params)
 
 
 @dataclass(frozen=True)

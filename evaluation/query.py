@@ -24,10 +24,11 @@ from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquer
 from django.db.models.functions import Coalesce
 
 from curation.models import Dataset
-from curation.query import FieldCondition, FieldRef, count_condition
+from curation.query import FieldCondition, FieldHelp, FieldRef, count_condition
 from evaluation.models import ErrorType, EvaluationMatch, EvaluationRun, Outcome, Task
 
 FIELD = "eval"
+MAX_RUN_NAMES = 1000
 OUTCOMES = tuple(o.value for o in Outcome)
 ERROR = "error"
 ERROR_TYPES = tuple(e.value for e in ErrorType)
@@ -55,10 +56,25 @@ def _run(dataset: Dataset, key: str | None) -> EvaluationRun:
     )
 
 
+def run_names(dataset: Dataset) -> list[str]:
+    """The dataset's run names, for the query bar's completion after `eval[` (by name, at
+    most MAX_RUN_NAMES; the (dataset, name) unique index serves it)."""
+    return list(
+        EvaluationRun.objects.filter(dataset=dataset)
+        .order_by("name")
+        .values_list("name", flat=True)[:MAX_RUN_NAMES]
+    )
+
+
 def _matches(run: EvaluationRun, key: str | None, path: tuple[str, ...]) -> QuerySet[Any]:
     """The item's matches that `eval[<key>].<outcome>[.<label>]` counts, or
     `eval[<key>].error[.<type>[.<label>]]` (its FP and FN; those of one TIDE error type),
     or a classification run's `.correct` and `.wrong`."""
+    if run.finished is None:
+        # Its rows, if any, are a running job's partial ones (or a cancelled job's).
+        raise ValueError(
+            f"The evaluation run '{run.name}' has not finished: it has no outcomes yet"
+        )
     rows = EvaluationMatch.objects.filter(run_id=run.pk, item_id=OuterRef("pk"))
     if path and path[0] == ERROR:
         if len(path) > 1 and path[1] not in ERROR_TYPES:
@@ -107,3 +123,8 @@ def eval_value(ref: FieldRef) -> Any:
     rows = _matches(_run(ref.dataset, ref.key), ref.key, ref.path)
     counted = rows.order_by().values("item_id").annotate(n=Count("pk")).values("n")
     return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+
+# What the query bar completes in the field: run names in the brackets, then tp/fp/fn,
+# then a label.
+COMPLETION = FieldHelp(keys=run_names, key_kind="run", words=OUTCOMES, then_labels=True)

@@ -152,7 +152,7 @@ class SuiteEvaluationListView(generics.ListAPIView[ScenarioEvaluation]):
         summary="Evaluate the suite for a model (a background job running each test's "
         "evaluation in turn)",
         request=ScenarioEvaluateSerializer,
-        responses={202: ScenarioEvaluationSerializer, **errors(400, 403, 404, 507)},
+        responses={202: ScenarioEvaluationSerializer, **errors(400, 403, 404, 429, 507)},
     )
     def post(self, request: Request, dataset_id: int, suite_id: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.CURATOR)

@@ -30,9 +30,8 @@ from evaluation.models import (
 )
 from evaluation.options import options_clean
 from evaluation.scope import scope_of
-from evaluation.services import evaluation_create
+from evaluation.services import SCENARIO_JOB, evaluation_create, evaluation_jobs_limit
 
-SCENARIO_JOB = "scenario"
 # Over all classes, at the run's operating point.
 OPERATING_METRICS = ("precision", "recall", "f1")
 # `<name>.<label>`: a per-class number.
@@ -100,6 +99,80 @@ def suite_delete(*, suite: ScenarioSuite) -> None:
     suite.delete()
 
 
+def suite_update(*, suite: ScenarioSuite, name: str, description: str = "") -> ScenarioSuite:
+    """Rename a suite or change its description (a taken name is a 409 naming `name`)."""
+    name = name.strip()
+    if not name:
+        raise invalid_field("name", "must not be blank")
+    suite.name, suite.description = name, description
+    try:
+        with transaction.atomic():
+            suite.save(update_fields=["name", "description"])
+    except IntegrityError:
+        message = f"A scenario suite named {name!r} already exists."
+        raise Conflict(message, fields=[field_error("name", message)]) from None
+    return suite
+
+
+def _test_fields(
+    suite: ScenarioSuite,
+    *,
+    name: str,
+    metric: Any,
+    slice_id: int | None,
+    version: int | None,
+    query: str,
+    threshold: float | None,
+    baseline: int | None,
+    delta: float,
+    options: Any,
+) -> dict[str, Any]:
+    """A test's fields, checked: a 400 names the bad one."""
+    name = name.strip()
+    if not name:
+        raise invalid_field("name", "must not be blank")
+    metric = metric_check(metric)
+    query = query.strip()
+    found = item_set_resolve(
+        dataset=suite.dataset, slice_id=slice_id, version=version, query=query, path=""
+    )
+    cleaned = options_clean(options)
+    run = None
+    if baseline is not None:
+        if threshold is not None:
+            raise invalid_field("threshold", "give a threshold or a baseline, not both")
+        run = EvaluationRun.objects.filter(dataset=suite.dataset, pk=baseline).first()
+        if run is None:
+            raise invalid_field("baseline", f"no evaluation run {baseline} in this dataset")
+        if delta < 0:
+            raise invalid_field("delta", "must be >= 0")
+    elif threshold is None:
+        raise invalid_field("threshold", "give a threshold (or a baseline run)")
+    return {
+        "name": name,
+        "slice": found.slice,
+        "version": found.version.number if found.version is not None else None,
+        "query": query,
+        "scope": scope_of(found),
+        "metric": metric,
+        "comparison": Comparison.BASELINE if run is not None else Comparison.AT_LEAST,
+        "threshold": threshold,
+        "baseline": run,
+        "delta": delta if run is not None else 0.0,
+        "options": cleaned,
+    }
+
+
+def _test_save(test: ScenarioTest) -> ScenarioTest:
+    try:
+        with transaction.atomic():
+            test.save()
+    except IntegrityError:
+        message = f"The suite has a test named {test.name!r} already."
+        raise Conflict(message, fields=[field_error("name", message)]) from None
+    return test
+
+
 def test_create(
     *,
     suite: ScenarioSuite,
@@ -115,48 +188,51 @@ def test_create(
 ) -> ScenarioTest:
     """Add a test: `metric` >= `threshold`, or (with `baseline`, a run of the dataset)
     at least the baseline run's value minus `delta`. A 400 names the bad field."""
-    name = name.strip()
-    if not name:
-        raise invalid_field("name", "must not be blank")
-    metric = metric_check(metric)
-    query = query.strip()
-    found = item_set_resolve(
-        dataset=suite.dataset, slice_id=slice_id, version=version, query=query, path=""
-    )
-    cleaned = options_clean(options)
-    scope = scope_of(found)
-    run = None
-    if baseline is not None:
-        if threshold is not None:
-            raise invalid_field("threshold", "give a threshold or a baseline, not both")
-        run = EvaluationRun.objects.filter(dataset=suite.dataset, pk=baseline).first()
-        if run is None:
-            raise invalid_field("baseline", f"no evaluation run {baseline} in this dataset")
-        if delta < 0:
-            raise invalid_field("delta", "must be >= 0")
-    elif threshold is None:
-        raise invalid_field("threshold", "give a threshold (or a baseline run)")
-    test = ScenarioTest(
-        suite=suite,
+    fields = _test_fields(
+        suite,
         name=name,
-        slice=found.slice,
-        version=found.version.number if found.version is not None else None,
-        query=query,
-        scope=scope,
         metric=metric,
-        comparison=Comparison.BASELINE if run is not None else Comparison.AT_LEAST,
+        slice_id=slice_id,
+        version=version,
+        query=query,
         threshold=threshold,
-        baseline=run,
-        delta=delta if run is not None else 0.0,
-        options=cleaned,
+        baseline=baseline,
+        delta=delta,
+        options=options,
     )
-    try:
-        with transaction.atomic():
-            test.save()
-    except IntegrityError:
-        message = f"The suite has a test named {name!r} already."
-        raise Conflict(message, fields=[field_error("name", message)]) from None
-    return test
+    return _test_save(ScenarioTest(suite=suite, **fields))
+
+
+def test_update(
+    *,
+    test: ScenarioTest,
+    name: str,
+    metric: Any,
+    slice_id: int | None = None,
+    version: int | None = None,
+    query: str = "",
+    threshold: float | None = None,
+    baseline: int | None = None,
+    delta: float = 0.0,
+    options: Any = None,
+) -> ScenarioTest:
+    """Change a test (every field, checked as test_create checks them; the options are
+    kept when None). Its past results keep what it was then."""
+    fields = _test_fields(
+        test.suite,
+        name=name,
+        metric=metric,
+        slice_id=slice_id,
+        version=version,
+        query=query,
+        threshold=threshold,
+        baseline=baseline,
+        delta=delta,
+        options=test.options if options is None else options,
+    )
+    for key, value in fields.items():
+        setattr(test, key, value)
+    return _test_save(test)
 
 
 def test_delete(*, test: ScenarioTest) -> None:
@@ -176,6 +252,7 @@ def suite_evaluate(*, suite: ScenarioSuite, user: Any, model_id: Any) -> Scenari
     tests = list(suite.tests.order_by("id").values_list("id", flat=True))
     if not tests:
         raise invalid_field("suite", "the suite has no tests")
+    evaluation_jobs_limit(user)
     evaluation = ScenarioEvaluation.objects.create(
         suite=suite,
         model=model,

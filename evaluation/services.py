@@ -11,9 +11,11 @@ from django.utils import timezone
 
 from curation.errors import Conflict, field_error, invalid_field
 from curation.itemsets import item_set_resolve
-from curation.jobs import JobContext, job_cancel, job_create
+from curation.jobs import JobCancelled, JobContext, job_cancel, job_create
 from curation.models import Annotation, Dataset, Model, Prediction
+from curation.services import jobs_limit_require
 from evaluation import engine
+from evaluation import scope as scoping
 from evaluation.confusion import confusion, confusion_sum
 from evaluation.models import EvaluationMatch, EvaluationRun, Task
 from evaluation.options import options_clean
@@ -22,6 +24,25 @@ from evaluation.subsets import Subsets, slices_check
 from evaluation.task_runs import classification_pass, segmentation_pass
 
 EVALUATE_JOB = "evaluate"
+# Evaluation jobs (runs, and scenario suites' jobs, which run their tests' evaluations)
+# that one user may have queued or running at once, over all datasets: each holds a
+# worker of the default queue for minutes at 1M items, so one user must not fill it.
+MAX_ACTIVE_EVALUATION_JOBS = 3
+SCENARIO_JOB = "scenario"  # evaluation.scenarios' job
+EVALUATION_JOB_KINDS = (EVALUATE_JOB, SCENARIO_JOB)
+
+
+def evaluation_jobs_limit(user: Any) -> None:
+    """A 429 naming the limit when `user` has MAX_ACTIVE_EVALUATION_JOBS queued or running."""
+    jobs_limit_require(
+        user=user,
+        kinds=EVALUATION_JOB_KINDS,
+        most=MAX_ACTIVE_EVALUATION_JOBS,
+        what="evaluation",
+        hint="",
+    )
+
+
 # Match rows per COPY: large enough that a run's rows cost few round trips.
 MATCH_BATCH = 5000
 
@@ -89,6 +110,8 @@ def evaluation_create(
     cleaned = options_clean(options, task)
     _label_mapping_check(dataset, model, cleaned["label_mapping"])
     slices_check(dataset.pk, cleaned.get("subsets", {}).get("slices", []))
+    if enqueue:  # a suite's job runs its tests' evaluations itself: counted as one
+        evaluation_jobs_limit(user)
     scope = scope_of(found)
     run = EvaluationRun(
         dataset=dataset,
@@ -161,10 +184,17 @@ def evaluation_execute(ctx: JobContext) -> dict[str, Any]:
     """The job: evaluate the run's scope, writing every match, then its metrics.
 
     The scope is read and matched in chunks of items (evaluation.scope), each chunk's
-    matches written as it is done, so memory holds one chunk whatever the run's size.
-    Everything is written inside the job's one checkpoint (one transaction): an
-    interruption leaves no match and no metric, and the next attempt, matching the same
-    data the same way, writes each once.
+    matches written in a checkpoint of its own (one transaction with the job's progress,
+    `through` = the last item id written), so memory holds one chunk whatever the run's
+    size, and a cancel waits at most for the chunk being written. The metrics are written
+    last, with `finished`, in a final checkpoint: until then the run has no metrics and
+    readers take it for unfinished (the eval[] field, the matches API and the grid's
+    outcome views ignore its rows).
+
+    Cancelled: the job stops at its next checkpoint and deletes the rows it had written,
+    so a cancelled run has no matches and no metrics. Interrupted (a worker killed, the
+    database restarted): the next attempt matches every chunk again, as the metrics need
+    them all, but writes only the matches of items past `through`, so each is written once.
     """
     run = (
         EvaluationRun.objects.select_related("dataset", "slice", "version")
@@ -174,42 +204,64 @@ def evaluation_execute(ctx: JobContext) -> dict[str, Any]:
     if run is None:
         return {"run": None, "message": "The run was deleted."}
     if ctx.state.get("written"):
-        return {"run": run.pk}  # the checkpoint committed; only the job's end was lost
+        return {"run": run.pk}  # the last checkpoint committed; only the job's end was lost
     try:
         item_ids = scope_items(run)
     except ScopeGone as exc:
         raise RuntimeError(str(exc)) from None
     if run.task != Task.DETECTION:
         return _task_execute(ctx, run, item_ids)
+    try:
+        return _evaluate_chunks(ctx, run, item_ids)
+    except JobCancelled:
+        # Whatever the earlier chunks wrote goes: a cancelled run keeps no partial rows.
+        EvaluationMatch.objects.filter(run=run).delete()
+        raise
+
+
+def _evaluate_chunks(ctx: JobContext, run: EvaluationRun, item_ids: list[int]) -> dict[str, Any]:
+    """A detection run, a checkpoint per chunk (evaluation_execute)."""
     options = engine.Options.of(run.options)
     evaluation = engine.Evaluation(options)
     parts: list[dict[str, Any]] = []  # the confusion matrix of each chunk (a few labels)
     counts = {"items": len(item_ids), "ground_truth": 0, "predictions": 0, "matches": 0}
-    with ctx.checkpoint(done=1, state={"written": True}):
-        # Nothing is there unless a run was written by hand: the checkpoint is all or none.
-        EvaluationMatch.objects.filter(run=run).delete()
-        subsets = Subsets.of(run, item_ids)
-        for seen in scope_chunks(run, item_ids):
-            members = subsets.chunk(seen.item_ids) if subsets is not None else None
-            matches = evaluation.add(seen.item_ids, seen.ground_truth, seen.detections, members)
-            parts.append(
-                confusion(
-                    item_ids=seen.item_ids,
-                    ground_truth=seen.ground_truth,
-                    detections=seen.detections,
-                    options=options,
-                )
+    chunks = -(-len(item_ids) // scoping.CHUNK_ITEMS)
+    ctx.set_total(chunks + 1)
+    # None: nothing written yet (rows written by hand, if any, are replaced).
+    through: int | None = ctx.state.get("through")
+    subsets = Subsets.of(run, item_ids)
+    for number, seen in enumerate(scope_chunks(run, item_ids), start=1):
+        members = subsets.chunk(seen.item_ids) if subsets is not None else None
+        matches = evaluation.add(seen.item_ids, seen.ground_truth, seen.detections, members)
+        parts.append(
+            confusion(
+                item_ids=seen.item_ids,
+                ground_truth=seen.ground_truth,
+                detections=seen.detections,
+                options=options,
             )
-            counts["ground_truth"] += len(seen.ground_truth)
-            counts["predictions"] += len(seen.detections)
-            counts["matches"] += len(matches)
-            for start in range(0, len(matches), MATCH_BATCH):
-                _matches_insert(run, matches[start : start + MATCH_BATCH])
-        result = evaluation.result()
-        result.metrics["confusion"] = confusion_sum(parts, options)
-        if subsets is not None:
-            result.metrics["subsets"] = subsets.rows(result.metrics["subsets"])
-            result.warnings += subsets.warnings()
+        )
+        counts["ground_truth"] += len(seen.ground_truth)
+        counts["predictions"] += len(seen.detections)
+        counts["matches"] += len(matches)
+        last = seen.item_ids[-1]
+        if through is not None and last <= through:
+            continue  # an earlier attempt wrote this chunk
+        fresh = [m for m in matches if through is None or m.item_id > through]
+        with ctx.checkpoint(done=number, state={"through": last}):
+            if through is None:
+                EvaluationMatch.objects.filter(run=run).delete()
+            for start in range(0, len(fresh), MATCH_BATCH):
+                _matches_insert(run, fresh[start : start + MATCH_BATCH])
+        through = last
+    result = evaluation.result()
+    result.metrics["confusion"] = confusion_sum(parts, options)
+    if subsets is not None:
+        result.metrics["subsets"] = subsets.rows(result.metrics["subsets"])
+        result.warnings += subsets.warnings()
+    with ctx.checkpoint(done=chunks + 1, state={"written": True, "through": through}):
+        if through is None:  # no items: rows written by hand, if any, go
+            EvaluationMatch.objects.filter(run=run).delete()
         EvaluationRun.objects.filter(pk=run.pk).update(
             metrics=result.metrics,
             warnings=result.warnings,
@@ -220,8 +272,9 @@ def evaluation_execute(ctx: JobContext) -> dict[str, Any]:
 
 
 def _task_execute(ctx: JobContext, run: EvaluationRun, item_ids: list[int]) -> dict[str, Any]:
-    """evaluation_execute for a segmentation or classification run: the same checkpoint
-    (all or none), its pass (evaluation.task_runs) writing each chunk's matches."""
+    """evaluation_execute for a segmentation or classification run: one checkpoint (all
+    or none; a cancel waits for it), its pass (evaluation.task_runs) writing each chunk's
+    matches."""
 
     def write(matches: Sequence[engine.Match]) -> None:
         for start in range(0, len(matches), MATCH_BATCH):

@@ -8,6 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from curation.models import Role
 from curation.params import int_value
 from curation.ui.http import dataset_or_404, html_errors
 from evaluation.classification_pages import classification_page
@@ -46,7 +47,12 @@ def run_detail(request: HttpRequest, dataset_id: int, run_id: int) -> HttpRespon
     return render(
         request,
         "ui/evaluation.html",
-        {"dataset": dataset, "page": run_page(run), "tab": "evaluations"},
+        {
+            "dataset": dataset,
+            "page": run_page(run),
+            "tab": "evaluations",
+            "can_curate": dataset.user_role in (Role.CURATOR, Role.ADMIN),
+        },
     )
 
 

@@ -238,6 +238,8 @@ VIEW_MODULES = (
     "evaluation/pages.py",
     "evaluation/classification_pages.py",
     "evaluation/scenario_api.py",
+    "evaluation/suite_ui.py",
+    "evaluation/outcomes.py",
     "insights/ui.py",
     "insights/api.py",
 )

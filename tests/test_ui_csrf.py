@@ -49,6 +49,7 @@ def test_it_refuses_every_form_posted_without_a_token(
         f"{base}/selection": {"action": "slice_create", "ids": str(items[0].pk), "name": "forged"},
         f"{base}/search/image": {},
         f"{base}/jobs/{job.pk}/cancel": {},
+        f"{base}/evaluations/suites/new": {"name": "forged"},
         "/tokens/new": {"name": "forged"},
         f"/tokens/{token.pk}/revoke": {},
         "/logout/": {},
@@ -57,6 +58,7 @@ def test_it_refuses_every_form_posted_without_a_token(
         assert client.post(url, data).status_code == 403, url
     assert not Dataset.objects.filter(name="forged").exists()
     assert not dataset.slices.exists()
+    assert not dataset.scenario_suites.exists()
     assert list(ApiToken.objects.filter(user=alice)) == [token]
     assert Job.objects.get(pk=job.pk).status == "queued"
     assert client.get("/").status_code == 200  # still logged in

@@ -108,7 +108,10 @@ def test_each_count_links_to_exactly_its_items(viewer: Client, world: dict[str, 
     body = page_of(viewer, run)
     fp_car = href(cell(body, "car", "fp"))
     assert fp_car is not None
-    assert fp_car == (f"/datasets/{run.dataset_id}/?query=eval%5B%22base+run%22%5D.fp.car+%3E%3D+1")
+    # the run is picked in the grid: its boxes are coloured by outcome there
+    assert fp_car == (
+        f"/datasets/{run.dataset_id}/?query=eval%5B%22base+run%22%5D.fp.car+%3E%3D+1&run={run.pk}"
+    )
     assert grid_refs(viewer, fp_car) == ["b", "c", "e"]
     for label, outcome, expected in [
         ("car", "tp", ["a"]),

@@ -17,6 +17,7 @@ from curation.models import Dataset, Item
 from curation.query.compiler import (
     FieldCondition,
     FieldHandler,
+    FieldHelp,
     FieldRef,
     ValueHandler,
     compile_query,
@@ -41,6 +42,7 @@ def validate_query(text: str, *, dataset: Dataset) -> None:
 __all__ = [
     "FieldCondition",
     "FieldHandler",
+    "FieldHelp",
     "FieldRef",
     "QueryError",
     "ValueHandler",

@@ -310,6 +310,22 @@ _VALUES: dict[str, ValueHandler] = {}
 # as predictions without [<model>] takes the dataset's only model).
 _BRACKET_OPTIONAL: set[str] = set()
 
+
+@dataclass(frozen=True)
+class FieldHelp:
+    """What the query bar may suggest inside a registered field: the names that go in its
+    brackets (`keys(dataset)`, the evaluation app's run names, listed with `key_kind`)
+    and the words that may follow them (`eval[run].fp`), then, with `then_labels`, the
+    dataset's labels (`eval[run].fp.car`)."""
+
+    keys: Callable[[Any], Sequence[str]] | None = None
+    key_kind: str = "key"
+    words: Sequence[str] = ()
+    then_labels: bool = False
+
+
+_HELP: dict[str, FieldHelp] = {}
+
 BUILTIN_FIELDS = (
     "metadata",
     "width",
@@ -332,6 +348,7 @@ def register_field(
     bracket: bool = False,
     bracket_optional: bool = False,
     value: ValueHandler | None = None,
+    completion: FieldHelp | None = None,
 ) -> None:
     """Add a field to the language, e.g. ``near_duplicate = true`` from the embeddings app.
 
@@ -340,10 +357,15 @@ def register_field(
     `bracket_optional` too, the name may be left out (``uniqueness > 0.8`` as well as
     ``uniqueness["clip"] > 0.8``): the handler gets key None and picks a default. With
     `value`, the field also has a value per item, so it can sort (`sort_expression`).
+    `completion` says what the query bar may complete in it (curation.query.hints).
     """
     if name in BUILTIN_FIELDS:
         raise ValueError(f"{name!r} is a built-in field")
     _REGISTERED[name] = handler
+    if completion is not None:
+        _HELP[name] = completion
+    else:
+        _HELP.pop(name, None)
     if bracket:
         _BRACKETED.add(name)
     else:
@@ -362,6 +384,15 @@ def value_fields() -> list[str]:
     """Registered fields with a value per item that need no name in brackets (the
     insights app's `uniqueness`): sort keys a UI can suggest as they are."""
     return [n for n in _VALUES if n not in _BRACKETED or n in _BRACKET_OPTIONAL]
+
+
+def field_help(name: str) -> FieldHelp | None:
+    """What a registered field offers the query bar's completion (None: nothing)."""
+    return _HELP.get(name)
+
+
+def field_is_bracketed(name: str) -> bool:
+    return name in _REGISTERED and name in _BRACKETED
 
 
 def field_names() -> list[str]:
@@ -1233,11 +1264,14 @@ __all__ = [
     "Compiler",
     "FieldCondition",
     "FieldHandler",
+    "FieldHelp",
     "FieldRef",
     "NameUse",
     "ValueHandler",
     "compile_query",
     "count_condition",
+    "field_help",
+    "field_is_bracketed",
     "field_names",
     "query_items_q",
     "query_names",

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from curation.models import GeometryKind
-from curation.query.compiler import NameUse, field_names
+from curation.query.compiler import NameUse, field_help, field_is_bracketed, field_names
 from curation.query.parser import quote_name
 
 MAX_SUGGESTIONS = 20
@@ -64,6 +64,9 @@ class Names(Protocol):
 
     def slices(self) -> Sequence[str]: ...
 
+    def field_keys(self, field: str) -> Sequence[str]:
+        """The names that go in a registered field's brackets (eval[<run>]: run names)."""
+
     def sampled_items(self) -> int | None:
         """The size of the sample that metadata keys and prediction labels come from, or
         None when they were read from every item."""
@@ -80,6 +83,7 @@ class FixedNames:
     tag_names: Sequence[str] = ()
     slice_names: Sequence[str] = ()
     sample: int | None = None
+    field_key_names: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
     def labels(self) -> Sequence[str]:
         return self.label_names
@@ -104,6 +108,9 @@ class FixedNames:
 
     def slices(self) -> Sequence[str]:
         return self.slice_names
+
+    def field_keys(self, field: str) -> Sequence[str]:
+        return self.field_key_names.get(field, ())
 
     def sampled_items(self) -> int | None:
         return self.sample
@@ -279,6 +286,8 @@ def _path_suggestions(
     names: Names,
 ) -> list[Suggestion]:
     """What may come next in `head.before...` given the name typed so far."""
+    if field_is_bracketed(head):
+        return _registered_suggestions(head, before, sep, typed, bracketed, names)
     if head == "predictions" and sep == "[" and not before:
         return _matching(typed, names.models(), "model")
     if head == "metadata":
@@ -310,6 +319,23 @@ def _path_suggestions(
     if len(before) == 1:
         after_label = ["count", "confidence"] if head == "predictions" else ["count"]
         return _matching(typed, after_label, "word")
+    return []
+
+
+def _registered_suggestions(
+    head: str, before: list[str], sep: str, typed: str, bracketed: bool, names: Names
+) -> list[Suggestion]:
+    """In a field another app registered with brackets (eval[<run>].fp.<label>): what its
+    FieldHelp offers, names from `names.field_keys`."""
+    found = field_help(head)
+    if found is None or not bracketed:
+        return []
+    if sep == "[" and not before:
+        return _matching(typed, names.field_keys(head), found.key_kind) if found.keys else []
+    if sep == "." and len(before) == 1:
+        return _matching(typed, found.words, "word")
+    if sep == "." and len(before) == 2 and found.then_labels and before[1] in found.words:
+        return _matching(typed, names.labels(), "label")
     return []
 
 

@@ -1,5 +1,7 @@
 """Parts of the UI's pages that another app fills: similarity search in the grid, an
-item's neighbours and duplicate group, embedding coverage, the random-weights banner.
+item's neighbours and duplicate group, embedding coverage, the random-weights banner
+(VectorPanels); the header's tabs; boxes coloured by their outcome in an evaluation run
+and the grid's orders by a run's matches (RunOutcomes, from the evaluation app).
 
 Curation never imports the embeddings app (see curation.extensions): the embeddings app
 registers its panels here in EmbeddingsConfig.ready(). Without it the pages render with
@@ -8,9 +10,11 @@ no similarity search: no search model, no results, no neighbours, no coverage.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from django.db.models import QuerySet
 
 from curation.models import Dataset, Item
 from curation.ui.state import GridState
@@ -146,15 +150,126 @@ def dataset_tabs() -> list[DatasetTab]:
     return list(_tabs)
 
 
+# ----------------------------------------------------------------- evaluation outcomes
+
+
+@dataclass(frozen=True)
+class RunChoice:
+    """A finished evaluation run the grid and the item page can colour boxes by: its
+    model's predictions at or above `confidence` are the ones it matched."""
+
+    id: int
+    name: str
+    model_id: int
+    confidence: float
+
+
+@dataclass
+class ObjectOutcomes:
+    """Each object's outcome in a run ("tp", "fp", "fn"), by annotation and prediction id.
+    An object with none was not counted (a crowd region, a prediction it ignored)."""
+
+    annotations: dict[int, str] = field(default_factory=dict)
+    predictions: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SortKey:
+    """An order of the grid's items by their matches in a run (items without such a
+    match are not listed under it)."""
+
+    key: str
+    title: str
+
+
+@dataclass
+class SortedPage:
+    """A page of items in a sort key's order: (item id, the value it is sorted by)."""
+
+    rows: list[tuple[int, float]] = field(default_factory=list)
+    has_next: bool = False
+
+
+class RunOutcomes(Protocol):
+    """What the UI asks of an evaluation capability (the evaluation app registers it)."""
+
+    def runs(self, dataset: Dataset) -> list[RunChoice]:
+        """The dataset's finished runs, newest first."""
+        ...
+
+    def outcomes(self, run: RunChoice, item_ids: Sequence[int]) -> ObjectOutcomes:
+        """The outcomes of these items' annotations and predictions in `run`."""
+        ...
+
+    def sort_keys(self) -> list[SortKey]: ...
+
+    def sorted_page(
+        self,
+        run: RunChoice,
+        key: str,
+        items: QuerySet[Item] | None,
+        after: tuple[float, int] | None,
+        limit: int,
+    ) -> SortedPage:
+        """Items of `items` (None: every item of the run) in `key`'s order, after a
+        (value, item id) cursor; a bounded read."""
+        ...
+
+
+class NoRunOutcomes:
+    """Without an evaluation app: no runs to pick."""
+
+    def runs(self, dataset: Dataset) -> list[RunChoice]:
+        return []
+
+    def outcomes(self, run: RunChoice, item_ids: Sequence[int]) -> ObjectOutcomes:
+        return ObjectOutcomes()
+
+    def sort_keys(self) -> list[SortKey]:
+        return []
+
+    def sorted_page(
+        self,
+        run: RunChoice,
+        key: str,
+        items: QuerySet[Item] | None,
+        after: tuple[float, int] | None,
+        limit: int,
+    ) -> SortedPage:
+        return SortedPage()
+
+
+_outcomes: RunOutcomes = NoRunOutcomes()
+
+
+def run_outcomes_register(provider: RunOutcomes) -> None:
+    """Make `provider` answer the UI's questions about evaluation runs (AppConfig.ready())."""
+    global _outcomes
+    _outcomes = provider
+
+
+def run_outcomes() -> RunOutcomes:
+    """The registered provider (NoRunOutcomes when none is)."""
+    return _outcomes
+
+
 __all__ = [
     "Coverage",
     "DatasetTab",
     "DuplicateTile",
+    "NoRunOutcomes",
     "NoVectorPanels",
+    "ObjectOutcomes",
     "Results",
+    "RunChoice",
+    "RunOutcomes",
+    "SortKey",
+    "SortedPage",
     "VectorPanels",
     "dataset_tab_register",
     "dataset_tabs",
+    "run_outcomes",
+    "run_outcomes_register",
     "vector_panels",
     "vector_panels_register",
 ]

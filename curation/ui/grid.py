@@ -5,7 +5,6 @@ The selection's actions are in curation.ui.selection, the item page in curation.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -30,7 +29,8 @@ from curation.storage import media_url
 from curation.ui.charts import number_label
 from curation.ui.extensions import Results, vector_panels
 from curation.ui.http import dataset_or_404, html_errors
-from curation.ui.overlays import BoxLabel, Colours, Shape, box_labels, describe, shapes_of
+from curation.ui.outcomes import RunView, match_order_page, page_shapes, run_view
+from curation.ui.overlays import BoxLabel, Shape, box_labels, describe
 from curation.ui.query import query_error_of
 from curation.ui.scores import distance_texts
 from curation.ui.state import TILE_SIZES, GridState
@@ -50,7 +50,7 @@ class Tile:
     open_url: str = ""
     similar_url: str = ""
     is_query: bool = False
-    sort_text: str = ""  # the item's value of the grid's sort key
+    sort_text: str = ""  # the item's value of the grid's sort key (or order by matches)
 
     @property
     def box_labels(self) -> list[BoxLabel]:
@@ -121,30 +121,20 @@ class Chip:
     search: bool = False
 
 
-def _shapes_by_item(
-    item_ids: list[int], model_id: int | None, conf: float, colours: Colours
-) -> dict[int, list[Shape]]:
-    """Ground truth (and one model's confident predictions) of a page of items, in two reads."""
-    rows: dict[int, list[Mapping[str, Any]]] = {i: [] for i in item_ids}
-    for row in selectors.annotations_drawn(item_ids=item_ids):
-        rows[row["item_id"]].append(row)
-    by_item = {i: shapes_of(r, source="gt", colours=colours) for i, r in rows.items()}
-    if model_id is not None:
-        for row in selectors.predictions_drawn(
-            item_ids=item_ids, model_id=model_id, min_confidence=conf
-        ):
-            by_item[row["item_id"]].extend(shapes_of([row], source="pred", colours=colours))
-    return by_item
-
-
 def item_url(dataset: Dataset, item_id: int, querystring: str = "") -> str:
     """The item view, keeping the grid's state so it can step through the same view."""
     path = reverse("ui:item", args=[dataset.pk, item_id])
     return f"{path}?{querystring}" if querystring else path
 
 
-def _tiles(state: GridState, items: list[tuple[Item, float | None]], base: str) -> list[Tile]:
-    shapes = _shapes_by_item([i.pk for i, _ in items], state.model_id, state.conf, state.colours)
+def _tiles(
+    state: GridState,
+    items: list[tuple[Item, float | None]],
+    base: str,
+    runs: RunView | None = None,
+) -> list[Tile]:
+    run = runs.run if runs is not None else None
+    shapes = page_shapes(state, run, [i.pk for i, _ in items])
     querystring = state.querystring(drop=("after", "before"))
     scored = [score for _, score in items if score is not None]
     texts = iter(distance_texts(scored))
@@ -290,6 +280,17 @@ def _chips(state: GridState, base: str, results: Results | None) -> list[Chip]:
     return chips
 
 
+def _sorted_listing(
+    state: GridState, runs: RunView, base: str
+) -> tuple[list[Tile], dict[str, str]]:
+    """One page of the view's items in the order of a run's matches (`match_order`)."""
+    rows, pager = match_order_page(state, runs, base)
+    tiles = _tiles(state, [(i, None) for i, _ in rows], base, runs)
+    for tile, (_, text) in zip(tiles, rows, strict=True):
+        tile.sort_text = text
+    return tiles, pager
+
+
 def sort_text(value: Any) -> str:
     """A tile's sort value, short: numbers to 4 significant digits, text as it is."""
     if value is None:
@@ -316,7 +317,9 @@ def sort_keys(models: list[str]) -> list[str]:
     ]
 
 
-def _id_listing(state: GridState, base: str) -> tuple[list[Tile], dict[str, str]]:
+def _id_listing(
+    state: GridState, base: str, runs: RunView | None = None
+) -> tuple[list[Tile], dict[str, str]]:
     """One keyset page of the view's items, in id order or in its sort order, and its links."""
     order = state.sort_order()
     if order is None:
@@ -327,7 +330,7 @@ def _id_listing(state: GridState, base: str) -> tuple[list[Tile], dict[str, str]
         page = paging.items_sorted_page(
             state.items(), order=order, after=state.after, before=state.before, limit=state.limit
         )
-    tiles = _tiles(state, [(i, None) for i in page.items], base)
+    tiles = _tiles(state, [(i, None) for i in page.items], base, runs)
     if order is not None:
         for tile in tiles:
             tile.sort_text = sort_text(getattr(tile.item, "sort_value", None))
@@ -345,14 +348,14 @@ def _id_listing(state: GridState, base: str) -> tuple[list[Tile], dict[str, str]
 
 
 def _search_listing(
-    state: GridState, results: Results, base: str
+    state: GridState, results: Results, base: str, runs: RunView | None = None
 ) -> tuple[list[Tile], dict[str, str]]:
     """One page of search results, best first, led by the query item on the first page."""
     hits: list[tuple[Item, float | None]] = list(results.hits)
     lead = results.query_item is not None and state.page == 0
     if lead:
         hits.insert(0, (results.query_item, None))  # type: ignore[arg-type]
-    tiles = _tiles(state, hits, base)
+    tiles = _tiles(state, hits, base, runs)
     if lead:
         tiles[0].is_query = True
     return tiles, {
@@ -390,13 +393,16 @@ def grid_render(
         tiles: list[Tile] = []
         pager: dict[str, str] = {}
         results: Results | None = None
+        runs = run_view(state)
         if query_error is not None or extra.get("slice_problem"):
             pass  # nothing to list until the query (or the slice's saved query) is fixed
         elif state.search_mode:
             results = vector_panels().grid_results(state)
-            tiles, pager = _search_listing(state, results, base)
+            tiles, pager = _search_listing(state, results, base, runs)
+        elif runs.order:
+            tiles, pager = _sorted_listing(state, runs, base)
         else:
-            tiles, pager = _id_listing(state, base)
+            tiles, pager = _id_listing(state, base, runs)
     except InvalidInput as exc:
         # A hand-edited link (a bad cursor, confidence or filter): say what is wrong.
         context = {
@@ -437,6 +443,7 @@ def grid_render(
         "pager": pager,
         "search_model": model,
         "models": models,
+        "runs": runs,
         "sort_keys": sort_keys([name for _, name in models]),
         "tile_px": TILE_SIZES[state.size],
         "size_links": {s: state.url(base, {"size": s}) for s in TILE_SIZES},

@@ -19,6 +19,7 @@ from curation.storage import media_url
 from curation.ui.extensions import vector_panels
 from curation.ui.grid import item_url
 from curation.ui.http import dataset_or_404, html_errors
+from curation.ui.outcomes import colour_by_outcome, outcomes_of, run_view
 from curation.ui.overlays import Shape, describe, overlay_label, shapes_of
 from curation.ui.query import query_error_of
 from curation.ui.scores import distance_texts
@@ -58,7 +59,15 @@ def item_view(request: HttpRequest, dataset_id: int, item_id: int) -> HttpRespon
         if "conf" in request.GET:
             kept["conf"] = request.GET["conf"]
         state, within, order = GridState(kept, dataset=dataset), None, None
-    grid_url = state.url(reverse("ui:grid", args=[dataset.pk]), {"after": None, "before": None})
+    # A run picked in the grid: only its model's predictions, at its threshold, and
+    # every box coloured by its outcome (curation.ui.outcomes). A bad `run` is a 400.
+    runs = run_view(state)
+    run = runs.run
+    if run is not None:
+        conf = run.confidence
+    grid_url = state.url(
+        reverse("ui:grid", args=[dataset.pk]), {"after": None, "before": None, "at": None}
+    )
     querystring = state.querystring(drop=("after", "before"))
     neighbours_url: dict[str, str] = {}
     if within is not None and not state.search_mode:
@@ -70,7 +79,7 @@ def item_view(request: HttpRequest, dataset_id: int, item_id: int) -> HttpRespon
     colours = state.colours
     annotations = shapes_of(
         [
-            {"kind": a.kind, "label": a.label, "geometry": a.geometry}
+            {"id": a.pk, "kind": a.kind, "label": a.label, "geometry": a.geometry}
             for a in selectors.item_annotations(item=item)
         ],
         source="gt",
@@ -79,12 +88,25 @@ def item_view(request: HttpRequest, dataset_id: int, item_id: int) -> HttpRespon
     predictions_by_model: dict[str, list[Shape]] = {}
     hidden = 0
     for p in selectors.item_predictions(item=item):
+        if run is not None and p.model_id != run.model_id:
+            continue
         shapes = predictions_by_model.setdefault(p.model.name, [])
         if p.confidence < conf:
             hidden += 1
             continue
-        row = {"kind": p.kind, "label": p.label, "geometry": p.geometry, "confidence": p.confidence}
+        row = {
+            "id": p.pk,
+            "kind": p.kind,
+            "label": p.label,
+            "geometry": p.geometry,
+            "confidence": p.confidence,
+        }
         shapes.extend(shapes_of([row], source="pred", colours=colours))
+    if run is not None:
+        found = outcomes_of(run, [item.pk])
+        colour_by_outcome(annotations, found)
+        for shapes in predictions_by_model.values():
+            colour_by_outcome(shapes, found)
     gt_labels: dict[str, int] = {}
     for shape in annotations:
         gt_labels[shape.label] = gt_labels.get(shape.label, 0) + 1
@@ -135,5 +157,14 @@ def item_view(request: HttpRequest, dataset_id: int, item_id: int) -> HttpRespon
         "here": request.get_full_path(),
         "all_slices": selectors.static_slice_choices(dataset=dataset),
         "random_weight_models": random_weight_models,
+        "runs": runs,
+        "state": state,
+        # The run picker's form keeps the view's other parameters.
+        "run_params": [
+            (k, v)
+            for k, vs in state.params.items()
+            if k not in ("run", "match_order", "at")
+            for v in vs
+        ],
     }
     return render(request, "ui/item.html", context)

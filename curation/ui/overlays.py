@@ -32,6 +32,10 @@ class Shape:
     dots: tuple[tuple[float, float], ...] = ()  # keypoints
     # Where its name goes: the top left of its bounds (None for a category).
     anchor: tuple[float, float] | None = None
+    # The annotation's or prediction's id, when the rows had it (outcome colouring).
+    object_id: int | None = None
+    # Its outcome in the evaluation run picked (curation.ui.outcomes): tp, fp, fn, or "".
+    outcome: str = ""
 
     @property
     def title(self) -> str:
@@ -68,6 +72,7 @@ def shape_of(
     source: str,
     colours: Colours,
     confidence: float | None = None,
+    object_id: int | None = None,
 ) -> Shape | None:
     """The SVG shape of one annotation or prediction (None for masks, which are not drawn)."""
     base: dict[str, Any] = {
@@ -75,6 +80,7 @@ def shape_of(
         "colour": colours(label),
         "source": source,
         "confidence": confidence,
+        "object_id": object_id,
     }
     try:
         if kind == "box":
@@ -121,6 +127,7 @@ def shapes_of(rows: Iterable[Mapping[str, Any]], *, source: str, colours: Colour
             source=source,
             colours=colours,
             confidence=row.get("confidence"),
+            object_id=row.get("id"),
         )
         if shape is not None:
             shapes.append(shape)

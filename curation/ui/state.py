@@ -18,6 +18,10 @@ Parameters (all optional):
 - ``after`` / ``before``: keyset cursors (item ids) of the listing;
 - ``model``: draw that model's predictions in the grid; ``conf``: draw predictions (the
   grid's and the item page's) at or above that confidence, 0 to 1, 0.5 when absent;
+- ``run``: an evaluation run: boxes coloured by their outcome in it (its model's
+  predictions are drawn); ``match_order``: with a run, items ordered by their matches in
+  it (curation.ui.outcomes: an index walk, where ``sort`` is a pass over the view), paged
+  with the ``at`` cursor ("<value>,<item id>");
 - ``size``: tile size (s, m, l); ``limit``: items per page.
 """
 
@@ -43,7 +47,7 @@ from curation.query import compile_query, sort_expression
 from curation.ui.palette import LabelColours, dataset_colours
 
 FILTER_NAMES = ("tag", "slice")  # with metadata.* and query: the API's item filters
-CURSOR_NAMES = ("after", "before", "page")
+CURSOR_NAMES = ("after", "before", "page", "at")
 SEARCH_NAMES = ("text", "like", "image")
 TILE_SIZES = {"s": 128, "m": 184, "l": 264}
 DEFAULT_LIMIT = 100
@@ -92,6 +96,20 @@ def _int(raw: str | None, name: str, *, minimum: int = 0) -> int | None:
     return int_value(raw, name, low=minimum)
 
 
+def _sort_cursor(raw: str | None) -> tuple[float, int] | None:
+    """The `at` cursor of an order by matches: "<value>,<item id>"."""
+    if raw in (None, ""):
+        return None
+    value, _, item = str(raw).partition(",")
+    try:
+        number = float(value)
+    except ValueError:
+        raise invalid_field("at", "expected <value>,<item id>") from None
+    if not math.isfinite(number):
+        raise invalid_field("at", "expected <value>,<item id>")
+    return number, int_value(item, "at", low=1)
+
+
 def confidence_of(params: QueryDict) -> float:
     """The view's `conf`: the lowest confidence of a prediction that is drawn."""
     raw = params.get("conf")
@@ -124,6 +142,9 @@ class GridState:
         self.descending = order == "desc"
         self.model_id = _int(params.get("model"), "model", minimum=1)
         self.conf = confidence_of(params)
+        self.run_id = _int(params.get("run"), "run", minimum=1)
+        self.match_order = params.get("match_order", "").strip()
+        self.at = _sort_cursor(params.get("at"))
         size = params.get("size", "m")
         self.size = size if size in TILE_SIZES else "m"
         self.limit = min(_int(params.get("limit"), "limit", minimum=1) or DEFAULT_LIMIT, MAX_LIMIT)

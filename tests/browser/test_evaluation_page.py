@@ -58,6 +58,90 @@ def test_a_viewer_opens_a_run_and_follows_a_classes_false_positives_to_the_grid(
     )
 
 
+def test_picking_a_run_in_the_grid_draws_a_false_positive_in_the_fp_colour(
+    page: Any, victor: User, alice: User, dataset: Dataset, scenes: list[Item]
+) -> None:
+    from curation.ui.outcomes import OUTCOME_COLOURS
+
+    run = evaluated(
+        dataset,
+        alice,
+        "detector on scenes",
+        model=MODEL,
+        confidence_threshold=0.2,
+        label_mapping={"bicycle": "car"},
+    )
+    fps = EvaluationMatch.objects.filter(run=run, outcome="fp")
+    assert fps.exists()
+    top = fps.order_by("-confidence").values_list("confidence", flat=True).first()
+
+    log_in(page, victor, "victor-password-1")
+    page.goto(f"/datasets/{dataset.pk}/")
+    page.select_option("[data-testid=run-picker]", str(run.pk))
+    page.wait_for_url(lambda url: f"run={run.pk}" in url)
+    page.wait_for_load_state()
+    legend = page.locator("[data-testid=outcome-legend]")
+    assert legend.is_visible() and "false positive" in legend.inner_text()
+    fp_box = page.locator("svg.overlay g[data-outcome=fp] rect").first
+    stroke = fp_box.evaluate("el => getComputedStyle(el).stroke")
+    red, green, blue = (int(OUTCOME_COLOURS["fp"][i : i + 2], 16) for i in (1, 3, 5))
+    assert stroke == f"rgb({red}, {green}, {blue})"
+    # A true positive is drawn in another colour.
+    tp_stroke = page.locator("svg.overlay g[data-outcome=tp] rect").first.evaluate(
+        "el => getComputedStyle(el).stroke"
+    )
+    assert tp_stroke != stroke
+
+    # Most confident false positive first; the run stays picked.
+    page.select_option("[data-testid=match-order]", "fp-confidence")
+    page.wait_for_url(lambda url: "match_order=fp-confidence" in url)
+    page.wait_for_load_state()
+    first = page.locator("[data-testid=sort-value]").first.inner_text()
+    assert first == f"{top:.3f}"
+    screenshot(page, "grid-outcomes")
+    found = axe_violations(page)
+    assert not found, describe_violations(found)
+
+
+def test_a_curator_creates_a_suite_in_the_ui_and_runs_it(
+    page: Any, bob: User, alice: User, dataset: Dataset, scenes: list[Item]
+) -> None:
+    from curation.jobs import job_run
+    from curation.models import JobStatus
+    from evaluation.models import ScenarioEvaluation
+
+    log_in(page, bob, "bob-password-1")
+    page.goto(f"/datasets/{dataset.pk}/")
+    page.click("[data-testid=tab-evaluations]")
+    page.click("[data-testid=suites-link]")
+    page.fill("[data-testid=suite-create] input[name=name]", "release gates")
+    page.click("[data-testid=suite-create] button[type=submit]")
+    page.wait_for_url(lambda url: "/evaluations/suites/" in url and url.endswith("/"))
+    assert page.locator("[data-testid=suite-name]").inner_text() == "release gates"
+
+    form = page.locator("[data-testid=test-create]")
+    form.locator("input[name=name]").fill("any box at all")
+    form.locator("input[name=metric]").fill("map_50")
+    form.locator("input[name=threshold]").fill("0")
+    form.locator("button[type=submit]").click()
+    page.wait_for_load_state()
+    assert page.locator("[data-testid=suite-tests] tr[data-test]").count() == 1
+
+    page.locator("[data-testid=suite-run] button[type=submit]").click()
+    page.wait_for_load_state()
+    evaluation = ScenarioEvaluation.objects.get(suite__name="release gates")
+    assert evaluation.job is not None
+    job = job_run(job_id=evaluation.job.pk)  # the worker's part
+    assert job is not None and job.status == JobStatus.SUCCEEDED, job.message
+    page.reload()
+    cell = page.locator("[data-testid=history-cell]")
+    assert cell.count() == 1 and cell.get_attribute("data-passed") == "true"
+    assert page.locator("[data-testid=latest-result]").inner_text().startswith("pass")
+    screenshot(page, "suite", full_page=True)
+    found = axe_violations(page)
+    assert not found, describe_violations(found)
+
+
 def test_a_viewer_follows_a_classification_runs_confusion_cell_to_the_grid(
     page: Any, victor: User, alice: User, dataset: Dataset
 ) -> None:
