@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver, include, path
 
-dataset_urls: list[URLPattern | URLResolver] = []
+from insights import api
+
+dataset_urls: list[URLPattern | URLResolver] = [
+    path("label-errors", api.CandidateListView.as_view(), name="api-label-errors"),
+    path("label-errors/scans", api.ScanListView.as_view(), name="api-label-error-scans"),
+    path("uncertainty", api.UncertaintyView.as_view(), name="api-uncertainty"),
+]
 
 urlpatterns = [path("datasets/<int:dataset_id>/", include(dataset_urls))]

@@ -12,4 +12,6 @@ DS = "datasets/<int:dataset_id>"
 
 urlpatterns = [
     path(f"{DS}/insights/", ui.insights_page, name="page"),
+    path(f"{DS}/insights/label-errors/scan", ui.label_errors_scan, name="label-errors-scan"),
+    path(f"{DS}/insights/label-errors/save", ui.label_errors_save_view, name="label-errors-save"),
 ]

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from nucleus.cli_insights import add_insights
 from nucleus.client import Job, NucleusAPIError, NucleusClient, NucleusError
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -204,6 +205,7 @@ def _parser() -> argparse.ArgumentParser:
     test.add_argument("--model", required=True, help="model name or id")
     _add_json(test)
     test.set_defaults(run=_test)
+    add_insights(commands)
     return parser
 
 

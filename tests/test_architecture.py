@@ -238,6 +238,7 @@ VIEW_MODULES = (
     "evaluation/pages.py",
     "evaluation/scenario_api.py",
     "insights/ui.py",
+    "insights/api.py",
 )
 MANAGERS = {"objects", "_default_manager", "_base_manager"}
 CONNECTIONS = {"connection", "connections"}
