@@ -36,6 +36,8 @@ WRONG_LABEL_IOU = 0.5
 MISSING_IOU = 0.2
 # Below this a same-class prediction is not about that ground truth at all.
 BAD_BOX_MIN_IOU = 0.1
+# A misplaced box's IoU with the object's prediction is taken to lie below this.
+BAD_BOX_MAX_IOU = 0.6
 # IoU at which a box is certainly badly placed (badness 1).
 BAD_BOX_WORST_IOU = 0.25
 # Prior probabilities that a ground-truth box is spurious (no object there), or has a
@@ -220,14 +222,16 @@ class Calibration:
 
     def misplaced(self, iou: float, size: int) -> float:
         """Probability that a box is badly placed when its class's confident prediction
-        fits it at `iou`: prior odds BAD_BOX_PRIOR times the likelihood ratio of a fit this
-        poor for a misplaced box (IoU spread evenly over [BAD_BOX_MIN_IOU, 0.5]) against for
-        a well placed one (the sample's fits of objects of this size)."""
+        fits it at `iou`: prior odds BAD_BOX_PRIOR times the likelihood ratio of that fit
+        for a misplaced box (IoU spread evenly over [BAD_BOX_MIN_IOU, BAD_BOX_MAX_IOU]) against
+        for a well placed one (the density of the sample's fits of objects of this size)."""
+        if not BAD_BOX_MIN_IOU <= iou < BAD_BOX_MAX_IOU:
+            return 0.0
         hist = self.fits.get(size) or [sum(v) for v in zip(*self.fits.values(), strict=False)]
         total = sum(hist)
-        below = sum(hist[: min(FIT_BINS, int(iou * FIT_BINS) + 1)])
-        fine = (below + 0.5) / (total + 1.0)
-        bad = min(1.0, max(0.05, (iou - BAD_BOX_MIN_IOU) / (0.5 - BAD_BOX_MIN_IOU)))
+        b = min(FIT_BINS - 1, int(iou * FIT_BINS))
+        fine = (hist[b] + 0.5) / (total + 1.0) * FIT_BINS
+        bad = 1.0 / (BAD_BOX_MAX_IOU - BAD_BOX_MIN_IOU)
         odds = BAD_BOX_PRIOR / (1 - BAD_BOX_PRIOR) * bad / fine
         return odds / (1 + odds)
 
@@ -387,16 +391,13 @@ def item_candidates(
                 )
         recall = calibration.recall(g)
         if recall is not None:
-            any_support = max(
-                (p_real[k] for k in mine if ious[j, k] >= WRONG_LABEL_IOU), default=0.0
-            )
+            # Every prediction about it (it overlaps this box most) lowers the score.
+            any_support = max((p_real[k] for k in mine), default=0.0)
             prior = SPURIOUS_PRIOR
             posterior = prior / (prior + (1 - prior) * (1 - recall)) if recall < 1 else 1.0
             score = posterior * (1 - any_support)
             if score > 0 and not any(
-                ious[j, k] >= WRONG_LABEL_IOU
-                for k in mine
-                if detections[k].score >= calibration.confidence_threshold
+                detections[k].score >= calibration.confidence_threshold for k in mine
             ):
                 out.append(
                     Candidate(
