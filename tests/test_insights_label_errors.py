@@ -284,7 +284,7 @@ def test_uncertainty_job_and_query_fields(dataset: Dataset, alice: User) -> None
     assert matching(dataset, "uncertainty[yolo].entropy > 0.5") == ["unsure"]
     assert matching(dataset, "uncertainty[yolo].low_confidence >= 1") == ["unsure"]
     assert matching(dataset, "uncertainty[yolo].least_confidence < 0.05") == ["sure"]
-    with pytest.raises(QueryError, match="No model named 'yolp'.*Did you mean 'yolo'"):
+    with pytest.raises(QueryError, match=r"No model named 'yolp'.*Did you mean 'yolo'"):
         validate_query("uncertainty[yolp].margin < 0.1", dataset=dataset)
     with pytest.raises(QueryError, match="Expected uncertainty"):
         validate_query("uncertainty[yolo].nope < 0.1", dataset=dataset)
