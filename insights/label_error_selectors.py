@@ -79,6 +79,8 @@ class Row:
     predicted: tuple[float, float, float, float] | None
     truth_label: str
     predicted_label: str
+    # The drawing's size: the image's, or (no image) what holds both boxes.
+    frame: tuple[float, float] | None
 
 
 def _box(geometry: Any) -> tuple[float, float, float, float] | None:
@@ -112,16 +114,25 @@ def rows_of(dataset: Dataset, candidates: list[LabelErrorCandidate]) -> list[Row
     for c in candidates:
         a = annotations.get(c.annotation_id or 0)
         p = predictions.get(c.prediction_id or 0)
+        truth = _box(a.geometry) if a is not None else None
+        predicted = _box(p.geometry) if p is not None else None
+        boxes = [b for b in (truth, predicted) if b is not None]
+        frame: tuple[float, float] | None = None
+        if c.item.width and c.item.height:
+            frame = (float(c.item.width), float(c.item.height))
+        elif boxes:
+            frame = (max(b[0] + b[2] for b in boxes) + 10, max(b[1] + b[3] for b in boxes) + 10)
         rows.append(
             Row(
                 candidate=c,
                 item=c.item,
                 item_url=reverse("ui:item", args=[dataset.pk, c.item_id]) + "?conf=0",
                 thumbnail=media_url(c.item, "thumbnail") or media_url(c.item, "original"),
-                truth=_box(a.geometry) if a is not None else None,
-                predicted=_box(p.geometry) if p is not None else None,
+                truth=truth,
+                predicted=predicted,
                 truth_label=a.label if a is not None else "",
                 predicted_label=p.label if p is not None else "",
+                frame=frame,
             )
         )
     return rows

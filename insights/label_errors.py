@@ -190,8 +190,18 @@ class Calibration:
         return (hits + SMOOTHING * overall) / (seen + SMOOTHING)
 
     def _pair_rate(self, truth: str, said: str, confidence: float) -> float:
-        count = self.pairs.get(f"{truth}>{said}", [0] * CONFIDENCE_BINS)[_bin(confidence)]
-        return (count + 0.5) / (self.paired.get(truth, 0) + 1.0)
+        """How often the model says `said` in this confidence bin on a `truth`, smoothed
+        towards all classes' rate of agreeing (truth == said) or of confusing (per other
+        class), so that a class with few objects is not judged by one of them."""
+        b = _bin(confidence)
+        total = sum(self.paired.values())
+        agree = sum(v[b] for k, v in self.pairs.items() if _same(k))
+        confuse = sum(v[b] for k, v in self.pairs.items() if not _same(k))
+        others = max(1, len(self.paired) - 1)
+        base = (agree if truth == said else confuse / others) / total if total else 0.0
+        base = max(base, 1e-4)
+        count = self.pairs.get(f"{truth}>{said}", [0] * CONFIDENCE_BINS)[b]
+        return (count + SMOOTHING * base) / (self.paired.get(truth, 0) + SMOOTHING)
 
     def wrong_label(self, label: str, said: str, confidence: float) -> float:
         """Probability that a ground truth labelled `label` is really `said`, given that a
@@ -315,6 +325,11 @@ class Calibration:
                 for label in labels
             },
         }
+
+
+def _same(pair: str) -> bool:
+    truth, _, said = pair.partition(">")
+    return truth == said
 
 
 def _recall_keys(g: GroundTruth) -> tuple[str, str]:

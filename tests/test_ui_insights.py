@@ -74,3 +74,53 @@ def test_a_stranger_sees_no_insights(dataset: Dataset, charlie: User) -> None:
     client = Client()
     client.force_login(charlie)
     assert client.get(f"/datasets/{dataset.pk}/insights/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_label_error_section_scans_lists_and_saves(
+    dataset: Dataset, alice: User, bob: User, victor: User
+) -> None:
+    from curation.jobs import job_run
+    from curation.models import Slice, Tag
+    from insights.models import LabelErrorScan
+    from tests.test_insights_label_errors import label_world
+
+    label_world(dataset, clean=20)
+    run = evaluated(dataset, alice, "base")
+    viewer, curator = Client(), Client()
+    viewer.force_login(victor)
+    curator.force_login(bob)
+    body = page(viewer, dataset)
+    assert 'data-section="label-errors"' in body and 'data-testid="no-label-errors"' in body
+    assert 'data-testid="label-errors-scan"' not in body  # viewers start nothing
+    scan_url = f"/datasets/{dataset.pk}/insights/label-errors/scan"
+    assert viewer.post(scan_url, {"run": run.pk}).status_code == 403
+    assert 'data-testid="label-errors-scan"' in page(curator, dataset)
+    response = curator.post(scan_url, {"run": run.pk})
+    assert response.status_code == 302
+    scan = LabelErrorScan.objects.get()
+    assert 'data-testid="label-errors-pending"' in page(curator, dataset)
+    assert scan.job_id is not None
+    job_run(job_id=scan.job_id)
+    body = page(viewer, dataset)
+    wrong = re.search(
+        r'<div class="label-error-list" data-type="wrong_label">(.*?)</table>', body, re.S
+    )
+    assert wrong is not None
+    assert re.findall(r'data-ref="([^"]+)"', wrong.group(1)) == ["wrong"]
+    assert 'data-box="truth"' in wrong.group(1) and 'data-box="prediction"' in wrong.group(1)
+    assert f'href="/datasets/{dataset.pk}/items/' in wrong.group(1)
+    grid = re.search(
+        r'<a class="small" href="([^"]+)" data-testid="label-errors-grid">', wrong.group(1)
+    )
+    assert grid is not None
+    assert grid_refs(viewer, html.unescape(grid.group(1))) == ["wrong"]
+    save_url = f"/datasets/{dataset.pk}/insights/label-errors/save"
+    form = {"scan": scan.pk, "type": "bad_box", "limit": 10, "name": "bad boxes"}
+    assert viewer.post(save_url, {**form, "as": "slice"}).status_code == 403
+    assert curator.post(save_url, {**form, "as": "slice"}).status_code == 302
+    saved = Slice.objects.get(dataset=dataset, name="bad boxes")
+    assert list(saved.items.values_list("reference_id", flat=True)) == ["moved"]
+    assert curator.post(save_url, {**form, "as": "tag", "name": "check"}).status_code == 302
+    tag = Tag.objects.get(dataset=dataset, name="check")
+    assert list(tag.items.values_list("reference_id", flat=True)) == ["moved"]
