@@ -48,6 +48,9 @@ BAD_BOX_PRIOR = 0.01
 MISSING_PRIOR = 0.01
 FIT_BINS = 20
 CONFIDENCE_BINS = 10
+# Candidates scoring less are not kept (an item without any scores 0): a model's every
+# miss would otherwise be a spurious candidate of 0.001.
+MIN_SCORE = 0.005
 # Pseudo-counts pulling a bin's rate towards its prior (the overall bin, then the
 # confidence itself): a bin with few predictions says little.
 SMOOTHING = 5.0
@@ -122,6 +125,8 @@ class Calibration:
     fits: dict[int, list[int]] = field(default_factory=dict)
     items: int = 0
     _fit: dict[int, float] | None = None
+    # Sums over every label, per confidence bin (computed once: scoring asks millions of times).
+    _sums: dict[str, list[float]] = field(default_factory=dict)
 
     def add(self, ground_truth: list[GroundTruth], detections: list[Detection]) -> None:
         """Count one item's predictions and ground truths."""
@@ -176,27 +181,41 @@ class Calibration:
                 self.pairs.setdefault(key, [0] * CONFIDENCE_BINS)[_bin(d.score)] += 1
                 self.paired[gts[best].label] = self.paired.get(gts[best].label, 0) + 1
         self._fit = None
+        self._sums = {}
 
     def p_real(self, label: str, confidence: float) -> float:
         """Probability that a prediction of `label` at `confidence` is a real object of
         that class: the sample's hit rate in its confidence bin, smoothed towards all
         labels' rate in the bin, itself smoothed towards the confidence."""
         b = _bin(confidence)
-        hits_all = sum(h[b] for h in self.hits.values())
-        seen_all = sum(s[b] for s in self.seen.values())
+        hits_all, seen_all = self._sum("hits")[b], self._sum("seen")[b]
         overall = (hits_all + SMOOTHING * confidence) / (seen_all + SMOOTHING)
         hits = self.hits.get(label, [0] * CONFIDENCE_BINS)[b]
         seen = self.seen.get(label, [0] * CONFIDENCE_BINS)[b]
         return (hits + SMOOTHING * overall) / (seen + SMOOTHING)
+
+    def _sum(self, what: str) -> list[float]:
+        if what not in self._sums:
+            if what == "paired":
+                found = [float(sum(self.paired.values()))]
+            else:
+                rows = {
+                    "hits": list(self.hits.values()),
+                    "seen": list(self.seen.values()),
+                    "agree": [v for k, v in self.pairs.items() if _same(k)],
+                    "confuse": [v for k, v in self.pairs.items() if not _same(k)],
+                }[what]
+                found = [float(sum(r[b] for r in rows)) for b in range(CONFIDENCE_BINS)]
+            self._sums[what] = found
+        return self._sums[what]
 
     def _pair_rate(self, truth: str, said: str, confidence: float) -> float:
         """How often the model says `said` in this confidence bin on a `truth`, smoothed
         towards all classes' rate of agreeing (truth == said) or of confusing (per other
         class), so that a class with few objects is not judged by one of them."""
         b = _bin(confidence)
-        total = sum(self.paired.values())
-        agree = sum(v[b] for k, v in self.pairs.items() if _same(k))
-        confuse = sum(v[b] for k, v in self.pairs.items() if not _same(k))
+        total = self._sum("paired")[0]
+        agree, confuse = self._sum("agree")[b], self._sum("confuse")[b]
         others = max(1, len(self.paired) - 1)
         base = (agree if truth == said else confuse / others) / total if total else 0.0
         base = max(base, 1e-4)
@@ -219,8 +238,7 @@ class Calibration:
         model's hits than among its misses (sample counts of its label's bin, smoothed
         towards all labels')."""
         b = _bin(confidence)
-        hits_all = sum(h[b] for h in self.hits.values())
-        seen_all = sum(v[b] for v in self.seen.values())
+        hits_all, seen_all = self._sum("hits")[b], self._sum("seen")[b]
         ratio_all = (hits_all + 0.5) / (seen_all - hits_all + 0.5)
         hits = self.hits.get(label, [0] * CONFIDENCE_BINS)[b]
         misses = self.seen.get(label, [0] * CONFIDENCE_BINS)[b] - hits
@@ -240,7 +258,20 @@ class Calibration:
         hist = self.fits.get(size) or [sum(v) for v in zip(*self.fits.values(), strict=False)]
         total = sum(hist)
         b = min(FIT_BINS - 1, int(iou * FIT_BINS))
-        fine = (hist[b] + 0.5) / (total + 1.0) * FIT_BINS
+        # Smoothed towards a prior that makes good fits likelier than poor ones (density
+        # growing with the square of the IoU), one pseudo-count strong.
+        prior = (b + 0.5) ** 2 / sum((k + 0.5) ** 2 for k in range(FIT_BINS))
+        # The histogram smoothed over neighbouring bins (weights 1 2 3 2 1): a fit a
+        # little worse than the model's usual ones is not rare.
+        near = (
+            sum(
+                w * hist[b + d]
+                for d, w in zip(range(-2, 3), (1, 2, 3, 2, 1), strict=True)
+                if 0 <= b + d < FIT_BINS
+            )
+            / 9
+        )
+        fine = (near + prior) / (total + 1.0) * FIT_BINS
         bad = 1.0 / (BAD_BOX_MAX_IOU - BAD_BOX_MIN_IOU)
         odds = BAD_BOX_PRIOR / (1 - BAD_BOX_PRIOR) * bad / fine
         return odds / (1 + odds)
@@ -458,7 +489,7 @@ def item_candidates(
                 },
             )
         )
-    return out
+    return [c for c in out if c.score >= MIN_SCORE]
 
 
 def _candidate(

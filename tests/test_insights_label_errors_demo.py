@@ -25,7 +25,7 @@ from tests.api_helpers import add_items
 
 COUNT = 1000
 # Measured at COUNT = 1000, seed 0: 6 of 12 planted errors among the first 50 items
-# (0.50); the floor allows one fewer, not losing a type (each type finds at least one).
+# (0.50); the floor allows one fewer.
 FLOOR_AT_50 = 0.4
 
 
