@@ -23,12 +23,6 @@ from insights.query import UNCERTAINTY_FIELDS
 from insights.uncertainty import uncertainty_start
 
 TAGS = ["insights"]
-# The neighbour-disagreement signal (labels against nearest neighbours' labels) is not
-# computed yet; the API says so rather than omitting it.
-NEIGHBOURS = {
-    "enabled": False,
-    "reason": "Neighbour disagreement is not computed yet (see docs/insights.md).",
-}
 
 
 class ScanSerializer(serializers.ModelSerializer[LabelErrorScan]):
@@ -140,7 +134,7 @@ class CandidateListView(APIView):
         return Response(
             {
                 "scan": ScanSerializer(scan).data,
-                "neighbours": NEIGHBOURS,
+                "neighbours": selectors.neighbours_status(dataset=dataset),
                 "results": CandidateSerializer(rows, many=True).data,
             }
         )

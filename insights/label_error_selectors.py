@@ -182,6 +182,7 @@ def label_errors_context(
                 )
             )
     return {
+        "neighbours": neighbours_status(dataset=dataset),
         "scan": scan,
         "pending": pending,
         "lists": lists,
@@ -189,6 +190,24 @@ def label_errors_context(
         "curator": curator,
         "top": SECTION_TOP,
     }
+
+
+def neighbours_status(*, dataset: Dataset) -> dict[str, Any]:
+    """Whether the neighbour-disagreement signal is on, and why not: it needs semantic
+    embeddings (not the random-weights fallback), and it is not computed yet."""
+    from embeddings.selectors import default_model_or_none
+
+    model = default_model_or_none(dataset=dataset)
+    if model is None:
+        reason = "off: the dataset has no embeddings."
+    elif model.random_weights:
+        reason = (
+            f"off: the dataset's embeddings ({model.name}) come from random weights, so "
+            "neighbours mean nothing."
+        )
+    else:
+        reason = "not computed yet (see docs/insights.md)."
+    return {"enabled": False, "reason": "Neighbour disagreement is " + reason}
 
 
 def uncertainty_of(*, dataset: Dataset, model_id: Any) -> QuerySet[ItemUncertainty]:

@@ -333,3 +333,17 @@ def test_api_permissions_and_lists(
     rows = viewer.get(url(dataset, "uncertainty"), {"model": model.pk, "sort": "margin"})
     assert rows.status_code == 200 and len(rows.json()) == 23  # items with predictions
     assert stranger.get(url(dataset, "uncertainty"), {"model": model.pk}).status_code == 404
+
+
+@pytest.mark.django_db
+def test_neighbour_disagreement_says_why_it_is_off(dataset: Dataset) -> None:
+    from insights.label_error_selectors import neighbours_status
+    from tests.embedding_factories import custom_model
+
+    assert "no embeddings" in neighbours_status(dataset=dataset)["reason"]
+    model = custom_model(dataset, 8)
+    assert "not computed yet" in neighbours_status(dataset=dataset)["reason"]
+    model.random_weights = True
+    model.save()
+    off = neighbours_status(dataset=dataset)
+    assert off["enabled"] is False and "random weights" in off["reason"]

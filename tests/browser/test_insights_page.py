@@ -58,7 +58,6 @@ def test_a_curator_finds_planted_errors_and_saves_them_as_a_slice(
     row = section.locator('[data-type="wrong_label"] tbody tr').first
     assert row.locator('[data-box="truth"]').count() == 1
     assert row.locator('[data-box="prediction"]').count() == 1
-    section.scroll_into_view_if_needed()
     screenshot(page, "insights-label-errors", full_page=True)
     found = axe_violations(page)
     assert not found, describe_violations(found)
