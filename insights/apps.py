@@ -34,7 +34,7 @@ class InsightsConfig(AppConfig):
         from curation.signals import job_succeeded
         from insights import runners  # noqa: F401
         from insights.label_error_scan import demo_label_errors
-        from insights.label_error_selectors import label_errors_context
+        from insights.label_error_selectors import label_errors_context, uncertainty_context
         from insights.query import LABEL_ERROR, UNCERTAINTY, label_error_field, uncertainty_field
         from insights.sections import Section, section_register
 
@@ -47,5 +47,13 @@ class InsightsConfig(AppConfig):
                 title="Label-error candidates",
                 template="insights/_label_errors.html",
                 context=label_errors_context,
+            )
+        )
+        section_register(
+            Section(
+                key="uncertainty",
+                title="Model uncertainty",
+                template="insights/_uncertainty.html",
+                context=uncertainty_context,
             )
         )

@@ -175,7 +175,8 @@ def label_error_execute(ctx: JobContext) -> dict[str, Any]:
 
 def demo_label_errors(sender: Any, job: Job, **kwargs: Any) -> LabelErrorScan | None:
     """Receiver of curation.signals.job_succeeded: scan the demo's evaluation run once it
-    has finished (evaluation.demo queues it after the demo's ingest), once."""
+    has finished (evaluation.demo queues it after the demo's ingest), once, and compute its
+    model's uncertainty."""
     from evaluation.demo import DEMO_RUN_NAME
     from evaluation.services import EVALUATE_JOB
 
@@ -187,7 +188,10 @@ def demo_label_errors(sender: Any, job: Job, **kwargs: Any) -> LabelErrorScan | 
         return None
     if LabelErrorScan.objects.filter(run=run).exists():
         return None
+    from insights.uncertainty import uncertainty_start
+
     scan = label_error_scan_create(dataset=job.dataset, user=job.created_by, run_id=run.pk)
+    uncertainty_start(dataset=job.dataset, user=job.created_by, model_id=run.model_id)
     logger.info("queued the demo's label-error scan %s (job %s)", scan.pk, scan.job_id)
     return scan
 

@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from curation.access import has_role
 from curation.errors import NotFound, invalid_field
-from curation.models import Annotation, Dataset, Item, JobStatus, Prediction, Role
+from curation.models import Annotation, Dataset, Item, JobStatus, Model, Prediction, Role
 from curation.storage import media_url
 from evaluation.models import EvaluationRun
 from insights.models import CandidateType, ItemUncertainty, LabelErrorCandidate, LabelErrorScan
@@ -208,6 +208,34 @@ def neighbours_status(*, dataset: Dataset) -> dict[str, Any]:
     else:
         reason = "not computed yet (see docs/insights.md)."
     return {"enabled": False, "reason": "Neighbour disagreement is " + reason}
+
+
+@dataclass(frozen=True)
+class ModelUncertainty:
+    model: Model
+    rows: list[ItemUncertainty]
+    margin_url: str
+
+
+def uncertainty_context(dataset: Dataset, user: AbstractBaseUser | AnonymousUser) -> dict[str, Any]:
+    """The Insights section: per model with computed uncertainty, its most uncertain items
+    (smallest margin); the models a curator may compute it for."""
+    models = list(Model.objects.filter(dataset=dataset).order_by("name")[:50])
+    found = []
+    for model in models:
+        rows = list(
+            ItemUncertainty.objects.filter(model=model)
+            .select_related("item")
+            .order_by("margin", "-entropy_max", "item_id")[:SECTION_TOP]
+        )
+        if rows:
+            query = f'uncertainty["{model.name}"].margin <= {rows[-1].margin:.4g}'
+            found.append(ModelUncertainty(model, rows, grid_link(dataset, query)))
+    return {
+        "models": models,
+        "found": found,
+        "curator": has_role(dataset.role_of(user), Role.CURATOR),
+    }
 
 
 def uncertainty_of(*, dataset: Dataset, model_id: Any) -> QuerySet[ItemUncertainty]:

@@ -17,6 +17,7 @@ from curation.ui.http import back_with_error, dataset_or_404, html_errors
 from insights.label_error_scan import label_error_scan_create, label_errors_save
 from insights.label_error_selectors import SECTION_TOP, scan_of
 from insights.sections import rendered
+from insights.uncertainty import uncertainty_start
 
 
 @login_required
@@ -76,3 +77,20 @@ def label_errors_save_view(request: HttpRequest, dataset_id: int) -> HttpRespons
         return HttpResponseRedirect(reverse("ui:slice", args=[dataset.pk, made.pk]))
     messages.success(request, f"Tagged {added} items “{made.name}”.")
     return HttpResponseRedirect(_page(dataset.pk))
+
+
+@login_required
+@require_POST
+@html_errors
+def uncertainty_start_view(request: HttpRequest, dataset_id: int) -> HttpResponse:
+    """Start computing a model's uncertainty per item (curators)."""
+    dataset = dataset_or_404(request, dataset_id, Role.CURATOR)
+    back = reverse("insights-ui:page", args=[dataset.pk]) + "#insights-uncertainty"
+    try:
+        job = uncertainty_start(
+            dataset=dataset, user=request.user, model_id=request.POST.get("model")
+        )
+    except CurationError as exc:
+        return back_with_error(request, back, exc)
+    messages.success(request, f"Computing the model's uncertainty (job {job.pk}).")
+    return HttpResponseRedirect(back)

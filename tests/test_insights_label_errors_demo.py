@@ -1,6 +1,6 @@
 """Label-error candidates against the demo's planted errors (truth.json): the share found
 among the first items of the ranking stays above a floor measured on this demo, and the
-demo's evaluation run is scanned by itself when it finishes.
+demo's evaluation run is scanned by itself when it finishes (and its model's uncertainty queued).
 
 A third of the demo's planted errors sit on objects its model does not detect at all (no
 prediction there), which no score built on its predictions can see: docs/insights.md
@@ -17,7 +17,7 @@ from django.db.models import Max
 
 from curation.demo.dataset import demo_generate
 from curation.jobs import job_run
-from curation.models import Dataset, JobStatus, Model
+from curation.models import Dataset, Job, JobStatus, Model
 from evaluation.demo import DEMO_RUN_NAME
 from evaluation.services import evaluation_create
 from insights.models import LabelErrorCandidate, LabelErrorScan
@@ -60,5 +60,5 @@ def test_planted_errors_rank_first(tmp_path: Path, dataset: Dataset, alice: User
     ]
     found = len(planted & set(ranking[:50])) / len(planted)
     assert found >= FLOOR_AT_50, (found, sorted(planted - set(ranking[:50])))
-    # A second finished run of the demo's name is not scanned twice.
-    assert LabelErrorScan.objects.filter(run=run).count() == 1
+    # The demo's model's uncertainty was queued with the scan.
+    assert Job.objects.filter(kind="uncertainty", params={"model_id": model.pk}).count() == 1

@@ -124,3 +124,32 @@ def test_label_error_section_scans_lists_and_saves(
     assert curator.post(save_url, {**form, "as": "tag", "name": "check"}).status_code == 302
     tag = Tag.objects.get(dataset=dataset, name="check")
     assert list(tag.items.values_list("reference_id", flat=True)) == ["moved"]
+
+
+@pytest.mark.django_db
+def test_uncertainty_section_starts_and_lists(dataset: Dataset, bob: User, victor: User) -> None:
+    from curation.jobs import job_run
+    from curation.models import Job
+    from tests.api_helpers import add_items, box
+
+    add_items(
+        dataset,
+        {"reference_id": "sure", "predictions": [box(model="yolo", confidence=0.99)]},
+        {"reference_id": "unsure", "predictions": [box(model="yolo", confidence=0.55)]},
+    )
+    viewer, curator = Client(), Client()
+    viewer.force_login(victor)
+    curator.force_login(bob)
+    body = page(viewer, dataset)
+    assert 'data-testid="no-uncertainty"' in body and 'data-testid="uncertainty-start"' not in body
+    start = f"/datasets/{dataset.pk}/insights/uncertainty/start"
+    model_id = re.search(r'<option value="(\d+)">yolo</option>', page(curator, dataset))
+    assert model_id is not None
+    assert viewer.post(start, {"model": model_id.group(1)}).status_code == 403
+    assert curator.post(start, {"model": model_id.group(1)}).status_code == 302
+    job_run(job_id=Job.objects.get(kind="uncertainty").pk)
+    section = page(viewer, dataset).split('data-section="uncertainty"')[1]
+    assert re.findall(r'<tr data-ref="([^"]+)">', section) == ["unsure", "sure"]
+    grid = re.search(r'<a class="small" href="([^"]+)" data-testid="uncertainty-grid">', section)
+    assert grid is not None
+    assert grid_refs(viewer, html.unescape(grid.group(1))) == ["sure", "unsure"]
