@@ -68,20 +68,25 @@ class Candidate:
     evidence: dict[str, Any]
 
 
-def iou_matrix(a: list[tuple[float, float, float, float]], b: list[Any]) -> np.ndarray:
-    """IoU of every box of `a` with every box of `b` (x, y, width, height)."""
-    if not a or not b:
-        return np.zeros((len(a), len(b)))
-    x = np.asarray(a, dtype=np.float64)
-    y = np.asarray(b, dtype=np.float64)
-    ax1, ay1 = x[:, 0] + x[:, 2], x[:, 1] + x[:, 3]
-    bx1, by1 = y[:, 0] + y[:, 2], y[:, 1] + y[:, 3]
-    iw = np.minimum(ax1[:, None], bx1[None, :]) - np.maximum(x[:, None, 0], y[None, :, 0])
-    ih = np.minimum(ay1[:, None], by1[None, :]) - np.maximum(x[:, None, 1], y[None, :, 1])
-    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
-    union = (x[:, 2] * x[:, 3])[:, None] + (y[:, 2] * y[:, 3])[None, :] - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(union > 0, inter / union, 0.0)
+def iou_matrix(
+    a: list[tuple[float, float, float, float]], b: list[tuple[float, float, float, float]]
+) -> list[list[float]]:
+    """IoU of every box of `a` with every box of `b` (x, y, width, height), as lists: an
+    item holds a few boxes, where plain floats beat NumPy's per-call and per-element cost."""
+    out = []
+    for x, y, w, h in a:
+        x1, y1, area = x + w, y + h, w * h
+        row = []
+        for u, v, p, q in b:
+            iw = min(x1, u + p) - max(x, u)
+            ih = min(y1, v + q) - max(y, v)
+            if iw <= 0 or ih <= 0:
+                row.append(0.0)
+                continue
+            inter = iw * ih
+            union = area + p * q - inter
+            row.append(inter / union if union > 0 else 0.0)
+        out.append(row)
     return out
 
 
@@ -91,8 +96,8 @@ SIZE_EDGES = (16.0, 32.0, 64.0, 128.0)
 
 
 def size_bucket(box: tuple[float, float, float, float]) -> int:
-    side = max(0.0, box[2] * box[3]) ** 0.5
-    return sum(1 for edge in SIZE_EDGES if side >= edge)
+    area = box[2] * box[3]
+    return sum(1 for edge in SIZE_EDGES if area >= edge * edge)
 
 
 def _bin(confidence: float) -> int:
@@ -139,8 +144,8 @@ class Calibration:
             d = detections[k]
             best, best_iou = -1, self.iou_threshold
             for j, g in enumerate(gts):
-                if j not in taken and g.label == d.label and ious[row, j] >= best_iou:
-                    best, best_iou = j, float(ious[row, j])
+                if j not in taken and g.label == d.label and ious[row][j] >= best_iou:
+                    best, best_iou = j, float(ious[row][j])
             b = _bin(d.score)
             self.seen.setdefault(d.label, [0] * CONFIDENCE_BINS)[b] += 1
             hits = self.hits.setdefault(d.label, [0] * CONFIDENCE_BINS)
@@ -158,7 +163,7 @@ class Calibration:
         for j, g in enumerate(gts):
             fit = max(
                 (
-                    float(ious[row, j])
+                    float(ious[row][j])
                     for row, k in enumerate(order)
                     if detections[k].label == g.label
                     and detections[k].score >= self.confidence_threshold
@@ -173,8 +178,8 @@ class Calibration:
             d = detections[k]
             best, best_iou = -1, self.iou_threshold
             for j in range(len(gts)):
-                if j not in taken and ious[row, j] >= best_iou:
-                    best, best_iou = j, float(ious[row, j])
+                if j not in taken and ious[row][j] >= best_iou:
+                    best, best_iou = j, float(ious[row][j])
             if best >= 0:
                 taken.add(best)
                 key = f"{gts[best].label}>{d.label}"
@@ -390,17 +395,17 @@ def item_candidates(
     for k, d in enumerate(detections):
         if d.prediction_id in matched and matched[d.prediction_id] in index:
             owner.append(index[matched[d.prediction_id]])
-        elif gts and float(ious[:, k].max()) >= BAD_BOX_MIN_IOU:
-            owner.append(int(ious[:, k].argmax()))
+        elif gts and max(column := [row[k] for row in ious]) >= BAD_BOX_MIN_IOU:
+            owner.append(column.index(max(column)))
         else:
             owner.append(-1)
     out: list[Candidate] = []
     for j, g in enumerate(gts):
         mine = [k for k in range(len(detections)) if owner[k] == j]
         same = [k for k in mine if detections[k].label == g.label]
-        support = max((p_real[k] for k in same if ious[j, k] >= WRONG_LABEL_IOU), default=0.0)
+        support = max((p_real[k] for k in same if ious[j][k] >= WRONG_LABEL_IOU), default=0.0)
         other = [
-            k for k in mine if detections[k].label != g.label and ious[j, k] >= WRONG_LABEL_IOU
+            k for k in mine if detections[k].label != g.label and ious[j][k] >= WRONG_LABEL_IOU
         ]
         if other:
             said = {
@@ -417,7 +422,7 @@ def item_candidates(
                         score,
                         g,
                         detections[k],
-                        ious[j, k],
+                        ious[j][k],
                         p_real[k],
                         support=support,
                         posterior=said[k],
@@ -425,15 +430,15 @@ def item_candidates(
                 )
         size = size_bucket(g.box)
         placed = [
-            (calibration.misplaced(float(ious[j, k]), size) * p_real[k], k)
+            (calibration.misplaced(float(ious[j][k]), size) * p_real[k], k)
             for k in same
-            if ious[j, k] >= BAD_BOX_MIN_IOU
+            if ious[j][k] >= BAD_BOX_MIN_IOU
         ]
         if placed:
             score, k = max(placed)
-            if score > 0 and not any(ious[j, q] >= calibration.good_fit(size) for q in same):
+            if score > 0 and not any(ious[j][q] >= calibration.good_fit(size) for q in same):
                 out.append(
-                    _candidate(item_id, "bad_box", score, g, detections[k], ious[j, k], p_real[k])
+                    _candidate(item_id, "bad_box", score, g, detections[k], ious[j][k], p_real[k])
                 )
         recall = calibration.recall(g)
         if recall is not None:
@@ -459,7 +464,7 @@ def item_candidates(
     for k, d in enumerate(detections):
         if d.prediction_id in matched:
             continue
-        if gts and float(ious[:, k].max()) >= MISSING_IOU:
+        if gts and max(row[k] for row in ious) >= MISSING_IOU:
             continue
         missing.append((calibration.missing(d.label, d.score), k))
     kept: list[int] = []
@@ -467,8 +472,7 @@ def item_candidates(
         # One unlabelled object, several boxes on it: only the most probable counts.
         if (
             kept
-            and float(iou_matrix([detections[k].box], [detections[q].box for q in kept]).max())
-            >= 0.5
+            and max(iou_matrix([detections[k].box], [detections[q].box for q in kept])[0]) >= 0.5
         ):
             continue
         kept.append(k)
