@@ -25,13 +25,16 @@ def add_insights(commands: Any) -> None:
 
     scan = sub.add_parser("scan", help="find label-error candidates from an evaluation run")
     scan.add_argument("--dataset", required=True, help="dataset name or id")
-    scan.add_argument("--run", required=True, help="evaluation run name or id")
+    # dest: `run` is the command's function (nucleus.cli.main calls args.run).
+    scan.add_argument("--run", dest="run_name", required=True, help="evaluation run name or id")
     scan.add_argument("--wait", action="store_true", help="wait for the job")
     scan.set_defaults(run_command=_scan)
 
     errors = sub.add_parser("label-errors", help="the best label-error candidates")
     errors.add_argument("--dataset", required=True, help="dataset name or id")
-    errors.add_argument("--run", help="evaluation run name or id (default: the newest scan's)")
+    errors.add_argument(
+        "--run", dest="run_name", help="evaluation run name or id (default: the newest scan)"
+    )
     errors.add_argument("--type", choices=TYPES)
     errors.add_argument("--limit", type=int, default=50)
     errors.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -69,7 +72,7 @@ def _run_id(client: NucleusClient, dataset: int, raw: str) -> int:
 
 def _scan(client: NucleusClient, args: argparse.Namespace) -> int:
     dataset = client.dataset(args.dataset).id
-    scan = client.label_error_scan(dataset, _run_id(client, dataset, args.run))
+    scan = client.label_error_scan(dataset, _run_id(client, dataset, args.run_name))
     print(f"label-error scan {scan['id']}; job {scan['job']} {scan['status']}", file=sys.stderr)
     if args.wait:
         job = client.job_wait(dataset, scan["job"])
@@ -82,8 +85,8 @@ def _scan(client: NucleusClient, args: argparse.Namespace) -> int:
 def _label_errors(client: NucleusClient, args: argparse.Namespace) -> int:
     dataset = client.dataset(args.dataset).id
     scan_id = None
-    if args.run is not None:
-        run_id = _run_id(client, dataset, args.run)
+    if args.run_name is not None:
+        run_id = _run_id(client, dataset, args.run_name)
         scans = [
             s
             for s in client.label_error_scans(dataset)
@@ -91,7 +94,8 @@ def _label_errors(client: NucleusClient, args: argparse.Namespace) -> int:
         ]
         if not scans:
             print(
-                f"nucleus: error: no finished label-error scan of run {args.run}", file=sys.stderr
+                f"nucleus: error: no finished label-error scan of run {args.run_name}",
+                file=sys.stderr,
             )
             return 1
         scan_id = int(scans[0]["id"])
