@@ -38,6 +38,8 @@ def add_insights(commands: Any) -> None:
     errors.add_argument("--type", choices=TYPES)
     errors.add_argument("--limit", type=int, default=50)
     errors.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    errors.add_argument("--slice", help="also save the listed items as a new static slice")
+    errors.add_argument("--tag", help="also tag the listed items")
     errors.set_defaults(run_command=_label_errors)
 
     start = sub.add_parser("uncertainty-start", help="compute a model's uncertainty per item")
@@ -100,6 +102,13 @@ def _label_errors(client: NucleusClient, args: argparse.Namespace) -> int:
             return 1
         scan_id = int(scans[0]["id"])
     found = client.label_errors(dataset, type=args.type, scan=scan_id, limit=args.limit)
+    refs = list(dict.fromkeys(c["reference_id"] for c in found["results"]))
+    if args.slice:
+        made = client.slice_create(dataset, args.slice, reference_ids=refs)
+        print(f"saved {len(refs)} items as the slice {made.name!r} ({made.id})", file=sys.stderr)
+    if args.tag:
+        added = client.tag_add(dataset, args.tag, refs)
+        print(f"tagged {added} items {args.tag!r}", file=sys.stderr)
     if args.json:
         print(json.dumps(found, indent=2))
         return 0

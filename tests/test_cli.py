@@ -480,6 +480,27 @@ def test_insights_scan_and_label_errors(dataset, bob, as_user, worker, capsys, c
     assert lines[0][:3] == ["reference_id", "type", "score"]
     assert [(r[0], r[1], r[3], r[4]) for r in lines[1:]] == [("wrong", "wrong_label", "bus", "car")]
     assert "Neighbour disagreement is off" in err
+    status, _, err = run(
+        capsys,
+        "insights",
+        "label-errors",
+        "--dataset",
+        "street scenes",
+        "--type",
+        "bad_box",
+        "--slice",
+        "moved boxes",
+        "--tag",
+        "recheck",
+    )
+    assert status == 0, err
+    saved = Slice.objects.get(dataset=dataset, name="moved boxes")
+    assert list(saved.items.values_list("reference_id", flat=True)) == ["moved"]
+    assert list(
+        Item.objects.filter(dataset=dataset, tags__name="recheck").values_list(
+            "reference_id", flat=True
+        )
+    ) == ["moved"]
     status, out, err = run(
         capsys, "insights", "uncertainty-start", "--dataset", "street scenes", "--model", "yolo"
     )
