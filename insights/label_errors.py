@@ -4,18 +4,19 @@
 For one item, from its ground-truth boxes, its model's box predictions and the pairs the
 evaluation run matched (true positives), find:
 
-- wrong_label: a ground truth on which a confident prediction of another class sits
+- wrong_label: a ground truth on which a prediction of another class sits
   (IoU >= WRONG_LABEL_IOU), while no prediction of its own class supports it;
-- bad_box: a ground truth whose own class's prediction overlaps it, confidently, but
-  worse than the model's correct detections almost ever do;
-- missing: a confident prediction that overlaps no ground truth of any class;
+- bad_box: a ground truth whose own class's prediction overlaps it, but worse than the
+  model's fits of such objects almost ever are;
+- missing: a prediction that overlaps no ground truth of any class;
 - spurious: a ground truth that no prediction supports, in a class the model finds
   reliably (so that a miss there is unlikely).
 
-Each score is in [0, 1] and built from probabilities estimated on the data itself
-(`Calibration`, from a sample of the run's items): how often a prediction of that class
-and confidence is a real object (`p_real`), how well the model's correct detections fit
-(`badness`), how often the model finds an object of that class (`recall`).
+Each score is a posterior probability in [0, 1]: a prior (`*_PRIOR`) times a likelihood
+ratio measured on the data itself (`Calibration`, from a sample of the run's items): how
+the model confuses classes at each confidence (`wrong_label`), how its fits of objects of
+each size spread (`misplaced`), how its hits and misses spread over confidence
+(`missing`, `p_real`), how often it finds an object of each class and size (`recall`).
 
 A prediction is evidence only about the ground truth it overlaps most (or the one the
 run matched it to), so one confident box never accuses two neighbours.
@@ -38,8 +39,8 @@ MISSING_IOU = 0.2
 BAD_BOX_MIN_IOU = 0.1
 # A misplaced box's IoU with the object's prediction is taken to lie below this.
 BAD_BOX_MAX_IOU = 0.6
-# IoU at which a box is certainly badly placed (badness 1).
-BAD_BOX_WORST_IOU = 0.25
+# The lowest fit `good_fit` reports (a model whose hits fit this badly says nothing).
+GOOD_FIT_FLOOR = 0.3
 # Prior probabilities that a ground-truth box is spurious (no object there), or has a
 # wrong label.
 SPURIOUS_PRIOR = 0.01
@@ -298,15 +299,9 @@ class Calibration:
             for b in range(len(SIZE_EDGES) + 1):
                 values = self.tp_ious.get(b) or everything
                 fit = float(np.quantile(values, 0.05)) if values else 0.6
-                fits[b] = max(fit, BAD_BOX_WORST_IOU + 0.05)
+                fits[b] = max(fit, GOOD_FIT_FLOOR)
             self._fit = fits
         return self._fit[size]
-
-    def badness(self, iou: float, size: int) -> float:
-        """0 for a fit as good as the model's hits on objects of that size usually are, 1 at
-        BAD_BOX_WORST_IOU or worse, linear between."""
-        top = self.good_fit(size)
-        return float(min(1.0, max(0.0, (top - iou) / (top - BAD_BOX_WORST_IOU))))
 
     def to_state(self) -> dict[str, Any]:
         """What a resumed job needs to score the same way (the IoUs reduced to their fit)."""
