@@ -21,6 +21,7 @@ from evaluation.models import EvaluationMatch, EvaluationRun, Outcome
 from evaluation.scope import ScopeGone, scope_chunks, scope_items
 from insights.label_errors import Calibration, Candidate, calibrate, item_candidates
 from insights.models import LabelErrorCandidate, LabelErrorScan
+from insights.neighbours import base_rates, neighbour_candidates, neighbour_model
 
 logger = logging.getLogger(__name__)
 
@@ -137,8 +138,11 @@ def label_error_execute(ctx: JobContext) -> dict[str, Any]:
         state = {"calibration": calibration.to_state(), "after": 0}
         with ctx.checkpoint(done=0, state=state):
             LabelErrorCandidate.objects.filter(scan=scan).delete()
-            LabelErrorScan.objects.filter(pk=scan.pk).update(calibration=calibration.summary())
+            summary = {**calibration.summary(), "neighbours": neighbour_model(run.dataset)[1]}
+            LabelErrorScan.objects.filter(pk=scan.pk).update(calibration=summary)
     calibration = Calibration.from_state(state["calibration"])
+    neighbours, _ = neighbour_model(run.dataset)
+    base = base_rates(run.dataset) if neighbours is not None else {}
     todo = [i for i in item_ids if i > int(state["after"])]
     done = len(item_ids) - len(todo)
     for seen in scope_chunks(run, todo):
@@ -157,6 +161,10 @@ def label_error_execute(ctx: JobContext) -> dict[str, Any]:
                 detections.get(item_id, []),
                 matched,
                 calibration,
+            )
+        if neighbours is not None:
+            found += neighbour_candidates(
+                dataset=run.dataset, model=neighbours, item_ids=seen.item_ids, base=base
             )
         done += len(seen.item_ids)
         state = {**state, "after": seen.item_ids[-1]}

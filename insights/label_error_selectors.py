@@ -17,6 +17,7 @@ from curation.models import Annotation, Dataset, Item, JobStatus, Model, Predict
 from curation.storage import media_url
 from evaluation.models import EvaluationRun
 from insights.models import CandidateType, ItemUncertainty, LabelErrorCandidate, LabelErrorScan
+from insights.neighbours import neighbour_model
 
 SECTION_TOP = 10
 TYPES = [t.value for t in CandidateType]
@@ -193,21 +194,10 @@ def label_errors_context(
 
 
 def neighbours_status(*, dataset: Dataset) -> dict[str, Any]:
-    """Whether the neighbour-disagreement signal is on, and why not: it needs semantic
-    embeddings (not the random-weights fallback), and it is not computed yet."""
-    from embeddings.selectors import default_model_or_none
-
-    model = default_model_or_none(dataset=dataset)
-    if model is None:
-        reason = "off: the dataset has no embeddings."
-    elif model.random_weights:
-        reason = (
-            f"off: the dataset's embeddings ({model.name}) come from random weights, so "
-            "neighbours mean nothing."
-        )
-    else:
-        reason = "not computed yet (see docs/insights.md)."
-    return {"enabled": False, "reason": "Neighbour disagreement is " + reason}
+    """Whether the neighbour-disagreement signal is on for the dataset, and why (it needs
+    semantic embeddings, not the random-weights fallback: insights.neighbours)."""
+    model, reason = neighbour_model(dataset)
+    return {"enabled": model is not None, "reason": "Neighbour disagreement is " + reason}
 
 
 @dataclass(frozen=True)

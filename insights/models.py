@@ -17,6 +17,7 @@ class CandidateType(models.TextChoices):
     BAD_BOX = "bad_box", "Badly placed box"
     MISSING = "missing", "Missing annotation"
     SPURIOUS = "spurious", "Spurious annotation"
+    NEIGHBOUR = "neighbour", "Neighbour disagreement"
 
 
 class LabelErrorScan(models.Model):

@@ -1,7 +1,8 @@
 """The query language's insights fields (registered by InsightsConfig.ready):
 
     label_error > 0.8                   items whose best label-error candidate scores > 0.8
-    label_error.wrong_label >= 0.5      ... of one type (wrong_label, bad_box, missing, spurious)
+    label_error.wrong_label >= 0.5      ... of one type (wrong_label, bad_box, missing,
+                                        spurious, neighbour)
     uncertainty[demo-detector].margin < 0.1      items by a model's uncertainty
     uncertainty["yolo v8"].entropy_max > 0.6
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from nucleus.client import NucleusClient, NucleusError
 
-TYPES = ("wrong_label", "bad_box", "missing", "spurious")
+TYPES = ("wrong_label", "bad_box", "missing", "spurious", "neighbour")
 SORTS = ("entropy_mean", "entropy_max", "margin", "least_confidence", "low_confidence")
 
 

@@ -342,8 +342,53 @@ def test_neighbour_disagreement_says_why_it_is_off(dataset: Dataset) -> None:
 
     assert "no embeddings" in neighbours_status(dataset=dataset)["reason"]
     model = custom_model(dataset, 8)
-    assert "not computed yet" in neighbours_status(dataset=dataset)["reason"]
+    on = neighbours_status(dataset=dataset)
+    assert on["enabled"] is True and "nearest items under constructed" in on["reason"]
     model.random_weights = True
     model.save()
     off = neighbours_status(dataset=dataset)
     assert off["enabled"] is False and "random weights" in off["reason"]
+
+
+@pytest.mark.django_db
+def test_an_item_labelled_unlike_its_neighbours_is_a_candidate(
+    dataset: Dataset, alice: User
+) -> None:
+    """Two tight clusters of items, cats and dogs; one dog among the cats."""
+    import numpy as np
+
+    from curation.models import Annotation
+    from tests.embedding_factories import custom_model, items_with_vectors
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(2, 16))
+    vectors = np.concatenate(
+        [
+            centres[0] + 0.05 * rng.normal(size=(12, 16)),
+            centres[1] + 0.05 * rng.normal(size=(12, 16)),
+        ]
+    ).astype(np.float32)
+    model = custom_model(dataset, 16)
+    items = items_with_vectors(dataset, model, vectors)
+    for k, item in enumerate(items):
+        label = "cat" if k < 12 else "dog"
+        if k == 3:
+            label = "dog"
+        Annotation.objects.create(
+            dataset=dataset,
+            item=item,
+            annotation_id=f"a{k}",
+            kind="box",
+            label=label,
+            geometry={"x": 1, "y": 1, "width": 10, "height": 10},
+        )
+    Model.objects.create(dataset=dataset, name="yolo")
+    scan = scanned(dataset, alice)
+    rows = list(
+        LabelErrorCandidate.objects.filter(scan=scan, type="neighbour").order_by("-score", "id")
+    )
+    assert rows and rows[0].item_id == items[3].pk, [(r.item_id, r.score) for r in rows]
+    assert rows[0].evidence["label"] == "dog" and rows[0].evidence["neighbours_with_label"] < 0.1
+    assert items[3].pk not in rows[0].evidence["neighbours"]
+    assert all(r.score < rows[0].score for r in rows[1:])
+    assert scan.calibration["neighbours"].startswith("on:")
