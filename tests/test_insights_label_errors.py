@@ -392,3 +392,19 @@ def test_an_item_labelled_unlike_its_neighbours_is_a_candidate(
     assert items[3].pk not in rows[0].evidence["neighbours"]
     assert all(r.score < rows[0].score for r in rows[1:])
     assert scan.calibration["neighbours"].startswith("on:")
+
+
+@pytest.mark.django_db
+def test_neighbour_disagreement_is_off_past_its_cap(
+    dataset: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from insights.label_error_selectors import neighbours_status
+    from tests.embedding_factories import custom_model
+
+    custom_model(dataset, 8)
+    add_items(dataset, {"reference_id": "a"}, {"reference_id": "b"})
+    monkeypatch.setattr("insights.neighbours.NEIGHBOUR_MAX_ITEMS", 2)
+    assert neighbours_status(dataset=dataset)["enabled"] is True
+    add_items(dataset, {"reference_id": "c"})
+    off = neighbours_status(dataset=dataset)
+    assert off["enabled"] is False and "more than 2 items" in off["reason"]
