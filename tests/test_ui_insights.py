@@ -102,6 +102,8 @@ def test_label_error_section_scans_lists_and_saves(
     assert 'data-testid="label-errors-pending"' in page(curator, dataset)
     assert scan.job_id is not None
     job_run(job_id=scan.job_id)
+    job_page = viewer.get(f"/datasets/{dataset.pk}/jobs/{scan.job_id}").content.decode()
+    assert f'href="/datasets/{dataset.pk}/insights/#insights-label-errors"' in job_page
     body = page(viewer, dataset)
     wrong = re.search(
         r'<div class="label-error-list" data-type="wrong_label">(.*?)</table>', body, re.S
