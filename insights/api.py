@@ -71,7 +71,7 @@ class CandidateSerializer(serializers.ModelSerializer[LabelErrorCandidate]):
         ]
 
     def get_item_url(self, c: LabelErrorCandidate) -> str:
-        return f"/datasets/{c.item.dataset_id}/items/{c.item_id}?conf=0"
+        return selectors.item_link(c.item.dataset_id, c)
 
 
 class UncertaintySerializer(serializers.ModelSerializer[ItemUncertainty]):

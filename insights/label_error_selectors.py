@@ -69,6 +69,14 @@ def grid_link(dataset: Dataset, query: str) -> str:
     return reverse("ui:grid", args=[dataset.pk]) + "?" + urlencode({"query": query})
 
 
+def item_link(dataset_id: int, c: LabelErrorCandidate) -> str:
+    """The item view with every prediction shown and the candidate's objects emphasised."""
+    focus = [f"a{c.annotation_id}"] if c.annotation_id else []
+    focus += [f"p{c.prediction_id}"] if c.prediction_id else []
+    tail = "?conf=0" + (f"&focus={','.join(focus)}" if focus else "")
+    return reverse("ui:item", args=[dataset_id, c.item_id]) + tail
+
+
 @dataclass(frozen=True)
 class Row:
     candidate: LabelErrorCandidate
@@ -127,7 +135,7 @@ def rows_of(dataset: Dataset, candidates: list[LabelErrorCandidate]) -> list[Row
             Row(
                 candidate=c,
                 item=c.item,
-                item_url=reverse("ui:item", args=[dataset.pk, c.item_id]) + "?conf=0",
+                item_url=item_link(dataset.pk, c),
                 thumbnail=media_url(c.item, "thumbnail") or media_url(c.item, "original"),
                 truth=truth,
                 predicted=predicted,

@@ -111,7 +111,17 @@ def test_label_error_section_scans_lists_and_saves(
     assert wrong is not None
     assert re.findall(r'data-ref="([^"]+)"', wrong.group(1)) == ["wrong"]
     assert 'data-box="truth"' in wrong.group(1) and 'data-box="prediction"' in wrong.group(1)
-    assert f'href="/datasets/{dataset.pk}/items/' in wrong.group(1)
+    # The item view with every prediction, the two objects emphasised (the browser test
+    # checks the drawing: these items have no image, so no overlay).
+    from insights.models import LabelErrorCandidate
+
+    candidate = LabelErrorCandidate.objects.get(scan=scan, type="wrong_label")
+    item_link = re.search(r'<a href="([^"]+)">wrong</a>', wrong.group(1))
+    assert item_link is not None
+    assert html.unescape(item_link.group(1)) == (
+        f"/datasets/{dataset.pk}/items/{candidate.item_id}?conf=0"
+        f"&focus=a{candidate.annotation_id},p{candidate.prediction_id}"
+    )
     grid = re.search(
         r'<a class="small" href="([^"]+)" data-testid="label-errors-grid">', wrong.group(1)
     )

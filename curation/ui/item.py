@@ -4,6 +4,7 @@ it was opened from."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
@@ -67,14 +68,17 @@ def item_view(request: HttpRequest, dataset_id: int, item_id: int) -> HttpRespon
             "previous": item_url(dataset, before, querystring) if before else "",
         }
     colours = state.colours
-    annotations = shapes_of(
-        [
-            {"kind": a.kind, "label": a.label, "geometry": a.geometry}
-            for a in selectors.item_annotations(item=item)
-        ],
-        source="gt",
-        colours=colours,
-    )
+    # `focus=a12,p34`: annotation 12 and prediction 34 drawn emphasised (a link from a list
+    # of objects, such as the insights app's label-error candidates, says which it meant).
+    focus = {f.strip() for f in request.GET.get("focus", "").split(",") if f.strip()}
+    annotations = []
+    for a in selectors.item_annotations(item=item):
+        found = shapes_of(
+            [{"kind": a.kind, "label": a.label, "geometry": a.geometry}],
+            source="gt",
+            colours=colours,
+        )
+        annotations += [replace(x, focus=f"a{a.pk}" in focus) for x in found]
     predictions_by_model: dict[str, list[Shape]] = {}
     hidden = 0
     for p in selectors.item_predictions(item=item):
@@ -83,7 +87,10 @@ def item_view(request: HttpRequest, dataset_id: int, item_id: int) -> HttpRespon
             hidden += 1
             continue
         row = {"kind": p.kind, "label": p.label, "geometry": p.geometry, "confidence": p.confidence}
-        shapes.extend(shapes_of([row], source="pred", colours=colours))
+        shapes.extend(
+            replace(x, focus=f"p{p.pk}" in focus)
+            for x in shapes_of([row], source="pred", colours=colours)
+        )
     gt_labels: dict[str, int] = {}
     for shape in annotations:
         gt_labels[shape.label] = gt_labels.get(shape.label, 0) + 1

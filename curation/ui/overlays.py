@@ -32,6 +32,8 @@ class Shape:
     dots: tuple[tuple[float, float], ...] = ()  # keypoints
     # Where its name goes: the top left of its bounds (None for a category).
     anchor: tuple[float, float] | None = None
+    # Drawn emphasised: the object a link pointed at (the item view's `focus`).
+    focus: bool = False
 
     @property
     def title(self) -> str:

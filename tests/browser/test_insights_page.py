@@ -67,6 +67,9 @@ def test_a_curator_finds_planted_errors_and_saves_them_as_a_slice(
     assert page.url.split("/items/")[1].split("?")[0] == str(
         Item.objects.get(dataset=dataset, reference_id="scene-000").pk
     )
+    # The ground truth and the prediction involved, emphasised among the item's shapes.
+    focused = page.locator("#item-overlay .shape-focus")
+    assert sorted(focused.evaluate_all("gs => gs.map(g => g.dataset.source)")) == ["gt", "pred"]
 
     page.go_back()
     form = section.locator('[data-type="bad_box"] [data-testid=label-errors-save]')
