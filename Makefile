@@ -56,6 +56,7 @@ bench: $(STAMP)
 	$(PY) bench/load.py
 	$(PY) bench/duplicates.py
 	$(PY) bench/evaluate.py
+	$(PY) bench/label_errors.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

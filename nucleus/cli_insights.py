@@ -17,13 +17,17 @@ from nucleus.cli_common import (
     print_job,
     table,
 )
+from nucleus.cli_label_errors import add_label_error_commands
 from nucleus.client import NucleusClient
 
 
 def add_insights_parser(commands: Any) -> None:
     """The `insights` command and its subcommands, on the CLI's subparsers."""
-    insights = commands.add_parser("insights", help="item scores; leaks between splits")
+    insights = commands.add_parser(
+        "insights", help="label errors, uncertainty, item scores, leaks between splits"
+    )
     insight = insights.add_subparsers(dest="insight", required=True, metavar="INSIGHT")
+    add_label_error_commands(insight)
     scores = insight.add_parser("scores", help="items ranked by a score (--compute: first run it)")
     add_dataset(scores)
     names = ("uniqueness", "representativeness", "outlier")

@@ -1159,6 +1159,52 @@ class NucleusClient:
         path = f"datasets/{self._dataset_id(dataset)}/evaluations/{run_id}/matches"
         yield from self.pages(path, params)
 
+    # ------------------------------------------------------------------ insights
+
+    def label_error_scan(self, dataset: DatasetRef, run: int | JSON) -> JSON:
+        """Start finding label-error candidates from a finished evaluation run (a job);
+        returns the scan (its `job` to follow with job_wait)."""
+        run_id = run["id"] if isinstance(run, dict) else run
+        ds_id = self._dataset_id(dataset)
+        return dict(self._post(f"datasets/{ds_id}/label-errors/scans", {"run": run_id}))
+
+    def label_error_scans(self, dataset: DatasetRef) -> list[JSON]:
+        """A dataset's label-error scans, newest first."""
+        return list(self._get(f"datasets/{self._dataset_id(dataset)}/label-errors/scans"))
+
+    def label_errors(
+        self,
+        dataset: DatasetRef,
+        *,
+        type: str | None = None,
+        scan: int | None = None,
+        limit: int = 50,
+    ) -> JSON:
+        """The best label-error candidates of the newest finished scan (or `scan`), of one
+        `type` when given (wrong_label, bad_box, missing, spurious): {"scan", "neighbours",
+        "results"}."""
+        params: JSON = {"limit": limit}
+        if type is not None:
+            params["type"] = type
+        if scan is not None:
+            params["scan"] = scan
+        return dict(self._get(f"datasets/{self._dataset_id(dataset)}/label-errors", params))
+
+    def uncertainty_start(self, dataset: DatasetRef, model: int | str) -> JSON:
+        """Start computing a model's (id or name) uncertainty per item (a job)."""
+        ds_id = self._dataset_id(dataset)
+        model_id = model if isinstance(model, int) else int(self.model(ds_id, model)["id"])
+        return dict(self._post(f"datasets/{ds_id}/uncertainty", {"model": model_id}))
+
+    def uncertainty(
+        self, dataset: DatasetRef, model: int | str, *, sort: str = "entropy_max", limit: int = 50
+    ) -> list[JSON]:
+        """Items by a model's uncertainty, most uncertain by `sort` first."""
+        ds_id = self._dataset_id(dataset)
+        model_id = model if isinstance(model, int) else int(self.model(ds_id, model)["id"])
+        params = {"model": model_id, "sort": sort, "limit": limit}
+        return list(self._get(f"datasets/{ds_id}/uncertainty", params))
+
     # ------------------------------------------------------------ scenario tests
 
     def scenario_suites(self, dataset: DatasetRef) -> list[JSON]:

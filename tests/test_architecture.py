@@ -242,6 +242,8 @@ VIEW_MODULES = (
     "evaluation/outcomes.py",
     "insights/ui.py",
     "insights/api.py",
+    "insights/label_error_api.py",
+    "insights/label_error_ui.py",
 )
 MANAGERS = {"objects", "_default_manager", "_base_manager"}
 CONNECTIONS = {"connection", "connections"}

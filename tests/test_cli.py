@@ -504,3 +504,88 @@ def test_compare_prints_the_deltas_and_the_items_each_run_gets_right(
         capsys, "compare", "--dataset", "street scenes", "base", "nope", "--json"
     )
     assert status == 1 and "No evaluation run named 'nope'" in err
+
+
+def test_insights_scan_and_label_errors(dataset, bob, as_user, worker, capsys, client_of):
+    from tests.test_insights_label_errors import label_world
+
+    label_world(dataset, clean=20)
+    as_user(bob)
+    status, _, err = run(
+        capsys,
+        "evaluate",
+        "--dataset",
+        "street scenes",
+        "--model",
+        "yolo",
+        "--name",
+        "base",
+        "--wait",
+    )
+    assert status == 0, err
+    status, _, err = run(
+        capsys, "insights", "scan", "--dataset", "street scenes", "--run", "base", "--wait"
+    )
+    assert status == 0, err
+    status, out, err = run(
+        capsys,
+        "insights",
+        "label-errors",
+        "--dataset",
+        "street scenes",
+        "--run",
+        "base",
+        "--type",
+        "wrong_label",
+    )
+    assert status == 0, err
+    lines = [line.split("\t") for line in out.splitlines()]
+    assert lines[0][:3] == ["reference_id", "type", "score"]
+    assert [(r[0], r[1], r[3], r[4]) for r in lines[1:]] == [("wrong", "wrong_label", "bus", "car")]
+    assert "Neighbour disagreement is off" in err
+    status, _, err = run(
+        capsys,
+        "insights",
+        "label-errors",
+        "--dataset",
+        "street scenes",
+        "--type",
+        "bad_box",
+        "--slice",
+        "moved boxes",
+        "--tag",
+        "recheck",
+    )
+    assert status == 0, err
+    saved = Slice.objects.get(dataset=dataset, name="moved boxes")
+    assert list(saved.items.values_list("reference_id", flat=True)) == ["moved"]
+    assert list(
+        Item.objects.filter(dataset=dataset, tags__name="recheck").values_list(
+            "reference_id", flat=True
+        )
+    ) == ["moved"]
+    status, out, err = run(
+        capsys, "insights", "uncertainty-start", "--dataset", "street scenes", "--model", "yolo"
+    )
+    assert status == 0, err
+    client = client_of(bob)
+    client.job_wait(dataset.pk, int(out.strip()))
+    status, out, err = run(
+        capsys,
+        "insights",
+        "uncertainty",
+        "--dataset",
+        "street scenes",
+        "--model",
+        "yolo",
+        "--sort",
+        "margin",
+        "--limit",
+        "3",
+    )
+    assert status == 0, err
+    assert len(out.splitlines()) == 4 and out.splitlines()[0].startswith("reference_id\t")
+    status, _, err = run(
+        capsys, "insights", "label-errors", "--dataset", "street scenes", "--run", "nope"
+    )
+    assert status == 1 and "no evaluation run named 'nope'" in err

@@ -4,6 +4,7 @@ it was opened from."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
@@ -77,6 +78,9 @@ def item_view(request: HttpRequest, dataset_id: int, item_id: int) -> HttpRespon
             "previous": item_url(dataset, before, querystring) if before else "",
         }
     colours = state.colours
+    # `focus=a12,p34`: annotation 12 and prediction 34 drawn emphasised (a link from a list
+    # of objects, such as the insights app's label-error candidates, says which it meant).
+    focus = {f.strip() for f in request.GET.get("focus", "").split(",") if f.strip()}
     annotations = shapes_of(
         [
             {"id": a.pk, "kind": a.kind, "label": a.label, "geometry": a.geometry}
@@ -85,6 +89,7 @@ def item_view(request: HttpRequest, dataset_id: int, item_id: int) -> HttpRespon
         source="gt",
         colours=colours,
     )
+    annotations = [replace(x, focus=f"a{x.object_id}" in focus) for x in annotations]
     predictions_by_model: dict[str, list[Shape]] = {}
     hidden = 0
     for p in selectors.item_predictions(item=item):
@@ -101,7 +106,10 @@ def item_view(request: HttpRequest, dataset_id: int, item_id: int) -> HttpRespon
             "geometry": p.geometry,
             "confidence": p.confidence,
         }
-        shapes.extend(shapes_of([row], source="pred", colours=colours))
+        shapes.extend(
+            replace(x, focus=f"p{p.pk}" in focus)
+            for x in shapes_of([row], source="pred", colours=colours)
+        )
     if run is not None:
         found = outcomes_of(run, [item.pk])
         colour_by_outcome(annotations, found)

@@ -112,6 +112,13 @@ def job_links(job: Job) -> list[JobLink]:
         url_or_none = _reverse("evaluation-ui:run", dataset_id, job.result["run"])
         if url_or_none is not None:
             links.append(JobLink("The evaluation run", url_or_none, "evaluation"))
+    elif job.kind in ("label_errors", "uncertainty"):
+        url_or_none = _reverse("insights-ui:page", dataset_id)
+        if url_or_none is not None:
+            anchor = "label-errors" if job.kind == "label_errors" else "uncertainty"
+            links.append(
+                JobLink("The Insights page", f"{url_or_none}#insights-{anchor}", "insights")
+            )
     elif job.kind == "embed":
         url = reverse("ui:stats", args=[dataset_id])
         links.append(JobLink("Embedding coverage", url, "stats"))

@@ -36,6 +36,8 @@ class Shape:
     object_id: int | None = None
     # Its outcome in the evaluation run picked (curation.ui.outcomes): tp, fp, fn, or "".
     outcome: str = ""
+    # Drawn emphasised: the object a link pointed at (the item view's `focus`).
+    focus: bool = False
 
     @property
     def title(self) -> str:
