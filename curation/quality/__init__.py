@@ -201,5 +201,96 @@ def near_uniform(bands: list[np.ndarray]) -> bool:
 
 
 def extreme_aspect(aspect: float) -> bool:
-    """An aspect ratio that facets call extreme: over 3:1 either way."""
-    return aspect > 3 or aspect < 1 / 3
+    """An aspect ratio that facets call extreme: over EXTREME_ASPECT:1 either way."""
+    return aspect > EXTREME_ASPECT or aspect < round(1 / EXTREME_ASPECT, 4)
+
+
+# ------------------------------------------------------------------------ facets and charts
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A named range of the signals, as a facet: `query` (the query language) selects it."""
+
+    key: str
+    label: str
+    query: str
+
+
+# Thresholds (see docs/insights.md for why these): the grid's "Image quality" facets, the
+# item page's notes, and the stats page's counts all use these same queries.
+BLURRY = 40.0
+DARK = 50.0
+BRIGHT = 205.0
+LOW_CONTRAST = 20.0
+EXTREME_ASPECT = 3.0
+SMALL_SIDE = 64
+LARGE_PIXELS = 40_000_000
+
+FLAGS = [
+    Flag("blurry", "blurry", f"quality.blur < {BLURRY:g}"),
+    Flag("dark", "dark", f"quality.brightness < {DARK:g}"),
+    Flag("bright", "bright / overexposed", f"quality.brightness > {BRIGHT:g}"),
+    Flag("low-contrast", "low contrast", f"quality.contrast < {LOW_CONTRAST:g}"),
+    Flag("uniform", "blank / near-uniform", "quality.uniform = true"),
+    Flag(
+        "extreme-aspect",
+        f"extreme aspect (over {EXTREME_ASPECT:g}:1)",
+        f"(quality.aspect > {EXTREME_ASPECT:g} OR quality.aspect < {1 / EXTREME_ASPECT:.4f})",
+    ),
+    Flag(
+        "small",
+        f"small (a side under {SMALL_SIDE} px)",
+        f"(width < {SMALL_SIDE} OR height < {SMALL_SIDE})",
+    ),
+    Flag(
+        "large", f"large (over {LARGE_PIXELS // 1_000_000} MP)", f"width * height > {LARGE_PIXELS}"
+    ),
+    Flag("missing", "not computed yet", "quality.brightness = null AND width != null"),
+]
+FLAGS_BY_KEY = {f.key: f for f in FLAGS}
+
+# Fixed bucket edges of each numeric signal's histogram on the stats page: the same
+# buckets on every dataset, each bar a range that opens the grid filtered to it. The last
+# bucket is open-ended (at or above its lower edge). Sharpness and aspect are heavy-tailed
+# and bucketed on a doubling scale.
+HISTOGRAM_EDGES: dict[str, list[float]] = {
+    "brightness": [float(x) for x in range(0, 256, 16)],
+    "contrast": [float(x) for x in range(0, 129, 8)],
+    "saturation": [float(x) for x in range(0, 256, 16)],
+    "blur": [0.0, 5, 10, 20, 40, 80, 160, 320, 640, 1280, 2560, 5120],
+    "entropy": [x / 2 for x in range(0, 17)],
+    "aspect": [0.0, 1 / 4, 1 / 3, 1 / 2, 2 / 3, 3 / 4, 1, 4 / 3, 3 / 2, 2, 3, 4],
+}
+HISTOGRAM_EDGES = {name: [float(x) for x in edges] for name, edges in HISTOGRAM_EDGES.items()}
+
+
+def bucket_query(signal: str, low: float, high: float | None) -> str:
+    """The query for one histogram bucket: low <= signal < high (no upper edge: open)."""
+    field = f"quality.{signal}"
+    if high is None:
+        return f"{field} >= {low:.6g}"
+    return f"{field} >= {low:.6g} AND {field} < {high:.6g}"
+
+
+def notes_for(values: Quality, *, width: int | None, height: int | None) -> list[str]:
+    """The facet labels that apply to one item (the item page shows them)."""
+    notes = []
+    if values.blur < BLURRY:
+        notes.append("blurry")
+    if values.brightness < DARK:
+        notes.append("dark")
+    if values.brightness > BRIGHT:
+        notes.append("bright / overexposed")
+    if values.contrast < LOW_CONTRAST:
+        notes.append("low contrast")
+    if values.uniform:
+        notes.append("blank / near-uniform")
+    if extreme_aspect(values.aspect):
+        notes.append("extreme aspect")
+    if width and height:
+        if min(width, height) < SMALL_SIDE:
+            notes.append("small")
+        if width * height > LARGE_PIXELS:
+            notes.append("large")
+    return notes

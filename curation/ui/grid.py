@@ -22,6 +22,7 @@ from curation import facets, selectors, vocabulary
 from curation.errors import CurationError, InvalidInput
 from curation.filters import parse_value
 from curation.models import Dataset, Item, Role, Slice
+from curation.quality import FLAGS, FLAGS_BY_KEY
 from curation.storage import media_url
 from curation.ui.charts import number_label
 from curation.ui.extensions import Results, vector_panels
@@ -70,6 +71,7 @@ class FacetRow:
     id: int | None = None  # slices
     dynamic: bool = False  # slices
     page: str = ""  # slices: the slice's own page
+    key: str = ""  # quality facets: the `quality` parameter's value
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,7 @@ class Facets:
     tags: list[FacetRow]
     slices: list[FacetRow]
     metadata: list[MetadataFacet]
+    quality: list[FacetRow] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -238,7 +241,20 @@ def _facets(
             entry.gte = (state.params.get(f"{param}__gte") or [""])[0]
             entry.lte = (state.params.get(f"{param}__lte") or [""])[0]
         metadata.append(entry)
-    return Facets(labels=labels, tags=tags, slices=slices, metadata=metadata)
+    figures = others.get("quality", summary).quality
+    quality = [
+        FacetRow(
+            name=flag.label,
+            key=flag.key,
+            count=figures.flags.get(flag.key, 0),
+            active=flag.key in state.quality,
+            url=state.toggled(base, "quality", flag.key),
+        )
+        for flag in FLAGS
+        # Facets with no items are left out, except one that is on (to turn it off).
+        if figures is not None and (figures.flags.get(flag.key) or flag.key in state.quality)
+    ]
+    return Facets(labels=labels, tags=tags, slices=slices, metadata=metadata, quality=quality)
 
 
 def _literal(value: str) -> str:
@@ -258,6 +274,10 @@ def _chips(state: GridState, base: str, results: Results | None) -> list[Chip]:
         for label in state.labels
     ]
     chips += [Chip(text=f"tag: {tag}", url=state.toggled(base, "tag", tag)) for tag in state.tags]
+    chips += [
+        Chip(text=f"quality: {FLAGS_BY_KEY[key].label}", url=state.toggled(base, "quality", key))
+        for key in state.quality
+    ]
     names = selectors.slice_names(dataset=state.dataset, slice_ids=state.slice_ids)
     chips += [
         Chip(text=f"slice: {names.get(sid, sid)}", url=state.toggled(base, "slice", sid))
@@ -436,6 +456,7 @@ def facet_groups_on(state: GridState) -> dict[str, GridState]:
     values), by the group's parameter name."""
     names = ["label"] if state.labels else []
     names += ["tag"] if state.tags else []
+    names += ["quality"] if state.quality else []
     names += [
         name
         for name, values in state.params.items()
