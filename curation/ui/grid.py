@@ -30,7 +30,7 @@ from curation.ui.http import dataset_or_404, html_errors
 from curation.ui.overlays import BoxLabel, Colours, Shape, box_labels, describe, shapes_of
 from curation.ui.query import query_error_of
 from curation.ui.scores import distance_texts
-from curation.ui.state import TILE_SIZES, GridState
+from curation.ui.state import SORTS, TILE_SIZES, GridState
 
 COUNT_CAP = 10_000
 OPERATOR_SIGNS = {"": "=", "eq": "=", "ne": "≠", "gt": ">", "gte": "≥", "lt": "<", "lte": "≤"}
@@ -308,7 +308,11 @@ def _chips(state: GridState, base: str, results: Results | None) -> list[Chip]:
 def _id_listing(state: GridState, base: str) -> tuple[list[Tile], dict[str, str]]:
     """One keyset page of the view's items in id order, and its links."""
     page = selectors.items_keyset_page(
-        state.items(), after=state.after, before=state.before, limit=state.limit
+        state.items(),
+        after=state.after,
+        before=state.before,
+        limit=state.limit,
+        sort=state.sort_spec(),
     )
     tiles = _tiles(state, [(i, None) for i in page.items], base)
     if not tiles:
@@ -418,6 +422,7 @@ def grid_render(
         "models": selectors.model_choices(dataset=dataset),
         "tile_px": TILE_SIZES[state.size],
         "size_links": {s: state.url(base, {"size": s}) for s in TILE_SIZES},
+        "sorts": [(value, label) for value, (label, _, _) in SORTS.items()],
         "view_query": state.querystring(drop=("after", "before", "page", "refresh")),
         "can_curate": can_curate,
         "effective_query": saved_query,

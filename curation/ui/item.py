@@ -76,7 +76,9 @@ def item_view(request: HttpRequest, dataset_id: int, item_id: int) -> HttpRespon
     querystring = state.querystring(drop=("after", "before"))
     neighbours_url: dict[str, str] = {}
     if within is not None and not state.search_mode:
-        before, after = selectors.item_neighbour_ids(within, item_id=item.pk)
+        before, after = selectors.item_neighbour_ids(
+            within, item_id=item.pk, sort=state.sort_spec()
+        )
         neighbours_url = {
             "next": item_url(dataset, after, querystring) if after else "",
             "previous": item_url(dataset, before, querystring) if before else "",

@@ -16,6 +16,9 @@ Parameters (all optional):
 - ``after`` / ``before``: keyset cursors (item ids) of the id-ordered listing;
 - ``model``: draw that model's predictions in the grid; ``conf``: draw predictions (the
   grid's and the item page's) at or above that confidence, 0 to 1, 0.5 when absent;
+- ``sort``: list by an image quality signal, ``quality.<signal>`` ascending or
+  ``-quality.<signal>`` descending (items without a value last; SORTS); id order when
+  absent;
 - ``size``: tile size (s, m, l); ``limit``: items per page.
 """
 
@@ -33,13 +36,21 @@ from django.db.models import Q, QuerySet
 from django.http import QueryDict
 
 from curation import selectors
+from curation.errors import invalid_field
 from curation.filters import OPERATORS, parse_value
 from curation.models import Dataset, Item, Slice
 from curation.params import fraction_value, int_value
-from curation.quality import FLAGS_BY_KEY
+from curation.quality import FLAGS_BY_KEY, QUALITY_FIELDS
 from curation.query import compile_query
 from curation.ui.palette import LabelColours, dataset_colours
 
+# The grid's sorts: parameter value -> (label, column, descending).
+SORTS = {
+    f"{sign}quality.{f.name}": (f"{f.name} {arrow}", f.column, sign == "-")
+    for f in QUALITY_FIELDS.values()
+    if f.kind == "number"
+    for sign, arrow in (("", "↑"), ("-", "↓"))
+}
 FILTER_NAMES = ("tag", "slice")  # with metadata.* and query: the API's item filters
 CURSOR_NAMES = ("after", "before", "page")
 SEARCH_NAMES = ("text", "like", "image")
@@ -118,9 +129,19 @@ class GridState:
         self.page = _int(params.get("page"), "page") or 0
         self.model_id = _int(params.get("model"), "model", minimum=1)
         self.conf = confidence_of(params)
+        self.sort = params.get("sort", "")
+        if self.sort not in SORTS and self.sort != "":
+            raise invalid_field("sort", f"must be one of {', '.join(SORTS)}, or absent")
         size = params.get("size", "m")
         self.size = size if size in TILE_SIZES else "m"
         self.limit = min(_int(params.get("limit"), "limit", minimum=1) or DEFAULT_LIMIT, MAX_LIMIT)
+
+    def sort_spec(self) -> selectors.Sort | None:
+        """The listing's sort, None for id order (a search ranks by similarity instead)."""
+        if not self.sort or self.search_mode:
+            return None
+        _, column, descending = SORTS[self.sort]
+        return selectors.Sort(column, descending, self.dataset.pk)
 
     @functools.cached_property
     def colours(self) -> LabelColours:
