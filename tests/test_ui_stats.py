@@ -164,7 +164,7 @@ def test_it_charts_image_quality_and_each_bar_opens_its_items(
     # The blur histogram's 10-20 bucket holds the three; its column opens the grid on it.
     assert 'aria-label="Quality quality.blur"' in body
     assert "<title>10: 3</title>" in body
-    links = re.findall(r'<a href="([^"]+)" data-testid="chart-link">', body)
+    links = re.findall(r'<a href="([^"]+)" data-testid="chart-link"', body)
     bucket = next(u for u in links if "quality.blur+%3E%3D+10+AND+quality.blur+%3C+20" in u)
     grid = client.get(bucket.replace("&amp;", "&")).content.decode()
     shown = {int(i) for i in re.findall(r"/datasets/\d+/items/(\d+)\?", grid)}

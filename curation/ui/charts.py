@@ -62,6 +62,11 @@ class Chart:
     def empty(self) -> bool:
         return not self.bars
 
+    @property
+    def linked(self) -> bool:
+        """Whether its bars are links: the chart is then a group of them, not an image."""
+        return any(b.url for b in self.bars)
+
 
 def _short(text: str, limit: int = 22) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
