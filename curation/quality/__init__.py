@@ -31,6 +31,7 @@ WORKING_SIZE = 256
 # by more than this (of 255); an image is near-uniform when UNIFORM_SHARE of its pixels are.
 UNIFORM_TOLERANCE = 12
 UNIFORM_SHARE = 0.99
+_LEVELS = np.arange(256, dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -146,13 +147,16 @@ def image_quality(small: Image.Image, *, width: int, height: int) -> Quality:
         luma8 = np.asarray(small.convert("L"))
         bands = [np.asarray(band) for band in small.split()]
         saturation = hsv_saturation(bands)
-    luma = luma8.astype(np.float32)
+    # Brightness, contrast and entropy all come from the luma histogram.
+    counts = np.bincount(luma8.ravel(), minlength=256)
+    mean = float(counts @ _LEVELS) / luma8.size
+    variance = float(counts @ (_LEVELS * _LEVELS)) / luma8.size - mean * mean
     return Quality(
-        brightness=float(luma.mean()),
-        contrast=float(luma.std()),
+        brightness=mean,
+        contrast=max(0.0, variance) ** 0.5,
         saturation=saturation,
-        blur=laplacian_variance(luma),
-        entropy=histogram_entropy(luma8),
+        blur=laplacian_variance(luma8),
+        entropy=histogram_entropy(counts),
         aspect=width / height,
         uniform=near_uniform(bands),
     )
@@ -167,19 +171,20 @@ def hsv_saturation(bands: list[np.ndarray]) -> float:
     return float(ratio.mean())
 
 
-def laplacian_variance(luma: np.ndarray) -> float:
-    """Variance of the 4-neighbour Laplacian over the interior pixels; 0 below 3x3."""
-    if luma.shape[0] < 3 or luma.shape[1] < 3:
+def laplacian_variance(luma8: np.ndarray) -> float:
+    """Variance of the 4-neighbour Laplacian of 8-bit luma over the interior pixels; 0
+    below 3x3. Summed in int16 (exact: -1020..1020), which is several times faster than
+    in floats."""
+    if luma8.shape[0] < 3 or luma8.shape[1] < 3:
         return 0.0
-    centre = luma[1:-1, 1:-1]
-    laplacian = luma[:-2, 1:-1] + luma[2:, 1:-1] + luma[1:-1, :-2] + luma[1:-1, 2:] - 4 * centre
-    return float(laplacian.var())
+    x = luma8.astype(np.int16)
+    laplacian = x[:-2, 1:-1] + x[2:, 1:-1] + x[1:-1, :-2] + x[1:-1, 2:] - 4 * x[1:-1, 1:-1]
+    return float(laplacian.astype(np.float32).var())
 
 
-def histogram_entropy(luma8: np.ndarray) -> float:
-    """Shannon entropy, in bits, of the 256-bin histogram of 8-bit luma."""
-    counts = np.bincount(luma8.ravel(), minlength=256)
-    p = counts[counts > 0] / luma8.size
+def histogram_entropy(counts: np.ndarray) -> float:
+    """Shannon entropy, in bits, of a histogram (of 8-bit luma: 256 bins)."""
+    p = counts[counts > 0] / counts.sum()
     return float(max(0.0, -(p * np.log2(p)).sum()))
 
 
