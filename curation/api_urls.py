@@ -84,6 +84,7 @@ dataset_urls: list[URLPattern | URLResolver] = [
     path("jobs/<int:job_id>", jobs.JobDetailView.as_view(), name="api-job"),
     path("jobs/<int:job_id>/cancel", jobs.JobCancelView.as_view(), name="api-job-cancel"),
     path("ingest", jobs.IngestView.as_view(), name="api-ingest"),
+    path("quality/jobs", jobs.QualityJobView.as_view(), name="api-quality-jobs"),
     path("export", exports.DatasetExportView.as_view(), name="api-dataset-export"),
     path("exports", exports.ExportJobListView.as_view(), name="api-exports"),
     path(

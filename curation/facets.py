@@ -22,7 +22,7 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
@@ -30,6 +30,8 @@ from curation import selectors
 from curation.errors import CurationError
 from curation.itemsets import slice_items, slice_items_q
 from curation.models import Dataset, Item, Slice
+from curation.quality import FLAGS, HISTOGRAM_EDGES, QUALITY_FIELDS, bucket_query
+from curation.query import compile_query
 
 SAMPLE_TARGET = 20_000
 VIEW_BOOST = 5  # a narrow view samples up to this many times more blocks
@@ -118,6 +120,24 @@ class LabelCount:
 
 
 @dataclass
+class QualityBin:
+    low: float
+    high: float | None  # None: the open-ended last bucket
+    count: int
+    query: str  # the query language condition selecting the bucket
+
+
+@dataclass
+class QualityFigures:
+    """Image quality over the basis: items per facet (curation.quality.FLAGS, by key) and
+    a histogram of each numeric signal over fixed buckets."""
+
+    flags: dict[str, int]
+    histograms: dict[str, list[QualityBin]]
+    computed: int  # items with signals
+
+
+@dataclass
 class Summary:
     basis: Basis
     labels: list[LabelCount]
@@ -125,6 +145,7 @@ class Summary:
     boxes_per_item: list[tuple[str, int]]  # ("0", n), ("1", n) ... ("20+", n)
     tags: list[tuple[int, str, int]]  # (id, name, items)
     slices: list[tuple[int, str, int, bool]]  # (id, name, items, dynamic)
+    quality: QualityFigures | None = None
 
 
 def _generation_key(dataset: Dataset) -> str:
@@ -378,6 +399,51 @@ def _boxes_per_item(sample_sql: str, params: list[Any], scale: float) -> list[tu
     ]
 
 
+def _quality(dataset: Dataset, ids: list[int], scale: float) -> QualityFigures:
+    """Items per quality facet and the signals' histograms, over the basis's ids.
+
+    The facets are counted with the very queries their links apply (one aggregate, a
+    FILTER per facet), so a count is what clicking it shows."""
+    basis = Item.objects.filter(id__in=ids)
+    counts = basis.aggregate(
+        _computed=Count("id", filter=compile_query("quality.brightness != null", dataset=dataset)),
+        **{f.key: Count("id", filter=compile_query(f.query, dataset=dataset)) for f in FLAGS},
+    )
+    computed = counts.pop("_computed")
+    histograms: dict[str, list[QualityBin]] = {}
+    names = list(HISTOGRAM_EDGES)
+    # Column names and edges are constants of curation.quality; only the ids are bound.
+    selects = " UNION ALL ".join(
+        f"SELECT {i}, width_bucket({QUALITY_FIELDS[name].column}, %s::float8[]), count(*) "
+        f"FROM q WHERE {QUALITY_FIELDS[name].column} IS NOT NULL GROUP BY 2"
+        for i, name in enumerate(names)
+    )
+    columns = ", ".join(QUALITY_FIELDS[name].column for name in names)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH q AS MATERIALIZED (SELECT {columns} FROM curation_item "
+            f"WHERE id = ANY(%s::bigint[])) {selects}",
+            [ids, *(HISTOGRAM_EDGES[name] for name in names)],
+        )
+        found = {(i, bucket): n for i, bucket, n in cursor.fetchall()}
+    for i, name in enumerate(names):
+        edges = HISTOGRAM_EDGES[name]
+        bins = []
+        for b, low in enumerate(edges, start=1):
+            high = edges[b] if b < len(edges) else None
+            bins.append(
+                QualityBin(
+                    low, high, round(found.get((i, b), 0) * scale), bucket_query(name, low, high)
+                )
+            )
+        histograms[name] = bins
+    return QualityFigures(
+        flags={k: round(v * scale) for k, v in counts.items()},
+        histograms=histograms,
+        computed=round(computed * scale),
+    )
+
+
 def _dynamic_count(found: Slice) -> int:
     """A dynamic slice's matches now, counted no further than SAMPLE_TARGET."""
     try:
@@ -445,4 +511,6 @@ def _summarise(dataset: Dataset, items: QuerySet[Item] | None) -> Summary:
         boxes_per_item=_boxes_per_item(sample_sql, params, basis.scale),
         tags=tags,
         slices=slices,
+        # sample_basis selects the basis by its ids (_BY_IDS, [ids]).
+        quality=_quality(dataset, params[0], basis.scale),
     )

@@ -23,6 +23,7 @@ from PIL import Image, UnidentifiedImageError
 from curation.bulk.validate import Media
 from curation.errors import invalid_field
 from curation.phash import perceptual_hashes
+from curation.quality import Quality, image_quality, working_copy
 
 # Formats ingest opens. Image.open() is limited to these, so Pillow never hands data to a
 # rarely used (or external) decoder.
@@ -64,6 +65,7 @@ class Decoded:
     thumbnail: bytes
     phash: int
     phash_detail: bytes
+    quality: Quality
 
 
 def media_keys(dataset_id: int, sha256: str, extension: str) -> tuple[str, str]:
@@ -107,7 +109,10 @@ def image_decode(data: bytes) -> Decoded:
             if orientation in (5, 6, 7, 8):
                 width, height = height, width
             thumbnail = _thumbnail(im, orientation)
-            phash, phash_detail = _hashes(im, orientation)
+            # One small upright copy serves both the hashes and the quality signals.
+            small = _small_upright(im, orientation)
+            phash, phash_detail = perceptual_hashes(small)
+            quality = image_quality(small, width=width, height=height)
     except MediaError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -120,35 +125,54 @@ def image_decode(data: bytes) -> Decoded:
         # Pillow reports bad data in many ways (OSError, SyntaxError, ValueError, ...):
         # whatever it raises while decoding untrusted bytes means this image is corrupt.
         raise MediaError(f"is corrupt or truncated: {exc}") from None
-    return Decoded(width, height, FORMATS[image_format], thumbnail, phash, phash_detail)
+    return Decoded(width, height, FORMATS[image_format], thumbnail, phash, phash_detail, quality)
 
 
-def _hashes(im: Image.Image, orientation: int) -> tuple[int, bytes]:
-    """The perceptual hashes of the upright picture, from a small copy of it."""
-    if im.mode not in ("RGB", "L"):
-        im = im.convert("RGB")
-    scale = 256 / max(im.size)
-    if scale < 1:
-        size = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
-        im = im.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+def _small_upright(im: Image.Image, orientation: int) -> Image.Image:
+    """The small upright copy (curation.quality.working_copy, at most 256 pixels on the
+    long side) that the perceptual hashes and the quality signals are computed from."""
+    small = working_copy(im)
     if orientation in _UPRIGHT:
-        im = im.transpose(_UPRIGHT[orientation])
-    return perceptual_hashes(im)
+        small = small.transpose(_UPRIGHT[orientation])
+    return small
+
+
+def _stored_small(data: bytes) -> tuple[Image.Image, int, int] | None:
+    """The small upright copy of stored image bytes and the displayed size; None if the
+    bytes no longer decode."""
+    try:
+        with Image.open(io.BytesIO(data), formats=OPEN_FORMATS) as im:
+            _check_pixels(im.size)
+            im.load()
+            width, height = im.size
+            try:
+                orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1))
+            except Exception:  # a broken EXIF block does not make a broken image
+                orientation = 1
+            if orientation in (5, 6, 7, 8):
+                width, height = height, width
+            return _small_upright(im, orientation), width, height
+    except Exception:  # whatever Pillow raises on bad bytes: nothing, as for no image
+        return None
 
 
 def media_phashes(data: bytes) -> tuple[int, bytes] | None:
     """The perceptual hashes of stored image bytes, as ingest computes them; None if the
     bytes no longer decode (the duplicates job fills in items ingested before hashes)."""
+    found = _stored_small(data)
+    return None if found is None else perceptual_hashes(found[0])
+
+
+def media_quality(data: bytes) -> Quality | None:
+    """The quality signals of stored image bytes, as ingest computes them; None if the
+    bytes no longer decode (the quality job fills in items ingested before there were any)."""
+    found = _stored_small(data)
+    if found is None:
+        return None
+    small, width, height = found
     try:
-        with Image.open(io.BytesIO(data), formats=OPEN_FORMATS) as im:
-            _check_pixels(im.size)
-            im.load()
-            try:
-                orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1))
-            except Exception:  # a broken EXIF block does not make a broken image
-                orientation = 1
-            return _hashes(im, orientation)
-    except Exception:  # whatever Pillow raises on bad bytes: no hash, as for no image
+        return image_quality(small, width=width, height=height)
+    except Exception:  # NumPy on pixels Pillow decoded: nothing expected, no value either
         return None
 
 
@@ -232,6 +256,7 @@ def media_process(*, dataset_id: int, data: bytes, source_uri: str) -> Media:
         byte_size=len(data),
         phash=decoded.phash,
         phash_detail=decoded.phash_detail,
+        quality=decoded.quality,
     )
 
 

@@ -102,6 +102,17 @@ class Item(models.Model):
     # by the duplicates job for items ingested before there were any.
     phash = models.BigIntegerField(null=True, blank=True)
     phash_detail = models.BinaryField(null=True, blank=True)
+    # Image quality signals (curation.quality; meanings in docs/insights.md), null until
+    # computed: at ingest, or by the "quality" job for items ingested before there were
+    # any. Typed columns, not JSON, so that filters, facets and histograms over a million
+    # items read plain floats.
+    quality_brightness = models.FloatField(null=True, blank=True)
+    quality_contrast = models.FloatField(null=True, blank=True)
+    quality_saturation = models.FloatField(null=True, blank=True)
+    quality_blur = models.FloatField(null=True, blank=True)
+    quality_entropy = models.FloatField(null=True, blank=True)
+    quality_aspect = models.FloatField(null=True, blank=True)
+    quality_uniform = models.BooleanField(null=True, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)

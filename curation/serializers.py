@@ -206,6 +206,34 @@ class HidesServerPaths(serializers.Serializer[_Instance]):
         return data
 
 
+class QualitySerializer(serializers.Serializer[Item]):
+    """An item's image quality signals (curation.quality), read from its columns."""
+
+    brightness = serializers.FloatField(
+        source="quality_brightness", allow_null=True, help_text="Mean luma, 0 (black) to 255."
+    )
+    contrast = serializers.FloatField(
+        source="quality_contrast", allow_null=True, help_text="Standard deviation of luma."
+    )
+    saturation = serializers.FloatField(
+        source="quality_saturation", allow_null=True, help_text="Mean HSV saturation, 0-255."
+    )
+    blur = serializers.FloatField(
+        source="quality_blur",
+        allow_null=True,
+        help_text="Sharpness: variance of the Laplacian at 256 px; lower is blurrier.",
+    )
+    entropy = serializers.FloatField(
+        source="quality_entropy", allow_null=True, help_text="Luma histogram entropy, 0-8 bits."
+    )
+    aspect = serializers.FloatField(
+        source="quality_aspect", allow_null=True, help_text="Width / height as shown."
+    )
+    uniform = serializers.BooleanField(
+        source="quality_uniform", allow_null=True, help_text="Near-uniform or blank."
+    )
+
+
 class ItemSerializer(HidesServerPaths[Item], serializers.ModelSerializer[Item]):
     server_path_fields = ("source_uri",)
 
@@ -214,6 +242,12 @@ class ItemSerializer(HidesServerPaths[Item], serializers.ModelSerializer[Item]):
         help_text="The image, through the authenticated media view; null without media."
     )
     thumbnail_url = serializers.SerializerMethodField()
+    quality = QualitySerializer(
+        source="*",
+        read_only=True,
+        help_text="Image quality signals (docs/insights.md); each null until computed, "
+        "at ingest or by the quality job.",
+    )
 
     class Meta:
         model = Item
@@ -228,6 +262,7 @@ class ItemSerializer(HidesServerPaths[Item], serializers.ModelSerializer[Item]):
             "source_uri",
             "media_url",
             "thumbnail_url",
+            "quality",
             "created",
             "updated",
         ]

@@ -10,6 +10,7 @@ from procrastinate.contrib.django import app
 from curation import jobs
 from curation.export import jobs as export_jobs  # noqa: F401
 from curation.ingest import jobs as ingest_jobs  # noqa: F401
+from curation.quality import jobs as quality_jobs  # noqa: F401
 
 
 @app.task(name=jobs.RUN_JOB_TASK, queue=jobs.DEFAULT_QUEUE)

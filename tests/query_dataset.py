@@ -16,6 +16,7 @@ from django.db import transaction
 from curation.bulk.validate import Media, clean_item_record
 from curation.bulk.write import records_write
 from curation.models import Dataset, Item, ItemTag, Slice, SliceItem, Tag
+from curation.quality import Quality
 
 
 def _box(label: str, **metadata: Any) -> dict[str, Any]:
@@ -109,6 +110,15 @@ TAGS = {"reviewed": ["img-1", "img-2"], "flagged": ["img-5"], "unused": []}
 SLICES = {"train": ["img-1", "img-3"], "val": ["img-5"], "empty": []}
 
 
+# Image quality signals (curation.quality) of the items with an image; img-4 has none.
+QUALITY = {
+    "img-1": Quality(120, 55, 90, 350, 7.4, 640 / 480, False),
+    "img-2": Quality(60, 30, 40, 12, 6.8, 1920 / 1080, False),
+    "img-3": Quality(200, 48, 120, 95, 7.1, 800 / 600, False),
+    "img-5": Quality(250, 1.5, 0, 0.4, 0.3, 1.0, True),
+}
+
+
 def build_query_dataset(dataset: Dataset) -> dict[str, int]:
     """Write the items, annotations, predictions, tags and slices; return ids by reference."""
     records = []
@@ -131,6 +141,7 @@ def build_query_dataset(dataset: Dataset) -> dict[str, int]:
                 height=height,
                 sha256=sha,
                 byte_size=1,
+                quality=QUALITY[raw["reference_id"]],
             )
         records.append(clean_item_record(raw, media=stored))
     records_write(dataset=dataset, records=records)

@@ -186,6 +186,21 @@ def test_it_completes_fields(dataset: Dataset) -> None:
     assert "predictions" in labels_of("pred", dataset)
 
 
+def test_it_completes_quality_signals(dataset: Dataset) -> None:
+    assert "quality" in labels_of("qual", dataset)
+    assert labels_of("quality.bl", dataset) == ["blur"]
+    assert labels_of("quality.", dataset) == [
+        "aspect",
+        "blur",
+        "brightness",
+        "contrast",
+        "entropy",
+        "saturation",
+        "uniform",
+    ]
+    assert labels_of("quality.blur.", dataset) == []
+
+
 def test_it_completes_labels_from_the_dataset(dataset: Dataset) -> None:
     assert labels_of("annotations.pe", dataset) == ["pedestrian"]
     assert labels_of("annotations.", dataset)[:4] == ["bus", "car", "pedestrian", "truck"]

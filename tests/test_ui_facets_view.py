@@ -171,3 +171,31 @@ def test_a_broken_query_leaves_the_sidebar_on_the_whole_dataset(
     assert response.status_code == 400
     panel = facet_panel(client, response)
     assert basis_text(panel) == f"Whole dataset: {len(items)} items"
+
+
+def quality_counts(panel: str) -> dict[str, int]:
+    rows = re.findall(
+        r'data-facet="quality" data-value="([^"]+)".*?class="facet-count">(\d+)<', panel, re.S
+    )
+    return {key: int(n) for key, n in rows}
+
+
+def test_quality_facets_count_the_view_and_filter_the_grid(
+    client: Client, dataset: Dataset, items: list[Item]
+) -> None:
+    blurry = {i.pk for i in items[::2]}
+    Item.objects.filter(pk__in=blurry).update(quality_blur=3.0)
+    rain = {i.pk for i in items if i.metadata["weather"] == "rain"}
+    assert blurry & rain and rain - blurry
+
+    assert quality_counts(panel_of(client, f"/datasets/{dataset.pk}/"))["blurry"] == len(blurry)
+    panel = panel_of(client, f"/datasets/{dataset.pk}/?metadata.weather=rain")
+    assert quality_counts(panel)["blurry"] == len(blurry & rain)
+
+    # The facet filters the grid, and stays listed (on) with the count of its own group.
+    page = client.get(f"/datasets/{dataset.pk}/?metadata.weather=rain&quality=blurry")
+    shown = {int(i) for i in re.findall(r"/datasets/\d+/items/(\d+)\?", page.content.decode())}
+    assert shown == blurry & rain
+    panel = facet_panel(client, page)
+    assert quality_counts(panel)["blurry"] == len(blurry & rain)
+    assert re.search(r'facet-row active"[^>]*data-facet="quality" data-value="blurry"', panel)

@@ -63,6 +63,46 @@ def test_it_walks_the_items_in_keyset_pages_without_gaps_or_repeats(
     assert tile_ids(back) == [i.pk for i in items[5:10]]
 
 
+@pytest.mark.parametrize("descending", [False, True])
+def test_it_sorts_by_a_quality_signal_in_keyset_pages_both_ways(
+    client: Client, dataset: Dataset, items: list[Item], descending: bool
+) -> None:
+    # Ties (items 0-3 share a value) and items without one (8, 9) included.
+    values = [7.0, 7.0, 7.0, 7.0, 50.0, 3.0, 90.0, 1.0, None, None, 20.0, 60.0]
+    for item, value in zip(items, values, strict=True):
+        Item.objects.filter(pk=item.pk).update(quality_blur=value)
+    known = sorted(
+        (v if not descending else -v, i.pk)
+        for i, v in zip(items, values, strict=True)
+        if v is not None
+    )
+    expected = [pk for _, pk in known] + [items[8].pk, items[9].pk]
+    sort = "-quality.blur" if descending else "quality.blur"
+    url: str | None = f"/datasets/{dataset.pk}/?limit=5&sort={sort}"
+    seen: list[int] = []
+    pages = []
+    while url:
+        response = client.get(url)
+        assert response.status_code == 200
+        pages.append(tile_ids(response))
+        seen.extend(pages[-1])
+        url = link(response, "next")
+    assert seen == expected
+    # Backwards from the last page gives the same pages.
+    last = client.get(f"/datasets/{dataset.pk}/?limit=5&sort={sort}&after={pages[1][-1]}")
+    assert tile_ids(last) == pages[2]
+    assert tile_ids(client.get(link(last, "prev"))) == pages[1]
+    # The item page steps through the same order.
+    for at in (2, 9, 10):  # in a tie, the last with a value, the first without
+        body = client.get(f"/datasets/{dataset.pk}/items/{expected[at]}?sort={sort}")
+        text = body.content.decode()
+        nxt = re.search(r'href="([^"]+)" data-key-next', text)
+        prev = re.search(r'href="([^"]+)" data-key-prev', text)
+        assert prev is not None and f"/items/{expected[at - 1]}?" in prev.group(1)
+        if at + 1 < len(expected):
+            assert nxt is not None and f"/items/{expected[at + 1]}?" in nxt.group(1)
+
+
 def test_it_runs_no_count_once_the_facets_are_cached(
     client: Client, dataset: Dataset, items: list[Item]
 ) -> None:
@@ -342,7 +382,9 @@ def test_a_facet_click_goes_back_to_the_first_page(
     assert "after=" not in facet
 
 
-@pytest.mark.parametrize("query", ["after=abc", "conf=2", "metadata.speed__near=3", "limit=0"])
+@pytest.mark.parametrize(
+    "query", ["after=abc", "conf=2", "metadata.speed__near=3", "limit=0", "sort=quality.x"]
+)
 def test_a_bad_parameter_in_a_link_is_a_clear_400(
     client: Client, dataset: Dataset, query: str
 ) -> None:

@@ -245,3 +245,25 @@ def test_a_bad_part_of_the_view_leaves_the_threshold_in_the_links(
     )
     back = re.search(r'href="([^"]+)" data-key-back', body).group(1)
     assert parse_qs(urlsplit(back).query) == {"conf": ["0.2"]}
+
+
+def test_it_shows_image_quality_with_its_meaning(
+    alice: User, dataset: Dataset, items: list[Item]
+) -> None:
+    item = items[0]
+    body = logged_in(alice).get(f"/datasets/{dataset.pk}/items/{item.pk}").content.decode()
+    table = re.search(r'data-testid="quality">(.*?)</table>', body, re.S)
+    assert table is not None
+    assert '<th class="mono">blur</th>' in table.group(1)
+    assert "lower is blurrier" in table.group(1)
+    assert 'data-testid="quality-notes"' not in body  # a drawn scene: nothing to flag
+
+    Item.objects.filter(pk=item.pk).update(quality_blur=5, quality_brightness=20)
+    body = logged_in(alice).get(f"/datasets/{dataset.pk}/items/{item.pk}").content.decode()
+    notes = re.search(r'data-testid="quality-notes">(.*?)</div>', body, re.S)
+    assert notes is not None
+    assert re.findall(r'class="pill">([^<]+)<', notes.group(1)) == ["blurry", "dark"]
+
+    Item.objects.filter(pk=item.pk).update(quality_blur=None)
+    body = logged_in(alice).get(f"/datasets/{dataset.pk}/items/{item.pk}").content.decode()
+    assert "Not computed yet" in body

@@ -210,8 +210,13 @@ def test_every_facet_is_saved_as_the_query_that_matches_what_the_grid_showed(
     tagged = [i.reference_id for i in Item.objects.filter(dataset=dataset).order_by("-id")[:14]]
     tag_add(dataset=dataset, name='say "hi"', reference_ids=tagged)
     static = Slice.objects.get(name="some slice")
+    # Image quality facets: all items but every fifth are blurry, none is dark.
+    every = list(Item.objects.filter(dataset=dataset).order_by("id").values_list("pk", flat=True))
+    Item.objects.filter(pk__in=[pk for n, pk in enumerate(every) if n % 5]).update(quality_blur=5)
     view = urlencode(
         [
+            ("quality", "blurry"),
+            ("quality", "dark"),
             ("label", "car"),
             ("label", "person"),
             ("metadata.weather", "rain"),
@@ -231,6 +236,7 @@ def test_every_facet_is_saved_as_the_query_that_matches_what_the_grid_showed(
     saved = Slice.objects.get(name="v")
     assert set(slice_items(saved).values_list("pk", flat=True)) == shown
     assert "tag IN" in saved.query and "slice IN" in saved.query
+    assert "(quality.blur < 40 OR quality.brightness < 50)" in saved.query
 
 
 @pytest.mark.parametrize(

@@ -148,3 +148,47 @@ def test_metadata_numbers_beyond_float8_leave_the_pages_working(
     assert sum(b.count for b in numbers["n"].bins) == 3
     assert [b.count for b in numbers["big"].bins] == [2]
     assert client.get(f"/datasets/{dataset.pk}/").status_code == 200
+
+
+def test_it_charts_image_quality_and_each_bar_opens_its_items(
+    client: Client, dataset: Dataset, items: list[Item]
+) -> None:
+    blurry = [i.pk for i in items[:3]]
+    Item.objects.filter(pk__in=blurry).update(quality_blur=12.5)
+    Item.objects.filter(pk__in=blurry[:1]).update(quality_uniform=True)
+    body = client.get(f"/datasets/{dataset.pk}/stats").content.decode()
+
+    assert 'aria-label="Image quality"' in body
+    assert "<title>blurry: 3</title>" in body
+    assert "<title>blank / near-uniform: 1</title>" in body
+    # The blur histogram's 10-20 bucket holds the three; its column opens the grid on it.
+    assert 'aria-label="Quality quality.blur"' in body
+    assert "<title>10: 3</title>" in body
+    links = re.findall(r'<a href="([^"]+)" data-testid="chart-link"', body)
+    bucket = next(u for u in links if "quality.blur+%3E%3D+10+AND+quality.blur+%3C+20" in u)
+    grid = client.get(bucket.replace("&amp;", "&")).content.decode()
+    shown = {int(i) for i in re.findall(r"/datasets/\d+/items/(\d+)\?", grid)}
+    assert shown == set(blurry)
+    # Every item has its signals (populate ingests through media_process): no job offered.
+    assert "Compute image quality" not in body
+    Item.objects.filter(pk=items[5].pk).update(quality_brightness=None)
+    cache.clear()
+    body = client.get(f"/datasets/{dataset.pk}/stats").content.decode()
+    assert "Compute image quality for 1 older item" in body
+
+
+def test_a_curator_starts_the_quality_job_and_a_viewer_may_not(
+    dataset: Dataset, items: list[Item], bob: User, victor: User, charlie: User
+) -> None:
+    url = f"/datasets/{dataset.pk}/quality/jobs"
+    viewer = Client()
+    viewer.force_login(victor)
+    assert viewer.post(url).status_code == 403
+    stranger = Client()
+    stranger.force_login(charlie)
+    assert stranger.post(url).status_code == 404
+    curator = Client()
+    curator.force_login(bob)
+    response = curator.post(url)
+    assert response.status_code == 302
+    assert dataset.jobs.filter(kind="quality").count() == 1

@@ -1,4 +1,4 @@
-"""Background jobs of a dataset, and starting an ingest job."""
+"""Background jobs of a dataset, and starting an ingest job or the quality job."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from curation.api.parsers import FormParser, JSONParser, MultiPartParser
 from curation.ingest import services as ingest
 from curation.jobs import job_cancel
 from curation.models import Job, Role
+from curation.quality.jobs import quality_job_start
 from curation.serializers import IngestSerializer, IngestUploadSerializer, JobSerializer
 
 TAGS = ["jobs"]
@@ -100,6 +101,25 @@ class IngestView(APIView):
             data = validated(IngestSerializer, request.data)
             source = data["source"]
         job = ingest.ingest_enqueue(dataset=dataset, user=request.user, source=source)
+        return Response(
+            JobSerializer(job, context={"request": request}).data, status=status.HTTP_202_ACCEPTED
+        )
+
+
+class QualityJobView(APIView):
+    @extend_schema(
+        operation_id="datasets_quality",
+        tags=TAGS,
+        summary="Start the job that computes image quality for items that lack it",
+        description="Items ingested before image quality existed have no quality signals; "
+        "this job reads their stored images and fills them in (resumable). Ingest computes "
+        "them for new items itself. Answers 202 with the job.",
+        request=None,
+        responses={202: JobSerializer, **errors(403, 404)},
+    )
+    def post(self, request: Request, dataset_id: int) -> Response:
+        dataset = dataset_for(request.user, dataset_id, Role.CURATOR)
+        job = quality_job_start(dataset=dataset, user=request.user)
         return Response(
             JobSerializer(job, context={"request": request}).data, status=status.HTTP_202_ACCEPTED
         )

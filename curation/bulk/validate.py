@@ -16,6 +16,7 @@ from django.db import connection
 
 from curation.geometry import KINDS, GeometryError, validate_geometry
 from curation.models import Dataset, Model
+from curation.quality import Quality
 
 MAX_ID_LENGTH = 512
 MAX_LABEL_LENGTH = 256
@@ -57,6 +58,7 @@ class Media:
     byte_size: int
     phash: int | None = None  # curation.phash; None where ingest did not decode the image
     phash_detail: bytes | None = None
+    quality: Quality | None = None  # curation.quality; None as for phash
 
 
 @dataclass

@@ -26,6 +26,24 @@ from curation.bulk.validate import (
 from curation.db import retry_transient
 from curation.errors import InvalidInput
 from curation.models import Dataset, Model
+from curation.quality import QUALITY_COLUMNS
+
+_NO_QUALITY = (None,) * len(QUALITY_COLUMNS)
+_Q_COLUMNS = ", ".join(QUALITY_COLUMNS)
+_Q_IN = ", ".join(f"i.{c}" for c in QUALITY_COLUMNS)
+_Q_C = ", ".join(f"c.{c}" for c in QUALITY_COLUMNS)
+_Q_N = ", ".join(f"n.{c}" for c in QUALITY_COLUMNS)
+_Q_TYPES = ", ".join(
+    f"{c} {'boolean' if c == 'quality_uniform' else 'double precision'}" for c in QUALITY_COLUMNS
+)
+# As for the hashes: a record without quality signals keeps the stored ones only for the
+# same bytes (the brightness is set whenever the others are).
+_Q_PICK = ",\n".join(
+    f"CASE WHEN i.quality_brightness IS NOT NULL OR i.sha256 IS DISTINCT FROM c.sha256"
+    f" AND i.sha256 IS NOT NULL THEN i.{c} ELSE c.{c} END AS {c}"
+    for c in QUALITY_COLUMNS
+)
+_Q_SET = ", ".join(f"{c} = n.{c}" for c in QUALITY_COLUMNS)
 
 
 @dataclass
@@ -65,7 +83,7 @@ def _copy_rows(
 def _item_tuple(r: ItemRecord) -> tuple[Any, ...]:
     m = r.media
     if m is None:
-        return (r.reference_id, r.metadata, None, None, None, None, None, None, None, None, None)
+        return (r.reference_id, r.metadata, *(None,) * 9, *_NO_QUALITY)
     return (
         r.reference_id,
         r.metadata,
@@ -78,7 +96,7 @@ def _item_tuple(r: ItemRecord) -> tuple[Any, ...]:
         m.byte_size,
         m.phash,
         m.phash_detail,
-    )
+    ) + (_NO_QUALITY if m.quality is None else m.quality.values())
 
 
 def _reserve_ids(cursor: Any, count: int) -> list[int]:
@@ -131,6 +149,7 @@ def _insert_new_items(
                         "byte_size",
                         "phash",
                         "phash_detail",
+                        *QUALITY_COLUMNS,
                         "created",
                         "updated",
                     ],
@@ -149,11 +168,12 @@ def _insert_new_items(
                             size,
                             phash,
                             detail,
+                            *q,
                             now,
                             now,
                         )
-                        for ref, meta, key, thumb, src, w, h, sha, size, phash, detail in map(
-                            _item_tuple, records
+                        for ref, meta, key, thumb, src, w, h, sha, size, phash, detail, *q in (
+                            map(_item_tuple, records)
                         )
                     ),
                 )
@@ -184,7 +204,7 @@ def _write_items(
             "CREATE TEMP TABLE IF NOT EXISTS _nucleus_item_in ("
             " reference_id text, metadata jsonb, media_key text, thumbnail_key text,"
             " source_uri text, width int, height int, sha256 text, byte_size bigint,"
-            " phash bigint, phash_detail bytea, id bigint"
+            f" phash bigint, phash_detail bytea, {_Q_TYPES}, id bigint"
             ") ON COMMIT DELETE ROWS"
         )
         cursor.execute("TRUNCATE _nucleus_item_in")
@@ -204,6 +224,7 @@ def _write_items(
                 "byte_size",
                 "phash",
                 "phash_detail",
+                *QUALITY_COLUMNS,
             ],
             map(_item_tuple, records),
         )
@@ -224,14 +245,15 @@ def _write_items(
         # Insert the new ones. ON CONFLICT DO NOTHING keeps a concurrent writer of the same
         # reference id from failing the batch; the UPDATE below then handles that row.
         cursor.execute(
-            """
+            f"""
             INSERT INTO curation_item (id, dataset_id, reference_id, metadata, media_key,
                 thumbnail_key, source_uri, width, height, sha256, byte_size, phash, phash_detail,
-                created, updated)
-            SELECT i.id, %s, i.reference_id, coalesce(i.metadata, '{}'::jsonb),
+                {_Q_COLUMNS}, created, updated)
+            SELECT i.id, %s, i.reference_id, coalesce(i.metadata, '{{}}'::jsonb),
                 coalesce(i.media_key, ''), coalesce(i.thumbnail_key, ''),
                 coalesce(i.source_uri, ''), i.width, i.height,
-                coalesce(i.sha256, ''), i.byte_size, i.phash, i.phash_detail, now(), now()
+                coalesce(i.sha256, ''), i.byte_size, i.phash, i.phash_detail, {_Q_IN},
+                now(), now()
             FROM _nucleus_item_in i
             WHERE i.id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM curation_item c
                               WHERE c.dataset_id = %s AND c.reference_id = i.reference_id)
@@ -250,7 +272,7 @@ def _write_items(
         )
         # Update existing ones, only where something differs, so a re-run writes nothing.
         cursor.execute(
-            """
+            f"""
             WITH n AS (
                 SELECT c.id,
                     coalesce(i.metadata, c.metadata) AS metadata,
@@ -266,19 +288,20 @@ def _write_items(
                         AND i.sha256 IS NOT NULL THEN i.phash ELSE c.phash END AS phash,
                     CASE WHEN i.phash IS NOT NULL OR i.sha256 IS DISTINCT FROM c.sha256
                         AND i.sha256 IS NOT NULL THEN i.phash_detail ELSE c.phash_detail
-                        END AS phash_detail
+                        END AS phash_detail,
+                    {_Q_PICK}
                 FROM _nucleus_item_in i
                 JOIN curation_item c ON c.dataset_id = %s AND c.reference_id = i.reference_id
             )
             UPDATE curation_item c SET metadata = n.metadata, media_key = n.media_key,
                 thumbnail_key = n.thumbnail_key, source_uri = n.source_uri, width = n.width,
                 height = n.height, sha256 = n.sha256, byte_size = n.byte_size, phash = n.phash,
-                phash_detail = n.phash_detail, updated = now()
+                phash_detail = n.phash_detail, {_Q_SET}, updated = now()
             FROM n
             WHERE c.id = n.id AND (c.metadata, c.media_key, c.thumbnail_key, c.source_uri,
-                c.width, c.height, c.sha256, c.byte_size, c.phash, c.phash_detail)
+                c.width, c.height, c.sha256, c.byte_size, c.phash, c.phash_detail, {_Q_C})
                 IS DISTINCT FROM (n.metadata, n.media_key, n.thumbnail_key, n.source_uri,
-                n.width, n.height, n.sha256, n.byte_size, n.phash, n.phash_detail)
+                n.width, n.height, n.sha256, n.byte_size, n.phash, n.phash_detail, {_Q_N})
             """,
             [dataset.pk],
         )

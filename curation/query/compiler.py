@@ -74,6 +74,7 @@ from curation.models import (
     SliceItem,
     Tag,
 )
+from curation.quality import QUALITY_FIELDS
 from curation.query.parser import QueryError, parse, quote_name, unquote
 
 Scalar = str | int | float | bool | None
@@ -337,8 +338,12 @@ BUILTIN_FIELDS = (
     "tag",
     "slice",
     "duplicate",
+    "quality",
 )
+# Item columns by the field name that reaches them: a built-in name, or quality.<signal>.
 _COLUMNS = {"width": "number", "height": "number", "reference_id": "text", "created": "date"}
+_COLUMNS |= {f.column: f.kind for f in QUALITY_FIELDS.values()}
+_HEADS = ("width", "height", "reference_id", "created")
 
 
 def register_field(
@@ -636,7 +641,9 @@ class Compiler:
                 NameUse("metadata", parts, Span(segments[0].span.start, segments[-1].span.end))
             )
             return MetadataField(parts, span)
-        if head in _COLUMNS or head in ("tag", "slice", "duplicate"):
+        if head == "quality":
+            return self.quality_path(segments, span)
+        if head in _HEADS or head in ("tag", "slice", "duplicate"):
             if segments:
                 raise self.error(f"'{head}' has no sub-fields (at {{where}}).", segments[0].span)
             if head in _COLUMNS:
@@ -667,13 +674,38 @@ class Compiler:
             return BareWord(head, span)
         raise self.unknown_field(head, self.span(head_token))
 
+    def quality_path(self, segments: list[Segment], span: Span) -> ColumnField:
+        """quality.<signal>: one of the image quality columns (curation.quality)."""
+        names = ", ".join(QUALITY_FIELDS)
+        if not segments:
+            raise self.error(
+                f"Name a signal at {{where}}: quality.<{names.replace(', ', '|')}>.", span
+            )
+        first = segments[0]
+        if first.name not in QUALITY_FIELDS:
+            close = difflib.get_close_matches(first.name, list(QUALITY_FIELDS), n=1)
+            hint = f" Did you mean 'quality.{close[0]}'?" if close else ""
+            raise self.error(
+                f"Unknown field 'quality.{first.name}' at {{where}}.{hint} "
+                f"Quality fields are {names}.",
+                first.span,
+                expected=[f"quality.{n}" for n in QUALITY_FIELDS],
+            )
+        if len(segments) > 1:
+            raise self.error(
+                f"'quality.{first.name}' has no sub-fields (at {{where}}).", segments[1].span
+            )
+        return ColumnField(QUALITY_FIELDS[first.name].column, span)
+
     def unknown_field(self, name: str, span: Span) -> QueryError:
         close = difflib.get_close_matches(name, field_names(), n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
         return self.error(
             f"Unknown field '{name}' at {{where}}.{hint} Fields are metadata.<key>, width, "
             "height, reference_id, created, annotations.<...>, predictions[<model>].<...>, "
-            "tag, slice and duplicate" + "".join(f", {n}" for n in _REGISTERED) + ".",
+            "quality.<signal>, tag, slice and duplicate"
+            + "".join(f", {n}" for n in _REGISTERED)
+            + ".",
             span,
             expected=["a field"],
         )
@@ -889,6 +921,12 @@ class Compiler:
     def column(self, left: ColumnField, op: str, right: Literal) -> Q:
         kind = _COLUMNS[left.name]
         value: Any = right.value
+        if kind == "boolean":
+            if op not in ("=", "!=") or not isinstance(value, bool | None):
+                raise self.type_error(left, op, right, "true or false with = or !=")
+            found = Q(**{f"{left.name}__isnull": True} if value is None else {left.name: value})
+            # Not yet computed is neither true nor false: != true leaves it out too.
+            return found if op == "=" else ~found & Q(**{f"{left.name}__isnull": False})
         if kind == "text":
             if not isinstance(value, str):
                 raise self.type_error(left, op, right, "a quoted string")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from curation.models import GeometryKind
+from curation.quality import QUALITY_FIELDS
 from curation.query.compiler import NameUse, field_help, field_is_bracketed, field_names
 from curation.query.parser import quote_name
 
@@ -290,6 +291,8 @@ def _path_suggestions(
         return _registered_suggestions(head, before, sep, typed, bracketed, names)
     if head == "predictions" and sep == "[" and not before:
         return _matching(typed, names.models(), "model")
+    if head == "quality":
+        return [] if before else _matching(typed, list(QUALITY_FIELDS), "field")
     if head == "metadata":
         if not before:
             tops = [k.partition(".")[0] for k in names.metadata_keys()]

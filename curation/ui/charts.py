@@ -7,7 +7,8 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from curation.facets import MetadataKey
+from curation.facets import MetadataKey, QualityFigures
+from curation.quality import FLAGS, QUALITY_FIELDS
 
 WIDTH = 560
 ROW = 22
@@ -43,6 +44,7 @@ class Bar:
     value_x: float = 0.0
     value_y: float = 0.0
     show_label: bool = True
+    url: str = ""  # a link the bar opens (the grid filtered to what it counts)
 
 
 @dataclass
@@ -59,6 +61,11 @@ class Chart:
     @property
     def empty(self) -> bool:
         return not self.bars
+
+    @property
+    def linked(self) -> bool:
+        """Whether its bars are links: the chart is then a group of them, not an image."""
+        return any(b.url for b in self.bars)
 
 
 def _short(text: str, limit: int = 22) -> str:
@@ -97,8 +104,9 @@ def bars(
     return chart
 
 
-def columns(rows: Sequence[tuple[str, int]], *, title: str = "") -> Chart:
-    """Vertical columns (a histogram), left to right as given, labels under the axis."""
+def columns(rows: Sequence[tuple[str, int]], *, title: str = "", urls: Sequence[str] = ()) -> Chart:
+    """Vertical columns (a histogram), left to right as given, labels under the axis; each
+    column a link to its url when `urls` are given."""
     chart = Chart("columns", WIDTH, COLUMN_HEIGHT + AXIS, title=title, baseline=COLUMN_HEIGHT)
     if not rows:
         return chart
@@ -123,6 +131,7 @@ def columns(rows: Sequence[tuple[str, int]], *, title: str = "") -> Chart:
                 value_x=x + (slot - gap) / 2,
                 value_y=COLUMN_HEIGHT - height - 4,
                 show_label=i % every == 0 or i == len(rows) - 1,
+                url=urls[i] if urls else "",
             )
         )
     chart.max_label = f"{top:,}"
@@ -145,4 +154,25 @@ def metadata_chart(key: MetadataKey) -> Chart:
     chart.note = (
         f"{key.distinct:,} distinct values" if key.kind == "many" else "nested or mixed values"
     )
+    return chart
+
+
+def quality_charts(figures: QualityFigures, query_url: Callable[[str], str]) -> list[Chart]:
+    """A histogram of each image quality signal over its fixed buckets, each column a
+    link (`query_url(query)`) to the grid filtered to the bucket's range."""
+    found = []
+    for name, bins in figures.histograms.items():
+        rows = [(number_label(b.low) + ("+" if b.high is None else ""), b.count) for b in bins]
+        chart = columns(rows, title=f"quality.{name}", urls=[query_url(b.query) for b in bins])
+        chart.note = QUALITY_FIELDS[name].meaning
+        found.append(chart)
+    return found
+
+
+def quality_flags_chart(figures: QualityFigures, query_url: Callable[[str], str]) -> Chart:
+    """Items per image quality facet (those with any), each bar a link to them."""
+    flags = [f for f in FLAGS if figures.flags.get(f.key)]
+    chart = bars([(f.label, figures.flags[f.key]) for f in flags], title="image quality")
+    for bar, flag in zip(chart.bars, flags, strict=True):
+        bar.url = query_url(flag.query)
     return chart

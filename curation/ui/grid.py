@@ -6,8 +6,6 @@ The selection's actions are in curation.ui.selection, the item page in curation.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
-from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
@@ -23,8 +21,7 @@ from curation import facets, paging, selectors, vocabulary
 from curation.errors import CurationError, InvalidInput
 from curation.filters import parse_value
 from curation.models import Dataset, Item, Role, Slice
-from curation.query.compiler import value_fields
-from curation.query.parser import quote_name
+from curation.quality import FLAGS, FLAGS_BY_KEY
 from curation.storage import media_url
 from curation.ui.charts import number_label
 from curation.ui.extensions import Results, vector_panels
@@ -33,6 +30,7 @@ from curation.ui.outcomes import RunView, match_order_page, page_shapes, run_vie
 from curation.ui.overlays import BoxLabel, Shape, box_labels, describe
 from curation.ui.query import query_error_of
 from curation.ui.scores import distance_texts
+from curation.ui.sorting import sort_keys, sort_text
 from curation.ui.state import TILE_SIZES, GridState
 
 COUNT_CAP = 10_000
@@ -75,6 +73,7 @@ class FacetRow:
     id: int | None = None  # slices
     dynamic: bool = False  # slices
     page: str = ""  # slices: the slice's own page
+    key: str = ""  # quality facets: the `quality` parameter's value
 
 
 @dataclass(frozen=True)
@@ -110,6 +109,7 @@ class Facets:
     tags: list[FacetRow]
     slices: list[FacetRow]
     metadata: list[MetadataFacet]
+    quality: list[FacetRow] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -233,7 +233,20 @@ def _facets(
             entry.gte = (state.params.get(f"{param}__gte") or [""])[0]
             entry.lte = (state.params.get(f"{param}__lte") or [""])[0]
         metadata.append(entry)
-    return Facets(labels=labels, tags=tags, slices=slices, metadata=metadata)
+    figures = others.get("quality", summary).quality
+    quality = [
+        FacetRow(
+            name=flag.label,
+            key=flag.key,
+            count=figures.flags.get(flag.key, 0),
+            active=flag.key in state.quality,
+            url=state.toggled(base, "quality", flag.key),
+        )
+        for flag in FLAGS
+        # Facets with no items are left out, except one that is on (to turn it off).
+        if figures is not None and (figures.flags.get(flag.key) or flag.key in state.quality)
+    ]
+    return Facets(labels=labels, tags=tags, slices=slices, metadata=metadata, quality=quality)
 
 
 def _literal(value: str) -> str:
@@ -253,6 +266,10 @@ def _chips(state: GridState, base: str, results: Results | None) -> list[Chip]:
         for label in state.labels
     ]
     chips += [Chip(text=f"tag: {tag}", url=state.toggled(base, "tag", tag)) for tag in state.tags]
+    chips += [
+        Chip(text=f"quality: {FLAGS_BY_KEY[key].label}", url=state.toggled(base, "quality", key))
+        for key in state.quality
+    ]
     names = selectors.slice_names(dataset=state.dataset, slice_ids=state.slice_ids)
     chips += [
         Chip(text=f"slice: {names.get(sid, sid)}", url=state.toggled(base, "slice", sid))
@@ -289,32 +306,6 @@ def _sorted_listing(
     for tile, (_, text) in zip(tiles, rows, strict=True):
         tile.sort_text = text
     return tiles, pager
-
-
-def sort_text(value: Any) -> str:
-    """A tile's sort value, short: numbers to 4 significant digits, text as it is."""
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, int | float | Decimal):
-        number = float(value)
-        return str(int(number)) if number.is_integer() else f"{number:.4g}"
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M")
-    return str(value)
-
-
-def sort_keys(models: list[str]) -> list[str]:
-    """Sort keys the sort box suggests; any value of the query language works."""
-    return [
-        "annotations.count",
-        *(f"predictions[{quote_name(name)}].confidence" for name in models[:10]),
-        *value_fields(),
-        "width * height",
-        "created",
-        "reference_id",
-    ]
 
 
 def _id_listing(
@@ -485,6 +476,7 @@ def facet_groups_on(state: GridState) -> dict[str, GridState]:
     values), by the group's parameter name."""
     names = ["label"] if state.labels else []
     names += ["tag"] if state.tags else []
+    names += ["quality"] if state.quality else []
     names += [
         name
         for name, values in state.params.items()

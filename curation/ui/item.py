@@ -15,7 +15,8 @@ from django.views.decorators.http import require_safe
 
 from curation import paging, selectors
 from curation.errors import InvalidInput
-from curation.models import Role
+from curation.models import Item, Role
+from curation.quality import QUALITY_FIELDS, Quality, notes_for
 from curation.storage import media_url
 from curation.ui.extensions import vector_panels
 from curation.ui.grid import item_url
@@ -37,6 +38,20 @@ def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
             rows.extend(_flatten(inner, f"{prefix}.{key}" if prefix else str(key)))
         return rows
     return [(prefix, value)]
+
+
+def quality_rows(item: Item) -> tuple[list[tuple[str, str, str]], list[str]]:
+    """The item's quality signals as (name, value, meaning) rows, and the facets it falls
+    in (blurry, dark, ...); none before they are computed."""
+    values = [getattr(item, f.column) for f in QUALITY_FIELDS.values()]
+    if any(v is None for v in values):
+        return [], []
+    rows = []
+    for field, value in zip(QUALITY_FIELDS.values(), values, strict=True):
+        text = ("yes" if value else "no") if field.kind == "boolean" else f"{value:.3g}"
+        rows.append((field.name, text, field.meaning))
+    notes = notes_for(Quality(*values), width=item.width, height=item.height)
+    return rows, notes
 
 
 @require_safe
@@ -126,6 +141,7 @@ def item_view(request: HttpRequest, dataset_id: int, item_id: int) -> HttpRespon
     duplicates, duplicates_problem = vector_panels().duplicate_group(item)
     random_weight_models = vector_panels().random_weight_models([dataset])
     drawn = annotations + [s for shapes in predictions_by_model.values() for s in shapes]
+    quality = quality_rows(item)
     context = {
         "tab": "items",
         "image_alt": describe(item.reference_id, drawn),
@@ -144,6 +160,8 @@ def item_view(request: HttpRequest, dataset_id: int, item_id: int) -> HttpRespon
         # The view's parameters that the threshold form carries along.
         "conf_params": [(k, v) for k, vs in state.params.items() if k != "conf" for v in vs],
         "metadata_rows": _flatten(item.metadata) if item.metadata else [],
+        "quality_rows": quality[0],
+        "quality_notes": quality[1],
         "slices": selectors.item_slices(dataset=dataset, item=item, max_dynamic=MAX_DYNAMIC),
         # Each neighbour with its distance, in as many digits as tell them apart.
         "neighbours": list(

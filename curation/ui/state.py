@@ -5,6 +5,8 @@ Parameters (all optional):
 
 - ``query``: a query in the query language (curation.query);
 - ``label``: items with at least one annotation of this label (repeatable: any of them);
+- ``quality``: an image quality facet (curation.quality.FLAGS: blurry, dark, ...;
+  repeatable: any of them; unknown names are ignored);
 - ``query``, ``metadata.<key>[__<op>]``, ``tag``, ``slice``: the REST API's item filters,
   with the same names, applied by the same function, except that repeated values of one
   equality, tag or slice parameter match any of them (facets: rain or fog) where the API
@@ -43,6 +45,7 @@ from curation.errors import invalid_field
 from curation.filters import OPERATORS, parse_value
 from curation.models import Dataset, Item, Slice
 from curation.params import fraction_value, int_value
+from curation.quality import FLAGS_BY_KEY
 from curation.query import compile_query, sort_expression
 from curation.ui.palette import LabelColours, dataset_colours
 
@@ -128,6 +131,7 @@ class GridState:
         }
         self.q = params.get("query", "")
         self.labels = [v for v in params.getlist("label") if v]
+        self.quality = [v for v in params.getlist("quality") if v in FLAGS_BY_KEY]
         self.text = params.get("text", "").strip()
         self.like = _int(params.get("like"), "like", minimum=1)
         image = params.get("image", "")
@@ -187,7 +191,11 @@ class GridState:
     @property
     def is_filtered(self) -> bool:
         return bool(
-            self.q.strip() or self.labels or self.filter_params() or self.base_slice is not None
+            self.q.strip()
+            or self.labels
+            or self.quality
+            or self.filter_params()
+            or self.base_slice is not None
         )
 
     def query_condition(self) -> Q:
@@ -200,12 +208,12 @@ class GridState:
         As in FiftyOne's sidebar, several values of one facet match any of them (labels
         car or bus, weather rain or fog, tags, slices), and different facets all apply.
         """
-        label_query = self.labels_query()
+        facets = [q for q in (self.labels_query(), self.quality_query()) if q]
         return selectors.items_of(
             dataset=self.dataset,
             params=self.filter_params(),
             within=self.base_slice,
-            conditions=[compile_query(label_query, dataset=self.dataset)] if label_query else [],
+            conditions=[compile_query(q, dataset=self.dataset) for q in facets],
             any_of=True,
         )
 
@@ -223,9 +231,17 @@ class GridState:
             return "(" + " OR ".join(clauses) + ")"
         return clauses[0] if clauses else ""
 
+    def quality_query(self) -> str:
+        """The image quality facets as one query: items in any of them."""
+        clauses = [FLAGS_BY_KEY[key].query for key in self.quality]
+        if len(clauses) > 1:
+            return "(" + " OR ".join(clauses) + ")"
+        return clauses[0] if clauses else ""
+
     def effective_query(self) -> str:
-        """The labels and the query bar as one query, for display and for the API."""
-        parts = [self.labels_query()] if self.labels else []
+        """The labels, quality facets and the query bar as one query, for display and for
+        the API."""
+        parts = [q for q in (self.labels_query(), self.quality_query()) if q]
         if self.q.strip():
             parts.append(f"({self.q.strip()})" if parts else self.q.strip())
         return " AND ".join(parts)
@@ -249,7 +265,7 @@ class GridState:
             )
         if self.base_slice is not None:
             return "", "This slice is saved already; open the dataset's grid to save a new view."
-        parts = [self.labels_query()] if self.labels else []
+        parts = [q for q in (self.labels_query(), self.quality_query()) if q]
         for name, values in self.params.items():
             values = [v for v in values if v != ""]
             if not values or not name.startswith("metadata."):

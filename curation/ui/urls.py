@@ -30,6 +30,7 @@ dataset_urls: list[URLPattern | URLResolver] = [
     path("search/image", selection.search_image, name="search-image"),
     path("items/<int:item_id>", item.item_view, name="item"),
     path("stats", views.dataset_stats, name="stats"),
+    path("quality/jobs", views.quality_start, name="quality-job"),
     path("slices/from-view", slices.slice_from_view, name="slice-from-view"),
     path("slices/<int:slice_id>/", include(slice_urls)),
     path("jobs/<int:job_id>", views.job_detail, name="job"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -22,6 +23,7 @@ from curation.ingest import services as ingest
 from curation.jobs import job_cancel
 from curation.models import ApiToken, Dataset, Job, JobStatus, Role
 from curation.params import int_value
+from curation.quality.jobs import quality_job_start
 from curation.ui import charts
 from curation.ui.extensions import Coverage, vector_panels
 from curation.ui.forms import DatasetCreateForm, IngestForm, TokenCreateForm
@@ -297,6 +299,17 @@ def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
 # ----------------------------------------------------------------------------------- stats
 
 
+@require_POST
+@login_required
+@html_errors
+def quality_start(request: HttpRequest, dataset_id: int) -> HttpResponse:
+    """Start the job that computes image quality for the items ingested before it existed."""
+    dataset = dataset_or_404(request, dataset_id, Role.CURATOR)
+    job = quality_job_start(dataset=dataset, user=request.user)
+    messages.success(request, f"Image quality job #{job.pk} started; follow it on the jobs page.")
+    return HttpResponseRedirect(reverse("ui:stats", args=[dataset.pk]))
+
+
 @require_safe
 @login_required
 @html_errors
@@ -306,6 +319,12 @@ def dataset_stats(request: HttpRequest, dataset_id: int) -> HttpResponse:
     summary = facets.dataset_summary(dataset, refresh=request.GET.get("refresh") == "1")
     count = summary.basis.item_count
     colours = dataset_colours(dataset)
+    grid = reverse("ui:grid", args=[dataset.pk])
+
+    def query_url(query: str) -> str:
+        return f"{grid}?{urlencode({'query': query})}"
+
+    figures = summary.quality
     context = {
         "tab": "stats",
         "dataset": dataset,
@@ -318,6 +337,11 @@ def dataset_stats(request: HttpRequest, dataset_id: int) -> HttpResponse:
         ),
         "boxes_chart": charts.columns(summary.boxes_per_item),
         "metadata_charts": [charts.metadata_chart(key) for key in summary.metadata],
+        "quality": figures,
+        "quality_charts": [] if figures is None else charts.quality_charts(figures, query_url),
+        "quality_flags_chart": None
+        if figures is None
+        else charts.quality_flags_chart(figures, query_url),
         "coverage": vector_panels().models_coverage(dataset, count),
         "can_curate": has_role(dataset.user_role, Role.CURATOR),
         "random_weight_models": vector_panels().random_weight_models([dataset]),

@@ -150,6 +150,16 @@ def test_the_stats_page_charts_the_dataset(
     assert page.locator("section[aria-label='Boxes per image'] svg.chart rect").count() >= 2
     screenshot(page, "stats", full_page=True)
 
+    # A column of an image quality histogram opens the grid on its range's items.
+    chart = page.locator("section[aria-label='Quality quality.brightness'] svg.chart")
+    titles = chart.locator("a rect title").all_text_contents()
+    counts = [int(t.rsplit(": ", 1)[1]) for t in titles]
+    fullest = counts.index(max(counts))
+    assert 0 < counts[fullest] <= 36
+    chart.locator("a").nth(fullest).click()
+    page.wait_for_url("**/datasets/*/?query=quality.brightness*")
+    assert page.locator(".tile").count() == counts[fullest]
+
 
 def test_boxes_are_named_and_one_confidence_threshold_serves_grid_and_item(
     page: Any, alice: User, dataset: Dataset, scenes: list[Item]
