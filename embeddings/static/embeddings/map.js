@@ -54,7 +54,7 @@
     size();
     const [x0, y0, x1, y1] = state.bounds;
     const w = Math.max(x1 - x0, 1e-9), h = Math.max(y1 - y0, 1e-9);
-    state.scale = 0.92 * Math.min(canvas.width / w, canvas.height / h);
+    state.scale = 0.85 * Math.min(canvas.width / w, canvas.height / h);
     state.ox = canvas.width / 2 - state.scale * (x0 + x1) / 2;
     state.oy = canvas.height / 2 + state.scale * (y0 + y1) / 2;
   }
