@@ -5,7 +5,8 @@ The job (kind "project", queue "embed") has two phases, each committed by checkp
 1. fit: a seeded sample of up to `sample` vectors (read with COPY BINARY, in chunks) is
    fitted, PCA (the top eigenvectors of the sample's covariance, NumPy) or UMAP
    (umap-learn). The sample's own coordinates and the fitted transform commit together:
-   PCA's mean and two axes in the job's state, UMAP's fitted reducer pickled to storage (`projections/<id>.umap`).
+   PCA's mean and two axes in the job's state, UMAP's fitted reducer pickled to storage
+   (`projections/<id>.umap`).
 2. transform: the other vectors, a chunk at a time in item order, are placed by the fitted
    transform; each chunk's points and the last item id commit together, so a killed job
    resumes after the last committed chunk and writes no point twice.
