@@ -84,3 +84,28 @@ def test_a_lasso_around_a_cluster_opens_exactly_its_items_in_the_grid(
     page.wait_for_url(f"**/datasets/{dataset.pk}/slices/**")
     shown = {int(t) for t in page.locator(".tile").evaluate_all("ts => ts.map(t => t.dataset.id)")}
     assert shown == cluster
+
+
+def test_the_map_tab_highlights_the_grid_view_it_was_opened_from(
+    page: Any, bob: User, dataset: Dataset
+) -> None:
+    model = custom_model(dataset, DIM)
+    names = ["north", "east", "west"]
+    metadata = [{"cluster": names[i // PER_CLUSTER]} for i in range(3 * PER_CLUSTER)]
+    items_with_vectors(dataset, model, three_clusters(), metadata=metadata, index=False)
+    job_run(job_id=projection_job_start(dataset=dataset, user=bob, model=model).pk)
+
+    log_in(page, bob, "bob-password-1")
+    page.goto(f"/datasets/{dataset.pk}/?query=" + 'metadata.cluster = "east"')
+    page.click("[data-testid=tab-map]")
+    page.wait_for_selector("[data-testid=map-canvas][data-ready='1']")
+
+    assert page.locator("[data-testid=map-status]").inner_text() == (
+        f"{PER_CLUSTER} of {3 * PER_CLUSTER} points in the grid view."
+    )
+    lit = page.evaluate(
+        "() => { const m = window.nucleusMap; let n = 0;"
+        " for (let i = 0; i < m.count; i++) n += (m.highlight[i >> 3] >> (i & 7)) & 1;"
+        " return n; }"
+    )
+    assert lit == PER_CLUSTER

@@ -345,8 +345,17 @@
       for (let i = 0; i < h.count; i++) { state.xs[i] = xy[2 * i]; state.ys[i] = xy[2 * i + 1]; }
       buildIndex();
       fit();
-      if (canvas.dataset.grid) {
-        const mask = await fetchBinary(canvas.dataset.highlight + "&grid=" + encodeURIComponent(canvas.dataset.grid));
+      // The grid view to highlight: ?grid= on this page, else the dataset's grid page this
+      // one was opened from (the header's Map tab), with its filters.
+      let grid = canvas.dataset.grid;
+      if (!grid && document.referrer) {
+        const from = new URL(document.referrer);
+        if (from.origin === window.location.origin && from.pathname === canvas.dataset.gridPath) {
+          grid = from.search.replace(/^\?/, "");
+        }
+      }
+      if (grid) {
+        const mask = await fetchBinary(canvas.dataset.highlight + "&grid=" + encodeURIComponent(grid));
         if (mask.header.filtered) {
           state.highlight = new Uint8Array(mask.buffer, mask.start);
           status.textContent = mask.header.matching + " of " + h.count + " points in the grid view.";
