@@ -324,3 +324,25 @@ def test_a_bad_polygon_is_a_400_naming_it(
 
     assert response.status_code == 400 and b"polygon" in response.content
     assert Item.objects.filter(dataset=dataset).count() == 40
+
+
+def test_the_api_starts_a_projection_for_curators_only(
+    dataset: Dataset,
+    client_for: Any,
+    bob: Any,
+    victor: Any,
+    charlie: Any,
+    mapped: dict[str, Any],
+) -> None:
+    path = f"/api/v1/datasets/{dataset.pk}/projections"
+
+    started = client_for(bob).post(path, {"method": "pca", "sample": 12}, format="json")
+    assert client_for(victor).post(path, {}, format="json").status_code == 403
+    assert client_for(charlie).post(path, {}, format="json").status_code == 404
+    bad = client_for(bob).post(path, {"method": "tsne"}, format="json")
+
+    assert started.status_code == 202 and started.json()["kind"] == "project"
+    assert bad.status_code == 400 and "method" in bad.content.decode()
+    assert job_run(job_id=started.json()["id"]).status == JobStatus.SUCCEEDED
+    made = Projection.objects.get(dataset=dataset)
+    assert made.sample_size == 12 and made.point_count == 40
