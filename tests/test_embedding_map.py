@@ -11,7 +11,7 @@ import pytest
 from django.test import Client
 
 from curation.jobs import job_run
-from curation.models import Dataset, Item, JobStatus, Slice, Tag
+from curation.models import Dataset, Item, Job, JobStatus, Slice, Tag
 from embeddings import projection as proj
 from embeddings.models import EmbeddingModel, Projection, ProjectionPoint
 from embeddings.projection import points_in_polygon, projection_job_start
@@ -346,3 +346,14 @@ def test_the_api_starts_a_projection_for_curators_only(
     assert job_run(job_id=started.json()["id"]).status == JobStatus.SUCCEEDED
     made = Projection.objects.get(dataset=dataset)
     assert made.sample_size == 12 and made.point_count == 40
+
+
+def test_a_curator_starts_the_job_from_the_map_page(
+    dataset: Dataset, bob: Any, mapped: dict[str, Any]
+) -> None:
+    response = browser(bob).post(url(dataset, "start"), {"method": "umap", "sample": "25"})
+
+    assert response.status_code == 302 and response["Location"] == url(dataset, "")
+    job = Job.objects.get(dataset=dataset, kind="project")
+    assert job.params["method"] == "umap" and job.params["sample"] == 25
+    assert job.params["model_id"] == mapped["model"].pk

@@ -67,6 +67,13 @@ def test_a_lasso_around_a_cluster_opens_exactly_its_items_in_the_grid(
     centre = screen.mean(axis=0)
     radius = np.linalg.norm(screen - centre, axis=1).max() + 12
     assert np.linalg.norm(others - centre, axis=1).min() > radius + 12  # the lasso fits
+    # Hovering a point names its item (and shows its thumbnail, when it has one).
+    first = min(cluster)
+    x, y = page.evaluate("([x, y]) => window.nucleusMap.toScreen(x, y)", list(coords[first]))
+    page.mouse.move(box["x"] + x, box["y"] + y)
+    assert page.locator("[data-testid=map-hover]").is_visible()
+    hovered = int(page.locator("[data-testid=map-hover]").get_attribute("data-item"))
+    assert np.allclose(coords[hovered], coords[first], atol=0.05)
     page.check("[data-testid=tool-lasso]")
     ring = [
         (box["x"] + centre[0] + radius * math.cos(a), box["y"] + centre[1] + radius * math.sin(a))
