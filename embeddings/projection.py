@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import logging
 import pickle
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -261,7 +262,8 @@ def projection_run(ctx: JobContext) -> dict[str, Any]:
     projection = Projection.objects.get(pk=state["projection_id"])
     reducer: Any = None
     if "after" not in state:
-        reducer = _fit_phase(ctx, state, projection, model, dataset)
+        started = time.perf_counter()
+        reducer = _fit_phase(ctx, state, projection, model, dataset, started)
     elif projection.method == Projection.Method.UMAP:
         with default_storage.open(_umap_key(projection), "rb") as fh:
             reducer = pickle.load(fh)  # noqa: S301  (written by this job, not user input)
@@ -275,6 +277,7 @@ def _fit_phase(
     projection: Projection,
     model: EmbeddingModel,
     dataset: Dataset,
+    started: float,
 ) -> Any:
     params = ctx.params
     ids = sample_ids(
@@ -301,6 +304,8 @@ def _fit_phase(
         default_storage.save(_umap_key(projection), ContentFile(pickle.dumps(reducer)))
     state["after"] = 0
     state["done"] = len(sample)
+    # Reported in the job's result (bench/projection.py prints them); nothing depends on them.
+    state["fit_seconds"] = round(time.perf_counter() - started, 3)
     with ctx.checkpoint(done=state["done"], state=state):
         points_write(projection=projection, item_ids=sample_item_ids, coords=coords)
         Projection.objects.filter(pk=projection.pk).update(sample_size=len(sample))
@@ -316,6 +321,7 @@ def _transform_phase(
     reducer: Any,
 ) -> None:
     while True:
+        started = time.perf_counter()
         ids, vectors = vectors_read(
             model=model, dataset=dataset, after=int(state["after"]), limit=CHUNK
         )
@@ -331,7 +337,14 @@ def _transform_phase(
             coords = _place(projection, state, vectors[keep], reducer)
         else:
             coords = np.zeros((0, 2), np.float32)
-        next_state = {**state, "after": int(ids[-1]), "done": state["done"] + int(keep.sum())}
+        next_state = {
+            **state,
+            "after": int(ids[-1]),
+            "done": state["done"] + int(keep.sum()),
+            "transform_seconds": round(
+                state.get("transform_seconds", 0.0) + time.perf_counter() - started, 3
+            ),
+        }
         with ctx.checkpoint(done=next_state["done"], state=next_state):
             points_write(projection=projection, item_ids=ids[keep], coords=coords)
         state.update(next_state)
@@ -367,7 +380,9 @@ def _finish(ctx: JobContext, state: dict[str, Any], projection: Projection) -> d
     return {
         "projection_id": projection.pk,
         "points": stats["n"] or 0,
-        "sample": projection.sample_size or state.get("done", 0),
+        "sample": Projection.objects.values_list("sample_size", flat=True).get(pk=projection.pk),
+        "fit_seconds": state.get("fit_seconds"),
+        "transform_seconds": state.get("transform_seconds", 0.0),
     }
 
 

@@ -343,7 +343,9 @@ def test_the_api_starts_a_projection_for_curators_only(
 
     assert started.status_code == 202 and started.json()["kind"] == "project"
     assert bad.status_code == 400 and "method" in bad.content.decode()
-    assert job_run(job_id=started.json()["id"]).status == JobStatus.SUCCEEDED
+    finished = job_run(job_id=started.json()["id"])
+    assert finished.status == JobStatus.SUCCEEDED
+    assert finished.result["sample"] == 12 and finished.result["points"] == 40
     made = Projection.objects.get(dataset=dataset)
     assert made.sample_size == 12 and made.point_count == 40
 
