@@ -93,7 +93,7 @@ def main() -> None:
             ),
             (
                 "  place the rest (read + transform)",
-                f"{done.result['transform_seconds']:.1f} s",
+                f"{rest:.1f} s",
                 "-",
                 None,
             ),
