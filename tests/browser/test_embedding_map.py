@@ -13,7 +13,7 @@ from curation.jobs import job_run
 from curation.models import Dataset
 from embeddings.models import Projection, ProjectionPoint
 from embeddings.projection import projection_job_start
-from tests.browser.support import log_in, screenshot
+from tests.browser.support import axe_violations, describe_violations, log_in, screenshot
 from tests.embedding_factories import custom_model, items_with_vectors
 
 DIM = 16
@@ -87,6 +87,8 @@ def test_a_lasso_around_a_cluster_opens_exactly_its_items_in_the_grid(
 
     assert page.locator("#map-selected-count").inner_text() == str(PER_CLUSTER)
     screenshot(page, "embedding-map")
+    found = axe_violations(page)
+    assert not found, describe_violations(found)
     page.click("[data-testid=map-open-grid]")
     page.wait_for_url(f"**/datasets/{dataset.pk}/slices/**")
     shown = {int(t) for t in page.locator(".tile").evaluate_all("ts => ts.map(t => t.dataset.id)")}
