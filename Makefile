@@ -55,6 +55,7 @@ bench: $(STAMP)
 	$(PY) bench/embed.py
 	$(PY) bench/load.py
 	$(PY) bench/duplicates.py
+	$(PY) bench/projection.py $(BENCH_ARGS)
 	$(PY) bench/evaluate.py
 	$(PY) bench/label_errors.py
 

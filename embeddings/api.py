@@ -19,7 +19,7 @@ from curation.errors import InvalidInput, invalid_field
 from curation.media import image_upload_read
 from curation.models import Dataset, Item, Role
 from curation.serializers import ItemSerializer, JobSerializer
-from embeddings import duplicates, search, selectors, services
+from embeddings import duplicates, projection, search, selectors, services
 from embeddings.models import EmbeddingModel
 from embeddings.serializers import (
     CustomModelCreateSerializer,
@@ -32,6 +32,7 @@ from embeddings.serializers import (
     EmbedJobSerializer,
     ImageSearchSerializer,
     ItemSearchSerializer,
+    ProjectionJobSerializer,
     SearchResultSerializer,
     TextSearchSerializer,
     VectorSearchSerializer,
@@ -190,6 +191,39 @@ class EmbedJobView(APIView):
             model_name=data.get("model"),
             mode=data["mode"],
             slice_id=data.get("slice"),
+        )
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ProjectionJobView(APIView):
+    @extend_schema(
+        operation_id="projection_jobs_create",
+        tags=MODEL_TAGS,
+        summary="Start a projection job (the embedding map)",
+        description="Lays out the dataset's vectors in 2-D (PCA, or UMAP) for the map: fitted "
+        "on a sample, the rest placed in chunks; resumable. The map page shows the newest "
+        "finished projection (docs/embeddings.md, Map).",
+        request=ProjectionJobSerializer,
+        responses={202: JobSerializer, **errors(400, 403, 404, 409)},
+    )
+    def post(self, request: Request, dataset_id: int) -> Response:
+        dataset = dataset_for(request.user, dataset_id, Role.CURATOR)
+        data = validated(ProjectionJobSerializer, request.data)
+        name = data.get("model")
+        model = (
+            selectors.model_named(dataset=dataset, name=name)
+            if name
+            else selectors.default_model_or_none(dataset=dataset)
+        )
+        job = projection.projection_job_start(
+            dataset=dataset,
+            user=request.user,
+            model=model,
+            method=data["method"],
+            sample=data["sample"],
+            seed=data["seed"],
+            n_neighbors=data["n_neighbors"],
+            min_dist=data["min_dist"],
         )
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 

@@ -24,6 +24,7 @@ dataset_urls: list[URLPattern | URLResolver] = [
         name="api-embedding-vectors",
     ),
     path("embeddings/jobs", api.EmbedJobView.as_view(), name="api-embedding-jobs"),
+    path("projections", api.ProjectionJobView.as_view(), name="api-projection-jobs"),
     path("search/item", api.ItemSearchView.as_view(), name="api-search-item"),
     path("search/text", api.TextSearchView.as_view(), name="api-search-text"),
     path("search/image", api.ImageSearchView.as_view(), name="api-search-image"),

@@ -15,7 +15,7 @@ class EmbeddingsConfig(AppConfig):
 
         from curation.extensions import vectors_register
         from curation.signals import worker_started
-        from curation.ui.extensions import vector_panels_register
+        from curation.ui.extensions import DatasetTab, dataset_tab_register, vector_panels_register
         from embeddings import tasks  # noqa: F401  (registers the embed and duplicates runners)
         from embeddings.extensions import EmbeddingsVectors
         from embeddings.ui import EmbeddingsPanels
@@ -24,6 +24,8 @@ class EmbeddingsConfig(AppConfig):
         # curation never imports this app: it calls what is registered here.
         vectors_register(EmbeddingsVectors())
         vector_panels_register(EmbeddingsPanels())
+        # The dataset header's "Map" tab: the embedding map (embeddings/map_ui.py).
+        dataset_tab_register(DatasetTab("Map", "embeddings-ui:map", "map"))
         worker_started.connect(_warm_on_worker_start, dispatch_uid="embeddings-index-warm")
         connection_created.connect(ef_search_default, dispatch_uid="embeddings-ef-search")
 

@@ -256,3 +256,65 @@ class DuplicateMember(models.Model):
 
     def __str__(self) -> str:
         return f"{self.item_id} in group {self.group_id}"
+
+
+class Projection(models.Model):
+    """A 2-D layout of a dataset's vectors under one model (the embedding map).
+
+    Fitted on a sample of `sample_size` vectors (PCA or UMAP), then applied to the rest in
+    chunks by the projection job (embeddings/projection.py); the coordinates are
+    ProjectionPoint rows. The newest finished projection of a dataset is the one its map shows.
+    """
+
+    class Method(models.TextChoices):
+        PCA = "pca", "PCA (fast, linear)"
+        UMAP = "umap", "UMAP (neighbourhoods kept)"
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        FINISHED = "finished", "Finished"
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="projections")
+    model = models.ForeignKey(EmbeddingModel, on_delete=models.CASCADE, related_name="+")
+    method = models.CharField(max_length=8, choices=Method.choices)
+    params = models.JSONField(default=dict, blank=True)
+    sample_size = models.PositiveIntegerField(default=0)
+    point_count = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    job = models.ForeignKey(Job, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    x_min = models.FloatField(default=0.0)
+    x_max = models.FloatField(default=0.0)
+    y_min = models.FloatField(default=0.0)
+    y_max = models.FloatField(default=0.0)
+    created = models.DateTimeField(auto_now_add=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.method} map of {self.dataset_id} #{self.pk}"
+
+
+class ProjectionPoint(models.Model):
+    """One item's place on a projection. Read all at once, in item order, by the map: the
+    (projection, item) index includes x and y, so that read is an index-only scan."""
+
+    projection = models.ForeignKey(
+        Projection, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="+")
+    x = models.FloatField()
+    y = models.FloatField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["projection", "item"],
+                name="projpoint_unique",
+                include=["x", "y"],
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.item_id} at ({self.x:g}, {self.y:g})"

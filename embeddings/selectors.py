@@ -4,16 +4,19 @@ duplicate groups."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable
 from typing import Any, TypeAlias, TypedDict
 
-from django.db.models import IntegerField, OuterRef, Q, Subquery, Value
+import numpy as np
+from django.db import connection
+from django.db.models import IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django_stubs_ext import WithAnnotations
 
 from curation.errors import Conflict, InvalidInput, NotFound, field_error, invalid_field
 from curation.itemsets import slice_items_q
-from curation.models import Dataset, Slice, Tag
-from curation.query import QueryError, compile_query
+from curation.models import Dataset, Item, Slice, Tag
+from curation.query import QueryError, compile_query, sort_expression
 from embeddings import search
 from embeddings import vectors as vec
 from embeddings.models import (
@@ -23,6 +26,8 @@ from embeddings.models import (
     DuplicateRun,
     Embedding,
     EmbeddingModel,
+    Projection,
+    ProjectionPoint,
 )
 
 # Vectors counted one by one per (model, dataset); past this many the count is the
@@ -206,3 +211,120 @@ def duplicate_members(*, group: DuplicateGroup, limit: int) -> list[DuplicateMem
         .select_related("item")
         .order_by("-is_representative", "id")[:limit]
     )
+
+
+# ---------------------------------------------------------------------- embedding map
+
+# Categories a colour array names one by one; the rest share the last code ("other").
+MAX_CATEGORIES = 255
+
+
+def projection_current(*, dataset: Dataset, projection_id: int | None = None) -> Projection | None:
+    """The projection the map shows: the one named, or the newest finished one (with its
+    model); None when there is none."""
+    found = Projection.objects.filter(dataset=dataset).select_related("model")
+    if projection_id is not None:
+        return found.filter(pk=projection_id).first()
+    return found.filter(status=Projection.Status.FINISHED).order_by("-id").first()
+
+
+def projections_of(*, dataset: Dataset) -> list[Projection]:
+    return list(Projection.objects.filter(dataset=dataset).select_related("model", "job")[:20])
+
+
+def projection_points(*, projection: Projection) -> tuple[np.ndarray, np.ndarray]:
+    """(item ids int64, coordinates float32 n x 2) of a projection, in item order: one COPY
+    BINARY of an index-only scan, decoded by NumPy."""
+    row = np.dtype(
+        [
+            ("fields", ">i2"),
+            ("id_len", ">i4"),
+            ("id", ">i8"),
+            ("x_len", ">i4"),
+            ("x", ">f4"),
+            ("y_len", ">i4"),
+            ("y", ">f4"),
+        ]
+    )
+    out = io.BytesIO()
+    with (
+        connection.cursor() as cursor,
+        cursor.copy(
+            "COPY (SELECT item_id, x::real, y::real FROM embeddings_projectionpoint"
+            f" WHERE projection_id = {int(projection.pk)} ORDER BY item_id)"
+            " TO STDOUT (FORMAT BINARY)"
+        ) as copy,
+    ):
+        for block in copy:
+            out.write(block)
+    rows = np.frombuffer(out.getvalue()[19:-2], dtype=row)
+    coords = np.empty((len(rows), 2), dtype=np.float32)
+    coords[:, 0] = rows["x"]
+    coords[:, 1] = rows["y"]
+    return rows["id"].astype(np.int64), coords
+
+
+def _projection_items(projection: Projection) -> QuerySet[Item]:
+    return Item.objects.filter(
+        dataset_id=projection.dataset_id,
+        pk__in=ProjectionPoint.objects.filter(projection=projection).values("item_id"),
+    )
+
+
+def projection_colours(
+    *, projection: Projection, dataset: Dataset, text: str, ids: np.ndarray
+) -> tuple[str, np.ndarray, list[str]]:
+    """A value of the query language (`metadata.weather`, `annotations.car`, `eval["run"].fp`)
+    per point, aligned with `ids` (the points' item ids, in order).
+
+    Returns ("numeric", float32 with NaN for missing, []) when every present value is a number
+    (or a boolean), else ("categorical", uint8 codes with 0 for missing, legend) where code k
+    is legend[k - 1] (the most frequent values first; past MAX_CATEGORIES, "other").
+    QueryError (a 400 naming `color`) when `text` names no value.
+    """
+    try:
+        value = sort_expression(text, dataset=dataset)
+    except QueryError as exc:
+        raise invalid_field("color", exc.message) from None
+    rows = list(
+        _projection_items(projection)
+        .annotate(_colour=value)
+        .values_list("pk", "_colour")
+        .iterator(chunk_size=10_000)
+    )
+    at = np.searchsorted(ids, np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)))
+    values = [r[1] for r in rows]
+    present = [v for v in values if v is not None]
+    if all(isinstance(v, (int, float, bool)) for v in present):
+        out = np.full(len(ids), np.nan, dtype=np.float32)
+        numbers = np.array([np.nan if v is None else float(v) for v in values], dtype=np.float32)
+        out[at] = numbers
+        return "numeric", out, []
+    texts = ["" if v is None else str(v) for v in values]
+    counts: dict[str, int] = {}
+    for t in texts:
+        if t:
+            counts[t] = counts.get(t, 0) + 1
+    ranked = sorted(counts, key=lambda t: (-counts[t], t))
+    legend = ranked[:MAX_CATEGORIES]
+    if len(ranked) > MAX_CATEGORIES:
+        legend = [*ranked[: MAX_CATEGORIES - 1], "other"]
+    code_of = {t: k + 1 for k, t in enumerate(legend)}
+    other = len(legend)
+    codes = np.zeros(len(ids), dtype=np.uint8)
+    codes[at] = np.array([code_of.get(t, other) if t else 0 for t in texts], dtype=np.uint8)
+    return "categorical", codes, legend
+
+
+def projection_mask(
+    *, projection: Projection, items: QuerySet[Item], ids: np.ndarray
+) -> np.ndarray:
+    """Which points (aligned with `ids`) are among `items` (a grid view's filter): bool array."""
+    matching = np.fromiter(
+        items.filter(pk__in=ProjectionPoint.objects.filter(projection=projection).values("item_id"))
+        .order_by()
+        .values_list("pk", flat=True)
+        .iterator(chunk_size=10_000),
+        dtype=np.int64,
+    )
+    return np.isin(ids, matching)

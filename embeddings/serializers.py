@@ -107,6 +107,21 @@ class EmbedJobSerializer(serializers.Serializer[dict[str, Any]]):
     slice = serializers.IntegerField(required=False, help_text="Embed only this slice's items.")
 
 
+class ProjectionJobSerializer(serializers.Serializer[dict[str, Any]]):
+    model = serializers.CharField(
+        required=False, help_text="The model's name; default: the dataset's search model."
+    )
+    method = serializers.ChoiceField(
+        choices=["pca", "umap"], default="pca", help_text="pca (fast, linear) or umap."
+    )
+    sample = serializers.IntegerField(
+        min_value=2, max_value=50_000, default=20_000, help_text="Vectors the fit uses."
+    )
+    seed = serializers.IntegerField(min_value=0, max_value=2**31 - 1, default=0)
+    n_neighbors = serializers.IntegerField(min_value=2, max_value=200, default=15)
+    min_dist = serializers.FloatField(min_value=0.0, max_value=1.0, default=0.1)
+
+
 # ------------------------------------------------------------------------------ search
 
 

@@ -14,6 +14,7 @@ from embeddings.clip import ModelSpec, encoder_for
 from embeddings.duplicates import DUPLICATES_JOB, duplicates_run
 from embeddings.models import EmbeddingModel
 from embeddings.pipeline import embed_run
+from embeddings.projection import PROJECT_JOB, projection_run
 from embeddings.services import EMBED_JOB, dataset_default_offer
 
 # Embedding and duplicate search are the long jobs (minutes to hours at scale): their own
@@ -38,3 +39,8 @@ def run_embed(ctx: JobContext) -> dict[str, Any]:
 @job_runner(DUPLICATES_JOB, queue=EMBED_QUEUE)
 def run_duplicates(ctx: JobContext) -> dict[str, Any]:
     return duplicates_run(ctx)
+
+
+@job_runner(PROJECT_JOB, queue=EMBED_QUEUE)
+def run_project(ctx: JobContext) -> dict[str, Any]:
+    return projection_run(ctx)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from embeddings import ui
+from embeddings import map_ui, ui
 
 app_name = "embeddings-ui"
 
@@ -15,4 +15,10 @@ urlpatterns = [
     path(f"{DS}/duplicates", ui.duplicates_start, name="duplicates"),
     path(f"{DS}/duplicates/groups", ui.duplicates_page, name="duplicates-page"),
     path(f"{DS}/duplicates/keep-one", ui.duplicates_keep_one, name="duplicates-keep-one"),
+    path(f"{DS}/map/", map_ui.map_page, name="map"),
+    path(f"{DS}/map/start", map_ui.map_start, name="map-start"),
+    path(f"{DS}/map/points", map_ui.map_points, name="map-points"),
+    path(f"{DS}/map/colors", map_ui.map_colours, name="map-colors"),
+    path(f"{DS}/map/highlight", map_ui.map_highlight, name="map-highlight"),
+    path(f"{DS}/map/select", map_ui.map_select, name="map-select"),
 ]

@@ -233,6 +233,7 @@ VIEW_MODULES = (
     "curation/views.py",
     "embeddings/api.py",
     "embeddings/ui.py",
+    "embeddings/map_ui.py",
     "evaluation/api.py",
     "evaluation/ui.py",
     "evaluation/pages.py",
