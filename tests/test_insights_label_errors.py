@@ -408,3 +408,32 @@ def test_neighbour_disagreement_is_off_past_its_cap(
     add_items(dataset, {"reference_id": "c"})
     off = neighbours_status(dataset=dataset)
     assert off["enabled"] is False and "more than 2 items" in off["reason"]
+
+
+@pytest.mark.django_db
+def test_label_error_and_uncertainty_sort_the_item_list(
+    dataset: Dataset, alice: User, client_for: Any
+) -> None:
+    label_world(dataset, clean=6)
+    scan = scanned(dataset, alice)
+    found = best(scan)
+    api = client_for(alice)
+    url = f"/api/v1/datasets/{dataset.pk}/items"
+    body = api.get(url, {"sort": "label_error", "order": "desc", "limit": 100}).json()
+    rows = [(r["reference_id"], r["sort_value"]) for r in body["results"]]
+    # Each item's value is its best candidate's score (0 without one), highest first.
+    assert [v for _, v in rows] == sorted((v for _, v in rows), reverse=True)
+    assert {ref: v for ref, v in rows} == {
+        ref: pytest.approx(found[ref][1]) if ref in found else 0.0 for ref, _ in rows
+    }
+    wrong = api.get(url, {"sort": "label_error.wrong_label", "order": "desc", "limit": 1}).json()
+    assert [r["reference_id"] for r in wrong["results"]] == ["wrong"]
+    model = Model.objects.get(dataset=dataset, name="yolo")
+    assert job_run(job_id=uncertainty_start(dataset=dataset, user=alice, model_id=model.pk).pk)
+    unsure = api.get(url, {"sort": "uncertainty[yolo].least_confidence", "limit": 100}).json()
+    values = [r["sort_value"] for r in unsure["results"]]
+    known = [v for v in values if v is not None]
+    assert known == sorted(known) and values[: len(known)] == known  # missing ones last
+    refused = api.get(url, {"sort": "label_error.typo"})
+    assert refused.status_code == 400
+    assert [f["path"] for f in refused.json()["error"]["fields"]] == ["sort"]
