@@ -16,6 +16,8 @@ from embeddings.models import (
     DuplicateRun,
     Embedding,
     EmbeddingModel,
+    Projection,
+    ProjectionPoint,
 )
 
 
@@ -95,3 +97,35 @@ class DuplicateGroupAdmin(admin.ModelAdmin[DuplicateGroup]):
     inlines = [DuplicateMemberInline]
     paginator = EstimatedCountPaginator
     show_full_result_count = False
+
+
+@admin.register(Projection)
+class ProjectionAdmin(admin.ModelAdmin[Projection]):
+    """The map's projections: what was fitted, on what, and how far the job got. Made by
+    the projection job only; deleting one deletes its points."""
+
+    list_display = ["id", "dataset", "model", "method", "status", "point_count", "created"]
+    list_select_related = ["dataset", "model"]
+    list_filter = ["method", "status"]
+    raw_id_fields = ["dataset", "model", "job"]
+    readonly_fields = [f.name for f in Projection._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(ProjectionPoint)
+class ProjectionPointAdmin(admin.ModelAdmin[ProjectionPoint]):
+    """A projection's points (one per item: millions), for looking one up; read-only."""
+
+    list_display = ["id", "projection", "item", "x", "y"]
+    raw_id_fields = ["projection", "item"]
+    readonly_fields = ["projection", "item", "x", "y"]
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
