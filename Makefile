@@ -58,6 +58,7 @@ bench: $(STAMP)
 	$(PY) bench/projection.py $(BENCH_ARGS)
 	$(PY) bench/evaluate.py
 	$(PY) bench/label_errors.py
+	$(PY) bench/uniqueness.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
