@@ -7,6 +7,8 @@
     eval[baseline].error.localization.car >= 1   items with a car placed badly (TIDE)
     eval[classifier].wrong >= 1       (classification runs) items classified wrongly
     eval[classifier].fp.car >= 1      (classification runs) predicted car, but not car
+    eval[baseline].fp.confidence > 0.8   items with an FP above 0.8 confidence (object level)
+    eval[baseline].tp.car.iou < 0.6      items with a car found but placed poorly
 
 Each count is a correlated subquery on the run's EvaluationMatch rows of the item, served
 by their (run, item) index; "at least one" and "none" are EXISTS / NOT EXISTS, as for the
@@ -20,7 +22,16 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models import (
+    Count,
+    Exists,
+    FloatField,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+)
 from django.db.models.functions import Coalesce
 
 from curation.models import Dataset
@@ -105,11 +116,43 @@ def _matches(run: EvaluationRun, key: str | None, path: tuple[str, ...]) -> Quer
     return rows.filter(label=path[1]) if len(path) == 2 else rows
 
 
+# Object-level measures of a match, named by the last word of a path: `confidence` and
+# `iou` are taken there (a label called so cannot end a path).
+MEASURES = ("confidence", "iou")
+_LOOKUPS = {"=": "exact", "<": "lt", "<=": "lte", ">": "gt", ">=": "gte"}
+
+
+def _measure(path: tuple[str, ...]) -> tuple[tuple[str, ...], str | None]:
+    """(the path without its measure, the measure) for `eval[r].fp.car.confidence`."""
+    if len(path) >= 2 and path[-1] in MEASURES:
+        return path[:-1], path[-1]
+    return path, None
+
+
 def eval_field(condition: FieldCondition) -> Q:
-    """`eval[<run>].<outcome>[.<label>] <op> <number>`: a count of the item's matches."""
+    """`eval[<run>].<outcome>[.<label>] <op> <number>`: a count of the item's matches; with
+    `.confidence` or `.iou` last, an object-level condition: the item has such a match
+    whose confidence (IoU) compares so (`eval[r].fp.confidence > 0.8`, `eval[r].tp.iou
+    < 0.6`)."""
     run = _run(condition.dataset, condition.key)
-    rows = _matches(run, condition.key, condition.path)
+    path, measure = _measure(condition.path)
+    rows = _matches(run, condition.key, path)
     value = condition.value
+    if measure is not None:
+        if (
+            condition.op not in _OPS
+            or not isinstance(value, int | float)
+            or isinstance(value, bool)
+        ):
+            raise ValueError(
+                f"eval[{condition.key}].{'.'.join(condition.path)} is a number from 0 to 1: "
+                "compare it with a number, e.g. > 0.8"
+            )
+        if condition.op == "!=":
+            return Q(
+                Exists(rows.filter(**{f"{measure}__isnull": False}).exclude(**{measure: value}))
+            )
+        return Q(Exists(rows.filter(**{f"{measure}__{_LOOKUPS[condition.op]}": value})))
     if condition.op not in _OPS or not isinstance(value, int | float) or isinstance(value, bool):
         raise ValueError(
             f"eval[{condition.key}].{'.'.join(condition.path)} is a count: compare it with a "
@@ -119,8 +162,15 @@ def eval_field(condition: FieldCondition) -> Q:
 
 
 def eval_value(ref: FieldRef) -> Any:
-    """`eval[<run>]...` as a value per item (a sort key): the count."""
-    rows = _matches(_run(ref.dataset, ref.key), ref.key, ref.path)
+    """`eval[<run>]...` as a value per item (a sort key): the count; with `.confidence`,
+    the item's highest confidence of such matches; with `.iou`, its lowest IoU (the worst
+    placed), null when it has none."""
+    path, measure = _measure(ref.path)
+    rows = _matches(_run(ref.dataset, ref.key), ref.key, path)
+    if measure is not None:
+        worst = f"-{measure}" if measure == "confidence" else measure
+        found = rows.filter(**{f"{measure}__isnull": False}).order_by(worst).values(measure)
+        return Subquery(found[:1], output_field=FloatField())
     counted = rows.order_by().values("item_id").annotate(n=Count("pk")).values("n")
     return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
 

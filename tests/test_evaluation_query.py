@@ -38,6 +38,14 @@ CASES = [
     ("NOT eval[base].fn >= 1", ["b", "d"]),
     ("eval[base].fp >= 1 OR eval[base].fn.bus = 1", ["a", "b", "c"]),
     ('eval["base"].fp >= 1', ["b", "c"]),
+    # object-level conditions: a match whose confidence or IoU compares so
+    ("eval[base].fp.confidence > 0.85", ["c"]),
+    ("eval[base].fp.confidence >= 0.8", ["b", "c"]),
+    ("eval[base].fp.car.confidence < 0.7", ["c"]),
+    ("eval[base].tp.confidence <= 0.7", ["b"]),
+    ("eval[base].tp.iou < 0.99", ["a"]),  # a's car: 50x48 in 50x50, IoU 0.96
+    ("eval[base].tp.person.iou >= 0.99", ["b"]),
+    ("eval[base].fn.iou > 0", []),  # a missed object has no IoU
     # the strict run's threshold (0.85) keeps only the 0.9 predictions
     ('eval["strict run"].fp >= 1', ["c"]),
     ('eval["strict run"].fn >= 1', ["a", "b", "c"]),
@@ -110,3 +118,28 @@ def test_its_errors_say_what_is_wrong(world: Dataset, text: str, fragment: str) 
 def test_an_unknown_run_in_a_dataset_without_runs_says_so(dataset: Dataset) -> None:
     with pytest.raises(QueryError, match="it has no evaluation runs yet"):
         validate_query("eval[base].fp >= 1", dataset=dataset)
+
+
+@pytest.mark.django_db
+def test_match_measures_sort_and_refuse_non_numbers(dataset: Dataset, alice: User) -> None:
+    from curation.models import Item
+    from curation.paging import SortOrder, items_sorted_page
+    from curation.query import sort_expression
+
+    outcome_world(dataset)
+    evaluated(dataset, alice, "base")
+    items = Item.objects.filter(dataset=dataset)
+
+    def order(text: str, descending: bool) -> list[tuple[str, float | None]]:
+        sort = SortOrder(sort_expression(text, dataset=dataset), descending)
+        page = items_sorted_page(items, order=sort, after=None, before=None, limit=10)
+        return [(i.reference_id, getattr(i, "sort_value", None)) for i in page.items]
+
+    # The lowest IoU of an item's TPs, worst placed first; items without a TP last.
+    worst = order("eval[base].tp.iou", False)
+    assert [r for r, _ in worst] == ["a", "b", "c", "d"]
+    assert worst[0][1] == pytest.approx(0.96) and worst[2][1] is None
+    # The highest confidence of an item's FPs, most confident first.
+    assert [r for r, _ in order("eval[base].fp.confidence", True)][:2] == ["c", "b"]
+    with pytest.raises(QueryError, match="is a number from 0 to 1"):
+        validate_query('eval[base].fp.confidence > "high"', dataset=dataset)
