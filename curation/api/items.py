@@ -119,13 +119,15 @@ class ItemListView(generics.ListAPIView[Item]):
     pagination_class = Cursor
 
     def get_queryset(self) -> QuerySet[Item]:
-        dataset = dataset_for(self.request.user, self.kwargs["dataset_id"], Role.VIEWER)
         return selectors.items_of(
-            dataset=dataset, params=self.request.query_params, extra_params=("sort", "order")
+            dataset=self.dataset,
+            params=self.request.query_params,
+            extra_params=("sort", "order"),
         )
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        dataset = dataset_for(request.user, self.kwargs["dataset_id"], Role.VIEWER)
+        # Checked once per request: the sort reads it, and so does get_queryset.
+        self.dataset = dataset = dataset_for(request.user, self.kwargs["dataset_id"], Role.VIEWER)
         order = sort_order_of(request, dataset)
         if order is None:
             return super().list(request, *args, **kwargs)
