@@ -2,7 +2,10 @@
    relabel (type-ahead over the dataset's labels), delete, add image categories, accept a
    prediction, undo and redo, zoom and pan; saved through the REST API with each
    annotation's version, a stale one answered 409 and resolved in a dialog (reload or
-   overwrite). Geometry is in image pixels, as the API's. Loaded for curators only. */
+   overwrite). Geometry is in image pixels, as the API's. Loaded for curators only.
+   Longer than 600 lines on purpose: every part (drawing, pointer, keys, saving, the
+   conflict dialog) reads and changes one state (shapes, what the server holds,
+   the selection, the undo stack); split, that state would be passed through every call. */
 (function () {
   "use strict";
   var NS = "http://www.w3.org/2000/svg";
