@@ -76,6 +76,12 @@ def test_a_curator_draws_moves_relabels_undoes_and_saves_a_box(
     saved(page)
     new.refresh_from_db()
     assert (new.label, new.version) == (Annotation.objects.get(pk=min(before)).label, 2)
+    # Undoing the move and the drawing itself: saved, the box is deleted.
+    page.keyboard.press("Control+z")
+    page.keyboard.press("Control+z")
+    saved(page)
+    assert not Annotation.objects.filter(pk=new.pk).exists()
+    assert set(Annotation.objects.filter(item=item).values_list("pk", flat=True)) == before
 
 
 def test_resizing_a_box_by_its_corner_and_deleting_another(
@@ -122,6 +128,41 @@ def test_accepting_a_prediction_with_the_keyboard_and_going_back_to_next(
     assert accepted is not None and accepted.label == top.label
     assert accepted.geometry == top.geometry
     assert Annotation.objects.filter(item=item).count() == count + 1
+
+
+def test_drawing_while_zoomed_in_and_panned_lands_on_the_same_pixels(
+    page: Any, bob: User, dataset: Dataset, scenes: list[Item]
+) -> None:
+    item = scenes[8]
+    before = set(Annotation.objects.filter(item=item).values_list("pk", flat=True))
+    log_in(page, bob, "bob-password-1")
+    open_editor(page, dataset, item, "?edit=1")
+    pointer = at(page, 60, 40)
+    page.mouse.move(*pointer)
+    for _ in range(4):
+        page.mouse.wheel(0, -100)  # zoom in at the pointer
+    zoom = page.locator("[data-editor-zoom]")
+    assert zoom.inner_text() == "207%"  # 1.2 ** 4
+    # the pixel under the pointer stayed under it
+    assert all(abs(a - b) < 1.5 for a, b in zip(at(page, 60, 40), pointer, strict=True))
+    frame = page.locator(".item-figure .frame").bounding_box()
+    shift = page.locator("[data-testid=editor-svg]").bounding_box()["x"]
+    page.keyboard.down(" ")
+    page.mouse.move(frame["x"] + 300, frame["y"] + 300)
+    page.mouse.down()
+    page.mouse.move(frame["x"] + 250, frame["y"] + 300, steps=4)  # pan 50 px left
+    page.mouse.up()
+    page.keyboard.up(" ")
+    assert abs(page.locator("[data-testid=editor-svg]").bounding_box()["x"] - (shift - 50)) < 1
+    page.keyboard.press("b")
+    drag(page, (40, 30), (70, 50))
+    saved(page)
+    new = Annotation.objects.filter(item=item).exclude(pk__in=before).get()
+    g = new.geometry
+    assert close_to(g["x"], 40) and close_to(g["y"], 30), g
+    assert close_to(g["width"], 30) and close_to(g["height"], 20), g
+    page.keyboard.press("0")
+    assert zoom.inner_text() == "100%"
 
 
 def test_a_next_that_leaves_the_site_is_ignored(

@@ -71,18 +71,27 @@
     fn();
     render();
   }
+  // A state from the undo or redo stack. A shape that it predates but the server now
+  // holds (drawn, then saved) stays, as deleted, so that the next save deletes it.
+  function restore(state) {
+    var kept = {};
+    state.forEach(function (s) { kept[s.key] = true; });
+    shapes.forEach(function (s) {
+      if (!kept[s.key] && server[s.key]) { var gone = copy(s); gone.deleted = true; state.push(gone); }
+    });
+    shapes = state;
+    if (selected && selected.type === "ann" && !selectedShape()) selected = null;
+    render();
+  }
   function undo() {
     if (!undoStack.length) return;
     redoStack.push(copy(shapes));
-    shapes = undoStack.pop();
-    if (selected && selected.type === "ann" && !(find(selected.key) || {}).key) selected = null;
-    render();
+    restore(undoStack.pop());
   }
   function redo() {
     if (!redoStack.length) return;
     undoStack.push(copy(shapes));
-    shapes = redoStack.pop();
-    render();
+    restore(redoStack.pop());
   }
 
   /* ------------------------------------------------------------ geometry */
@@ -443,9 +452,8 @@
     return request.then(function (answer) {
       if (answer.status === 200 || answer.status === 201) { stored(s.key, answer.body); return null; }
       if (answer.status === 204 || (what === "deleted" && answer.status === 404)) {
+        // Gone from the server; an undo that brings it back sends it again, as new.
         delete server[s.key];
-        shapes = shapes.filter(function (x) { return x.key !== s.key; });
-        undoStack.forEach(function (st) { st.forEach(function (x) { if (x.key === s.key) x.deleted = true; }); });
         return null;
       }
       if (answer.status === 409 && answer.body && answer.body.current) return { key: s.key, conflict: answer.body.current };
