@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.test import Client
 
+import curation.api.annotations as views
 from curation.annotations import AnnotationConflict, annotation_create, annotation_update
 from curation.models import Annotation, Dataset, Item
 from tests.api_helpers import add_items, box, error_of, error_paths, url
@@ -246,3 +248,30 @@ def test_the_services_check_the_version_under_the_row_lock(stored: Annotation, b
 def test_the_services_refuse_an_unknown_source(item: Item, bob: User) -> None:
     with pytest.raises(ValueError, match="source"):
         annotation_create(item=item, label="car", geometry=box()["geometry"], user=bob, source="x")  # type: ignore[arg-type]
+
+
+def test_the_editor_says_it_is_the_editor_and_tokens_are_the_api(
+    dataset, stored, bob, client_for, monkeypatch
+):
+    seen: list[str] = []
+
+    def recording(**kwargs: Any) -> Annotation:
+        seen.append(kwargs["source"])
+        return annotation_update(**kwargs)
+
+    monkeypatch.setattr(views, "annotation_update", recording)
+    browser = Client()
+    browser.force_login(bob)
+    header = {"HTTP_X_NUCLEUS_SOURCE": "editor"}
+    body = {"version": 1, "label": "bus"}
+    assert (
+        browser.patch(one(dataset, stored), body, "application/json", **header).status_code == 200
+    )
+    token = client_for(bob)  # a token saying it is the editor is still the API
+    assert (
+        token.patch(
+            one(dataset, stored), {"version": 2, "label": "van"}, format="json", **header
+        ).status_code
+        == 200
+    )
+    assert seen == ["editor", "api"]

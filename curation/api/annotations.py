@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from curation import selectors
 from curation.access import dataset_for
 from curation.annotations import AnnotationConflict, annotation_delete, annotation_update
-from curation.api.common import errors, int_param, validated
+from curation.api.common import errors, int_param, source_of, validated
 from curation.errors import error_body
 from curation.models import Role
 from curation.serializers import (
@@ -73,7 +73,7 @@ class AnnotationDetailView(APIView):
                 geometry=data.get("geometry"),
                 metadata=data.get("metadata"),
                 user=request.user,
-                source="api",
+                source=source_of(request),
             )
         except AnnotationConflict as exc:
             return conflict_response(exc)
@@ -99,7 +99,10 @@ class AnnotationDetailView(APIView):
         version = int_param(request, "version", default=None, low=1, high=2**31 - 1)
         try:
             annotation_delete(
-                annotation=found, expected_version=version, user=request.user, source="api"
+                annotation=found,
+                expected_version=version,
+                user=request.user,
+                source=source_of(request),
             )
         except AnnotationConflict as exc:
             return conflict_response(exc)

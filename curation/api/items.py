@@ -23,7 +23,7 @@ from rest_framework.views import APIView
 from curation import selectors, services, vocabulary
 from curation.access import dataset_for
 from curation.annotations import annotation_create
-from curation.api.common import errors, validated
+from curation.api.common import errors, source_of, validated
 from curation.api.pagination import Cursor, SortedCursor
 from curation.bulk import write as bulk
 from curation.errors import invalid_field
@@ -294,7 +294,7 @@ class ItemAnnotationsView(APIView):
             metadata=data.get("metadata"),
             annotation_id=data.get("id"),
             user=request.user,
-            source="api",
+            source=source_of(request),
         )
         return Response(
             AnnotationSerializer(annotation).data,

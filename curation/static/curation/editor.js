@@ -431,7 +431,7 @@
   /* ------------------------------------------------------------ saving */
   function csrf() { try { return JSON.parse(document.body.getAttribute("hx-headers"))["X-CSRFToken"]; } catch (e) { return ""; } }
   function send(method, url, body) {
-    var init = { method: method, credentials: "same-origin", headers: { Accept: "application/json", "X-CSRFToken": csrf() } };
+    var init = { method: method, credentials: "same-origin", headers: { Accept: "application/json", "X-CSRFToken": csrf(), "X-Nucleus-Source": "editor" } };
     if (body) { init.headers["Content-Type"] = "application/json"; init.body = JSON.stringify(body); }
     return fetch(url, init).then(function (r) {
       return (r.status === 204 ? Promise.resolve(null) : r.json().catch(function () { return null; })).then(function (json) { return { status: r.status, body: json }; });
