@@ -329,3 +329,12 @@ def test_a_viewer_gets_no_editor(victor: User, dataset: Dataset, items: list[Ite
     )
     assert "editor-data" not in body and 'data-testid="edit-button"' not in body
     assert "editor.js" not in body
+
+
+def test_the_item_address_with_a_trailing_slash_moves_to_the_one_without(
+    bob: User, dataset: Dataset, items: list[Item]
+) -> None:
+    path = f"/datasets/{dataset.pk}/items/{items[0].pk}"
+    response = logged_in(bob).get(f"{path}/?edit=1&next=/datasets/{dataset.pk}/")
+    assert response.status_code == 301
+    assert response["Location"] == f"{path}?edit=1&next=/datasets/{dataset.pk}/"

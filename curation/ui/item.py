@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, QueryDict
+from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect, QueryDict
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_safe
@@ -53,6 +53,15 @@ def quality_rows(item: Item) -> tuple[list[tuple[str, str, str]], list[str]]:
         rows.append((field.name, text, field.meaning))
     notes = notes_for(Quality(*values), width=item.width, height=item.height)
     return rows, notes
+
+
+@require_safe
+def item_slash(request: HttpRequest, dataset_id: int, item_id: int) -> HttpResponse:
+    """The item's page at its address with a trailing slash: moved to the one without,
+    with the same parameters (a link such as `items/5/?edit=1&next=...` works)."""
+    target = reverse("ui:item", args=[dataset_id, item_id])
+    query = request.META.get("QUERY_STRING", "")
+    return HttpResponsePermanentRedirect(f"{target}?{query}" if query else target)
 
 
 @require_safe
