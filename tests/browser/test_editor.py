@@ -217,6 +217,10 @@ def test_a_category_label_is_added_and_removed(
     page.click("[aria-label='Remove category night']")
     saved(page)
     assert not Annotation.objects.filter(item=item, kind="category").exists()
+    page.click("#editor-bar [data-action=close]")  # nothing unsaved: no question
+    page.wait_for_url(lambda url: "edit=1" not in url)
+    assert page.locator("[data-testid=edit-button]").is_visible()
+    assert page.locator("#editor-bar").is_hidden()
 
 
 def test_two_browsers_editing_one_annotation_get_a_conflict(
