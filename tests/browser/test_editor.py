@@ -96,13 +96,14 @@ def test_resizing_a_box_by_its_corner_and_deleting_another(
     corner = (g["x"] + g["width"], g["y"] + g["height"])
     drag(page, corner, (corner[0] + 10, corner[1] + 5))
     page.keyboard.press("ArrowLeft")  # and nudged one pixel left
+    page.keyboard.press("Alt+ArrowDown")  # and one pixel taller
     if rest:
         page.click("[data-select='k2']")
         page.keyboard.press("Delete")
     saved(page)
     first.refresh_from_db()
     assert close_to(first.geometry["width"], g["width"] + 10), first.geometry
-    assert close_to(first.geometry["height"], g["height"] + 5), first.geometry
+    assert close_to(first.geometry["height"], g["height"] + 6), first.geometry
     assert close_to(first.geometry["x"], g["x"] - 1)
     assert first.version == 2
     if rest:

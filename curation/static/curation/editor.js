@@ -327,6 +327,13 @@
       } else t.geometry = translate(t, t.geometry, dx, dy);
     });
   }
+  // A box's right and bottom edges moved by (dw, dh): the keyboard's resize.
+  function resize(dw, dh) {
+    var s = selectedShape();
+    if (!s || s.kind !== "box") return;
+    var g = s.geometry, b = boxFrom(g.x, g.y, g.x + g.width + dw, g.y + g.height + dh);
+    if (b.width >= 1 && b.height >= 1) change(function () { find(s.key).geometry = b; });
+  }
   function finishPolygon() {
     if (!draft || draft.kind !== "polygon") return;
     var v = draft.vertices.filter(function (p, i, all) { return !i || p[0] !== all[i - 1][0] || p[1] !== all[i - 1][1]; });
@@ -487,7 +494,7 @@
       if (cfg.next) { leaving = true; window.location.href = cfg.next; }
     }
   }
-  function describe(label, geometry, kind) {
+  function describe(geometry, kind) {
     var g = geometry || {}, text;
     if (kind === "box") text = "x " + round(g.x) + ", y " + round(g.y) + ", " + round(g.width) + " × " + round(g.height);
     else if (g.vertices) text = g.vertices.length + " vertices: " + g.vertices.slice(0, 4).map(function (p) { return "(" + round(p[0]) + ", " + round(p[1]) + ")"; }).join(" ") + (g.vertices.length > 4 ? " …" : "");
@@ -501,7 +508,7 @@
       ? "“" + (server[s.key] || {}).label + "” was changed by someone else after you opened it (it is now at version " + theirs.version + "). Your changes to it are not saved yet."
       : "“" + s.label + "” was deleted by someone else after you opened it.";
     [["Label", theirs ? theirs.label : "(deleted)", s.deleted ? "(deleted)" : s.label],
-     ["Geometry", theirs ? describe(theirs.label, theirs.geometry, theirs.kind) : "(deleted)", s.deleted ? "(deleted)" : describe(s.label, s.geometry, s.kind)]].forEach(function (r) {
+     ["Geometry", theirs ? describe(theirs.geometry, theirs.kind) : "(deleted)", s.deleted ? "(deleted)" : describe(s.geometry, s.kind)]].forEach(function (r) {
       var tr = document.createElement("tr");
       [r[0], r[1], r[2]].forEach(function (text, i) {
         var cell = document.createElement(i ? "td" : "th");
@@ -579,6 +586,10 @@
     var handled = true;
     if (mod && (k === "z" || k === "Z")) event.shiftKey ? redo() : undo();
     else if (mod && (k === "y" || k === "Y")) redo();
+    else if (event.altKey && k.indexOf("Arrow") === 0) {
+      var by = event.shiftKey ? 10 : 1;
+      resize(k === "ArrowLeft" ? -by : k === "ArrowRight" ? by : 0, k === "ArrowUp" ? -by : k === "ArrowDown" ? by : 0);
+    }
     else if (mod || event.altKey) handled = false;
     else if (k === "v" || k === "V") setTool("select");
     else if (k === "b" || k === "B") setTool("box");
@@ -636,7 +647,7 @@
       if (!event.inputType || event.inputType === "insertReplacementText") relabel(labelInput.value);
     });
     labelInput.addEventListener("keydown", function (event) {
-      if (event.key === "Enter") { event.preventDefault(); relabel(labelInput.value); labelInput.blur(); svgFocus(); }
+      if (event.key === "Enter") { event.preventDefault(); relabel(labelInput.value); labelInput.blur(); }
       else if (event.key === "Escape") { labelInput.blur(); render(); }
     });
     $("[data-editor-category-form]", panel).addEventListener("submit", function (event) {
@@ -661,6 +672,5 @@
     if (bar.getAttribute("data-open") === "1") openEditor();
   }
   var leaving = false;
-  function svgFocus() { if (document.activeElement && document.activeElement.blur) document.activeElement.blur(); }
   document.addEventListener("DOMContentLoaded", wire);
 })();
