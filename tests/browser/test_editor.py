@@ -166,6 +166,27 @@ def test_drawing_while_zoomed_in_and_panned_lands_on_the_same_pixels(
     assert zoom.inner_text() == "100%"
 
 
+def test_a_box_drawn_with_the_keyboard_alone(
+    page: Any, bob: User, dataset: Dataset, scenes: list[Item]
+) -> None:
+    item = scenes[9]
+    before = set(Annotation.objects.filter(item=item).values_list("pk", flat=True))
+    log_in(page, bob, "bob-password-1")
+    open_editor(page, dataset, item, "?edit=1")
+    page.keyboard.press("n")  # 48 x 48 in the middle: (136, 96)
+    page.keyboard.press("Shift+ArrowLeft")
+    page.keyboard.press("ArrowUp")
+    page.keyboard.press("Alt+Shift+ArrowRight")
+    page.keyboard.press("l")
+    page.keyboard.type("sign")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Control+s")
+    page.locator("[data-editor-status]", has_text=SAVED).wait_for()
+    new = Annotation.objects.filter(item=item).exclude(pk__in=before).get()
+    assert new.label == "sign"
+    assert new.geometry == {"x": 126.0, "y": 95.0, "width": 58.0, "height": 48.0}
+
+
 def test_a_next_that_leaves_the_site_is_ignored(
     page: Any, bob: User, dataset: Dataset, scenes: list[Item]
 ) -> None:

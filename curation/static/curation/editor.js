@@ -327,6 +327,13 @@
       } else t.geometry = translate(t, t.geometry, dx, dy);
     });
   }
+  // A new box in the middle of what is in view, for the keyboard (then arrows move it and
+  // Alt+arrows size it).
+  function addBoxInView() {
+    var r = frame.getBoundingClientRect(), c = toImage({ clientX: r.left + r.width / 2, clientY: r.top + r.height / 2 });
+    var side = Math.min(W, H) / 5 / view.s;
+    add("box", currentLabel, boxFrom(c[0] - side / 2, c[1] - side / 2, c[0] + side / 2, c[1] + side / 2));
+  }
   // A box's right and bottom edges moved by (dw, dh): the keyboard's resize.
   function resize(dw, dh) {
     var s = selectedShape();
@@ -601,6 +608,7 @@
       var step = event.shiftKey ? 10 : 1;
       nudge(k === "ArrowLeft" ? -step : k === "ArrowRight" ? step : 0, k === "ArrowUp" ? -step : k === "ArrowDown" ? step : 0);
     }
+    else if (k === "n" || k === "N") addBoxInView();
     else if (k === "]") cycle(1);
     else if (k === "[") cycle(-1);
     else if (k === "l" || k === "L") { labelInput.focus(); labelInput.select(); }
