@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver, include, path
 
+from curation.api import annotations as annotation_views
 from curation.api import (
     datasets,
     exports,
@@ -55,6 +56,11 @@ dataset_urls: list[URLPattern | URLResolver] = [
     path("annotations/bulk", items.AnnotationsBulkView.as_view(), name="api-annotations-bulk"),
     path(
         "annotations/delete", items.AnnotationsDeleteView.as_view(), name="api-annotations-delete"
+    ),
+    path(
+        "annotations/<int:annotation_pk>",
+        annotation_views.AnnotationDetailView.as_view(),
+        name="api-annotation",
     ),
     path("models", predictions.ModelListView.as_view(), name="api-models"),
     path("models/<int:model_id>", predictions.ModelDetailView.as_view(), name="api-model"),

@@ -180,6 +180,10 @@ class Annotation(models.Model):
     label = models.CharField(max_length=256)
     geometry = models.JSONField(default=dict, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
+    # Bumped by every change (curation.annotations, the bulk upsert): a writer sends the
+    # version it read, and a stale one is refused (409) instead of overwriting silently.
+    # db_default too, so the bulk COPY paths, which name their columns, start new rows at 1.
+    version = models.PositiveIntegerField(default=1, db_default=1)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 

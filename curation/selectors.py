@@ -246,6 +246,15 @@ def item_annotations(*, item: Item) -> QuerySet[Annotation]:
     return Annotation.objects.filter(item=item).select_related("item").order_by("id")
 
 
+def annotation_of(*, dataset: Dataset, annotation_pk: Any) -> Annotation:
+    """One of the dataset's annotations by its number (`pk`), with its item."""
+    pk = _object_id(annotation_pk, "Annotation")
+    found = Annotation.objects.filter(dataset=dataset, pk=pk).select_related("item").first()
+    if found is None:
+        raise NotFound("Annotation not found.")
+    return found
+
+
 def item_predictions(*, item: Item, model: Model | None = None) -> QuerySet[Prediction]:
     predictions = Prediction.objects.filter(item=item).select_related("model").order_by("id")
     return predictions.filter(model=model) if model is not None else predictions

@@ -145,19 +145,31 @@ class AnnotationSerializer(serializers.ModelSerializer[Annotation]):
     id = serializers.CharField(
         source="annotation_id", help_text="The client's id for the annotation."
     )
+    pk = serializers.IntegerField(
+        read_only=True,
+        help_text="The server's number for the annotation: PATCH and DELETE "
+        "`.../annotations/{pk}` address it.",
+    )
     reference_id = serializers.CharField(source="item.reference_id")
     geometry = serializers.JSONField()
     metadata = serializers.JSONField()
+    version = serializers.IntegerField(
+        read_only=True,
+        help_text="Goes up by one with every change; send it back with a change, and a "
+        "stale one is refused (409).",
+    )
 
     class Meta:
         model = Annotation
         fields = [
             "id",
+            "pk",
             "reference_id",
             "kind",
             "label",
             "geometry",
             "metadata",
+            "version",
             "created",
             "updated",
         ]
@@ -308,6 +320,32 @@ class ShapeRowSerializer(serializers.Serializer[dict[str, Any]]):
         "segmentation: {rle: {size: [h, w], counts}}; category: {}",
     )
     metadata = serializers.JSONField(required=False)
+
+
+class AnnotationCreateSerializer(ShapeRowSerializer):
+    geometry = serializers.JSONField(
+        required=False,
+        help_text="As in the bulk rows (box: {x, y, width, height}; polygon/line: "
+        "{vertices: [[x, y], ...]}; ...); leave it out for a category.",
+    )
+
+
+class AnnotationChangeSerializer(serializers.Serializer[dict[str, Any]]):
+    version = serializers.IntegerField(
+        min_value=1,
+        max_value=2**31 - 1,
+        help_text="The version you read; if the annotation has changed since, nothing is "
+        "written and the answer is 409 with the `current` annotation.",
+    )
+    # The API's field name hides a Field attribute in the stubs only: DRF's metaclass moves
+    # declared fields off the class.
+    label = serializers.CharField(required=False)  # type: ignore[assignment]
+    geometry = serializers.JSONField(required=False, help_text="Replaces the geometry.")
+    metadata = serializers.JSONField(required=False, help_text="Replaces the metadata.")
+
+
+class AnnotationConflictSerializer(ErrorSerializer):
+    current = AnnotationSerializer(help_text="The annotation as it is now.")
 
 
 class AnnotationRowSerializer(ShapeRowSerializer):

@@ -84,13 +84,20 @@ class NucleusAPIError(NucleusError):
     """The server refused a request; carries the API's error body."""
 
     def __init__(
-        self, status: int, code: str, message: str, fields: Sequence[FieldError] = ()
+        self,
+        status: int,
+        code: str,
+        message: str,
+        fields: Sequence[FieldError] = (),
+        body: JSON | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.fields = list(fields)
+        # The whole answer: a 409 of a stale annotation change has `current` beside `error`.
+        self.body = body or {}
 
     def __str__(self) -> str:
         lines = [f"{self.status} {self.code}: {self.message}"]
@@ -110,6 +117,7 @@ class NucleusAPIError(NucleusError):
                 str(error["code"]),
                 str(error["message"]),
                 [FieldError(str(f["path"]), str(f["message"])) for f in error.get("fields", [])],
+                body,
             )
         except (ValueError, KeyError, TypeError):
             text = response.text.strip()[:200] or response.reason or "no body"
@@ -517,6 +525,57 @@ class NucleusClient:
         """The annotations of one item."""
         ds_id = self._dataset_id(dataset)
         return list(self._get(f"datasets/{ds_id}/items/{item_id}/annotations")["results"])
+
+    def annotation_create(
+        self,
+        dataset: DatasetRef,
+        item_id: int,
+        *,
+        label: str,
+        kind: str = "box",
+        geometry: JSON | None = None,
+        metadata: JSON | None = None,
+        id: str | None = None,
+    ) -> JSON:
+        """Add one annotation to an item; returns it with its `pk` and `version`.
+
+        Idempotent by `id` (derived from the content when left out), so it is retried."""
+        body: JSON = {"label": label, "kind": kind}
+        for name, value in (("geometry", geometry), ("metadata", metadata), ("id", id)):
+            if value is not None:
+                body[name] = value
+        path = f"datasets/{self._dataset_id(dataset)}/items/{item_id}/annotations"
+        return dict(self._post(path, body, retry=True))
+
+    def annotation(self, dataset: DatasetRef, pk: int) -> JSON:
+        """One annotation by its `pk`, with its `version`."""
+        return dict(self._get(f"datasets/{self._dataset_id(dataset)}/annotations/{pk}"))
+
+    def annotation_update(
+        self,
+        dataset: DatasetRef,
+        pk: int,
+        *,
+        version: int,
+        label: str | None = None,
+        geometry: JSON | None = None,
+        metadata: JSON | None = None,
+    ) -> JSON:
+        """Change an annotation read at `version`; returns it with its new version.
+
+        If someone changed it since, raises NucleusAPIError with status 409 and the
+        annotation as it is now in `error.body["current"]`: send its version to overwrite."""
+        body: JSON = {"version": version}
+        for name, value in (("label", label), ("geometry", geometry), ("metadata", metadata)):
+            if value is not None:
+                body[name] = value
+        path = f"datasets/{self._dataset_id(dataset)}/annotations/{pk}"
+        return dict(self.request("PATCH", path, json_body=body).json())
+
+    def annotation_delete(self, dataset: DatasetRef, pk: int, *, version: int) -> None:
+        """Delete an annotation read at `version` (409 as for annotation_update)."""
+        path = f"datasets/{self._dataset_id(dataset)}/annotations/{pk}"
+        self.request("DELETE", path, params={"version": version})
 
     def annotations_delete(self, dataset: DatasetRef, ids: Iterable[str]) -> dict[str, Any]:
         """Delete annotations by their ids; returns `deleted` and the `missing` ids."""

@@ -11,7 +11,7 @@ from django.contrib.auth.models import User
 from curation import versions
 from curation.export.jobs import export_job_start
 from curation.jobs import job_run
-from curation.models import Dataset, Slice
+from curation.models import Annotation, Dataset, Slice
 from curation.services import tag_add, token_create
 from evaluation import scenarios
 from evaluation.services import evaluation_create
@@ -61,6 +61,7 @@ def world_fixture(alice: User, bob: User, dataset: Dataset) -> dict[str, Any]:
         "secret": secret,
         "dataset_id": dataset.pk,
         "item_id": ids["r0"],
+        "annotation_pk": Annotation.objects.filter(item_id=ids["r0"]).order_by("pk")[0].pk,
         "model_id": dataset.models.get().pk,
         "embedding_model_id": vectors.pk,
         "slice_id": found.pk,

@@ -333,6 +333,28 @@ def test_annotations_upload_in_chunks_idempotently_and_delete(dataset, bob, clie
     assert Annotation.objects.count() == 5
 
 
+def test_one_annotation_is_created_changed_and_deleted_with_its_version(
+    dataset, alice, bob, client_of
+):
+    client = client_of(bob)
+    client.items_upsert(dataset.pk, rows(1))
+    item_id = Item.objects.get().pk
+    made = client.annotation_create(dataset.pk, item_id, label="car", geometry=box()["geometry"])
+    assert made["version"] == 1
+    assert client.annotation(dataset.pk, made["pk"])["label"] == "car"
+    changed = client.annotation_update(dataset.pk, made["pk"], version=1, label="bus")
+    assert changed["version"] == 2
+    client_of(alice).annotation_update(dataset.pk, made["pk"], version=2, label="van")
+    with pytest.raises(NucleusAPIError) as caught:
+        client.annotation_update(dataset.pk, made["pk"], version=2, label="truck")
+    assert (caught.value.status, caught.value.code) == (409, "version_conflict")
+    assert caught.value.body["current"]["label"] == "van"
+    with pytest.raises(NucleusAPIError):
+        client.annotation_delete(dataset.pk, made["pk"], version=2)
+    client.annotation_delete(dataset.pk, made["pk"], version=3)
+    assert not Annotation.objects.exists()
+
+
 def test_models_and_predictions(dataset, bob, victor, client_of):
     client = client_of(bob)
     client.items_upsert(dataset.pk, rows(2))

@@ -3,7 +3,9 @@ slices, and moving to the previous and next item of the same view."""
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -267,3 +269,72 @@ def test_it_shows_image_quality_with_its_meaning(
     Item.objects.filter(pk=item.pk).update(quality_blur=None)
     body = logged_in(alice).get(f"/datasets/{dataset.pk}/items/{item.pk}").content.decode()
     assert "Not computed yet" in body
+
+
+def editor_data(body: str) -> Any:
+    found = re.search(r'<script id="editor-data" type="application/json">(.*?)</script>', body)
+    return json.loads(found.group(1)) if found else None
+
+
+def test_a_curator_gets_the_editor_with_each_annotation_and_its_version(
+    bob: User, dataset: Dataset, items: list[Item]
+) -> None:
+    item = items[2]
+    Annotation.objects.filter(item=item).update(version=4)
+    body = logged_in(bob).get(f"/datasets/{dataset.pk}/items/{item.pk}").content.decode()
+    assert 'data-testid="edit-button"' in body
+    data = editor_data(body)
+    assert data is not None
+    stored = list(Annotation.objects.filter(item=item).order_by("id"))
+    assert [(a["pk"], a["label"], a["version"]) for a in data["annotations"]] == [
+        (a.pk, a.label, 4) for a in stored
+    ]
+    # the predictions drawn (at the page's threshold), and every label to complete
+    drawn = Prediction.objects.filter(item=item, confidence__gte=0.5).count()
+    assert len(data["predictions"]) == drawn
+    assert set(data["colours"]) >= {"car", "person", "bicycle", "traffic light"}
+    assert data["annotationUrl"] == f"/api/v1/datasets/{dataset.pk}/annotations/"
+    assert data["createUrl"] == f"/api/v1/datasets/{dataset.pk}/items/{item.pk}/annotations"
+    assert 'data-open="0"' in body
+
+
+@pytest.mark.parametrize(
+    ("next_value", "kept"),
+    [
+        ("/datasets/1/review/?queue=3", "/datasets/1/review/?queue=3"),
+        ("https://example.com/steal", ""),
+        ("//example.com/steal", ""),
+        ("/\\example.com", ""),
+        ("javascript:alert(1)", ""),
+        ("relative/path", ""),
+    ],
+)
+def test_edit_opens_the_editor_and_next_must_be_a_local_path(
+    bob: User, dataset: Dataset, items: list[Item], next_value: str, kept: str
+) -> None:
+    response = logged_in(bob).get(
+        f"/datasets/{dataset.pk}/items/{items[0].pk}", {"edit": "1", "next": next_value}
+    )
+    body = response.content.decode()
+    assert 'data-open="1"' in body
+    data = editor_data(body)
+    assert data is not None and data["next"] == kept
+
+
+def test_a_viewer_gets_no_editor(victor: User, dataset: Dataset, items: list[Item]) -> None:
+    body = (
+        logged_in(victor)
+        .get(f"/datasets/{dataset.pk}/items/{items[0].pk}", {"edit": "1"})
+        .content.decode()
+    )
+    assert "editor-data" not in body and 'data-testid="edit-button"' not in body
+    assert "editor.js" not in body
+
+
+def test_the_item_address_with_a_trailing_slash_moves_to_the_one_without(
+    bob: User, dataset: Dataset, items: list[Item]
+) -> None:
+    path = f"/datasets/{dataset.pk}/items/{items[0].pk}"
+    response = logged_in(bob).get(f"{path}/?edit=1&next=/datasets/{dataset.pk}/")
+    assert response.status_code == 301
+    assert response["Location"] == f"{path}?edit=1&next=/datasets/{dataset.pk}/"

@@ -8,9 +8,11 @@ from typing import Any, TypeVar
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.request import Request
 from rest_framework.serializers import Serializer
 
+from curation.annotations import Source
 from curation.params import int_value
 from curation.serializers import ErrorSerializer
 
@@ -95,3 +97,15 @@ def int_param(
     if raw is None and default is not None:
         return default
     return int_value(raw, name, low=low, high=high, capped=capped, message=message)
+
+
+# The item view's editor (curation/static/curation/editor.js) saves through the annotation
+# endpoints and says so with this header, for the annotation history's "through what".
+SOURCE_HEADER = "X-Nucleus-Source"
+
+
+def source_of(request: Request) -> Source:
+    """Through what a write came: the item view's editor (a session, with the header), or
+    the API (anything else: a token, a script)."""
+    browser = isinstance(request.successful_authenticator, SessionAuthentication)
+    return "editor" if browser and request.headers.get(SOURCE_HEADER) == "editor" else "api"

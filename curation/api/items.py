@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
+    OpenApiResponse,
     extend_schema,
     extend_schema_view,
     inline_serializer,
@@ -21,7 +22,8 @@ from rest_framework.views import APIView
 
 from curation import selectors, services, vocabulary
 from curation.access import dataset_for
-from curation.api.common import errors, validated
+from curation.annotations import annotation_create
+from curation.api.common import errors, source_of, validated
 from curation.api.pagination import Cursor, SortedCursor
 from curation.bulk import write as bulk
 from curation.errors import invalid_field
@@ -29,10 +31,12 @@ from curation.models import Dataset, Item, Role
 from curation.paging import SortOrder
 from curation.query import sort_expression
 from curation.serializers import (
+    AnnotationCreateSerializer,
     AnnotationIdsSerializer,
     AnnotationsBulkSerializer,
     AnnotationSerializer,
     DeletedSerializer,
+    ErrorSerializer,
     ItemDetailSerializer,
     ItemsBulkSerializer,
     ItemSerializer,
@@ -258,6 +262,44 @@ class ItemAnnotationsView(APIView):
         item = selectors.item_of(dataset=dataset, item_id=item_id)
         annotations = selectors.item_annotations(item=item)
         return Response({"results": AnnotationSerializer(annotations, many=True).data})
+
+    @extend_schema(
+        operation_id="items_annotations_create",
+        tags=ANNOTATION_TAGS,
+        summary="Add one annotation to the item",
+        description="Checked as a bulk row is (a field that is wrong is a 400 naming it). "
+        "Idempotent by `id`: without one, the id is derived from the content; sending the "
+        "same annotation again answers 200 with the stored one, and the same `id` with "
+        "different content is a 409 naming `id`. Change it later with PATCH "
+        "`.../annotations/{pk}` and its `version`.",
+        request=AnnotationCreateSerializer,
+        responses={
+            201: AnnotationSerializer,
+            200: AnnotationSerializer,
+            409: OpenApiResponse(
+                ErrorSerializer, description="Another annotation of the dataset has this id."
+            ),
+            **errors(400, 403, 404),
+        },
+    )
+    def post(self, request: Request, dataset_id: int, item_id: int) -> Response:
+        dataset = dataset_for(request.user, dataset_id, Role.CURATOR)
+        item = selectors.item_of(dataset=dataset, item_id=item_id)
+        data = validated(AnnotationCreateSerializer, request.data)
+        annotation, created = annotation_create(
+            item=item,
+            kind=data["kind"],
+            label=data["label"],
+            geometry=data.get("geometry"),
+            metadata=data.get("metadata"),
+            annotation_id=data.get("id"),
+            user=request.user,
+            source=source_of(request),
+        )
+        return Response(
+            AnnotationSerializer(annotation).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
 
 
 class AnnotationsBulkView(APIView):

@@ -355,10 +355,15 @@ class _ShapeTable:
     keys: tuple[str, ...]
     values: tuple[str, ...]
     types: tuple[str, ...]  # SQL types of keys + values, for the staging table
+    # A counter column that every real change adds one to (annotations' `version`, which
+    # single-annotation edits compare); an unchanged row keeps it, as it keeps `updated`.
+    bump: str = ""
 
     def upsert_sql(self, staging: str) -> str:
         columns = ", ".join((*self.keys, *self.values))
         changed = ", ".join(f"{v} = EXCLUDED.{v}" for v in self.values)
+        if self.bump:
+            changed += f", {self.bump} = {self.table}.{self.bump} + 1"
         ours = ", ".join(f"{self.table}.{v}" for v in self.values)
         theirs = ", ".join(f"EXCLUDED.{v}" for v in self.values)
         return (
@@ -374,6 +379,7 @@ _ANNOTATIONS = _ShapeTable(
     keys=("dataset_id", "annotation_id"),
     values=("item_id", "kind", "label", "geometry", "metadata"),
     types=("bigint", "text", "bigint", "text", "text", "jsonb", "jsonb"),
+    bump="version",
 )
 _PREDICTIONS = _ShapeTable(
     table="curation_prediction",

@@ -8,16 +8,17 @@ from dataclasses import replace
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, QueryDict
+from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect, QueryDict
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_safe
 
 from curation import paging, selectors
 from curation.errors import InvalidInput
-from curation.models import Item, Role
+from curation.models import Item, Prediction, Role
 from curation.quality import QUALITY_FIELDS, Quality, notes_for
 from curation.storage import media_url
+from curation.ui.editor import editor_setup
 from curation.ui.extensions import vector_panels
 from curation.ui.grid import item_url
 from curation.ui.http import dataset_or_404, html_errors
@@ -52,6 +53,15 @@ def quality_rows(item: Item) -> tuple[list[tuple[str, str, str]], list[str]]:
         rows.append((field.name, text, field.meaning))
     notes = notes_for(Quality(*values), width=item.width, height=item.height)
     return rows, notes
+
+
+@require_safe
+def item_slash(request: HttpRequest, dataset_id: int, item_id: int) -> HttpResponse:
+    """The item's page at its address with a trailing slash: moved to the one without,
+    with the same parameters (a link such as `items/5/?edit=1&next=...` works)."""
+    target = reverse("ui:item", args=[dataset_id, item_id])
+    query = request.META.get("QUERY_STRING", "")
+    return HttpResponsePermanentRedirect(f"{target}?{query}" if query else target)
 
 
 @require_safe
@@ -96,16 +106,15 @@ def item_view(request: HttpRequest, dataset_id: int, item_id: int) -> HttpRespon
     # `focus=a12,p34`: annotation 12 and prediction 34 drawn emphasised (a link from a list
     # of objects, such as the insights app's label-error candidates, says which it meant).
     focus = {f.strip() for f in request.GET.get("focus", "").split(",") if f.strip()}
+    stored = list(selectors.item_annotations(item=item))
     annotations = shapes_of(
-        [
-            {"id": a.pk, "kind": a.kind, "label": a.label, "geometry": a.geometry}
-            for a in selectors.item_annotations(item=item)
-        ],
+        [{"id": a.pk, "kind": a.kind, "label": a.label, "geometry": a.geometry} for a in stored],
         source="gt",
         colours=colours,
     )
     annotations = [replace(x, focus=f"a{x.object_id}" in focus) for x in annotations]
     predictions_by_model: dict[str, list[Shape]] = {}
+    drawn_predictions: list[Prediction] = []
     hidden = 0
     for p in selectors.item_predictions(item=item):
         if run is not None and p.model_id != run.model_id:
@@ -114,6 +123,7 @@ def item_view(request: HttpRequest, dataset_id: int, item_id: int) -> HttpRespon
         if p.confidence < conf:
             hidden += 1
             continue
+        drawn_predictions.append(p)
         row = {
             "id": p.pk,
             "kind": p.kind,
@@ -142,6 +152,19 @@ def item_view(request: HttpRequest, dataset_id: int, item_id: int) -> HttpRespon
     random_weight_models = vector_panels().random_weight_models([dataset])
     drawn = annotations + [s for shapes in predictions_by_model.values() for s in shapes]
     quality = quality_rows(item)
+    can_curate = dataset.user_role in (Role.CURATOR, Role.ADMIN)
+    # The annotation editor (curators, on an image of known size).
+    editor = None
+    if can_curate and item.width and item.height and item.media_key:
+        editor = editor_setup(
+            request,
+            dataset=dataset,
+            item=item,
+            annotations=stored,
+            predictions=drawn_predictions,
+            dataset_labels=selectors.dataset_labels(dataset=dataset),
+            colours=colours,
+        )
     context = {
         "tab": "items",
         "image_alt": describe(item.reference_id, drawn),
@@ -179,7 +202,8 @@ def item_view(request: HttpRequest, dataset_id: int, item_id: int) -> HttpRespon
             reverse("ui:grid", args=[dataset.pk]), {"like": item.pk, "text": None, "image": None}
         ),
         "nav_urls": neighbours_url,
-        "can_curate": dataset.user_role in (Role.CURATOR, Role.ADMIN),
+        "can_curate": can_curate,
+        "editor": editor,
         "here": request.get_full_path(),
         "all_slices": selectors.static_slice_choices(dataset=dataset),
         "random_weight_models": random_weight_models,

@@ -29,6 +29,7 @@ dataset_urls: list[URLPattern | URLResolver] = [
     path("selection", selection.selection_apply, name="selection"),
     path("search/image", selection.search_image, name="search-image"),
     path("items/<int:item_id>", item.item_view, name="item"),
+    path("items/<int:item_id>/", item.item_slash),
     path("stats", views.dataset_stats, name="stats"),
     path("quality/jobs", views.quality_start, name="quality-job"),
     path("slices/from-view", slices.slice_from_view, name="slice-from-view"),

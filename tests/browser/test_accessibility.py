@@ -37,6 +37,7 @@ def test_no_serious_or_critical_violations_on_the_main_pages(
         "grid with predictions, large": f"/datasets/{dataset.pk}/?model={model.pk}&size=l",
         "empty grid": f"/datasets/{dataset.pk}/?query=metadata.speed%20%3E%201000",
         "item": f"/datasets/{dataset.pk}/items/{scenes[3].pk}",
+        "item, editing": f"/datasets/{dataset.pk}/items/{scenes[3].pk}?edit=1",
         "stats": f"/datasets/{dataset.pk}/stats",
         "slice": f"/datasets/{dataset.pk}/slices/{picked.pk}/",
         "jobs": "/jobs/",

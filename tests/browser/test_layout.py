@@ -147,6 +147,7 @@ def _pages(dataset: Dataset, bob: User, scenes: list[Item]) -> list[tuple[str, s
         ("datasets", "/"),
         ("grid", f"{base}/"),
         ("item", f"{base}/items/{scenes[3].pk}"),
+        ("item, editing", f"{base}/items/{scenes[3].pk}?edit=1"),
         ("stats", f"{base}/stats"),
         ("slice", f"{base}/slices/{picked.pk}/"),
         ("slice diff", f"{base}/slices/{picked.pk}/diff?from=1&to=2"),

@@ -361,6 +361,8 @@
     }
     document.addEventListener("keydown", function (event) {
       if (typing(event) || event.altKey || event.metaKey || event.ctrlKey) return;
+      // The annotation editor (editor.js) has keys of its own while it is open.
+      if (document.documentElement.classList.contains("editing")) return;
       var target = null;
       if (event.key === "ArrowRight") target = $("[data-key-next]");
       else if (event.key === "ArrowLeft") target = $("[data-key-prev]");
