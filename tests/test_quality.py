@@ -165,6 +165,20 @@ def test_folder_ingest_stores_every_signal(dataset: Dataset, alice: Any, picture
     assert items["blank.png"].quality_entropy == 0
 
 
+def test_with_quality_off_ingest_leaves_the_signals_to_the_job(
+    dataset: Dataset, alice: Any, pictures: Path, settings: Any
+) -> None:
+    settings.NUCLEUS_INGEST_QUALITY = False
+    items = _ingest(dataset, alice, pictures)
+
+    assert items and all(i.quality_brightness is None for i in items.values())
+    assert all(i.phash is not None and i.width for i in items.values())  # the rest is done
+    settings.NUCLEUS_INGEST_QUALITY = True
+    job = job_run(job_id=quality_jobs.quality_job_start(dataset=dataset, user=alice).pk)
+    assert job is not None and job.status == JobStatus.SUCCEEDED, job
+    assert not Item.objects.filter(dataset=dataset, quality_blur__isnull=True).exists()
+
+
 def test_a_new_image_replaces_the_signals_and_the_same_bytes_keep_them(dataset: Dataset) -> None:
     sharp = media_process(dataset_id=dataset.pk, data=_png(_sharp()), source_uri="a.png")
     records_write(dataset=dataset, records=[ItemRecord(reference_id="a", media=sharp)])
