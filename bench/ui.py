@@ -124,7 +124,7 @@ def _timed(client: Any, url: str, repeat: int, *, clear: bool) -> tuple[float, f
         start = time.perf_counter()
         client.get(url)
         times.append((time.perf_counter() - start) * 1000)
-    return first, statistics.median(times)
+    return first, statistics.median(times) if times else first
 
 
 def plant_scores(dataset: Any) -> str:

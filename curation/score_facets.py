@@ -30,7 +30,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from django.core.cache import cache
 from django.db.models import QuerySet
@@ -39,6 +39,7 @@ from curation import facets
 from curation.models import Dataset, Item
 from curation.query import sort_expression
 
+T = TypeVar("T")
 UNIT_EDGES: tuple[float, ...] = tuple(i / 10 for i in range(10))  # 0, 0.1 ... 0.9 (and up)
 BINS = 10  # buckets of a facet whose edges come from its values' range
 
@@ -75,6 +76,20 @@ def score_facets() -> list[ScoreFacet]:
 
 def score_facet(key: str) -> ScoreFacet | None:
     return _FACETS.get(key)
+
+
+def per_dataset(read: Callable[[Dataset], T]) -> Callable[[Dataset], T]:
+    """`read(dataset)` once per Dataset instance (a request's): several facets' variants
+    share one query (every per-model score asks which models have scores)."""
+    name = f"_score_facets_{read.__module__}.{read.__qualname__}"
+
+    def once(dataset: Dataset) -> T:
+        memo: dict[str, Any] = dataset.__dict__.setdefault("_score_facets_memo", {})
+        if name not in memo:
+            memo[name] = read(dataset)
+        return memo[name]  # type: ignore[no-any-return]
+
+    return once
 
 
 def available(dataset: Dataset) -> list[tuple[ScoreFacet, list[ScoreVariant]]]:

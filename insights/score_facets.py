@@ -19,7 +19,13 @@ from django.db.models import Exists, OuterRef
 
 from curation.models import Dataset, Model
 from curation.query.parser import quote_name
-from curation.score_facets import UNIT_EDGES, ScoreFacet, ScoreVariant, register_score_facet
+from curation.score_facets import (
+    UNIT_EDGES,
+    ScoreFacet,
+    ScoreVariant,
+    per_dataset,
+    register_score_facet,
+)
 from embeddings.models import EmbeddingModel
 from insights.models import CandidateType, ItemUncertainty, ScoreRun
 from insights.query import LABEL_ERROR, UNCERTAINTY, newest_scan
@@ -47,6 +53,7 @@ _UNCERTAINTY = (
 )
 
 
+@per_dataset
 def scored_models(dataset: Dataset) -> list[str]:
     """Names of the embedding models with finished scores in the dataset."""
     finished = ScoreRun.objects.filter(dataset=dataset, status=ScoreRun.Status.FINISHED)
@@ -57,6 +64,7 @@ def scored_models(dataset: Dataset) -> list[str]:
     )
 
 
+@per_dataset
 def uncertain_models(dataset: Dataset) -> list[str]:
     """Names of the dataset's models with computed uncertainty."""
     rows = ItemUncertainty.objects.filter(model_id=OuterRef("pk"))
