@@ -287,3 +287,41 @@ def test_bad_score_parameters_are_a_400_naming_them(
         f"/datasets/{dataset.pk}/score-facet", {"facet": "quality.blur", "field": "width"}
     )
     assert response.status_code == 404
+
+
+def test_a_slice_page_counts_its_score_facets_over_the_slice(
+    client: Client, dataset: Dataset, items: list[Item]
+) -> None:
+    blur = {item.pk: float(5 * n) for n, item in enumerate(items)}
+    for pk, value in blur.items():
+        Item.objects.filter(pk=pk).update(quality_blur=value)
+    chosen = items[2:9]  # blur 10 to 40
+    found, _ = slice_create_from_items(
+        dataset=dataset, user=None, name="some", reference_ids=[i.reference_id for i in chosen]
+    )
+    panel = panel_of(client, f"/datasets/{dataset.pk}/slices/{found.pk}/")
+    url = score_entry_url(panel, "quality.blur")
+    assert url.startswith(f"/datasets/{dataset.pk}/slices/{found.pk}/score-facet?")
+    bins = {text: (count, link) for text, count, link, _ in histogram_of(client, url)}
+    assert bins["[10, 20)"][0] == 2 and bins["[20, 40)"][0] == 4 and bins["[40, 80)"][0] == 1
+    link = bins["[20, 40)"][1]
+    assert link.startswith(f"/datasets/{dataset.pk}/slices/{found.pk}/?")
+    assert grid_ids(client, link) == {i.pk for i in chosen if 20 <= blur[i.pk] < 40}
+
+
+def test_a_hand_written_range_is_on_in_its_facet_and_its_chip_takes_it_off(
+    client: Client, dataset: Dataset, items: list[Item]
+) -> None:
+    import html
+
+    Item.objects.filter(dataset=dataset).update(quality_blur=30.0)
+    url = f"/datasets/{dataset.pk}/?score.quality.blur=20.0%2C40.00"
+    page = client.get(url)
+    body = page.content.decode()
+    chip = re.search(r'quality\.blur \[20, 40\)<a href="([^"]+)"', body)
+    assert chip is not None
+    assert "score." not in html.unescape(chip.group(1))
+    bins = histogram_of(client, score_entry_url(facet_panel(client, page), "quality.blur"))
+    on = [(text, link) for text, _, link, active in bins if active]
+    assert [text for text, _ in on] == ["[20, 40)"]
+    assert "score." not in on[0][1]  # clicking it again takes the hand-written range off

@@ -75,16 +75,25 @@ def range_text(low: float, high: float | None) -> str:
     return f"[{number_text(low)}, {number_text(high)})"
 
 
+def _ranges_on(state: GridState, param: str) -> dict[str, str]:
+    """The ranges of a `score.<field>` parameter that are on: the parameter's value as the
+    links write it (range_value) -> as the URL has it (a hand-written "0.80,0.90")."""
+    return {
+        score_facets.range_value(*score_facets.parse_range(raw)): raw
+        for raw in state.params.get(param, [])
+        if raw != ""
+    }
+
+
 def score_chips(state: GridState, base: str) -> list[tuple[str, str]]:
     """(text, link that takes it off) of each score range that is on."""
-    return [
-        (
-            f"{name} {range_text(low, high)}",
-            state.toggled(base, SCORE_PREFIX + name, score_facets.range_value(low, high)),
-        )
-        for name, ranges in state.score_ranges.items()
-        for low, high in ranges
-    ]
+    chips = []
+    for name in state.score_ranges:
+        param = SCORE_PREFIX + name
+        for raw in _ranges_on(state, param).values():
+            low, high = score_facets.parse_range(raw)
+            chips.append((f"{name} {range_text(low, high)}", state.toggled(base, param, raw)))
+    return chips
 
 
 @dataclass(frozen=True)
@@ -133,7 +142,7 @@ def score_facet(request: HttpRequest, dataset_id: int, slice_id: int | None = No
         )
     except InvalidInput as exc:
         return HttpResponse(f'<p class="facet-empty">{escape(exc.message)}</p>', status=400)
-    current = state.params.get(param, [])
+    current = _ranges_on(state, param)
     tallest = max((b.count for b in histogram.bins), default=0) or 1
     bars = [
         BarRow(
@@ -141,7 +150,7 @@ def score_facet(request: HttpRequest, dataset_id: int, slice_id: int | None = No
             count=b.count,
             height=round(100 * b.count / tallest),
             active=b.value in current,
-            url=state.toggled(base, param, b.value),
+            url=state.toggled(base, param, current.get(b.value, b.value)),
             query=b.query,
         )
         for b in histogram.bins
