@@ -14,6 +14,12 @@ threads; the database server is another process), which contention on a shared m
 disturbs far less than wall time.
 
     .venv/bin/python bench/ingest.py [--n 100000] [--batch 10000] [--folder 300]
+    .venv/bin/python bench/ingest.py --quality-compare [--folder 300] [--folder-runs 3]
+
+--quality-compare measures only the folder figure, with image quality at ingest on and off
+(NUCLEUS_INGEST_QUALITY), back to back: on, off, on, off, ... --folder-runs times each,
+each run into a new dataset; it prints every run and the median of each side (the issue's
+budget: quality may slow folder ingest of JPEGs by at most 10%).
 """
 
 from __future__ import annotations
@@ -132,6 +138,48 @@ def folder_ingest(folder: Path, n: int, runs: int) -> tuple[float, float]:
     return best, cpu_best
 
 
+def quality_compare(folder: Path, n: int, runs: int) -> None:
+    """The folder figure with image quality on and off (NUCLEUS_INGEST_QUALITY),
+    alternating, `runs` times each."""
+    import statistics
+
+    from django.conf import settings
+
+    figures: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
+    folder_ingest(folder, n, 1)  # a warm-up run: imports, page cache, the database
+    for _ in range(runs):
+        for on in (True, False):
+            settings.NUCLEUS_INGEST_QUALITY = on
+            print(f"quality {'on' if on else 'off'}:")
+            figures[on].append(folder_ingest(folder, n, 1))
+    settings.NUCLEUS_INGEST_QUALITY = True
+    rows = []
+    medians = {}
+    for on in (True, False):
+        rates = [r for r, _ in figures[on]]
+        cpus = [c for _, c in figures[on]]
+        medians[on] = (statistics.median(rates), statistics.median(cpus))
+        side = "quality on " if on else "quality off"
+        rows.append(
+            (
+                f"{side}: images/s (runs)",
+                ", ".join(f"{r:.1f}" for r in rates),
+                "-",
+                None,
+            )
+        )
+        rows.append(
+            (f"{side}: CPU ms/image (runs)", ", ".join(f"{c:.2f}" for c in cpus), "-", None)
+        )
+    slower = 1 - medians[True][0] / medians[False][0]
+    cpu_more = medians[True][1] / medians[False][1] - 1
+    rows.append(("quality's cost, images/s (medians)", f"{slower:+.1%}", "<= 10%", slower <= 0.10))
+    rows.append(
+        ("quality's cost, CPU ms/image (medians)", f"{cpu_more:+.1%}", "<= 10%", cpu_more <= 0.10)
+    )
+    report(rows)
+
+
 def _cpu() -> float:
     """User and system CPU seconds of this process so far, all threads."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -144,6 +192,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=10_000)
     parser.add_argument("--folder", type=int, default=300, help="JPEGs to ingest (0: skip)")
     parser.add_argument("--folder-runs", type=int, default=3)
+    parser.add_argument(
+        "--quality-compare",
+        action="store_true",
+        help="only the folder figure, image quality at ingest on and off, alternating",
+    )
     args = parser.parse_args()
 
     # Media and the import folder live in a temporary directory, never the service's own.
@@ -151,6 +204,11 @@ def main() -> None:
     os.environ["NUCLEUS_MEDIA_ROOT"] = str(scratch / "media")
     os.environ["NUCLEUS_IMPORT_ROOTS"] = str(scratch / "import")
     setup_django()
+    if args.quality_compare:
+        make_jpegs(scratch / "import" / "jpegs", args.folder)
+        quality_compare(scratch / "import" / "jpegs", args.folder, args.folder_runs)
+        shutil.rmtree(scratch, ignore_errors=True)
+        return
     folder_rate = folder_cpu = None
     if args.folder:
         make_jpegs(scratch / "import" / "jpegs", args.folder)

@@ -152,8 +152,9 @@ def _generation_key(dataset: Dataset) -> str:
     return f"ui:summary-generation:{dataset.pk}"
 
 
-def _cache_key(dataset: Dataset, items: QuerySet[Item] | None) -> str:
-    """The cache key of a view's figures: the dataset, its generation, and the view's SQL."""
+def view_cache_key(dataset: Dataset, items: QuerySet[Item] | None) -> str:
+    """The cache key of a view's figures: the dataset, its generation, and the view's SQL
+    (curation.score_facets adds its field to it)."""
     generation = cache.get(_generation_key(dataset), 0)
     if items is None:
         view = "all"
@@ -172,7 +173,7 @@ def summary_forget(dataset: Dataset) -> None:
 def cached_summary(dataset: Dataset, items: QuerySet[Item] | None = None) -> Summary | None:
     """The cached figures of a view (None: the whole dataset), or None when they must be
     counted first."""
-    return cache.get(_cache_key(dataset, items))  # type: ignore[no-any-return]
+    return cache.get(view_cache_key(dataset, items))  # type: ignore[no-any-return]
 
 
 def dataset_summary(
@@ -180,7 +181,7 @@ def dataset_summary(
 ) -> Summary:
     """Facet counts and statistics of a view's items (None: the whole dataset), from the
     cache when fresh."""
-    key = _cache_key(dataset, items)
+    key = view_cache_key(dataset, items)
     if not refresh:
         cached = cache.get(key)
         if cached is not None:

@@ -65,7 +65,7 @@ class Decoded:
     thumbnail: bytes
     phash: int
     phash_detail: bytes
-    quality: Quality
+    quality: Quality | None  # None when NUCLEUS_INGEST_QUALITY is off
 
 
 def media_keys(dataset_id: int, sha256: str, extension: str) -> tuple[str, str]:
@@ -112,7 +112,11 @@ def image_decode(data: bytes) -> Decoded:
             # One small upright copy serves both the hashes and the quality signals.
             small = _small_upright(im, orientation)
             phash, phash_detail = perceptual_hashes(small)
-            quality = image_quality(small, width=width, height=height)
+            quality = (
+                image_quality(small, width=width, height=height)
+                if settings.NUCLEUS_INGEST_QUALITY
+                else None
+            )
     except MediaError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

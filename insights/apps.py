@@ -27,6 +27,10 @@ class InsightsConfig(AppConfig):
         )
         self._label_errors_ready()
         self._scores_ready()
+        # Every score as a histogram facet of the grid (curation.score_facets).
+        from insights.score_facets import register_score_facets
+
+        register_score_facets()
 
     def _label_errors_ready(self) -> None:
         # Label-error candidates and model uncertainty: their jobs, the query fields

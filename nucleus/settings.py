@@ -188,6 +188,9 @@ NUCLEUS_MAX_IMAGE_PIXELS = env_int("NUCLEUS_MAX_IMAGE_PIXELS", 100_000_000, mini
 NUCLEUS_FETCH_TIMEOUT = env_float("NUCLEUS_FETCH_TIMEOUT", 20.0)
 NUCLEUS_THUMBNAIL_SIZE = env_int("NUCLEUS_THUMBNAIL_SIZE", 256, minimum=16)
 NUCLEUS_INGEST_CHUNK = env_int("NUCLEUS_INGEST_CHUNK", 64, minimum=1)
+# Image quality signals at ingest (curation.quality). Off: items are ingested without them
+# ("not computed yet"); the quality job (stats page) computes them later.
+NUCLEUS_INGEST_QUALITY = env_bool("NUCLEUS_INGEST_QUALITY", True)
 NUCLEUS_BULK_MAX_ROWS = env_int("NUCLEUS_BULK_MAX_ROWS", 50_000, minimum=1)
 # Threads (each with a database connection) that build an export's batches of a live
 # dataset or slice in parallel; 1 reads them one after the other.

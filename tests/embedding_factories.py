@@ -210,3 +210,31 @@ def planted_fixture(dataset: Dataset) -> dict[str, Any]:
             frozenset({"x-0", "x-1"}): ("x-0", "exact"),
         },
     }
+
+
+def planted_scores(
+    dataset: Dataset, items: Sequence[Item], uniqueness: Sequence[float], name: str = "planted"
+) -> EmbeddingModel:
+    """A finished score run of a custom model whose items have exactly these uniqueness
+    scores (representativeness 1 - uniqueness, outlier = uniqueness), with no vectors."""
+    from insights.models import ItemScore, ScoreRun
+
+    model = custom_model(dataset, 8, name=name)
+    run = ScoreRun.objects.create(
+        dataset=dataset, model=model, neighbors=5, status=ScoreRun.Status.FINISHED
+    )
+    ItemScore.objects.bulk_create(
+        ItemScore(
+            run=run,
+            dataset=dataset,
+            model=model,
+            item=item,
+            knn_distance=value,
+            centroid_similarity=1 - value,
+            uniqueness=value,
+            representativeness=1 - value,
+            outlier=value,
+        )
+        for item, value in zip(items, uniqueness, strict=True)
+    )
+    return model

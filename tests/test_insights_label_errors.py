@@ -437,3 +437,36 @@ def test_label_error_and_uncertainty_sort_the_item_list(
     refused = api.get(url, {"sort": "label_error.typo"})
     assert refused.status_code == 400
     assert [f["path"] for f in refused.json()["error"]["fields"]] == ["sort"]
+
+
+@pytest.mark.django_db
+def test_label_error_and_uncertainty_are_grid_facets(dataset: Dataset, alice: User) -> None:
+    from django.test import Client
+
+    from tests.ui_factories import check_score_facet, facet_panel
+
+    label_world(dataset, clean=6)
+    client = Client()
+    client.force_login(alice)
+    panel = facet_panel(client, client.get(f"/datasets/{dataset.pk}/"))
+    assert 'data-score-facet="label_error"' not in panel  # nothing scanned yet
+    scan = scanned(dataset, alice)
+    model = Model.objects.get(dataset=dataset, name="yolo")
+    assert job_run(job_id=uncertainty_start(dataset=dataset, user=alice, model_id=model.pk).pk)
+    ids = dict(Item.objects.filter(dataset=dataset).values_list("reference_id", "pk"))
+    found = best(scan)
+    check_score_facet(
+        client,
+        dataset,
+        "label_error",
+        {pk: found[ref][1] if ref in found else 0.0 for ref, pk in ids.items()},
+    )
+    candidates = LabelErrorCandidate.objects.filter(scan=scan, type="wrong_label")
+    wrong = {c.item_id: c.score for c in candidates}
+    check_score_facet(
+        client, dataset, "label_error.wrong_label", {pk: wrong.get(pk, 0.0) for pk in ids.values()}
+    )
+    rows = ItemUncertainty.objects.filter(model=model)
+    for field in ("least_confidence", "entropy_max", "low_confidence"):
+        values = {pk: None for pk in ids.values()} | dict(rows.values_list("item_id", field))
+        check_score_facet(client, dataset, f'uncertainty["yolo"].{field}', values)

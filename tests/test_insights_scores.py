@@ -186,3 +186,20 @@ def test_the_api_ranks_by_each_score_for_viewers_and_starts_jobs_for_curators(
     ]
     started = client_for(bob).post(url, {"neighbors": 4}, format="json")
     assert started.status_code == 202 and started.json()["kind"] == "insights_scores"
+
+
+def test_each_score_is_a_grid_facet_whose_buckets_narrow_the_grid(
+    scored: dict[str, Any], dataset: Dataset, alice: Any
+) -> None:
+    from django.test import Client
+
+    from tests.ui_factories import check_score_facet
+
+    client = Client()
+    client.force_login(alice)
+    items = scored["items"]
+    for score in uniqueness.SCORES:
+        values = dict(zip([i.pk for i in items], scores_of(items, score), strict=True))
+        bins = check_score_facet(client, dataset, f'{score}["constructed"]', values)
+        assert [text for text, _, _, _ in bins][-2:] == ["[0.8, 0.9)", "≥ 0.9"]
+        assert len({count for _, count, _, _ in bins}) > 1  # spread over the buckets

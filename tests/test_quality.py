@@ -19,7 +19,14 @@ from curation.ingest.services import ingest_enqueue
 from curation.jobs import job_run
 from curation.media import image_decode, media_process, media_quality
 from curation.models import Dataset, Item, JobStatus
-from curation.quality import QUALITY_FIELDS, Quality, image_quality, working_copy
+from curation.quality import (
+    QUALITY_FIELDS,
+    Quality,
+    image_quality,
+    near_uniform,
+    surely_varied,
+    working_copy,
+)
 from curation.quality import jobs as quality_jobs
 from curation.query import QueryError, validate_query
 from tests.api_helpers import error_of, url
@@ -66,6 +73,30 @@ def test_a_blank_image_is_uniform_with_zero_entropy_contrast_and_sharpness() -> 
     speck.paste((0, 0, 0), (10, 10, 14, 14))
     assert _quality(speck).uniform is True
     assert _quality(_sharp()).uniform is False
+
+
+def test_the_uniform_shortcut_never_skips_a_near_uniform_image() -> None:
+    """surely_varied skips near_uniform on varied images; on the most varied images that
+    are still near-uniform (99% of the pixels read within the tolerance, at its edge, the
+    other 1% as far off as can be) it must not."""
+    rng = np.random.default_rng(3)
+    for colour in ((0, 0, 0), (255, 255, 255), (12, 200, 40)):
+        pixels = np.empty((192, 256, 3), dtype=np.int16)
+        pixels[...] = colour
+        # every pixel at the tolerance's edge, away from the middle of the range
+        edge = np.where(np.array(colour) < 128, 12, -12)
+        pixels += rng.choice([0, 1], size=pixels.shape[:2])[..., None] * edge
+        rows, cols = 96, 128  # the pixels near_uniform reads: every other row and column
+        far = rng.choice(rows * cols, size=rows * cols // 100, replace=False)
+        pixels[2 * (far // cols), 2 * (far % cols)] = 255 - np.array(colour)
+        im = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+        bands = [np.asarray(b) for b in im.split()]
+        luma = np.asarray(im.convert("L"))
+        assert near_uniform(bands), colour
+        assert not surely_varied(luma), colour
+    photo = _sharp()
+    assert surely_varied(np.asarray(photo.convert("L")))
+    assert not near_uniform([np.asarray(b) for b in photo.split()])
 
 
 def test_a_blurred_copy_has_lower_sharpness_than_its_original() -> None:
@@ -163,6 +194,20 @@ def test_folder_ingest_stores_every_signal(dataset: Dataset, alice: Any, picture
     assert items["dark.png"].quality_brightness < items["sharp.png"].quality_brightness / 3
     assert items["strip.png"].quality_aspect == 100
     assert items["blank.png"].quality_entropy == 0
+
+
+def test_with_quality_off_ingest_leaves_the_signals_to_the_job(
+    dataset: Dataset, alice: Any, pictures: Path, settings: Any
+) -> None:
+    settings.NUCLEUS_INGEST_QUALITY = False
+    items = _ingest(dataset, alice, pictures)
+
+    assert items and all(i.quality_brightness is None for i in items.values())
+    assert all(i.phash is not None and i.width for i in items.values())  # the rest is done
+    settings.NUCLEUS_INGEST_QUALITY = True
+    job = job_run(job_id=quality_jobs.quality_job_start(dataset=dataset, user=alice).pk)
+    assert job is not None and job.status == JobStatus.SUCCEEDED, job
+    assert not Item.objects.filter(dataset=dataset, quality_blur__isnull=True).exists()
 
 
 def test_a_new_image_replaces_the_signals_and_the_same_bytes_keep_them(dataset: Dataset) -> None:

@@ -11,9 +11,10 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from curation import facets
-from curation.models import Annotation, Dataset, Item
+from curation.itemsets import slice_items
+from curation.models import Annotation, Dataset, Item, Slice
 from curation.slices import slice_create_from_items
-from tests.ui_factories import facet_panel, populate
+from tests.ui_factories import facet_panel, grid_ids, histogram_of, populate, score_entry_url
 
 pytestmark = pytest.mark.django_db
 
@@ -199,3 +200,128 @@ def test_quality_facets_count_the_view_and_filter_the_grid(
     panel = facet_panel(client, page)
     assert quality_counts(panel)["blurry"] == len(blurry & rain)
     assert re.search(r'facet-row active"[^>]*data-facet="quality" data-value="blurry"', panel)
+
+
+# ------------------------------------------------------------------------ score facets
+
+
+def test_a_quality_signal_is_a_histogram_facet_of_the_view(
+    client: Client, dataset: Dataset, items: list[Item]
+) -> None:
+    blur = {item.pk: float(5 * n) for n, item in enumerate(items)}  # 0, 5, ... 55
+    for pk, value in blur.items():
+        Item.objects.filter(pk=pk).update(quality_blur=value)
+    rain = {i.pk for i in items if i.metadata["weather"] == "rain"}
+    panel = panel_of(client, f"/datasets/{dataset.pk}/?metadata.weather=rain")
+    # Listed closed: its histogram is asked for when it is opened.
+    closed = r'<details class="score-facet" data-score-facet="quality.blur"[^>]*"\s*>'
+    assert re.search(closed, panel)
+    bins = histogram_of(client, score_entry_url(panel, "quality.blur"))
+    edges = [0.0, 5, 10, 20, 40, 80, 160, 320, 640, 1280, 2560, 5120]
+    expected = [
+        sum(1 for pk in rain if low <= blur[pk] < high)
+        for low, high in zip(edges, [*edges[1:], float("inf")], strict=True)
+    ]
+    assert [count for _, count, _, _ in bins] == expected
+    assert [text for text, _, _, _ in bins][3:5] == ["[20, 40)", "[40, 80)"]
+
+
+def test_a_bucket_narrows_the_grid_to_its_range_and_the_view_saves(
+    client: Client, dataset: Dataset, items: list[Item]
+) -> None:
+    blur = {item.pk: float(5 * n) for n, item in enumerate(items)}
+    for pk, value in blur.items():
+        Item.objects.filter(pk=pk).update(quality_blur=value)
+    panel = panel_of(client, f"/datasets/{dataset.pk}/")
+    bins = histogram_of(client, score_entry_url(panel, "quality.blur"))
+    text, count, link, on = bins[3]
+    assert text == "[20, 40)"
+    assert not on and count == 4
+    in_range = {pk for pk, v in blur.items() if 20 <= v < 40}
+    assert grid_ids(client, link) == in_range
+    # The facet stays listed, open, with its bucket on and the others still counted.
+    page = client.get(link)
+    panel = facet_panel(client, page)
+    assert re.search(r'data-field="quality.blur" open>', panel)
+    again = histogram_of(client, score_entry_url(panel, "quality.blur"))
+    assert [c for _, c, _, _ in again] == [c for _, c, _, _ in bins]
+    assert [on for _, _, _, on in again] == [i == 3 for i in range(len(again))]
+    # A second bucket adds its items (any of the ranges); clicking one again takes it off.
+    both = again[4][2]
+    assert grid_ids(client, both) == {pk for pk, v in blur.items() if 20 <= v < 80}
+    # Saved as a dynamic slice: the query holds the bucket's condition.
+    view = link.split("?", 1)[1]
+    response = client.post(
+        f"/datasets/{dataset.pk}/slices/from-view", {"name": "soft", "view": view}
+    )
+    assert response.status_code == 302, response.content
+    saved = Slice.objects.get(name="soft")
+    assert saved.query == "(quality.blur >= 20 AND quality.blur < 40)"
+    assert set(slice_items(saved).values_list("pk", flat=True)) == in_range
+
+
+def test_a_score_histogram_of_a_large_view_is_sampled_and_marked(
+    client: Client, dataset: Dataset, items: list[Item], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Item.objects.filter(dataset=dataset).update(quality_blur=30.0)
+    monkeypatch.setattr(facets, "SAMPLE_TARGET", 3)
+    panel = panel_of(client, f"/datasets/{dataset.pk}/?refresh=1")
+    response = client.get(score_entry_url(panel, "quality.blur") + "&refresh=1")
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert 'class="facet-count">≈' in body and "sample" in body
+
+
+def test_bad_score_parameters_are_a_400_naming_them(
+    client: Client, dataset: Dataset, items: list[Item]
+) -> None:
+    for name, value in (
+        ("score.quality.blur", "high"),
+        ("score.quality.blur", "40,20"),
+        ("score.quality.blur OR true", "0,1"),
+    ):
+        response = client.get(f"/datasets/{dataset.pk}/", {name: value})
+        assert response.status_code == 400, (name, value)
+        assert name in response.content.decode()
+    response = client.get(
+        f"/datasets/{dataset.pk}/score-facet", {"facet": "quality.blur", "field": "width"}
+    )
+    assert response.status_code == 404
+
+
+def test_a_slice_page_counts_its_score_facets_over_the_slice(
+    client: Client, dataset: Dataset, items: list[Item]
+) -> None:
+    blur = {item.pk: float(5 * n) for n, item in enumerate(items)}
+    for pk, value in blur.items():
+        Item.objects.filter(pk=pk).update(quality_blur=value)
+    chosen = items[2:9]  # blur 10 to 40
+    found, _ = slice_create_from_items(
+        dataset=dataset, user=None, name="some", reference_ids=[i.reference_id for i in chosen]
+    )
+    panel = panel_of(client, f"/datasets/{dataset.pk}/slices/{found.pk}/")
+    url = score_entry_url(panel, "quality.blur")
+    assert url.startswith(f"/datasets/{dataset.pk}/slices/{found.pk}/score-facet?")
+    bins = {text: (count, link) for text, count, link, _ in histogram_of(client, url)}
+    assert bins["[10, 20)"][0] == 2 and bins["[20, 40)"][0] == 4 and bins["[40, 80)"][0] == 1
+    link = bins["[20, 40)"][1]
+    assert link.startswith(f"/datasets/{dataset.pk}/slices/{found.pk}/?")
+    assert grid_ids(client, link) == {i.pk for i in chosen if 20 <= blur[i.pk] < 40}
+
+
+def test_a_hand_written_range_is_on_in_its_facet_and_its_chip_takes_it_off(
+    client: Client, dataset: Dataset, items: list[Item]
+) -> None:
+    import html
+
+    Item.objects.filter(dataset=dataset).update(quality_blur=30.0)
+    url = f"/datasets/{dataset.pk}/?score.quality.blur=20.0%2C40.00"
+    page = client.get(url)
+    body = page.content.decode()
+    chip = re.search(r'quality\.blur \[20, 40\)<a href="([^"]+)"', body)
+    assert chip is not None
+    assert "score." not in html.unescape(chip.group(1))
+    bins = histogram_of(client, score_entry_url(facet_panel(client, page), "quality.blur"))
+    on = [(text, link) for text, _, link, active in bins if active]
+    assert [text for text, _ in on] == ["[20, 40)"]
+    assert "score." not in on[0][1]  # clicking it again takes the hand-written range off

@@ -252,3 +252,73 @@ def evaluated(
     assert job is not None and job.status == JobStatus.SUCCEEDED, job and job.message
     run.refresh_from_db()
     return run
+
+
+def score_entry_url(panel: str, field: str) -> str:
+    """The histogram request of the score facet entry of `field` (closed until opened)."""
+    import html
+    import re
+
+    found = re.search(
+        rf'<details class="score-facet"[^>]*data-field="{re.escape(html.escape(field))}"[^>]*>'
+        r'.*?hx-get="([^"]+)"',
+        panel,
+        re.S,
+    )
+    assert found is not None, field
+    return html.unescape(found.group(1))
+
+
+def histogram_of(client: Any, url: str) -> list[tuple[str, int, str, bool]]:
+    """(bucket text, count, link, on) of each bucket of a score facet's histogram."""
+    import html
+    import re
+
+    response = client.get(url)
+    assert response.status_code == 200, response.content
+    rows = re.findall(
+        r'<a class="facet-row score-bin( active)?" href="([^"]+)" data-facet="score" '
+        r'data-value="([^"]+)".*?class="facet-count">(≈?\d+)<',
+        response.content.decode(),
+        re.S,
+    )
+    return [
+        (html.unescape(text), int(count.lstrip("≈")), html.unescape(href), bool(on))
+        for on, href, text, count in rows
+    ]
+
+
+def grid_ids(client: Any, url: str) -> set[int]:
+    """The ids of the items a grid page shows."""
+    import re
+
+    page = client.get(url)
+    assert page.status_code == 200, page.content
+    return {int(i) for i in re.findall(r"/datasets/\d+/items/(\d+)\?", page.content.decode())}
+
+
+def bucket_range(text: str) -> tuple[float, float]:
+    """A bucket's "[low, high)" or "≥ low" as (low, high), high infinite when open."""
+    if text.startswith("≥"):
+        return float(text.lstrip("≥ ")), float("inf")
+    low, high = text.strip("[)").split(", ")
+    return float(low), float(high)
+
+
+def check_score_facet(
+    client: Any, dataset: Dataset, field: str, values: dict[int, float | None]
+) -> list[tuple[str, int, str, bool]]:
+    """The grid's score facet of `field` counts each bucket right, and each bucket's link
+    shows exactly the items whose value (`values`, by item id) is in its range."""
+    response = client.get(f"/datasets/{dataset.pk}/")
+    assert response.status_code == 200
+    bins = histogram_of(client, score_entry_url(facet_panel(client, response), field))
+    assert bins, field
+    for text, count, link, on in bins:
+        low, high = bucket_range(text)
+        inside = {pk for pk, v in values.items() if v is not None and low <= v < high}
+        assert not on and count == len(inside), (field, text, count, len(inside))
+        assert grid_ids(client, link) == inside, (field, text)
+    scored = sorted(v for v in values.values() if v is not None)
+    assert sum(count for _, count, _, _ in bins) == len(scored), (bins, scored)
+    return bins

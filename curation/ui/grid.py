@@ -18,7 +18,7 @@ from django.utils.html import escape
 from django.views.decorators.http import require_GET, require_safe
 
 from curation import facets, paging, selectors, vocabulary
-from curation.errors import CurationError, InvalidInput
+from curation.errors import InvalidInput
 from curation.filters import parse_value
 from curation.models import Dataset, Item, Role, Slice
 from curation.quality import FLAGS, FLAGS_BY_KEY
@@ -29,9 +29,10 @@ from curation.ui.http import dataset_or_404, html_errors
 from curation.ui.outcomes import RunView, match_order_page, page_shapes, run_view
 from curation.ui.overlays import BoxLabel, Shape, box_labels, describe
 from curation.ui.query import query_error_of
+from curation.ui.score_facets import score_chips, score_sections
 from curation.ui.scores import distance_texts
 from curation.ui.sorting import sort_keys, sort_text
-from curation.ui.state import TILE_SIZES, GridState
+from curation.ui.state import SCORE_PREFIX, TILE_SIZES, GridState
 
 COUNT_CAP = 10_000
 OPERATOR_SIGNS = {"": "=", "eq": "=", "ne": "≠", "gt": ">", "gte": "≥", "lt": "<", "lte": "≤"}
@@ -270,6 +271,7 @@ def _chips(state: GridState, base: str, results: Results | None) -> list[Chip]:
         Chip(text=f"quality: {FLAGS_BY_KEY[key].label}", url=state.toggled(base, "quality", key))
         for key in state.quality
     ]
+    chips += [Chip(text=text, url=url) for text, url in score_chips(state, base)]
     names = selectors.slice_names(dataset=state.dataset, slice_ids=state.slice_ids)
     chips += [
         Chip(text=f"slice: {names.get(sid, sid)}", url=state.toggled(base, "slice", sid))
@@ -460,15 +462,8 @@ def grid(request: HttpRequest, dataset_id: int) -> HttpResponse:
 
 
 def facet_basis(state: GridState) -> QuerySet[Item] | None:
-    """The items the sidebar counts: the view's (a search ranks the same filtered items),
-    or None for the whole dataset when nothing filters it or its query does not compile
-    (the grid then shows the query's error, and the sidebar the dataset)."""
-    if not state.is_filtered:
-        return None
-    try:
-        return state.items()
-    except CurationError:
-        return None
+    """The items the sidebar counts (GridState.facet_items)."""
+    return state.facet_items()
 
 
 def facet_groups_on(state: GridState) -> dict[str, GridState]:
@@ -477,6 +472,7 @@ def facet_groups_on(state: GridState) -> dict[str, GridState]:
     names = ["label"] if state.labels else []
     names += ["tag"] if state.tags else []
     names += ["quality"] if state.quality else []
+    names += [SCORE_PREFIX + name for name in state.score_ranges]
     names += [
         name
         for name, values in state.params.items()
@@ -513,6 +509,10 @@ def _sidebar(
     return {
         "summary": summary,
         "facets": _facets(state, summary, base, others) if summary is not None else None,
+        # Closed until opened: each asks for its histogram then (curation.ui.score_facets).
+        "score_sections": score_sections(state, state.dataset, state.base_slice)
+        if summary is not None
+        else [],
         "refresh_url": state.url(base, {"refresh": "1"}),
         # The view's parameters that its forms carry along (all but query, page and text).
         "hidden_params": [

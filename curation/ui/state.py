@@ -7,6 +7,10 @@ Parameters (all optional):
 - ``label``: items with at least one annotation of this label (repeatable: any of them);
 - ``quality``: an image quality facet (curation.quality.FLAGS: blurry, dark, ...;
   repeatable: any of them; unknown names are ignored);
+- ``score.<field>``: a range of a score facet (curation.score_facets), ``<low>,<high>``
+  (``<low>,`` for at or above): items with ``<field> >= <low> AND <field> < <high>``,
+  where ``<field>`` is a value of the query language (``score.uniqueness["clip"]=0.8,0.9``);
+  repeatable (any of the ranges); several fields all apply;
 - ``query``, ``metadata.<key>[__<op>]``, ``tag``, ``slice``: the REST API's item filters,
   with the same names, applied by the same function, except that repeated values of one
   equality, tag or slice parameter match any of them (facets: rain or fog) where the API
@@ -41,12 +45,14 @@ from django.db.models import Q, QuerySet
 from django.http import QueryDict
 
 from curation import paging, selectors
-from curation.errors import invalid_field
+from curation.errors import CurationError, invalid_field
 from curation.filters import OPERATORS, parse_value
 from curation.models import Dataset, Item, Slice
 from curation.params import fraction_value, int_value
 from curation.quality import FLAGS_BY_KEY
 from curation.query import compile_query, sort_expression
+from curation.query.parser import QueryError, parse
+from curation.score_facets import parse_range, range_query
 from curation.ui.palette import LabelColours, dataset_colours
 
 FILTER_NAMES = ("tag", "slice")  # with metadata.* and query: the API's item filters
@@ -58,6 +64,7 @@ MAX_LIMIT = 500
 # Predictions below this confidence are not drawn (grid and item page) unless `conf` says.
 DEFAULT_CONFIDENCE = 0.5
 _IMAGE_KEY = re.compile(r"^[0-9a-f]{64}$")
+SCORE_PREFIX = "score."
 
 
 def label_clause(label: str) -> str:
@@ -119,6 +126,27 @@ def confidence_of(params: QueryDict) -> float:
     return DEFAULT_CONFIDENCE if raw in (None, "") else fraction_value(raw, "conf")
 
 
+def _score_ranges(params: dict[str, list[str]]) -> dict[str, list[tuple[float, float | None]]]:
+    """The `score.<field>` parameters: each field's ranges, by field; a 400 naming the
+    parameter when its field is not a value of the query language or a range is not
+    "<low>,<high>"."""
+    found: dict[str, list[tuple[float, float | None]]] = {}
+    for name, values in params.items():
+        values = [v for v in values if v != ""]
+        if not name.startswith(SCORE_PREFIX) or not values:
+            continue
+        field = name.removeprefix(SCORE_PREFIX)
+        try:
+            parse(field, start="sum")  # a value, never a condition: nothing else gets in
+        except QueryError:
+            raise invalid_field(name, "expected score.<a value of the query language>") from None
+        try:
+            found[field] = [parse_range(v) for v in values]
+        except ValueError:
+            raise invalid_field(name, "expected <low>,<high> (or <low>,), low < high") from None
+    return found
+
+
 class GridState:
     """One grid view: what it filters, searches, shows and where it is."""
 
@@ -132,6 +160,7 @@ class GridState:
         self.q = params.get("query", "")
         self.labels = [v for v in params.getlist("label") if v]
         self.quality = [v for v in params.getlist("quality") if v in FLAGS_BY_KEY]
+        self.score_ranges = _score_ranges(self.params)
         self.text = params.get("text", "").strip()
         self.like = _int(params.get("like"), "like", minimum=1)
         image = params.get("image", "")
@@ -194,6 +223,7 @@ class GridState:
             self.q.strip()
             or self.labels
             or self.quality
+            or self.score_ranges
             or self.filter_params()
             or self.base_slice is not None
         )
@@ -208,7 +238,7 @@ class GridState:
         As in FiftyOne's sidebar, several values of one facet match any of them (labels
         car or bus, weather rain or fog, tags, slices), and different facets all apply.
         """
-        facets = [q for q in (self.labels_query(), self.quality_query()) if q]
+        facets = [q for q in self.facet_queries() if q]
         return selectors.items_of(
             dataset=self.dataset,
             params=self.filter_params(),
@@ -216,6 +246,18 @@ class GridState:
             conditions=[compile_query(q, dataset=self.dataset) for q in facets],
             any_of=True,
         )
+
+    def facet_items(self) -> QuerySet[Item] | None:
+        """The items the sidebar's facets count: the view's (a search ranks the same
+        filtered items), or None for the whole dataset when nothing filters it or its
+        query does not compile (the grid then shows the query's error, and the sidebar
+        the dataset)."""
+        if not self.is_filtered:
+            return None
+        try:
+            return self.items()
+        except CurationError:
+            return None
 
     def sort_order(self) -> paging.SortOrder | None:
         """The order `sort` names; QueryError (a 400 naming `sort`) when it names no value."""
@@ -238,10 +280,22 @@ class GridState:
             return "(" + " OR ".join(clauses) + ")"
         return clauses[0] if clauses else ""
 
+    def score_query(self) -> str:
+        """The score facets' ranges as one query: within each field any of its ranges,
+        and every field."""
+        clauses = [
+            _any_of([range_query(field, low, high) for low, high in ranges])
+            for field, ranges in self.score_ranges.items()
+        ]
+        return " AND ".join(clauses)
+
+    def facet_queries(self) -> tuple[str, str, str]:
+        return self.labels_query(), self.quality_query(), self.score_query()
+
     def effective_query(self) -> str:
-        """The labels, quality facets and the query bar as one query, for display and for
-        the API."""
-        parts = [q for q in (self.labels_query(), self.quality_query()) if q]
+        """The labels, quality and score facets and the query bar as one query, for display
+        and for the API."""
+        parts = [q for q in self.facet_queries() if q]
         if self.q.strip():
             parts.append(f"({self.q.strip()})" if parts else self.q.strip())
         return " AND ".join(parts)
@@ -265,7 +319,7 @@ class GridState:
             )
         if self.base_slice is not None:
             return "", "This slice is saved already; open the dataset's grid to save a new view."
-        parts = [q for q in (self.labels_query(), self.quality_query()) if q]
+        parts = [q for q in self.facet_queries() if q]
         for name, values in self.params.items():
             values = [v for v in values if v != ""]
             if not values or not name.startswith("metadata."):

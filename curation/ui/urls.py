@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, URLResolver, include, path
 
-from curation.ui import grid, item, query, reference, selection, slices, views
+from curation.ui import grid, item, query, reference, score_facets, selection, slices, views
 
 app_name = "ui"
 
@@ -14,6 +14,7 @@ slice_urls: list[URLPattern | URLResolver] = [
     path("", slices.slice_page, name="slice"),
     path("count", grid.view_count, name="slice-count"),
     path("facets", grid.facets_panel, name="slice-facets"),
+    path("score-facet", score_facets.score_facet, name="slice-score-facet"),
     path("versions", slices.version_freeze, name="version-freeze"),
     path("versions/<int:number>/restore", slices.version_restore, name="version-restore"),
     path("diff", slices.version_diff, name="version-diff"),
@@ -24,6 +25,7 @@ dataset_urls: list[URLPattern | URLResolver] = [
     path("", grid.grid, name="grid"),
     path("count", grid.view_count, name="count"),
     path("facets", grid.facets_panel, name="facets"),
+    path("score-facet", score_facets.score_facet, name="score-facet"),
     path("query/check", query.query_check, name="query-check"),
     path("query/complete", query.query_complete, name="query-complete"),
     path("selection", selection.selection_apply, name="selection"),

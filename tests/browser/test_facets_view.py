@@ -61,3 +61,47 @@ def test_facets_count_the_view_and_the_view_is_saved(
     assert (
         f"This view: {len(chosen)} items" in page.locator("[data-testid=facet-basis]").inner_text()
     )
+
+
+def test_a_uniqueness_bucket_narrows_the_grid_to_its_range(
+    page: Any, bob: User, dataset: Dataset, scenes: list[Item]
+) -> None:
+    from tests.embedding_factories import planted_scores
+
+    values = [round(n / len(scenes), 4) for n in range(len(scenes))]  # 0 ... 0.97
+    planted_scores(dataset, scenes, values, name="clip")
+    in_range = {i.pk for i, v in zip(scenes, values, strict=True) if 0.8 <= v < 0.9}
+    assert 0 < len(in_range) < len(scenes)
+    log_in(page, bob, "bob-password-1")
+    page.goto(f"/datasets/{dataset.pk}/")
+    page.locator("[data-testid=facet-basis]").wait_for()
+    facet = page.locator("details.score-facet[data-score-facet=uniqueness]")
+    assert facet.get_attribute("open") is None  # closed: nothing counted yet
+    assert facet.locator("[data-testid=score-histogram]").count() == 0
+    facet.locator("summary").click()
+    bucket = facet.locator("a.score-bin[data-value='[0.8, 0.9)']")
+    bucket.wait_for()
+    assert int(bucket.locator(".facet-count").inner_text()) == len(in_range)
+
+    bucket.click()
+    page.wait_for_url("**score.uniqueness**")
+    assert shown_ids(page) == in_range
+    # The facet is open again with its bucket on; a chip says what filters the grid.
+    on = page.locator("details.score-facet[data-score-facet=uniqueness][open]").locator(
+        "a.score-bin.active[data-value='[0.8, 0.9)']"
+    )
+    on.wait_for()
+    assert page.locator(".chip", has_text="uniqueness").count() >= 1
+    on.scroll_into_view_if_needed()
+    screenshot(page, "grid-score-facet")
+
+    page.click(".save-view summary")
+    page.fill(".save-view-form input[name=name]", "most unique")
+    page.click(".save-view-form button[type=submit]")
+    page.wait_for_url(re.compile(r".*/slices/\d+/$"))
+    saved = Slice.objects.get(name="most unique")
+    assert saved.query == '(uniqueness["clip"] >= 0.8 AND uniqueness["clip"] < 0.9)'
+    assert set(slice_items(saved).values_list("pk", flat=True)) == in_range
+    # The slice's page counts it too; nothing may still be asking when the test ends.
+    page.locator("[data-testid=facet-basis]").wait_for()
+    page.wait_for_load_state("networkidle")
