@@ -27,8 +27,10 @@ class Crash(BaseException):
 
 
 def separable(rng: np.random.Generator) -> np.ndarray:
-    """200 items in random directions, then 30 tight around e0 (the tag)."""
+    """200 items in random directions orthogonal to e0, then 30 tight around e0 (the tag):
+    a hyperplane separates them."""
     background = rng.normal(size=(200, DIM)).astype(np.float32)
+    background[:, 0] = 0.0
     cluster = np.eye(DIM, dtype=np.float32)[0] + 0.08 * rng.normal(size=(30, DIM)).astype(
         np.float32
     )
