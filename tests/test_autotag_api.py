@@ -185,3 +185,38 @@ def test_the_rounds_page_shows_the_banner_and_its_marks_become_examples(
     refused = viewer.post(f"/datasets/{dataset.pk}/autotags/{autotag.pk}/retrain", {})
     assert refused.status_code == 403
     assert Item.objects.filter(dataset=dataset).count() == 230
+
+
+def test_the_item_list_and_the_grid_filter_and_sort_by_the_score(
+    dataset: Dataset, world: dict[str, Any], alice: Any, client_for: Callable[[Any], APIClient]
+) -> None:
+    items = world["items"]
+    api = client_for(alice)
+    created = api.post(
+        world["url"],
+        {"name": "rain", "positives": [i.reference_id for i in items[200:203]]},
+        format="json",
+    ).json()
+    finished(created["job"]["id"])
+    url = f"/api/v1/datasets/{dataset.pk}/items"
+    body = api.get(url, {"sort": "autotag[rain]", "order": "desc", "limit": 40}).json()
+    values = [r["sort_value"] for r in body["results"]]
+    assert values == sorted(values, reverse=True) and len(values) == 40
+    assert {r["reference_id"] for r in body["results"][:30]} == {
+        i.reference_id for i in items[200:]
+    }
+    assert values[29] > values[30]
+    query = f"autotag[rain] >= {values[29]!r}"
+    above = api.get(url, {"query": query, "limit": 100}).json()
+    assert {r["reference_id"] for r in above["results"]} == {i.reference_id for i in items[200:]}
+    refused = api.get(url, {"sort": "autotag[snow]"})
+    assert error_paths(refused) == ["sort"]
+    client = Client()
+    client.force_login(alice)
+    grid = client.get(
+        f"/datasets/{dataset.pk}/", {"query": query, "sort": "autotag[rain]", "order": "desc"}
+    )
+    assert grid.status_code == 200
+    page = grid.content.decode()
+    assert page.count('data-testid="sort-value"') == 30
+    assert items[0].reference_id not in page
