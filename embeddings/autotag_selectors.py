@@ -8,6 +8,7 @@ index-only pass over the round.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -153,11 +154,15 @@ def top_unlabelled(*, autotag: Autotag, limit: int = SHOWN) -> list[Scored]:
     return _scored(autotag, list(rows))
 
 
-def borderline(*, autotag: Autotag, limit: int = SHOWN) -> list[Scored]:
-    """The unlabelled items scored nearest 0.5, where a label teaches the model most: the
-    nearest above and below from two short index scans, merged."""
-    above = list(_unlabelled(autotag).filter(score__gte=0.5).order_by("score", "item_id")[:limit])
-    below = list(_unlabelled(autotag).filter(score__lt=0.5).order_by("-score", "-item_id")[:limit])
+def borderline(
+    *, autotag: Autotag, limit: int = SHOWN, exclude: Sequence[int] = ()
+) -> list[Scored]:
+    """The unlabelled items scored nearest 0.5, where a label teaches the model most (but
+    not those of `exclude`, the top list the page shows too): the nearest above and
+    below from two short index scans, merged."""
+    rows = _unlabelled(autotag).exclude(item_id__in=list(exclude))
+    above = list(rows.filter(score__gte=0.5).order_by("score", "item_id")[:limit])
+    below = list(rows.filter(score__lt=0.5).order_by("-score", "-item_id")[:limit])
     merged = sorted(above + below, key=lambda r: (abs(r.score - 0.5), r.item_id))[:limit]
     return _scored(autotag, sorted(merged, key=lambda r: (-r.score, r.item_id)))
 

@@ -101,6 +101,7 @@ def autotag_page(request: HttpRequest, dataset_id: int, autotag_id: int) -> Http
     autotag = selectors.autotag_of(dataset=dataset, autotag_id=autotag_id)
     detail = selectors.autotag_detail(autotag=autotag)
     field = services.threshold_query(autotag, 0.0).split(" >= ")[0]
+    top = selectors.top_unlabelled(autotag=autotag)
     return render(
         request,
         "ui/autotag.html",
@@ -110,8 +111,8 @@ def autotag_page(request: HttpRequest, dataset_id: int, autotag_id: int) -> Http
             "autotag": autotag,
             "detail": detail,
             "latest": detail.rounds[0] if detail.rounds else None,
-            "top": selectors.top_unlabelled(autotag=autotag),
-            "borderline": selectors.borderline(autotag=autotag),
+            "top": top,
+            "borderline": selectors.borderline(autotag=autotag, exclude=[s.item.pk for s in top]),
             "bars": selectors.histogram(autotag=autotag),
             "examples": selectors.examples_of(autotag=autotag, limit=60),
             "field": field,
