@@ -421,6 +421,21 @@ _LAST_SQL = f"""
 """
 
 
+BINS = 10
+
+
+def score_histogram(round_id: int, bins: int = BINS) -> list[int]:
+    """How many of the round's scores fall in each of `bins` equal bins of [0, 1]."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT least(width_bucket(score, 0, 1, %s), %s) AS b, count(*)"
+            " FROM embeddings_autotagscore WHERE round_id = %s GROUP BY b",
+            [bins, bins, round_id],
+        )
+        counts = {int(b): int(n) for b, n in cursor.fetchall()}
+    return [counts.get(b, 0) for b in range(1, bins + 1)]
+
+
 def chunk_score(round_: AutotagRound, weights: str, low: int, high: int) -> int:
     """Write the scores of the round's vectors with item ids in (low, high]; how many."""
     autotag = round_.autotag
@@ -473,9 +488,10 @@ def autotag_score_run(ctx: JobContext) -> dict[str, Any]:
     with ctx.checkpoint(done=state["done"], state=state):
         current.status = AutotagRound.Status.SCORED
         current.finished = timezone.now()
-        current.item_count = AutotagScore.objects.filter(round=current).count()
+        current.histogram = score_histogram(current.pk)
+        current.item_count = sum(current.histogram)
         current.seconds = elapsed
-        current.save(update_fields=["status", "finished", "item_count", "seconds"])
+        current.save(update_fields=["status", "finished", "item_count", "histogram", "seconds"])
         locked = Autotag.objects.select_for_update().get(pk=autotag.pk)
         newest = locked.scored_round
         # Rounds may finish out of order (two workers): the latest round's scores win.

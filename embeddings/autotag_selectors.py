@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from django.db import connection
 from django.db.models import Count, Exists, OuterRef, QuerySet
 from django.urls import reverse
 
@@ -29,7 +28,6 @@ from embeddings.models import (
     EmbeddingModel,
 )
 
-BINS = 10
 SHOWN = 24
 
 
@@ -185,33 +183,22 @@ def grid_url(dataset_id: int, query: str, sort: str | None = None) -> str:
     return reverse("ui:grid", args=[dataset_id]) + "?" + urlencode(params)
 
 
-def histogram(*, autotag: Autotag, bins: int = BINS) -> list[Bar]:
-    """The current round's scores in `bins` equal bins of [0, 1], each bar a grid link."""
-    if autotag.scored_round_id is None:
+def histogram(*, autotag: Autotag) -> list[Bar]:
+    """The current round's scores in ten equal bins of [0, 1] (counted by the scoring
+    job), each bar a grid link on its range, sorted by the score."""
+    scored = autotag.scored_round
+    if scored is None or not scored.histogram:
         return []
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT least(width_bucket(score, 0, 1, %s), %s) AS b, count(*)"
-            " FROM embeddings_autotagscore WHERE round_id = %s GROUP BY b ORDER BY b",
-            [bins, bins, autotag.scored_round_id],
-        )
-        counts = {int(b): int(n) for b, n in cursor.fetchall()}
-    tallest = max(counts.values(), default=0) or 1
+    counts = list(scored.histogram)
+    bins = len(counts)
+    tallest = max(counts) or 1
     field = threshold_query(autotag, 0.0).split(" >= ")[0]
     bars = []
-    for b in range(1, bins + 1):
+    for b, count in enumerate(counts, start=1):
         low, high = (b - 1) / bins, b / bins
         query = f"{field} >= {low:g} and {field} {'<=' if b == bins else '<'} {high:g}"
-        count = counts.get(b, 0)
-        bars.append(
-            Bar(
-                low,
-                high,
-                count,
-                grid_url(autotag.dataset_id, query, field),
-                round(100 * count / tallest),
-            )
-        )
+        url = grid_url(autotag.dataset_id, query, field)
+        bars.append(Bar(low, high, count, url, round(100 * count / tallest)))
     return bars
 
 
