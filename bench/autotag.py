@@ -85,8 +85,11 @@ def main() -> None:
     from embeddings.autotag_selectors import borderline, histogram, top_unlabelled
     from embeddings.models import Autotag, AutotagRound, EmbeddingModel
 
+    from django.urls import reverse
+
     user = User.objects.get_or_create(username="bench")[0]
     dataset = build(args, user)
+    reverse("ui:grid", args=[dataset.pk])  # the URL conf loads once, not inside a timing
     model = EmbeddingModel.objects.get(dataset=dataset, name="bench")
     Autotag.objects.filter(dataset=dataset).delete()
     with connection.cursor() as cursor:
@@ -127,6 +130,17 @@ def main() -> None:
         )
     )
     precision = sum(1 for _, c in page if c == 0) / len(page)
+    # What the autotag page's grid links open: the items above a threshold, by score.
+    above = compile_query('autotag["centre0"] >= 0.5', dataset=dataset)
+    _, filtered = timed(
+        lambda: list(
+            Item.objects.filter(dataset=dataset)
+            .filter(above)
+            .annotate(v=order)
+            .order_by("-v", "id")
+            .values_list("id", flat=True)[:100]
+        )
+    )
     # The curator's round: confirm the top items of centre 0, reject the others.
     confirmed = [s.item.reference_id for s in shown if s.item.metadata.get("centre") == 0]
     rejected = [s.item.reference_id for s in shown if s.item.metadata.get("centre") != 0]
@@ -158,7 +172,8 @@ def main() -> None:
             ("top 24 unlabelled", f"{top * 1000:.0f} ms", "-", None),
             ("24 borderline", f"{border * 1000:.0f} ms", "-", None),
             (f"COUNT of {q}", f"{threshold * 1000:.0f} ms", "<= 200 ms", threshold <= 0.2),
-            ("100 items sorted by the score", f"{sort * 1000:.0f} ms", "-", None),
+            ("100 items sorted by the score (all items)", f"{sort * 1000:.0f} ms", "-", None),
+            ("100 items >= 0.5 sorted by the score", f"{filtered * 1000:.0f} ms", "-", None),
             ("precision of that page (centre 0)", f"{precision:.2f}", "-", None),
             ("train round 2", f"{train2:.2f} s", "-", None),
             ("score round 2 (and drop round 1's rows)", f"{score2:.1f} s", "-", None),

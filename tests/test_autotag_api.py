@@ -8,13 +8,15 @@ from typing import Any
 
 import numpy as np
 import pytest
+from django.db import connection
 from django.test import Client
 from rest_framework.test import APIClient
 
 from curation.jobs import job_run
 from curation.models import Dataset, Item, JobStatus, Slice, Tag
-from curation.services import tag_add
-from embeddings.models import Autotag, AutotagExample, EmbeddingModel, ModelKind
+from curation.services import dataset_delete, tag_add
+from embeddings import autotag as services
+from embeddings.models import Autotag, AutotagExample, AutotagScore, EmbeddingModel, ModelKind
 from tests.api_helpers import error_paths
 from tests.embedding_factories import custom_model, items_with_vectors
 from tests.test_autotag import DIM, separable
@@ -220,3 +222,25 @@ def test_the_item_list_and_the_grid_filter_and_sort_by_the_score(
     page = grid.content.decode()
     assert page.count('data-testid="sort-value"') == 30
     assert items[0].reference_id not in page
+
+
+def test_a_dataset_with_an_autotag_is_deleted_whole(
+    dataset: Dataset, world: dict[str, Any], bob: Any, alice: Any
+) -> None:
+    items = world["items"]
+    created = services.autotag_create(
+        dataset=dataset,
+        user=bob,
+        name="rain",
+        model=world["model"],
+        positives=services.ExampleSource(reference_ids=[i.reference_id for i in items[200:203]]),
+        negatives=services.ExampleSource(reference_ids=[items[0].reference_id]),
+    )
+    finished(created[2].pk)
+    dataset_delete(dataset=dataset)
+    # The foreign keys are checked at commit (deferred); the test's transaction never
+    # commits, so check them now.
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    assert not Autotag.objects.exists() and not AutotagScore.objects.exists()
+    assert not AutotagExample.objects.exists() and not Item.objects.exists()
