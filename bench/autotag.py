@@ -77,6 +77,7 @@ def main() -> None:
 
     from django.contrib.auth.models import User
     from django.db import connection
+    from django.urls import reverse
 
     from curation.jobs import job_run
     from curation.models import Item
@@ -84,8 +85,6 @@ def main() -> None:
     from embeddings.autotag import ExampleSource, autotag_create, autotag_round_next
     from embeddings.autotag_selectors import borderline, histogram, top_unlabelled
     from embeddings.models import Autotag, AutotagRound, EmbeddingModel
-
-    from django.urls import reverse
 
     user = User.objects.get_or_create(username="bench")[0]
     dataset = build(args, user)
