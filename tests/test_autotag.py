@@ -13,6 +13,7 @@ from sklearn.linear_model import LogisticRegression
 from curation.jobs import job_run
 from curation.models import Dataset, Item, JobStatus
 from curation.query import compile_query, sort_expression
+from curation.vocabulary import query_completion
 from embeddings import autotag
 from embeddings.autotag import ExampleSource, autotag_create, autotag_round_next
 from embeddings.autotag_selectors import borderline, histogram, top_unlabelled
@@ -191,6 +192,9 @@ def test_the_scores_are_a_query_field_and_a_sort_key(dataset: Dataset, alice: An
         .values_list("id", flat=True)[:30]
     )
     assert set(best) == {i.pk for i in items[200:]}
+    # The query bar completes the autotags' names in the brackets.
+    found = query_completion("autotag[hea", 11, dataset=dataset)
+    assert [x.text for x in found.suggestions] == ['"heavy rain"]']
     # The histogram's bars count every item, each bar a grid link on its range.
     bars = histogram(autotag=tag)
     assert sum(b.count for b in bars) == 230
