@@ -204,6 +204,8 @@ def _metrics(
 @transaction.atomic
 def round_train(*, autotag: Autotag, user: Any) -> tuple[AutotagRound, Job]:
     """Train the next round on every example so far and queue its scoring job."""
+    # Two curators retraining at once would both take the next number: one waits here.
+    Autotag.objects.select_for_update().filter(pk=autotag.pk).first()
     examples = list(autotag.examples.order_by("id").values_list("item_id", "positive"))
     positives = [i for i, p in examples if p]
     negatives = [i for i, p in examples if not p]
