@@ -147,7 +147,7 @@ def test_examples_from_a_tag_and_slicing_and_tagging_by_threshold(
 
 
 def test_the_rounds_page_shows_the_banner_and_its_marks_become_examples(
-    dataset: Dataset, world: dict[str, Any], alice: Any, victor: Any
+    dataset: Dataset, world: dict[str, Any], alice: Any, victor: Any, charlie: Any
 ) -> None:
     model, items = world["model"], world["items"]
     model.random_weights = True
@@ -186,6 +186,14 @@ def test_the_rounds_page_shows_the_banner_and_its_marks_become_examples(
     assert "autotag-not-semantic" in seen and 'name="mark-' not in seen
     refused = viewer.post(f"/datasets/{dataset.pk}/autotags/{autotag.pk}/retrain", {})
     assert refused.status_code == 403
+    stranger = Client()
+    stranger.force_login(charlie)
+    base = f"/datasets/{dataset.pk}/autotags"
+    for url in (f"{base}/", f"{base}/{autotag.pk}/"):
+        assert stranger.get(url).status_code == 404, url
+    for url in (f"{base}/start", f"{base}/{autotag.pk}/retrain", f"{base}/{autotag.pk}/apply"):
+        assert stranger.post(url, {"name": "x", "threshold": "0.5"}).status_code == 404, url
+    assert autotag.rounds.count() == 2 and Autotag.objects.count() == 1
     assert Item.objects.filter(dataset=dataset).count() == 230
 
 
