@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver, include, path
 
-from embeddings import api
+from embeddings import api, autotag_api
 
 dataset_urls: list[URLPattern | URLResolver] = [
     path("embedding-models", api.EmbeddingModelListView.as_view(), name="api-embedding-models"),
@@ -31,6 +31,23 @@ dataset_urls: list[URLPattern | URLResolver] = [
     path("search/vector", api.VectorSearchView.as_view(), name="api-search-vector"),
     path("duplicates", api.DuplicatesView.as_view(), name="api-duplicates"),
     path("duplicates/apply", api.DuplicatesApplyView.as_view(), name="api-duplicates-apply"),
+    path("autotags", autotag_api.AutotagListView.as_view(), name="api-autotags"),
+    path("autotags/<int:autotag_id>", autotag_api.AutotagDetailView.as_view(), name="api-autotag"),
+    path(
+        "autotags/<int:autotag_id>/rounds",
+        autotag_api.AutotagRoundView.as_view(),
+        name="api-autotag-rounds",
+    ),
+    path(
+        "autotags/<int:autotag_id>/scores",
+        autotag_api.AutotagScoresView.as_view(),
+        name="api-autotag-scores",
+    ),
+    path(
+        "autotags/<int:autotag_id>/apply",
+        autotag_api.AutotagApplyView.as_view(),
+        name="api-autotag-apply",
+    ),
 ]
 
 urlpatterns = [path("datasets/<int:dataset_id>/", include(dataset_urls))]

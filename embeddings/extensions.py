@@ -13,6 +13,10 @@ from curation.models import Dataset, Item
 from embeddings import search
 from embeddings.duplicate_candidates import phash_index_drop
 from embeddings.models import (
+    Autotag,
+    AutotagExample,
+    AutotagRound,
+    AutotagScore,
     DuplicateEdge,
     DuplicateGroup,
     DuplicateMember,
@@ -65,7 +69,14 @@ class EmbeddingsVectors:
         # As curation.services.dataset_delete does for its own tables: one set-based
         # DELETE per large table by dataset, children before parents, each filter a subquery.
         runs = DuplicateRun.objects.filter(dataset=dataset).values("pk")
+        autotags = Autotag.objects.filter(dataset=dataset).values("pk")
         big_tables: list[models.QuerySet[Any]] = [
+            # Autotag scores (a row per item and round) and examples: set-based, before
+            # the items, rather than collected by the dataset's cascade.
+            AutotagScore.objects.filter(
+                round__in=AutotagRound.objects.filter(autotag__in=autotags).values("pk")
+            ),
+            AutotagExample.objects.filter(autotag__in=autotags),
             DuplicateMember.objects.filter(group__in=DuplicateGroup.objects.filter(run__in=runs)),
             DuplicateGroup.objects.filter(run__in=runs),
             DuplicateEdge.objects.filter(run__in=runs),

@@ -19,6 +19,8 @@ spreads every query over a family of tables, for no gain over a partial index.
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 from pgvector.django import VectorField
@@ -318,3 +320,131 @@ class ProjectionPoint(models.Model):
 
     def __str__(self) -> str:
         return f"{self.item_id} at ({self.x:g}, {self.y:g})"
+
+
+# ----------------------------------------------------------------------------- autotag
+
+
+class Autotag(models.Model):
+    """A named linear classifier over one model's vectors, trained in rounds from a
+    curator's examples (embeddings/autotag.py). Its scores are those of `scored_round`,
+    the newest round whose scoring job finished; a query field (`autotag.<name> > 0.8`)."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="autotags")
+    model = models.ForeignKey(EmbeddingModel, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=200)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    scored_round = models.ForeignKey(
+        "AutotagRound", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "name"], name="autotag_dataset_name"),
+            models.CheckConstraint(condition=~Q(name=""), name="autotag_name_set"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AutotagExample(models.Model):
+    """An item the curator marked positive or negative, and the round that first used it."""
+
+    autotag = models.ForeignKey(Autotag, on_delete=models.CASCADE, related_name="examples")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="+")
+    positive = models.BooleanField()
+    round_number = models.PositiveIntegerField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["autotag", "item"], name="autotag_example_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{'+' if self.positive else '-'}{self.item_id}"
+
+
+class AutotagRound(models.Model):
+    """One training of an autotag: the examples it saw, the negatives it drew at random
+    from the dataset, the weights and bias it learnt, its metrics, and its scoring job."""
+
+    class Status(models.TextChoices):
+        SCORING = "scoring", "Scoring"
+        SCORED = "scored", "Scored"
+
+    autotag = models.ForeignKey(Autotag, on_delete=models.CASCADE, related_name="rounds")
+    number = models.PositiveIntegerField()
+    positives = ArrayField(models.BigIntegerField(), default=list)
+    negatives = ArrayField(models.BigIntegerField(), default=list)
+    # Items drawn at random as "not the tag" (unlabelled background; a few may be the tag).
+    sampled_negatives = ArrayField(models.BigIntegerField(), default=list)
+    weights = ArrayField(models.FloatField(), default=list)
+    bias = models.FloatField(default=0.0)
+    metrics = models.JSONField(default=dict, blank=True)
+    random_weights = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.SCORING)
+    job = models.ForeignKey(Job, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    item_count = models.PositiveIntegerField(default=0)
+    # Items per tenth of [0, 1], counted once when the scores are complete (a pass over
+    # 1M rows took 1.7 s: too slow for every view of the page).
+    histogram = ArrayField(models.PositiveIntegerField(), default=list)
+    seconds = models.FloatField(default=0.0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["autotag", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["autotag", "number"], name="autotag_round_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.autotag_id} round {self.number}"
+
+    @property
+    def positive_count(self) -> int:
+        return len(self.positives)
+
+    @property
+    def negative_count(self) -> int:
+        return len(self.negatives)
+
+    @property
+    def sampled_count(self) -> int:
+        return len(self.sampled_negatives)
+
+
+class AutotagScore(models.Model):
+    """An item's score in [0, 1] under one round, written set-based by the scoring job.
+
+    (round, item) serves the query field's EXISTS per item; (round, score, item) serves
+    sorting, thresholds, the histogram and the borderline list."""
+
+    round = models.ForeignKey(
+        AutotagRound, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    # Indexed: deleting items looks their scores up by item.
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="+")
+    score = models.FloatField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["round", "item"], name="autotag_score_unique"),
+        ]
+        indexes = [models.Index(fields=["round", "score", "item"], name="autotag_score_order")]
+
+    def __str__(self) -> str:
+        return f"{self.item_id}: {self.score:.3f}"

@@ -10,6 +10,7 @@ from typing import Any
 
 from curation.jobs import JobContext, job_runner
 from embeddings import vectors as vec
+from embeddings.autotag import AUTOTAG_JOB, autotag_score_run
 from embeddings.clip import ModelSpec, encoder_for
 from embeddings.duplicates import DUPLICATES_JOB, duplicates_run
 from embeddings.models import EmbeddingModel
@@ -44,3 +45,9 @@ def run_duplicates(ctx: JobContext) -> dict[str, Any]:
 @job_runner(PROJECT_JOB, queue=EMBED_QUEUE)
 def run_project(ctx: JobContext) -> dict[str, Any]:
     return projection_run(ctx)
+
+
+# Scoring is one sequential pass over the dataset's vectors, as the duplicates job's walk.
+@job_runner(AUTOTAG_JOB, queue=EMBED_QUEUE)
+def run_autotag_score(ctx: JobContext) -> dict[str, Any]:
+    return autotag_score_run(ctx)

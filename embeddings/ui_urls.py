@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from embeddings import map_ui, ui
+from embeddings import autotag_ui, map_ui, ui
 
 app_name = "embeddings-ui"
 
@@ -21,4 +21,13 @@ urlpatterns = [
     path(f"{DS}/map/colors", map_ui.map_colours, name="map-colors"),
     path(f"{DS}/map/highlight", map_ui.map_highlight, name="map-highlight"),
     path(f"{DS}/map/select", map_ui.map_select, name="map-select"),
+    path(f"{DS}/autotags/", autotag_ui.autotags_page, name="autotags"),
+    path(f"{DS}/autotags/start", autotag_ui.autotag_start, name="autotag-start"),
+    path(f"{DS}/autotags/<int:autotag_id>/", autotag_ui.autotag_page, name="autotag"),
+    path(
+        f"{DS}/autotags/<int:autotag_id>/retrain",
+        autotag_ui.autotag_retrain,
+        name="autotag-retrain",
+    ),
+    path(f"{DS}/autotags/<int:autotag_id>/apply", autotag_ui.autotag_apply, name="autotag-apply"),
 ]

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from nucleus.cli_autotag import add_autotag_parser
 from nucleus.cli_common import UsageError as _UsageError
 from nucleus.cli_common import add_dataset as _add_dataset
 from nucleus.cli_common import add_json as _add_json
@@ -235,6 +236,7 @@ def _parser() -> argparse.ArgumentParser:
     test.set_defaults(run=_test)
 
     add_insights_parser(commands)
+    add_autotag_parser(commands)
     return parser
 
 

@@ -1518,6 +1518,105 @@ class NucleusClient:
         path = f"datasets/{self._dataset_id(dataset)}/insights/leaks/remove"
         return dict(self._post(path, body))
 
+    # ------------------------------------------------------------------- autotag
+
+    def autotags(self, dataset: DatasetRef) -> list[JSON]:
+        """The dataset's autotags (name, model, scored round, query field)."""
+        return list(self._get(f"datasets/{self._dataset_id(dataset)}/autotags"))
+
+    def _autotag_id(self, dataset: DatasetRef, ref: int | str) -> int:
+        if isinstance(ref, int):
+            return ref
+        for found in self.autotags(dataset):
+            if found["name"] == ref:
+                return int(found["id"])
+        raise NucleusError(f"no autotag named {ref!r} in this dataset")
+
+    def autotag(self, dataset: DatasetRef, ref: int | str) -> JSON:
+        """An autotag (by id or name) with its example counts and rounds."""
+        ds_id = self._dataset_id(dataset)
+        return dict(self._get(f"datasets/{ds_id}/autotags/{self._autotag_id(ds_id, ref)}"))
+
+    def autotag_create(
+        self,
+        dataset: DatasetRef,
+        name: str,
+        *,
+        positives: Iterable[str] = (),
+        negatives: Iterable[str] = (),
+        model: str | None = None,
+        **sources: Any,
+    ) -> JSON:
+        """Create an autotag from examples by reference id (or `positives_slice`,
+        `positives_tag`, `negatives_slice`, `negatives_tag`); trains round 1 and starts its
+        scoring job. Returns {autotag, round, job}."""
+        body: dict[str, Any] = {"name": name, **sources}
+        if positives:
+            body["positives"] = list(positives)
+        if negatives:
+            body["negatives"] = list(negatives)
+        if model is not None:
+            body["model"] = model
+        return dict(self._post(f"datasets/{self._dataset_id(dataset)}/autotags", body))
+
+    def autotag_round(
+        self,
+        dataset: DatasetRef,
+        ref: int | str,
+        *,
+        positives: Iterable[str] = (),
+        negatives: Iterable[str] = (),
+        **sources: Any,
+    ) -> JSON:
+        """Add confirmed (positives) and rejected (negatives) items and train the next
+        round; its scoring is a job. Returns {autotag, round, job}."""
+        ds_id = self._dataset_id(dataset)
+        body: dict[str, Any] = {"positives": list(positives), "negatives": list(negatives)}
+        path = f"datasets/{ds_id}/autotags/{self._autotag_id(ds_id, ref)}/rounds"
+        return dict(self._post(path, {**body, **sources}))
+
+    def autotag_scores(
+        self,
+        dataset: DatasetRef,
+        ref: int | str,
+        *,
+        order: str = "desc",
+        low: float | None = None,
+        high: float | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> JSON:
+        """A page of an autotag's scores, best first (`order="asc"`: worst first), within
+        [low, high]; `random_weights` says when they mean nothing."""
+        ds_id = self._dataset_id(dataset)
+        params: dict[str, Any] = {"order": order, "limit": limit, "offset": offset}
+        if low is not None:
+            params["min"] = low
+        if high is not None:
+            params["max"] = high
+        path = f"datasets/{ds_id}/autotags/{self._autotag_id(ds_id, ref)}/scores"
+        return dict(self._get(path, params))
+
+    def autotag_apply(
+        self,
+        dataset: DatasetRef,
+        ref: int | str,
+        threshold: float,
+        *,
+        tag: str | None = None,
+        slice: str | None = None,
+    ) -> JSON:
+        """Tag the items scoring at least `threshold`, or make a static slice of them."""
+        ds_id = self._dataset_id(dataset)
+        body: dict[str, Any] = {"threshold": threshold}
+        body.update({k: v for k, v in {"tag": tag, "slice": slice}.items() if v is not None})
+        path = f"datasets/{ds_id}/autotags/{self._autotag_id(ds_id, ref)}/apply"
+        return dict(self._post(path, body))
+
+    def autotag_delete(self, dataset: DatasetRef, ref: int | str) -> None:
+        ds_id = self._dataset_id(dataset)
+        self.request("DELETE", f"datasets/{ds_id}/autotags/{self._autotag_id(ds_id, ref)}")
+
 
 # ---------------------------------------------------------------------------- helpers
 

@@ -234,6 +234,8 @@ VIEW_MODULES = (
     "embeddings/api.py",
     "embeddings/ui.py",
     "embeddings/map_ui.py",
+    "embeddings/autotag_api.py",
+    "embeddings/autotag_ui.py",
     "evaluation/api.py",
     "evaluation/ui.py",
     "evaluation/pages.py",

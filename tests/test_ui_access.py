@@ -49,6 +49,7 @@ def pages(dataset: Dataset, item: Item, job: Job) -> list[str]:
         f"{base}/query/complete?query=annotations.c&pos=13",
         f"{base}/items/{item.pk}",
         f"{base}/stats",
+        f"{base}/autotags/",
         f"{base}/slices/{sliced.pk}/",
         f"{base}/slices/{sliced.pk}/count",
         f"{base}/slices/{sliced.pk}/facets",
