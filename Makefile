@@ -63,7 +63,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy curation embeddings evaluation insights nucleus
+	$(VENV)/bin/mypy curation embeddings evaluation insights review nucleus
 
 clean:
 	rm -rf $(VENV) var
