@@ -24,6 +24,7 @@ from review.models import ReviewEntry, ReviewQueue, Status
 from review.serializers import (
     ClaimSerializer,
     DecideSerializer,
+    EntryPageSerializer,
     EntrySerializer,
     QueueCreateSerializer,
     QueueSerializer,
@@ -151,7 +152,7 @@ class EntryListView(APIView):
             OpenApiParameter("limit", OpenApiTypes.INT, description="1 to 1000, default 100"),
             OpenApiParameter("cursor", OpenApiTypes.STR),
         ],
-        responses={200: EntrySerializer(many=True), **errors(400, 404)},
+        responses={200: EntryPageSerializer, **errors(400, 404)},
     )
     def get(self, request: Request, dataset_id: int, queue_id: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.VIEWER)

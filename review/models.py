@@ -39,6 +39,7 @@ class Status(models.TextChoices):
 
 # The statuses an entry ends in (a decision), in the order the stats list them.
 DECIDED = [Status.ACCEPTED, Status.CORRECTED, Status.REJECTED, Status.SKIPPED]
+DECISION_CHOICES = [(s.value, s.label) for s in DECIDED]
 
 
 class ReviewQueue(models.Model):

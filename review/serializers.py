@@ -9,7 +9,7 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from review.models import (
-    DECIDED,
+    DECISION_CHOICES,
     Assignment,
     ObjectDecision,
     RejectReason,
@@ -32,7 +32,9 @@ class ReasonCreateSerializer(serializers.Serializer[dict[str, Any]]):
 
 
 class QueueSerializer(serializers.ModelSerializer[ReviewQueue]):
-    created_by = serializers.CharField(source="created_by.username", default=None, read_only=True)
+    created_by = serializers.CharField(
+        source="created_by.username", default=None, allow_null=True, read_only=True
+    )
     assignees = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()
 
@@ -93,7 +95,7 @@ class ClaimSerializer(serializers.Serializer[dict[str, Any]]):
 class ObjectInputSerializer(serializers.Serializer[dict[str, Any]]):
     annotation = serializers.IntegerField(required=False)
     prediction = serializers.IntegerField(required=False)
-    decision = serializers.ChoiceField(choices=[s.value for s in DECIDED], required=False)
+    decision = serializers.ChoiceField(choices=DECISION_CHOICES, required=False)
     reason = serializers.CharField(required=False, allow_blank=True, allow_null=True)
     note = serializers.CharField(required=False, allow_blank=True)
     add_annotation = serializers.BooleanField(
@@ -102,7 +104,7 @@ class ObjectInputSerializer(serializers.Serializer[dict[str, Any]]):
 
 
 class DecideSerializer(serializers.Serializer[dict[str, Any]]):
-    decision = serializers.ChoiceField(choices=[s.value for s in DECIDED])
+    decision = serializers.ChoiceField(choices=DECISION_CHOICES)
     reason = serializers.CharField(
         required=False, allow_blank=True, allow_null=True, help_text="A reason key; to reject."
     )
@@ -111,9 +113,12 @@ class DecideSerializer(serializers.Serializer[dict[str, Any]]):
 
 
 class ObjectDecisionSerializer(serializers.ModelSerializer[ObjectDecision]):
-    annotation = serializers.IntegerField(source="annotation_id", allow_null=True)
-    prediction = serializers.IntegerField(source="prediction_id", allow_null=True)
-    reason = serializers.CharField(source="reason.key", default=None)
+    annotation = serializers.IntegerField(source="annotation_id", allow_null=True, read_only=True)
+    prediction = serializers.IntegerField(source="prediction_id", allow_null=True, read_only=True)
+    decision = serializers.ChoiceField(choices=DECISION_CHOICES)
+    reason = serializers.CharField(
+        source="reason.key", default=None, allow_null=True, read_only=True
+    )
 
     class Meta:
         model = ObjectDecision
@@ -122,9 +127,15 @@ class ObjectDecisionSerializer(serializers.ModelSerializer[ObjectDecision]):
 
 class EntrySerializer(serializers.ModelSerializer[ReviewEntry]):
     reference_id = serializers.CharField(source="item.reference_id", read_only=True)
-    claimed_by = serializers.CharField(source="claimed_by.username", default=None)
-    decided_by = serializers.CharField(source="decided_by.username", default=None)
-    reason = serializers.CharField(source="reason.key", default=None)
+    claimed_by = serializers.CharField(
+        source="claimed_by.username", default=None, allow_null=True, read_only=True
+    )
+    decided_by = serializers.CharField(
+        source="decided_by.username", default=None, allow_null=True, read_only=True
+    )
+    reason = serializers.CharField(
+        source="reason.key", default=None, allow_null=True, read_only=True
+    )
     objects = ObjectDecisionSerializer(source="objects_decided", many=True, read_only=True)
     authors = serializers.SerializerMethodField(
         help_text="Who last changed each annotation under review, by annotation id."
@@ -161,3 +172,11 @@ class EntrySerializer(serializers.ModelSerializer[ReviewEntry]):
     def get_review_url(self, entry: ReviewEntry) -> str:
         dataset_id = self.context.get("dataset_id")
         return reverse("review-ui:entry", args=[dataset_id, entry.queue_id, entry.pk])
+
+
+class EntryPageSerializer(serializers.Serializer[dict[str, Any]]):
+    """A page of entries (keyset by position: follow `next`)."""
+
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = EntrySerializer(many=True)
