@@ -44,6 +44,8 @@ class Screen:
     entry: ReviewEntry
     stats: QueueStats
     image_url: str | None
+    # The drawing's size: the image's, or (no image, no size) what holds every shape.
+    frame: tuple[int, int] | None
     image_alt: str
     overlay_label: str
     shapes: list[Shape]
@@ -67,6 +69,18 @@ def _flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
     if isinstance(value, float):
         return [(prefix, f"{value:.3g}")]
     return [(prefix, "" if value is None else str(value))]
+
+
+def _frame(width: int | None, height: int | None, shapes: list[Shape]) -> tuple[int, int] | None:
+    if width and height:
+        return width, height
+    rects = [s for s in shapes if s.kind == "rect"]
+    if not rects:
+        return None
+    return (
+        int(max(s.x + s.width for s in rects)) + 10,
+        int(max(s.y + s.height for s in rects)) + 10,
+    )
 
 
 def entry_url(entry: ReviewEntry, dataset_id: int) -> str:
@@ -170,6 +184,7 @@ def review_screen(
         entry=entry,
         stats=queue_stats(queue=queue),
         image_url=media_url(item, "original"),
+        frame=_frame(item.width, item.height, shapes),
         image_alt=describe(item.reference_id, shapes),
         overlay_label=overlay_label(shapes),
         shapes=shapes,
