@@ -48,20 +48,22 @@ def reviewer_slot(queue: ReviewQueue, user: Any) -> int | None:
 
 
 @transaction.atomic
-def entry_claim_next(*, queue: ReviewQueue, user: Any, count: int = 1) -> list[ReviewEntry]:
+def entry_claim_next(
+    *, queue: ReviewQueue, user: Any, count: int = 1, after: int | None = None
+) -> list[ReviewEntry]:
     """Up to `count` entries for `user`: the claims they hold first, then the next open
-    entries by position (their round-robin share). Entries another transaction is
-    claiming are skipped, not waited for, so concurrent reviewers get disjoint entries."""
+    entries by position (their round-robin share); only those past position `after` when
+    given (the review screen's "next"). Entries another transaction is claiming are
+    skipped, not waited for, so concurrent reviewers get disjoint entries."""
     slot = reviewer_slot(queue, user)
-    held = list(
-        ReviewEntry.objects.filter(queue=queue)
-        .filter(active_claim_q(queue, user))
-        .order_by("position")[:count]
-    )
+    entries = ReviewEntry.objects.filter(queue=queue)
+    if after is not None:
+        entries = entries.filter(position__gt=after)
+    held = list(entries.filter(active_claim_q(queue, user)).order_by("position")[:count])
     wanted = count - len(held)
     if wanted <= 0:
         return held
-    rows = ReviewEntry.objects.filter(queue=queue).filter(open_q(queue))
+    rows = entries.filter(open_q(queue))
     if slot is not None:
         rows = rows.alias(slot=F("position") % len(queue.assignees)).filter(slot=slot)
     picked = list(

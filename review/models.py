@@ -133,6 +133,10 @@ class ReviewEntry(models.Model):
     def __str__(self) -> str:
         return f"{self.queue_id}#{self.position}"
 
+    @property
+    def object_count(self) -> int:
+        return len(self.annotations) + len(self.predictions)
+
 
 class RejectReason(models.Model):
     """One reason a reviewer may give for a rejection; each dataset gets DEFAULT_REASONS

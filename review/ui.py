@@ -137,11 +137,14 @@ def queue_page(request: HttpRequest, dataset_id: int, queue_id: int) -> HttpResp
 @login_required
 @html_errors
 def claim_view(request: HttpRequest, dataset_id: int, queue_id: int) -> HttpResponse:
-    """Claim the reviewer's next entry and open it."""
+    """Claim the reviewer's next entry (past `after`, the entry the screen showed) and
+    open it."""
     dataset = dataset_or_404(request, dataset_id, Role.CURATOR)
     queue = selectors.queue_of(dataset=dataset, queue_id=queue_id)
+    raw_after = request.POST.get("after")
     try:
-        claimed = entry_claim_next(queue=queue, user=request.user)
+        after = int_value(raw_after, "after", low=0) if raw_after else None
+        claimed = entry_claim_next(queue=queue, user=request.user, after=after)
     except CurationError as exc:
         return back_with_error(request, _queue_url(queue), exc)
     if not claimed:

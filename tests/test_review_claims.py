@@ -125,3 +125,14 @@ def test_two_concurrent_reviewers_never_get_the_same_entry(
     assert found == {"alice": [0, 1, 2], "bob": [3, 4, 5]}
     owners = dict(ReviewEntry.objects.filter(queue=queue).values_list("position", "claimed_by"))
     assert owners == {0: alice.pk, 1: alice.pk, 2: alice.pk, 3: bob.pk, 4: bob.pk, 5: bob.pk}
+
+
+@pytest.mark.django_db
+def test_next_after_a_position_passes_the_entry_held_there(
+    dataset: Dataset, alice: User, bob: User
+) -> None:
+    queue = queue_of(dataset, alice, n=4)
+    assert positions(entry_claim_next(queue=queue, user=bob)) == [0]
+    assert positions(entry_claim_next(queue=queue, user=bob, after=0)) == [1]
+    assert positions(entry_claim_next(queue=queue, user=bob, after=0)) == [1]  # held
+    assert positions(entry_claim_next(queue=queue, user=bob, after=3)) == []
