@@ -59,6 +59,7 @@ bench: $(STAMP)
 	$(PY) bench/evaluate.py
 	$(PY) bench/label_errors.py
 	$(PY) bench/uniqueness.py
+	$(PY) bench/review.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -125,9 +125,18 @@ class ReviewEntry(models.Model):
                 name="reviewentry_open",
                 condition=Q(status__in=["pending", "claimed"]),
             ),
-            # A reviewer's own entries (held claims, undo, per-reviewer counts).
-            models.Index(fields=["queue", "decided_by", "decided_seq"], name="reviewentry_decided"),
-            models.Index(fields=["queue", "claimed_by"], name="reviewentry_claimed"),
+            # A reviewer's own entries (held claims, undo, per-reviewer counts). Partial: a
+            # new queue's pending rows stay out of them, which keeps its INSERT lighter.
+            models.Index(
+                fields=["queue", "decided_by", "decided_seq"],
+                name="reviewentry_decided",
+                condition=Q(decided_by__isnull=False),
+            ),
+            models.Index(
+                fields=["queue", "claimed_by"],
+                name="reviewentry_claimed",
+                condition=Q(claimed_by__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

