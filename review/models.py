@@ -106,7 +106,7 @@ class ReviewEntry(models.Model):
     # the last of: decided_at is the transaction's time, equal for decisions made in one.
     decided_seq = models.BigIntegerField(null=True, blank=True)
     reason = models.ForeignKey(
-        "RejectReason", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        "RejectReason", on_delete=models.RESTRICT, null=True, blank=True, related_name="+"
     )
     note = models.TextField(blank=True, default="")
 
@@ -186,7 +186,7 @@ class ObjectDecision(models.Model):
     prediction_id = models.BigIntegerField(null=True, blank=True)
     decision = models.CharField(max_length=16, choices=Status.choices)
     reason = models.ForeignKey(
-        RejectReason, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        RejectReason, on_delete=models.RESTRICT, null=True, blank=True, related_name="+"
     )
     note = models.TextField(blank=True, default="")
     added_annotation = models.CharField(max_length=512, blank=True, default="")

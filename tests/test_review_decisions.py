@@ -9,9 +9,10 @@ from django.contrib.auth.models import User
 
 from curation.errors import Conflict, InvalidInput
 from curation.models import Annotation, Dataset, Prediction
+from curation.services import dataset_delete
 from review.claims import entry_claim_next
 from review.decisions import entry_decide, entry_undo
-from review.models import ObjectDecision, ReviewEntry, ReviewQueue
+from review.models import ObjectDecision, RejectReason, ReviewEntry, ReviewQueue
 from review.selectors import annotation_authors, queue_stats
 from review.services import queue_create, reason_add
 from tests.ui_factories import evaluated, outcome_world
@@ -230,3 +231,16 @@ def test_annotation_authors_gives_each_annotations_times(dataset: Dataset, bob: 
     one = found[pks[0]]
     assert one.user is None and one.source is None
     assert one.at == Annotation.objects.get(pk=pks[0]).updated
+
+
+@pytest.mark.django_db
+def test_a_dataset_with_decisions_can_be_deleted(dataset: Dataset, bob: User) -> None:
+    """A reason in use holds its row only while entries outlive it: deleting the dataset
+    takes the queues, entries and reasons together."""
+    queue = slice_queue(dataset, bob)
+    entry_decide(entry=at(queue, 0), user=bob, decision="rejected", reason="wrong_label")
+    item_ids = list(dataset.items.values_list("pk", flat=True))
+    dataset_delete(dataset=dataset)
+    assert not ReviewQueue.objects.exists() and not ReviewEntry.objects.exists()
+    assert not ObjectDecision.objects.exists() and not RejectReason.objects.exists()
+    assert not Annotation.objects.filter(item_id__in=item_ids).exists()
