@@ -21,7 +21,7 @@ from curation.ui.http import back_with_error, dataset_or_404, html_errors
 from review import selectors
 from review.claims import entry_claim_next
 from review.decisions import entry_decide_and_claim_next, entry_undo
-from review.models import ReviewQueue, SourceKind, Status
+from review.models import ReviewEntry, ReviewQueue, SourceKind, Status
 from review.screen import entry_url, review_screen
 from review.services import queue_create, queue_delete
 
@@ -178,6 +178,24 @@ def entry_page(request: HttpRequest, dataset_id: int, queue_id: int, entry_id: i
     )
 
 
+def _objects(post: Any, entry: ReviewEntry, decision: str) -> list[dict[str, Any]] | None:
+    """Per-object decisions from the screen's form: accept + add writes the predictions
+    as annotations; a rejection with some objects unticked accepts those."""
+    if post.get("add_annotations") and decision == Status.ACCEPTED:
+        return [
+            {"prediction": pk, "decision": decision, "add_annotation": True}
+            for pk in entry.predictions
+        ]
+    if decision != Status.REJECTED or "reject_objects" not in post:
+        return None
+    ticked = set(post.getlist("reject_objects"))
+    listed = [("annotation", f"a{pk}", pk) for pk in entry.annotations]
+    listed += [("prediction", f"p{pk}", pk) for pk in entry.predictions]
+    return [
+        {kind: pk, "decision": Status.ACCEPTED} for kind, key, pk in listed if key not in ticked
+    ]
+
+
 @require_POST
 @login_required
 @html_errors
@@ -189,12 +207,7 @@ def decide_view(
     queue = selectors.queue_of(dataset=dataset, queue_id=queue_id)
     entry = selectors.entry_of(queue=queue, entry_id=entry_id)
     decision = request.POST.get("decision", "")
-    objects = None
-    if request.POST.get("add_annotations") and decision == Status.ACCEPTED:
-        objects = [
-            {"prediction": pk, "decision": decision, "add_annotation": True}
-            for pk in entry.predictions
-        ]
+    objects = _objects(request.POST, entry, decision)
     try:
         _, following = entry_decide_and_claim_next(
             entry=entry,

@@ -10,9 +10,10 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from curation.models import Dataset, Slice
-from review.models import ReviewEntry, ReviewQueue
-from tests.ui_factories import outcome_world
+from curation.models import Annotation, Dataset, Slice
+from review.models import ObjectDecision, ReviewEntry, ReviewQueue
+from review.services import queue_create
+from tests.ui_factories import evaluated, outcome_world
 
 
 def logged_in(user: User) -> Client:
@@ -102,3 +103,47 @@ def test_a_viewer_sees_the_pages_without_forms_and_a_stranger_gets_404(
     for path in (f"/datasets/{dataset.pk}/review/", f"{base}/", f"{base}/entries/{entry.pk}/"):
         assert stranger.get(path).status_code == 404
     assert ReviewEntry.objects.get(pk=entry.pk).status == "pending"
+
+
+@pytest.mark.django_db
+def test_the_screen_shows_evidence_and_decides_per_object(dataset: Dataset, bob: User) -> None:
+    outcome_world(dataset)
+    run = evaluated(dataset, bob, "base")
+    client = logged_in(bob)
+    fp = queue_create(
+        dataset=dataset,
+        user=bob,
+        name="fp",
+        source={"kind": "evaluation", "run": run.pk, "outcome": "fp"},
+    )
+    base = f"/datasets/{dataset.pk}/review/{fp.pk}"
+    entry = ReviewEntry.objects.get(queue=fp, position=0)
+    screen = client.get(f"{base}/entries/{entry.pk}/").content.decode()
+    assert 'data-testid="evidence"' in screen and "<dt>outcome</dt><dd>fp</dd>" in screen
+    assert re.search(r'class="shape shape-pred shape-focus"', screen)
+    assert "data-add-annotations" in screen
+    client.post(
+        f"{base}/entries/{entry.pk}/decide", {"decision": "accepted", "add_annotations": "1"}
+    )
+    prediction = entry.predictions[0]
+    assert Annotation.objects.filter(annotation_id=f"review-{entry.pk}-p{prediction}").exists()
+
+    # Rejecting an item's entry with one of its two objects unticked accepts that one.
+    whole = queue_create(
+        dataset=dataset,
+        user=bob,
+        name="a",
+        source={"kind": "items", "reference_ids": ["a"], "with_annotations": True},
+    )
+    first = ReviewEntry.objects.get(queue=whole)
+    car, bus = first.annotations
+    page = client.get(f"/datasets/{dataset.pk}/review/{whole.pk}/entries/{first.pk}/")
+    assert 'data-testid="reject-objects"' in page.content.decode()
+    client.post(
+        f"/datasets/{dataset.pk}/review/{whole.pk}/entries/{first.pk}/decide",
+        {"decision": "rejected", "reason": "wrong_label", "reject_objects": [f"a{bus}"]},
+    )
+    decided = dict(
+        ObjectDecision.objects.filter(entry=first).values_list("annotation_id", "decision")
+    )
+    assert decided == {car: "accepted", bus: "rejected"}

@@ -60,6 +60,7 @@ def test_a_curator_reviews_five_entries_by_keyboard(
     assert picker.locator("input[value=bad_box]").is_checked()
     page.locator("[data-testid=note]").fill("box cuts the car's rear")
     page.locator("[data-testid=note]").press("Tab")
+    page.evaluate("window.scrollTo(0, 0)")
     screenshot(page, "review-screen")
     _press_and_wait(page, "Enter")
     _press_and_wait(page, "s")  # 4: skip
