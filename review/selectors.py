@@ -267,7 +267,11 @@ def form_choices(*, dataset: Dataset) -> FormChoices:
     )
 
 
-def queue_progress(*, queue: ReviewQueue) -> tuple[int, int]:
-    """(done, total) of a queue, for the list of queues."""
-    done = ReviewEntry.objects.filter(queue=queue, status__in=DECIDED).count()
-    return done, queue.entry_count
+def queues_done(*, queues: Sequence[ReviewQueue]) -> dict[int, int]:
+    """How many entries of each queue are decided, in one grouped query."""
+    rows = (
+        ReviewEntry.objects.filter(queue__in=[q.pk for q in queues], status__in=DECIDED)
+        .values_list("queue")
+        .annotate(n=Count("id"))
+    )
+    return {queue_id: n for queue_id, n in rows}

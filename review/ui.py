@@ -43,13 +43,14 @@ def queues_page(request: HttpRequest, dataset_id: int) -> HttpResponse:
     """A dataset's queues, with their progress, and the form that makes one."""
     dataset = dataset_or_404(request, dataset_id)
     queues = list(selectors.queues_of(dataset=dataset).order_by("-id"))
+    done = selectors.queues_done(queues=queues)
     return render(
         request,
         "review/queues.html",
         {
             "dataset": dataset,
             "tab": "review",
-            "queues": [(q, selectors.queue_progress(queue=q)) for q in queues],
+            "queues": [(q, (done.get(q.pk, 0), q.entry_count)) for q in queues],
             "choices": selectors.form_choices(dataset=dataset),
             "kinds": SourceKind.choices,
             "can_review": _can_review(dataset),

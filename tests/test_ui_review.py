@@ -67,6 +67,8 @@ def test_a_curator_makes_a_queue_and_reviews_it_with_forms(dataset: Dataset, bob
     missing = client.post(f"{base}/entries/{second.pk}/decide", {"decision": "rejected"})
     assert missing["Location"] == f"{base}/entries/{second.pk}/"
     assert ReviewEntry.objects.get(pk=second.pk).status == "claimed"
+    listed = client.get(f"/datasets/{dataset.pk}/review/").content.decode()
+    assert '<td class="num">1 / 4</td>' in listed
     undone = client.post(f"{base}/undo")
     assert undone["Location"] == f"{base}/entries/{first.pk}/"
     queue_page = client.get(f"{base}/").content.decode()
