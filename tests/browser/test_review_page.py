@@ -1,7 +1,7 @@
 """Review by keyboard in a real browser: a curator opens the dataset's Review tab, starts
 a queue, and reviews five entries with the keys alone (accept, reject with a reason picked
-by its number and a note, skip), steps back and forth, and undoes; the queue's page then
-shows the progress and the reviewer's counts."""
+by its number and a note, skip), steps back and forth, undoes one and marks it corrected
+instead; the queue's page then shows the progress and the reviewer's counts."""
 
 from __future__ import annotations
 
@@ -93,11 +93,13 @@ def test_a_curator_reviews_five_entries_by_keyboard(
     _press_and_wait(page, "u")
     assert page.locator("[data-testid=entry-ref]").inner_text() == refs[5]
     assert page.locator("[data-testid=entry-status]").inner_text() == "claimed"
+    _press_and_wait(page, "c")  # corrected, this time
+    assert ReviewEntry.objects.get(queue=queue, position=5).status == "corrected"
 
     page.goto(f"/datasets/{dataset.pk}/review/{queue.pk}/")
-    assert page.locator("[data-testid=progress]").inner_text() == "4 / 6"
+    assert page.locator("[data-testid=progress]").inner_text() == "5 / 6"
     row = page.locator('[data-testid=reviewer-stats] tr[data-reviewer="bob"] td')
-    assert row.all_inner_texts()[:5] == ["bob", "2", "0", "1", "1"]
+    assert row.all_inner_texts()[:5] == ["bob", "2", "1", "1", "1"]
     objects = page.locator("[data-testid=entries] tbody tr").first.locator("td").nth(2)
     assert objects.inner_text() == str(len(entry.annotations))
     assert (

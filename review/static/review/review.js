@@ -1,5 +1,5 @@
 /* The review screen's keyboard (docs/review.md): j/→ next, k/← previous, a accept,
-   A accept and add the prediction as an annotation, r reject (1–9 picks a reason, Enter
+   A accept and add the prediction as an annotation, c corrected (after editing), r reject (1–9 picks a reason, Enter
    confirms, Escape cancels), s skip, e edit the item, u undo. And the queue form's
    source fields. Plain JS, no dependencies. */
 (function () {
@@ -83,6 +83,7 @@
         case "a": event.preventDefault(); decide("accepted", false); break;
         case "A": if ($("[data-add-annotations]", screen)) { event.preventDefault(); decide("accepted", true); } break;
         case "s": event.preventDefault(); decide("skipped", false); break;
+        case "c": event.preventDefault(); decide("corrected", false); break;
         case "r": event.preventDefault(); openPicker(); break;
         case "e": event.preventDefault(); go("[data-review-edit]"); break;
         case "u": {
