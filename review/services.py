@@ -14,7 +14,14 @@ from django.utils.text import slugify
 from curation.access import has_role
 from curation.errors import Conflict, InvalidInput, field_error, invalid_field
 from curation.models import Dataset, Role
-from review.models import DEFAULT_REASONS, Assignment, RejectReason, ReviewQueue
+from review.models import (
+    DEFAULT_REASONS,
+    Assignment,
+    ObjectDecision,
+    RejectReason,
+    ReviewEntry,
+    ReviewQueue,
+)
 from review.sources import entry_rows
 
 MAX_CLAIM_MINUTES = 7 * 24 * 60
@@ -194,3 +201,16 @@ def queue_update(
 @transaction.atomic
 def queue_delete(*, queue: ReviewQueue) -> None:
     queue.delete()
+
+
+def review_dataset_deleting(*, dataset: Dataset, **_: Any) -> None:
+    """Empty the dataset's review tables set-based before it goes (the receiver of
+    curation.signals.dataset_deleting): Django's cascade would load every entry first."""
+    queues = ReviewQueue.objects.filter(dataset=dataset).values("pk")
+    entries = ReviewEntry.objects.filter(queue__in=queues).values("pk")
+    for rows in (
+        ObjectDecision.objects.filter(entry__in=entries),
+        ReviewEntry.objects.filter(queue__in=queues),
+    ):
+        # _raw_delete: one DELETE ... WHERE, as curation's dataset_delete does its tables.
+        rows._raw_delete(rows.db)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from curation.errors import Conflict, InvalidInput
 from curation.models import Annotation, Dataset, Prediction
@@ -235,12 +237,21 @@ def test_annotation_authors_gives_each_annotations_times(dataset: Dataset, bob: 
 
 @pytest.mark.django_db
 def test_a_dataset_with_decisions_can_be_deleted(dataset: Dataset, bob: User) -> None:
-    """A reason in use holds its row only while entries outlive it: deleting the dataset
-    takes the queues, entries and reasons together."""
+    """Deleting the dataset takes the queues, entries, decisions and reasons (a reason in
+    use restricts, it does not protect), the entries with one DELETE, not the cascade."""
     queue = slice_queue(dataset, bob)
     entry_decide(entry=at(queue, 0), user=bob, decision="rejected", reason="wrong_label")
     item_ids = list(dataset.items.values_list("pk", flat=True))
-    dataset_delete(dataset=dataset)
+    with CaptureQueriesContext(connection) as queries:
+        dataset_delete(dataset=dataset)
+    # Emptied set-based first (curation.signals.dataset_deleting): the cascade's own
+    # SELECT of entries comes after, and finds none to load.
+    sql = [q["sql"] for q in queries]
+    emptied = next(
+        i for i, q in enumerate(sql) if q.startswith('DELETE FROM "review_reviewentry" WHERE')
+    )
+    selected = next(i for i, q in enumerate(sql) if q.startswith('SELECT "review_reviewentry"'))
+    assert "IN (SELECT" in sql[emptied] and emptied < selected
     assert not ReviewQueue.objects.exists() and not ReviewEntry.objects.exists()
     assert not ObjectDecision.objects.exists() and not RejectReason.objects.exists()
     assert not Annotation.objects.filter(item_id__in=item_ids).exists()
