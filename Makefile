@@ -60,11 +60,12 @@ bench: $(STAMP)
 	$(PY) bench/label_errors.py
 	$(PY) bench/uniqueness.py
 	$(PY) bench/autotag.py $(BENCH_ARGS)
+	$(PY) bench/review.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy curation embeddings evaluation insights nucleus
+	$(VENV)/bin/mypy curation embeddings evaluation insights review nucleus
 
 clean:
 	rm -rf $(VENV) var

@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
+from curation import signals
 from curation.authentication import hash_token, new_token_secret
 from curation.errors import Conflict, CurationError, InvalidInput, NotFound, field_error
 from curation.export.jobs import export_job_start
@@ -147,6 +148,7 @@ def dataset_delete(*, dataset: Dataset) -> None:
     # items. Each filter is a subquery, so each DELETE names one table and no join.
     # What hangs off the items (vectors, duplicate groups) goes first, by its own app.
     vectors().dataset_deleting(dataset=dataset)
+    signals.dataset_deleting.send(sender=Dataset, dataset=dataset)
     slices = Slice.objects.filter(dataset=dataset).values("pk")
     big_tables: list[models.QuerySet[Any]] = [
         Prediction.objects.filter(model__in=Model.objects.filter(dataset=dataset).values("pk")),

@@ -13,3 +13,9 @@ worker_started = Signal()
 # recorded as succeeded. An exception in a receiver is logged, never the job's. The
 # evaluation app evaluates the demo's model when the demo's ingest (params["demo"]) is done.
 job_succeeded = Signal()
+
+# A dataset is being deleted (curation.services.dataset_delete), inside its transaction,
+# before its items go; sent with `dataset`. An app with large tables of its own under the
+# dataset empties them here set-based, as curation does its own, instead of leaving them
+# to Django's cascade (which loads every row first). The review app's queues do.
+dataset_deleting = Signal()

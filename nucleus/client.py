@@ -1218,6 +1218,103 @@ class NucleusClient:
         path = f"datasets/{self._dataset_id(dataset)}/evaluations/{run_id}/matches"
         yield from self.pages(path, params)
 
+    # -------------------------------------------------------------------- review
+
+    def _review_path(self, dataset: DatasetRef, queue: int | str | None = None) -> str:
+        """The review API's path of a dataset, or of one queue (by id or by name)."""
+        ds_id = self._dataset_id(dataset)
+        base = f"datasets/{ds_id}/review"
+        if queue is None:
+            return base
+        if isinstance(queue, str):
+            found = [q for q in self._get(f"{base}/queues") if q["name"] == queue]
+            if not found:
+                raise NucleusAPIError(404, "not_found", f"No review queue named {queue!r}.")
+            queue = int(found[0]["id"])
+        return f"{base}/queues/{queue}"
+
+    def review_queues(self, dataset: DatasetRef) -> list[JSON]:
+        """A dataset's review queues."""
+        return list(self._get(f"{self._review_path(dataset)}/queues"))
+
+    def review_queue(self, dataset: DatasetRef, queue: int | str) -> JSON:
+        """A review queue by id or name."""
+        return dict(self._get(self._review_path(dataset, queue)))
+
+    def review_queue_create(
+        self,
+        dataset: DatasetRef,
+        name: str,
+        source: Mapping[str, Any],
+        *,
+        assignment: str = "claim",
+        assignees: Iterable[str] = (),
+        claim_minutes: int = 30,
+        description: str = "",
+    ) -> JSON:
+        """Make a review queue from a source: {"kind": "slice", "slice": id}, {"kind":
+        "query", "query": ...}, {"kind": "items", "reference_ids": [...]}, {"kind":
+        "label_errors", ...} or {"kind": "evaluation", "run": id, "outcome": "fp"}."""
+        body = {
+            "name": name,
+            "description": description,
+            "source": dict(source),
+            "assignment": assignment,
+            "assignees": list(assignees),
+            "claim_minutes": claim_minutes,
+        }
+        return dict(self._post(f"{self._review_path(dataset)}/queues", body))
+
+    def review_queue_delete(self, dataset: DatasetRef, queue: int | str) -> None:
+        self.request("DELETE", self._review_path(dataset, queue))
+
+    def review_claim(self, dataset: DatasetRef, queue: int | str, *, count: int = 1) -> list[JSON]:
+        """Claim up to `count` entries (the ones you hold first); [] when none is left. A
+        retry is safe: held claims come back."""
+        path = f"{self._review_path(dataset, queue)}/claim"
+        return list(self._post(path, {"count": count}, retry=True))
+
+    def review_entries(
+        self, dataset: DatasetRef, queue: int | str, *, status: str | None = None
+    ) -> Iterator[JSON]:
+        """Every entry of a queue in order (of one status when given), page by page."""
+        params = {"status": status} if status else None
+        yield from self.pages(f"{self._review_path(dataset, queue)}/entries", params)
+
+    def review_decide(
+        self,
+        dataset: DatasetRef,
+        queue: int | str,
+        entry: int,
+        decision: str,
+        *,
+        reason: str | None = None,
+        note: str = "",
+        objects: Iterable[Mapping[str, Any]] | None = None,
+    ) -> JSON:
+        """Decide an entry: accepted, corrected, rejected (with a reason key) or skipped;
+        per object with `objects` ([{"annotation": id, "decision": ...}]). Idempotent:
+        sending it again is a no-op, so it is retried."""
+        body: JSON = {"decision": decision, "note": note}
+        if reason is not None:
+            body["reason"] = reason
+        if objects is not None:
+            body["objects"] = [dict(o) for o in objects]
+        path = f"{self._review_path(dataset, queue)}/entries/{entry}/decide"
+        return dict(self._post(path, body, retry=True))
+
+    def review_undo(self, dataset: DatasetRef, queue: int | str) -> JSON:
+        """Undo your last decision in the queue; returns the entry, yours again."""
+        return dict(self._post(f"{self._review_path(dataset, queue)}/undo"))
+
+    def review_stats(self, dataset: DatasetRef, queue: int | str) -> JSON:
+        """Progress, per-reviewer counts, acceptance rate and rejections per reason."""
+        return dict(self._get(f"{self._review_path(dataset, queue)}/stats"))
+
+    def review_reasons(self, dataset: DatasetRef) -> list[JSON]:
+        """The dataset's reject reasons (key, label)."""
+        return list(self._get(f"{self._review_path(dataset)}/reasons"))
+
     # ------------------------------------------------------------------ insights
 
     def label_error_scan(self, dataset: DatasetRef, run: int | JSON) -> JSON:

@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "embeddings",
     "evaluation",
     "insights",
+    "review",
 ]
 
 MIDDLEWARE = [
@@ -280,6 +281,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # The review app's entry statuses and decisions share their field names with other
+    # apps' enums (a job's status): named here, so the generator need not guess.
+    "ENUM_NAME_OVERRIDES": {
+        "ReviewStatusEnum": "review.models.Status",
+        "ReviewDecisionEnum": "review.models.DECISION_CHOICES",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "curation.api.common.document_unsupported_media_type",

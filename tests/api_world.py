@@ -15,6 +15,7 @@ from curation.models import Annotation, Dataset, Slice
 from curation.services import tag_add, token_create
 from evaluation import scenarios
 from evaluation.services import evaluation_create
+from review.services import queue_create
 from tests.api_helpers import add_items, box
 from tests.embedding_factories import custom_model, items_with_vectors
 
@@ -22,8 +23,8 @@ from tests.embedding_factories import custom_model, items_with_vectors
 @pytest.fixture(name="world")
 def world_fixture(alice: User, bob: User, dataset: Dataset) -> dict[str, Any]:
     """Alice's dataset with items, shapes, a model, a slice with a version, a tag, vectors,
-    a finished export, a finished evaluation run and a scenario suite evaluated once: its
-    ids by path parameter name, and alice's token (`secret`)."""
+    a finished export, a finished evaluation run, a scenario suite evaluated once and a
+    review queue: its ids by path parameter name, and alice's token (`secret`)."""
     ids = add_items(
         dataset,
         *(
@@ -56,6 +57,12 @@ def world_fixture(alice: User, bob: User, dataset: Dataset) -> dict[str, Any]:
     scenario = scenarios.suite_evaluate(suite=suite, user=alice, model_id=dataset.models.get().pk)
     assert scenario.job_id is not None
     job_run(job_id=scenario.job_id)
+    queue = queue_create(
+        dataset=dataset,
+        user=alice,
+        name="check",
+        source={"kind": "items", "reference_ids": ["r0", "r1"], "with_annotations": True},
+    )
     token, secret = token_create(user=alice, name="world")
     return {
         "secret": secret,
@@ -74,6 +81,8 @@ def world_fixture(alice: User, bob: User, dataset: Dataset) -> dict[str, Any]:
         "suite_id": suite.pk,
         "test_id": gate.pk,
         "evaluation_id": scenario.pk,
+        "queue_id": queue.pk,
+        "entry_id": queue.entries.get(position=0).pk,
     }
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("curation", "embeddings", "evaluation", "insights", "nucleus")
+PACKAGES = ("curation", "embeddings", "evaluation", "insights", "review", "nucleus")
 
 
 def modules_of(root: Path, packages: Iterable[str]) -> dict[str, Path]:
@@ -152,6 +152,16 @@ def test_nothing_below_imports_insights(lower: str) -> None:
     )
 
 
+@pytest.mark.parametrize("lower", ["curation", "embeddings", "evaluation", "insights"])
+def test_nothing_below_imports_review(lower: str) -> None:
+    """review builds on curation, evaluation and insights; none of them imports it."""
+    wrong = imports_between(import_graph(ROOT, PACKAGES), lower, "review")
+    assert not wrong, (
+        f"{lower} imports review (review builds on it, never the other way; register "
+        "a hook in review's AppConfig.ready() instead):\n  " + "\n  ".join(wrong)
+    )
+
+
 # ----------------------------------------------------------- the checks can fail
 
 
@@ -247,6 +257,8 @@ VIEW_MODULES = (
     "insights/api.py",
     "insights/label_error_api.py",
     "insights/label_error_ui.py",
+    "review/api.py",
+    "review/ui.py",
 )
 MANAGERS = {"objects", "_default_manager", "_base_manager"}
 CONNECTIONS = {"connection", "connections"}
