@@ -59,11 +59,12 @@ bench: $(STAMP)
 	$(PY) bench/evaluate.py
 	$(PY) bench/label_errors.py
 	$(PY) bench/uniqueness.py
+	$(PY) bench/selection.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy curation embeddings evaluation insights nucleus
+	$(VENV)/bin/mypy curation embeddings evaluation insights selection nucleus
 
 clean:
 	rm -rf $(VENV) var

@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "embeddings",
     "evaluation",
     "insights",
+    "selection",
 ]
 
 MIDDLEWARE = [
