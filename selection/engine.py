@@ -199,10 +199,12 @@ def _greedy(
     diversity: Spec | None = recipe.spec("diversity")
     if balance is not None:
         t = time.perf_counter()
-        pool = Pool(dataset=recipe.pool.dataset, ids=ids[candidates], seed=recipe.seed)
+        in_order = np.sort(candidates)  # positions into ids (sorted), so ids sorted too
+        pool = Pool(dataset=recipe.pool.dataset, ids=ids[in_order], seed=recipe.seed)
         strategy = balance.strategy
         assert isinstance(strategy, Balance)
-        classes = np.asarray(item_classes(strategy.labels(pool, balance.options)))
+        sorted_classes = np.asarray(item_classes(strategy.labels(pool, balance.options)))
+        classes = sorted_classes[np.searchsorted(in_order, candidates)]
         names = sorted(set(classes.tolist()))
         sizes = {c: int((classes == c).sum()) for c in names}
         quotas = water_fill(sizes, budget)

@@ -271,8 +271,8 @@ class Metadata(Strategy):
 def hash_uniform(ids: np.ndarray, seed: int) -> np.ndarray:
     """A uniform number in [0, 1) per item id, fixed by (seed, id): the same item keeps its
     number whatever else is in the pool (splitmix64)."""
-    z = ids.astype(np.uint64) + np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore"):  # wrapping arithmetic is the point
+        z = ids.astype(np.uint64) + np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         z = z ^ (z >> np.uint64(31))
