@@ -37,6 +37,7 @@ from nucleus.cli_common import print_job as _print_job
 from nucleus.cli_common import progress_text as _progress_text
 from nucleus.cli_common import table as _table
 from nucleus.cli_insights import add_insights_parser
+from nucleus.cli_select import add_select_parser
 from nucleus.client import NucleusAPIError, NucleusClient, NucleusError
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -235,6 +236,7 @@ def _parser() -> argparse.ArgumentParser:
     test.set_defaults(run=_test)
 
     add_insights_parser(commands)
+    add_select_parser(commands)
     return parser
 
 
