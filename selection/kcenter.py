@@ -70,6 +70,51 @@ def min_sq_distances_update(
     np.maximum(mind, 0.0, out=mind)  # rounding can make |a - a|^2 a hair negative
 
 
+class _Groups:
+    """A coarse partition of the rows (each to the nearest of G sampled rows), sorted so
+    each group is a contiguous slice, with each group's radius: a new pick can lower a
+    row's min-distance only if it lies closer than that, so by the triangle inequality a
+    group whose centre is farther from the pick than its radius plus its largest
+    min-distance is skipped whole. Late in the greedy, each pick touches a few groups."""
+
+    def __init__(self, x: np.ndarray, count: int) -> None:
+        n = len(x)
+        centres = x[np.linspace(0, n - 1, count).astype(np.int64)].copy()
+        if count > 1:
+            # A few Lloyd rounds on a strided sample, so groups follow the data's clusters
+            # (tight groups prune; a group straddling two clusters never does).
+            sample = x[np.linspace(0, n - 1, min(n, 20 * count)).astype(np.int64)]
+            for _ in range(4):
+                near = (_sq_norms(centres)[None, :] - 2.0 * (sample @ centres.T)).argmin(axis=1)
+                sums = np.zeros_like(centres)
+                np.add.at(sums, near, sample)
+                counts = np.bincount(near, minlength=count)
+                filled = counts > 0
+                centres[filled] = sums[filled] / counts[filled, None]
+        c_norms = _sq_norms(centres)
+        ct = np.ascontiguousarray(centres.T)
+        assign = np.empty(n, dtype=np.int64)
+        sq = np.empty(n, dtype=np.float32)
+        norms = _sq_norms(x)
+        for start in range(0, n, ROW_CHUNK):
+            block = x[start : start + ROW_CHUNK] @ ct
+            block *= -2.0
+            block += c_norms
+            assign[start : start + ROW_CHUNK] = block.argmin(axis=1)
+            sq[start : start + ROW_CHUNK] = block.min(axis=1) + norms[start : start + ROW_CHUNK]
+        self.order = np.argsort(assign, kind="stable")
+        assign = assign[self.order]
+        self.starts = np.searchsorted(assign, np.arange(count + 1))
+        dist = np.sqrt(np.maximum(sq[self.order], 0.0))
+        self.radius = np.zeros(count, dtype=np.float64)
+        for g in range(count):
+            a, b = self.starts[g], self.starts[g + 1]
+            if b > a:
+                self.radius[g] = float(dist[a:b].max())
+        self.centres = centres
+        self.count = count
+
+
 def kcenter_greedy(
     x: np.ndarray,
     k: int,
@@ -77,30 +122,58 @@ def kcenter_greedy(
     *,
     round_size: int = DEFAULT_ROUND,
     on_round: Callable[[int], None] | None = None,
+    groups: int | None = None,
 ) -> tuple[np.ndarray, float]:
     """The exact greedy k-center's picks over rows of `x` (indices, in pick order) starting
     from row `first`, and the coverage radius (Euclidean, in x's space) they leave.
 
-    `on_round(picked)` is called after each round (a job checks for cancellation there).
+    `groups`: rows are partitioned into this many groups for pruning (default about
+    sqrt(n) / 2; 1 turns it off). `on_round(picked)` is called after each round (a job
+    checks for cancellation there).
     """
     n = len(x)
     k = min(k, n)
-    x = np.ascontiguousarray(x, dtype=np.float32)
+    if groups is None:
+        groups = 1 if n < 20_000 else min(2048, int(np.sqrt(n) / 2))
+    part = _Groups(np.ascontiguousarray(x, dtype=np.float32), max(1, min(groups, n)))
+    order = part.order
+    x = np.ascontiguousarray(np.asarray(x, dtype=np.float32)[order])
+    where = np.empty(n, dtype=np.int64)
+    where[order] = np.arange(n)
     norms = _sq_norms(x)
     mind = np.full(n, np.inf, dtype=np.float32)
-    picks = [int(first)]
-    min_sq_distances_update(x, norms, mind, x[[first]])
+    gmax = np.full(part.count, np.inf)
+    picks = [int(where[first])]
+
+    def update(picked: np.ndarray) -> None:
+        centres = x[picked]
+        d2 = (
+            _sq_norms(part.centres)[:, None]
+            + _sq_norms(centres)[None, :]
+            - 2.0 * (part.centres @ centres.T)
+        )
+        gap = np.sqrt(np.maximum(d2, 0.0)) - part.radius[:, None]
+        # Slack for float rounding: a group is skipped only when clearly out of reach.
+        need = gap < np.sqrt(gmax)[:, None] + 1e-3
+        for g in np.flatnonzero(need.any(axis=1)):
+            a, b = int(part.starts[g]), int(part.starts[g + 1])
+            if b > a:
+                min_sq_distances_update(x[a:b], norms[a:b], mind[a:b], centres[need[g]])
+                gmax[g] = float(mind[a:b].max())
+
+    update(np.asarray(picks))
+    mind[picks[0]] = 0.0
     factor = 4
     while len(picks) < k:
         want = min(round_size, k - len(picks))
         m = min(n, factor * want)
         if m < n:
-            part = np.argpartition(-mind, m)
-            cand, threshold = part[:m], float(mind[part[m]])
+            top = np.argpartition(-mind, m)
+            cand, threshold = top[:m], float(mind[top[m]])
         else:
             cand, threshold = np.arange(n), -np.inf
         # Candidates in a fixed order (value desc, then index) so ties break the same way.
-        cand = cand[np.lexsort((cand, -mind[cand]))]
+        cand = cand[np.lexsort((order[cand], -mind[cand]))]
         values = mind[cand].astype(np.float64)
         cx = x[cand]
         cn = norms[cand]
@@ -116,18 +189,19 @@ def kcenter_greedy(
         if not chosen:
             # Every remaining item sits on a picked one (distance 0): take the rest in
             # index order, as the greedy's argmax would.
-            rest = np.setdiff1d(np.arange(n), np.asarray(picks), assume_unique=False)
-            picks.extend(int(i) for i in rest[: k - len(picks)])
+            rest = np.setdiff1d(np.arange(n), order[np.asarray(picks)])
+            picks.extend(int(where[i]) for i in rest[: k - len(picks)])
             break
         picked = cand[chosen]
         picks.extend(int(i) for i in picked)
-        min_sq_distances_update(x, norms, mind, x[picked])
+        update(picked)
+        mind[picked] = 0.0  # exactly: rounding must not make a pick a candidate again
         # Few picks per round: the candidates crowd together; look further next time.
         factor = min(64, factor * 2) if len(chosen) < want // 2 else factor
         if on_round is not None:
             on_round(len(picks))
     radius = float(np.sqrt(mind.max())) if n else 0.0
-    return np.asarray(picks[:k], dtype=np.int64), radius
+    return order[np.asarray(picks[:k], dtype=np.int64)], radius
 
 
 def kcenter_naive(x: np.ndarray, k: int, first: int) -> np.ndarray:

@@ -157,9 +157,16 @@ def test_similarity_and_metadata(dataset: Dataset, world: dict[str, Any]) -> Non
 def test_batched_kcenter_is_the_exact_greedy() -> None:
     rng = np.random.default_rng(3)
     x = rng.normal(size=(3000, 8)).astype(np.float32)
-    picks, radius = kcenter.kcenter_greedy(x, 300, 0, round_size=32)
-    assert picks.tolist() == kcenter.kcenter_naive(x, 300, 0).tolist()
-    assert radius == pytest.approx(kcenter.coverage_radius(x, picks), rel=1e-5)
+    exact = kcenter.kcenter_naive(x, 300, 0).tolist()
+    for groups in (1, 16):  # without and with the pruning by groups
+        picks, radius = kcenter.kcenter_greedy(x, 300, 0, round_size=32, groups=groups)
+        assert picks.tolist() == exact
+        assert radius == pytest.approx(kcenter.coverage_radius(x, picks), rel=1e-5)
+    # Ten points, each five times: ten distinct picks first, then the copies, none twice.
+    copies = np.repeat(rng.normal(size=(10, 4)).astype(np.float32), 5, axis=0)
+    picks, radius = kcenter.kcenter_greedy(copies, 30, 0, groups=3)
+    assert len(set(picks.tolist())) == 30 and radius == 0.0
+    assert len({tuple(copies[i]) for i in picks[:10]}) == 10
 
 
 def test_rank_and_water_fill() -> None:
