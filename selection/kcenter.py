@@ -29,6 +29,7 @@ import numpy as np
 
 ROW_CHUNK = 32_768  # rows per GEMM block: 32,768 x 256 floats = 32 MB
 DEFAULT_ROUND = 256  # picks a round aims for
+CENTRE_CHUNK = 1024  # centres per GEMM block
 
 
 def reduce_fit(sample: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarray]:
@@ -58,15 +59,19 @@ def _sq_norms(x: np.ndarray) -> np.ndarray:
 def min_sq_distances_update(
     x: np.ndarray, norms: np.ndarray, mind: np.ndarray, centres: np.ndarray
 ) -> None:
-    """mind[i] = min(mind[i], min_c |x_i - c|^2), in row chunks (one GEMM each)."""
-    c_norms = _sq_norms(centres)
-    ct = np.ascontiguousarray(centres.T)
-    for start in range(0, len(x), ROW_CHUNK):
-        stop = min(len(x), start + ROW_CHUNK)
-        block = x[start:stop] @ ct
-        block *= -2.0
-        block += c_norms
-        np.minimum(mind[start:stop], block.min(axis=1) + norms[start:stop], out=mind[start:stop])
+    """mind[i] = min(mind[i], min_c |x_i - c|^2), in blocks of rows and of centres (one
+    GEMM each; a block is at most ROW_CHUNK x CENTRE_CHUNK floats, 128 MB)."""
+    for first in range(0, len(centres), CENTRE_CHUNK):
+        part = centres[first : first + CENTRE_CHUNK]
+        c_norms = _sq_norms(part)
+        ct = np.ascontiguousarray(part.T)
+        for start in range(0, len(x), ROW_CHUNK):
+            stop = min(len(x), start + ROW_CHUNK)
+            block = x[start:stop] @ ct
+            block *= -2.0
+            block += c_norms
+            best = block.min(axis=1) + norms[start:stop]
+            np.minimum(mind[start:stop], best, out=mind[start:stop])
     np.maximum(mind, 0.0, out=mind)  # rounding can make |a - a|^2 a hair negative
 
 
