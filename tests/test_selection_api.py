@@ -11,8 +11,8 @@ from django.contrib.auth.models import User
 from django.test import Client as PageClient
 from rest_framework.test import APIClient
 
-from curation.jobs import job_run
-from curation.models import Dataset, JobStatus, Model, Slice, SliceVersion, SliceVersionItem
+from curation.jobs import job_cancel, job_run
+from curation.models import Dataset, Job, JobStatus, Model, Slice, SliceVersion, SliceVersionItem
 from selection import services
 from selection.models import Selection
 from tests.api_helpers import error_of, error_paths, url
@@ -204,3 +204,22 @@ def test_the_select_tab_and_builder_page(
     assert viewer.status_code == 200 and 'data-action="create"' not in viewer.content.decode()
     page.force_login(charlie)
     assert page.get(f"/datasets/{dataset.pk}/select/").status_code == 404
+
+
+def test_a_cancelled_job_stops_and_writes_nothing(
+    dataset: Dataset, embedded: list[Any], alice: User, client_for: Client, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(services, "SYNC_MAX", 10)
+    body = client_for(alice).post(url(dataset, "selections"), recipe(), format="json").json()
+    real_select = services.select
+
+    def cancelled_meanwhile(**kwargs: Any) -> Any:
+        # Someone presses cancel while the job runs: the next round's check stops it.
+        job_cancel(job=Job.objects.get(pk=body["job"]["id"]))
+        return real_select(**kwargs)
+
+    monkeypatch.setattr(services, "select", cancelled_meanwhile)
+    job = job_run(job_id=body["job"]["id"])
+    assert job is not None and job.status == JobStatus.CANCELLED
+    assert Selection.objects.get(pk=body["id"]).slice is None
+    assert not Slice.objects.exists()
