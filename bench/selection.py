@@ -18,7 +18,7 @@ Three figures, each printed next to what it is compared with:
    in chunks of 20,000 (COPY BINARY), reducing them and picking.
 
     .venv/bin/python bench/selection.py [--n 1000000] [--budget 10000] [--db-n 100000]
-        [--skip-db] [--skip-memory]
+        [--skip-db] [--skip-memory] [--skip-exact]
 """
 
 from __future__ import annotations
@@ -210,10 +210,12 @@ def main() -> None:
     parser.add_argument("--db-n", type=int, default=100_000)
     parser.add_argument("--skip-db", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--skip-exact", action="store_true")
     args = parser.parse_args()
     setup_django("nucleus_bench_selection")
     rows_out: list[tuple[str, str, str, bool | None]] = []
-    rows_out += exact_part()
+    if not args.skip_exact:
+        rows_out += exact_part()
     if not args.skip_memory:
         rows_out += memory_part(args.n, args.budget)
     if not args.skip_db:
