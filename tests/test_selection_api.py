@@ -190,15 +190,27 @@ def test_who_may_select(
 
 
 def test_the_select_tab_and_builder_page(
-    dataset: Dataset, embedded: list[Any], alice: User, victor: User, charlie: User
+    dataset: Dataset,
+    embedded: list[Any],
+    alice: User,
+    victor: User,
+    charlie: User,
+    client_for: Client,
 ) -> None:
+    made = client_for(alice).post(url(dataset, "selections"), recipe(), format="json").json()
     page = PageClient()
     page.force_login(alice)
+    # The slice's page shows how it was made; the builder lists the selection's recipe.
+    slice_page = page.get(f"/datasets/{dataset.pk}/slices/{made['slice']['id']}/")
+    assert "Selected by diversity (weight 2; model=constructed, dims=64)" in (
+        slice_page.content.decode()
+    )
     grid = page.get(f"/datasets/{dataset.pk}/").content.decode()
     assert f'href="/datasets/{dataset.pk}/select/" data-testid="tab-select"' in grid
     html = page.get(f"/datasets/{dataset.pk}/select/").content.decode()
     assert 'data-action="create"' in html and 'data-strategy="diversity"' in html
     assert "constructed" in html  # the embedding model is offered
+    assert 'data-testid="selections"' in html and "to label" in html
     page.force_login(victor)
     viewer = page.get(f"/datasets/{dataset.pk}/select/")
     assert viewer.status_code == 200 and 'data-action="create"' not in viewer.content.decode()
