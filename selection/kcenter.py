@@ -183,14 +183,21 @@ def kcenter_greedy(
         cx = x[cand]
         cn = norms[cand]
         chosen: list[int] = []
-        while len(chosen) < want:
-            j = int(values.argmax())
-            if values[j] < threshold or values[j] <= 0.0:
+        # Candidates whose value fell below T can no longer be chosen this round; once
+        # they are half the working set, it is compacted (a gather), so crowded rounds
+        # get cheap steps and spread-out ones pay no gather per step.
+        wi, wx, wn, wv = np.arange(len(cand)), cx, cn, values
+        while len(chosen) < want and len(wv):
+            jl = int(wv.argmax())
+            if wv[jl] < threshold or wv[jl] <= 0.0:
                 break
-            chosen.append(j)
-            d = cn + cn[j] - 2.0 * (cx @ cx[j])
-            np.minimum(values, np.maximum(d, 0.0), out=values)
-            values[j] = -1.0
+            chosen.append(int(wi[jl]))
+            d = wn + wn[jl] - 2.0 * (wx @ wx[jl])
+            np.minimum(wv, np.maximum(d, 0.0), out=wv)
+            wv[jl] = -1.0
+            live = wv >= threshold
+            if 2 * int(live.sum()) < len(wv):
+                wi, wx, wn, wv = wi[live], wx[live], wn[live], wv[live]
         if not chosen:
             # Every remaining item sits on a picked one (distance 0): take the rest in
             # index order, as the greedy's argmax would.
