@@ -3,7 +3,7 @@
 Three figures, each printed next to what it is compared with:
 
 1. In memory, the algorithm alone: N (default 1,000,000) 512-d unit vectors around 200
-   centres of Zipf-like sizes (so small clusters exist), generated chunk by chunk and
+   centres of Zipf-like sizes and 1,000 rare ones (2% of the items), generated chunk by chunk and
    reduced to 64-d by PCA of a 20,000 sample (only N x 64 floats are ever held), then a
    budget (default 10,000) picked by the batched exact k-center greedy. Coverage radius
    (the largest distance from any pool item to its nearest pick) of ours against a
@@ -32,21 +32,25 @@ from _setup import report, setup_django
 
 DIM = 512
 CENTRES = 200
+RARE = 1000
 CHUNK = 50_000
 
 
 def centres_and_weights(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """200 common modes of Zipf-like sizes (98% of the items) and 1,000 rare ones (2%:
+    about 20 items each at 1M), the rare cases a labelling budget should reach."""
     rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(CENTRES, DIM)).astype(np.float32)
-    weights = 1.0 / np.arange(1, CENTRES + 1)
-    return centres, weights / weights.sum()
+    centres = rng.normal(size=(CENTRES + RARE, DIM)).astype(np.float32)
+    common = 1.0 / np.arange(1, CENTRES + 1)
+    weights = np.concatenate([0.98 * common / common.sum(), np.full(RARE, 0.02 / RARE)])
+    return centres, weights
 
 
 def chunk_of(start: int, size: int, seed: int = 0) -> np.ndarray:
     """Rows start..start+size of the synthetic pool (the same every time)."""
     centres, weights = centres_and_weights(seed)
     rng = np.random.default_rng([seed, start])
-    which = rng.choice(CENTRES, size=size, p=weights)
+    which = rng.choice(len(centres), size=size, p=weights)
     points = centres[which] + 0.6 * rng.normal(size=(size, DIM)).astype(np.float32)
     return points / np.linalg.norm(points, axis=1, keepdims=True)
 
