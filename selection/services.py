@@ -22,8 +22,9 @@ from selection.models import Selection
 from selection.recipe import Recipe, recipe_check, recipe_clean, recipe_describe
 
 SELECTION_JOB = "selection"
-# Pools up to this many items are selected in the request; bigger ones by a job (a
-# 100,000-item pool with diversity takes a few seconds here: bench/selection.py).
+# Pools up to this many items are selected in the request; bigger ones by a job. With
+# diversity, a 20,000-item pool and a budget of 2,000 took 16.5 s end to end on this
+# shared 2-core machine (bench/selection.py): about what a request may take.
 SYNC_MAX = 20_000
 PREVIEW_MAX = 200_000
 PREVIEW_ITEMS = 50
