@@ -236,15 +236,17 @@ def _greedy(
         if reduced is None or position is None:
             picked_groups.append(members[:quota])
             continue
+        rounds = (lambda _done: tick("diversity")) if tick is not None else None
         rows = np.searchsorted(position, members)  # members' rows of `reduced`, best first
-        chosen, r = kcenter_greedy(
-            reduced[rows],
-            quota,
-            0,
-            on_round=(lambda _done: tick("diversity")) if tick is not None else None,
-        )
+        if len(groups) == 1:
+            # Every candidate: the reduced copy as it is (no second N x dims copy), from
+            # the best-scored one.
+            chosen, r = kcenter_greedy(reduced, quota, int(rows[0]), on_round=rounds)
+            picked_groups.append(position[chosen])
+        else:
+            chosen, r = kcenter_greedy(reduced[rows], quota, 0, on_round=rounds)
+            picked_groups.append(members[chosen])
         radius = max(radius, r)
-        picked_groups.append(members[chosen])
     if diversity is not None:
         timings["diversity"] = round(time.perf_counter() - t, 3)
         contributions["diversity"] = {
