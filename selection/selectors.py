@@ -50,14 +50,17 @@ def _id_list(ids: np.ndarray) -> list[int]:
 
 
 def embedded_mask(*, model: EmbeddingModel, dataset: Dataset, ids: np.ndarray) -> np.ndarray:
-    """Which of `ids` (sorted) have a vector of `model`."""
-    found: list[np.ndarray] = []
-    for part in chunks(ids):
-        got = Embedding.objects.filter(
-            model=model, dataset=dataset, item_id__in=_id_list(part)
-        ).values_list("item_id", flat=True)
-        found.append(np.fromiter(got, dtype=np.int64))
-    have = np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+    """Which of `ids` (sorted) have a vector of `model`: the dataset's embedded ids in one
+    scan of the (dataset, model, item) index, matched in NumPy. At 1M items: 1.2 s, where
+    fifty IN lists of 20,000 ids took most of 33 s (bench/selection.py)."""
+    rows = Embedding.objects.filter(model=model, dataset=dataset).order_by()
+    sql, params = rows.values("item_id").query.sql_with_params()
+    out: list[np.ndarray] = []
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        while got := cursor.fetchmany(100_000):
+            out.append(np.fromiter((r[0] for r in got), dtype=np.int64, count=len(got)))
+    have = np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
     return np.isin(ids, have)
 
 
