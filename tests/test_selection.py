@@ -8,8 +8,19 @@ from typing import Any
 import numpy as np
 import pytest
 
-from curation.models import Annotation, Dataset, Item, Model, Slice, SliceItem
-from insights.models import ItemUncertainty
+from curation.jobs import job_run
+from curation.models import (
+    Annotation,
+    Dataset,
+    Item,
+    JobStatus,
+    Model,
+    Prediction,
+    Slice,
+    SliceItem,
+)
+from insights.models import ItemScore, ItemUncertainty
+from insights.uniqueness import scores_job_start
 from selection import kcenter
 from selection.engine import rank01, water_fill
 from selection.services import picked_ids
@@ -172,3 +183,46 @@ def test_batched_kcenter_is_the_exact_greedy() -> None:
 def test_rank_and_water_fill() -> None:
     assert rank01(np.array([3.0, np.nan, 1.0, 3.0])).tolist() == [0.75, 0.0, 0.0, 0.75]
     assert water_fill({"a": 100, "b": 3, "c": 10}, 15) == {"a": 6, "b": 3, "c": 6}
+
+
+def test_uniqueness_reads_the_insights_scores(
+    dataset: Dataset, world: dict[str, Any], alice: Any
+) -> None:
+    job = job_run(
+        job_id=scores_job_start(dataset=dataset, user=alice, model=world["model"], neighbors=5).pk
+    )
+    assert job is not None and job.status == JobStatus.SUCCEEDED, job and job.message
+    got = pick(dataset, strategies=[{"name": "uniqueness"}], budget=5)
+    ranked = ItemScore.objects.order_by("-uniqueness", "item_id").values_list(
+        "item_id", "uniqueness"
+    )
+    scores = dict(ranked)
+    fifth = sorted(scores.values(), reverse=True)[4]
+    assert all(scores[i] >= fifth for i in got)
+    typical = pick(
+        dataset, strategies=[{"name": "uniqueness", "field": "representativeness"}], budget=5
+    )
+    assert not set(typical) & set(got)
+
+
+def test_balance_by_a_models_predictions(dataset: Dataset, world: dict[str, Any]) -> None:
+    items, cluster_of = world["items"], world["cluster_of"]
+    detector = Model.objects.create(dataset=dataset, name="detector")
+    # The model sees two classes: "small" on clusters 3 and 4 (15 items), "big" elsewhere.
+    Prediction.objects.bulk_create(
+        Prediction(
+            model=detector,
+            item=item,
+            prediction_id=f"p{item.pk}",
+            kind="category",
+            label="small" if cluster_of[item.pk] >= 3 else "big",
+            confidence=0.9,
+        )
+        for item in items
+    )
+    got = pick(
+        dataset,
+        strategies=[{"name": "balance", "source": "predictions", "model": "detector"}],
+        budget=20,
+    )
+    assert sum(cluster_of[i] >= 3 for i in got) == 10
