@@ -122,6 +122,14 @@ def test_preview_writes_nothing(
         ({"strategies": [{"name": "similarity", "slice": "absent"}]}, "strategies[0].slice"),
         ({"strategies": [{"name": "exclude", "tag": "absent"}]}, "strategies[0].tag"),
         ({"pool": {"slice": 999999}}, "pool.slice"),
+        ({"pool": {"slice": 2**63}}, "pool.slice"),
+        ({"budget": 2**63}, "budget"),
+        ({"seed": -1}, "seed"),
+        ({"strategies": [{"name": "diversity", "dims": 1}]}, "strategies[0].dims"),
+        (
+            {"strategies": [{"name": "metadata", "key": "w", "values": {"a": -1}}]},
+            "strategies[0].values.a",
+        ),
         ({"pool": {"query": "metadata.x ="}}, "query"),
     ],
 )
