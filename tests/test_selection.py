@@ -74,6 +74,10 @@ def test_balance_equalises_classes(dataset: Dataset, world: dict[str, Any]) -> N
     got = pick(dataset, strategies=[{"name": "balance"}], budget=25)
     counts = np.bincount([world["cluster_of"][i] for i in got], minlength=5)
     assert counts.tolist() == [5, 5, 5, 5, 5]
+    # With diversity too: the same counts, each class's picks spread within it.
+    both = pick(dataset, strategies=[{"name": "balance"}, {"name": "diversity"}], budget=10)
+    counts = np.bincount([world["cluster_of"][i] for i in both], minlength=5)
+    assert counts.tolist() == [2, 2, 2, 2, 2] and len(set(both)) == 10
     # The smallest class (5 items) cannot give more: the rest is spread evenly.
     got = pick(dataset, strategies=[{"name": "balance"}], budget=40)
     counts = np.bincount([world["cluster_of"][i] for i in got], minlength=5)
