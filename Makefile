@@ -61,11 +61,12 @@ bench: $(STAMP)
 	$(PY) bench/uniqueness.py
 	$(PY) bench/autotag.py $(BENCH_ARGS)
 	$(PY) bench/review.py
+	$(PY) bench/selection.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy curation embeddings evaluation insights review nucleus
+	$(VENV)/bin/mypy curation embeddings evaluation insights review selection nucleus
 
 clean:
 	rm -rf $(VENV) var

@@ -39,6 +39,7 @@ from nucleus.cli_common import progress_text as _progress_text
 from nucleus.cli_common import table as _table
 from nucleus.cli_insights import add_insights_parser
 from nucleus.cli_review import add_review_parser
+from nucleus.cli_select import add_select_parser
 from nucleus.client import NucleusAPIError, NucleusClient, NucleusError
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -239,6 +240,7 @@ def _parser() -> argparse.ArgumentParser:
     add_insights_parser(commands)
     add_autotag_parser(commands)
     add_review_parser(commands)
+    add_select_parser(commands)
     return parser
 
 

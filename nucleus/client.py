@@ -1361,6 +1361,81 @@ class NucleusClient:
         params = {"model": model_id, "sort": sort, "limit": limit}
         return list(self._get(f"datasets/{ds_id}/uncertainty", params))
 
+    # ---------------------------------------------------------------- selection
+
+    def _selection_body(
+        self,
+        ds_id: int,
+        strategies: Sequence[JSON],
+        budget: int,
+        weights: Mapping[str, float] | None,
+        seed: int,
+        pool: JSON | None,
+    ) -> JSON:
+        body: JSON = {"strategies": list(strategies), "budget": budget, "seed": seed}
+        if weights:
+            body["weights"] = dict(weights)
+        if pool:
+            pool = dict(pool)
+            if isinstance(pool.get("slice"), str):  # a slice's name: the API takes its id
+                pool["slice"] = self.slice(ds_id, pool["slice"]).id
+            body["pool"] = pool
+        return body
+
+    def selection_preview(
+        self,
+        dataset: DatasetRef,
+        *,
+        strategies: Sequence[JSON],
+        budget: int,
+        weights: Mapping[str, float] | None = None,
+        seed: int = 0,
+        pool: JSON | None = None,
+    ) -> JSON:
+        """What a recipe would select, without saving: {"item_count", "figures", "items"}
+        (the first 50 picks). Strategies are {"name", ...options} (docs/selection.md);
+        `pool` is {"slice": id or name, "version", "query"}; weights by strategy name."""
+        ds_id = self._dataset_id(dataset)
+        body = self._selection_body(ds_id, strategies, budget, weights, seed, pool)
+        return dict(self._post(f"datasets/{ds_id}/selections/preview", body))
+
+    def selection_create(
+        self,
+        dataset: DatasetRef,
+        *,
+        name: str,
+        strategies: Sequence[JSON],
+        budget: int,
+        weights: Mapping[str, float] | None = None,
+        seed: int = 0,
+        pool: JSON | None = None,
+        description: str = "",
+        wait: bool = False,
+        timeout: float | None = None,
+    ) -> JSON:
+        """Select `budget` items into a new slice `name` (and its frozen version 1). A big
+        pool is selected by a job: with `wait`, wait for it and return the finished
+        selection; else the answer's `status` is the job's and `slice` null until it ends."""
+        ds_id = self._dataset_id(dataset)
+        body = self._selection_body(ds_id, strategies, budget, weights, seed, pool)
+        body["name"] = name
+        if description:
+            body["description"] = description
+        made = dict(self._post(f"datasets/{ds_id}/selections", body))
+        if wait and made.get("slice") is None and made.get("job"):
+            self.job_wait(ds_id, int(made["job"]["id"]), timeout=timeout)
+            made = self.selection(ds_id, int(made["id"]))
+        return made
+
+    def selections(self, dataset: DatasetRef) -> list[JSON]:
+        """A dataset's selections, newest first, each with its recipe and slice."""
+        return list(self._get(f"datasets/{self._dataset_id(dataset)}/selections"))
+
+    def selection(self, dataset: DatasetRef, selection_id: int) -> JSON:
+        """One selection: recipe, slice, version, figures, job."""
+        ds_id = self._dataset_id(dataset)
+        return dict(self._get(f"datasets/{ds_id}/selections/{int(selection_id)}"))
+
     # ------------------------------------------------------------ scenario tests
 
     def scenario_suites(self, dataset: DatasetRef) -> list[JSON]:

@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "evaluation",
     "insights",
     "review",
+    "selection",
 ]
 
 MIDDLEWARE = [

@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/v1/", include("evaluation.api_urls")),
     path("api/v1/", include("insights.api_urls")),
     path("api/v1/", include("review.api_urls")),
+    path("api/v1/", include("selection.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
@@ -27,6 +28,8 @@ urlpatterns = [
     path("", include("insights.ui_urls")),
     # The review app's pages (queues, a queue, the review screen).
     path("", include("review.ui_urls")),
+    # The selection app's builder (what to label next).
+    path("", include("selection.ui_urls")),
 ]
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("curation", "embeddings", "evaluation", "insights", "review", "nucleus")
+PACKAGES = ("curation", "embeddings", "evaluation", "insights", "review", "selection", "nucleus")
 
 
 def modules_of(root: Path, packages: Iterable[str]) -> dict[str, Path]:
@@ -162,6 +162,16 @@ def test_nothing_below_imports_review(lower: str) -> None:
     )
 
 
+@pytest.mark.parametrize("lower", ["curation", "embeddings", "evaluation", "insights", "review"])
+def test_nothing_below_imports_selection(lower: str) -> None:
+    """selection builds on curation, embeddings, evaluation and insights; none imports it."""
+    wrong = imports_between(import_graph(ROOT, PACKAGES), lower, "selection")
+    assert not wrong, (
+        f"{lower} imports selection (selection builds on it, never the other way; register "
+        "a hook in selection's AppConfig.ready() instead):\n  " + "\n  ".join(wrong)
+    )
+
+
 # ----------------------------------------------------------- the checks can fail
 
 
@@ -259,6 +269,8 @@ VIEW_MODULES = (
     "insights/label_error_ui.py",
     "review/api.py",
     "review/ui.py",
+    "selection/api.py",
+    "selection/ui.py",
 )
 MANAGERS = {"objects", "_default_manager", "_base_manager"}
 CONNECTIONS = {"connection", "connections"}
