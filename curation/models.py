@@ -517,9 +517,15 @@ class ApiToken(models.Model):
         return f"{self.name} ({self.prefix}…)"
 
 
+# The history models live beside their services (curation/history/); imported here so that
+# Django registers them with the app.
+from curation.history.models import AnnotationChange, AnnotationEvent  # noqa: E402
+
 __all__ = [
     "ROLE_RANK",
     "Annotation",
+    "AnnotationChange",
+    "AnnotationEvent",
     "ApiToken",
     "Dataset",
     "GeometryKind",

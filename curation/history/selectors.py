@@ -1,0 +1,140 @@
+"""Reads of annotation history: an item's, an annotation's, a dataset's (filtered), and
+the latest change of given annotations (who made them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Exists, F, OuterRef, QuerySet, Subquery
+from django.db.models.functions import JSONObject
+
+from curation.errors import NotFound
+from curation.history.models import AnnotationChange
+from curation.models import Annotation, Dataset, Item
+
+# An annotation's fields as history keeps them (curation.history.triggers, `_STATE`).
+STATE_FIELDS = ("annotation_id", "item_id", "kind", "label", "geometry", "metadata")
+
+
+def _with_after(changes: QuerySet[AnnotationChange]) -> QuerySet[AnnotationChange]:
+    """Annotate each change with what it left (`next_before`/`current`) and `is_latest`.
+
+    The state after a change is not stored: it is the `before` of the annotation's next
+    change, or, for its latest change, the annotation as it is now.
+    """
+    later = AnnotationChange.objects.filter(
+        annotation_pk=OuterRef("annotation_pk"), id__gt=OuterRef("id")
+    ).order_by("id")
+    now = Annotation.objects.filter(pk=OuterRef("annotation_pk")).values(
+        state=JSONObject(**{f: F(f) for f in STATE_FIELDS})
+    )
+    return changes.select_related("event", "event__user").annotate(
+        next_before=Subquery(later.values("before")[:1]),
+        is_latest=~Exists(later),
+        current=Subquery(now[:1]),
+    )
+
+
+def after_of(change: Any) -> dict[str, Any] | None:
+    """The annotation as `change` left it (None once deleted); `change` from a selector here."""
+    if change.action == "deleted":
+        return None
+    state: dict[str, Any] | None = change.current if change.is_latest else change.next_before
+    return state
+
+
+def item_history(*, item: Item, limit: int = 200) -> list[AnnotationChange]:
+    """The item's annotation changes, newest first (at most `limit`)."""
+    changes = AnnotationChange.objects.filter(item_id=item.pk, dataset_id=item.dataset_id)
+    return list(_with_after(changes).order_by("-id")[:limit])
+
+
+def annotation_history(*, dataset: Dataset, annotation_pk: int) -> list[AnnotationChange]:
+    """One annotation's changes, oldest first (it keeps its pk through a delete and revert)."""
+    changes = AnnotationChange.objects.filter(annotation_pk=annotation_pk, dataset=dataset)
+    return list(_with_after(changes).order_by("id"))
+
+
+def dataset_history(
+    *,
+    dataset: Dataset,
+    username: str | None = None,
+    source: str | None = None,
+    annotation_id: str | None = None,
+    item_id: int | None = None,
+    job_id: int | None = None,
+    since: int | None = None,
+) -> QuerySet[AnnotationChange]:
+    """The dataset's changes, filtered; `since`: only those after that change id (for
+    following the history: pass the newest id seen). Ordered and paged by the caller."""
+    changes = AnnotationChange.objects.filter(dataset=dataset)
+    if username is not None:
+        changes = changes.filter(event__user__username=username)
+    if source is not None:
+        changes = changes.filter(event__source=source)
+    if annotation_id is not None:
+        changes = changes.filter(annotation_id=annotation_id)
+    if item_id is not None:
+        changes = changes.filter(item_id=item_id)
+    if job_id is not None:
+        changes = changes.filter(event__job_id=job_id)
+    if since is not None:
+        changes = changes.filter(id__gt=since)
+    return _with_after(changes)
+
+
+def change_of(*, dataset: Dataset, change_id: int) -> AnnotationChange:
+    found = _with_after(AnnotationChange.objects.filter(pk=change_id, dataset=dataset)).first()
+    if found is None:
+        raise NotFound("Change not found.")
+    return found
+
+
+@dataclass(frozen=True)
+class ChangeInfo:
+    """Who last changed an annotation, through what, and when."""
+
+    change_id: int
+    action: str
+    user_id: int | None
+    username: str | None
+    source: str
+    job_id: int | None
+    entry_id: int | None
+    at: datetime
+
+
+def latest_changes(*, dataset: Dataset, annotation_pks: list[int]) -> dict[int, ChangeInfo]:
+    """The latest change of each of these annotations (none if history has none)."""
+    latest = (
+        AnnotationChange.objects.filter(dataset=dataset, annotation_pk__in=annotation_pks)
+        .order_by("annotation_pk", "-id")
+        .distinct("annotation_pk")
+        .select_related("event", "event__user")
+    )
+    return {
+        c.annotation_pk: ChangeInfo(
+            change_id=c.pk,
+            action=c.action,
+            user_id=c.event.user_id,
+            username=c.event.user.username if c.event.user else None,
+            source=c.event.source,
+            job_id=c.event.job_id,
+            entry_id=c.event.entry_id,
+            at=c.event.created,
+        )
+        for c in latest
+    }
+
+
+__all__ = [
+    "ChangeInfo",
+    "after_of",
+    "annotation_history",
+    "change_of",
+    "dataset_history",
+    "item_history",
+    "latest_changes",
+]
