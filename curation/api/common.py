@@ -4,6 +4,7 @@ query parameters, the schema of views that share a base."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -11,6 +12,8 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_
 from rest_framework.request import Request
 from rest_framework.serializers import Serializer
 
+from curation.history import change_context
+from curation.history.models import ChangeSource
 from curation.params import int_value
 from curation.serializers import ErrorSerializer
 
@@ -95,3 +98,9 @@ def int_param(
     if raw is None and default is not None:
         return default
     return int_value(raw, name, low=low, high=high, capped=capped, message=message)
+
+
+def api_change(request: Request) -> AbstractContextManager[None]:
+    """Annotation writes in this block are recorded as made by the request's user through
+    the API (curation.history)."""
+    return change_context(user=request.user, source=ChangeSource.API)
