@@ -23,7 +23,7 @@ class AnnotationChangeSerializer(serializers.ModelSerializer[AnnotationChange]):
     event_id = serializers.IntegerField(read_only=True)
     user = serializers.SerializerMethodField(help_text="Username; null if unknown or deleted.")
     user_id = serializers.IntegerField(source="event.user_id", read_only=True, allow_null=True)
-    source = serializers.ChoiceField(
+    source = serializers.ChoiceField(  # type: ignore[assignment]
         source="event.source", choices=ChangeSource.choices, read_only=True
     )
     job_id = serializers.IntegerField(source="event.job_id", read_only=True, allow_null=True)
