@@ -281,7 +281,7 @@ def test_the_history_panel_lists_changes_and_a_curator_reverts_one(
     body = logged_in(bob).get(url).content.decode()
     panel = body.split('data-testid="item-history"')[1].split("</section>")[0]
     assert "by <strong>bob</strong> via api" in panel
-    assert "car (box) at 10,10 20×20 → bus (box) at 10,10 20×20" in panel
+    assert "car (box) at 10,10 20x20 → bus (box) at 10,10 20x20" in panel
     assert panel.count(">Revert</button>") == 1  # only the latest change of h-1
     # A viewer sees the history but no Revert button.
     assert ">Revert</button>" not in logged_in(victor).get(url).content.decode()

@@ -46,7 +46,7 @@ def summary(state: dict[str, Any] | None) -> str:
     if state.get("kind") == "box" and all(k in geometry for k in ("x", "y", "width", "height")):
         text += (
             f" at {geometry['x']:.0f},{geometry['y']:.0f}"
-            f" {geometry['width']:.0f}×{geometry['height']:.0f}"
+            f" {geometry['width']:.0f}x{geometry['height']:.0f}"
         )
     return text
 
