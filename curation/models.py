@@ -329,6 +329,10 @@ class SliceVersion(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     created = models.DateTimeField(auto_now_add=True)
+    # The newest annotation change (curation.history) when it was frozen: the changes
+    # between two versions are those between their marks, read by id, not by clock. Null
+    # in versions frozen before history was kept.
+    history_mark = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["slice", "number"]

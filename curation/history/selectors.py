@@ -129,8 +129,56 @@ def latest_changes(*, dataset: Dataset, annotation_pks: list[int]) -> dict[int, 
     }
 
 
+def history_mark() -> int:
+    """The id of the newest annotation change (0 if none)."""
+    newest = AnnotationChange.objects.order_by("-id").values_list("id", flat=True).first()
+    return newest or 0
+
+
+def changes_between(
+    *,
+    dataset_id: int,
+    annotation_ids: list[str],
+    item_ids: list[int],
+    after: int,
+    until: int,
+    most: int = 20,
+) -> dict[tuple[int, str], list[dict[str, Any]]]:
+    """Who changed these annotations (by item and client id) with change ids in
+    (after, until], oldest first, at most `most` each: for comparing two frozen versions
+    (their `history_mark`s)."""
+    found: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    changes = (
+        AnnotationChange.objects.filter(
+            dataset_id=dataset_id,
+            item_id__in=item_ids,
+            annotation_id__in=annotation_ids,
+            id__gt=after,
+            id__lte=until,
+        )
+        .select_related("event__user")
+        .order_by("id")
+    )
+    for change in changes:
+        # A change that moved an annotation between items counts for the item it was on.
+        listed = found.setdefault((change.item_id, change.annotation_id), [])
+        if len(listed) < most:
+            event = change.event
+            listed.append(
+                {
+                    "change_id": change.pk,
+                    "action": change.action,
+                    "user": event.user.get_username() if event.user else None,
+                    "source": event.source,
+                    "at": event.created,
+                }
+            )
+    return found
+
+
 __all__ = [
     "ChangeInfo",
+    "changes_between",
     "after_of",
     "annotation_history",
     "change_of",

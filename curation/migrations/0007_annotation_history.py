@@ -64,5 +64,10 @@ class Migration(migrations.Migration):
             model_name='annotationchange',
             index=models.Index(fields=['item_id', 'id'], name='annotationchange_item'),
         ),
+        migrations.AddField(
+            model_name='sliceversion',
+            name='history_mark',
+            field=models.BigIntegerField(blank=True, null=True),
+        ),
         migrations.RunSQL(triggers.INSTALL, triggers.UNINSTALL),
     ]
