@@ -15,8 +15,8 @@ from django.db.models import Max, QuerySet
 
 from curation.errors import NotFound
 from curation.file_names import file_name_sql
-from curation.itemsets import item_ids_sql, slice_items
 from curation.history.selectors import changes_between, history_mark
+from curation.itemsets import item_ids_sql, slice_items
 from curation.models import Slice, SliceItem, SliceVersion, SliceVersionItem
 
 # One annotation as a version stores it (jsonb, so that diffs compare values, not text);

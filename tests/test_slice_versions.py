@@ -12,8 +12,8 @@ from curation import itemsets, slices, versions
 from curation.bulk.write import items_upsert, shapes_upsert
 from curation.export.jsonl import jsonl_chunks
 from curation.export.sources import export_source
-from curation.models import Annotation, Item, Slice, SliceItem, SliceVersion, SliceVersionItem
 from curation.history import change_context
+from curation.models import Annotation, Item, Slice, SliceItem, SliceVersion, SliceVersionItem
 from curation.services import (
     annotations_delete,
     items_delete,

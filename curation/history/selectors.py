@@ -178,10 +178,10 @@ def changes_between(
 
 __all__ = [
     "ChangeInfo",
-    "changes_between",
     "after_of",
     "annotation_history",
     "change_of",
+    "changes_between",
     "dataset_history",
     "item_history",
     "latest_changes",
