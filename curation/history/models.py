@@ -10,7 +10,9 @@ name, so this module imports nothing of curation.models (which imports it).
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
+from django.db.models import Q
 from django.db.models.functions import Now
 
 
@@ -28,6 +30,10 @@ class ChangeAction(models.TextChoices):
     CREATED = "created", "Created"
     CHANGED = "changed", "Changed"
     DELETED = "deleted", "Deleted"
+
+
+# The actions indexed by B-tree (creations by BRIN, see AnnotationChange.Meta).
+EDITS = [ChangeAction.CHANGED.value, ChangeAction.DELETED.value]
 
 
 class AnnotationEvent(models.Model):
@@ -101,14 +107,41 @@ class AnnotationChange(models.Model):
 
     class Meta:
         ordering = ["id"]
+        # Creations are most of the rows (a first ingest is nothing else) and arrive in
+        # bulk, in the order of their annotation and item ids: BRIN indexes them at almost
+        # no cost per row (B-trees on both columns made a first ingest's database writes
+        # 19% slower; BRIN 7%). Changes and deletions, fewer and scattered, get B-trees.
+        # Lookups name both halves (curation.history.selectors.of_annotation / of_item).
         indexes = [
             models.Index(fields=["dataset", "id"], name="annotationchange_dataset"),
-            models.Index(fields=["annotation_pk", "id"], name="annotationchange_annotation"),
-            models.Index(fields=["item_id", "id"], name="annotationchange_item"),
+            models.Index(
+                fields=["annotation_pk", "id"],
+                name="annotationchange_annotation",
+                condition=Q(action__in=EDITS),
+            ),
+            models.Index(
+                fields=["item_id", "id"],
+                name="annotationchange_item",
+                condition=Q(action__in=EDITS),
+            ),
+            BrinIndex(
+                fields=["annotation_pk"],
+                name="annotationchange_created_ann",
+                opclasses=["int8_minmax_multi_ops"],
+                pages_per_range=16,
+                condition=Q(action=ChangeAction.CREATED),
+            ),
+            BrinIndex(
+                fields=["item_id"],
+                name="annotationchange_created_item",
+                opclasses=["int8_minmax_multi_ops"],
+                pages_per_range=16,
+                condition=Q(action=ChangeAction.CREATED),
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.action} {self.annotation_id} (#{self.pk})"
 
 
-__all__ = ["AnnotationChange", "AnnotationEvent", "ChangeAction", "ChangeSource"]
+__all__ = ["EDITS", "AnnotationChange", "AnnotationEvent", "ChangeAction", "ChangeSource"]

@@ -7,32 +7,50 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Exists, F, OuterRef, QuerySet, Subquery
+from django.db.models import Case, Exists, F, OuterRef, Q, QuerySet, Subquery, When
 from django.db.models.functions import JSONObject
 
 from curation.errors import NotFound
-from curation.history.models import AnnotationChange
+from curation.history.models import EDITS, AnnotationChange, ChangeAction
 from curation.models import Annotation, Dataset, Item
 
 # An annotation's fields as history keeps them (curation.history.triggers, `_STATE`).
 STATE_FIELDS = ("annotation_id", "item_id", "kind", "label", "geometry", "metadata")
 
 
+def of_annotations(pks: Any) -> Q:
+    """Changes of these annotations (a list of pks, or one pk or OuterRef): written so that
+    both halves of the index serve it (creations by BRIN, edits by B-tree; models.py)."""
+    lookup = "annotation_pk__in" if isinstance(pks, list | tuple | set) else "annotation_pk"
+    return Q(**{lookup: pks}, action=ChangeAction.CREATED) | Q(**{lookup: pks}, action__in=EDITS)
+
+
+def of_items(item_ids: Any) -> Q:
+    """Changes on these items (a list of ids, or one id), indexed as of_annotations."""
+    lookup = "item_id__in" if isinstance(item_ids, list | tuple | set) else "item_id"
+    return Q(**{lookup: item_ids}, action=ChangeAction.CREATED) | Q(
+        **{lookup: item_ids}, action__in=EDITS
+    )
+
+
 def _with_after(changes: QuerySet[AnnotationChange]) -> QuerySet[AnnotationChange]:
     """Annotate each change with what it left (`next_before`/`current`) and `is_latest`.
 
     The state after a change is not stored: it is the `before` of the annotation's next
-    change, or, for its latest change, the annotation as it is now.
+    change, or, for its latest change, the annotation as it is now. What can follow a
+    change is known: after a creation or a change comes a change or a deletion (an edit,
+    B-tree indexed), after a deletion only a re-creation (a revert).
     """
-    later = AnnotationChange.objects.filter(
-        annotation_pk=OuterRef("annotation_pk"), id__gt=OuterRef("id")
-    ).order_by("id")
+    later = {"annotation_pk": OuterRef("annotation_pk"), "id__gt": OuterRef("id")}
+    edits = AnnotationChange.objects.filter(**later, action__in=EDITS).order_by("id")
+    recreated = AnnotationChange.objects.filter(**later, action=ChangeAction.CREATED)
     now = Annotation.objects.filter(pk=OuterRef("annotation_pk")).values(
         state=JSONObject(**{f: F(f) for f in STATE_FIELDS})
     )
+    deleted = Q(action=ChangeAction.DELETED)
     return changes.select_related("event", "event__user").annotate(
-        next_before=Subquery(later.values("before")[:1]),
-        is_latest=~Exists(later),
+        next_before=Case(When(deleted, then=None), default=Subquery(edits.values("before")[:1])),
+        is_latest=Case(When(deleted, then=~Exists(recreated)), default=~Exists(edits)),
         current=Subquery(now[:1]),
     )
 
@@ -47,13 +65,13 @@ def after_of(change: Any) -> dict[str, Any] | None:
 
 def item_history(*, item: Item, limit: int = 200) -> list[AnnotationChange]:
     """The item's annotation changes, newest first (at most `limit`)."""
-    changes = AnnotationChange.objects.filter(item_id=item.pk, dataset_id=item.dataset_id)
+    changes = AnnotationChange.objects.filter(of_items(item.pk), dataset_id=item.dataset_id)
     return list(_with_after(changes).order_by("-id")[:limit])
 
 
 def annotation_history(*, dataset: Dataset, annotation_pk: int) -> list[AnnotationChange]:
     """One annotation's changes, oldest first (it keeps its pk through a delete and revert)."""
-    changes = AnnotationChange.objects.filter(annotation_pk=annotation_pk, dataset=dataset)
+    changes = AnnotationChange.objects.filter(of_annotations(annotation_pk), dataset=dataset)
     return list(_with_after(changes).order_by("id"))
 
 
@@ -77,7 +95,7 @@ def dataset_history(
     if annotation_id is not None:
         changes = changes.filter(annotation_id=annotation_id)
     if item_id is not None:
-        changes = changes.filter(item_id=item_id)
+        changes = changes.filter(of_items(item_id))
     if job_id is not None:
         changes = changes.filter(event__job_id=job_id)
     if since is not None:
@@ -109,7 +127,7 @@ class ChangeInfo:
 def latest_changes(*, dataset: Dataset, annotation_pks: list[int]) -> dict[int, ChangeInfo]:
     """The latest change of each of these annotations (none if history has none)."""
     latest = (
-        AnnotationChange.objects.filter(dataset=dataset, annotation_pk__in=annotation_pks)
+        AnnotationChange.objects.filter(of_annotations(list(annotation_pks)), dataset=dataset)
         .order_by("annotation_pk", "-id")
         .distinct("annotation_pk")
         .select_related("event", "event__user")
@@ -150,8 +168,8 @@ def changes_between(
     found: dict[tuple[int, str], list[dict[str, Any]]] = {}
     changes = (
         AnnotationChange.objects.filter(
+            of_items(list(item_ids)),
             dataset_id=dataset_id,
-            item_id__in=item_ids,
             annotation_id__in=annotation_ids,
             id__gt=after,
             id__lte=until,
@@ -185,4 +203,6 @@ __all__ = [
     "dataset_history",
     "item_history",
     "latest_changes",
+    "of_annotations",
+    "of_items",
 ]

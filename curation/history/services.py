@@ -16,6 +16,7 @@ from django.utils import timezone
 from curation.errors import Conflict
 from curation.history.context import change_context
 from curation.history.models import AnnotationChange, ChangeSource
+from curation.history.selectors import of_annotations
 from curation.models import Annotation, Item
 
 _RESTORED = ("annotation_id", "kind", "label", "geometry", "metadata")
@@ -54,7 +55,7 @@ def annotation_change_revert(*, change: AnnotationChange, user: Any) -> Annotati
     # Lock the annotation (if it exists) so no write slips in between the check and ours.
     current = Annotation.objects.select_for_update().filter(pk=change.annotation_pk).first()
     later = (
-        AnnotationChange.objects.filter(annotation_pk=change.annotation_pk, id__gt=change.pk)
+        AnnotationChange.objects.filter(of_annotations(change.annotation_pk), id__gt=change.pk)
         .order_by("id")
         .first()
     )
@@ -74,7 +75,7 @@ def annotation_change_revert(*, change: AnnotationChange, user: Any) -> Annotati
             assert change.before is not None
             _restore(change, change.before)
     made = (
-        AnnotationChange.objects.filter(annotation_pk=change.annotation_pk, id__gt=change.pk)
+        AnnotationChange.objects.filter(of_annotations(change.annotation_pk), id__gt=change.pk)
         .select_related("event")
         .order_by("-id")
         .first()
