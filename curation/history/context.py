@@ -20,10 +20,10 @@ from typing import Any
 
 from django.db import connection
 
-# The settings the triggers read (curation.history.triggers); all text, '' when unset.
-KEYS = ("user", "source", "job", "entry", "reverts", "token")
-# Set for the length of a block, recording stops: only for deleting a whole dataset,
-# whose history goes with it.
+# The triggers (curation.history.triggers) read nucleus.change_user, _source, _job,
+# _entry, _reverts and _token: all text, '' when unset.
+# While this one is set, recording stops: only for deleting a whole dataset, whose history
+# goes with it.
 OFF = "nucleus.history_off"
 
 
@@ -101,4 +101,4 @@ def history_off() -> Iterator[None]:
         yield
 
 
-__all__ = ["KEYS", "change_context", "history_off"]
+__all__ = ["change_context", "history_off"]
