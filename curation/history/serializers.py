@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -73,7 +72,7 @@ class AnnotationChangeSerializer(serializers.ModelSerializer[AnnotationChange]):
         user = change.event.user
         return user.get_username() if user is not None else None
 
-    @extend_schema_field(OpenApiTypes.OBJECT)
+    @extend_schema_field({"type": "object", "additionalProperties": {}, "nullable": True})
     def get_after(self, change: AnnotationChange) -> dict[str, Any] | None:
         return after_of(change)
 
