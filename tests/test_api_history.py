@@ -88,3 +88,19 @@ def test_a_change_of_another_dataset_is_not_found(dataset, item_id, alice, clien
     other = Dataset.objects.create(name="other", owner=alice)
     change = client_for(alice).get(url(dataset, "history")).json()["results"][0]
     error_of(client_for(alice).post(url(other, f"history/{change['id']}/revert")), 404)
+
+
+def test_items_bulk_and_item_deletes_over_the_api_record_the_user(dataset, alice, bob, client_for):
+    client = client_for(bob)
+    rows = [{"reference_id": "x", "annotations": [box(id="x-1")]}, {"reference_id": "y"}]
+    assert (
+        client.post(url(dataset, "items/bulk"), {"items": rows}, format="json").status_code == 200
+    )
+    # A retried batch changes nothing, so records nothing.
+    client.post(url(dataset, "items/bulk"), {"items": rows}, format="json")
+    client.post(url(dataset, "items/delete"), {"reference_ids": ["x"]}, format="json")
+    listed = client_for(alice).get(url(dataset, "history")).json()["results"]
+    assert [(c["action"], c["annotation_id"], c["user"], c["source"]) for c in listed] == [
+        ("deleted", "x-1", "bob", "api"),
+        ("created", "x-1", "bob", "api"),
+    ]
