@@ -12,7 +12,7 @@ Shapes are validated exactly as the bulk path validates them
 naming `label`, `geometry.<field>` or `metadata`.
 
 Every service takes `user` and `source` ("api" or "editor"): who made the change and
-through what, for the annotation history (curation.history, wired where marked).
+through what, for the annotation history (curation.history.change_context wraps each write).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from django.db import IntegrityError, transaction
 from curation.bulk.validate import ShapeRow, clean_shape
 from curation.errors import Conflict, NotFound, field_error, invalid_field
 from curation.geometry import GeometryError
+from curation.history import change_context
 from curation.models import Annotation, GeometryKind, Item
 
 Source = Literal["api", "editor"]
@@ -119,8 +120,8 @@ def annotation_create(
             dataset_id=dataset_id, item=item, annotation_id=row.client_id, **values
         )
         try:
-            # history: with change_context(user=user, source=source): wraps this write.
-            with transaction.atomic():  # a savepoint: a concurrent create of the same id
+            # a savepoint: a concurrent create of the same id
+            with transaction.atomic(), change_context(user=user, source=source):
                 annotation.save(force_insert=True)
             return annotation, True
         except IntegrityError:
@@ -169,8 +170,8 @@ def annotation_update(
     for name in changed:
         setattr(current, name, changes[name])
     current.version += 1
-    # history: with change_context(user=user, source=source): wraps this write.
-    current.save(update_fields=[*changed, "version", "updated"])
+    with change_context(user=user, source=source):
+        current.save(update_fields=[*changed, "version", "updated"])
     return current
 
 
@@ -182,5 +183,5 @@ def annotation_delete(
     _check_source(source)
     current = _locked(annotation)
     _expect(current, expected_version)
-    # history: with change_context(user=user, source=source): wraps this write.
-    current.delete()
+    with change_context(user=user, source=source):
+        current.delete()

@@ -8,6 +8,7 @@ from curation.api import annotations as annotation_views
 from curation.api import (
     datasets,
     exports,
+    history,
     items,
     jobs,
     predictions,
@@ -52,6 +53,13 @@ dataset_urls: list[URLPattern | URLResolver] = [
         "items/<int:item_id>/annotations",
         items.ItemAnnotationsView.as_view(),
         name="api-item-annotations",
+    ),
+    path("items/<int:item_id>/history", history.ItemHistoryView.as_view(), name="api-item-history"),
+    path("history", history.DatasetHistoryView.as_view(), name="api-history"),
+    path(
+        "history/<int:change_id>/revert",
+        history.ChangeRevertView.as_view(),
+        name="api-history-revert",
     ),
     path("annotations/bulk", items.AnnotationsBulkView.as_view(), name="api-annotations-bulk"),
     path(

@@ -333,6 +333,10 @@ class SliceVersion(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     created = models.DateTimeField(auto_now_add=True)
+    # The newest annotation change (curation.history) when it was frozen: the changes
+    # between two versions are those between their marks, read by id, not by clock. Null
+    # in versions frozen before history was kept.
+    history_mark = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["slice", "number"]
@@ -521,9 +525,15 @@ class ApiToken(models.Model):
         return f"{self.name} ({self.prefix}…)"
 
 
+# The history models live beside their services (curation/history/); imported here so that
+# Django registers them with the app.
+from curation.history.models import AnnotationChange, AnnotationEvent  # noqa: E402
+
 __all__ = [
     "ROLE_RANK",
     "Annotation",
+    "AnnotationChange",
+    "AnnotationEvent",
     "ApiToken",
     "Dataset",
     "GeometryKind",

@@ -715,9 +715,37 @@ class DiffEntrySerializer(serializers.Serializer[dict[str, Any]]):
     reference_id = serializers.CharField()
 
 
+class CorrectionBySerializer(serializers.Serializer[dict[str, Any]]):
+    change_id = serializers.IntegerField()
+    action = serializers.CharField()
+    user = serializers.CharField(allow_null=True)
+    source = serializers.CharField()  # type: ignore[assignment]
+    at = serializers.DateTimeField()
+
+
+class CorrectionSerializer(serializers.Serializer[dict[str, Any]]):
+    annotation_id = serializers.CharField()
+    change = serializers.ChoiceField(choices=["added", "removed", "changed"])
+    fields = serializers.ListField(  # type: ignore[assignment]
+        child=serializers.CharField(),
+        help_text="For `changed`: which of kind, label, geometry, metadata.",
+    )
+    before = serializers.JSONField(allow_null=True)
+    after = serializers.JSONField(allow_null=True)
+    by = CorrectionBySerializer(
+        many=True, help_text="The recorded changes between the two versions, oldest first."
+    )
+
+
 class DiffChangedSerializer(DiffEntrySerializer):
     annotations_changed = serializers.BooleanField()
     metadata_changed = serializers.BooleanField()
+    annotations = CorrectionSerializer(
+        many=True,
+        required=False,
+        help_text="Where annotations changed: each annotation added, removed or changed, "
+        "with who changed it (annotation history).",
+    )
 
 
 class DiffCountsSerializer(serializers.Serializer[dict[str, Any]]):

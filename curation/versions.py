@@ -15,8 +15,9 @@ from django.db.models import Max, QuerySet
 
 from curation.errors import NotFound
 from curation.file_names import file_name_sql
+from curation.history.selectors import changes_between, history_mark
 from curation.itemsets import item_ids_sql, slice_items
-from curation.models import Slice, SliceItem, SliceVersion
+from curation.models import Slice, SliceItem, SliceVersion, SliceVersionItem
 
 # One annotation as a version stores it (jsonb, so that diffs compare values, not text);
 # curation.export writes live annotations as the same objects.
@@ -69,6 +70,7 @@ def slice_version_create(*, slice: Slice, user: Any, note: str = "") -> SliceVer
         query=locked.query,
         similarity=locked.similarity,
         created_by=_user_or_none(user),
+        history_mark=history_mark(),
     )
     with connection.cursor() as cursor:
         cursor.execute(
@@ -184,8 +186,68 @@ def slice_versions_diff(
                 entry["annotations_changed"] = annotations_changed
                 entry["metadata_changed"] = metadata_changed
             result[kind].append(entry)
+    _add_corrections(old, new, [e for e in result["changed"] if e["annotations_changed"]])
     result["truncated"] = any(result["counts"][k] > len(result[k]) for k in DIFF_KINDS)
     return result
+
+
+def _corrections(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The annotations added, removed or changed between two snapshots of one item."""
+    old = {a["id"]: a for a in before}
+    new = {a["id"]: a for a in after}
+    found = []
+    for annotation_id in sorted(old.keys() | new.keys()):
+        was, now = old.get(annotation_id), new.get(annotation_id)
+        if was == now:
+            continue
+        change = "added" if was is None else "removed" if now is None else "changed"
+        fields = [
+            f
+            for f in ("kind", "label", "geometry", "metadata")
+            if (was or {}).get(f) != (now or {}).get(f)
+        ]
+        found.append(
+            {
+                "annotation_id": annotation_id,
+                "change": change,
+                "fields": fields if change == "changed" else [],
+                "before": was,
+                "after": now,
+                "by": [],
+            }
+        )
+    return found
+
+
+def _add_corrections(old: SliceVersion, new: SliceVersion, entries: list[dict[str, Any]]) -> None:
+    """Give each changed item's entry its annotation corrections, each with who made it
+    (from the annotation history between the two versions' freezing)."""
+    if not entries:
+        return
+    snapshots: dict[tuple[int, int], list[dict[str, Any]]] = {
+        (version_id, item_id): annotations
+        for version_id, item_id, annotations in SliceVersionItem.objects.filter(
+            version__in=[old.pk, new.pk], item_id__in=[e["item_id"] for e in entries]
+        ).values_list("version_id", "item_id", "annotations")
+    }
+    wanted: set[str] = set()
+    for entry in entries:
+        entry["annotations"] = _corrections(
+            snapshots.get((old.pk, entry["item_id"]), []),
+            snapshots.get((new.pk, entry["item_id"]), []),
+        )
+        wanted.update(c["annotation_id"] for c in entry["annotations"])
+    earlier, later = sorted((old.history_mark or 0, new.history_mark or 0))
+    by = changes_between(
+        dataset_id=new.slice.dataset_id,
+        annotation_ids=sorted(wanted),
+        item_ids=[e["item_id"] for e in entries],
+        after=earlier,
+        until=later,
+    )
+    for entry in entries:
+        for correction in entry["annotations"]:
+            correction["by"] = by.get((entry["item_id"], correction["annotation_id"]), [])
 
 
 __all__ = [

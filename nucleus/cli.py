@@ -9,6 +9,8 @@
     nucleus evaluate --dataset demo --model yolo --slice night --wait
     nucleus compare --dataset demo "yolo v8" "yolo v9"          # deltas b - a, items
     nucleus test --dataset demo --suite release-gates --model yolo-v9   # exit 1 on a failure
+    nucleus history list --dataset demo --user alice      # who changed which annotations
+    nucleus history revert --dataset demo 1234            # undo one change
 
 Configuration comes from NUCLEUS_URL and NUCLEUS_TOKEN or the --url/--token flags. Errors
 from the server are printed with their fields and exit with status 1; usage errors exit 2.
@@ -37,6 +39,7 @@ from nucleus.cli_common import number as _number
 from nucleus.cli_common import print_job as _print_job
 from nucleus.cli_common import progress_text as _progress_text
 from nucleus.cli_common import table as _table
+from nucleus.cli_history import add_history_parser
 from nucleus.cli_insights import add_insights_parser
 from nucleus.cli_review import add_review_parser
 from nucleus.cli_select import add_select_parser
@@ -241,6 +244,7 @@ def _parser() -> argparse.ArgumentParser:
     add_autotag_parser(commands)
     add_review_parser(commands)
     add_select_parser(commands)
+    add_history_parser(commands)
     return parser
 
 

@@ -587,6 +587,44 @@ class NucleusClient:
             missing.extend(answer["missing"])
         return {"deleted": deleted, "missing": missing}
 
+    # ------------------------------------------------------------ annotation history
+
+    def item_history(self, dataset: DatasetRef, item_id: int, *, limit: int = 200) -> list[JSON]:
+        """An item's annotation changes, newest first: who, when, through what, before
+        and after."""
+        path = f"datasets/{self._dataset_id(dataset)}/items/{item_id}/history"
+        return list(self._get(path, {"limit": limit})["results"])
+
+    def history(
+        self,
+        dataset: DatasetRef,
+        *,
+        user: str | None = None,
+        source: str | None = None,
+        annotation_id: str | None = None,
+        item_id: int | None = None,
+        job_id: int | None = None,
+        since: int | None = None,
+    ) -> Iterator[JSON]:
+        """Yield a dataset's annotation changes, newest first, filtered; `since`: only
+        those after that change id (pass the newest id seen to follow the history)."""
+        filters = {
+            "user": user,
+            "source": source,
+            "annotation_id": annotation_id,
+            "item_id": item_id,
+            "job_id": job_id,
+            "since": since,
+        }
+        params = {k: v for k, v in filters.items() if v is not None} | {"limit": 1000}
+        yield from self.pages(f"datasets/{self._dataset_id(dataset)}/history", params)
+
+    def change_revert(self, dataset: DatasetRef, change_id: int) -> JSON:
+        """Revert an annotation change (the latest of its annotation); returns the change
+        the revert made. Not retried: a second revert of the same change is a 409."""
+        path = f"datasets/{self._dataset_id(dataset)}/history/{change_id}/revert"
+        return dict(self._post(path))
+
     def models(self, dataset: DatasetRef) -> list[JSON]:
         """The dataset's models, each with its prediction_count."""
         return list(self.pages(f"datasets/{self._dataset_id(dataset)}/models", {"limit": 1000}))

@@ -19,6 +19,7 @@ from django.db.models.functions import Now
 
 from curation.bulk.write import shapes_upsert
 from curation.errors import Conflict, InvalidInput, field_error, invalid_field
+from curation.history import change_context
 from curation.models import Annotation, Prediction
 from curation.services import annotations_delete
 from review.claims import active_claim_q, entry_claim_next, reviewer_slot
@@ -173,21 +174,21 @@ def _add_annotation(entry: ReviewEntry, user: Any, prediction_id: int) -> str:
     if p is None:
         raise invalid_field("objects", f"prediction {prediction_id} is gone")
     client_id = f"review-{entry.pk}-p{p.pk}"
-    # history: wrap in curation.history.change_context(user=user, source=SOURCE,
-    # entry_id=entry.pk) when the annotation history lands (the coordinator wires it).
-    shapes_upsert(
-        dataset=entry.queue.dataset,
-        rows=[
-            {
-                "reference_id": entry.item.reference_id,
-                "id": client_id,
-                "kind": p.kind,
-                "label": p.label,
-                "geometry": p.geometry,
-                "metadata": {"review": {"entry": entry.pk, "prediction": p.pk}},
-            }
-        ],
-    )
+    # Recorded in the annotation history as this reviewer's, through this entry.
+    with change_context(user=user, source=SOURCE, entry_id=entry.pk):
+        shapes_upsert(
+            dataset=entry.queue.dataset,
+            rows=[
+                {
+                    "reference_id": entry.item.reference_id,
+                    "id": client_id,
+                    "kind": p.kind,
+                    "label": p.label,
+                    "geometry": p.geometry,
+                    "metadata": {"review": {"entry": entry.pk, "prediction": p.pk}},
+                }
+            ],
+        )
     return client_id
 
 
@@ -291,9 +292,8 @@ def entry_undo(*, queue: ReviewQueue, user: Any) -> ReviewEntry:
         raise Conflict("You have no decision in this queue to undo.")
     added = [o.added_annotation for o in last.objects_decided.all() if o.added_annotation]
     if added:
-        # history: wrap in curation.history.change_context(user=user, source=SOURCE,
-        # entry_id=last.pk) when the annotation history lands (the coordinator wires it).
-        annotations_delete(dataset=queue.dataset, annotation_ids=added)
+        with change_context(user=user, source=SOURCE, entry_id=last.pk):
+            annotations_delete(dataset=queue.dataset, annotation_ids=added)
     last.objects_decided.all().delete()
     ReviewEntry.objects.filter(pk=last.pk).update(
         status=Status.CLAIMED,

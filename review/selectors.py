@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, QuerySet
 
 from curation.errors import NotFound, invalid_field
+from curation.history.selectors import latest_changes
 from curation.models import Annotation, Dataset
 from curation.selectors import slices_of
 from evaluation.selectors import finished_runs
@@ -227,19 +228,25 @@ class AuthorInfo:
 
 
 def annotation_authors(dataset: Dataset, pks: Sequence[int]) -> dict[int, AuthorInfo]:
-    """Who made each of these annotations of the dataset (the page and the API show it).
-
-    History: the coordinator replaces the user/source here with
-    curation.history.latest_changes(dataset, pks) -> {pk: info(user, source, at)}, keeping
-    the rows' times for annotations the history has no change of.
-    """
+    """Who made each of these annotations of the dataset (the page and the API show it):
+    the user and the source (ingest, api, editor, review, revert) of its latest change in
+    the annotation history (curation.history), and when; an annotation the history has no
+    change of (written before history was kept) keeps its row's times and no user."""
     rows = Annotation.objects.filter(dataset=dataset, pk__in=list(pks)).values_list(
         "pk", "created", "updated"
     )
-    return {
-        pk: AuthorInfo(user=None, source=None, at=updated, created=created)
-        for pk, created, updated in rows
-    }
+    found = {pk: (created, updated) for pk, created, updated in rows}
+    latest = latest_changes(dataset=dataset, annotation_pks=list(found))
+    authors = {}
+    for pk, (created, updated) in found.items():
+        change = latest.get(pk)
+        authors[pk] = AuthorInfo(
+            user=change.username if change else None,
+            source=change.source if change else None,
+            at=change.at if change else updated,
+            created=created,
+        )
+    return authors
 
 
 # ------------------------------------------------------------------ the create form

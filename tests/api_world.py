@@ -10,6 +10,7 @@ from django.contrib.auth.models import User
 
 from curation import versions
 from curation.export.jobs import export_job_start
+from curation.history.models import AnnotationChange
 from curation.jobs import job_run
 from curation.models import Annotation, Dataset, Slice
 from curation.services import tag_add, token_create
@@ -83,6 +84,7 @@ def world_fixture(alice: User, bob: User, dataset: Dataset) -> dict[str, Any]:
         "evaluation_id": scenario.pk,
         "queue_id": queue.pk,
         "entry_id": queue.entries.get(position=0).pk,
+        "change_id": AnnotationChange.objects.filter(dataset=dataset).latest("id").pk,
     }
 
 

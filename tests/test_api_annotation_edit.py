@@ -275,3 +275,37 @@ def test_the_editor_says_it_is_the_editor_and_tokens_are_the_api(
         == 200
     )
     assert seen == ["editor", "api"]
+
+
+def test_edits_are_in_the_history_with_their_source_and_a_revert_moves_the_version_on(
+    dataset, item, stored, bob, client_for
+):
+    from curation.history.models import AnnotationChange
+    from curation.history.services import annotation_change_revert
+
+    client = client_for(bob)
+    edited = patch(client, dataset, stored, {"label": "bus", "version": stored.version})
+    assert edited.status_code == 200, edited.json()
+    session = Client()
+    session.force_login(bob)
+    again = session.patch(
+        one(dataset, stored),
+        {"label": "truck", "version": edited.json()["version"]},
+        content_type="application/json",
+        headers={"X-Nucleus-Source": "editor"},
+    )
+    assert again.status_code == 200, again.json()
+    made = list(
+        AnnotationChange.objects.filter(annotation_pk=stored.pk, action="changed")
+        .select_related("event__user")
+        .order_by("id")
+    )
+    assert [(c.before["label"], c.event.source, c.event.user) for c in made] == [
+        ("car", "api", bob),
+        ("bus", "editor", bob),
+    ]
+    annotation_change_revert(change=made[-1], user=bob)
+    reverted = Annotation.objects.get(pk=stored.pk)
+    assert reverted.label == "bus" and reverted.version == again.json()["version"] + 1
+    stale = patch(client, dataset, stored, {"label": "car", "version": again.json()["version"]})
+    assert stale.status_code == 409

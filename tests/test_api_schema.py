@@ -44,6 +44,9 @@ def test_every_operation_has_a_readable_unique_id() -> None:
         "tags_add",
         "jobs_cancel",
         "datasets_ingest",
+        "items_history",
+        "history_list",
+        "history_revert",
     ):
         assert expected in ids
 

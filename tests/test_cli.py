@@ -589,3 +589,23 @@ def test_insights_scan_and_label_errors(dataset, bob, as_user, worker, capsys, c
         capsys, "insights", "label-errors", "--dataset", "street scenes", "--run", "nope"
     )
     assert status == 1 and "no evaluation run named 'nope'" in err
+
+
+def test_history_prints_an_items_changes_and_reverts_one(dataset, bob, as_user, capsys):
+    ids = add_items(dataset, {"reference_id": "a", "annotations": [box(id="a-1")]})
+    add_items(dataset, {"reference_id": "a", "annotations": [box(id="a-1", label="bus")]})
+    as_user(bob)
+    status, out, _ = run(capsys, "history", "item", "--dataset", str(dataset.pk), str(ids["a"]))
+    assert status == 0
+    lines = out.splitlines()
+    assert lines[0].split("\t") == ["id", "at", "user", "source", "action", "annotation", "change"]
+    newest = lines[1].split("\t")
+    assert newest[2:] == ["-", "admin", "changed", "a-1", "car (box) -> bus (box)"]
+    status, out, _ = run(capsys, "history", "revert", "--dataset", str(dataset.pk), newest[0])
+    assert status == 0 and "bob\trevert\tchanged\ta-1\tbus (box) -> car (box)" in out
+    status, out, _ = run(
+        capsys, "history", "list", "--dataset", str(dataset.pk), "--source", "revert", "--json"
+    )
+    assert status == 0 and [c["reverts"] for c in json.loads(out)] == [int(newest[0])]
+    status, _, err = run(capsys, "history", "revert", "--dataset", str(dataset.pk), newest[0])
+    assert status == 1 and "changed since" in err  # the revert is now the latest change

@@ -903,3 +903,26 @@ def test_scenario_suites_tests_evaluations_and_their_history(dataset, bob, victo
     assert caught.value.status == 403
     client.scenario_suite_delete(dataset.pk, "gates")
     assert client.scenario_suites(dataset.pk) == []
+
+
+def test_history_lists_filters_and_reverts(dataset, bob, victor, client_of):
+    ids = add_items(dataset, {"reference_id": "a"})
+    client = client_of(bob)
+    client.annotations_upload(dataset.pk, [{"reference_id": "a", "id": "a-1", **box()}])
+    client.annotations_upload(dataset.pk, [{"reference_id": "a", "id": "a-1", **box(label="bus")}])
+    item = client.item_history(dataset.pk, ids["a"])
+    assert [(c["action"], c["user"], c["source"]) for c in item] == [
+        ("changed", "bob", "api"),
+        ("created", "bob", "api"),
+    ]
+    listed = list(client_of(victor).history(dataset.pk, user="bob", since=item[1]["id"]))
+    assert [c["id"] for c in listed] == [item[0]["id"]]
+    with pytest.raises(NucleusAPIError) as refused:
+        client_of(victor).change_revert(dataset.pk, item[0]["id"])
+    assert refused.value.status == 403
+    made = client.change_revert(dataset.pk, item[0]["id"])
+    assert (made["source"], made["reverts"], made["after"]["label"]) == (
+        "revert",
+        item[0]["id"],
+        "car",
+    )

@@ -9,7 +9,9 @@ from django.contrib.auth.models import User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from curation.annotations import annotation_update
 from curation.errors import Conflict, InvalidInput
+from curation.history.models import AnnotationChange
 from curation.models import Annotation, Dataset, Prediction
 from curation.services import dataset_delete
 from review.claims import entry_claim_next
@@ -225,14 +227,46 @@ def test_stats_count_progress_reviewers_acceptance_and_reasons(
 
 
 @pytest.mark.django_db
-def test_annotation_authors_gives_each_annotations_times(dataset: Dataset, bob: User) -> None:
+def test_annotation_authors_says_who_last_changed_each_annotation(
+    dataset: Dataset, bob: User
+) -> None:
     queue = slice_queue(dataset, bob)
     pks = at(queue, 0).annotations
+    edited = Annotation.objects.get(pk=pks[0])
+    annotation_update(
+        annotation=edited, expected_version=edited.version, label="zebra", user=bob, source="editor"
+    )
     found = annotation_authors(dataset, [*pks, 999999])
     assert set(found) == set(pks)
-    one = found[pks[0]]
-    assert one.user is None and one.source is None
-    assert one.at == Annotation.objects.get(pk=pks[0]).updated
+    assert (found[pks[0]].user, found[pks[0]].source) == ("bob", "editor")
+    # Written outside any change context (a shell, a fixture): the history says "admin".
+    assert all((found[pk].user, found[pk].source) == (None, "admin") for pk in pks[1:])
+    assert len(pks) > 1
+
+
+@pytest.mark.django_db
+def test_a_review_decision_that_adds_an_annotation_is_in_its_history(
+    dataset: Dataset, bob: User
+) -> None:
+    outcome_world(dataset)
+    run = evaluated(dataset, bob, "base")
+    queue = queue_create(
+        dataset=dataset,
+        user=bob,
+        name="fp",
+        source={"kind": "evaluation", "run": run.pk, "outcome": "fp"},
+    )
+    entry = at(queue, 0)
+    objects = [{"prediction": entry.predictions[0], "add_annotation": True}]
+    entry_decide(entry=entry, user=bob, decision="accepted", objects=objects)
+    entry_undo(queue=queue, user=bob)
+    made = AnnotationChange.objects.filter(
+        dataset=dataset, annotation_id=f"review-{entry.pk}-p{entry.predictions[0]}"
+    ).select_related("event__user")
+    assert [(c.action, c.event.source, c.event.user, c.event.entry_id) for c in made] == [
+        ("created", "review", bob, entry.pk),
+        ("deleted", "review", bob, entry.pk),
+    ]
 
 
 @pytest.mark.django_db

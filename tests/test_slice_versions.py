@@ -12,8 +12,15 @@ from curation import itemsets, slices, versions
 from curation.bulk.write import items_upsert, shapes_upsert
 from curation.export.jsonl import jsonl_chunks
 from curation.export.sources import export_source
+from curation.history import change_context
 from curation.models import Annotation, Item, Slice, SliceItem, SliceVersion, SliceVersionItem
-from curation.services import items_delete, slice_append, slice_create, slice_remove
+from curation.services import (
+    annotations_delete,
+    items_delete,
+    slice_append,
+    slice_create,
+    slice_remove,
+)
 from curation.storage import MediaUrls
 from tests.api_helpers import error_of, error_paths
 from tests.slice_factories import box, write_items
@@ -273,3 +280,38 @@ def test_api_viewer_reads_versions_but_cannot_freeze_or_restore(
         error_of(response, 404, "not_found")
     assert SliceVersion.objects.count() == 1
     assert Item.objects.count() == 4
+
+
+def test_a_diff_lists_each_annotation_correction_with_who_made_it(
+    dataset: Any, alice: Any, bob: Any, train: Slice
+) -> None:
+    v1 = versions.slice_version_create(slice=train, user=alice)
+    with change_context(user=bob, source="api"):
+        shapes_upsert(
+            dataset=dataset,
+            rows=[
+                {"id": "a/0", "reference_id": "a", **box("truck")},
+                {"id": "b/new", "reference_id": "b", **box("bus")},
+            ],
+        )
+        annotations_delete(dataset=dataset, annotation_ids=["b/0"])
+    v2 = versions.slice_version_create(slice=train, user=alice)
+    # After the second version: not between the two, so not listed.
+    shapes_upsert(dataset=dataset, rows=[{"id": "a/0", "reference_id": "a", **box("van")}])
+
+    changed = {
+        e["reference_id"]: e for e in versions.slice_versions_diff(old=v1, new=v2)["changed"]
+    }
+    a = changed["a"]["annotations"]
+    assert [(c["annotation_id"], c["change"], c["fields"]) for c in a] == [
+        ("a/0", "changed", ["label"])
+    ]
+    assert (a[0]["before"]["label"], a[0]["after"]["label"]) == ("car", "truck")
+    assert [(by["user"], by["source"], by["action"]) for by in a[0]["by"]] == [
+        ("bob", "api", "changed")
+    ]
+    b = {c["annotation_id"]: c for c in changed["b"]["annotations"]}
+    assert {k: (c["change"], [by["user"] for by in c["by"]]) for k, c in b.items()} == {
+        "b/0": ("removed", ["bob"]),
+        "b/new": ("added", ["bob"]),
+    }

@@ -12,9 +12,11 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
+from curation.history import change_context
 from curation.models import Annotation, Dataset, Item, Prediction
 from curation.services import slice_create, tag_add
 from curation.ui.palette import LabelColours
+from tests.api_helpers import add_items, box
 from tests.ui_factories import populate
 
 pytestmark = pytest.mark.django_db
@@ -338,3 +340,28 @@ def test_the_item_address_with_a_trailing_slash_moves_to_the_one_without(
     response = logged_in(bob).get(f"{path}/?edit=1&next=/datasets/{dataset.pk}/")
     assert response.status_code == 301
     assert response["Location"] == f"{path}?edit=1&next=/datasets/{dataset.pk}/"
+
+
+def test_the_history_panel_lists_changes_and_a_curator_reverts_one(
+    alice: User, bob: User, victor: User, dataset: Dataset
+) -> None:
+    ids = add_items(dataset, {"reference_id": "h", "annotations": [box(id="h-1")]})
+    with change_context(user=bob, source="api"):
+        add_items(dataset, {"reference_id": "h", "annotations": [box(id="h-1", label="bus")]})
+    url = f"/datasets/{dataset.pk}/items/{ids['h']}"
+    body = logged_in(bob).get(url).content.decode()
+    panel = body.split('data-testid="item-history"')[1].split("</section>")[0]
+    assert "by <strong>bob</strong> via api" in panel
+    assert "car (box) at 10,10 20x20 → bus (box) at 10,10 20x20" in panel
+    assert panel.count(">Revert</button>") == 1  # only the latest change of h-1
+    # A viewer sees the history but no Revert button.
+    assert ">Revert</button>" not in logged_in(victor).get(url).content.decode()
+    change = re.search(r'action="(/datasets/\d+/history/(\d+)/revert)"', panel)
+    assert change is not None
+    refused = logged_in(victor).post(change.group(1), {"next": url})
+    assert refused.status_code == 403
+    reverted = logged_in(bob).post(change.group(1), {"next": url})
+    assert reverted.status_code == 302 and reverted["Location"] == url
+    assert Annotation.objects.get(annotation_id="h-1").label == "car"
+    after = logged_in(bob).get(url).content.decode()
+    assert f"(reverts {change.group(2)})" in after

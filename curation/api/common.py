@@ -4,6 +4,7 @@ query parameters, the schema of views that share a base."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -13,6 +14,8 @@ from rest_framework.request import Request
 from rest_framework.serializers import Serializer
 
 from curation.annotations import Source
+from curation.history import change_context
+from curation.history.models import ChangeSource
 from curation.params import int_value
 from curation.serializers import ErrorSerializer
 
@@ -109,3 +112,9 @@ def source_of(request: Request) -> Source:
     the API (anything else: a token, a script)."""
     browser = isinstance(request.successful_authenticator, SessionAuthentication)
     return "editor" if browser and request.headers.get(SOURCE_HEADER) == "editor" else "api"
+
+
+def api_change(request: Request) -> AbstractContextManager[None]:
+    """Annotation writes in this block are recorded as made by the request's user through
+    the API (curation.history)."""
+    return change_context(user=request.user, source=ChangeSource.API)

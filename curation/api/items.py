@@ -23,7 +23,7 @@ from rest_framework.views import APIView
 from curation import selectors, services, vocabulary
 from curation.access import dataset_for
 from curation.annotations import annotation_create
-from curation.api.common import errors, source_of, validated
+from curation.api.common import api_change, errors, source_of, validated
 from curation.api.pagination import Cursor, SortedCursor
 from curation.bulk import write as bulk
 from curation.errors import invalid_field
@@ -181,7 +181,8 @@ class ItemsBulkView(APIView):
     def post(self, request: Request, dataset_id: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.CURATOR)
         data = validated(ItemsBulkSerializer, request.data)
-        result = bulk.items_upsert(dataset=dataset, rows=data["items"])
+        with api_change(request):
+            result = bulk.items_upsert(dataset=dataset, rows=data["items"])
         return Response(ItemsUpsertResultSerializer(result.as_dict()).data)
 
 
@@ -198,9 +199,10 @@ class ItemsDeleteView(APIView):
     def post(self, request: Request, dataset_id: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.CURATOR)
         data = validated(ReferenceIdsSerializer, request.data)
-        deleted, missing = services.items_delete(
-            dataset=dataset, reference_ids=data["reference_ids"]
-        )
+        with api_change(request):
+            deleted, missing = services.items_delete(
+                dataset=dataset, reference_ids=data["reference_ids"]
+            )
         return Response(DeletedSerializer({"deleted": deleted, "missing": missing}).data)
 
 
@@ -243,7 +245,8 @@ class ItemDetailView(APIView):
     def delete(self, request: Request, dataset_id: int, item_id: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.CURATOR)
         item = selectors.item_of(dataset=dataset, item_id=item_id)
-        services.item_delete(item=item)
+        with api_change(request):
+            services.item_delete(item=item)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -317,7 +320,8 @@ class AnnotationsBulkView(APIView):
         dataset = dataset_for(request.user, dataset_id, Role.CURATOR)
         data = validated(AnnotationsBulkSerializer, request.data)
         rows = data["annotations"]
-        written = bulk.shapes_upsert(dataset=dataset, rows=rows)
+        with api_change(request):
+            written = bulk.shapes_upsert(dataset=dataset, rows=rows)
         return Response(ShapesWrittenSerializer({"received": len(rows), "written": written}).data)
 
 
@@ -332,5 +336,8 @@ class AnnotationsDeleteView(APIView):
     def post(self, request: Request, dataset_id: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.CURATOR)
         data = validated(AnnotationIdsSerializer, request.data)
-        deleted, missing = services.annotations_delete(dataset=dataset, annotation_ids=data["ids"])
+        with api_change(request):
+            deleted, missing = services.annotations_delete(
+                dataset=dataset, annotation_ids=data["ids"]
+            )
         return Response(DeletedSerializer({"deleted": deleted, "missing": missing}).data)

@@ -21,6 +21,8 @@ from curation.fetch import (
     read_location,
 )
 from curation.geometry import GeometryError
+from curation.history import change_context
+from curation.history.models import ChangeSource
 from curation.ingest.sources import SourceError, SourceRecord, source_open
 from curation.jobs import JobContext, job_runner
 from curation.media import MediaError, media_process
@@ -148,7 +150,12 @@ def ingest_run(ctx: JobContext) -> dict[str, Any]:
             state: dict[str, Any] = {"position": position, "counts": dict(counts)}
             if chunk[-1].cursor is not None:
                 state["after"] = chunk[-1].cursor
-            with ctx.checkpoint(done=position, state=state, errors=pending + errors):
+            with (
+                ctx.checkpoint(done=position, state=state, errors=pending + errors),
+                change_context(
+                    user=ctx.job.created_by, source=ChangeSource.INGEST, job_id=ctx.job.pk
+                ),
+            ):
                 result = records_write(dataset=dataset, records=records)
                 # checkpoint() saves `state` when the block ends: the counts committed
                 # with these rows include them, and a resumed run starts from them.

@@ -21,6 +21,7 @@ from curation.storage import media_url
 from curation.ui.editor import editor_setup
 from curation.ui.extensions import vector_panels
 from curation.ui.grid import item_url
+from curation.ui.history import history_rows
 from curation.ui.http import dataset_or_404, html_errors
 from curation.ui.outcomes import colour_by_outcome, outcomes_of, run_view
 from curation.ui.overlays import Shape, describe, overlay_label, shapes_of
@@ -172,6 +173,7 @@ def item_view(request: HttpRequest, dataset_id: int, item_id: int) -> HttpRespon
         "dataset": dataset,
         "item": item,
         "tag_names": selectors.item_tag_names(item=item),
+        "history": history_rows(item),
         "image_url": media_url(item, "original"),
         "annotations": annotations,
         "predictions": [s for shapes in predictions_by_model.values() for s in shapes],

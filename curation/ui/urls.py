@@ -6,7 +6,17 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, URLResolver, include, path
 
-from curation.ui import grid, item, query, reference, score_facets, selection, slices, views
+from curation.ui import (
+    grid,
+    history,
+    item,
+    query,
+    reference,
+    score_facets,
+    selection,
+    slices,
+    views,
+)
 
 app_name = "ui"
 
@@ -32,6 +42,7 @@ dataset_urls: list[URLPattern | URLResolver] = [
     path("search/image", selection.search_image, name="search-image"),
     path("items/<int:item_id>", item.item_view, name="item"),
     path("items/<int:item_id>/", item.item_slash),
+    path("history/<int:change_id>/revert", history.change_revert, name="history-revert"),
     path("stats", views.dataset_stats, name="stats"),
     path("quality/jobs", views.quality_start, name="quality-job"),
     path("slices/from-view", slices.slice_from_view, name="slice-from-view"),
