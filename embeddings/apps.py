@@ -17,7 +17,13 @@ class EmbeddingsConfig(AppConfig):
         from curation.query import register_field
         from curation.score_facets import register_score_facet
         from curation.signals import worker_started
-        from curation.ui.extensions import DatasetTab, dataset_tab_register, vector_panels_register
+        from curation.ui.extensions import (
+            DatasetTab,
+            SelectionAction,
+            dataset_tab_register,
+            selection_action_register,
+            vector_panels_register,
+        )
         from embeddings import tasks  # noqa: F401  (registers the embed and duplicates runners)
         from embeddings.autotag_query import (
             AUTOTAG,
@@ -38,6 +44,12 @@ class EmbeddingsConfig(AppConfig):
         # Autotags (embeddings/autotag.py): their page, and `autotag[<name>] > 0.8`, a query
         # field and a sort key of the grid and the item list.
         dataset_tab_register(DatasetTab("Autotag", "embeddings-ui:autotags", "autotag"))
+        # The grid's selection bar opens the new-autotag form with the selection as positives.
+        selection_action_register(
+            SelectionAction(
+                "Autotag from selection", "embeddings-ui:autotag-from-selection", "autotag"
+            )
+        )
         register_field(
             AUTOTAG, autotag_field, bracket=True, value=autotag_value, completion=COMPLETION
         )

@@ -1,10 +1,13 @@
-"""The Autotag tab of a dataset: its autotags, a form to start one, and a page per autotag
+"""The Autotag tab of a dataset: its autotags, a form to start one (also opened from the
+grid's selection bar, with the selected items as positives), and a page per autotag
 where the curator refines it in rounds (confirm or reject the top and the borderline
 items, retrain), sees the score histogram (each bar opens the grid on its range) and tags
 or slices the items above a threshold. Reads through embeddings.autotag_selectors, writes
 through embeddings.autotag; the views never query."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -17,6 +20,7 @@ from curation.errors import CurationError, NotFound, invalid_field
 from curation.models import Dataset, Role
 from curation.params import int_value
 from curation.ui.http import dataset_or_404, html_errors
+from curation.ui.selection import selection_reference_ids
 from embeddings import autotag as services
 from embeddings import autotag_selectors as selectors
 from embeddings import selectors as embedding_selectors
@@ -29,12 +33,18 @@ def _can_curate(dataset: Dataset) -> bool:
     return getattr(dataset, "user_role", None) in (Role.CURATOR, Role.ADMIN)
 
 
-@require_GET
-@login_required
-@html_errors
-def autotags_page(request: HttpRequest, dataset_id: int) -> HttpResponse:
-    """The dataset's autotags and the form that starts one."""
-    dataset = dataset_or_404(request, dataset_id)
+@dataclass(frozen=True)
+class Prefill:
+    """The new-autotag form filled from the grid's selection: its positives, one a line."""
+
+    name: str
+    positives: str
+    count: int
+
+
+def _autotags_render(
+    request: HttpRequest, dataset: Dataset, prefill: Prefill | None = None
+) -> HttpResponse:
     return render(
         request,
         "ui/autotags.html",
@@ -45,8 +55,34 @@ def autotags_page(request: HttpRequest, dataset_id: int) -> HttpResponse:
             "models": selectors.models_with_vectors(dataset=dataset),
             "default_model": embedding_selectors.default_model_or_none(dataset=dataset),
             "can_curate": _can_curate(dataset),
+            "prefill": prefill,
         },
     )
+
+
+@require_GET
+@login_required
+@html_errors
+def autotags_page(request: HttpRequest, dataset_id: int) -> HttpResponse:
+    """The dataset's autotags and the form that starts one."""
+    return _autotags_render(request, dataset_or_404(request, dataset_id))
+
+
+@require_POST
+@login_required
+@html_errors
+def autotag_from_selection(request: HttpRequest, dataset_id: int) -> HttpResponse:
+    """The new-autotag form with the grid's selection as its positives (the selection bar's
+    "Autotag from selection"); the curator names it, picks the model and starts it."""
+    dataset = dataset_or_404(request, dataset_id, Role.CURATOR)
+    refs = selection_reference_ids(dataset, request.POST)
+    if len(refs) > services.MAX_EXAMPLES:
+        raise invalid_field(
+            "ids",
+            f"an autotag takes at most {services.MAX_EXAMPLES} positives; {len(refs)} selected",
+        )
+    name = request.POST.get("name", "").strip()[: services.MAX_NAME]
+    return _autotags_render(request, dataset, Prefill(name, "\n".join(refs), len(refs)))
 
 
 def _model(dataset: Dataset, raw: str) -> EmbeddingModel:

@@ -23,6 +23,11 @@ urlpatterns = [
     path(f"{DS}/map/select", map_ui.map_select, name="map-select"),
     path(f"{DS}/autotags/", autotag_ui.autotags_page, name="autotags"),
     path(f"{DS}/autotags/start", autotag_ui.autotag_start, name="autotag-start"),
+    path(
+        f"{DS}/autotags/from-selection",
+        autotag_ui.autotag_from_selection,
+        name="autotag-from-selection",
+    ),
     path(f"{DS}/autotags/<int:autotag_id>/", autotag_ui.autotag_page, name="autotag"),
     path(
         f"{DS}/autotags/<int:autotag_id>/retrain",

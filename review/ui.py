@@ -1,10 +1,12 @@
-"""The review pages: a dataset's queues (and the form that makes one), a queue's page
+"""The review pages: a dataset's queues (and the form that makes one, also opened from the
+grid's selection bar with the selected items as its source), a queue's page
 (progress, per-reviewer counts, acceptance rate, reasons, entries) and the review screen
 (keyboard first: review/static/review/review.js). Views fetch, check access, call one
 service or selector and render; they never query."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import messages
@@ -18,6 +20,7 @@ from curation.errors import CurationError
 from curation.models import Dataset, Role
 from curation.params import int_value
 from curation.ui.http import back_with_error, dataset_or_404, html_errors
+from curation.ui.selection import selection_reference_ids
 from review import selectors
 from review.claims import entry_claim_next
 from review.decisions import entry_decide_and_claim_next, entry_undo
@@ -26,6 +29,7 @@ from review.screen import entry_url, review_screen
 from review.services import queue_create, queue_delete
 
 ENTRIES_SHOWN = 200
+MAX_NAME = 200  # the queue form's name field
 
 
 def _can_review(dataset: Dataset) -> bool:
@@ -36,12 +40,18 @@ def _queue_url(queue: ReviewQueue) -> str:
     return reverse("review-ui:queue", args=[queue.dataset_id, queue.pk])
 
 
-@require_safe
-@login_required
-@html_errors
-def queues_page(request: HttpRequest, dataset_id: int) -> HttpResponse:
-    """A dataset's queues, with their progress, and the form that makes one."""
-    dataset = dataset_or_404(request, dataset_id)
+@dataclass(frozen=True)
+class Prefill:
+    """The new-queue form filled from the grid's selection: a source of kind `items`."""
+
+    name: str
+    reference_ids: str
+    count: int
+
+
+def _queues_render(
+    request: HttpRequest, dataset: Dataset, prefill: Prefill | None = None
+) -> HttpResponse:
     queues = list(selectors.queues_of(dataset=dataset).order_by("-id"))
     done = selectors.queues_done(queues=queues)
     return render(
@@ -54,8 +64,29 @@ def queues_page(request: HttpRequest, dataset_id: int) -> HttpResponse:
             "choices": selectors.form_choices(dataset=dataset),
             "kinds": SourceKind.choices,
             "can_review": _can_review(dataset),
+            "prefill": prefill,
         },
     )
+
+
+@require_safe
+@login_required
+@html_errors
+def queues_page(request: HttpRequest, dataset_id: int) -> HttpResponse:
+    """A dataset's queues, with their progress, and the form that makes one."""
+    return _queues_render(request, dataset_or_404(request, dataset_id))
+
+
+@require_POST
+@login_required
+@html_errors
+def queue_from_selection(request: HttpRequest, dataset_id: int) -> HttpResponse:
+    """The new-queue form with the grid's selection as its items (the selection bar's
+    "Review selection"); the curator names the queue and says what to check."""
+    dataset = dataset_or_404(request, dataset_id, Role.CURATOR)
+    refs = selection_reference_ids(dataset, request.POST)
+    name = request.POST.get("name", "").strip()[:MAX_NAME]
+    return _queues_render(request, dataset, Prefill(name, "\n".join(refs), len(refs)))
 
 
 def _source(post: Any) -> dict[str, Any]:

@@ -3,6 +3,7 @@ field, tagging and slicing by threshold, and the rounds page's marks becoming ex
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -195,6 +196,53 @@ def test_the_rounds_page_shows_the_banner_and_its_marks_become_examples(
         assert stranger.post(url, {"name": "x", "threshold": "0.5"}).status_code == 404, url
     assert autotag.rounds.count() == 2 and Autotag.objects.count() == 1
     assert Item.objects.filter(dataset=dataset).count() == 230
+
+
+def test_autotag_from_selection_fills_the_form_with_the_selected_items_as_positives(
+    dataset: Dataset,
+    world: dict[str, Any],
+    bob: Any,
+    victor: Any,
+    charlie: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model, items = world["model"], world["items"]
+    picked = [items[212], items[201], items[207]]  # selected in the grid in this order
+    client = Client()
+    client.force_login(bob)
+    grid = client.get(f"/datasets/{dataset.pk}/").content.decode()
+    action = f"/datasets/{dataset.pk}/autotags/from-selection"
+    assert f'formaction="{action}" data-testid="sel-autotag">Autotag from selection<' in grid
+    opened = client.post(action, {"ids": ",".join(str(i.pk) for i in picked), "name": "rain"})
+    body = opened.content.decode()
+    assert opened.status_code == 200 and 'data-testid="autotag-prefill"' in body
+    positives = re.search(r'data-testid="autotag-positives">([^<]*)</textarea>', body)
+    assert positives and positives.group(1).split("\n") == [i.reference_id for i in picked]
+    assert 'name="name" required maxlength="200" value="rain" autofocus' in body
+    start = client.post(
+        f"/datasets/{dataset.pk}/autotags/start",
+        {"name": "rain", "model": str(model.pk), "positives": positives.group(1)},
+    )
+    autotag = Autotag.objects.get()
+    assert start.status_code == 302 and start["Location"].endswith(f"/autotags/{autotag.pk}/")
+    examples = AutotagExample.objects.filter(autotag=autotag)
+    assert {(e.item_id, e.positive) for e in examples} == {(i.pk, True) for i in picked}
+    # Viewers neither see the button nor may post; strangers do not find the dataset.
+    viewer = Client()
+    viewer.force_login(victor)
+    assert (
+        'data-testid="sel-autotag"' not in viewer.get(f"/datasets/{dataset.pk}/").content.decode()
+    )
+    assert viewer.post(action, {"ids": str(picked[0].pk)}).status_code == 403
+    stranger = Client()
+    stranger.force_login(charlie)
+    assert stranger.post(action, {"ids": str(picked[0].pk)}).status_code == 404
+    # More positives than an autotag takes, or none: a 400 naming `ids`.
+    monkeypatch.setattr(services, "MAX_EXAMPLES", 2)
+    for data in ({"ids": ",".join(str(i.pk) for i in picked)}, {"ids": ""}):
+        refused = client.post(action, data)
+        assert refused.status_code == 400 and "<li><code>ids</code>: " in refused.content.decode()
+    assert Autotag.objects.count() == 1
 
 
 def test_the_item_list_and_the_grid_filter_and_sort_by_the_score(

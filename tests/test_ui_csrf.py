@@ -48,6 +48,9 @@ def test_it_refuses_every_form_posted_without_a_token(
         f"{base}/ingest": {"type": "folder", "path": "x"},
         f"{base}/selection": {"action": "slice_create", "ids": str(items[0].pk), "name": "forged"},
         f"{base}/search/image": {},
+        # The selection bar's buttons of other apps (autotag, review).
+        f"{base}/autotags/from-selection": {"ids": str(items[0].pk)},
+        f"{base}/review/from-selection": {"ids": str(items[0].pk)},
         f"{base}/jobs/{job.pk}/cancel": {},
         f"{base}/evaluations/suites/new": {"name": "forged"},
         "/tokens/new": {"name": "forged"},

@@ -13,6 +13,7 @@ from django.urls import reverse
 from curation.export.jobs import export_job_start
 from curation.jobs import job_create, job_run
 from curation.models import Dataset, Job, JobStatus
+from curation.services import slice_create
 from curation.ui.jobs import duration_text
 from tests.ui_factories import populate
 
@@ -199,6 +200,24 @@ def test_a_duplicates_job_links_to_the_duplicates_page(
     body = logged_in(alice).get(f"/datasets/{dataset.pk}/jobs/{found.pk}").content.decode()
     page = reverse("embeddings-ui:duplicates-page", args=[dataset.pk])
     assert f'href="{page}" data-testid="job-made-duplicates">3 duplicate groups<' in body
+
+
+def test_a_selection_job_links_to_the_slice_it_made(
+    alice: User, dataset: Dataset, bob: User
+) -> None:
+    made, _ = slice_create(dataset=dataset, user=bob, name="to label")
+    picked = job_create(kind="selection", dataset=dataset, user=bob, params={}, enqueue=False)
+    Job.objects.filter(pk=picked.pk).update(
+        status=JobStatus.SUCCEEDED, result={"selection": 1, "slice": made.pk, "items": 40}
+    )
+    client = logged_in(alice)
+    body = client.get(f"/datasets/{dataset.pk}/jobs/{picked.pk}").content.decode()
+    url = reverse("ui:slice", args=[dataset.pk, made.pk])
+    assert f'href="{url}" data-testid="job-made-slice">The selected slice (40 items)<' in body
+    # Its selection deleted before it ran: the job made no slice, so no link.
+    Job.objects.filter(pk=picked.pk).update(result={"selection": None, "message": "deleted"})
+    body = client.get(f"/datasets/{dataset.pk}/jobs/{picked.pk}").content.decode()
+    assert 'data-testid="job-made' not in body
 
 
 def test_an_export_job_links_to_its_download(alice: User, dataset: Dataset) -> None:

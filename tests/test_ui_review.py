@@ -149,3 +149,66 @@ def test_the_screen_shows_evidence_and_decides_per_object(dataset: Dataset, bob:
         ObjectDecision.objects.filter(entry=first).values_list("annotation_id", "decision")
     )
     assert decided == {car: "accepted", bus: "rejected"}
+
+
+def _prefilled(body: str) -> tuple[str, list[str], str]:
+    """The new-queue form as the selection filled it: its name, reference ids, kind."""
+    name = re.search(r'<input name="name" required maxlength="200" value="([^"]*)"', body)
+    refs = re.search(r'data-testid="queue-reference-ids">([^<]*)</textarea>', body)
+    kind = re.search(r'<option value="([a-z_]+)" selected>', body)
+    assert name and refs and kind, "the form is not filled"
+    return name.group(1), refs.group(1).split("\n"), kind.group(1)
+
+
+@pytest.mark.django_db
+def test_review_selection_fills_the_form_with_the_selected_items_and_makes_their_queue(
+    dataset: Dataset, bob: User
+) -> None:
+    ids = outcome_world(dataset)
+    client = logged_in(bob)
+    grid = client.get(f"/datasets/{dataset.pk}/").content.decode()
+    action = f"/datasets/{dataset.pk}/review/from-selection"
+    assert f'formaction="{action}" data-testid="sel-review">Review selection<' in grid
+    # Selected in the grid in this order: c, a, d.
+    picked = client.post(action, {"ids": f"{ids['c']},{ids['a']},{ids['d']}", "name": "odd ones"})
+    body = picked.content.decode()
+    assert picked.status_code == 200 and 'data-testid="queue-prefill"' in body
+    name, refs, kind = _prefilled(body)
+    assert (name, refs, kind) == ("odd ones", ["c", "a", "d"], "items")
+    made = client.post(
+        f"/datasets/{dataset.pk}/review/create",
+        {"name": name, "kind": kind, "reference_ids": "\n".join(refs), "with_annotations": "true"},
+    )
+    queue = ReviewQueue.objects.get()
+    assert made["Location"] == f"/datasets/{dataset.pk}/review/{queue.pk}/"
+    entries = ReviewEntry.objects.filter(queue=queue).order_by("position")
+    assert [e.item.reference_id for e in entries] == ["c", "a", "d"]
+    assert [len(e.annotations) for e in entries] == [2, 2, 0]
+    # "Select all matching": every item the view matches (here, those labelled person).
+    every = client.post(action, {"scope": "view", "view": "label=person"})
+    assert _prefilled(every.content.decode())[1] == ["b", "c"]
+
+
+@pytest.mark.django_db
+def test_review_selection_is_for_curators_and_names_the_field_it_refuses(
+    dataset: Dataset, bob: User, victor: User, charlie: User
+) -> None:
+    ids = outcome_world(dataset)
+    action = f"/datasets/{dataset.pk}/review/from-selection"
+    viewer = logged_in(victor)
+    assert 'data-testid="sel-review"' not in viewer.get(f"/datasets/{dataset.pk}/").content.decode()
+    assert viewer.post(action, {"ids": str(ids["a"])}).status_code == 403
+    assert logged_in(charlie).post(action, {"ids": str(ids["a"])}).status_code == 404
+    other = Dataset.objects.create(name="other", owner=charlie)
+    foreign = outcome_world(other)["a"]
+    client = logged_in(bob)
+    for data, field in (
+        ({}, "ids"),
+        ({"ids": "a,b"}, "ids"),
+        ({"ids": f"{ids['a']},{foreign}"}, "ids"),
+        ({"scope": "everything", "ids": str(ids["a"])}, "scope"),
+    ):
+        refused = client.post(action, data)
+        assert refused.status_code == 400, data
+        assert f"<li><code>{field}</code>: " in refused.content.decode(), data
+    assert not ReviewQueue.objects.exists()

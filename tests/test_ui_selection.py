@@ -220,3 +220,29 @@ def test_items_cannot_be_added_to_a_dynamic_slice(
         )
         assert "is dynamic" in messages[0]
     assert not dynamic.memberships.exists()
+
+
+def test_registered_actions_are_shown_from_their_role(monkeypatch: pytest.MonkeyPatch) -> None:
+    from curation.ui import extensions
+
+    monkeypatch.setattr(extensions, "_selection_actions", [])
+    curate = extensions.SelectionAction("Curate", "app:curate", "curate")
+    admin = extensions.SelectionAction("Admin", "app:admin", "admin", min_role="admin")
+    for action in (curate, admin, curate):  # once per url_name
+        extensions.selection_action_register(action)
+    assert extensions.selection_actions(None) == []
+    assert extensions.selection_actions("viewer") == []
+    assert extensions.selection_actions("curator") == [curate]
+    assert extensions.selection_actions("admin") == [curate, admin]
+
+
+def test_the_bar_has_the_other_apps_actions_for_a_curator(
+    client: Client, dataset: Dataset, items: list[Item], victor: User
+) -> None:
+    body = client.get(f"/datasets/{dataset.pk}/").content.decode()
+    bar = body.split('id="selection-form"')[1].split("</form>")[0]
+    assert bar.count('type="submit" formaction=') == 2
+    assert 'data-testid="sel-autotag"' in bar and 'data-testid="sel-review"' in bar
+    viewer = Client()
+    viewer.force_login(victor)
+    assert 'formaction="' not in viewer.get(f"/datasets/{dataset.pk}/").content.decode()

@@ -1,7 +1,9 @@
 """Parts of the UI's pages that another app fills: similarity search in the grid, an
 item's neighbours and duplicate group, embedding coverage, the random-weights banner
 (VectorPanels); the header's tabs; boxes coloured by their outcome in an evaluation run
-and the grid's orders by a run's matches (RunOutcomes, from the evaluation app).
+and the grid's orders by a run's matches (RunOutcomes, from the evaluation app); the
+grid's selection bar's buttons (SelectionAction: autotag, review); the job page's links
+to what a job of another app made (job_links_register: the selection job's slice).
 
 Curation never imports the embeddings app (see curation.extensions): the embeddings app
 registers its panels here in EmbeddingsConfig.ready(). Without it the pages render with
@@ -10,13 +12,14 @@ no similarity search: no search model, no results, no neighbours, no coverage.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from django.db.models import QuerySet
 
-from curation.models import Dataset, Item
+from curation.access import has_role
+from curation.models import Dataset, Item, Job, Role
 from curation.ui.state import GridState
 
 NO_SIMILARITY = "Similarity search is not available in this installation."
@@ -150,6 +153,64 @@ def dataset_tabs() -> list[DatasetTab]:
     return list(_tabs)
 
 
+# ------------------------------------------------------------ the grid's selection bar
+
+
+@dataclass(frozen=True)
+class SelectionAction:
+    """A button of the grid's selection bar that another app adds (the embeddings app's
+    "Autotag from selection"): it posts the bar's fields (`ids`, or `scope=view` and
+    `view` for "select all matching", `name`, `next`) to `url_name`, reversed with the
+    dataset's id, whose view reads them with curation.ui.selection.selection_reference_ids.
+    Shown to members with at least `min_role`; `key` names its test id (`sel-<key>`)."""
+
+    label: str
+    url_name: str
+    key: str
+    min_role: str = Role.CURATOR
+
+
+_selection_actions: list[SelectionAction] = []
+
+
+def selection_action_register(action: SelectionAction) -> None:
+    """Add a button to the grid's selection bar (from an AppConfig.ready()); once per url_name."""
+    if all(a.url_name != action.url_name for a in _selection_actions):
+        _selection_actions.append(action)
+
+
+def selection_actions(role: str | None) -> list[SelectionAction]:
+    """The registered actions a member with `role` may use (none without a role)."""
+    return [a for a in _selection_actions if has_role(role, a.min_role)]
+
+
+# ------------------------------------------------------------ what a job made
+
+
+@dataclass(frozen=True)
+class JobLink:
+    """A link of the job page to what the job made (the dataset, a download, a slice)."""
+
+    label: str
+    url: str
+    testid: str
+
+
+JobLinks = Callable[[Job], list[JobLink]]
+
+_job_links: dict[str, JobLinks] = {}
+
+
+def job_links_register(kind: str, links: JobLinks) -> None:
+    """Make `links` say what a succeeded job of `kind` links to (from an AppConfig.ready()).
+    It is given the Job only: it shapes links from the job's result and queries nothing."""
+    _job_links[kind] = links
+
+
+def registered_job_links(kind: str) -> JobLinks | None:
+    return _job_links.get(kind)
+
+
 # ----------------------------------------------------------------- evaluation outcomes
 
 
@@ -257,19 +318,26 @@ __all__ = [
     "Coverage",
     "DatasetTab",
     "DuplicateTile",
+    "JobLink",
+    "JobLinks",
     "NoRunOutcomes",
     "NoVectorPanels",
     "ObjectOutcomes",
     "Results",
     "RunChoice",
     "RunOutcomes",
+    "SelectionAction",
     "SortKey",
     "SortedPage",
     "VectorPanels",
     "dataset_tab_register",
     "dataset_tabs",
+    "job_links_register",
+    "registered_job_links",
     "run_outcomes",
     "run_outcomes_register",
+    "selection_action_register",
+    "selection_actions",
     "vector_panels",
     "vector_panels_register",
 ]

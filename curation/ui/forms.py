@@ -60,17 +60,12 @@ class TokenCreateForm(forms.Form):
     name = forms.CharField(max_length=200)
 
 
-class SelectionForm(forms.Form):
-    """An action on selected items: explicit ids, or every item the view's filters match."""
+class SelectedItemsForm(forms.Form):
+    """The grid's selection: explicit ids, or every item the view's filters match."""
 
-    ACTIONS = ("slice_add", "slice_create", "slice_remove", "tag", "untag")
-
-    action = forms.ChoiceField(choices=[(a, a) for a in ACTIONS])
     scope = forms.ChoiceField(choices=[("ids", "ids"), ("view", "view")], required=False)
     ids = forms.CharField(required=False)
     view = forms.CharField(required=False, max_length=20_000)
-    slice = forms.IntegerField(required=False, min_value=1)
-    name = forms.CharField(required=False, max_length=200)
 
     def clean_ids(self) -> list[int]:
         raw = [
@@ -89,9 +84,23 @@ class SelectionForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         super().clean()
         data = self.cleaned_data
-        action = data.get("action")
         if (data.get("scope") or "ids") == "ids" and not data.get("ids"):
             self.add_error("ids", "Select at least one item.")
+        return data
+
+
+class SelectionForm(SelectedItemsForm):
+    """An action of curation's on selected items (slices, tags)."""
+
+    ACTIONS = ("slice_add", "slice_create", "slice_remove", "tag", "untag")
+
+    action = forms.ChoiceField(choices=[(a, a) for a in ACTIONS])
+    slice = forms.IntegerField(required=False, min_value=1)
+    name = forms.CharField(required=False, max_length=200)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        action = data.get("action")
         if action in ("slice_add", "slice_remove") and not data.get("slice"):
             self.add_error("slice", "Choose a slice.")
         if action in ("slice_create", "tag", "untag") and not (data.get("name") or "").strip():

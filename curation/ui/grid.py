@@ -24,7 +24,7 @@ from curation.models import Dataset, Item, Role, Slice
 from curation.quality import FLAGS, FLAGS_BY_KEY
 from curation.storage import media_url
 from curation.ui.charts import number_label
-from curation.ui.extensions import Results, vector_panels
+from curation.ui.extensions import Results, selection_actions, vector_panels
 from curation.ui.http import dataset_or_404, html_errors
 from curation.ui.outcomes import RunView, match_order_page, page_shapes, run_view
 from curation.ui.overlays import BoxLabel, Shape, box_labels, describe
@@ -442,6 +442,8 @@ def grid_render(
         "size_links": {s: state.url(base, {"size": s}) for s in TILE_SIZES},
         "view_query": state.querystring(drop=("after", "before", "page", "refresh")),
         "can_curate": can_curate,
+        # Other apps' buttons on the selection bar (autotag, review), by the user's role.
+        "selection_actions": selection_actions(dataset.user_role),
         "effective_query": saved_query,
         # Every view the query language can write can be saved; the others say why not.
         "savable": query_error is None and bool(saved_query),

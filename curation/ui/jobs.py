@@ -1,5 +1,6 @@
 """What the job page shows of a job: its parameters and result as labelled fields, how long
-it ran, and links to what it made. The view (curation.ui.views.job_detail) fetches and
+it ran, and links to what it made (JobLink, defined with the hook that lets other apps add
+theirs in curation.ui.extensions). The view (curation.ui.views.job_detail) fetches and
 checks access; this module only shapes a Job it is given (no queries)."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from django.template.defaultfilters import filesizeformat
 from django.urls import NoReverseMatch, reverse
 
 from curation.models import Job, JobStatus
+from curation.ui.extensions import JobLink, registered_job_links
 
 # Result entries a person has no use for: where the file sits inside storage.
 HIDDEN_RESULT_KEYS = frozenset({"key"})
@@ -23,15 +25,6 @@ class Field:
 
     label: str
     value: str
-
-
-@dataclass(frozen=True)
-class JobLink:
-    """A link to what the job made (the dataset, a download, the duplicate groups)."""
-
-    label: str
-    url: str
-    testid: str
 
 
 @dataclass(frozen=True)
@@ -91,9 +84,13 @@ def _reverse(name: str, *args: int) -> str | None:
 
 
 def job_links(job: Job) -> list[JobLink]:
-    """Links to what a succeeded job made; none before it has succeeded."""
+    """Links to what a succeeded job made; none before it has succeeded. A kind another
+    app registered (curation.ui.extensions.job_links_register) says its own."""
     if job.status != JobStatus.SUCCEEDED or job.dataset_id is None:
         return []
+    registered = registered_job_links(job.kind)
+    if registered is not None:
+        return registered(job)
     dataset_id = job.dataset_id
     links: list[JobLink] = []
     if job.kind == "ingest":

@@ -1,6 +1,8 @@
 """Actions on the grid's selection (explicit items, or every item the view matches): add
-to a slice, make a slice of it, take it out of a slice, tag, untag; and the upload that
-starts a search by image."""
+to a slice, make a slice of it, take it out of a slice, tag, untag; the reading of a
+selection that other apps' actions share (selection_reference_ids: the bar's buttons
+registered through curation.ui.extensions.SelectionAction); and the upload that starts a
+search by image."""
 
 from __future__ import annotations
 
@@ -11,13 +13,14 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.urls import reverse
+from django.utils.datastructures import MultiValueDict
 from django.views.decorators.http import require_POST
 
 from curation import facets, selectors, services
-from curation.errors import CurationError, InvalidInput
+from curation.errors import CurationError, InvalidInput, field_error
 from curation.media import image_upload_read
 from curation.models import Dataset, Role, Slice, Tag
-from curation.ui.forms import SelectionForm
+from curation.ui.forms import SelectedItemsForm, SelectionForm
 from curation.ui.http import back_with_error, dataset_or_404, html_errors, next_url
 from curation.ui.similarity import query_image_store
 from curation.ui.state import GridState
@@ -51,6 +54,11 @@ def _items(count: int) -> str:
     return f"{count} item" if count == 1 else f"{count} items"
 
 
+def _named(name: str, message: str) -> InvalidInput:
+    """A 400 naming the field, whose message reads as a sentence in the grid's flash."""
+    return InvalidInput(message, fields=[field_error(name, message)])
+
+
 def _selected_reference_ids(dataset: Dataset, data: dict[str, Any]) -> list[str]:
     if (data.get("scope") or "ids") == "view":
         params: QueryDict = QueryDict(data.get("view") or "")
@@ -62,18 +70,30 @@ def _selected_reference_ids(dataset: Dataset, data: dict[str, Any]) -> list[str]
         state = GridState(params, dataset=dataset, base_slice=base_slice)
         refs = selectors.items_reference_ids(state.items(), most=SELECT_ALL_MAX)
         if len(refs) > SELECT_ALL_MAX:
-            raise InvalidInput(
-                f"“Select all” works on up to {SELECT_ALL_MAX:,} items; narrow the view first."
+            raise _named(
+                "view",
+                f"“Select all” works on up to {SELECT_ALL_MAX:,} items; narrow the view first.",
             )
         return refs
     ids = data["ids"]
     found = selectors.item_reference_ids(dataset=dataset, item_ids=ids)
     missing = [i for i in ids if i not in found]
     if missing:
-        raise InvalidInput(
-            f"{len(missing)} selected items are not in this dataset (e.g. id {missing[0]})."
+        raise _named(
+            "ids", f"{len(missing)} selected items are not in this dataset (e.g. id {missing[0]})."
         )
     return [found[i] for i in ids]
+
+
+def selection_reference_ids(dataset: Dataset, data: MultiValueDict[str, Any]) -> list[str]:
+    """The reference ids of the selection the bar's fields name (`ids`, or `scope=view`
+    and `view`), in the order selected; a 400 naming the field when they name none, or
+    items of another dataset. For the views of the bar's registered actions."""
+    form = SelectedItemsForm(data)
+    if not form.is_valid():
+        name, errors = next(iter(form.errors.items()))
+        raise _named(name, str(errors[0]))
+    return _selected_reference_ids(dataset, form.cleaned_data)
 
 
 def _apply(request: HttpRequest, dataset: Dataset, data: dict[str, Any], refs: list[str]) -> str:

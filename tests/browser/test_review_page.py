@@ -10,7 +10,7 @@ from typing import Any
 from django.contrib.auth.models import User
 
 from curation.models import Dataset, Item
-from review.models import ReviewEntry
+from review.models import ReviewEntry, ReviewQueue
 from review.services import queue_create
 from tests.browser.support import axe_violations, describe_violations, log_in, screenshot
 
@@ -109,3 +109,33 @@ def test_a_curator_reviews_five_entries_by_keyboard(
     screenshot(page, "review-queue", full_page=True)
     found = axe_violations(page)
     assert not found, describe_violations(found)
+
+
+def test_review_selection_makes_a_queue_of_the_three_tiles_picked_in_the_grid(
+    page: Any, bob: User, dataset: Dataset, scenes: list[Item]
+) -> None:
+    log_in(page, bob, "bob-password-1")
+    page.goto(f"/datasets/{dataset.pk}/")
+    tiles = page.locator(".tile")
+    for index in (7, 2, 4):
+        tiles.nth(index).click()
+    assert page.locator("[data-sel-count]").inner_text() == "3 selected"
+    page.fill("#selection-form input[name=name]", "grid picks")
+    page.click("[data-testid=sel-review]")
+    page.wait_for_url(lambda url: url.endswith("/review/from-selection"))
+    form = page.locator("[data-testid=queue-form]")
+    assert page.locator("[data-testid=queue-prefill]").is_visible()
+    assert form.locator("input[name=name]").input_value() == "grid picks"
+    assert form.locator("[data-source-kind]").input_value() == "items"
+    assert form.locator("[data-testid=queue-reference-ids]").is_visible()  # its fieldset shown
+    found = axe_violations(page)
+    assert not found, describe_violations(found)
+    form.locator("input[name=with_annotations]").check()
+    form.locator("button[type=submit]").click()
+    page.wait_for_url(lambda url: "/review/" in url and url.rstrip("/").split("/")[-1].isdigit())
+    queue = ReviewQueue.objects.get(dataset=dataset)
+    assert page.url.endswith(f"/review/{queue.pk}/")
+    entries = ReviewEntry.objects.filter(queue=queue).order_by("position")
+    assert [e.item_id for e in entries] == [scenes[i].pk for i in (7, 2, 4)]
+    assert (queue.name, queue.source_kind) == ("grid picks", "items")
+    assert page.locator("[data-testid=progress]").inner_text() == "0 / 3"
