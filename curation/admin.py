@@ -18,6 +18,7 @@ from django.template.response import TemplateResponse
 from django.utils.functional import cached_property
 
 from curation.errors import Conflict
+from curation.history.models import AnnotationChange, AnnotationEvent
 from curation.jobs import job_cancel
 from curation.models import (
     Annotation,
@@ -338,3 +339,33 @@ class ApiTokenAdmin(FastAdmin[ApiToken]):
         }
         # Admin views are never_cache, so this page is not stored by the browser either.
         return TemplateResponse(request, self.created_template, context)
+
+
+class _HistoryAdmin(FastAdmin[_M]):
+    """The annotation history is written by the database's triggers only
+    (curation.history): shown here, never added, changed or deleted by hand."""
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(AnnotationEvent)
+class AnnotationEventAdmin(_HistoryAdmin[AnnotationEvent]):
+    list_display = ["id", "dataset", "user", "source", "job_id", "entry_id", "created"]
+    list_select_related = ["dataset", "user"]
+    list_filter = ["source"]
+    raw_id_fields = ["dataset", "user"]
+
+
+@admin.register(AnnotationChange)
+class AnnotationChangeAdmin(_HistoryAdmin[AnnotationChange]):
+    list_display = ["id", "event", "dataset", "annotation_id", "item_id", "action"]
+    list_select_related = ["event", "dataset"]
+    list_filter = ["action"]
+    raw_id_fields = ["event", "dataset"]

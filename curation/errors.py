@@ -10,7 +10,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.core.exceptions import (
+    PermissionDenied,
+    RequestDataTooBig,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -122,6 +127,14 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
             error_body("request_too_large", message),
             status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
         )
+    if isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
+        # Also raised by Django while DRF parses a form body (a list sent as one field
+        # per element): a JSON 400 like every other, not Django's HTML page.
+        message = (
+            f"The form has more than {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} fields; send "
+            "the body as JSON."
+        )
+        return Response(error_body("invalid", message, [field_error("", message)]), status=400)
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else {"": exc.messages}

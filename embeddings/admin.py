@@ -10,6 +10,10 @@ from django.http import HttpRequest
 
 from curation.admin import EstimatedCountPaginator
 from embeddings.models import (
+    Autotag,
+    AutotagExample,
+    AutotagRound,
+    AutotagScore,
     DatasetSearchDefault,
     DuplicateGroup,
     DuplicateMember,
@@ -129,3 +133,48 @@ class ProjectionPointAdmin(admin.ModelAdmin[ProjectionPoint]):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class _ReadOnlyAdmin(admin.ModelAdmin[Any]):
+    """Made by the autotag services and the scoring job only: shown, never edited here."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Autotag)
+class AutotagAdmin(_ReadOnlyAdmin):
+    """An autotag; deleting one here deletes its examples, rounds and scores."""
+
+    list_display = ["id", "name", "dataset", "model", "scored_round", "created"]
+    list_select_related = ["dataset", "model", "scored_round"]
+    raw_id_fields = ["dataset", "model", "created_by", "scored_round"]
+
+
+@admin.register(AutotagExample)
+class AutotagExampleAdmin(_ReadOnlyAdmin):
+    list_display = ["id", "autotag", "item", "positive", "round_number", "created"]
+    list_select_related = ["autotag", "item"]
+    raw_id_fields = ["autotag", "item", "created_by"]
+
+
+@admin.register(AutotagRound)
+class AutotagRoundAdmin(_ReadOnlyAdmin):
+    list_display = ["id", "autotag", "number", "status", "item_count", "created"]
+    list_select_related = ["autotag"]
+    list_filter = ["status"]
+    raw_id_fields = ["autotag", "job", "created_by"]
+    exclude = ["weights"]  # the classifier's weights: one number per dimension
+
+
+@admin.register(AutotagScore)
+class AutotagScoreAdmin(_ReadOnlyAdmin):
+    """Scores, one per item per round (millions): for looking one up."""
+
+    list_display = ["id", "round", "item", "score"]
+    raw_id_fields = ["round", "item"]
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False

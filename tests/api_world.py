@@ -14,9 +14,11 @@ from curation.history.models import AnnotationChange
 from curation.jobs import job_run
 from curation.models import Annotation, Dataset, Slice
 from curation.services import tag_add, token_create
+from embeddings.autotag import ExampleSource, autotag_create
 from evaluation import scenarios
 from evaluation.services import evaluation_create
 from review.services import queue_create
+from selection.services import selection_create
 from tests.api_helpers import add_items, box
 from tests.embedding_factories import custom_model, items_with_vectors
 
@@ -24,8 +26,9 @@ from tests.embedding_factories import custom_model, items_with_vectors
 @pytest.fixture(name="world")
 def world_fixture(alice: User, bob: User, dataset: Dataset) -> dict[str, Any]:
     """Alice's dataset with items, shapes, a model, a slice with a version, a tag, vectors,
-    a finished export, a finished evaluation run, a scenario suite evaluated once and a
-    review queue: its ids by path parameter name, and alice's token (`secret`)."""
+    a finished export, a finished evaluation run, a scenario suite evaluated once, a
+    review queue, a scored autotag and a selection: its ids by path parameter name, and
+    alice's token (`secret`)."""
     ids = add_items(
         dataset,
         *(
@@ -43,8 +46,21 @@ def world_fixture(alice: User, bob: User, dataset: Dataset) -> dict[str, Any]:
     versions.slice_version_create(slice=found, user=alice)
     tag, _ = tag_add(dataset=dataset, name="checked", reference_ids=["r0", "r1"])
     vectors = custom_model(dataset, 4)
-    items_with_vectors(
+    embedded = items_with_vectors(
         dataset, vectors, np.random.default_rng(3).normal(size=(6, 4)).astype(np.float32)
+    )
+    autotag, _, scoring = autotag_create(
+        dataset=dataset,
+        user=alice,
+        name="rain",
+        model=vectors,
+        positives=ExampleSource(reference_ids=[embedded[0].reference_id]),
+    )
+    job_run(job_id=scoring.pk)
+    picked = selection_create(
+        dataset=dataset,
+        user=alice,
+        data={"name": "to label", "strategies": [{"name": "random"}], "budget": 2},
     )
     export = export_job_start(dataset=dataset, user=alice, format="jsonl", slice=found)
     job_run(job_id=export.pk)
@@ -84,6 +100,8 @@ def world_fixture(alice: User, bob: User, dataset: Dataset) -> dict[str, Any]:
         "evaluation_id": scenario.pk,
         "queue_id": queue.pk,
         "entry_id": queue.entries.get(position=0).pk,
+        "autotag_id": autotag.pk,
+        "selection_id": picked.pk,
         "change_id": AnnotationChange.objects.filter(dataset=dataset).latest("id").pk,
     }
 

@@ -17,6 +17,7 @@ from django.urls import reverse
 
 from curation.admin import EstimatedCountPaginator
 from curation.authentication import HashedTokenAuthentication, hash_token
+from curation.history.models import AnnotationChange, AnnotationEvent
 from curation.models import (
     Annotation,
     ApiToken,
@@ -82,7 +83,11 @@ def build_rows(owner: User, member: User, suffix: str) -> dict[type[DjangoModel]
     version_item = SliceVersionItem.objects.create(
         version=version, item_id=item.pk, reference_id=item.reference_id
     )
+    # The history triggers recorded the annotation's creation (curation.history).
+    change = AnnotationChange.objects.select_related("event").get(annotation_pk=annotation.pk)
     return {
+        AnnotationChange: change,
+        AnnotationEvent: change.event,
         SliceVersion: version,
         SliceVersionItem: version_item,
         Dataset: dataset,
@@ -121,7 +126,12 @@ def admin_url(model: type[DjangoModel], view: str, *args: Any) -> str:
     return reverse(f"admin:curation_{model._meta.model_name}_{view}", args=args)
 
 
-@pytest.mark.parametrize("model", [Job, SliceVersion, SliceVersionItem], ids=lambda m: m.__name__)
+HISTORY = (AnnotationChange, AnnotationEvent)
+
+
+@pytest.mark.parametrize(
+    "model", [Job, SliceVersion, SliceVersionItem, *HISTORY], ids=lambda m: m.__name__
+)
 def test_records_of_work_done_cannot_be_added_by_hand(
     model: type[DjangoModel], root_client: Client
 ) -> None:
@@ -146,7 +156,7 @@ def test_it_renders_the_changelist_and_change_page(
 
 @pytest.mark.parametrize(
     "model",
-    [m for m in CURATION_MODELS if m not in (Job, SliceVersion, SliceVersionItem)],
+    [m for m in CURATION_MODELS if m not in (Job, SliceVersion, SliceVersionItem, *HISTORY)],
     ids=lambda m: m.__name__,
 )
 def test_it_renders_the_add_page(model: type[DjangoModel], root_client: Client) -> None:

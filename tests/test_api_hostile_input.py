@@ -288,3 +288,21 @@ def test_text_decoded_by_an_odd_charset_is_checked_too(
 
     assert error_paths(response) == ["items[0].reference_id"]
     assert not Item.objects.exists()
+
+
+def test_a_form_with_too_many_fields_is_a_json_400(
+    client_for: Client, bob: User, dataset: Dataset
+) -> None:
+    """Django refuses a form body past DATA_UPLOAD_MAX_NUMBER_FIELDS while DRF parses it;
+    the answer is the API's JSON 400, not Django's HTML page."""
+    from django.conf import settings
+
+    fields = "&".join(
+        f"reference_ids={i}" for i in range(settings.DATA_UPLOAD_MAX_NUMBER_FIELDS + 1)
+    )
+    response = client_for(bob).generic(
+        "POST", url(dataset, "items/delete"), fields, "application/x-www-form-urlencoded"
+    )
+    error = error_of(response, 400)
+    assert "send the body as JSON" in error["message"]
+    assert response["Content-Type"] == "application/json"

@@ -106,7 +106,7 @@ def test_it_sees_only_the_runs_of_the_dataset(world: Dataset, charlie: User) -> 
         ("eval[base].error.missed.car.x >= 1", "Expected eval[base].error.<type>.<label>"),
         ("eval[base].fp = true", "is a count: compare it with a number"),
         ("eval[base].fp[car] >= 1", "only name a model or a run"),
-        ("metadata[x] = 1", "predictions[<model>], eval[...]"),
+        ("metadata[x] = 1", "predictions[<model>], autotag[...], eval[...]"),
     ],
 )
 def test_its_errors_say_what_is_wrong(world: Dataset, text: str, fragment: str) -> None:
