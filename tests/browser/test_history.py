@@ -10,7 +10,7 @@ from django.contrib.auth.models import User
 from curation.history import change_context
 from curation.models import Annotation, Dataset
 from tests.api_helpers import add_items, box
-from tests.browser.support import log_in
+from tests.browser.support import log_in, screenshot
 
 
 def test_a_curator_reverts_a_change_from_the_item_page(
@@ -34,3 +34,5 @@ def test_a_curator_reverts_a_change_from_the_item_page(
     reverted = panel.locator("li").first
     assert "by alice via revert" in reverted.inner_text()
     assert "bus (box) at 10,10 20x20 → car (box) at 10,10 20x20" in reverted.inner_text()
+    panel.scroll_into_view_if_needed()
+    screenshot(page, "item-history")
