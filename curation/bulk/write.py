@@ -389,6 +389,9 @@ _PREDICTIONS = _ShapeTable(
 )
 
 
+_ITEM = 2  # the item id's place in a row of either table (after its two keys)
+
+
 def _write_shapes(spec: _ShapeTable, rows: list[tuple[Any, ...]], *, new_items: bool) -> int:
     """Upsert rows (keys, then values, in `spec`'s order); returns rows inserted or changed.
 
@@ -397,7 +400,13 @@ def _write_shapes(spec: _ShapeTable, rows: list[tuple[Any, ...]], *, new_items: 
     through a staging table and one INSERT ... ON CONFLICT that writes only what differs.
     """
     columns = [*spec.keys, *spec.values]
-    if new_items and _copy_new_shapes(spec.table, columns, rows):
+    # Item by item: an item's new rows then take consecutive ids, which history records
+    # as one row per item (curation.history.compact). Key order matters less here: the
+    # items are this transaction's own, so only a concurrent batch putting the same
+    # annotation ids on other new items could deadlock with it (and is retried).
+    if new_items and _copy_new_shapes(
+        spec.table, columns, sorted(rows, key=lambda r: (r[_ITEM], r[: len(spec.keys)]))
+    ):
         return len(rows)
     staging = f"_nucleus_{spec.table}_in"
     definition = ", ".join(f"{c} {t}" for c, t in zip(columns, spec.types, strict=True))
