@@ -136,10 +136,17 @@ def history_page(
         rows = rows.filter(id__lt=before)
     low = 0 if history.since is None else history.since + 1
     high = (before - 1) if before is not None else 2**62
-    # Each row is at least one change: limit + 1 rows are enough.
-    found = compact.expand(
-        _with_after(rows).order_by("-id")[: limit + 1], pks=history.pks, ids=(low, high)
-    )
+    rows = _with_after(rows).order_by("-id")
+    # A row is at least one change, unless filtered to none (a compact row's block may lie
+    # before `since`, or hold none of `pks`): read on until the page is full.
+    found: list[AnnotationChange] = []
+    start, chunk = 0, limit + 1
+    while len(found) <= limit:
+        batch = list(rows[start : start + chunk])
+        found += compact.expand(batch, pks=history.pks, ids=(low, high))
+        if len(batch) < chunk:
+            break
+        start += chunk
     found.sort(key=lambda c: -c.pk)
     return found[:limit], len(found) > limit
 
