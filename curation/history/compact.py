@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from typing import Any
 
+from django.db import connection
 from django.db.models import F, Q
 from django.db.models.functions import JSONObject
 
@@ -44,6 +45,22 @@ def covering(pks: Iterable[int]) -> Q:
     for low, high in ranges:
         found |= Q(annotation_pk__gt=low - SPAN, annotation_pk__lte=high, last_pk__gte=low)
     return Q(found, action=ChangeAction.CREATED, last_pk__isnull=False)
+
+
+def runs_covering(*, dataset_id: int, pks: Collection[int]) -> list[AnnotationChange]:
+    """The compact rows that hold these pks' creations: for each pk, the run starting
+    nearest below it (one probe of the runs' index per pk, however far apart they are)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT DISTINCT c.id FROM unnest(%s::bigint[]) p(pk) CROSS JOIN LATERAL ("
+            " SELECT id, last_pk FROM curation_annotationchange"
+            " WHERE last_pk IS NOT NULL AND annotation_pk <= p.pk"
+            " AND annotation_pk > p.pk - %s AND dataset_id = %s"
+            " ORDER BY annotation_pk DESC LIMIT 1) c WHERE c.last_pk >= p.pk",
+            [list(pks), SPAN, dataset_id],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+    return list(AnnotationChange.objects.filter(pk__in=ids).select_related("event", "event__user"))
 
 
 def covering_change(change_id: int) -> Q:
@@ -155,4 +172,5 @@ __all__ = [
     "covering_change",
     "expand",
     "is_compact",
+    "runs_covering",
 ]

@@ -130,6 +130,13 @@ class AnnotationChange(models.Model):
                 name="annotationchange_item",
                 condition=Q(action__in=EDITS),
             ),
+            # The rows of bulk creations (curation.history.compact), one per item and
+            # statement: few enough for a B-tree, which finds the run holding a pk.
+            models.Index(
+                fields=["annotation_pk"],
+                name="annotationchange_runs",
+                condition=Q(last_pk__isnull=False),
+            ),
             BrinIndex(
                 fields=["annotation_pk"],
                 name="annotationchange_created_ann",

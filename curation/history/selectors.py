@@ -185,9 +185,12 @@ class ChangeInfo:
 def latest_changes(*, dataset: Dataset, annotation_pks: list[int]) -> dict[int, ChangeInfo]:
     """The latest change of each of these annotations (none if history has none)."""
     wanted = set(annotation_pks)
-    rows = AnnotationChange.objects.filter(
-        of_annotations(list(wanted)), dataset=dataset
-    ).select_related("event", "event__user")
+    plain = Q(annotation_pk__in=list(wanted), action=ChangeAction.CREATED, last_pk__isnull=True)
+    rows = list(
+        AnnotationChange.objects.filter(
+            plain | Q(annotation_pk__in=list(wanted), action__in=EDITS), dataset=dataset
+        ).select_related("event", "event__user")
+    ) + compact.runs_covering(dataset_id=dataset.pk, pks=wanted)
     latest: dict[int, AnnotationChange] = {}
     for row in rows:
         if compact.is_compact(row):

@@ -17,6 +17,14 @@ class Migration(migrations.Migration):
             name='last_pk',
             field=models.BigIntegerField(blank=True, null=True),
         ),
+        migrations.AddIndex(
+            model_name="annotationchange",
+            index=models.Index(
+                condition=models.Q(("last_pk__isnull", False)),
+                fields=["annotation_pk"],
+                name="annotationchange_runs",
+            ),
+        ),
         # The creations of a bulk statement become one row per run of pks on an item;
         # going back writes one row per annotation again.
         migrations.RunSQL(triggers.INSERTED, triggers.INSERTED_0008 + triggers.EXPAND),
