@@ -10,7 +10,7 @@ from django.db import connection, transaction
 
 from curation import services
 from curation.bulk.write import items_upsert, shapes_upsert
-from curation.errors import Conflict
+from curation.errors import Conflict, NotFound
 from curation.history import change_context
 from curation.history import selectors as history
 from curation.history.models import AnnotationChange, AnnotationEvent
@@ -270,3 +270,34 @@ def test_a_bulk_creation_is_changed_reverted_and_listed_like_any_other(dataset, 
     assert Annotation.objects.filter(dataset=dataset).count() == 99
     with pytest.raises(Conflict, match="changed since"):
         annotation_change_revert(change=creation, user=bob)
+
+
+def test_bulk_creations_between_two_marks_say_who_made_them(dataset, bob):
+    mark = history.history_mark()
+    item_ids = _bulk(dataset, bob, items=10)
+    until = history.history_mark()
+    found = history.changes_between(
+        dataset_id=dataset.pk,
+        annotation_ids=["x-1-005", "x-4-009"],
+        item_ids=[item_ids["r005"], item_ids["r009"]],
+        after=mark,
+        until=until,
+    )
+    assert {
+        key[1]: [(c["action"], c["user"], c["source"]) for c in v] for key, v in found.items()
+    } == {
+        "x-1-005": [("created", "bob", "api")],
+        "x-4-009": [("created", "bob", "api")],
+    }
+    assert (
+        history.changes_between(
+            dataset_id=dataset.pk,
+            annotation_ids=["x-1-005"],
+            item_ids=[item_ids["r005"]],
+            after=until,
+            until=until,
+        )
+        == {}
+    )
+    with pytest.raises(NotFound):
+        history.change_of(dataset=dataset, change_id=until + 1)
