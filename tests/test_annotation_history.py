@@ -10,7 +10,7 @@ from django.db import connection, transaction
 
 from curation import services
 from curation.bulk.write import items_upsert, shapes_upsert
-from curation.errors import Conflict
+from curation.errors import Conflict, NotFound
 from curation.history import change_context
 from curation.history import selectors as history
 from curation.history.models import AnnotationChange, AnnotationEvent
@@ -185,3 +185,119 @@ def test_deleting_a_dataset_deletes_its_history_and_records_nothing(dataset, ite
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_setting('nucleus.history_off', true)")
         assert cursor.fetchone()[0] in ("", None)
+
+
+def _bulk(dataset: Dataset, bob, items: int = 200, per_item: int = 5) -> dict[str, int]:
+    """`items` new items with `per_item` boxes each, in one write by bob through the API;
+    annotation ids interleave across items (x-<j>-<i>), so only the writer's item order
+    makes an item's annotations consecutive."""
+    rows = [
+        {
+            "reference_id": f"r{i:03d}",
+            "annotations": [box(id=f"x-{j}-{i:03d}") for j in range(per_item)],
+        }
+        for i in range(items)
+    ]
+    with change_context(user=bob, source="api"):
+        return add_items(dataset, *rows)
+
+
+def test_a_bulk_insert_records_one_creation_row_per_item_and_each_creation_is_found(dataset, bob):
+    item_ids = _bulk(dataset, bob)
+    assert Annotation.objects.filter(dataset=dataset).count() == 1000
+    # 1,000 creations in one statement: one history row per item, not one per annotation.
+    assert AnnotationChange.objects.filter(dataset=dataset).count() == 200
+    pks = dict(Annotation.objects.filter(dataset=dataset).values_list("annotation_id", "pk"))
+
+    # Each annotation's creation, with who, when and through what.
+    found = history.annotation_history(dataset=dataset, annotation_pk=pks["x-3-117"])
+    assert [(c.action, c.annotation_id, c.event.source, c.event.user) for c in found] == [
+        ("created", "x-3-117", "api", bob)
+    ]
+    assert history.after_of(found[0])["label"] == "car"
+    on_item = history.item_history(item=Item.objects.get(pk=item_ids["r042"]))
+    assert sorted(c.annotation_id for c in on_item) == [f"x-{j}-042" for j in range(5)]
+    latest = history.latest_changes(dataset=dataset, annotation_pks=list(pks.values()))
+    assert {(c.action, c.username, c.source) for c in latest.values()} == {
+        ("created", "bob", "api")
+    }
+    # Every annotation has its own change id, and the dataset's pages list each once.
+    assert len({c.change_id for c in latest.values()}) == 1000
+    seen, before = [], None
+    while True:
+        page, more = history.history_page(
+            history.dataset_history(dataset=dataset), before=before, limit=70
+        )
+        seen += page
+        if not more:
+            break
+        before = page[-1].pk
+    assert sorted(c.pk for c in seen) == sorted(c.change_id for c in latest.values())
+    assert [c.pk for c in seen] == sorted((c.pk for c in seen), reverse=True)
+    assert history.history_mark() == max(c.pk for c in seen)
+
+
+def test_a_bulk_creation_is_changed_reverted_and_listed_like_any_other(dataset, bob):
+    _bulk(dataset, bob, items=20)
+    pk = Annotation.objects.get(annotation_id="x-2-007").pk
+    add_items(dataset, {"reference_id": "r007", "annotations": [box(id="x-2-007", label="bus")]})
+    created, changed = history.annotation_history(dataset=dataset, annotation_pk=pk)
+    assert (created.action, history.after_of(created)["label"], created.is_latest) == (
+        "created",
+        "car",
+        False,
+    )
+    assert (changed.action, changed.before["label"]) == ("changed", "car")
+    filtered = history.history_page(
+        history.dataset_history(dataset=dataset, annotation_id="x-2-007"), before=None, limit=10
+    )[0]
+    assert [c.action for c in filtered] == ["changed", "created"]
+    since = history.history_page(
+        history.dataset_history(dataset=dataset, since=created.pk - 1), before=None, limit=200
+    )[0]
+    assert since[-1].pk == created.pk and since[0].pk == changed.pk
+
+    # Reverting the creation of one annotation of a bulk write deletes that one only.
+    annotation_change_revert(
+        change=history.change_of(dataset=dataset, change_id=changed.pk), user=bob
+    )
+    other = Annotation.objects.get(annotation_id="x-3-007").pk
+    creation = history.annotation_history(dataset=dataset, annotation_pk=other)[0]
+    assert history.change_of(dataset=dataset, change_id=creation.pk).annotation_pk == other
+    made = annotation_change_revert(change=creation, user=bob)
+    assert (made.action, made.annotation_pk) == ("deleted", other)
+    assert not Annotation.objects.filter(pk=other).exists()
+    assert Annotation.objects.filter(dataset=dataset).count() == 99
+    with pytest.raises(Conflict, match="changed since"):
+        annotation_change_revert(change=creation, user=bob)
+
+
+def test_bulk_creations_between_two_marks_say_who_made_them(dataset, bob):
+    mark = history.history_mark()
+    item_ids = _bulk(dataset, bob, items=10)
+    until = history.history_mark()
+    found = history.changes_between(
+        dataset_id=dataset.pk,
+        annotation_ids=["x-1-005", "x-4-009"],
+        item_ids=[item_ids["r005"], item_ids["r009"]],
+        after=mark,
+        until=until,
+    )
+    assert {
+        key[1]: [(c["action"], c["user"], c["source"]) for c in v] for key, v in found.items()
+    } == {
+        "x-1-005": [("created", "bob", "api")],
+        "x-4-009": [("created", "bob", "api")],
+    }
+    assert (
+        history.changes_between(
+            dataset_id=dataset.pk,
+            annotation_ids=["x-1-005"],
+            item_ids=[item_ids["r005"]],
+            after=until,
+            until=until,
+        )
+        == {}
+    )
+    with pytest.raises(NotFound):
+        history.change_of(dataset=dataset, change_id=until + 1)

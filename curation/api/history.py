@@ -3,6 +3,8 @@ Reads are curation.history.selectors; the revert is curation.history.services.""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -14,7 +16,7 @@ from rest_framework.views import APIView
 from curation import selectors
 from curation.access import dataset_for
 from curation.api.common import errors, int_param
-from curation.api.pagination import NewestFirstCursor
+from curation.api.pagination import HistoryCursor
 from curation.errors import invalid_field
 from curation.history import selectors as history
 from curation.history.models import AnnotationChange, ChangeSource
@@ -73,9 +75,17 @@ _FILTERS = [
 )
 class DatasetHistoryView(generics.ListAPIView[AnnotationChange]):
     serializer_class = AnnotationChangeSerializer
-    pagination_class = NewestFirstCursor
+    pagination_class = HistoryCursor
 
     def get_queryset(self) -> QuerySet[AnnotationChange]:
+        return self.history().rows
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        paginator = HistoryCursor()
+        page = paginator.history_page(self.history(), request)
+        return paginator.get_paginated_response(AnnotationChangeSerializer(page, many=True).data)
+
+    def history(self) -> history.HistoryRows:
         dataset = dataset_for(self.request.user, self.kwargs["dataset_id"], Role.VIEWER)
         params = self.request.query_params
         source = params.get("source")

@@ -19,6 +19,8 @@ from rest_framework.response import Response
 from curation import paging
 from curation.api.common import int_param
 from curation.errors import invalid_field
+from curation.history.models import AnnotationChange
+from curation.history.selectors import HistoryRows, history_page
 from curation.models import Item
 from curation.paging import KeysetPage, SortOrder
 
@@ -87,6 +89,31 @@ class SortedCursor(Cursor):
 
 class NewestFirstCursor(Cursor):
     ordering = "-id"
+
+
+class HistoryCursor(NewestFirstCursor):
+    """Pages of a dataset's annotation history, newest first: the cursor holds the last
+    change id of a page (a bulk creation's row stands for many changes, so pages are made
+    by curation.history.selectors.history_page, not by slicing a queryset)."""
+
+    def history_page(self, rows: HistoryRows, request: Request) -> list[AnnotationChange]:
+        cursor = self.decode_cursor(request)
+        before = None
+        if cursor is not None and cursor.position is not None:
+            if cursor.offset or cursor.reverse:
+                raise invalid_field("cursor", self.cursor_error)
+            before = int(cursor.position)
+        page, more = history_page(rows, before=before, limit=self.get_page_size(request))
+        self.base_url = request.build_absolute_uri()
+        self.history_next = (
+            str(self.encode_cursor(Position(offset=0, reverse=False, position=page[-1].pk)))
+            if more and page
+            else None
+        )
+        return page
+
+    def get_paginated_response(self, data: Any) -> Response:
+        return Response({"next": self.history_next, "previous": None, "results": data})
 
 
 class RecordCursor(Cursor):

@@ -179,12 +179,8 @@ def _insert_new_items(
                 )
         except IntegrityError:
             return False
-        cursor.execute(
-            "SELECT reference_id, id FROM curation_item WHERE dataset_id = %s"
-            " AND reference_id = ANY(%s)",
-            [dataset.pk, refs],
-        )
-        result.item_ids.update(cursor.fetchall())
+    # The COPY wrote exactly these ids: no need to read them back.
+    result.item_ids.update(ids)
     result.items_created += len(records)
     return True
 
@@ -317,13 +313,20 @@ def _write_items(
     result.items_unchanged -= result.items_created
 
 
-def _last_per_id(rows: Sequence[ShapeRow]) -> list[ShapeRow]:
+def _last_per_id(rows: Sequence[ShapeRow], *, by_key: bool = True) -> list[ShapeRow]:
     """Keep the last row for each (model, client id), sorted by it.
 
     ON CONFLICT can't touch a row twice; and writing in key order makes concurrent batches
     take their locks in the same order, so they wait for each other instead of deadlocking.
+    Rows of new items (`by_key` False) keep the order they came in, item by item: each
+    item's rows then take consecutive ids, which history records as one row per item
+    (curation.history.compact). Their items are this transaction's own, so only a
+    concurrent batch putting the same ids on other new items could deadlock with it (and
+    is retried); the upsert that follows a conflict sorts by key in SQL.
     """
     by_id = {(r.model or "", r.client_id): r for r in rows}
+    if not by_key:
+        return list(by_id.values())
     return [by_id[key] for key in sorted(by_id)]
 
 
@@ -433,7 +436,7 @@ def write_annotations(
                 r.geometry,
                 r.metadata,
             )
-            for r in _last_per_id(rows)
+            for r in _last_per_id(rows, by_key=not new_items)
         ],
         new_items=new_items,
     )
@@ -449,7 +452,7 @@ def write_predictions(
     """Upsert predictions by (model, prediction_id), creating models named by the rows."""
     if not rows:
         return 0
-    rows = _last_per_id(rows)
+    rows = _last_per_id(rows, by_key=not new_items)
     names = sorted({r.model for r in rows if r.model})
     models = {m.name: m.pk for m in Model.objects.filter(dataset=dataset, name__in=names)}
     for name in names:

@@ -77,9 +77,11 @@ class AnnotationEvent(models.Model):
 class AnnotationChange(models.Model):
     """One annotation created, changed or deleted by an event.
 
-    Compact on purpose (bulk ingest writes one per annotation): only `before` is kept,
-    null for a creation. The state after a change is the `before` of the annotation's next
-    change, or the annotation as it is now (curation.history.selectors derives it).
+    Compact on purpose: only `before` is kept, null for a creation, and the creations of a
+    bulk statement are one row per run of annotation pks on an item (`last_pk`, see
+    curation.history.compact; the selectors read them as one change per annotation). The
+    state after a change is the `before` of the annotation's next change, or the annotation
+    as it is now (curation.history.selectors derives it).
     `annotation_pk` and `item_id` are not foreign keys, so history outlives both.
     """
 
@@ -99,6 +101,10 @@ class AnnotationChange(models.Model):
         related_name="+",
     )
     annotation_pk = models.BigIntegerField()
+    # Set only on the creations of a bulk statement: the row stands for the creation of
+    # annotation pks annotation_pk..last_pk on item_id, with change ids id..id + (last_pk -
+    # annotation_pk), and has no annotation_id (curation.history.compact; triggers.py).
+    last_pk = models.BigIntegerField(null=True, blank=True)
     annotation_id = models.CharField(max_length=512)
     item_id = models.BigIntegerField()
     action = models.CharField(max_length=8, choices=ChangeAction.choices)
@@ -123,6 +129,13 @@ class AnnotationChange(models.Model):
                 fields=["item_id", "id"],
                 name="annotationchange_item",
                 condition=Q(action__in=EDITS),
+            ),
+            # The rows of bulk creations (curation.history.compact), one per item and
+            # statement: few enough for a B-tree, which finds the run holding a pk.
+            models.Index(
+                fields=["annotation_pk"],
+                name="annotationchange_runs",
+                condition=Q(last_pk__isnull=False),
             ),
             BrinIndex(
                 fields=["annotation_pk"],

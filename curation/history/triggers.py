@@ -75,12 +75,77 @@ END $$;
 """
 
 
-INSERTED = _record_function(
+INSERTED_0008 = _record_function(
     "curation_annotation_inserted",
     "created",
     "SELECT n.id, n.dataset_id, n.annotation_id, n.item_id FROM new_rows n",
     "NULL::jsonb",
 )
+
+# Creations of a bulk statement (at least COMPACT_MIN new rows; the setting
+# nucleus.history_compact_min overrides it): one row per run of consecutive annotation pks
+# on one item, holding the run's first pk (`annotation_pk`) and last (`last_pk`), at most
+# SPAN long. Each annotation of a run still has its own change id: the run's row takes a
+# block of ids from the change id sequence, its own id the first, so annotation pk p's
+# creation is change `id + (p - annotation_pk)` (curation.history.compact reads them).
+# Ids are reserved one per new row, then dealt out in (dataset, item, pk) order; where a
+# concurrent writer took ids in between, a run splits, so every block is contiguous.
+COMPACT_MIN = 64
+SPAN = 1024
+INSERTED = f"""
+CREATE OR REPLACE FUNCTION curation_annotation_inserted() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    n bigint;
+    seq regclass;
+BEGIN
+    IF coalesce(current_setting('nucleus.history_off', true), '') = 'on' THEN
+        RETURN NULL;
+    END IF;
+    SELECT count(*) INTO n FROM new_rows;
+    IF n < coalesce(nullif(current_setting('nucleus.history_compact_min', true), ''),
+                    '{COMPACT_MIN}')::bigint THEN
+        WITH e AS MATERIALIZED (
+            SELECT d.dataset_id, curation_annotation_event(d.dataset_id) AS event_id
+            FROM (SELECT DISTINCT dataset_id FROM new_rows) d
+        )
+        INSERT INTO curation_annotationchange
+            (event_id, dataset_id, annotation_pk, annotation_id, item_id, action, before)
+        SELECT e.event_id, r.dataset_id, r.id, r.annotation_id, r.item_id, 'created', NULL
+        FROM new_rows r JOIN e ON e.dataset_id = r.dataset_id;
+        RETURN NULL;
+    END IF;
+    seq := pg_get_serial_sequence('curation_annotationchange', 'id')::regclass;
+    WITH r AS (
+        SELECT id AS pk, dataset_id, item_id,
+            row_number() OVER (ORDER BY dataset_id, item_id, id) AS rn,
+            row_number() OVER (PARTITION BY dataset_id, item_id ORDER BY id) AS k
+        FROM new_rows
+    ),
+    ids AS (
+        SELECT c.cid, row_number() OVER (ORDER BY c.cid) AS rn
+        FROM (SELECT nextval(seq) AS cid FROM generate_series(1, n)) c
+    ),
+    runs AS (
+        SELECT r.dataset_id, r.item_id, min(ids.cid) AS first_id, min(r.pk) AS first_pk,
+            max(r.pk) AS last_pk
+        FROM r JOIN ids USING (rn)
+        GROUP BY r.dataset_id, r.item_id, r.pk - r.k, ids.cid - r.pk, (r.k - 1) / {SPAN}
+    ),
+    e AS MATERIALIZED (
+        SELECT d.dataset_id, curation_annotation_event(d.dataset_id) AS event_id
+        FROM (SELECT DISTINCT dataset_id FROM runs) d
+    )
+    INSERT INTO curation_annotationchange
+        (id, event_id, dataset_id, annotation_pk, last_pk, annotation_id, item_id, action,
+         before)
+    SELECT runs.first_id, e.event_id, runs.dataset_id, runs.first_pk, runs.last_pk, '',
+        runs.item_id, 'created', NULL
+    FROM runs JOIN e ON e.dataset_id = runs.dataset_id
+    ORDER BY runs.first_id;
+    RETURN NULL;
+END $$;
+"""
 UPDATED = _record_function(
     "curation_annotation_updated",
     "changed",
@@ -114,6 +179,24 @@ CREATE TRIGGER curation_annotation_history_delete AFTER DELETE ON curation_annot
     FOR EACH STATEMENT EXECUTE FUNCTION curation_annotation_deleted();
 """
 
+# Compact creations back to one row per annotation (for going back to migration 0008):
+# the annotation id is the annotation's own where it still exists.
+EXPAND = """
+INSERT INTO curation_annotationchange
+    (id, event_id, dataset_id, annotation_pk, annotation_id, item_id, action, before)
+SELECT c.id + (g.pk - c.annotation_pk), c.event_id, c.dataset_id, g.pk,
+    coalesce(a.annotation_id, ''), c.item_id, 'created', NULL
+FROM curation_annotationchange c
+CROSS JOIN LATERAL generate_series(c.annotation_pk + 1, c.last_pk) g(pk)
+LEFT JOIN curation_annotation a ON a.id = g.pk
+WHERE c.last_pk IS NOT NULL;
+UPDATE curation_annotationchange c SET last_pk = NULL, annotation_id = coalesce(
+    (SELECT a.annotation_id FROM curation_annotation a WHERE a.id = c.annotation_pk), '')
+WHERE c.last_pk IS NOT NULL;
+"""
+
+# What migration 0008 installed (its creations: one row per annotation).
+INSTALL_0008 = EVENT_FUNCTION + INSERTED_0008 + UPDATED + DELETED + TRIGGERS
 INSTALL = EVENT_FUNCTION + INSERTED + UPDATED + DELETED + TRIGGERS
 
 UNINSTALL = """
@@ -126,4 +209,13 @@ DROP FUNCTION IF EXISTS curation_annotation_deleted();
 DROP FUNCTION IF EXISTS curation_annotation_event(bigint);
 """
 
-__all__ = ["INSTALL", "UNINSTALL"]
+__all__ = [
+    "COMPACT_MIN",
+    "EXPAND",
+    "INSERTED",
+    "INSERTED_0008",
+    "INSTALL",
+    "INSTALL_0008",
+    "SPAN",
+    "UNINSTALL",
+]

@@ -78,5 +78,5 @@ class Migration(migrations.Migration):
             model_name='annotationchange',
             index=django.contrib.postgres.indexes.BrinIndex(condition=models.Q(('action', 'created')), fields=['item_id'], name='annotationchange_created_item', opclasses=['int8_minmax_multi_ops'], pages_per_range=16),
         ),
-        migrations.RunSQL(triggers.INSTALL, triggers.UNINSTALL),
+        migrations.RunSQL(triggers.INSTALL_0008, triggers.UNINSTALL),
     ]
