@@ -318,11 +318,12 @@ def _last_per_id(rows: Sequence[ShapeRow], *, by_key: bool = True) -> list[Shape
 
     ON CONFLICT can't touch a row twice; and writing in key order makes concurrent batches
     take their locks in the same order, so they wait for each other instead of deadlocking.
-    Rows of new items (`by_key` False) keep the order they came in, item by item: each
-    item's rows then take consecutive ids, which history records as one row per item
-    (curation.history.compact). Their items are this transaction's own, so only a
-    concurrent batch putting the same ids on other new items could deadlock with it (and
-    is retried); the upsert that follows a conflict sorts by key in SQL.
+    Rows of new items (`by_key` False) are left unsorted here: _write_shapes orders them
+    item by item (then by key), so each item's rows take consecutive ids, which history
+    records as one row per item (curation.history.compact). Their items are this
+    transaction's own, so only a concurrent batch putting the same ids on other new items
+    could deadlock with it (and is retried); the upsert that follows a conflict sorts by
+    key in SQL.
     """
     by_id = {(r.model or "", r.client_id): r for r in rows}
     if not by_key:
@@ -392,6 +393,9 @@ _PREDICTIONS = _ShapeTable(
 )
 
 
+_ITEM = 2  # the item id's place in a row of either table (after its two keys)
+
+
 def _write_shapes(spec: _ShapeTable, rows: list[tuple[Any, ...]], *, new_items: bool) -> int:
     """Upsert rows (keys, then values, in `spec`'s order); returns rows inserted or changed.
 
@@ -400,7 +404,12 @@ def _write_shapes(spec: _ShapeTable, rows: list[tuple[Any, ...]], *, new_items: 
     through a staging table and one INSERT ... ON CONFLICT that writes only what differs.
     """
     columns = [*spec.keys, *spec.values]
-    if new_items and _copy_new_shapes(spec.table, columns, rows):
+    # Item by item, and by key within an item: an item's new rows take consecutive ids,
+    # which history records as one row per item (curation.history.compact), and their ids
+    # follow the client ids' order whatever order the input came in, as they always have.
+    if new_items and _copy_new_shapes(
+        spec.table, columns, sorted(rows, key=lambda r: (r[_ITEM], r[: len(spec.keys)]))
+    ):
         return len(rows)
     staging = f"_nucleus_{spec.table}_in"
     definition = ", ".join(f"{c} {t}" for c, t in zip(columns, spec.types, strict=True))
