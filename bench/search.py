@@ -10,7 +10,14 @@ on one connection, at the service's ef_search): the path may add at most half ag
 (ratio <= 1.5).
 
     .venv/bin/python bench/search.py [--n 1000000] [--queries 200] [--k 10] [--fresh]
-        [--warmup 2000] [--latent-dim 64] [--restart]
+        [--warmup 2000] [--latent-dim 64] [--restart] [--engine both|embedded|legacy]
+
+With --engine both (the default) the same measurements run twice on the same data: on the
+embedded server (PostgreSQL 18 + pgvector 0.8.5, halfvec index, iterative filtered scans)
+and then, in a child process, on the previous embedded server, pgserver 0.1.4
+(PostgreSQL 16.2 + pgvector 0.6.2, a dev dependency) with its own data directory
+(var/bench-pg-0.6) tuned with the same settings; the figures are printed side by side with
+their ratio, so the gain of the engine move is a measured figure, not a claim.
 
 Latency is measured in steady state: the embedded server starts with empty shared buffers
 and this machine's page cache is reclaimed within a minute, so the first searches read the
@@ -27,11 +34,17 @@ same --n and --seed (loading a million rows takes a while); --fresh rebuilds the
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _setup import report, setup_django
+from _setup import ROOT, report, setup_django
 
 DIM = 512
 CHUNK = 50_000
@@ -95,8 +108,101 @@ def main() -> None:
         action="store_true",
         help="time the first 200 queries after a server start, without and with warming",
     )
+    parser.add_argument(
+        "--engine",
+        choices=("both", "embedded", "legacy"),
+        default="both",
+        help="embedded: pgvector 0.8.5; legacy: pgvector 0.6.2 (pgserver 0.1.4); both",
+    )
+    parser.add_argument("--rows-out", help=argparse.SUPPRESS)  # where a child writes its rows
     args = parser.parse_args()
+    if args.engine == "legacy":
+        os.environ["DATABASE_URL"] = legacy_database_url()
+        if args.restart:
+            print("  (--restart is measured on the embedded server only)")
+            args.restart = False
+    rows = measure(args)
+    if args.rows_out:
+        Path(args.rows_out).write_text(json.dumps(rows))
+    if args.engine != "both":
+        report(rows)
+        return
+    print("\nThe same measurements on pgvector 0.6.2 (pgserver 0.1.4), in a child process:")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp, "rows.json")
+        child = [a for a in sys.argv[1:] if not a.startswith("--engine")]
+        subprocess.run(
+            [sys.executable, __file__, *child, "--engine", "legacy", "--rows-out", str(out)],
+            check=True,
+        )
+        legacy = [tuple(r) for r in json.loads(out.read_text())]
+    report_side_by_side(rows, legacy)
 
+
+def legacy_database_url() -> str:
+    """Start (or join) pgserver 0.1.4's server on var/bench-pg-0.6, tuned like the embedded
+    one (nucleus.embedded_pg's settings for this machine), and return its URL."""
+    from urllib.parse import quote
+
+    import pgserver
+    import psycopg
+
+    sys.path.insert(0, str(ROOT))
+    from nucleus.embedded_pg.base import (
+        _machine_memory,
+        env_memory,
+        server_settings,
+        write_settings,
+    )
+
+    data_dir = Path(os.environ.get("NUCLEUS_DATA_DIR") or ROOT / "var")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    pgdata = data_dir / "bench-pg-0.6"
+    server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    settings = server_settings(env_memory() or _machine_memory(), os.cpu_count() or 1)
+    conf = server.pgdata / "nucleus.conf"
+    wanted = "".join(f"{key} = '{value}'\n" for key, value in settings.items())
+    if not conf.exists() or wanted not in conf.read_text():
+        write_settings(server.pgdata, settings)
+        server.cleanup()  # stops it: the settings are read at the next start
+        server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    host = str(server.get_postmaster_info().socket_dir)
+    with psycopg.connect(host=host, dbname="postgres", user="postgres", autocommit=True) as conn:
+        found = conn.execute(
+            "SELECT default_version FROM pg_available_extensions WHERE name = 'vector'"
+        ).fetchone()
+        name = "nucleus_bench_search"
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f"CREATE DATABASE {name}")
+    print(f"  legacy server: pgserver 0.1.4, pgvector {found[0] if found else None}, {pgdata}")
+    return f"postgres://postgres@{quote(host, safe='')}/nucleus_bench_search"
+
+
+def report_side_by_side(
+    ours: list[tuple[str, str, str, bool | None]], legacy: list[tuple[Any, ...]]
+) -> None:
+    """Both engines' figures per measure, the target judged on ours, and legacy / ours for
+    latencies (above 1: the new engine is that many times faster)."""
+    old = {row[0]: row[1] for row in legacy}
+    width = max(len(r[0]) for r in ours)
+    print()
+    print(
+        f"{'measure'.ljust(width)}  {'pgvector 0.8.5':>15}  {'pgvector 0.6.2':>15}"
+        f"  {'0.6.2/0.8.5':>11}  {'target':>10}  ok"
+    )
+    for name, measured, target, met in ours:
+        before = old.get(name, "-")
+        ratio = "-"
+        if measured.endswith(" ms") and before.endswith(" ms"):
+            ratio = f"{float(before[:-3]) / max(float(measured[:-3]), 1e-9):.2f}x"
+        flag = "-" if met is None else ("yes" if met else "NO")
+        print(
+            f"{name.ljust(width)}  {measured:>15}  {before:>15}  {ratio:>11}  {target:>10}  {flag}"
+        )
+
+
+def measure(args: argparse.Namespace) -> list[tuple[str, str, str, bool | None]]:
+    """Load (or reuse) the data on the current database and run every measurement."""
     setup_django("nucleus_bench_search")
     from django.contrib.auth.models import User
     from django.db import connection
@@ -278,7 +384,7 @@ def main() -> None:
                 first.append((time.perf_counter() - t0) * 1000)
             p50 = percentile(first, 50)
             rows.append((f"{label} p50", f"{p50:.2f} ms", "<= 30 ms", p50 <= 30))
-    report(rows)
+    return rows
 
 
 def raw_sql_latencies(model: Any, dataset: Any, queries: np.ndarray, k: int) -> list[float]:
