@@ -26,7 +26,7 @@ from review.claims import entry_claim_next
 from review.decisions import entry_decide_and_claim_next, entry_undo
 from review.models import ReviewEntry, ReviewQueue, SourceKind, Status
 from review.screen import entry_url, review_screen
-from review.services import queue_create, queue_delete
+from review.services import queue_create, queue_delete, reason_add
 
 ENTRIES_SHOWN = 200
 MAX_NAME = 200  # the queue form's name field
@@ -62,6 +62,7 @@ def _queues_render(
             "tab": "review",
             "queues": [(q, (done.get(q.pk, 0), q.entry_count)) for q in queues],
             "choices": selectors.form_choices(dataset=dataset),
+            "reasons": selectors.reasons_of(dataset=dataset),
             "kinds": SourceKind.choices,
             "can_review": _can_review(dataset),
             "prefill": prefill,
@@ -136,6 +137,22 @@ def queue_create_view(request: HttpRequest, dataset_id: int) -> HttpResponse:
         return back_with_error(request, back, exc)
     messages.success(request, f"Queue “{queue.name}” made with {queue.entry_count} entries.")
     return HttpResponseRedirect(_queue_url(queue))
+
+
+@require_POST
+@login_required
+@html_errors
+def reason_add_view(request: HttpRequest, dataset_id: int) -> HttpResponse:
+    """Add a reject reason to the dataset's list (curators); a bad or taken label comes
+    back to the page with the field's reason."""
+    dataset = dataset_or_404(request, dataset_id, Role.CURATOR)
+    back = reverse("review-ui:queues", args=[dataset.pk]) + "#reasons"
+    try:
+        reason = reason_add(dataset=dataset, label=request.POST.get("label", ""))
+    except CurationError as exc:
+        return back_with_error(request, back, exc)
+    messages.success(request, f"Added the reason “{reason.label}” ({reason.key}).")
+    return HttpResponseRedirect(back)
 
 
 @require_safe

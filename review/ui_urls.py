@@ -15,6 +15,7 @@ urlpatterns = [
     path(f"{DS}/review/", ui.queues_page, name="queues"),
     path(f"{DS}/review/create", ui.queue_create_view, name="create"),
     path(f"{DS}/review/from-selection", ui.queue_from_selection, name="from-selection"),
+    path(f"{DS}/review/reasons", ui.reason_add_view, name="reason-add"),
     path(f"{Q}/", ui.queue_page, name="queue"),
     path(f"{Q}/claim", ui.claim_view, name="claim"),
     path(f"{Q}/undo", ui.undo_view, name="undo"),

@@ -11,7 +11,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from curation.models import Annotation, Dataset, Slice
-from review.models import ObjectDecision, ReviewEntry, ReviewQueue
+from review.models import ObjectDecision, RejectReason, ReviewEntry, ReviewQueue
 from review.services import queue_create
 from tests.ui_factories import evaluated, outcome_world
 
@@ -212,3 +212,34 @@ def test_review_selection_is_for_curators_and_names_the_field_it_refuses(
         assert refused.status_code == 400, data
         assert f"<li><code>{field}</code>: " in refused.content.decode(), data
     assert not ReviewQueue.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_curator_adds_a_reject_reason_that_the_review_screen_then_offers(
+    dataset: Dataset, bob: User, victor: User, charlie: User
+) -> None:
+    outcome_world(dataset)
+    client = logged_in(bob)
+    page = f"/datasets/{dataset.pk}/review/"
+    client.post(f"{page}create", {"name": "q", "kind": "items", "reference_ids": "a\nb"})
+    added = client.post(f"{page}reasons", {"label": "Occluded, should be ignored"})
+    assert added.status_code == 302 and added["Location"] == f"{page}#reasons"
+    shown = client.get(page).content.decode()
+    assert 'data-reason="occluded_should_be_ignored"' in shown
+    keys = [r.key for r in RejectReason.objects.filter(dataset=dataset).order_by("position")]
+    assert keys[-1] == "occluded_should_be_ignored" and len(keys) > 1  # after the defaults
+    queue = ReviewQueue.objects.get()
+    entry = ReviewEntry.objects.get(queue=queue, position=0)
+    screen = client.get(f"{page}{queue.pk}/entries/{entry.pk}/").content.decode()
+    assert "Occluded, should be ignored" in screen
+    again = client.post(f"{page}reasons", {"label": "occluded should be ignored"}, follow=True)
+    assert "already exists" in again.content.decode()  # the same key: refused, said why
+    assert (
+        "label: is required"
+        in client.post(f"{page}reasons", {"label": "  "}, follow=True).content.decode()
+    )
+    assert RejectReason.objects.filter(dataset=dataset).count() == len(keys)
+    assert logged_in(victor).post(f"{page}reasons", {"label": "x"}).status_code == 403
+    assert logged_in(charlie).post(f"{page}reasons", {"label": "x"}).status_code == 404
+    assert 'data-testid="reason-form"' not in logged_in(victor).get(page).content.decode()
+    assert RejectReason.objects.filter(dataset=dataset).count() == len(keys)
