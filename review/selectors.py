@@ -37,8 +37,11 @@ def queue_of(*, dataset: Dataset, queue_id: Any) -> ReviewQueue:
     return found
 
 
-def entries_of(*, queue: ReviewQueue, status: str | None = None) -> QuerySet[ReviewEntry]:
-    """A queue's entries in position order, of one status when given."""
+def entries_of(
+    *, queue: ReviewQueue, status: str | None = None, after: int | None = None
+) -> QuerySet[ReviewEntry]:
+    """A queue's entries in position order, of one status when given, past position
+    `after` when given (the queue page's keyset pages)."""
     rows = ReviewEntry.objects.filter(queue=queue).select_related(
         "item", "claimed_by", "decided_by", "reason"
     )
@@ -46,6 +49,8 @@ def entries_of(*, queue: ReviewQueue, status: str | None = None) -> QuerySet[Rev
         if status not in Status.values:
             raise invalid_field("status", f"must be one of {', '.join(Status.values)}")
         rows = rows.filter(status=status)
+    if after is not None:
+        rows = rows.filter(position__gt=after)
     return rows.prefetch_related("objects_decided__reason").order_by("position")
 
 

@@ -163,7 +163,10 @@ def queue_page(request: HttpRequest, dataset_id: int, queue_id: int) -> HttpResp
     dataset = dataset_or_404(request, dataset_id)
     queue = selectors.queue_of(dataset=dataset, queue_id=queue_id)
     status = request.GET.get("status") or None
-    entries = selectors.entries_of(queue=queue, status=status)[:ENTRIES_SHOWN]
+    raw_after = request.GET.get("after")
+    after = None if raw_after in (None, "") else int_value(raw_after, "after", low=0)
+    page = list(selectors.entries_of(queue=queue, status=status, after=after)[: ENTRIES_SHOWN + 1])
+    entries, more = page[:ENTRIES_SHOWN], len(page) > ENTRIES_SHOWN
     return render(
         request,
         "review/queue.html",
@@ -178,6 +181,8 @@ def queue_page(request: HttpRequest, dataset_id: int, queue_id: int) -> HttpResp
             "assignees": selectors.usernames(queue.assignees),
             "can_review": _can_review(dataset),
             "shown": ENTRIES_SHOWN,
+            "after": after,
+            "next_after": entries[-1].position if more else None,
         },
     )
 

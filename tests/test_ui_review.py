@@ -243,3 +243,27 @@ def test_a_curator_adds_a_reject_reason_that_the_review_screen_then_offers(
     assert logged_in(charlie).post(f"{page}reasons", {"label": "x"}).status_code == 404
     assert 'data-testid="reason-form"' not in logged_in(victor).get(page).content.decode()
     assert RejectReason.objects.filter(dataset=dataset).count() == len(keys)
+
+
+@pytest.mark.django_db
+def test_the_queue_page_pages_through_every_entry(
+    dataset: Dataset, bob: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from review import ui
+
+    outcome_world(dataset)
+    monkeypatch.setattr(ui, "ENTRIES_SHOWN", 3)
+    client = logged_in(bob)
+    page = f"/datasets/{dataset.pk}/review/"
+    client.post(f"{page}create", {"name": "q", "kind": "items", "reference_ids": "a\nb\nc\nd"})
+    queue = ReviewQueue.objects.get()
+    url = f"{page}{queue.pk}/"
+    seen, next_url = [], url
+    while next_url:
+        html = client.get(next_url).content.decode()
+        seen += re.findall(r'<tr data-entry="(\d+)"', html)
+        found = re.search(r'href="\?(after=\d+)" rel="next"', html)
+        next_url = f"{url}?{found.group(1)}" if found else ""
+    entries = ReviewEntry.objects.filter(queue=queue).order_by("position")
+    assert seen == [str(e.pk) for e in entries] and len(seen) == 4
+    assert client.get(f"{url}?after=x").status_code == 400
