@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import mimetypes
 import time
 from typing import Any, Literal
@@ -105,9 +106,18 @@ def media_url(item: Item, kind: MediaKind, request: Any = None) -> str | None:
     return request.build_absolute_uri(path) if request is not None else path
 
 
+def media_expiry(ttl: int) -> int:
+    """The whole second after which a signature made now for `ttl` seconds is refused.
+
+    Rounded up, never down: a URL asked for `ttl` seconds works for at least that long
+    (for less than a second more), whatever the fraction of the second it was signed in.
+    """
+    return math.ceil(time.time() + ttl)
+
+
 def media_signature(item_id: int, kind: MediaKind, *, ttl: int) -> str:
     """A token that lets the media view serve this one item's media for `ttl` seconds."""
-    expires = int(time.time()) + ttl
+    expires = media_expiry(ttl)
     return signing.dumps([int(item_id), kind, expires], salt=_SIGNING_SALT, compress=False)
 
 
@@ -218,7 +228,7 @@ class MediaUrls:
         else:
             url = (base_url or settings.SITE_URL).rstrip("/") + path
         self.prefix, self.suffix = url.split(str(self._SENTINEL), 1)
-        self.tokens = MediaTokens(int(time.time()) + self.ttl) if mode == "signed" else None
+        self.tokens = MediaTokens(media_expiry(self.ttl)) if mode == "signed" else None
 
     def url(self, item_id: int, media_key: str) -> str | None:
         if not media_key:

@@ -247,12 +247,17 @@ def test_a_version_keeps_the_file_names_it_was_frozen_with(dataset: Dataset, ali
     ids = _named_items(dataset)
     chosen, _ = slice_create(dataset=dataset, user=alice, name="s", reference_ids=list(NAMED))
     version = versions.slice_version_create(slice=chosen, user=alice)
+    # Plain media URLs, as a version exports by default: signed ones carry an expiry
+    # counted from now, so two files made a second apart would differ in their coco_url.
     before = b"".join(
-        coco_chunks(export_source(dataset=dataset, slice=chosen, version=version), urls=MediaUrls())
+        coco_chunks(
+            export_source(dataset=dataset, slice=chosen, version=version),
+            urls=MediaUrls(mode="plain"),
+        )
     )
     Item.objects.filter(pk=ids["scene-00144"]).update(source_uri="/elsewhere/renamed.jpg")
     source = export_source(dataset=dataset, slice=chosen, version=version)
-    after = b"".join(coco_chunks(source, urls=MediaUrls()))
+    after = b"".join(coco_chunks(source, urls=MediaUrls(mode="plain")))
     assert before == after
     files = {i["id"]: i["file_name"] for i in json.loads(after)["images"]}
     assert files[ids["scene-00144"]] == "scene-00144.jpg"

@@ -6,10 +6,12 @@ import hashlib
 import io
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import time_machine
 from django.contrib.auth.models import User
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -18,7 +20,13 @@ from PIL import Image
 from rest_framework.test import APIClient
 
 from curation.models import Dataset, Item
-from curation.storage import media_signature, media_signed_url, media_url
+from curation.storage import (
+    MediaUrls,
+    media_signature,
+    media_signature_valid,
+    media_signed_url,
+    media_url,
+)
 
 
 def image_bytes(fmt: str, color: tuple[int, int, int] = (200, 40, 40)) -> bytes:
@@ -207,6 +215,26 @@ def test_a_signed_url_is_bound_to_its_item_kind_and_lifetime(dataset: Dataset, i
     tampered = media_signature(item.pk, "original", ttl=60)[:-2] + "xx"
     response = Client().get(f"/media/items/{item.pk}/original", {"sig": tampered})
     assert response.status_code == 401
+
+
+@pytest.mark.parametrize("fraction", [0, 1, 500_000, 999_999])
+def test_a_signed_url_lives_at_least_its_ttl_whatever_the_fraction_of_the_second(
+    item: Item, fraction: int
+) -> None:
+    """The expiry is counted in whole seconds; rounding it down once gave a URL asked for
+    10 seconds as little as 9 (a signature made at .999 s expired 9.001 s later)."""
+    signed_at = datetime(2030, 1, 1, 12, 0, 0, fraction, tzinfo=UTC)
+    with time_machine.travel(signed_at, tick=False) as clock:
+        signature = media_signature(item.pk, "original", ttl=10)
+        url = MediaUrls(ttl=10).url(item.pk, item.media_key)
+        assert url is not None
+        token = parse_qs(urlsplit(url).query)["sig"][0]
+        clock.move_to(signed_at + timedelta(seconds=10) - timedelta(microseconds=1))
+        assert media_signature_valid(signature, item.pk, "original")
+        assert media_signature_valid(token, item.pk, "original")
+        clock.move_to(signed_at + timedelta(seconds=11))
+        assert not media_signature_valid(signature, item.pk, "original")
+        assert not media_signature_valid(token, item.pk, "original")
 
 
 def test_a_versions_plain_media_url_needs_a_token_and_never_expires(

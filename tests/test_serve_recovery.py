@@ -207,12 +207,21 @@ def test_both_jobs_finish_after_a_database_restart(
     db = connection.settings_dict
     # Each job's row is held as soon as it has made progress: its runner stops at its next
     # checkpoint, so both are surely mid-way when the server goes down (the restart cuts
-    # these sessions too, which lets them go).
+    # these sessions too, which lets them go). Both are watched at once: awaited one after
+    # the other, the second ran free while the first was awaited, and could finish first.
     held = [psycopg.connect(host=db["HOST"], dbname=db["NAME"], user="postgres") for _ in "ab"]
+    waiting = {ingest.pk: (held[0], 10), embed.pk: (held[1], 8)}
+
+    def hold_each_once_started() -> bool:
+        for pk, (conn, started) in list(waiting.items()):
+            if Job.objects.get(pk=pk).progress_done >= started:
+                conn.execute("SELECT 1 FROM curation_job WHERE id = %s FOR UPDATE", [pk])
+                del waiting[pk]
+        return not waiting
+
     try:
-        for conn, job, started in ((held[0], ingest, 10), (held[1], embed, 8)):
-            wait_for(lambda j=job, n=started: Job.objects.get(pk=j.pk).progress_done >= n, "it")
-            conn.execute("SELECT 1 FROM curation_job WHERE id = %s FOR UPDATE", [job.pk])
+        wait_for(hold_each_once_started, "both jobs to make progress")
+        for job in (ingest, embed):
             job.refresh_from_db()
             assert job.status == JobStatus.RUNNING, job
             assert 0 < job.progress_done < (job.progress_total or 0), (job, job.progress_done)

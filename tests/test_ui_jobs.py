@@ -255,6 +255,11 @@ def test_the_job_page_is_checked_like_the_jobs_list(
         (timedelta(seconds=4.25), "4.2 s"),
         (timedelta(minutes=3, seconds=7), "3 min 07 s"),
         (timedelta(hours=2, minutes=5, seconds=59), "2 h 05 min"),
+        # At the edges of a unit, what rounds up reads in the next unit, not "1000 ms".
+        (timedelta(microseconds=999_499), "999 ms"),
+        (timedelta(microseconds=999_600), "1.0 s"),
+        (timedelta(seconds=59.94), "59.9 s"),
+        (timedelta(seconds=59.96), "1 min 00 s"),
     ],
 )
 def test_durations_read_the_way_people_say_them(elapsed: timedelta, text: str) -> None:

@@ -42,11 +42,13 @@ class JobPage:
 def duration_text(elapsed: timedelta) -> str:
     """A duration the way people say it: "850 ms", "4.2 s", "3 min 07 s", "2 h 05 min"."""
     seconds = max(elapsed.total_seconds(), 0.0)
-    if seconds < 1:
+    # Each unit is chosen by the value as it will be shown: 0.9996 s is "1.0 s", not
+    # "1000 ms", and 59.96 s is "1 min 00 s", not "60.0 s".
+    if round(seconds * 1000) < 1000:
         return f"{round(seconds * 1000)} ms"
-    if seconds < 60:
+    if round(seconds, 1) < 60:
         return f"{seconds:.1f} s"
-    whole = int(seconds)
+    whole = round(seconds)
     if whole < 3600:
         return f"{whole // 60} min {whole % 60:02d} s"
     return f"{whole // 3600} h {whole % 3600 // 60:02d} min"

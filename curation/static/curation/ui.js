@@ -292,6 +292,12 @@
       });
       var all = $("[data-select-all]", form);
       if (all) all.addEventListener("click", function () { allMatching = true; render(); });
+      // The view's count arrives by htmx after the page: "select all" clicked before it
+      // names the count once it is known.
+      document.body.addEventListener("htmx:afterSwap", function (event) {
+        var target = event.detail && event.detail.target;
+        if (allMatching && target && target.id === "view-count") render();
+      });
       $("[data-select-clear]", form).addEventListener("click", function () {
         selected.clear(); allMatching = false; render();
       });
