@@ -7,12 +7,15 @@ only (no logic), grouped by the resource they describe; the views import what th
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import tzinfo
 from typing import Any, TypeVar
 
 from django.conf import settings
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
-from rest_framework import serializers
+from rest_framework import ISO_8601, serializers
 from rest_framework.fields import SkipField
+from rest_framework.settings import api_settings
 
 from curation import slices
 from curation.fetch import server_paths_hidden
@@ -297,6 +300,13 @@ class ItemSerializer(HidesServerPaths[Item], serializers.ModelSerializer[Item]):
             links = self._links = MediaLinks(self.context.get("request"))
         return links
 
+    def _zone(self) -> tzinfo | None:
+        """The zone DRF writes datetimes in, for this response; None: not ISO 8601 text."""
+        if not hasattr(self, "_output_zone"):
+            iso = str(api_settings.DATETIME_FORMAT).lower() == ISO_8601 and settings.USE_TZ
+            self._output_zone = timezone.get_current_timezone() if iso else None
+        return self._output_zone
+
     def to_representation(self, instance: Item) -> dict[str, Any]:
         """What DRF's generic path gives (the declared fields above, which the schema
         shows), made directly for the fields in ITEM_FIELDS_DIRECT.
@@ -326,8 +336,17 @@ class ItemSerializer(HidesServerPaths[Item], serializers.ModelSerializer[Item]):
 _DATETIME = serializers.DateTimeField()  # DRF's own output for datetimes (format, zone)
 
 
-def _datetime(value: Any) -> Any:
-    return None if value is None else _DATETIME.to_representation(value)
+def _datetime(serializer: ItemSerializer, value: Any) -> Any:
+    """DRF's ISO 8601 text of an aware datetime in the current zone, which DRF looks up
+    for every value (a context-local read, a fifth of a list's CPU): here once per
+    serializer, so once per response. Anything else goes to DRF's own field."""
+    if value is None:
+        return None
+    zone = serializer._zone()
+    if zone is None or value.tzinfo is None:
+        return _DATETIME.to_representation(value)
+    text: str = value.astimezone(zone).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 def _float(value: float | None) -> float | None:
@@ -354,8 +373,8 @@ ITEM_FIELDS_DIRECT: dict[str, Callable[[ItemSerializer, Item], Any]] = {
         "aspect": _float(item.quality_aspect),
         "uniform": item.quality_uniform,
     },
-    "created": lambda s, item: _datetime(item.created),
-    "updated": lambda s, item: _datetime(item.updated),
+    "created": lambda s, item: _datetime(s, item.created),
+    "updated": lambda s, item: _datetime(s, item.updated),
 }
 
 

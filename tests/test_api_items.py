@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIRequestFactory
 
 from curation.models import Annotation, Dataset, Item, Prediction, Slice, SliceItem, Tag
@@ -408,16 +411,21 @@ def test_item_json_is_what_drfs_generic_serializer_makes(
     request = APIRequestFactory().get("/api/v1/x", HTTP_HOST="nucleus.example:8443")
     request.user = alice
     full, bare = _full_items(dataset, import_root)
-    for item in (full, bare):
-        for serializer_class in (ItemSerializer, ItemDetailSerializer):
-            if serializer_class is ItemDetailSerializer:
-                item.tag_names, item.annotation_list, item.prediction_list = ["night"], [], None
+    for item, zone, serializer_class in itertools.product(
+        (full, bare), ("UTC", "Asia/Kolkata"), (ItemSerializer, ItemDetailSerializer)
+    ):
+        if serializer_class is ItemDetailSerializer:
+            item.tag_names, item.annotation_list, item.prediction_list = ["night"], [], None
+        with timezone.override(zone):  # datetimes are written in the current zone
             made = serializer_class(item, context={"request": request}).data
             generic = HidesServerPaths.to_representation(
                 serializer_class(item, context={"request": request}), item
             )
-            assert made == generic
-            assert list(made) == list(generic)  # the same keys, in the same order
+        assert made == generic
+        assert list(made) == list(generic)  # the same keys, in the same order
+        assert made["created"].endswith("Z" if zone == "UTC" else "+05:30")
+    for item in (full, bare):
+        made = ItemSerializer(item, context={"request": request}).data
         for kind, key in (("original", "media_url"), ("thumbnail", "thumbnail_url")):
             assert made[key] == media_url(item, kind, request)
     rows = ItemSerializer([full, bare], many=True, context={"request": request}).data
