@@ -13,7 +13,8 @@ Two kinds of URL exist for an item's media:
   media view with a signed ``sig`` parameter when storage is local.
 
 An export names hundreds of thousands of media URLs: ``MediaUrls`` makes the same two
-kinds, signed or plain, at a fraction of the per-URL cost.
+kinds, signed or plain, at a fraction of the per-URL cost. ``MediaLinks`` does the same
+for ``media_url`` in one response (a list of items, search hits).
 """
 
 from __future__ import annotations
