@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import requests
 from _setup import ROOT, report
 
@@ -101,6 +102,57 @@ def _prepare(data_dir: Path) -> tuple[int, list[int], int]:
     dynamic = Slice.objects.filter(dataset=dataset, name="bench-load query").first()
     slice_id = dynamic.pk if dynamic is not None else 0
     return dataset.pk, ids, slice_id
+
+
+def _tree_cpu(root: int) -> dict[str, float]:
+    """CPU seconds (user + system) of a process and all its descendants, by role.
+
+    The roles of the service: `web` (gunicorn's processes), `workers` (job workers and
+    `serve` itself), and of the embedded server: `database` (the postmaster, its backends,
+    and the children it reaped: a backend that ended during the run still counts).
+    """
+    totals = {"web": 0.0, "workers": 0.0}
+    try:
+        procs = [psutil.Process(root), *psutil.Process(root).children(recursive=True)]
+    except psutil.Error:
+        return totals
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
+            role = "web" if "gunicorn" in " ".join(proc.cmdline()) else "workers"
+        except psutil.Error:
+            continue
+        totals[role] += times.user + times.system
+    return totals
+
+
+def _database_cpu(pgdata: Path) -> float:
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().split()[0])
+        master = psutil.Process(pid)
+        times = master.cpu_times()
+        total = times.user + times.system + times.children_user + times.children_system
+        for proc in master.children(recursive=True):
+            try:
+                child = proc.cpu_times()
+            except psutil.Error:
+                continue
+            total += child.user + child.system
+    except (OSError, ValueError, IndexError, psutil.Error):
+        return 0.0
+    return total
+
+
+def _cpu_snapshot(server: int, pgdata: Path) -> dict[str, float]:
+    """CPU seconds so far: the service's roles, the database, and this process's reaped
+    children (the client processes of the pool, once it has closed) and itself."""
+    own = os.times()
+    return {
+        **_tree_cpu(server),
+        "database": _database_cpu(pgdata),
+        "clients": own.children_user + own.children_system + own.user + own.system,
+        "machine": sum(psutil.cpu_times()[:3]),  # user, nice, system: all processes
+    }
 
 
 def _active_jobs(job_model: Any) -> bool:
@@ -176,8 +228,8 @@ def main() -> None:
         command += ["--web-processes", str(args.web_processes)]
     if args.threads:
         command += ["--threads", str(args.threads)]
+    data_dir.mkdir(parents=True, exist_ok=True)  # before the log: var/ may not exist yet
     log = (data_dir.parent / "bench-load.log").open("w")
-    data_dir.mkdir(parents=True, exist_ok=True)
     server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         dataset, ids, slice_id = _prepare(data_dir)
@@ -185,6 +237,7 @@ def main() -> None:
 
         token = saved_credentials()["api_token"]
         _wait_up(base)
+        _wait_settled(server.pid)
         if not slice_id:
             made = _call(
                 _session(token),
@@ -205,10 +258,14 @@ def main() -> None:
             jobs = [
                 (base, token, dataset, ids, slice_id, stop_at, count // processes, n) for n in per
             ]
+            before = _cpu_snapshot(server.pid, data_dir / "pg")
             started = time.perf_counter()
             with multiprocessing.Pool(processes) as pool:
                 batches = pool.map(_client, jobs)
+                pool.close()
+                pool.join()  # reaped: their CPU time is in os.times() now
             elapsed = time.perf_counter() - started
+            after = _cpu_snapshot(server.pid, data_dir / "pg")
         results = [r for batch in batches for r in batch]
     finally:
         server.send_signal(signal.SIGINT)
@@ -232,6 +289,20 @@ def main() -> None:
                 f"  {kind:7} n={len(mine):5}  p50 {statistics.median(mine):6.1f} ms  "
                 f"p99 {mine[min(len(mine) - 1, int(len(mine) * 0.99))]:6.1f} ms"
             )
+    cpu = {key: after[key] - before[key] for key in after}
+    cpu["others"] = cpu.pop("machine") - sum(cpu.values())  # the rest of the machine
+    cores = len(os.sched_getaffinity(0))
+    print(
+        f"  CPU seconds in the run ({elapsed * cores:.0f} core-seconds: {elapsed:.1f} s x "
+        f"{cores} cores): " + ", ".join(f"{key} {value:.1f}" for key, value in cpu.items())
+    )
+    n = max(len(results), 1)
+    print(
+        f"  CPU per request: web {cpu['web'] / n * 1000:.1f} ms + database "
+        f"{cpu['database'] / n * 1000:.1f} ms = {(cpu['web'] + cpu['database']) / n * 1000:.1f} ms"
+        f" (clients {cpu['clients'] / n * 1000:.1f} ms); load average "
+        + " ".join(f"{x:.1f}" for x in os.getloadavg())
+    )
     report(
         [
             ("requests/s", f"{rps:.0f}", f">= {TARGET_RPS:.0f}", rps >= TARGET_RPS),
@@ -240,6 +311,40 @@ def main() -> None:
             ("errors", str(errors), "0", errors == 0),
         ]
     )
+
+
+def _wait_settled(server: int, quiet: float = 0.3, window: float = 2.0) -> None:
+    """Wait until every web process has loaded the app (its CPU time stands still while
+    nothing is asked of it): /healthz answers from the first process that is ready, and
+    the others, still importing, would be measured with the requests."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        before = _web_processes(server)
+        time.sleep(window)
+        after = _web_processes(server)
+        settled = all(after[pid] - before[pid] < quiet for pid in after)
+        if before and before.keys() == after.keys() and settled:
+            return
+    print("warning: the web processes did not settle within 5 minutes", file=sys.stderr)
+
+
+def _web_processes(server: int) -> dict[int, float]:
+    """CPU seconds of each gunicorn worker process (not the arbiter) under `server`."""
+    found = {}
+    try:
+        procs = psutil.Process(server).children(recursive=True)
+    except psutil.Error:
+        return {}
+    for proc in procs:
+        try:
+            if "gunicorn" in " ".join(proc.cmdline()) and "gunicorn" in " ".join(
+                proc.parent().cmdline()
+            ):
+                times = proc.cpu_times()
+                found[proc.pid] = times.user + times.system
+        except psutil.Error:
+            continue
+    return found
 
 
 def _wait_up(base: str) -> None:

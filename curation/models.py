@@ -60,8 +60,11 @@ class Dataset(models.Model):
             return None
         if self.owner_id == user.pk:
             return Role.ADMIN
-        membership = self.memberships.filter(user=user).only("role").first()
-        return membership.role if membership else None
+        # The role alone, not a Membership: a model instance deferred to `role` was given
+        # its dataset by the related manager, which read the deferred dataset_id back in
+        # a second query, on every request of every member.
+        role: str | None = self.memberships.filter(user=user).values_list("role", flat=True).first()
+        return role
 
 
 class Membership(models.Model):

@@ -13,7 +13,8 @@ Two kinds of URL exist for an item's media:
   media view with a signed ``sig`` parameter when storage is local.
 
 An export names hundreds of thousands of media URLs: ``MediaUrls`` makes the same two
-kinds, signed or plain, at a fraction of the per-URL cost.
+kinds, signed or plain, at a fraction of the per-URL cost. ``MediaLinks`` does the same
+for ``media_url`` in one response (a list of items, search hits).
 """
 
 from __future__ import annotations
@@ -113,6 +114,31 @@ def media_expiry(ttl: int) -> int:
     (for less than a second more), whatever the fraction of the second it was signed in.
     """
     return math.ceil(time.time() + ttl)
+
+
+class MediaLinks:
+    """media_url for many items of one request: the media view's URL is reversed (and made
+    absolute, which validates the Host header) once per kind, then each item's id is put
+    in. A list of 50 items names 100 media URLs; reversing each was a tenth of the page's
+    CPU. Made per request (a serializer's), so the script prefix and host are the request's.
+    """
+
+    _SENTINEL = 987654321
+
+    def __init__(self, request: Any = None) -> None:
+        self.request = request
+        self._parts: dict[MediaKind, tuple[str, str]] = {}
+
+    def url(self, item: Item, kind: MediaKind) -> str | None:
+        if not media_key(item, kind):
+            return None
+        parts = self._parts.get(kind)
+        if parts is None:
+            path = media_path(self._SENTINEL, kind)
+            full = str(self.request.build_absolute_uri(path)) if self.request else path
+            prefix, suffix = full.split(str(self._SENTINEL), 1)
+            parts = self._parts[kind] = (prefix, suffix)
+        return f"{parts[0]}{item.pk}{parts[1]}"
 
 
 def media_signature(item_id: int, kind: MediaKind, *, ttl: int) -> str:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
+from django.utils import timezone
+from rest_framework.test import APIRequestFactory
 
 from curation.models import Annotation, Dataset, Item, Prediction, Slice, SliceItem, Tag
+from curation.serializers import HidesServerPaths, ItemDetailSerializer, ItemSerializer
+from curation.storage import media_url
 from tests.api_helpers import add_items, box, error_of, error_paths, url
 
 
@@ -369,3 +375,104 @@ def test_bulk_delete_by_reference_id_reports_missing_ones(dataset, bob, client_f
     assert error_paths(
         client.post(url(dataset, "items/delete"), {"reference_ids": "a"}, format="json")
     ) == ["reference_ids"]
+
+
+# ------------------------------------------------- answers made directly, and their cost
+
+
+def _full_items(dataset, import_root):
+    """Items with every field of the item JSON set, or unset: media, quality, paths."""
+    ids = add_items(
+        dataset,
+        {"reference_id": "full", "metadata": {"weather": "rain", "n": [1, {"x": None}]}},
+        {"reference_id": "bare"},
+    )
+    Item.objects.filter(pk=ids["full"]).update(
+        media_key="items/full.jpg",
+        thumbnail_key="thumbs/full.jpg",
+        source_uri=str(import_root / "cams" / "full.jpg"),
+        width=640,
+        height=480,
+        sha256="ab" * 32,
+        byte_size=12345,
+        quality_brightness=101.5,
+        quality_contrast=3,
+        quality_uniform=False,
+    )
+    return [Item.objects.get(pk=ids["full"]), Item.objects.get(pk=ids["bare"])]
+
+
+@pytest.mark.parametrize("staff", [False, True])
+def test_item_json_is_what_drfs_generic_serializer_makes(
+    dataset, alice, import_root, staff, settings
+):
+    alice.is_staff = staff
+    settings.ALLOWED_HOSTS = ["nucleus.example"]
+    request = APIRequestFactory().get("/api/v1/x", HTTP_HOST="nucleus.example:8443")
+    request.user = alice
+    full, bare = _full_items(dataset, import_root)
+    for item, zone, serializer_class in itertools.product(
+        (full, bare), ("UTC", "Asia/Kolkata"), (ItemSerializer, ItemDetailSerializer)
+    ):
+        if serializer_class is ItemDetailSerializer:
+            item.tag_names, item.annotation_list, item.prediction_list = ["night"], [], None
+        with timezone.override(zone):  # datetimes are written in the current zone
+            made = serializer_class(item, context={"request": request}).data
+            generic = HidesServerPaths.to_representation(
+                serializer_class(item, context={"request": request}), item
+            )
+        assert made == generic
+        assert list(made) == list(generic)  # the same keys, in the same order
+        assert made["created"].endswith("Z" if zone == "UTC" else "+05:30")
+    for item in (full, bare):
+        made = ItemSerializer(item, context={"request": request}).data
+        for kind, key in (("original", "media_url"), ("thumbnail", "thumbnail_url")):
+            assert made[key] == media_url(item, kind, request)
+    rows = ItemSerializer([full, bare], many=True, context={"request": request}).data
+    assert rows[0]["media_url"] == f"http://nucleus.example:8443/media/items/{full.pk}/original"
+    assert rows[0]["thumbnail_url"].endswith(f"/media/items/{full.pk}/thumbnail")
+    assert rows[1]["media_url"] is None and rows[1]["thumbnail_url"] is None
+    assert rows[0]["source_uri"] == (
+        str(import_root / "cams/full.jpg") if staff else "cams/full.jpg"
+    )
+    assert rows[0]["quality"]["contrast"] == 3.0 and rows[0]["quality"]["uniform"] is False
+    assert rows[0]["created"].endswith("Z")
+    # Without a request (outside a view), relative media paths, and paths hidden.
+    alone = ItemSerializer(full).data
+    assert alone["media_url"] == f"/media/items/{full.pk}/original"
+    assert alone["source_uri"] == "cams/full.jpg"
+
+
+def test_a_page_of_items_costs_the_same_queries_at_any_size(
+    dataset, victor, client_for, django_assert_num_queries
+):
+    add_items(dataset, *({"reference_id": f"r{i}", "metadata": {"i": i}} for i in range(30)))
+    client = client_for(victor)
+    assert client.get(url(dataset, "items?limit=1")).status_code == 200  # token touched
+    for limit in (2, 30):
+        # The token and its user, the dataset, victor's membership (the access check,
+        # on every request), the page: nothing per item.
+        with django_assert_num_queries(4):
+            body = client.get(url(dataset, f"items?limit={limit}")).json()
+        assert len(body["results"]) == limit
+
+
+def test_an_item_detail_is_four_queries_whatever_it_holds(
+    dataset, alice, client_for, django_assert_num_queries
+):
+    ids = add_items(
+        dataset,
+        {"reference_id": "a", "annotations": [box(id=f"gt-{i}") for i in range(5)]},
+        {"reference_id": "b"},
+    )
+    for name in ("night", "blurry"):
+        Tag.objects.create(dataset=dataset, name=name).items.add(ids["a"])
+    client = client_for(alice)  # the owner: the access check needs no membership
+    assert client.get(url(dataset, f"items/{ids['b']}")).status_code == 200  # token touched
+    for ref, tags, count in (("a", ["blurry", "night"], 5), ("b", [], 0)):
+        # The token, the dataset, the item with its tag names, its annotations.
+        with django_assert_num_queries(4):
+            body = client.get(url(dataset, f"items/{ids[ref]}")).json()
+        assert body["tags"] == tags
+        assert len(body["annotations"]) == count
+        assert all(a["reference_id"] == ref for a in body["annotations"])

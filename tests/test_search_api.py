@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from curation.jobs import job_run
@@ -242,3 +244,32 @@ def test_it_says_when_a_dataset_has_no_embeddings_yet(
         url(dataset, "search/text"), {"text": "a cat"}, format="json"
     )
     assert "embedding job" in error_of(response, 409, "conflict")["message"]
+
+
+def test_search_hits_are_serialized_together_as_the_item_list_serializes_them(
+    client_for: Client, victor: User, dataset: Dataset, django_assert_num_queries: Any
+) -> None:
+    model = custom_model(dataset, 16)
+    items = items_with_vectors(dataset, model, clustered(40, 16, 3, seed=5))
+    client = client_for(victor)
+    query = {"item_id": items[0].pk, "limit": 2}
+    assert client.post(url(dataset, "search/item"), query, format="json").status_code == 200
+    counts = []
+    for limit in (2, 12):
+        with CaptureQueriesContext(connection) as captured:
+            response = client.post(
+                url(dataset, "search/item"), {**query, "limit": limit}, format="json"
+            )
+        assert response.status_code == 200, response.json()
+        counts.append(len(captured.captured_queries))
+        hits = response.json()["results"]
+        assert len(hits) == limit
+        listed = client.get(
+            url(
+                dataset,
+                "items?" + "&".join(f"reference_id={h['item']['reference_id']}" for h in hits),
+            )
+        ).json()["results"]
+        by_id = {row["id"]: row for row in listed}
+        assert [h["item"] for h in hits] == [by_id[h["item"]["id"]] for h in hits]
+    assert counts[0] == counts[1]  # nothing read per hit

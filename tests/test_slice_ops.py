@@ -565,3 +565,24 @@ def test_the_query_language_and_listings_see_dynamic_slices(dataset, alice, vict
         list(filter_items(Item.objects.all(), "slice = loop", dataset=dataset))
     assert "refers to itself" in exc.value.message
     assert loop.is_dynamic
+
+
+def test_a_page_of_a_live_slice_reads_its_dataset_once(
+    client_for: Any,
+    dataset: Any,
+    alice: Any,
+    victor: Any,
+    ids: dict[str, int],
+    django_assert_num_queries: Any,
+) -> None:
+    group0, _ = slices.slice_create_from_query(
+        dataset=dataset, user=alice, name="g0", query="metadata.group = 0"
+    )
+    client = client_for(victor)
+    assert client.get(url(dataset, f"slices/{group0.pk}/records?limit=2")).status_code == 200
+    for limit in (2, 3):
+        # The token, the dataset and victor's membership (the access check), the slice,
+        # its matching ids, their records: the slice is not told its dataset again.
+        with django_assert_num_queries(6):
+            body = client.get(url(dataset, f"slices/{group0.pk}/records?limit={limit}")).json()
+        assert len(body["results"]) == limit
