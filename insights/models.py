@@ -146,6 +146,8 @@ class CandidateType(models.TextChoices):
     MISSING = "missing", "Missing annotation"
     SPURIOUS = "spurious", "Spurious annotation"
     NEIGHBOUR = "neighbour", "Neighbour disagreement"
+    ODD_LABEL = "odd_label", "Label unlike its look"
+    ODD_BOX = "odd_box", "Box unlike a fitted box"
 
 
 class LabelErrorScan(models.Model):
