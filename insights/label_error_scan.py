@@ -20,7 +20,7 @@ from evaluation.engine import Detection, GroundTruth
 from evaluation.models import EvaluationMatch, EvaluationRun, Outcome
 from evaluation.scope import ScopeGone, scope_chunks, scope_items
 from insights.label_errors import Calibration, Candidate, calibrate, item_candidates
-from insights.label_look import LOOK_TRAIN_OBJECTS, LookModel, look_fit
+from insights.label_look import LOOK_TRAIN_OBJECTS, LookModel, corroborated, look_fit
 from insights.label_look_scan import Objects, look_objects
 from insights.models import LabelErrorCandidate, LabelErrorScan
 from insights.neighbours import base_rates, neighbour_candidates, neighbour_model
@@ -222,7 +222,9 @@ def label_error_execute(ctx: JobContext) -> dict[str, Any]:
                 calibration,
             )
         if look is not None:
-            found += _look_candidates(look, cache, ground_truth, seen.item_ids)
+            odd = _look_candidates(look, cache, ground_truth, seen.item_ids)
+            # odd_box only corroborates the detector's bad_box (insights.label_look).
+            found = corroborated(found, odd) + [c for c in odd if c.type != "odd_box"]
         if neighbours is not None:
             found += neighbour_candidates(
                 dataset=run.dataset, model=neighbours, item_ids=seen.item_ids, base=base

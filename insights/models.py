@@ -147,7 +147,6 @@ class CandidateType(models.TextChoices):
     SPURIOUS = "spurious", "Spurious annotation"
     NEIGHBOUR = "neighbour", "Neighbour disagreement"
     ODD_LABEL = "odd_label", "Label unlike its look"
-    ODD_BOX = "odd_box", "Box unlike a fitted box"
 
 
 class LabelErrorScan(models.Model):

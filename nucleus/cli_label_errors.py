@@ -16,7 +16,7 @@ from typing import Any
 
 from nucleus.client import NucleusClient, NucleusError
 
-TYPES = ("wrong_label", "bad_box", "missing", "spurious", "neighbour", "odd_label", "odd_box")
+TYPES = ("wrong_label", "bad_box", "missing", "spurious", "neighbour", "odd_label")
 SORTS = ("entropy_mean", "entropy_max", "margin", "least_confidence", "low_confidence")
 
 
@@ -124,7 +124,7 @@ def _label_errors(client: NucleusClient, args: argparse.Namespace) -> int:
             e.get("prediction_label", e.get("label", ""))
             if c["prediction"]
             else e.get("looks_like", ""),
-            e.get("confidence", e.get("p_looks_like", e.get("p_moved", ""))),
+            e.get("confidence", e.get("p_looks_like", "")),
             e.get("iou", ""),
         )
         print("\t".join(str(v) for v in row))

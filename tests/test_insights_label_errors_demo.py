@@ -17,7 +17,8 @@ from django.db.models import Max
 
 from curation.demo.dataset import demo_generate
 from curation.jobs import job_run
-from curation.models import Dataset, Job, JobStatus, Model
+from curation.media import storage_put
+from curation.models import Dataset, Item, Job, JobStatus, Model
 from evaluation.demo import DEMO_RUN_NAME
 from evaluation.services import evaluation_create
 from insights.models import LabelErrorCandidate, LabelErrorScan
@@ -33,12 +34,17 @@ FLOOR_AT_50 = 0.4
 def test_planted_errors_rank_first(tmp_path: Path, dataset: Dataset, alice: User) -> None:
     demo = demo_generate(folder=tmp_path / "demo", count=COUNT, seed=0)
     rows = [json.loads(line) for line in demo.manifest.read_text().splitlines()]
-    for row in rows:
-        row.pop("image")
+    images = {row["reference_id"]: tmp_path / "demo" / row.pop("image") for row in rows}
     truth = json.loads((tmp_path / "demo" / "truth.json").read_text())
     planted = {e["reference_id"] for e in truth["label_errors"]}
     for start in range(0, len(rows), 250):
         add_items(dataset, *rows[start : start + 250])
+    # The images where the scan reads them (odd_label's features come from the pixels).
+    items = list(Item.objects.filter(dataset=dataset))
+    for item in items:
+        item.media_key = f"datasets/{dataset.pk}/media/{item.reference_id}.jpg"
+        storage_put(item.media_key, images[item.reference_id].read_bytes())
+    Item.objects.bulk_update(items, ["media_key"])
     model = Model.objects.get(dataset=dataset, name=truth["model"])
     # The demo's own run: its end queues the scan (insights.label_error_scan.demo_label_errors).
     run = evaluation_create(

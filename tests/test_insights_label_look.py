@@ -17,7 +17,8 @@ from curation.jobs import job_run
 from curation.media import stored_upright
 from curation.models import Annotation, Dataset, JobStatus
 from insights.label_error_scan import label_error_scan_create
-from insights.label_look import LookModel, look_fit
+from insights.label_errors import Candidate
+from insights.label_look import LookModel, corroborated, look_fit
 from insights.models import LabelErrorCandidate
 from insights.object_features import (
     fit_features,
@@ -208,3 +209,25 @@ def test_without_images_the_signal_says_it_is_off(dataset: Dataset, alice: User)
     assert str(scan.calibration["look"]).startswith("off: 0 objects")
     assert "3 sampled items with boxes had no readable image" in scan.calibration["look"]
     assert not LabelErrorCandidate.objects.filter(scan=scan, type__in=["odd_label", "odd_box"])
+
+
+def test_the_detector_and_the_look_agreeing_raise_the_score() -> None:
+    detector = [
+        Candidate(1, "wrong_label", 0.3, 11, 21, {"label": "car", "prediction_label": "truck"}),
+        Candidate(2, "wrong_label", 0.3, 12, 22, {"label": "car", "prediction_label": "truck"}),
+        Candidate(3, "bad_box", 0.2, 13, 23, {"label": "car"}),
+    ]
+    look = [
+        Candidate(1, "odd_label", 0.5, 11, None, {"label": "car", "looks_like": "truck"}),
+        Candidate(2, "odd_label", 0.5, 12, None, {"label": "car", "looks_like": "bus"}),
+        Candidate(3, "odd_box", 0.1, 13, None, {"label": "car", "p_moved": 0.92}),
+    ]
+    raised = {c.annotation_id: c for c in corroborated(detector, look)}
+    # Odds 0.3/0.7 x 0.5/0.5 over the prior odds 0.01/0.99: 42.4, a posterior of 0.977.
+    assert raised[11].score == pytest.approx(0.977, abs=1e-3)
+    assert raised[11].evidence["look_score"] == 0.5
+    assert raised[11].evidence["detector_score"] == 0.3
+    # Another class than the prediction's is no corroboration.
+    assert raised[12] == detector[1]
+    # Odds 0.2/0.8 x 0.1/0.9 over 0.01/0.99: 2.75, a posterior of 0.733.
+    assert raised[13].score == pytest.approx(0.7333, abs=1e-3)
