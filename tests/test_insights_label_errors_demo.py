@@ -3,8 +3,10 @@ among the first items of the ranking stays above a floor measured on this demo, 
 demo's evaluation run is scanned by itself when it finishes (and its model's uncertainty queued).
 
 A third of the demo's planted errors sit on objects its model does not detect at all (no
-prediction there), which no score built on its predictions can see: docs/insights.md
-gives the figures at 2,000 items (bench/label_errors.py)."""
+prediction there), which no score built on its predictions can see; the images are
+stored, so odd_label (insights/label_look.py: the labels against the objects' look)
+sees the wrong labels among them. docs/insights.md gives the figures at 2,000 items
+(bench/label_errors.py)."""
 
 from __future__ import annotations
 
@@ -25,9 +27,9 @@ from insights.models import LabelErrorCandidate, LabelErrorScan
 from tests.api_helpers import add_items
 
 COUNT = 1000
-# Measured at COUNT = 1000, seed 0: 6 of 12 planted errors among the first 50 items
-# (0.50); the floor allows one fewer.
-FLOOR_AT_50 = 0.4
+# Measured at COUNT = 1000, seed 0: 9 of 12 planted errors among the first 50 items
+# (0.75; 6 of 12 before odd_label); the floor allows one fewer.
+FLOOR_AT_50 = 0.66
 
 
 @pytest.mark.django_db
