@@ -1,7 +1,8 @@
 """Label-error candidates measured on the demo's planted errors, next to cleanlab.
 
 Generates the demo dataset (curation/demo: truth.json lists its planted `label_errors`),
-writes it into a benchmark database through the bulk COPY path, evaluates its model
+writes it into a benchmark database through the bulk COPY path (its JPEG files stored
+under the items' media keys), evaluates its model
 (demo-detector) and runs the label-error scan job; then, on the same boxes, cleanlab's
 object-detection label quality scores (cleanlab.object_detection.rank
 .get_label_quality_scores, one score per image, lower = more likely wrong; the demo model
@@ -115,6 +116,17 @@ def recall_at(ranking: list[str], planted: set[str], k: int) -> float:
     return len(planted & set(ranking[:k])) / len(planted) if planted else 0.0
 
 
+def images_store(dataset: Any, folder: Path, rows: list[dict[str, Any]]) -> None:
+    """Put the demo's JPEG files where the items' media keys point (items_build writes
+    placeholders), so that the scan's appearance features read real pixels."""
+    from curation.media import storage_put
+    from curation.models import Item
+
+    keys = dict(Item.objects.filter(dataset=dataset).values_list("reference_id", "media_key"))
+    for row in rows:
+        storage_put(keys[row["reference_id"]], (folder / row["image"]).read_bytes())
+
+
 def bench_demo(count: int, seed: int) -> list[tuple[str, str, str, bool | None]]:
     from curation.demo.dataset import demo_generate
 
@@ -128,6 +140,7 @@ def bench_demo(count: int, seed: int) -> list[tuple[str, str, str, bool | None]]
         kinds[e["type"]] = kinds.get(e["type"], 0) + 1
     print(f"planted: {len(planted)} errors {kinds}")
     dataset = items_build(DATASET_NAME, len(rows), 1000, lambda i, _rng: rows[i])
+    images_store(dataset, folder, rows)
     scan, eval_s, ours_s = evaluate_and_scan(dataset, truth["model"])
     ours = our_ranking(scan)
     theirs, cleanlab_s = cleanlab_ranking(rows, truth["classes"])

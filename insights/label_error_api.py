@@ -118,7 +118,8 @@ class CandidateListView(APIView):
         tags=TAGS,
         summary="The label-error candidates of a scan, best first",
         description="The newest finished scan unless `scan` names one. `neighbours` says "
-        "whether the neighbour-disagreement signal is on.",
+        "whether the neighbour-disagreement signal is on; `look` whether the scan scored "
+        "labels and boxes unlike their look (odd_label, odd_box) and why not.",
         parameters=[
             OpenApiParameter("type", OpenApiTypes.STR, enum=[t.value for t in CandidateType]),
             OpenApiParameter("scan", OpenApiTypes.INT),
@@ -135,6 +136,7 @@ class CandidateListView(APIView):
             {
                 "scan": ScanSerializer(scan).data,
                 "neighbours": selectors.neighbours_status(dataset=dataset),
+                "look": selectors.look_status(scan=scan),
                 "results": CandidateSerializer(rows, many=True).data,
             }
         )

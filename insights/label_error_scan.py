@@ -20,6 +20,8 @@ from evaluation.engine import Detection, GroundTruth
 from evaluation.models import EvaluationMatch, EvaluationRun, Outcome
 from evaluation.scope import ScopeGone, scope_chunks, scope_items
 from insights.label_errors import Calibration, Candidate, calibrate, item_candidates
+from insights.label_look import LOOK_TRAIN_OBJECTS, LookModel, corroborated, look_fit
+from insights.label_look_scan import Objects, look_objects
 from insights.models import LabelErrorCandidate, LabelErrorScan
 from insights.neighbours import base_rates, neighbour_candidates, neighbour_model
 
@@ -115,6 +117,52 @@ def _items(
             yield ground_truth.get(i, []), detections.get(i, [])
 
 
+def _look_train(run: EvaluationRun, item_ids: list[int]) -> tuple[LookModel | None, str, Objects]:
+    """Train the classifiers of labels and boxes unlike their look on the objects of a
+    sample of the run's items (at most LOOK_TRAIN_OBJECTS); the sample's objects are
+    returned too, so that their features are not computed twice."""
+    sample = Objects()
+    for seen in scope_chunks(run, _sample(item_ids)):
+        left = LOOK_TRAIN_OBJECTS - len(sample)
+        if left <= 0:
+            break
+        sample.extend(
+            look_objects(_by_item(seen.ground_truth), seen.item_ids, moved=True, limit=left)
+        )
+    _, annotation_ids, look, fit, moved_fit = sample.arrays()
+    model, reason = look_fit(
+        annotation_ids=annotation_ids,
+        labels=sample.labels,
+        look=look,
+        fit=fit,
+        moved_fit=moved_fit,
+    )
+    if sample.unreadable:
+        reason += f" {sample.unreadable:,} sampled items with boxes had no readable image."
+    return model, reason, sample
+
+
+def _look_candidates(
+    model: LookModel,
+    cache: Objects | None,
+    ground_truth: dict[int, list[GroundTruth]],
+    item_ids: list[int],
+) -> list[Candidate]:
+    """Candidates of labels and boxes unlike their look among these items' objects: the
+    training sample's features where this run of the job computed them, else read now."""
+    cached = set(cache.item_ids) if cache is not None else set()
+    objects = cache.take(set(item_ids) & cached) if cache is not None else Objects()
+    objects.extend(look_objects(ground_truth, [i for i in item_ids if i not in cached]))
+    item_array, annotation_ids, look, fit, _ = objects.arrays()
+    return model.score(
+        item_ids=item_array,
+        annotation_ids=annotation_ids,
+        labels=objects.labels,
+        look=look,
+        fit=fit,
+    )
+
+
 def label_error_execute(ctx: JobContext) -> dict[str, Any]:
     """The job: calibrate on a sample of the run's items, then score every item, chunk by
     chunk (evaluation.scope's chunks), each chunk's candidates and the job's progress
@@ -133,14 +181,25 @@ def label_error_execute(ctx: JobContext) -> dict[str, Any]:
         raise RuntimeError(str(exc)) from None
     ctx.set_total(len(item_ids))
     state = dict(ctx.state)
+    cache: Objects | None = None
     if "calibration" not in state:
         calibration = _calibration(run, item_ids)
-        state = {"calibration": calibration.to_state(), "after": 0}
+        look_model, look_reason, cache = _look_train(run, item_ids)
+        state = {
+            "calibration": calibration.to_state(),
+            "look": look_model.to_state() if look_model is not None else None,
+            "after": 0,
+        }
         with ctx.checkpoint(done=0, state=state):
             LabelErrorCandidate.objects.filter(scan=scan).delete()
-            summary = {**calibration.summary(), "neighbours": neighbour_model(run.dataset)[1]}
+            summary = {
+                **calibration.summary(),
+                "neighbours": neighbour_model(run.dataset)[1],
+                "look": look_reason,
+            }
             LabelErrorScan.objects.filter(pk=scan.pk).update(calibration=summary)
     calibration = Calibration.from_state(state["calibration"])
+    look = LookModel.from_state(state["look"]) if state.get("look") else None
     neighbours, _ = neighbour_model(run.dataset)
     base = base_rates(run.dataset) if neighbours is not None else {}
     todo = [i for i in item_ids if i > int(state["after"])]
@@ -162,6 +221,10 @@ def label_error_execute(ctx: JobContext) -> dict[str, Any]:
                 matched,
                 calibration,
             )
+        if look is not None:
+            odd = _look_candidates(look, cache, ground_truth, seen.item_ids)
+            # odd_box only corroborates the detector's bad_box (insights.label_look).
+            found = corroborated(found, odd) + [c for c in odd if c.type != "odd_box"]
         if neighbours is not None:
             found += neighbour_candidates(
                 dataset=run.dataset, model=neighbours, item_ids=seen.item_ids, base=base

@@ -192,6 +192,7 @@ def label_errors_context(
             )
     return {
         "neighbours": neighbours_status(dataset=dataset),
+        "look": look_status(scan=scan),
         "scan": scan,
         "pending": pending,
         "lists": lists,
@@ -199,6 +200,15 @@ def label_errors_context(
         "curator": curator,
         "top": SECTION_TOP,
     }
+
+
+def look_status(*, scan: LabelErrorScan | None) -> dict[str, Any]:
+    """Whether the scan scored labels and boxes unlike their look, and why not
+    (insights.label_look: it needs stored images and enough labelled objects)."""
+    reason = str((scan.calibration or {}).get("look", "")) if scan is not None else ""
+    if not reason:
+        reason = "off: the scan predates it." if scan is not None else "off: no scan yet."
+    return {"enabled": reason.startswith("on"), "reason": "Labels unlike their look: " + reason}
 
 
 def neighbours_status(*, dataset: Dataset) -> dict[str, Any]:

@@ -146,6 +146,7 @@ class CandidateType(models.TextChoices):
     MISSING = "missing", "Missing annotation"
     SPURIOUS = "spurious", "Spurious annotation"
     NEIGHBOUR = "neighbour", "Neighbour disagreement"
+    ODD_LABEL = "odd_label", "Label unlike its look"
 
 
 class LabelErrorScan(models.Model):

@@ -16,7 +16,7 @@ from typing import Any
 
 from nucleus.client import NucleusClient, NucleusError
 
-TYPES = ("wrong_label", "bad_box", "missing", "spurious", "neighbour")
+TYPES = ("wrong_label", "bad_box", "missing", "spurious", "neighbour", "odd_label")
 SORTS = ("entropy_mean", "entropy_max", "margin", "least_confidence", "low_confidence")
 
 
@@ -109,8 +109,9 @@ def _label_errors(client: NucleusClient, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(found, indent=2))
         return 0
-    if not found["neighbours"]["enabled"]:
-        print(f"# {found['neighbours']['reason']}", file=sys.stderr)
+    for signal in ("neighbours", "look"):
+        if signal in found and not found[signal]["enabled"]:
+            print(f"# {found[signal]['reason']}", file=sys.stderr)
     print("\t".join(("reference_id", "type", "score", "label", "prediction", "confidence", "iou")))
     for c in found["results"]:
         e = c["evidence"]
@@ -119,8 +120,11 @@ def _label_errors(client: NucleusClient, args: argparse.Namespace) -> int:
             c["type"],
             f"{c['score']:.4f}",
             e.get("label", ""),
-            e.get("prediction_label", e.get("label", "")) if c["prediction"] else "",
-            e.get("confidence", ""),
+            # odd_label: what the object looks like to the classifier, and how surely.
+            e.get("prediction_label", e.get("label", ""))
+            if c["prediction"]
+            else e.get("looks_like", ""),
+            e.get("confidence", e.get("p_looks_like", "")),
             e.get("iou", ""),
         )
         print("\t".join(str(v) for v in row))

@@ -543,6 +543,8 @@ def test_insights_scan_and_label_errors(dataset, bob, as_user, worker, capsys, c
     assert lines[0][:3] == ["reference_id", "type", "score"]
     assert [(r[0], r[1], r[3], r[4]) for r in lines[1:]] == [("wrong", "wrong_label", "bus", "car")]
     assert "Neighbour disagreement is off" in err
+    # No stored images in this dataset: the look signal says so.
+    assert "Labels unlike their look: off" in err
     status, _, err = run(
         capsys,
         "insights",
