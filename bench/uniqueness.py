@@ -72,12 +72,17 @@ def generator(structure: str, dim: int, rng: np.random.Generator) -> Any:
     return clip
 
 
-def database_bytes() -> int:
+def database_bytes() -> tuple[int, int]:
+    """The database's size, and the score rows' (table, TOAST and indexes)."""
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_database_size(current_database())")
-        return int(cursor.fetchone()[0])
+        cursor.execute(
+            "SELECT pg_database_size(current_database()),"
+            " pg_total_relation_size('insights_itemscore')"
+        )
+        size, scores = cursor.fetchone()
+        return int(size), int(scores)
 
 
 def load(args: argparse.Namespace, user: Any, name: str) -> Any:
@@ -108,7 +113,7 @@ def load(args: argparse.Namespace, user: Any, name: str) -> Any:
         vec.vectors_write(model=model, dataset=dataset, item_ids=ids, vectors=points)
         print(f"  loaded {start + size:,} / {args.n:,}", end="\r", flush=True)
     print(f"\nloaded {args.n:,} vectors in {time.perf_counter() - started:.1f} s")
-    before = database_bytes()
+    before = database_bytes()[0]
     started = time.perf_counter()
     vec.vector_index_ensure(model=model, dataset=dataset)
     built = time.perf_counter() - started
@@ -163,7 +168,8 @@ def main() -> None:
     job = job_run(job_id=job.pk)
     total = time.perf_counter() - started
     rss = peak_rss_gb()
-    growth = database_bytes() - size_before
+    size_after = database_bytes()
+    growth = [after - before for after, before in zip(size_after, size_before, strict=True)]
     assert job is not None and job.status == "succeeded", job and job.message
     run = ScoreRun.objects.get(pk=job.result["run"])
     print("phases (s):", job.result["timings"])
@@ -186,17 +192,17 @@ def main() -> None:
         seconds += time.perf_counter() - started
     per_item = seconds / (len(picks) * _BATCH)
     phases = job.result["timings"]
-    # Per item: the k-NN queries (re-timed above), their writes, LOF, normalisation; the
-    # centres (a 10,000-vector sample and k-means) cost about the same at any N.
-    linear = sum(phases[p] for p in ("knn_writes", "lof", "normalise")) / args.n
-    projected = (per_item + linear) * 1e6 + phases["centres"]
+    # Linear in items from this run (the centres, a 10,000-vector sample and k-means, cost
+    # about the same at any N): a lower bound, as an HNSW query's cost grows with the graph.
+    projected = (total - phases["centres"]) / args.n * 1e6 + phases["centres"]
     label = f"{args.n:,} items, k={args.k}, {args.dim}-d {args.structure}"
     report(
         [
             (f"scores job, {label}", f"{total:.1f} s", "-", None),
             ("job throughput", f"{args.n / total:,.0f} items/s", "-", None),
             ("peak RSS of the job's process", f"{rss:.2f} GB", "-", None),
-            ("database growth (score rows)", f"{growth / 1e9:.2f} GB", "-", None),
+            ("database growth during the job", f"{growth[0] / 1e9:.2f} GB", "-", None),
+            ("  of which the score rows and their indexes", f"{growth[1] / 1e9:.2f} GB", "-", None),
             (
                 "k-NN query per item (one connection, batches of 500)",
                 f"{per_item * 1000:.2f} ms",
@@ -204,7 +210,7 @@ def main() -> None:
                 None,
             ),
             (
-                "1M items (projected: per-item phases x 1M + centres)",
+                "1M items (projected: linear from this run)",
                 f"{projected / 60:.0f} min",
                 "-",
                 None,

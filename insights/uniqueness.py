@@ -255,6 +255,32 @@ class _Connections:
         self.pool.shutdown(wait=True)
 
 
+def _scores_insert(rows: list[ItemScore]) -> None:
+    """COPY a chunk's score rows. Once the queries ran on two connections the writes were
+    the walk's critical path: bulk_create's INSERT of 1,000 rows took 0.4 to 1.5 s here,
+    COPY 0.04 to 0.07 s. Nothing conflicts: the run's first checkpoint deleted the model's
+    older scores, chunks are disjoint, and a resumed job starts after the last one written."""
+    table = ItemScore._meta.db_table
+    columns = "run_id, dataset_id, model_id, item_id, knn_distance, centroid_similarity, neighbors"
+    with (
+        connection.cursor() as cursor,
+        connection.wrap_database_errors,
+        cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
+    ):
+        for r in rows:
+            copy.write_row(
+                (
+                    r.run_id,
+                    r.dataset_id,
+                    r.model_id,
+                    r.item_id,
+                    r.knn_distance,
+                    r.centroid_similarity,
+                    r.neighbors,
+                )
+            )
+
+
 def _knn_pass(
     ctx: JobContext,
     run: ScoreRun,
@@ -292,7 +318,7 @@ def _knn_pass(
         following = launch(ids[-1]) if pool.pool is not None else None
         clock = time.monotonic()
         with ctx.checkpoint(done=state["done"], state=state):
-            ItemScore.objects.bulk_create(rows, ignore_conflicts=True)
+            _scores_insert(rows)
         timings["knn_writes"] += time.monotonic() - clock
         ids, pending = following if following is not None else launch(ids[-1])
     return {**state, "phase": "lof", "last_id": 0}
