@@ -8,7 +8,7 @@ N items get 512-d unit vectors in clusters (--structure):
   noise spans all 512 dimensions, so the neighbourhoods are high-dimensional: a hard case
   for a graph index.
 - `clip`: closer to what CLIP image embeddings look like: a direction every vector shares
-  (pairwise cosine similarity about 0.5 across the whole set, as CLIP's image vectors
+  (pairwise cosine similarity about 0.4 across the whole set, as CLIP's image vectors
   have), 200 clusters of Zipf-distributed sizes (the largest holds about 17% of the
   items, the smallest a few hundred per million), and within a cluster the spread mostly
   in a 16-d subspace of its own plus a little isotropic noise (low intrinsic dimension).
