@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import resource
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +25,27 @@ def setup_django(db_name: str = "nucleus_bench") -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+
+
+def peak_rss_reset() -> None:
+    """Start counting the process's peak RSS (VmHWM) from now, where Linux allows it."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def peak_rss_gb() -> float:
+    """The process's peak RSS (VmHWM) in GB; ru_maxrss where /proc is missing."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024**2
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
 def report(rows: list[tuple[str, str, str, bool | None]]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -180,6 +181,10 @@ def label_error_execute(ctx: JobContext) -> dict[str, Any]:
     except ScopeGone as exc:
         raise RuntimeError(str(exc)) from None
     ctx.set_total(len(item_ids))
+    # Where this process's time went (bench/label_errors.py prints it; a resumed job's
+    # result shows its own part only).
+    timings = dict.fromkeys(("calibration", "reads", "scoring", "writes"), 0.0)
+    clock = time.monotonic()
     state = dict(ctx.state)
     cache: Objects | None = None
     if "calibration" not in state:
@@ -204,6 +209,8 @@ def label_error_execute(ctx: JobContext) -> dict[str, Any]:
     base = base_rates(run.dataset) if neighbours is not None else {}
     todo = [i for i in item_ids if i > int(state["after"])]
     done = len(item_ids) - len(todo)
+    timings["calibration"] = time.monotonic() - clock
+    clock = time.monotonic()
     for seen in scope_chunks(run, todo):
         ground_truth = _by_item(seen.ground_truth)
         detections = _by_item(seen.detections)
@@ -212,6 +219,8 @@ def label_error_execute(ctx: JobContext) -> dict[str, Any]:
                 run=run, item_id__in=seen.item_ids, outcome=Outcome.TP
             ).values_list("prediction_id", "annotation_id")
         )
+        timings["reads"] += time.monotonic() - clock
+        clock = time.monotonic()
         found: list[Candidate] = []
         for item_id in seen.item_ids:
             found += item_candidates(
@@ -231,9 +240,13 @@ def label_error_execute(ctx: JobContext) -> dict[str, Any]:
             )
         done += len(seen.item_ids)
         state = {**state, "after": seen.item_ids[-1]}
+        timings["scoring"] += time.monotonic() - clock
+        clock = time.monotonic()
         with ctx.checkpoint(done=done, state=state):
             for start in range(0, len(found), CANDIDATE_BATCH):
                 _insert(scan, found[start : start + CANDIDATE_BATCH])
+        timings["writes"] += time.monotonic() - clock
+        clock = time.monotonic()
     counts = dict(
         LabelErrorCandidate.objects.filter(scan=scan)
         .values("type")
@@ -241,7 +254,8 @@ def label_error_execute(ctx: JobContext) -> dict[str, Any]:
         .values_list("type", "n")
     )
     LabelErrorScan.objects.filter(pk=scan.pk).update(counts=counts, finished=timezone.now())
-    return {"scan": scan.pk, "run": run.pk, **counts}
+    timings = {k: round(v, 3) for k, v in timings.items()}
+    return {"scan": scan.pk, "run": run.pk, **counts, "timings": timings}
 
 
 def demo_label_errors(sender: Any, job: Job, **kwargs: Any) -> LabelErrorScan | None:

@@ -228,6 +228,9 @@ NUCLEUS_HNSW_BUILD_MEMORY = env_str("NUCLEUS_HNSW_BUILD_MEMORY", "")
 # hnsw.ef_search for unfiltered queries. 300 gives recall@10 >= 0.95 at 1M items with the
 # default graph (m 16, ef_construction 64) in bench/search.py; 100 gave 0.89.
 NUCLEUS_SEARCH_EF_SEARCH = env_int("NUCLEUS_SEARCH_EF_SEARCH", 300, minimum=1)
+# Database connections the uniqueness/outlier scores job runs its k-NN batches on at once:
+# the database does that work, one core per connection (bench/uniqueness.py).
+NUCLEUS_SCORES_CONNECTIONS = env_int("NUCLEUS_SCORES_CONNECTIONS", 2, minimum=1)
 # The web server (`manage.py serve`, `make run`): gunicorn processes and threads per
 # process. Python runs one thread at a time per process, so requests only use more than
 # one core through processes; threads overlap a process's waits on the database. 0

@@ -3,6 +3,7 @@ is known: an isolated item, a tight cluster and a looser one."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -134,6 +135,50 @@ def test_the_job_resumes_where_it_stopped(
     assert ItemScore.objects.count() == 1230
     assert ItemScore.objects.filter(uniqueness__isnull=True).count() == 0
     assert ScoreRun.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_connections_give_the_scores_of_one_and_resume_where_they_stopped(
+    dataset: Dataset, alice: Any, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    rng = np.random.default_rng(1)
+    base = np.vstack([constructed()] * 3)  # 123 items; copies moved apart, so no ties
+    model = custom_model(dataset, DIM)
+    items = items_with_vectors(dataset, model, base + 0.002 * rng.normal(size=base.shape))
+    monkeypatch.setattr(uniqueness, "_BATCH", 10)  # 13 batches: 7 chunks of two
+
+    def scores() -> dict[int, tuple[float, ...]]:
+        # Not the centres' similarity: each run draws its k-means sample with its own seed.
+        fields = ("knn_distance", "lof", "uniqueness", "outlier")
+        rows = ItemScore.objects.values_list("item_id", *fields)
+        return {r[0]: tuple(round(v, 6) for v in r[1:]) for r in rows}
+
+    settings.NUCLEUS_SCORES_CONNECTIONS = 1
+    job = scores_job_start(dataset=dataset, user=alice, model=model, neighbors=5)
+    assert job_run(job_id=job.pk).status == JobStatus.SUCCEEDED
+    one = scores()
+
+    settings.NUCLEUS_SCORES_CONNECTIONS = 2
+    threads: set[str] = set()
+    crash_at = sorted(i.pk for i in items)[30]  # the first id of the 4th batch: 2nd chunk
+    real = uniqueness.batch_scores
+
+    def crash_once(run: Any, model: Any, item_ids: Any, centres: Any) -> Any:
+        threads.add(threading.current_thread().name)
+        if item_ids[0] == crash_at and "crashed" not in threads:
+            threads.add("crashed")
+            raise Crash()
+        return real(run, model, item_ids, centres)
+
+    monkeypatch.setattr(uniqueness, "batch_scores", crash_once)
+    job = scores_job_start(dataset=dataset, user=alice, model=model, neighbors=5)
+    with pytest.raises(Crash):
+        job_run(job_id=job.pk)
+    assert ItemScore.objects.count() == 20  # the first chunk committed with its checkpoint
+    finished = job_run(job_id=job.pk)
+    assert finished is not None and finished.status == JobStatus.SUCCEEDED, finished.message
+    assert all(name.startswith("scores-knn") for name in threads - {"crashed"})
+    assert scores() == one and len(one) == 123
 
 
 def test_a_new_run_replaces_the_scores(
