@@ -375,6 +375,9 @@ def _search(client: NucleusClient, args: argparse.Namespace) -> int:
     return 0
 
 
+DEFAULT_NAME_TRIES = 20
+
+
 def _evaluate(client: NucleusClient, args: argparse.Namespace) -> int:
     if args.version is not None and args.slice is None:
         raise _UsageError("evaluate: --version needs --slice")
@@ -386,17 +389,26 @@ def _evaluate(client: NucleusClient, args: argparse.Namespace) -> int:
             raise _UsageError(f"evaluate: --options is not JSON: {exc}") from None
     dataset = client.dataset(args.dataset)
     model = _model_ref(args.model)
-    name = args.name or f"{args.model} {datetime.now(UTC):%Y-%m-%d %H:%M:%S}"
-    run = client.evaluation_start(
-        dataset,
-        model,
-        name=name,
-        slice=_slice_ref(args.slice),
-        version=args.version,
-        query=args.query,
-        options=options,
-        task=args.task,
-    )
+    default = f"{args.model} {datetime.now(UTC):%Y-%m-%d %H:%M:%S}"
+    # A default name taken by a run started in the same second gets a number; a name the
+    # user gave stays theirs (a taken one is their 409).
+    for attempt in range(1, 1 + (DEFAULT_NAME_TRIES if args.name is None else 1)):
+        name = args.name or (default if attempt == 1 else f"{default} ({attempt})")
+        try:
+            run = client.evaluation_start(
+                dataset,
+                model,
+                name=name,
+                slice=_slice_ref(args.slice),
+                version=args.version,
+                query=args.query,
+                options=options,
+                task=args.task,
+            )
+            break
+        except NucleusAPIError as exc:
+            if args.name is not None or exc.status != 409 or attempt == DEFAULT_NAME_TRIES:
+                raise
     print(
         f"evaluation {run['id']} ({run['name']}); job {run['job']} {run['status']}", file=sys.stderr
     )

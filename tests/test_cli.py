@@ -394,6 +394,28 @@ def test_evaluate_without_wait_prints_the_run_id_and_usage_errors_exit_2(
     assert status == 1 and "No model named 'nope'" in err
 
 
+def test_evaluate_without_a_name_twice_in_the_same_second_numbers_the_second(
+    dataset, bob, as_user, capsys
+):
+    import time_machine
+
+    from evaluation.models import EvaluationRun
+
+    evaluation_world(dataset)
+    as_user(bob)
+    argv = ("evaluate", "--dataset", "street scenes", "--model", "yolo")
+    with time_machine.travel("2026-12-05 12:00:00.100", tick=False):
+        first = run(capsys, *argv)
+        second = run(capsys, *argv)
+    assert first[0] == 0 and second[0] == 0, (first[2], second[2])
+    names = list(EvaluationRun.objects.order_by("pk").values_list("name", flat=True))
+    assert names == ["yolo 2026-12-05 12:00:00", "yolo 2026-12-05 12:00:00 (2)"]
+    # A name the user gives is not renumbered: taken, it is the server's 409.
+    status, _, err = run(capsys, *argv, "--name", "yolo 2026-12-05 12:00:00")
+    assert status == 1 and "409" in err, err
+    assert EvaluationRun.objects.count() == 2
+
+
 def test_evaluate_takes_a_task_and_prints_classification_metrics(
     dataset, bob, as_user, worker, capsys
 ):
