@@ -50,6 +50,13 @@ class ScanSerializer(serializers.ModelSerializer[LabelErrorScan]):
 
 class ScanCreateSerializer(serializers.Serializer[dict[str, Any]]):
     run = serializers.IntegerField(help_text="A finished evaluation run of the dataset.")
+    look = serializers.BooleanField(
+        required=False,
+        default=True,
+        help_text="Also score labels and boxes unlike their look (odd_label, odd_box) from "
+        "the stored images (default true). False reads no image: at a million items the "
+        "difference between minutes and CPU-hours.",
+    )
 
 
 class CandidateSerializer(serializers.ModelSerializer[LabelErrorCandidate]):
@@ -108,7 +115,9 @@ class ScanListView(APIView):
     def post(self, request: Request, dataset_id: int) -> Response:
         dataset = dataset_for(request.user, dataset_id, Role.CURATOR)
         data = validated(ScanCreateSerializer, request.data)
-        scan = label_error_scan_create(dataset=dataset, user=request.user, run_id=data["run"])
+        scan = label_error_scan_create(
+            dataset=dataset, user=request.user, run_id=data["run"], look=data["look"]
+        )
         return Response(ScanSerializer(scan).data, status=status.HTTP_202_ACCEPTED)
 
 

@@ -31,7 +31,11 @@ def label_errors_scan(request: HttpRequest, dataset_id: int) -> HttpResponse:
     dataset = dataset_or_404(request, dataset_id, Role.CURATOR)
     try:
         scan = label_error_scan_create(
-            dataset=dataset, user=request.user, run_id=request.POST.get("run")
+            dataset=dataset,
+            user=request.user,
+            run_id=request.POST.get("run"),
+            # An unticked box is not sent: the form always sends `look_sent`.
+            look=request.POST.get("look") == "on" or "look_sent" not in request.POST,
         )
     except CurationError as exc:
         return back_with_error(request, _page(dataset.pk), exc)

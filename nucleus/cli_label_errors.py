@@ -26,6 +26,12 @@ def add_label_error_commands(sub: Any) -> None:
     scan.add_argument("--dataset", required=True, help="dataset name or id")
     # dest: `run` is the command's function (nucleus.cli.main calls args.run).
     scan.add_argument("--run", dest="run_name", required=True, help="evaluation run name or id")
+    scan.add_argument(
+        "--no-look",
+        dest="look",
+        action="store_false",
+        help="read no image: leave out labels and boxes unlike their look (fast at scale)",
+    )
     scan.add_argument("--wait", action="store_true", help="wait for the job")
     scan.set_defaults(run=_scan)
 
@@ -71,7 +77,7 @@ def _run_id(client: NucleusClient, dataset: int, raw: str) -> int:
 
 def _scan(client: NucleusClient, args: argparse.Namespace) -> int:
     dataset = client.dataset(args.dataset).id
-    scan = client.label_error_scan(dataset, _run_id(client, dataset, args.run_name))
+    scan = client.label_error_scan(dataset, _run_id(client, dataset, args.run_name), look=args.look)
     print(f"label-error scan {scan['id']}; job {scan['job']} {scan['status']}", file=sys.stderr)
     if args.wait:
         job = client.job_wait(dataset, scan["job"])

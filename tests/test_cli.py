@@ -545,10 +545,25 @@ def test_insights_scan_and_label_errors(dataset, bob, as_user, worker, capsys, c
         "--wait",
     )
     assert status == 0, err
+    # --no-look: the scan reads no image (its job says so); then a scan with the look.
+    status, _, err = run(
+        capsys,
+        "insights",
+        "scan",
+        "--dataset",
+        "street scenes",
+        "--run",
+        "base",
+        "--no-look",
+        "--wait",
+    )
+    assert status == 0, err
+    assert Job.objects.filter(kind="label_errors").latest("pk").params["look"] is False
     status, _, err = run(
         capsys, "insights", "scan", "--dataset", "street scenes", "--run", "base", "--wait"
     )
     assert status == 0, err
+    assert Job.objects.filter(kind="label_errors").latest("pk").params["look"] is True
     status, out, err = run(
         capsys,
         "insights",

@@ -193,6 +193,36 @@ def test_the_scan_reads_the_stored_images(dataset: Dataset, alice: User, victor:
 
 
 @pytest.mark.django_db
+def test_a_scan_without_the_look_reads_no_image(
+    dataset: Dataset, alice: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    populate(dataset, 60)
+    car = Annotation.objects.filter(item__dataset=dataset, label="car").order_by("id").first()
+    assert car is not None
+    Annotation.objects.filter(pk=car.pk).update(label="person")
+    run = evaluated(dataset, alice, "run", model=MODEL)
+    client = APIClient()
+    client.force_authenticate(alice)
+    scans = url(dataset, "label-errors/scans")
+    response = client.post(scans, {"run": run.pk, "look": "maybe"}, format="json")
+    assert response.status_code == 400
+    assert [f["path"] for f in response.json()["error"]["fields"]] == ["look"]
+    response = client.post(scans, {"run": run.pk, "look": False}, format="json")
+    assert response.status_code == 202, response.content
+
+    def no_reads(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the images were read")
+
+    monkeypatch.setattr("insights.label_error_scan.look_objects", no_reads)
+    job = job_run(job_id=response.json()["job"])
+    assert job is not None and job.status == JobStatus.SUCCEEDED, job and job.message
+    body = client.get(url(dataset, "label-errors?limit=100")).json()
+    assert body["look"]["enabled"] is False
+    assert "turned off for this scan" in body["look"]["reason"]
+    assert {r["type"] for r in body["results"]}.isdisjoint({"odd_label", "odd_box"})
+
+
+@pytest.mark.django_db
 def test_without_images_the_signal_says_it_is_off(dataset: Dataset, alice: User) -> None:
     add_items(
         dataset,

@@ -227,9 +227,17 @@ def test_label_error_section_scans_lists_and_saves(
     scan_url = f"/datasets/{dataset.pk}/insights/label-errors/scan"
     assert viewer.post(scan_url, {"run": run.pk}).status_code == 403
     assert 'data-testid="label-errors-scan"' in page(curator, dataset)
-    response = curator.post(scan_url, {"run": run.pk})
+    assert 'data-testid="look-option"' in page(curator, dataset)
+    # The form's box unticked (a checkbox left out of the post): no image is read.
+    response = curator.post(scan_url, {"run": run.pk, "look_sent": "1"})
+    assert response.status_code == 302
+    unlooked = LabelErrorScan.objects.get()
+    assert unlooked.job is not None and unlooked.job.params["look"] is False
+    unlooked.delete()
+    response = curator.post(scan_url, {"run": run.pk, "look_sent": "1", "look": "on"})
     assert response.status_code == 302
     scan = LabelErrorScan.objects.get()
+    assert scan.job is not None and scan.job.params["look"] is True
     assert 'data-testid="label-errors-pending"' in page(curator, dataset)
     assert scan.job_id is not None
     job_run(job_id=scan.job_id)
