@@ -42,7 +42,7 @@ from django.db.models.fields.json import KeyTransform
 
 from curation.errors import InvalidInput, NotFound, field_error, invalid_field
 from curation.itemsets import slice_items_q
-from curation.models import Dataset, Item, Slice
+from curation.models import Dataset, Item, Slice, SliceItem
 from embeddings import vectors as vec
 from embeddings.models import Embedding, EmbeddingModel
 
@@ -129,6 +129,17 @@ class SearchFilter:
             qs = qs.filter(id__in=self.items.order_by().values("id"))
         return qs.order_by()
 
+    def ids(self, dataset: Dataset) -> QuerySet[Any]:
+        """The ids of the items that pass the filter, as a one-column queryset for
+        `IN (...)`. A static slice alone is read from its member rows: through the items
+        table (`queryset`) each member was looked up in curation_item again, which at
+        1M items made a search of a 10,000-item slice take twice as long."""
+        if self.slice_id and not (self.tags or self.metadata or self.items is not None):
+            found = Slice.objects.filter(pk=self.slice_id, dataset_id=dataset.pk).first()
+            if found is not None and not found.is_dynamic:
+                return SliceItem.objects.filter(slice_id=found.pk).values("item_id")
+        return self.queryset(dataset).values("id")
+
 
 def metadata_condition(raw: Any, index: int) -> MetadataCondition:
     """Validate one `{"key", "op", "value"}` object from the API."""
@@ -188,19 +199,19 @@ def _exact(
     dataset: Dataset,
     model: EmbeddingModel,
     query: str,
-    items: QuerySet[Item] | None,
+    ids: QuerySet[Any] | None,
     exclude: Sequence[int],
     top: int,
 ) -> list[tuple[int, float]]:
-    """Exact k-NN over the (filtered) vectors.
+    """Exact k-NN over the (filtered) vectors; `ids` from SearchFilter.ids.
 
     The distance is computed on the bare column, not on the ``::vector(D)`` cast the HNSW
     index is built on, so the planner cannot answer this with the (approximate) index.
     """
     where = [f"e.model_id = {int(model.pk)}", f"e.dataset_id = {int(dataset.pk)}"]
     params: list[Any] = [query]
-    if items is not None:
-        sql, item_params = items.values("id").query.sql_with_params()
+    if ids is not None:
+        sql, item_params = ids.query.sql_with_params()
         where.append(f"e.item_id IN ({sql})")
         params.extend(item_params)
     if exclude:
@@ -253,7 +264,7 @@ def _hnsw_iterative(
     dataset: Dataset,
     model: EmbeddingModel,
     query: str,
-    items: QuerySet[Item],
+    ids: QuerySet[Any],
     exclude: Sequence[int],
     top: int,
     max_scan: int,
@@ -271,7 +282,7 @@ def _hnsw_iterative(
     (and so the final order) are full precision.
     """
     order = vec.distance_sql(model.dimension, index_type=index_type)
-    sql, item_params = items.values("id").query.sql_with_params()
+    sql, item_params = ids.query.sql_with_params()
     where = [
         f"model_id = {int(model.pk)}",
         f"dataset_id = {int(dataset.pk)}",
@@ -311,17 +322,17 @@ def max_scan_tuples(want: int, selectivity: float, rows: float) -> int:
     return max(MAX_SCAN_TUPLES_MIN, min(needed, math.ceil(rows)))
 
 
-def _count_capped(items: QuerySet[Item], cap: int) -> int:
+def _count_capped(ids: QuerySet[Any], cap: int) -> int:
     """How many items pass the filter, counting no further than `cap` + 1."""
-    sql, params = items.values("id").query.sql_with_params()
+    sql, params = ids.query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT count(*) FROM ({sql} LIMIT {int(cap) + 1}) s", params)
         return int(cursor.fetchone()[0])
 
 
-def _estimate(items: QuerySet[Item]) -> float:
+def _estimate(ids: QuerySet[Any]) -> float:
     """The planner's row estimate for the filter (cheap; used only to size ef)."""
-    sql, params = items.values("id").query.sql_with_params()
+    sql, params = ids.query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
         plan = cursor.fetchone()[0]
@@ -344,13 +355,15 @@ def knn(
     query = vec.vector_literal(vector)
     flt = search_filter or SearchFilter()
     exclude = list(flt.exclude_item_ids)
-    items = flt.queryset(dataset) if flt.restricts else None
+    ids = flt.ids(dataset) if flt.restricts else None
+    if ids is not None and ids.query.is_empty():
+        return [], "exact"  # e.g. a slice of another dataset: nothing passes
     indexed, index_rows, index_type = vec.index_info_for_search(model.pk, dataset.pk)
     if not indexed:
         # No index yet (the first embedding job is still loading): exact is all there is.
-        return _exact(dataset, model, query, items, exclude, top), "exact"
+        return _exact(dataset, model, query, ids, exclude, top), "exact"
 
-    if items is None:
+    if ids is None:
         want = top + len(exclude)
         if top <= EF_SEARCH_MAX:
             ef = min(EF_SEARCH_MAX, max(settings.NUCLEUS_SEARCH_EF_SEARCH, want))
@@ -365,22 +378,22 @@ def knn(
         return _exact(dataset, model, query, None, exclude, top), "exact"
 
     exact_max = settings.NUCLEUS_SEARCH_EXACT_MAX
-    matching = _count_capped(items, exact_max)
+    matching = _count_capped(ids, exact_max)
     if matching <= exact_max:
-        return _exact(dataset, model, query, items, exclude, top), "exact"
+        return _exact(dataset, model, query, ids, exclude, top), "exact"
 
     # `matching` stopped counting at the cap, so it only bounds the selectivity from
     # below; the planner's estimate may know better.
     total = max(index_rows, float(matching), 1.0)
-    selectivity = min(1.0, max(float(matching), _estimate(items)) / total)
+    selectivity = min(1.0, max(float(matching), _estimate(ids)) / total)
     want = top + len(exclude)
 
     if vec.has_iterative_scan():
         max_scan = max_scan_tuples(want, selectivity, total)
-        rows = _hnsw_iterative(dataset, model, query, items, exclude, top, max_scan, index_type)
+        rows = _hnsw_iterative(dataset, model, query, ids, exclude, top, max_scan, index_type)
         if len(rows) >= top:
             return rows, "hnsw-iterative"
-        return _exact(dataset, model, query, items, exclude, top), "exact"
+        return _exact(dataset, model, query, ids, exclude, top), "exact"
 
     # pgvector < 0.8: a post-filter loop over ever deeper plain index scans.
     ef = min(
@@ -388,8 +401,8 @@ def knn(
     )
     while True:
         candidates = _hnsw(dataset, model, query, ef, ef, index_type)
-        ids = [c[0] for c in candidates]
-        passing = set(items.filter(id__in=ids).values_list("id", flat=True))
+        found = [c[0] for c in candidates]
+        passing = set(Item.objects.filter(pk__in=ids, id__in=found).values_list("id", flat=True))
         passing.difference_update(exclude)
         rows = [c for c in candidates if c[0] in passing]
         if len(rows) >= top:
@@ -398,7 +411,7 @@ def knn(
             break  # the index has nothing deeper to give
         observed = max(len(rows), 1) / ef
         ef = min(EF_SEARCH_MAX, max(2 * ef, math.ceil(1.5 * top / observed)))
-    return _exact(dataset, model, query, items, exclude, top), "exact"
+    return _exact(dataset, model, query, ids, exclude, top), "exact"
 
 
 # ------------------------------------------------------------------------ entry points
