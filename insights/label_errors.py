@@ -371,15 +371,43 @@ def _r(value: float) -> float:
     return round(float(value), 4)
 
 
+def _unexplained(
+    gts: list[GroundTruth],
+    detections: list[Detection],
+    matched: dict[int, int],
+    ious: list[list[float]],
+) -> list[int]:
+    """The predictions no ground truth explains: unmatched, and overlapping every ground
+    truth less than MISSING_IOU."""
+    return [
+        k
+        for k, d in enumerate(detections)
+        if d.prediction_id not in matched
+        and not (gts and max(row[k] for row in ious) >= MISSING_IOU)
+    ]
+
+
+def unexplained(
+    ground_truth: list[GroundTruth], detections: list[Detection], matched: dict[int, int]
+) -> list[Detection]:
+    """The predictions that could be about an unlabelled object (`missing` candidates)."""
+    gts = [g for g in ground_truth if not g.crowd]
+    ious = iou_matrix([g.box for g in gts], [d.box for d in detections])
+    return [detections[k] for k in _unexplained(gts, detections, matched, ious)]
+
+
 def item_candidates(
     item_id: int,
     ground_truth: list[GroundTruth],
     detections: list[Detection],
     matched: dict[int, int],
     calibration: Calibration,
+    looks: dict[int, float] | None = None,
 ) -> list[Candidate]:
     """The candidates of one item. `matched` maps a prediction id to the annotation id the
-    evaluation run matched it to (its true positives)."""
+    evaluation run matched it to (its true positives); `looks`, where the look signal is
+    on, a prediction id to the likelihood ratio that its box holds an object
+    (insights.label_look: objectness), for the predictions `unexplained` lists."""
     gts = [g for g in ground_truth if not g.crowd]
     ious = iou_matrix([g.box for g in gts], [d.box for d in detections])
     p_real = [calibration.p_real(d.label, d.score) for d in detections]
@@ -456,12 +484,15 @@ def item_candidates(
                     )
                 )
     missing: list[tuple[float, int]] = []
-    for k, d in enumerate(detections):
-        if d.prediction_id in matched:
-            continue
-        if gts and max(row[k] for row in ious) >= MISSING_IOU:
-            continue
-        missing.append((calibration.missing(d.label, d.score), k))
+    for k in _unexplained(gts, detections, matched, ious):
+        d = detections[k]
+        score = calibration.missing(d.label, d.score)
+        ratio = (looks or {}).get(d.prediction_id)
+        if ratio is not None:
+            # The look's likelihood ratio is independent evidence (insights.label_look).
+            odds = score / max(1e-12, 1 - score) * ratio
+            score = odds / (1 + odds)
+        missing.append((score, k))
     kept: list[int] = []
     for score, k in sorted(missing, reverse=True):
         # One unlabelled object, several boxes on it: only the most probable counts.
@@ -472,21 +503,18 @@ def item_candidates(
             continue
         kept.append(k)
         d = detections[k]
+        evidence = {
+            "prediction": d.prediction_id,
+            "label": d.label,
+            "confidence": _r(d.score),
+            "p_real": _r(p_real[k]),
+            "box": [_r(v) for v in d.box],
+        }
+        if looks is not None and d.prediction_id in looks:
+            evidence["look_ratio"] = _r(looks[d.prediction_id])
+            evidence["detector_score"] = _r(calibration.missing(d.label, d.score))
         out.append(
-            Candidate(
-                item_id,
-                "missing",
-                _r(score),
-                None,
-                d.prediction_id,
-                {
-                    "prediction": d.prediction_id,
-                    "label": d.label,
-                    "confidence": _r(d.score),
-                    "p_real": _r(p_real[k]),
-                    "box": [_r(v) for v in d.box],
-                },
-            )
+            Candidate(item_id, "missing", _r(min(1.0, score)), None, d.prediction_id, evidence)
         )
     return [c for c in out if c.score >= MIN_SCORE]
 
