@@ -8,7 +8,8 @@ evaluation run matched (true positives), find:
   (IoU >= WRONG_LABEL_IOU), while no prediction of its own class supports it;
 - bad_box: a ground truth whose own class's prediction overlaps it, but worse than the
   model's fits of such objects almost ever are;
-- missing: a prediction that overlaps no ground truth of any class;
+- missing: a prediction that overlaps no ground truth of its class, and none of another
+  class enough to be about it (an occluding or occluded object);
 - spurious: a ground truth that no prediction supports, in a class the model finds
   reliably (so that a miss there is unlikely).
 
@@ -33,7 +34,8 @@ import numpy as np
 from evaluation.engine import Detection, GroundTruth
 
 WRONG_LABEL_IOU = 0.5
-# A prediction overlapping every ground truth less than this is about an unlabelled object.
+# A prediction overlapping every ground truth of its class less than this (and every other
+# less than WRONG_LABEL_IOU) is about an unlabelled object.
 MISSING_IOU = 0.2
 # Below this a same-class prediction is not about that ground truth at all.
 BAD_BOX_MIN_IOU = 0.1
@@ -377,13 +379,18 @@ def _unexplained(
     matched: dict[int, int],
     ious: list[list[float]],
 ) -> list[int]:
-    """The predictions no ground truth explains: unmatched, and overlapping every ground
-    truth less than MISSING_IOU."""
+    """The predictions no ground truth explains: unmatched, overlapping every ground truth
+    of their class less than MISSING_IOU and every other one less than WRONG_LABEL_IOU
+    (objects occlude each other: a car in front of a truck overlaps the truck's box by a
+    third, and is no claim about its label)."""
     return [
         k
         for k, d in enumerate(detections)
         if d.prediction_id not in matched
-        and not (gts and max(row[k] for row in ious) >= MISSING_IOU)
+        and not any(
+            row[k] >= (MISSING_IOU if g.label == d.label else WRONG_LABEL_IOU)
+            for g, row in zip(gts, ious, strict=True)
+        )
     ]
 
 
