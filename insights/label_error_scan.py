@@ -174,6 +174,7 @@ def _look_train(run: EvaluationRun, item_ids: list[int]) -> tuple[LookModel | No
         moved_fit=moved_fit,
         background=sample.background_array(),
     )
+    sample.background = []  # only the training needs them
     if sample.unreadable:
         reason += f" {sample.unreadable:,} sampled items with boxes had no readable image."
     return model, reason, sample
