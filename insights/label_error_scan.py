@@ -20,9 +20,15 @@ from curation.models import Dataset, Job, JobStatus
 from evaluation.engine import Detection, GroundTruth
 from evaluation.models import EvaluationMatch, EvaluationRun, Outcome
 from evaluation.scope import ScopeGone, scope_chunks, scope_items
-from insights.label_errors import Calibration, Candidate, calibrate, item_candidates
+from insights.label_errors import (
+    Calibration,
+    Candidate,
+    calibrate,
+    item_candidates,
+    unexplained,
+)
 from insights.label_look import LOOK_TRAIN_OBJECTS, LookModel, corroborated, look_fit
-from insights.label_look_scan import Objects, look_objects
+from insights.label_look_scan import Objects, Window, look_objects
 from insights.models import LabelErrorCandidate, LabelErrorScan
 from insights.neighbours import base_rates, neighbour_candidates, neighbour_model
 
@@ -125,6 +131,31 @@ LOOK_TURNED_OFF = (
 )
 
 
+def _matched(run: EvaluationRun, item_ids: list[int]) -> dict[int, int]:
+    """The run's true positives among these items: prediction id -> annotation id."""
+    return dict(
+        EvaluationMatch.objects.filter(
+            run=run, item_id__in=item_ids, outcome=Outcome.TP
+        ).values_list("prediction_id", "annotation_id")
+    )
+
+
+def _windows(
+    ground_truth: dict[int, list[GroundTruth]],
+    detections: dict[int, list[Detection]],
+    matched: dict[int, int],
+    item_ids: list[int],
+) -> dict[int, list[Window]]:
+    """The boxes of the predictions no ground truth explains, by item: where the look
+    checks for an object (`missing`)."""
+    out: dict[int, list[Window]] = {}
+    for i in item_ids:
+        found = unexplained(ground_truth.get(i, []), detections.get(i, []), matched)
+        if found:
+            out[i] = [(d.prediction_id, d.box) for d in found]
+    return out
+
+
 def _look_train(run: EvaluationRun, item_ids: list[int]) -> tuple[LookModel | None, str, Objects]:
     """Train the classifiers of labels and boxes unlike their look on the objects of a
     sample of the run's items (at most LOOK_TRAIN_OBJECTS); the sample's objects are
@@ -134,8 +165,12 @@ def _look_train(run: EvaluationRun, item_ids: list[int]) -> tuple[LookModel | No
         left = LOOK_TRAIN_OBJECTS - len(sample)
         if left <= 0:
             break
+        ground_truth = _by_item(seen.ground_truth)
+        windows = _windows(
+            ground_truth, _by_item(seen.detections), _matched(run, seen.item_ids), seen.item_ids
+        )
         sample.extend(
-            look_objects(_by_item(seen.ground_truth), seen.item_ids, moved=True, limit=left)
+            look_objects(ground_truth, seen.item_ids, moved=True, limit=left, windows=windows)
         )
     _, annotation_ids, look, fit, moved_fit = sample.arrays()
     model, reason = look_fit(
@@ -144,7 +179,9 @@ def _look_train(run: EvaluationRun, item_ids: list[int]) -> tuple[LookModel | No
         look=look,
         fit=fit,
         moved_fit=moved_fit,
+        background=sample.background_array(),
     )
+    sample.background = []  # only the training needs them
     if sample.unreadable:
         reason += f" {sample.unreadable:,} sampled items with boxes had no readable image."
     return model, reason, sample
@@ -154,21 +191,26 @@ def _look_candidates(
     model: LookModel,
     cache: Objects | None,
     ground_truth: dict[int, list[GroundTruth]],
+    windows: dict[int, list[Window]],
     item_ids: list[int],
-) -> list[Candidate]:
-    """Candidates of labels and boxes unlike their look among these items' objects: the
-    training sample's features where this run of the job computed them, else read now."""
-    cached = set(cache.item_ids) if cache is not None else set()
+) -> tuple[list[Candidate], dict[int, float]]:
+    """Candidates of labels and boxes unlike their look among these items' objects, and
+    the likelihood ratio that each of the `windows` holds an object (by prediction id):
+    the training sample's features where this run of the job computed them, else read
+    now."""
+    cached = set(cache.item_ids) | set(cache.window_item_ids) if cache is not None else set()
     objects = cache.take(set(item_ids) & cached) if cache is not None else Objects()
-    objects.extend(look_objects(ground_truth, [i for i in item_ids if i not in cached]))
+    todo = [i for i in item_ids if i not in cached]
+    objects.extend(look_objects(ground_truth, todo, windows=windows))
     item_array, annotation_ids, look, fit, _ = objects.arrays()
+    ratios = model.object_ratios(objects.window_array())
     return model.score(
         item_ids=item_array,
         annotation_ids=annotation_ids,
         labels=objects.labels,
         look=look,
         fit=fit,
-    )
+    ), dict(zip(objects.window_prediction_ids, ratios.tolist(), strict=True))
 
 
 def label_error_execute(ctx: JobContext) -> dict[str, Any]:
@@ -224,13 +266,14 @@ def label_error_execute(ctx: JobContext) -> dict[str, Any]:
     for seen in scope_chunks(run, todo):
         ground_truth = _by_item(seen.ground_truth)
         detections = _by_item(seen.detections)
-        matched = dict(
-            EvaluationMatch.objects.filter(
-                run=run, item_id__in=seen.item_ids, outcome=Outcome.TP
-            ).values_list("prediction_id", "annotation_id")
-        )
+        matched = _matched(run, seen.item_ids)
         timings["reads"] += time.monotonic() - clock
         clock = time.monotonic()
+        odd: list[Candidate] = []
+        looks: dict[int, float] | None = None
+        if look is not None:
+            windows = _windows(ground_truth, detections, matched, seen.item_ids)
+            odd, looks = _look_candidates(look, cache, ground_truth, windows, seen.item_ids)
         found: list[Candidate] = []
         for item_id in seen.item_ids:
             found += item_candidates(
@@ -239,9 +282,9 @@ def label_error_execute(ctx: JobContext) -> dict[str, Any]:
                 detections.get(item_id, []),
                 matched,
                 calibration,
+                looks,
             )
         if look is not None:
-            odd = _look_candidates(look, cache, ground_truth, seen.item_ids)
             # odd_box only corroborates the detector's bad_box (insights.label_look).
             found = corroborated(found, odd) + [c for c in odd if c.type != "odd_box"]
         if neighbours is not None:

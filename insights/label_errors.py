@@ -8,7 +8,8 @@ evaluation run matched (true positives), find:
   (IoU >= WRONG_LABEL_IOU), while no prediction of its own class supports it;
 - bad_box: a ground truth whose own class's prediction overlaps it, but worse than the
   model's fits of such objects almost ever are;
-- missing: a prediction that overlaps no ground truth of any class;
+- missing: a prediction that overlaps no ground truth of its class, and none of another
+  class enough to be about it (an occluding or occluded object);
 - spurious: a ground truth that no prediction supports, in a class the model finds
   reliably (so that a miss there is unlikely).
 
@@ -33,7 +34,8 @@ import numpy as np
 from evaluation.engine import Detection, GroundTruth
 
 WRONG_LABEL_IOU = 0.5
-# A prediction overlapping every ground truth less than this is about an unlabelled object.
+# A prediction overlapping every ground truth of its class less than this (and every other
+# less than WRONG_LABEL_IOU) is about an unlabelled object.
 MISSING_IOU = 0.2
 # Below this a same-class prediction is not about that ground truth at all.
 BAD_BOX_MIN_IOU = 0.1
@@ -371,15 +373,48 @@ def _r(value: float) -> float:
     return round(float(value), 4)
 
 
+def _unexplained(
+    gts: list[GroundTruth],
+    detections: list[Detection],
+    matched: dict[int, int],
+    ious: list[list[float]],
+) -> list[int]:
+    """The predictions no ground truth explains: unmatched, overlapping every ground truth
+    of their class less than MISSING_IOU and every other one less than WRONG_LABEL_IOU
+    (objects occlude each other: a car in front of a truck overlaps the truck's box by a
+    third, and is no claim about its label)."""
+    return [
+        k
+        for k, d in enumerate(detections)
+        if d.prediction_id not in matched
+        and not any(
+            row[k] >= (MISSING_IOU if g.label == d.label else WRONG_LABEL_IOU)
+            for g, row in zip(gts, ious, strict=True)
+        )
+    ]
+
+
+def unexplained(
+    ground_truth: list[GroundTruth], detections: list[Detection], matched: dict[int, int]
+) -> list[Detection]:
+    """The predictions that could be about an unlabelled object (`missing` candidates)."""
+    gts = [g for g in ground_truth if not g.crowd]
+    ious = iou_matrix([g.box for g in gts], [d.box for d in detections])
+    return [detections[k] for k in _unexplained(gts, detections, matched, ious)]
+
+
 def item_candidates(
     item_id: int,
     ground_truth: list[GroundTruth],
     detections: list[Detection],
     matched: dict[int, int],
     calibration: Calibration,
+    looks: dict[int, float] | None = None,
 ) -> list[Candidate]:
     """The candidates of one item. `matched` maps a prediction id to the annotation id the
-    evaluation run matched it to (its true positives)."""
+    evaluation run matched it to (its true positives); `looks`, where the look signal is
+    on, a prediction id to the likelihood ratio that its box holds an object
+    (insights.label_look: objectness), for the predictions `unexplained` lists."""
     gts = [g for g in ground_truth if not g.crowd]
     ious = iou_matrix([g.box for g in gts], [d.box for d in detections])
     p_real = [calibration.p_real(d.label, d.score) for d in detections]
@@ -456,12 +491,15 @@ def item_candidates(
                     )
                 )
     missing: list[tuple[float, int]] = []
-    for k, d in enumerate(detections):
-        if d.prediction_id in matched:
-            continue
-        if gts and max(row[k] for row in ious) >= MISSING_IOU:
-            continue
-        missing.append((calibration.missing(d.label, d.score), k))
+    for k in _unexplained(gts, detections, matched, ious):
+        d = detections[k]
+        score = calibration.missing(d.label, d.score)
+        ratio = (looks or {}).get(d.prediction_id)
+        if ratio is not None:
+            # The look's likelihood ratio is independent evidence (insights.label_look).
+            odds = score / max(1e-12, 1 - score) * ratio
+            score = odds / (1 + odds)
+        missing.append((score, k))
     kept: list[int] = []
     for score, k in sorted(missing, reverse=True):
         # One unlabelled object, several boxes on it: only the most probable counts.
@@ -472,21 +510,18 @@ def item_candidates(
             continue
         kept.append(k)
         d = detections[k]
+        evidence = {
+            "prediction": d.prediction_id,
+            "label": d.label,
+            "confidence": _r(d.score),
+            "p_real": _r(p_real[k]),
+            "box": [_r(v) for v in d.box],
+        }
+        if looks is not None and d.prediction_id in looks:
+            evidence["look_ratio"] = _r(looks[d.prediction_id])
+            evidence["detector_score"] = _r(calibration.missing(d.label, d.score))
         out.append(
-            Candidate(
-                item_id,
-                "missing",
-                _r(score),
-                None,
-                d.prediction_id,
-                {
-                    "prediction": d.prediction_id,
-                    "label": d.label,
-                    "confidence": _r(d.score),
-                    "p_real": _r(p_real[k]),
-                    "box": [_r(v) for v in d.box],
-                },
-            )
+            Candidate(item_id, "missing", _r(min(1.0, score)), None, d.prediction_id, evidence)
         )
     return [c for c in out if c.score >= MIN_SCORE]
 

@@ -22,6 +22,7 @@ from evaluation.engine import GroundTruth
 from insights.object_features import (
     FEATURE_COUNT,
     FIT_FEATURE_COUNT,
+    background_boxes,
     fit_features,
     object_features,
     prepare,
@@ -46,6 +47,12 @@ class Objects:
     look: list[np.ndarray] = field(default_factory=list)
     fit: list[np.ndarray] = field(default_factory=list)
     moved_fit: list[np.ndarray] = field(default_factory=list)
+    # Windows on what the labels call background (training), and the boxes of predictions
+    # no ground truth explains, with their items (scoring): object_features rows.
+    background: list[np.ndarray] = field(default_factory=list)
+    window_item_ids: list[int] = field(default_factory=list)
+    window_prediction_ids: list[int] = field(default_factory=list)
+    windows: list[np.ndarray] = field(default_factory=list)
     unreadable: int = 0  # items with objects whose image could not be read
 
     def __len__(self) -> int:
@@ -58,6 +65,10 @@ class Objects:
         self.look += other.look
         self.fit += other.fit
         self.moved_fit += other.moved_fit
+        self.background += other.background
+        self.window_item_ids += other.window_item_ids
+        self.window_prediction_ids += other.window_prediction_ids
+        self.windows += other.windows
         self.unreadable += other.unreadable
 
     def take(self, item_ids: set[int]) -> Objects:
@@ -70,7 +81,23 @@ class Objects:
         out.labels = [self.labels[r] for r in rows]
         if rows:
             out.look, out.fit = [look[rows]], [fit[rows]]
+        windows = self.window_array()
+        rows = [r for r, i in enumerate(self.window_item_ids) if i in item_ids]
+        out.window_item_ids = [self.window_item_ids[r] for r in rows]
+        out.window_prediction_ids = [self.window_prediction_ids[r] for r in rows]
+        if rows:
+            out.windows = [windows[rows]]
         return out
+
+    def window_array(self) -> np.ndarray:
+        if len(self.windows) > 1:
+            self.windows = [np.concatenate(self.windows)]
+        return self.windows[0] if self.windows else np.zeros((0, FEATURE_COUNT), np.float32)
+
+    def background_array(self) -> np.ndarray:
+        if not self.background:
+            return np.zeros((0, FEATURE_COUNT), dtype=np.float32)
+        return np.concatenate(self.background)
 
     def _stacked(self) -> tuple[np.ndarray, np.ndarray]:
         if len(self.look) > 1:
@@ -98,11 +125,17 @@ class _Found:
     look: np.ndarray | None
     fit: np.ndarray | None
     moved_fit: np.ndarray | None
+    background: np.ndarray | None = None
+    window_ids: tuple[int, ...] = ()
+    windows: np.ndarray | None = None
 
 
-def _one(task: tuple[int, str, list[GroundTruth], bool]) -> _Found:
+Window = tuple[int, tuple[float, float, float, float]]  # prediction id, x y width height
+
+
+def _one(task: tuple[int, str, list[GroundTruth], bool, list[Window]]) -> _Found:
     """The features of one item's objects (None when its image cannot be read)."""
-    item_id, key, truths, moved = task
+    item_id, key, truths, moved, windows = task
     try:
         with default_storage.open(key, "rb") as handle:
             data = handle.read()
@@ -115,16 +148,23 @@ def _one(task: tuple[int, str, list[GroundTruth], bool]) -> _Found:
     # Boxes are in the pixels of the upright original.
     sx, sy = image.width / float(full_w), image.height / float(full_h)
     prepared = prepare(np.asarray(image, dtype=np.float32) / 255.0)
-    boxes = np.array([g.box for g in truths], dtype=np.float64) * np.array([sx, sy, sx, sy])
+    scale = np.array([sx, sy, sx, sy])
+    boxes = np.array([g.box for g in truths], dtype=np.float64).reshape(-1, 4) * scale
     look = object_features(prepared, boxes)
     fit = fit_features(prepared, boxes)
-    moved_fit = None
+    moved_fit = background = None
     if moved:
         # Seeded by the item, so a resumed job trains on the same moved copies.
         rng = np.random.default_rng(item_id)
         shifted = shifted_boxes(boxes, prepared.width, prepared.height, rng)
         moved_fit = fit_features(prepared, shifted)
-    return _Found(item_id, truths, look, fit, moved_fit)
+        background = object_features(
+            prepared, background_boxes(boxes, prepared.width, prepared.height, rng)
+        )
+    scaled = np.array([b for _, b in windows], dtype=np.float64).reshape(-1, 4)
+    window_look = object_features(prepared, scaled * scale)
+    ids = tuple(pid for pid, _ in windows)
+    return _Found(item_id, truths, look, fit, moved_fit, background, ids, window_look)
 
 
 def look_objects(
@@ -133,11 +173,14 @@ def look_objects(
     *,
     moved: bool = False,
     limit: int | None = None,
+    windows: dict[int, list[Window]] | None = None,
 ) -> Objects:
     """The features of the boxes of these items' ground truth (crowd regions and boxes
-    without an annotation id left out), with those of moved copies when `moved` (for
-    training); at most `limit` objects, whole items only."""
-    wanted = [i for i in item_ids if ground_truth.get(i)]
+    without an annotation id left out), with those of moved copies and of background
+    windows when `moved` (for training), and of the `windows` (predictions no ground truth
+    explains) of these items; at most `limit` objects, whole items only."""
+    windows = windows or {}
+    wanted = [i for i in item_ids if ground_truth.get(i) or windows.get(i)]
     media = dict(
         Item.objects.filter(id__in=wanted).exclude(media_key="").values_list("id", "media_key")
     )
@@ -147,18 +190,19 @@ def look_objects(
     for item_id in wanted:
         truths = [
             g
-            for g in ground_truth[item_id]
+            for g in ground_truth.get(item_id, [])
             if not g.crowd and g.annotation_id is not None and g.box[2] > 0 and g.box[3] > 0
         ]
-        if not truths:
+        mine = [(pid, b) for pid, b in windows.get(item_id, []) if b[2] > 0 and b[3] > 0]
+        if not truths and not mine:
             continue
         if item_id not in media:
-            out.unreadable += 1
+            out.unreadable += 1 if truths else 0
             continue
         if limit is not None and count + len(truths) > limit:
             break
         count += len(truths)
-        tasks.append((item_id, media[item_id], truths, moved))
+        tasks.append((item_id, media[item_id], truths, moved, mine))
     with ThreadPoolExecutor(READERS, thread_name_prefix="look-read") as pool:
         for found in pool.map(_one, tasks):
             if found.look is None or found.fit is None:
@@ -172,4 +216,10 @@ def look_objects(
             out.fit.append(found.fit)
             if found.moved_fit is not None:
                 out.moved_fit.append(found.moved_fit)
+            if found.background is not None:
+                out.background.append(found.background)
+            if found.window_ids and found.windows is not None:
+                out.window_item_ids += [found.item_id] * len(found.window_ids)
+                out.window_prediction_ids += found.window_ids
+                out.windows.append(found.windows)
     return out

@@ -299,3 +299,35 @@ def shifted_boxes(
     out[:, 0] = np.clip(out[:, 0], 0.0, np.maximum(0.0, width - out[:, 2]))
     out[:, 1] = np.clip(out[:, 1], 0.0, np.maximum(0.0, height - out[:, 3]))
     return out
+
+
+def _overlap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box of `a` with every box of `b` (x, y, width, height), (len a, len b)."""
+    ax1, ay1 = a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]
+    bx1, by1 = b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
+    iw = np.minimum(ax1[:, None], bx1[None]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    ih = np.minimum(ay1[:, None], by1[None]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
+    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None] - inter
+    return np.asarray(inter / np.maximum(union, 1e-9))
+
+
+# A background window overlaps every labelled box less than this.
+BACKGROUND_IOU = 0.1
+BACKGROUND_COPIES = 2
+
+
+def background_boxes(
+    boxes: np.ndarray, width: int, height: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Windows on what the labels call background: each box copied BACKGROUND_COPIES times
+    at random places on the same rows (the same size at the same depth, in a street
+    scene), kept where they overlap no labelled box (BACKGROUND_IOU). The negatives the
+    objectness classifier learns from; an unlabelled object among them is noise it
+    tolerates."""
+    if len(boxes) == 0:
+        return np.zeros((0, 4), dtype=np.float64)
+    out = np.repeat(boxes.astype(np.float64), BACKGROUND_COPIES, axis=0)
+    out[:, 0] = rng.uniform(0.0, 1.0, len(out)) * np.maximum(0.0, width - out[:, 2])
+    keep = _overlap(out, boxes.astype(np.float64)).max(axis=1) < BACKGROUND_IOU
+    return np.asarray(out[keep])

@@ -83,6 +83,25 @@ def test_a_box_moved_by_half_its_width_is_a_bad_box() -> None:
     assert "missing" not in _types(found)  # the prediction is about that box
 
 
+def test_a_prediction_partly_over_another_class_is_a_missing_annotation() -> None:
+    cal = _world_calibration()
+    # A car in front of a labelled truck (IoU 0.33 with its box), itself unlabelled.
+    truck = GroundTruth(1, 11, "truck", (CAR[0] + CAR[2] / 2, CAR[1], CAR[2], CAR[3]))
+    found = item_candidates(1, [truck], [Detection(1, 21, "car", CAR, 0.9)], {}, cal)
+    missing = _types(found)["missing"]
+    assert (missing.prediction_id, missing.annotation_id) == (21, None)
+    assert missing.score > 0.5
+    # Over the truck's box by IoU 0.5 or more it is a claim about that box instead.
+    on = GroundTruth(1, 11, "truck", (CAR[0] + 3, CAR[1], CAR[2], CAR[3]))
+    found = item_candidates(1, [on], [Detection(1, 21, "car", CAR, 0.9)], {}, cal)
+    assert "missing" not in _types(found)
+    assert "wrong_label" in _types(found)
+    # Over a box of its own class by IoU 0.2 or more it is about that box (bad_box).
+    car = GroundTruth(1, 11, "car", (CAR[0] + CAR[2] / 2, CAR[1], CAR[2], CAR[3]))
+    found = item_candidates(1, [car], [Detection(1, 21, "car", CAR, 0.9)], {}, cal)
+    assert "missing" not in _types(found)
+
+
 def test_a_confident_prediction_on_nothing_is_a_missing_annotation() -> None:
     cal = _world_calibration()
     found = item_candidates(1, [], [Detection(1, 21, "car", CAR, 0.9)], {}, cal)
