@@ -130,11 +130,24 @@ def main() -> None:
     print("\nThe same measurements on pgvector 0.6.2 (pgserver 0.1.4), in a child process:")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp, "rows.json")
-        child = [a for a in sys.argv[1:] if not a.startswith("--engine")]
-        subprocess.run(
-            [sys.executable, __file__, *child, "--engine", "legacy", "--rows-out", str(out)],
-            check=True,
-        )
+        # This run's arguments without its --engine (given as `--engine X` or `--engine=X`).
+        child: list[str] = []
+        skip = False
+        for arg in sys.argv[1:]:
+            if skip or arg.startswith("--engine="):
+                skip = False
+                continue
+            skip = arg == "--engine"
+            if not skip:
+                child.append(arg)
+        try:
+            subprocess.run(
+                [sys.executable, __file__, *child, "--engine", "legacy", "--rows-out", str(out)],
+                check=True,
+            )
+        except subprocess.CalledProcessError:
+            report(rows)  # this engine's figures are not lost with the other's
+            raise
         legacy = [tuple(r) for r in json.loads(out.read_text())]
     report_side_by_side(rows, legacy)
 
