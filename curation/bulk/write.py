@@ -67,11 +67,12 @@ class UpsertResult:
         }
 
 
-def _copy_rows(
+def copy_rows(
     cursor: Any, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
 ) -> None:
-    # cursor.copy() is psycopg's own API: wrap it so errors arrive as Django's exceptions
-    # (IntegrityError etc.), like every other query's.
+    """COPY `rows` into `columns` of `table` on `cursor` (a Django cursor). cursor.copy()
+    is psycopg's own API: wrapped so errors arrive as Django's exceptions (IntegrityError
+    etc.), like every other query's."""
     with (
         connection.wrap_database_errors,
         cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
@@ -132,7 +133,7 @@ def _insert_new_items(
         now = timezone.now()
         try:
             with transaction.atomic():  # a savepoint: a unique violation undoes only this
-                _copy_rows(
+                copy_rows(
                     cursor,
                     "curation_item",
                     [
@@ -205,7 +206,7 @@ def _write_items(
         )
         cursor.execute("TRUNCATE _nucleus_item_in")
 
-        _copy_rows(
+        copy_rows(
             cursor,
             "_nucleus_item_in",
             [
@@ -340,7 +341,7 @@ def _copy_new_shapes(table: str, columns: list[str], rows: Iterable[tuple[Any, .
     now = timezone.now()
     try:
         with transaction.atomic(), connection.cursor() as cursor:
-            _copy_rows(
+            copy_rows(
                 cursor, table, [*columns, "created", "updated"], ((*row, now, now) for row in rows)
             )
     except IntegrityError:
@@ -418,7 +419,7 @@ def _write_shapes(spec: _ShapeTable, rows: list[tuple[Any, ...]], *, new_items: 
             f"CREATE TEMP TABLE IF NOT EXISTS {staging} ({definition}) ON COMMIT DELETE ROWS"
         )
         cursor.execute(f"TRUNCATE {staging}")
-        _copy_rows(cursor, staging, columns, rows)
+        copy_rows(cursor, staging, columns, rows)
         cursor.execute(spec.upsert_sql(staging))
         return int(cursor.rowcount)
 
