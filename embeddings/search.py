@@ -108,11 +108,17 @@ class SearchFilter:
         """Whether it narrows the dataset (exclusions of single items do not count)."""
         return bool(self.slice_id or self.tags or self.metadata or self.items is not None)
 
-    def queryset(self, dataset: Dataset) -> QuerySet[Item]:
-        """The dataset's items that pass the filter, unordered."""
+    def _slice(self, dataset: Dataset) -> Slice | None:
+        if not self.slice_id:
+            return None
+        return Slice.objects.filter(pk=self.slice_id, dataset_id=dataset.pk).first()
+
+    def queryset(self, dataset: Dataset, *, found: Slice | None = None) -> QuerySet[Item]:
+        """The dataset's items that pass the filter, unordered (`found`: the filter's
+        slice, when the caller has read it already)."""
         qs = Item.objects.filter(dataset_id=dataset.pk)
         if self.slice_id:
-            found = Slice.objects.filter(pk=self.slice_id, dataset_id=dataset.pk).first()
+            found = found or self._slice(dataset)
             if found is None:
                 return qs.none()
             # A dynamic slice has no member rows: its items are its query's matches now.
@@ -134,11 +140,11 @@ class SearchFilter:
         `IN (...)`. A static slice alone is read from its member rows: through the items
         table (`queryset`) each member was looked up in curation_item again, which at
         1M items made a search of a 10,000-item slice take twice as long."""
-        if self.slice_id and not (self.tags or self.metadata or self.items is not None):
-            found = Slice.objects.filter(pk=self.slice_id, dataset_id=dataset.pk).first()
-            if found is not None and not found.is_dynamic:
-                return SliceItem.objects.filter(slice_id=found.pk).values("item_id")
-        return self.queryset(dataset).values("id")
+        found = self._slice(dataset)
+        alone = not (self.tags or self.metadata or self.items is not None)
+        if found is not None and alone and not found.is_dynamic:
+            return SliceItem.objects.filter(slice_id=found.pk).values("item_id")
+        return self.queryset(dataset, found=found).values("id")
 
 
 def metadata_condition(raw: Any, index: int) -> MetadataCondition:
