@@ -112,6 +112,60 @@ def cleanlab_ranking(rows: list[dict[str, Any]], classes: list[str]) -> tuple[li
     return [rows[int(i)]["reference_id"] for i in order], seconds
 
 
+def detector_visible(rows: list[dict[str, Any]], truth: dict[str, Any]) -> set[str]:
+    """The planted errors the model's predictions can reveal at all: a wrong label with a
+    prediction of its true class on the object (IoU >= 0.5), a bad or missing box with a
+    prediction (any class) on the object's true box (IoU >= 0.5). The others (objects the
+    demo's detector missed, or confused the same way as the planted label) leave no trace in
+    the predictions: only the look can find them, so this fraction bounds what any
+    prediction-based ranking (cleanlab's included) can recall."""
+    from insights.label_errors import iou_matrix
+
+    def box(g: dict[str, float]) -> tuple[float, float, float, float]:
+        return (g["x"], g["y"], g["width"], g["height"])
+
+    by_ref = {r["reference_id"]: r for r in rows}
+    out = set()
+    for e in truth["label_errors"]:
+        row = by_ref[e["reference_id"]]
+        if e["type"] == "wrong_label":
+            ann = next(a for a in row["annotations"] if a["id"] == e["annotation_id"])
+            target, preds = (
+                ann["geometry"],
+                [p for p in row["predictions"] if p["label"] == e["true_label"]],
+            )
+        else:
+            target, preds = e["true_geometry"], row["predictions"]
+        ious = iou_matrix([box(target)], [box(p["geometry"]) for p in preds])[0]
+        if any(v >= 0.5 for v in ious):
+            out.add(e["reference_id"])
+    return out
+
+
+def misses_print(scan: Any, truth: dict[str, Any], ranking: list[str], k: int = 50) -> None:
+    """Each planted error outside our first k: its rank, and what the scan said of its item
+    and of the corrupted object, to see which signal failed."""
+    from insights.models import LabelErrorCandidate
+
+    rank = {ref: r + 1 for r, ref in enumerate(ranking)}
+    for e in truth["label_errors"]:
+        ref = e["reference_id"]
+        if rank.get(ref, k + 1) <= k:
+            continue
+        said = [
+            f"{c.type} {c.score:.3f}"
+            for c in LabelErrorCandidate.objects.filter(scan=scan, item__reference_id=ref).order_by(
+                "-score"
+            )[:3]
+        ]
+        true = e.get("true_geometry") or e.get("geometry") or {}
+        size = (true.get("width", 0) * true.get("height", 0)) ** 0.5
+        print(
+            f"missed {e['type']:<11} {ref} rank {rank.get(ref, '-')}"
+            f" size {size:.0f} label {e.get('true_label') or e.get('label')}: {'; '.join(said)}"
+        )
+
+
 def recall_at(ranking: list[str], planted: set[str], k: int) -> float:
     return len(planted & set(ranking[:k])) / len(planted) if planted else 0.0
 
@@ -144,6 +198,8 @@ def bench_demo(count: int, seed: int) -> list[tuple[str, str, str, bool | None]]
     scan, eval_s, ours_s = evaluate_and_scan(dataset, truth["model"])
     ours = our_ranking(scan)
     theirs, cleanlab_s = cleanlab_ranking(rows, truth["classes"])
+    misses_print(scan, truth, ours)
+    visible = detector_visible(rows, truth)
     out: list[tuple[str, str, str, bool | None]] = []
     for k in (25, 50, 100):
         a, b = recall_at(ours, planted, k), recall_at(theirs, planted, k)
@@ -161,6 +217,22 @@ def bench_demo(count: int, seed: int) -> list[tuple[str, str, str, bool | None]]
                 None,
             )
         )
+    out.append(
+        (
+            "planted errors the predictions can reveal",
+            f"{len(visible) / len(planted):.2f}",
+            "-",
+            None,
+        )
+    )
+    out.append(
+        (
+            "recall@50 of those / of the others: ours",
+            f"{recall_at(ours, visible, 50):.2f} / {recall_at(ours, planted - visible, 50):.2f}",
+            "-",
+            None,
+        )
+    )
     out.append(("evaluation job (before the scan)", f"{eval_s:.2f} s", "-", None))
     out.append(("label-error scan job: ours", f"{ours_s:.2f} s", "-", None))
     out.append(("get_label_quality_scores: cleanlab", f"{cleanlab_s:.2f} s", "-", None))
