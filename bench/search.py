@@ -337,9 +337,13 @@ def measure(args: argparse.Namespace) -> list[tuple[str, str, str, bool | None]]
         # spinning on the cores the next query's database backend needed, which doubled the
         # measured latency (9.5 ms interleaved against 4.2 ms alone at 20,000 items).
         # Unfiltered, the raw SQL runs right after each service query, on its own
-        # connection: both see the same cache state (timed one after the other, the raw
-        # queries ran on a cache the service's had warmed, which flattered them).
-        results, raw = [], []
+        # connection, and then the service's query again: the ratio compares the second
+        # service run with the raw one, both on the pages the first run read for this very
+        # query (the raw query, timed right after the service's, walked the graph the
+        # service had just brought into memory: at 1M, where the first run of a query reads
+        # pages from disk, that flattered the raw query by about a factor of 2). The first
+        # run's figure is the p50 held to the target.
+        results, raw, again = [], [], []
         with RawSQL(model, dataset, args.k) as raw_sql:
             if mask is None:
                 for q in queries[:5]:
@@ -357,6 +361,9 @@ def measure(args: argparse.Namespace) -> list[tuple[str, str, str, bool | None]]
                 results.append(result)
                 if mask is None:
                     raw.append(raw_sql.time(q))
+                    start = time.perf_counter()
+                    search_vector(dataset=dataset, model=model, vector=q, limit=args.k)
+                    again.append((time.perf_counter() - start) * 1000)
         for q, result in zip(queries, results, strict=True):
             strategies[result.strategy] = strategies.get(result.strategy, 0) + 1
             scores = data @ (q / np.linalg.norm(q))
@@ -379,14 +386,15 @@ def measure(args: argparse.Namespace) -> list[tuple[str, str, str, bool | None]]
                 (f"{case} p50", f"{p50:.2f} ms", "<= 5 ms", p50 <= 5),
                 (f"{case} p99", f"{p99:.2f} ms", "<= 20 ms", p99 <= 20),
             ]
-            raw_p50 = percentile(raw, 50)
+            raw_p50, again_p50 = percentile(raw, 50), percentile(again, 50)
             rows += [
-                (f"{case} raw SQL p50 (same index)", f"{raw_p50:.2f} ms", "-", None),
+                (f"{case} raw SQL p50 (same index, same pages)", f"{raw_p50:.2f} ms", "-", None),
+                (f"{case} service p50 (same pages)", f"{again_p50:.2f} ms", "-", None),
                 (
                     f"{case} service / raw SQL p50",
-                    f"{p50 / raw_p50:.2f}",
+                    f"{again_p50 / raw_p50:.2f}",
                     "<= 1.5",
-                    p50 / raw_p50 <= 1.5,
+                    again_p50 / raw_p50 <= 1.5,
                 ),
             ]
         else:
