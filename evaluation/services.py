@@ -9,6 +9,7 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from curation.bulk.write import copy_rows
 from curation.errors import Conflict, field_error, invalid_field
 from curation.itemsets import item_set_resolve
 from curation.jobs import JobCancelled, JobContext, job_cancel, job_create
@@ -155,29 +156,33 @@ def evaluation_delete(*, run: EvaluationRun) -> None:
 
 def _matches_insert(run: EvaluationRun, batch: Sequence[engine.Match]) -> None:
     """COPY the rows (a 1M-item run has millions: row-by-row INSERTs cost minutes)."""
-    table = EvaluationMatch._meta.db_table
     columns = (
-        "run_id, item_id, annotation_id, prediction_id, outcome, label, confidence, iou, error_type"
+        "run_id",
+        "item_id",
+        "annotation_id",
+        "prediction_id",
+        "outcome",
+        "label",
+        "confidence",
+        "iou",
+        "error_type",
     )
-    with (
-        connection.cursor() as cursor,
-        connection.wrap_database_errors,
-        cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
-    ):
-        for m in batch:
-            copy.write_row(
-                (
-                    run.pk,
-                    m.item_id,
-                    m.annotation_id,
-                    m.prediction_id,
-                    m.outcome,
-                    m.label,
-                    m.confidence,
-                    m.iou,
-                    m.error_type or "",
-                )
-            )
+    rows = (
+        (
+            run.pk,
+            m.item_id,
+            m.annotation_id,
+            m.prediction_id,
+            m.outcome,
+            m.label,
+            m.confidence,
+            m.iou,
+            m.error_type or "",
+        )
+        for m in batch
+    )
+    with connection.cursor() as cursor:
+        copy_rows(cursor, EvaluationMatch._meta.db_table, columns, rows)
 
 
 def evaluation_execute(ctx: JobContext) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from django.db import connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from curation.bulk.write import copy_rows
 from curation.errors import invalid_field
 from curation.jobs import JobContext, job_create
 from curation.models import Dataset, Job, JobStatus
@@ -75,25 +76,21 @@ def label_error_scan_create(
 
 def _insert(scan: LabelErrorScan, batch: Sequence[Candidate]) -> None:
     """COPY the rows (a 1M-item scan has hundreds of thousands)."""
-    table = LabelErrorCandidate._meta.db_table
-    columns = "scan_id, item_id, annotation_id, prediction_id, type, score, evidence"
-    with (
-        connection.cursor() as cursor,
-        connection.wrap_database_errors,
-        cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
-    ):
-        for c in batch:
-            copy.write_row(
-                (
-                    scan.pk,
-                    c.item_id,
-                    c.annotation_id,
-                    c.prediction_id,
-                    c.type,
-                    c.score,
-                    json.dumps(c.evidence, separators=(",", ":")),
-                )
-            )
+    columns = ("scan_id", "item_id", "annotation_id", "prediction_id", "type", "score", "evidence")
+    rows = (
+        (
+            scan.pk,
+            c.item_id,
+            c.annotation_id,
+            c.prediction_id,
+            c.type,
+            c.score,
+            json.dumps(c.evidence, separators=(",", ":")),
+        )
+        for c in batch
+    )
+    with connection.cursor() as cursor:
+        copy_rows(cursor, LabelErrorCandidate._meta.db_table, columns, rows)
 
 
 def _sample(item_ids: list[int]) -> list[int]:

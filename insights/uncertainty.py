@@ -21,6 +21,7 @@ from typing import Any
 
 from django.db import connection, transaction
 
+from curation.bulk.write import copy_rows
 from curation.errors import invalid_field
 from curation.jobs import JobContext, job_create
 from curation.models import Dataset, Item, Model, Prediction
@@ -115,29 +116,31 @@ def uncertainty_start(*, dataset: Dataset, user: Any, model_id: Any, enqueue: bo
 
 
 def _insert(model_id: int, rows: Sequence[ItemScores]) -> None:
-    table = ItemUncertainty._meta.db_table
     columns = (
-        "model_id, item_id, predictions, entropy_mean, entropy_max, margin, "
-        "least_confidence, low_confidence"
+        "model_id",
+        "item_id",
+        "predictions",
+        "entropy_mean",
+        "entropy_max",
+        "margin",
+        "least_confidence",
+        "low_confidence",
     )
-    with (
-        connection.cursor() as cursor,
-        connection.wrap_database_errors,
-        cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
-    ):
-        for r in rows:
-            copy.write_row(
-                (
-                    model_id,
-                    r.item_id,
-                    r.predictions,
-                    r.entropy_mean,
-                    r.entropy_max,
-                    r.margin,
-                    r.least_confidence,
-                    r.low_confidence,
-                )
-            )
+    values = (
+        (
+            model_id,
+            r.item_id,
+            r.predictions,
+            r.entropy_mean,
+            r.entropy_max,
+            r.margin,
+            r.least_confidence,
+            r.low_confidence,
+        )
+        for r in rows
+    )
+    with connection.cursor() as cursor:
+        copy_rows(cursor, ItemUncertainty._meta.db_table, columns, values)
 
 
 def uncertainty_execute(ctx: JobContext) -> dict[str, Any]:
