@@ -32,11 +32,13 @@ import os
 import random
 import resource
 import shutil
+import socket
+import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from _setup import report, setup_django
+from _setup import ROOT, report, setup_django
 
 LABELS = ["car", "truck", "bus", "pedestrian", "bicycle", "traffic_light", "sign"]
 WEATHER = ["clear", "rain", "fog", "snow"]
@@ -140,6 +142,66 @@ def folder_ingest(folder: Path, n: int, runs: int) -> tuple[float, float]:
     return best, cpu_best
 
 
+def http_ingest(rows: list[dict], chunk: int) -> tuple[float, float]:
+    """Items/s of the bulk items endpoint end to end, first ingest and re-run: the real
+    web server (gunicorn as `manage.py serve` starts it) on loopback, on the benchmark
+    database, fed by the Python client's items_upsert (`chunk` rows a request, one request
+    after another, as a pipeline would send them)."""
+    import requests
+    from django.conf import settings
+    from django.contrib.auth.models import User
+
+    from curation.management.commands.serve import web_processes_default, web_server_argv
+    from curation.models import Dataset, Item
+    from curation.services import token_create
+    from nucleus.client import NucleusClient, NucleusError
+
+    user, _ = User.objects.get_or_create(username="bench")
+    Dataset.objects.filter(owner=user, name="bench-http").delete()
+    dataset = Dataset.objects.create(owner=user, name="bench-http")
+    token, secret = token_create(user=user, name="bench-http")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    argv = web_server_argv(
+        "127.0.0.1",
+        port,
+        processes=web_processes_default(),
+        threads=settings.NUCLEUS_WEB_THREADS,
+    )
+    # The same environment as this process: the benchmark database, the scratch media.
+    server = subprocess.Popen(argv, cwd=ROOT, env=os.environ.copy())
+    base = f"http://127.0.0.1:{port}"
+    client = NucleusClient(base, token=secret, retries=0)
+    try:
+        # Up once it answers the API (/healthz would say 503: no job workers run here).
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                client.datasets()
+                break
+            except (requests.RequestException, NucleusError):
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit("the web server did not answer within 2 minutes") from None
+                time.sleep(0.5)
+        # Every web process loads the app and opens its database connection before the
+        # measured run: a few quick requests, as many as there are processes and more.
+        for _ in range(4 * web_processes_default()):
+            client.datasets()
+        rates = []
+        for _ in range(2):  # the first ingest, then the same rows again (no changes)
+            start = time.perf_counter()
+            client.items_upsert(dataset.pk, rows, chunk_size=chunk)
+            rates.append(len(rows) / (time.perf_counter() - start))
+        assert Item.objects.filter(dataset=dataset).count() == len(rows)
+    finally:
+        server.terminate()
+        server.wait(60)
+        token.delete()
+        dataset.delete()
+    return rates[0], rates[1]
+
+
 def decode_bound(folder: Path, runs: int) -> float:
     """Images/s of the per-image work alone on the same files: decode, measure, hash,
     perceptual hashes, image quality and thumbnail (curation.media.image_decode) plus the
@@ -223,6 +285,12 @@ def main() -> None:
     parser.add_argument("--folder", type=int, default=300, help="JPEGs to ingest (0: skip)")
     parser.add_argument("--folder-runs", type=int, default=3)
     parser.add_argument(
+        "--http", type=int, default=50_000, help="items sent to the bulk endpoint (0: skip)"
+    )
+    parser.add_argument(
+        "--http-chunk", type=int, default=5_000, help="rows per request (the client's default)"
+    )
+    parser.add_argument(
         "--quality-compare",
         action="store_true",
         help="only the folder figure, image quality at ingest on and off, alternating",
@@ -287,7 +355,11 @@ def main() -> None:
     items = Item.objects.filter(dataset=dataset).count()
     boxes = Annotation.objects.filter(dataset=dataset).count()
     assert items == args.n and boxes == 5 * args.n, (items, boxes)
+    dataset.delete()
     print(f"{args.n} items, {boxes} boxes; batch {args.batch}")
+    http: tuple[float, float] | None = None
+    if args.http:
+        http = http_ingest(make_rows(args.http, seed=1), args.http_chunk)
     report(
         [
             (
@@ -310,6 +382,19 @@ def main() -> None:
             ),
             ("re-run (no changes), items/s", f"{args.n / again:,.0f}", "-", None),
         ]
+        + (
+            []
+            if http is None
+            else [
+                (
+                    f"HTTP bulk endpoint, {args.http:,} items, {args.http_chunk:,} a request",
+                    f"{http[0]:,.0f}",
+                    ">= 20,000",
+                    http[0] >= 20_000,
+                ),
+                ("  re-run over HTTP (no changes), items/s", f"{http[1]:,.0f}", "-", None),
+            ]
+        )
         + (
             []
             if folder_rate is None
@@ -336,7 +421,6 @@ def main() -> None:
             ]
         )
     )
-    dataset.delete()
     shutil.rmtree(scratch, ignore_errors=True)
 
 
