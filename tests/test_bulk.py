@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from curation.bulk.validate import Media, clean_item_record
+from curation.bulk.validate import Media, clean_item_record, derived_id
 from curation.bulk.write import items_upsert, records_write, shapes_upsert
 from curation.errors import InvalidInput
 from curation.models import Annotation, Dataset, Item, Model, Prediction
@@ -265,3 +265,23 @@ def test_new_items_get_ids_in_the_order_they_were_sent(dataset: Dataset) -> None
         Item.objects.filter(dataset=dataset).order_by("id").values_list("reference_id", flat=True)
     )
     assert list(by_id) == ["c", "a", "b", "z", "y", "x"]
+
+
+def test_ids_derived_for_shapes_without_one_are_spelt_as_they_always_were(
+    dataset: Dataset,
+) -> None:
+    # The stored JSON is orjson's (0.00001), the id is hashed from the standard library's
+    # spelling (1e-05): a shape sent again after the encoder changed keeps its id.
+    data = [{"reference_id": "x", "annotations": [{"label": "car", "geometry": box(x=1e-05)}]}]
+    items_upsert(dataset=dataset, rows=data)
+    ann = Annotation.objects.get(dataset=dataset)
+    geometry = '{"x":1e-05,"y":2.0,"width":3.0,"height":4.0}'
+    assert ann.annotation_id == derived_id("x", "box", "car", geometry)
+    assert ann.geometry == box(x=1e-05)
+
+
+def test_json_that_orjson_refuses_is_written_as_before(dataset: Dataset) -> None:
+    # Past 64 bits, and keys that are not strings: the standard library's encoder takes them.
+    big = {"reference_id": "x", "metadata": {"n": 2**70, "m": {1: "one"}}}
+    items_upsert(dataset=dataset, rows=[big])
+    assert Item.objects.get(dataset=dataset).metadata == {"n": 2**70, "m": {"1": "one"}}
