@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
+from unittest.mock import patch
 
 import pytest
+from django.db import connection
 
 from curation.bulk.validate import Media, clean_item_record, derived_id
 from curation.bulk.write import items_upsert, records_write, shapes_upsert
@@ -285,3 +288,18 @@ def test_json_that_orjson_refuses_is_written_as_before(dataset: Dataset) -> None
     big = {"reference_id": "x", "metadata": {"n": 2**70, "m": {1: "one"}}}
     items_upsert(dataset=dataset, rows=[big])
     assert Item.objects.get(dataset=dataset).metadata == {"n": 2**70, "m": {"1": "one"}}
+
+
+def test_copied_rows_are_stamped_with_the_time_of_the_write(dataset: Dataset) -> None:
+    # COPY takes the time as text: the instant must survive a session in another zone.
+    when = datetime(2026, 3, 1, 12, 30, 15, 250_000, tzinfo=UTC)
+    with connection.cursor() as cursor:
+        cursor.execute("SET TIME ZONE 'Pacific/Kiritimati'")  # UTC+14
+    with patch("curation.bulk.write.timezone.now", return_value=when):
+        records_write(dataset=dataset, records=[clean_item_record(rows(1)[0], media=media(0))])
+    with connection.cursor() as cursor:
+        cursor.execute("SET TIME ZONE 'UTC'")  # as Django reads timestamps
+    item = Item.objects.get(dataset=dataset)
+    annotation = Annotation.objects.get(dataset=dataset)
+    assert (item.created, item.updated) == (when, when)
+    assert (annotation.created, annotation.updated) == (when, when)
