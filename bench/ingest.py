@@ -5,6 +5,11 @@ Target (DESIGN.md): >= 20,000 items/s. Measures the same path ingest and the API
 row validation (curation.bulk.validate.clean_item_record) plus the COPY-based upsert
 (curation.bulk.write.records_write), in batches, on the embedded PostgreSQL.
 
+The HTTP figure (items/s) is the path a pipeline feels: the real web server (gunicorn, as
+`manage.py serve` starts it) on loopback, on the benchmark database, and the Python client
+(nucleus.client.NucleusClient.items_upsert) sending --http rows of the same shape,
+--http-chunk rows a request, one request after another; then the same rows again.
+
 The folder figure (images/s) runs the real ingest job (curation/ingest/jobs.py) over a
 folder of generated 800x600 JPEGs: read, decode, measure, perceptual hashes, image
 quality, thumbnail, store, write. It is what the per-image work at ingest costs; the
@@ -16,6 +21,7 @@ disturbs far less than wall time. Beside it, the bound: the same per-image work
 job's number of threads (target: the folder ingest at >= 0.9 of it).
 
     .venv/bin/python bench/ingest.py [--n 100000] [--batch 10000] [--folder 300]
+        [--http 50000] [--http-chunk 5000]
     .venv/bin/python bench/ingest.py --quality-compare [--folder 300] [--folder-runs 3]
 
 --quality-compare measures only the folder figure, with image quality at ingest on and off
@@ -315,7 +321,9 @@ def main() -> None:
             scratch / "import" / "jpegs", args.folder, args.folder_runs
         )
         bound = decode_bound(scratch / "import" / "jpegs", args.folder_runs)
+    import psutil
     from django.contrib.auth.models import User
+    from django.db import connection
 
     from curation.bulk.validate import Media, clean_item_record
     from curation.bulk.write import records_write
@@ -327,11 +335,24 @@ def main() -> None:
     rows = make_rows(args.n)
 
     phases = {"validate": 0.0, "write": 0.0}
+    # CPU time an item, which other work on a shared machine disturbs far less than wall
+    # time: this process validating, this process writing (building and sending the
+    # rows), and the database server's backend that runs the statements.
+    cpu = {"validate": 0.0, "client": 0.0, "database": 0.0}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = psutil.Process(cursor.fetchone()[0])
+
+    def backend_cpu() -> float:
+        times = backend.cpu_times()
+        return float(times.user + times.system)
 
     def run() -> float:
         phases.update(validate=0.0, write=0.0)
+        cpu.update(validate=0.0, client=0.0, database=-backend_cpu())
         start = time.perf_counter()
         for offset in range(0, len(rows), args.batch):
+            c0 = _cpu()
             records = []
             for i, raw in enumerate(rows[offset : offset + args.batch], start=offset):
                 media = Media(
@@ -344,13 +365,17 @@ def main() -> None:
                     byte_size=50_000,
                 )
                 records.append(clean_item_record(raw, media=media))
-            t = time.perf_counter()
+            t, c1 = time.perf_counter(), _cpu()
             records_write(dataset=dataset, records=records)
             phases["write"] += time.perf_counter() - t
+            cpu["validate"] += c1 - c0
+            cpu["client"] += _cpu() - c1
+        cpu["database"] += backend_cpu()
         return time.perf_counter() - start
 
     first = run()
     first_phases = dict(phases, validate=first - phases["write"])
+    first_cpu = dict(cpu)
     again = run()  # idempotent re-run: nothing changes
     items = Item.objects.filter(dataset=dataset).count()
     boxes = Annotation.objects.filter(dataset=dataset).count()
@@ -380,7 +405,19 @@ def main() -> None:
                 "-",
                 None,
             ),
+            (
+                "  CPU an item, us: validation / client writing / database",
+                " / ".join(f"{first_cpu[k] / args.n * 1e6:.0f}" for k in cpu),
+                "-",
+                None,
+            ),
             ("re-run (no changes), items/s", f"{args.n / again:,.0f}", "-", None),
+            (
+                "  CPU an item, us: validation / client writing / database",
+                " / ".join(f"{cpu[k] / args.n * 1e6:.0f}" for k in cpu),
+                "-",
+                None,
+            ),
         ]
         + (
             []
