@@ -5,6 +5,11 @@ Target (DESIGN.md): >= 20,000 items/s. Measures the same path ingest and the API
 row validation (curation.bulk.validate.clean_item_record) plus the COPY-based upsert
 (curation.bulk.write.records_write), in batches, on the embedded PostgreSQL.
 
+The HTTP figure (items/s) is the path a pipeline feels: the real web server (gunicorn, as
+`manage.py serve` starts it) on loopback, on the benchmark database, and the Python client
+(nucleus.client.NucleusClient.items_upsert) sending --http rows of the same shape,
+--http-chunk rows a request, one request after another; then the same rows again.
+
 The folder figure (images/s) runs the real ingest job (curation/ingest/jobs.py) over a
 folder of generated 800x600 JPEGs: read, decode, measure, perceptual hashes, image
 quality, thumbnail, store, write. It is what the per-image work at ingest costs; the
@@ -16,6 +21,7 @@ disturbs far less than wall time. Beside it, the bound: the same per-image work
 job's number of threads (target: the folder ingest at >= 0.9 of it).
 
     .venv/bin/python bench/ingest.py [--n 100000] [--batch 10000] [--folder 300]
+        [--http 50000] [--http-chunk 5000]
     .venv/bin/python bench/ingest.py --quality-compare [--folder 300] [--folder-runs 3]
 
 --quality-compare measures only the folder figure, with image quality at ingest on and off
@@ -32,11 +38,13 @@ import os
 import random
 import resource
 import shutil
+import socket
+import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from _setup import report, setup_django
+from _setup import ROOT, report, setup_django
 
 LABELS = ["car", "truck", "bus", "pedestrian", "bicycle", "traffic_light", "sign"]
 WEATHER = ["clear", "rain", "fog", "snow"]
@@ -140,6 +148,66 @@ def folder_ingest(folder: Path, n: int, runs: int) -> tuple[float, float]:
     return best, cpu_best
 
 
+def http_ingest(rows: list[dict], chunk: int) -> tuple[float, float]:
+    """Items/s of the bulk items endpoint end to end, first ingest and re-run: the real
+    web server (gunicorn as `manage.py serve` starts it) on loopback, on the benchmark
+    database, fed by the Python client's items_upsert (`chunk` rows a request, one request
+    after another, as a pipeline would send them)."""
+    import requests
+    from django.conf import settings
+    from django.contrib.auth.models import User
+
+    from curation.management.commands.serve import web_processes_default, web_server_argv
+    from curation.models import Dataset, Item
+    from curation.services import token_create
+    from nucleus.client import NucleusClient, NucleusError
+
+    user, _ = User.objects.get_or_create(username="bench")
+    Dataset.objects.filter(owner=user, name="bench-http").delete()
+    dataset = Dataset.objects.create(owner=user, name="bench-http")
+    token, secret = token_create(user=user, name="bench-http")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    argv = web_server_argv(
+        "127.0.0.1",
+        port,
+        processes=web_processes_default(),
+        threads=settings.NUCLEUS_WEB_THREADS,
+    )
+    # The same environment as this process: the benchmark database, the scratch media.
+    server = subprocess.Popen(argv, cwd=ROOT, env=os.environ.copy())
+    base = f"http://127.0.0.1:{port}"
+    client = NucleusClient(base, token=secret, retries=0)
+    try:
+        # Up once it answers the API (/healthz would say 503: no job workers run here).
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                client.datasets()
+                break
+            except (requests.RequestException, NucleusError):
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit("the web server did not answer within 2 minutes") from None
+                time.sleep(0.5)
+        # Every web process loads the app and opens its database connection before the
+        # measured run: a few quick requests, as many as there are processes and more.
+        for _ in range(4 * web_processes_default()):
+            client.datasets()
+        rates = []
+        for _ in range(2):  # the first ingest, then the same rows again (no changes)
+            start = time.perf_counter()
+            client.items_upsert(dataset.pk, rows, chunk_size=chunk)
+            rates.append(len(rows) / (time.perf_counter() - start))
+        assert Item.objects.filter(dataset=dataset).count() == len(rows)
+    finally:
+        server.terminate()
+        server.wait(60)
+        token.delete()
+        dataset.delete()
+    return rates[0], rates[1]
+
+
 def decode_bound(folder: Path, runs: int) -> float:
     """Images/s of the per-image work alone on the same files: decode, measure, hash,
     perceptual hashes, image quality and thumbnail (curation.media.image_decode) plus the
@@ -223,6 +291,12 @@ def main() -> None:
     parser.add_argument("--folder", type=int, default=300, help="JPEGs to ingest (0: skip)")
     parser.add_argument("--folder-runs", type=int, default=3)
     parser.add_argument(
+        "--http", type=int, default=50_000, help="items sent to the bulk endpoint (0: skip)"
+    )
+    parser.add_argument(
+        "--http-chunk", type=int, default=5_000, help="rows per request (the client's default)"
+    )
+    parser.add_argument(
         "--quality-compare",
         action="store_true",
         help="only the folder figure, image quality at ingest on and off, alternating",
@@ -247,7 +321,9 @@ def main() -> None:
             scratch / "import" / "jpegs", args.folder, args.folder_runs
         )
         bound = decode_bound(scratch / "import" / "jpegs", args.folder_runs)
+    import psutil
     from django.contrib.auth.models import User
+    from django.db import connection
 
     from curation.bulk.validate import Media, clean_item_record
     from curation.bulk.write import records_write
@@ -259,11 +335,24 @@ def main() -> None:
     rows = make_rows(args.n)
 
     phases = {"validate": 0.0, "write": 0.0}
+    # CPU time an item, which other work on a shared machine disturbs far less than wall
+    # time: this process validating, this process writing (building and sending the
+    # rows), and the database server's backend that runs the statements.
+    cpu = {"validate": 0.0, "client": 0.0, "database": 0.0}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = psutil.Process(cursor.fetchone()[0])
+
+    def backend_cpu() -> float:
+        times = backend.cpu_times()
+        return float(times.user + times.system)
 
     def run() -> float:
         phases.update(validate=0.0, write=0.0)
+        cpu.update(validate=0.0, client=0.0, database=-backend_cpu())
         start = time.perf_counter()
         for offset in range(0, len(rows), args.batch):
+            c0 = _cpu()
             records = []
             for i, raw in enumerate(rows[offset : offset + args.batch], start=offset):
                 media = Media(
@@ -276,18 +365,26 @@ def main() -> None:
                     byte_size=50_000,
                 )
                 records.append(clean_item_record(raw, media=media))
-            t = time.perf_counter()
+            t, c1 = time.perf_counter(), _cpu()
             records_write(dataset=dataset, records=records)
             phases["write"] += time.perf_counter() - t
+            cpu["validate"] += c1 - c0
+            cpu["client"] += _cpu() - c1
+        cpu["database"] += backend_cpu()
         return time.perf_counter() - start
 
     first = run()
     first_phases = dict(phases, validate=first - phases["write"])
+    first_cpu = dict(cpu)
     again = run()  # idempotent re-run: nothing changes
     items = Item.objects.filter(dataset=dataset).count()
     boxes = Annotation.objects.filter(dataset=dataset).count()
     assert items == args.n and boxes == 5 * args.n, (items, boxes)
+    dataset.delete()
     print(f"{args.n} items, {boxes} boxes; batch {args.batch}")
+    http: tuple[float, float] | None = None
+    if args.http:
+        http = http_ingest(make_rows(args.http, seed=1), args.http_chunk)
     report(
         [
             (
@@ -308,8 +405,33 @@ def main() -> None:
                 "-",
                 None,
             ),
+            (
+                "  CPU an item, us: validation / client writing / database",
+                " / ".join(f"{first_cpu[k] / args.n * 1e6:.0f}" for k in cpu),
+                "-",
+                None,
+            ),
             ("re-run (no changes), items/s", f"{args.n / again:,.0f}", "-", None),
+            (
+                "  CPU an item, us: validation / client writing / database",
+                " / ".join(f"{cpu[k] / args.n * 1e6:.0f}" for k in cpu),
+                "-",
+                None,
+            ),
         ]
+        + (
+            []
+            if http is None
+            else [
+                (
+                    f"HTTP bulk endpoint, {args.http:,} items, {args.http_chunk:,} a request",
+                    f"{http[0]:,.0f}",
+                    ">= 20,000",
+                    http[0] >= 20_000,
+                ),
+                ("  re-run over HTTP (no changes), items/s", f"{http[1]:,.0f}", "-", None),
+            ]
+        )
         + (
             []
             if folder_rate is None
@@ -336,7 +458,6 @@ def main() -> None:
             ]
         )
     )
-    dataset.delete()
     shutil.rmtree(scratch, ignore_errors=True)
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
+from unittest.mock import patch
 
 import pytest
+from django.db import connection
 
-from curation.bulk.validate import Media, clean_item_record
+from curation.bulk.validate import Media, clean_item_record, derived_id
 from curation.bulk.write import items_upsert, records_write, shapes_upsert
 from curation.errors import InvalidInput
 from curation.models import Annotation, Dataset, Item, Model, Prediction
@@ -265,3 +268,38 @@ def test_new_items_get_ids_in_the_order_they_were_sent(dataset: Dataset) -> None
         Item.objects.filter(dataset=dataset).order_by("id").values_list("reference_id", flat=True)
     )
     assert list(by_id) == ["c", "a", "b", "z", "y", "x"]
+
+
+def test_ids_derived_for_shapes_without_one_are_spelt_as_they_always_were(
+    dataset: Dataset,
+) -> None:
+    # The stored JSON is orjson's (0.00001), the id is hashed from the standard library's
+    # spelling (1e-05): a shape sent again after the encoder changed keeps its id.
+    data = [{"reference_id": "x", "annotations": [{"label": "car", "geometry": box(x=1e-05)}]}]
+    items_upsert(dataset=dataset, rows=data)
+    ann = Annotation.objects.get(dataset=dataset)
+    geometry = '{"x":1e-05,"y":2.0,"width":3.0,"height":4.0}'
+    assert ann.annotation_id == derived_id("x", "box", "car", geometry)
+    assert ann.geometry == box(x=1e-05)
+
+
+def test_json_that_orjson_refuses_is_written_as_before(dataset: Dataset) -> None:
+    # Past 64 bits, and keys that are not strings: the standard library's encoder takes them.
+    big = {"reference_id": "x", "metadata": {"n": 2**70, "m": {1: "one"}}}
+    items_upsert(dataset=dataset, rows=[big])
+    assert Item.objects.get(dataset=dataset).metadata == {"n": 2**70, "m": {"1": "one"}}
+
+
+def test_copied_rows_are_stamped_with_the_time_of_the_write(dataset: Dataset) -> None:
+    # COPY takes the time as text: the instant must survive a session in another zone.
+    when = datetime(2026, 3, 1, 12, 30, 15, 250_000, tzinfo=UTC)
+    with connection.cursor() as cursor:
+        cursor.execute("SET TIME ZONE 'Pacific/Kiritimati'")  # UTC+14
+    with patch("curation.bulk.write.timezone.now", return_value=when):
+        records_write(dataset=dataset, records=[clean_item_record(rows(1)[0], media=media(0))])
+    with connection.cursor() as cursor:
+        cursor.execute("SET TIME ZONE 'UTC'")  # as Django reads timestamps
+    item = Item.objects.get(dataset=dataset)
+    annotation = Annotation.objects.get(dataset=dataset)
+    assert (item.created, item.updated) == (when, when)
+    assert (annotation.created, annotation.updated) == (when, when)

@@ -495,3 +495,59 @@ def test_a_line_postgresql_cannot_store_is_an_item_error_and_the_rest_land(
         (7, "deep", "metadata.x" + "[0]" * 62 + ": is nested deeper than 64 levels"),
         (8, None, "is nested deeper than 64 levels"),
     ]
+
+
+def test_chunks_read_ahead_all_land_and_a_rerun_changes_nothing(
+    dataset: Dataset, alice: Any, import_root: Path, settings: Any
+) -> None:
+    # Two records a chunk: each chunk's images are read while the one before is written.
+    settings.NUCLEUS_INGEST_CHUNK = 2
+    rows = []
+    for i in range(5):
+        write_image(import_root / "ahead" / f"{i}.jpg")
+        rows.append(
+            {
+                "reference_id": f"r{i}",
+                "image": f"{i}.jpg",
+                "annotations": [{"id": f"a{i}", "label": "car", "geometry": BOX}],
+            }
+        )
+    source = {"type": "manifest", "path": str(_manifest(import_root / "ahead" / "m.jsonl", rows))}
+
+    first = _run(dataset, alice, source)
+    again = _run(dataset, alice, source)
+
+    assert first.status == JobStatus.SUCCEEDED, first.message
+    assert (first.result["created"], first.result["annotations_written"]) == (5, 5)
+    assert sorted(Item.objects.filter(dataset=dataset).values_list("reference_id", flat=True)) == [
+        f"r{i}" for i in range(5)
+    ]
+    assert all(item.media_key for item in Item.objects.filter(dataset=dataset))
+    assert (again.result["created"], again.result["unchanged"]) == (0, 5)
+    assert again.result["annotations_written"] == 0
+
+
+def test_a_chunk_sees_what_the_chunk_before_it_wrote(
+    dataset: Dataset, alice: Any, import_root: Path, settings: Any
+) -> None:
+    # One record a chunk: the second names the item the first one creates, so it is not
+    # read ahead; its box is checked against the 64x48 image the first one stored.
+    settings.NUCLEUS_INGEST_CHUNK = 1
+    write_image(import_root / "seq" / "one.jpg")
+    path = _manifest(
+        import_root / "seq" / "m.jsonl",
+        [
+            {"reference_id": "one", "image": "one.jpg"},
+            {
+                "reference_id": "one",
+                "annotations": [
+                    {"label": "dog", "geometry": {"x": 70, "y": 0, "width": 5, "height": 5}}
+                ],
+            },
+        ],
+    )
+
+    job = _run(dataset, alice, {"type": "manifest", "path": str(path)})
+
+    assert [e["line"] for e in job.errors] == [2]
+    assert not Annotation.objects.filter(dataset=dataset).exists()

@@ -81,6 +81,16 @@ def copy_rows(
             copy.write_row(row)
 
 
+def copy_now() -> str:
+    """The time now, as the text a COPY of `created` and `updated` columns takes.
+
+    Text, not a datetime: psycopg formats a datetime for COPY in Python, 1.6 us a value,
+    which was half the client's CPU in a bulk write (two columns, six rows an item); the
+    same instant as text costs it next to nothing, and PostgreSQL reads it the same.
+    """
+    return timezone.now().isoformat()
+
+
 def _item_tuple(r: ItemRecord) -> tuple[Any, ...]:
     m = r.media
     if m is None:
@@ -130,7 +140,7 @@ def _insert_new_items(
         if cursor.fetchone()[0]:
             return False
         ids = dict(zip(order, _reserve_ids(cursor, len(order)), strict=True))
-        now = timezone.now()
+        now = copy_now()
         try:
             with transaction.atomic():  # a savepoint: a unique violation undoes only this
                 copy_rows(
@@ -338,7 +348,7 @@ def _copy_new_shapes(table: str, columns: list[str], rows: Iterable[tuple[Any, .
     Used when every row belongs to an item created in this batch: its ids are then almost
     always new, and COPY costs half of the staging-table upsert.
     """
-    now = timezone.now()
+    now = copy_now()
     try:
         with transaction.atomic(), connection.cursor() as cursor:
             copy_rows(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 from collections.abc import Iterable
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -79,12 +79,20 @@ def _storable_record(record: SourceRecord) -> SourceRecord:
     return record
 
 
-def _chunk_prepare(
+@dataclass
+class _Started:
+    """A chunk whose media are being read and stored on the pool's threads."""
+
+    chunk: list[SourceRecord]
+    stored: dict[str, _Stored]
+    futures: dict[int, Future[Media]]
+
+
+def _chunk_start(
     dataset: Dataset, chunk: list[SourceRecord], *, pool: Executor, trusted: bool
-) -> tuple[list[ItemRecord], list[dict[str, Any]]]:
-    """Read, store and validate one chunk: its clean item records and its per-item errors."""
+) -> _Started:
+    """Look up what the dataset holds for a chunk and queue its media on the pool."""
     chunk = [_storable_record(r) for r in chunk]
-    errors: list[dict[str, Any]] = []
     # Only records without an error: a bad one's reference id may be unsendable.
     stored = _stored(dataset, {r.reference_id for r in chunk if r.reference_id and r.error is None})
     futures = {
@@ -94,6 +102,14 @@ def _chunk_prepare(
         for r in chunk
         if r.error is None and r.location is not None
     }
+    return _Started(chunk, stored, futures)
+
+
+def _chunk_finish(started: _Started) -> tuple[list[ItemRecord], list[dict[str, Any]]]:
+    """Wait for a started chunk's media and validate it: its clean item records and its
+    per-item errors."""
+    chunk, stored, futures = started.chunk, started.stored, started.futures
+    errors: list[dict[str, Any]] = []
     records: dict[str, ItemRecord] = {}
     for record in chunk:
         if record.error is not None:
@@ -117,6 +133,11 @@ def _chunk_prepare(
         # A reference id twice in one chunk: the later row wins, as it would across chunks.
         records[item.reference_id] = item
     return list(records.values()), errors
+
+
+def _shares_items(chunk: list[SourceRecord], other: list[SourceRecord]) -> bool:
+    refs = {r.reference_id for r in other}
+    return any(r.reference_id in refs for r in chunk)
 
 
 _COUNTS = ("created", "updated", "unchanged", "annotations_written", "predictions_written")
@@ -143,25 +164,46 @@ def ingest_run(ctx: JobContext) -> dict[str, Any]:
     counts = {key: 0 for key in _COUNTS} | dict(ctx.state.get("counts", {}))
     pending = source.preamble_errors() if position == 0 else []
     records_iter = source.records(position)
+    size = settings.NUCLEUS_INGEST_CHUNK
     with ThreadPoolExecutor(MEDIA_THREADS, thread_name_prefix="ingest-media") as pool:
-        while chunk := list(itertools.islice(records_iter, settings.NUCLEUS_INGEST_CHUNK)):
-            records, errors = _chunk_prepare(dataset, chunk, pool=pool, trusted=trusted)
-            position += len(chunk)
-            state: dict[str, Any] = {"position": position, "counts": dict(counts)}
-            if chunk[-1].cursor is not None:
-                state["after"] = chunk[-1].cursor
-            with (
-                ctx.checkpoint(done=position, state=state, errors=pending + errors),
-                change_context(
-                    user=ctx.job.created_by, source=ChangeSource.INGEST, job_id=ctx.job.pk
-                ),
-            ):
-                result = records_write(dataset=dataset, records=records)
-                # checkpoint() saves `state` when the block ends: the counts committed
-                # with these rows include them, and a resumed run starts from them.
-                _count(state["counts"], result)
+        chunk = list(itertools.islice(records_iter, size))
+        started = _chunk_start(dataset, chunk, pool=pool, trusted=trusted) if chunk else None
+        while started is not None:
+            # The next chunk's media go on the pool before this chunk's rows are written, so
+            # the threads decode on while the database writes, and no chunk ends with idle
+            # threads waiting for its slowest image. Not when it repeats a reference id of
+            # this chunk: what it finds stored must be what this chunk writes.
+            following = list(itertools.islice(records_iter, size))
+            ahead = None
+            if following and not _shares_items(following, chunk):
+                ahead = _chunk_start(dataset, following, pool=pool, trusted=trusted)
+            try:
+                records, errors = _chunk_finish(started)
+                position += len(chunk)
+                state: dict[str, Any] = {"position": position, "counts": dict(counts)}
+                if chunk[-1].cursor is not None:
+                    state["after"] = chunk[-1].cursor
+                with (
+                    ctx.checkpoint(done=position, state=state, errors=pending + errors),
+                    change_context(
+                        user=ctx.job.created_by, source=ChangeSource.INGEST, job_id=ctx.job.pk
+                    ),
+                ):
+                    result = records_write(dataset=dataset, records=records)
+                    # checkpoint() saves `state` when the block ends: the counts committed
+                    # with these rows include them, and a resumed run starts from them.
+                    _count(state["counts"], result)
+            except BaseException:
+                # A failed or cancelled chunk: the one read ahead stops where it is (a
+                # resumed run reads it again from the last checkpoint).
+                for future in ahead.futures.values() if ahead else ():
+                    future.cancel()
+                raise
             counts = state["counts"]
             pending = []
+            if ahead is None and following:
+                ahead = _chunk_start(dataset, following, pool=pool, trusted=trusted)
+            chunk, started = following, ahead
     if pending:  # a source with no records, only errors (e.g. COCO annotations of no image)
         with ctx.checkpoint(
             done=position, state={"position": position, "counts": counts}, errors=pending

@@ -172,7 +172,7 @@ class ManifestSource:
             origin = f"{name}:{number}"
             try:
                 # Nesting too deep fails here; its text is checked with every other
-                # record's, in _chunk_prepare.
+                # record's, in _chunk_start.
                 raw = json_loads(line.decode("utf-8-sig") if number == 1 else line, check=False)
             except Unstorable as exc:
                 yield SourceRecord(None, {}, None, origin, number, exc.message)

@@ -330,6 +330,32 @@ def web_processes_default() -> int:
     return min(2 * (cores or 1) + 1, 17)
 
 
+def web_server_argv(host: str, port: int, *, processes: int, threads: int) -> list[str]:
+    """The web server's command line (gunicorn, gthread workers); bench/ingest.py starts
+    the same one."""
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "nucleus.wsgi:application",
+        "--bind",
+        _bind_address(host, port),
+        "--workers",
+        str(processes),
+        "--threads",
+        str(threads),
+        "--worker-class",
+        "gthread",
+        # Bulk uploads of 10,000 rows and big manifests take a while.
+        "--timeout",
+        "300",
+        "--graceful-timeout",
+        "10",
+        "--log-level",
+        "warning",
+    ]
+
+
 class Command(BaseCommand):
     help = (
         "Bootstrap the database, then run the job workers and the web server until Ctrl-C. "
@@ -406,27 +432,9 @@ class Command(BaseCommand):
         commands.append(
             (
                 "web server",
-                [
-                    python,
-                    "-m",
-                    "gunicorn",
-                    "nucleus.wsgi:application",
-                    "--bind",
-                    _bind_address(host, port),
-                    "--workers",
-                    str(options["web_processes"]),
-                    "--threads",
-                    str(options["threads"]),
-                    "--worker-class",
-                    "gthread",
-                    # Bulk uploads of 10,000 rows and big manifests take a while.
-                    "--timeout",
-                    "300",
-                    "--graceful-timeout",
-                    "10",
-                    "--log-level",
-                    "warning",
-                ],
+                web_server_argv(
+                    host, port, processes=options["web_processes"], threads=options["threads"]
+                ),
             )
         )
         supervisor = Supervisor(commands, cwd=Path(settings.BASE_DIR), say=self._say)
