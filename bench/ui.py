@@ -81,9 +81,9 @@ def main() -> None:
         )
         rows.append((f"{name}: p50", f"{p50:.0f} ms", f"<= {TARGET_MS:.0f} ms", p50 <= TARGET_MS))
     # The facet sidebar is its own request (the page asks for it once it has loaded); it
-    # counts the view (exactly up to 20,000 items, else a sample restricted to the view)
-    # when the cache is cold, then serves the cached figures. No target of its own in
-    # DESIGN.md: it is off the grid's critical path.
+    # counts the view (exactly up to 5,000 items, else a sample restricted to the view)
+    # when the cache is cold, then serves the cached figures. Off the grid's critical
+    # path; its cold figure has a target of its own (the performance issue's, 300 ms).
     for name, url in pages.items():
         panel = url.replace(f"/datasets/{dataset.pk}/", f"/datasets/{dataset.pk}/facets", 1)
         cache.clear()
@@ -95,7 +95,14 @@ def main() -> None:
             start = time.perf_counter()
             client.get(panel)
             times.append((time.perf_counter() - start) * 1000)
-        rows.append((f"facet sidebar, {name}: cold", f"{cold:.0f} ms", "-", None))
+        rows.append(
+            (
+                f"facet sidebar, {name}: cold",
+                f"{cold:.0f} ms",
+                f"<= {TARGET_MS:.0f} ms",
+                cold <= TARGET_MS,
+            )
+        )
         rows.append(
             (
                 f"facet sidebar, {name}: p50 (cached)",

@@ -268,6 +268,49 @@ class Prediction(models.Model):
         return f"{self.kind}:{self.label}@{self.confidence:.2f}"
 
 
+class ShapeCount(models.Model):
+    """How many shapes an item has, per label, per geometry kind and in all: of its
+    annotations (`source` 0) or of one model's predictions (`source` = the model's id).
+
+    Written only by PostgreSQL triggers on Annotation and Prediction (curation.shape_counts),
+    in the statement that changes the shapes, so every write path (API, bulk COPY, the
+    ORM's cascades, raw SQL) keeps it true; a row whose count reaches 0 is deleted. The
+    query language reads it for count conditions (``annotations.car >= 2`` is a range
+    scan of its primary key), the facet sidebar for boxes per item.
+    """
+
+    class Dim(models.IntegerChoices):
+        TOTAL = 0  # key ""
+        LABEL = 1  # key: the label
+        KIND = 2  # key: the geometry kind
+
+    # The primary key is the one index (every index costs bulk writes): count conditions
+    # scan a (dataset, source, dim, key) range in item order, index-only, merge-joining
+    # with the dataset's items without a sort; per-item lookups name the key too (or let
+    # PostgreSQL skip over the few keys). Migration 0010 adds INCLUDE (n) to it, so that
+    # `n >= 2` is checked in the index.
+    pk = models.CompositePrimaryKey("dataset", "source", "dim", "key", "item")
+    # No FK constraints (like Annotation.dataset): the triggers keep the rows in step with
+    # the shapes, and a deferred check per row would cost bulk writes a lookup each.
+    item = models.ForeignKey(
+        Item, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    dataset = models.ForeignKey(
+        Dataset,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    source = models.BigIntegerField()  # 0: annotations; else a Model's id
+    dim = models.SmallIntegerField(choices=Dim.choices)
+    key = models.CharField(max_length=256)
+    n = models.IntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.item_id}:{self.source}:{self.key}={self.n}"
+
+
 class Slice(models.Model):
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="slices")
     name = models.CharField(max_length=200)

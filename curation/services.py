@@ -28,6 +28,7 @@ from curation.models import (
     Model,
     Prediction,
     Role,
+    ShapeCount,
     Slice,
     SliceItem,
     SliceVersion,
@@ -35,6 +36,7 @@ from curation.models import (
     Tag,
 )
 from curation.selectors import item_ids_for
+from curation.shape_counts import shape_counts_off
 
 MAX_NAME_LENGTH = 200
 # Export jobs one user may have queued or running at once, over all datasets: any viewer
@@ -156,6 +158,7 @@ def dataset_delete(*, dataset: Dataset) -> None:
     big_tables: list[models.QuerySet[Any]] = [
         AnnotationChange.objects.filter(dataset=dataset),
         AnnotationEvent.objects.filter(dataset=dataset),
+        ShapeCount.objects.filter(dataset=dataset),
         Prediction.objects.filter(model__in=Model.objects.filter(dataset=dataset).values("pk")),
         Annotation.objects.filter(dataset=dataset),
         SliceVersionItem.objects.filter(
@@ -167,8 +170,9 @@ def dataset_delete(*, dataset: Dataset) -> None:
         Job.objects.filter(dataset=dataset),
     ]
     # The annotations' history goes with them: recording a million deletions only to
-    # delete them the next moment would double the cost of the delete.
-    with history_off():
+    # delete them the next moment would double the cost of the delete. So do their
+    # counts: the triggers would decrement a count per deleted shape, then delete it.
+    with history_off(), shape_counts_off():
         for rows in big_tables:
             # _raw_delete: one DELETE ... WHERE, without the cascade's collecting (these
             # tables' children are already gone) and without signals (none are used).

@@ -5,7 +5,7 @@ Annotation labels are exact: selectors.dataset_labels reads one entry of the (da
 label) index per distinct label, however many annotations there are, and a label used in
 a query is looked up by itself, so one past the listed ones is still found. Metadata keys
 and prediction labels have no such index; they come from the same sample that the facets
-count (curation.facets.sample_basis: every item up to 20,000, a block sample past that),
+count (curation.facets.sample_basis: every item up to 5,000, a block sample past that),
 and warnings about them say so. The sampled part is cached like the facets.
 """
 

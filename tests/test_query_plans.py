@@ -79,7 +79,10 @@ def shared_dataset(django_db_blocker: Any) -> Iterator[Dataset]:
         ]
         records_write(dataset=dataset, records=records)
         with connection.cursor() as cursor:
-            cursor.execute("ANALYZE curation_item, curation_annotation, curation_prediction")
+            cursor.execute(
+                "ANALYZE curation_item, curation_annotation, curation_prediction,"
+                " curation_shapecount"
+            )
         yield dataset
         transaction.set_rollback(True)
 
@@ -106,14 +109,17 @@ def test_it_answers_metadata_equality_from_the_gin_index(dataset: Dataset, text:
 @pytest.mark.parametrize(
     ("text", "table"),
     [
-        ("annotations.l7 >= 1", "curation_annotation"),
-        ("annotations.l7 = 0", "curation_annotation"),
-        ("annotations.l7 >= 2", "curation_annotation"),
-        ("annotations.l7 + annotations.l8 >= 3", "curation_annotation"),
+        # counts: the per-item ShapeCount rows
+        ("annotations.l7 >= 1", "curation_shapecount"),
+        ("annotations.l7 = 0", "curation_shapecount"),
+        ("annotations.l7 >= 2", "curation_shapecount"),
+        ("annotations.l7 + annotations.l8 >= 3", "curation_shapecount"),
+        ("annotations.kind.box.count >= 2", "curation_shapecount"),
+        ("annotations.count < 2", "curation_shapecount"),
+        ("predictions[detector].l7 >= 2", "curation_shapecount"),
+        # attributes and confidences: the shapes themselves
         ("annotations.l7.occluded = true", "curation_annotation"),
-        ("annotations.kind.box.count >= 2", "curation_annotation"),
         ("predictions[detector].l7.confidence > 0.8", "curation_prediction"),
-        ("predictions[detector].l7 >= 2", "curation_prediction"),
         ("duplicate = true", "curation_item"),
     ],
 )

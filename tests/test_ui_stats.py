@@ -192,3 +192,40 @@ def test_a_curator_starts_the_quality_job_and_a_viewer_may_not(
     response = curator.post(url)
     assert response.status_code == 302
     assert dataset.jobs.filter(kind="quality").count() == 1
+
+
+def test_metadata_figures_give_each_key_its_kind_top_values_and_histogram(
+    dataset: Dataset,
+) -> None:
+    # weather: rain x3, fog x2, snow x1; n: 0..16 (17 values, 16 buckets: 16 falls in the
+    # last); id: one distinct text per item, past MAX_CATEGORIES; flag: booleans; cam:
+    # c0-c12 three times each, c13 twice (the top 12 leave out c13 and, by text, c9).
+    weather = ["rain"] * 3 + ["fog"] * 2 + ["snow"]
+    for i in range(facets.MAX_CATEGORIES + 1):
+        metadata: dict[str, object] = {"id": f"x{i}", "flag": i % 3 == 0, "cam": f"c{i % 14}"}
+        if i < len(weather):
+            metadata["weather"] = weather[i]
+        if i <= 16:
+            metadata["n"] = i
+        Item.objects.create(dataset=dataset, reference_id=f"m{i}", metadata=metadata)
+    keys = {k.key: k for k in facets.dataset_summary(dataset).metadata}
+    assert list(keys) == ["cam", "flag", "id", "n", "weather"]
+    top = ["c0", "c1", "c10", "c11", "c12", "c2", "c3", "c4", "c5", "c6", "c7", "c8"]
+    assert [v.value for v in keys["cam"].values] == top
+    assert {k: keys[k].kind for k in keys} == {
+        "cam": "category",
+        "flag": "category",
+        "id": "many",
+        "n": "number",
+        "weather": "category",
+    }
+    assert [(v.value, v.count) for v in keys["weather"].values] == [
+        ("rain", 3),
+        ("fog", 2),
+        ("snow", 1),
+    ]
+    assert [(v.value, v.count) for v in keys["flag"].values] == [("false", 27), ("true", 14)]
+    assert keys["id"].values == [] and keys["id"].distinct == facets.MAX_CATEGORIES + 1
+    assert (keys["n"].minimum, keys["n"].maximum) == (0.0, 16.0)
+    assert [b.count for b in keys["n"].bins] == [1] * 15 + [2]
+    assert keys["weather"].bins == []
