@@ -448,7 +448,10 @@ def search_vector(
 ) -> SearchResult:
     """Items of `dataset` nearest to `vector` under `model`, best first, one page."""
     _check_page(offset, limit)
-    array = np.asarray(vector, dtype=np.float32).reshape(-1)
+    # A number past float32's range becomes inf here, which the finiteness check below
+    # refuses with a 400; NumPy's overflow warning about it says nothing more.
+    with np.errstate(over="ignore"):
+        array = np.asarray(vector, dtype=np.float32).reshape(-1)
     if array.shape[0] != model.dimension:
         raise InvalidInput(
             f"vector: has {array.shape[0]} values; "
