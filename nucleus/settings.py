@@ -238,7 +238,7 @@ NUCLEUS_SCORES_CONNECTIONS = env_int("NUCLEUS_SCORES_CONNECTIONS", 2, minimum=1)
 # thread may hold one database connection: processes x threads stays well under the
 # embedded server's 100 connections by default.
 NUCLEUS_WEB_PROCESSES = env_int("NUCLEUS_WEB_PROCESSES", 0, minimum=0)
-NUCLEUS_WEB_THREADS = env_int("NUCLEUS_WEB_THREADS", 4, minimum=1)
+NUCLEUS_WEB_THREADS = env_int("NUCLEUS_WEB_THREADS", 2, minimum=1)
 
 # A worker warms the vector indexes after it starts (embeddings/warm.py): for at most this
 # many seconds (0: never), reading at most NUCLEUS_INDEX_WARM_MB of index files in order

@@ -108,7 +108,7 @@ def test_children_link_to_the_address_serve_listens_on(served: Served) -> None:
     assert len(children) >= 3  # the web server and a worker per queue
     [web] = served.children("gunicorn")
     assert len(web.children()) == 2  # NUCLEUS_WEB_PROCESSES
-    assert "web server  2 processes x 4 threads" in served.log.read_text()
+    assert "web server  2 processes x 2 threads" in served.log.read_text()
     for child in children:
         assert child.environ().get("SITE_URL") == f"http://127.0.0.1:{served.port}", child
 

@@ -381,7 +381,7 @@ class Command(BaseCommand):
             "--threads",
             type=int,
             default=None,
-            help="Threads per web process (default NUCLEUS_WEB_THREADS, 4).",
+            help="Threads per web process (default NUCLEUS_WEB_THREADS, 2).",
         )
         parser.add_argument("--no-demo", action="store_true", help="Never create the demo dataset.")
         parser.add_argument(
