@@ -11,9 +11,9 @@ How each kind of condition reaches an index (see docs/query-language.md):
   ``annotations.car >= 2`` is EXISTS on its (dataset, source, dim, key, n) index, a range
   scan the planner runs as a semi-join, and ``= 0`` / ``<= m`` the NOT EXISTS of the
   opposite range (an item without such shapes has no row: its count is 0). Arithmetic on
-  counts alone (``annotations.truck + annotations.bus >= 3``) groups the rows of the
-  counts it names by item (one pass, no probe per item); the items with none of them
-  match when the condition holds for all counts 0;
+  counts alone (``annotations.truck + annotations.bus >= 3``) LEFT JOINs the dataset's
+  items to each named count's rows (a range of the primary key in item order; no row:
+  0), so a first page reads no further than its items;
 - tags and slices are EXISTS on their link tables; exact duplicates use the
   (dataset_id, sha256) index.
 
@@ -1001,12 +1001,16 @@ class Compiler:
             condition &= Q(**{f"{name}__isnull": False})
         return condition
 
+    def count_rows(self, field: CountField) -> QuerySet[ShapeCount]:
+        """The item's ShapeCount row for `field` (correlated with OuterRef("pk")); none
+        when the count is 0."""
+        return ShapeCount.objects.filter(
+            field.counted(), item_id=OuterRef("pk"), dataset_id=self.dataset.pk
+        )
+
     def has_count(self, field: CountField, **n: Any) -> Q:
         """EXISTS a ShapeCount row of the item for `field` whose n matches `n`."""
-        rows = ShapeCount.objects.filter(
-            field.counted(), item_id=OuterRef("pk"), dataset_id=self.dataset.pk, **n
-        )
-        return Q(Exists(rows))
+        return Q(Exists(self.count_rows(field).filter(**n)))
 
     def stored_count(self, field: CountField, op: str, value: float) -> Q:
         """`count op value` as lookups on ShapeCount, exactly as count_condition means it."""
@@ -1078,10 +1082,8 @@ class Compiler:
     def stored(self, field: CountField) -> Coalesce:
         """The item's count `field`, from its ShapeCount row (none: 0): one probe of the
         primary key, where counting the shapes reads every one of them."""
-        rows = ShapeCount.objects.filter(
-            field.counted(), item_id=OuterRef("pk"), dataset_id=self.dataset.pk
-        )
-        return Coalesce(Subquery(rows.values("n"), output_field=IntegerField()), 0)
+        rows = self.count_rows(field).values("n")
+        return Coalesce(Subquery(rows, output_field=IntegerField()), 0)
 
     # values (sort keys) --------------------------------------------------------------------
 
@@ -1337,38 +1339,22 @@ def count_condition(rows: QuerySet[Any], op: str, value: float) -> Q:
     a semi-join or anti-join; other thresholds use the correlated count, behind an EXISTS
     where zero cannot match so that items without such shapes are dismissed cheaply.
     """
+    bound = _count_bound(op, value)
+    if isinstance(bound, bool):
+        return EVERYTHING if bound else NOTHING
+    lookup, number = bound
     exists = Q(Exists(rows))
-    whole = float(value).is_integer() and value >= 0
-    if op in (">", ">="):
-        least = max(0, math.floor(value) + 1 if op == ">" else math.ceil(value))
-        if least == 0:
-            return EVERYTHING
-        if least == 1:
-            return exists
-        if least > MAX_EXACT_INTEGER:
-            return NOTHING
-        return exists & Q(GreaterThanOrEqual(_count(rows), Value(least)))
-    if op in ("<", "<="):
-        most = math.ceil(value) - 1 if op == "<" else math.floor(value)
-        if most < 0:
-            return NOTHING
-        if most == 0:
-            return ~exists
-        if most > MAX_EXACT_INTEGER:
-            return EVERYTHING
-        return Q(LessThanOrEqual(_count(rows), Value(most)))
-    if op == "=":
-        if not whole or value > MAX_EXACT_INTEGER:
-            return NOTHING
-        if value == 0:
-            return ~exists
-        return exists & Q(Exact(_count(rows), Value(int(value))))
-    # !=
-    if not whole or value > MAX_EXACT_INTEGER:
-        return EVERYTHING
-    if value == 0:
-        return exists
-    return ~Q(Exact(_count(rows), Value(int(value))))
+    if lookup == "gte":
+        return (
+            exists if number == 1 else exists & Q(GreaterThanOrEqual(_count(rows), Value(number)))
+        )
+    if lookup == "lte":
+        return ~exists if number == 0 else Q(LessThanOrEqual(_count(rows), Value(number)))
+    if number == 0:
+        return ~exists if lookup == "eq" else exists
+    if lookup == "eq":
+        return exists & Q(Exact(_count(rows), Value(number)))
+    return ~Q(Exact(_count(rows), Value(number)))
 
 
 def compile_query(text: str, *, dataset: Dataset) -> Q:
