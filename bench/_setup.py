@@ -27,6 +27,15 @@ def setup_django(db_name: str = "nucleus_bench") -> None:
     call_command("migrate", verbosity=0)
 
 
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now (for a server the bench starts)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def peak_rss_reset() -> None:
     """Start counting the process's peak RSS (VmHWM) from now, where Linux allows it."""
     try:

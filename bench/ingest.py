@@ -38,13 +38,12 @@ import os
 import random
 import resource
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from _setup import ROOT, report, setup_django
+from _setup import ROOT, free_port, report, setup_django
 
 LABELS = ["car", "truck", "bus", "pedestrian", "bicycle", "traffic_light", "sign"]
 WEATHER = ["clear", "rain", "fog", "snow"]
@@ -166,9 +165,7 @@ def http_ingest(rows: list[dict], chunk: int) -> tuple[float, float]:
     Dataset.objects.filter(owner=user, name="bench-http").delete()
     dataset = Dataset.objects.create(owner=user, name="bench-http")
     token, secret = token_create(user=user, name="bench-http")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
+    port = free_port()
     argv = web_server_argv(
         "127.0.0.1",
         port,

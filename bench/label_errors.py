@@ -143,8 +143,8 @@ def detector_visible(rows: list[dict[str, Any]], truth: dict[str, Any]) -> set[s
 
 
 def misses_print(scan: Any, truth: dict[str, Any], ranking: list[str], k: int = 50) -> None:
-    """Each planted error outside our first k: its rank, and what the scan said of its item
-    and of the corrupted object, to see which signal failed."""
+    """Each planted error outside our first k: its rank, its object's size and the item's
+    three best candidates, to see which signal failed."""
     from insights.models import LabelErrorCandidate
 
     rank = {ref: r + 1 for r, ref in enumerate(ranking)}

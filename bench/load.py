@@ -21,7 +21,6 @@ import multiprocessing
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,17 +30,11 @@ from typing import Any
 
 import psutil
 import requests
-from _setup import ROOT, report
+from _setup import ROOT, free_port, report
 
 TARGET_RPS = 150.0
 TARGET_P99_MS = 300.0
 QUERY = 'annotations.car >= 2 AND metadata.weather = "rain"'
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _call(session: requests.Session, base: str, method: str, path: str, body: Any = None) -> Any:
@@ -216,7 +209,7 @@ def main() -> None:
     args = parser.parse_args()
 
     data_dir = ROOT / "var" / "bench-load"
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
