@@ -511,6 +511,11 @@ def tags_of(*, dataset: Dataset) -> QuerySet[WithAnnotations[Tag, ItemCount]]:
     )
 
 
+def tag_names_of(*, dataset: Dataset) -> list[tuple[int, str]]:
+    """The dataset's tags as (id, name), by name, without counting their items."""
+    return list(Tag.objects.filter(dataset=dataset).order_by("name").values_list("pk", "name"))
+
+
 def tag_of(*, dataset: Dataset, tag_id: Any) -> Tag:
     tag = tags_of(dataset=dataset).filter(pk=_object_id(tag_id, "Tag")).first()
     if tag is None:

@@ -8,7 +8,10 @@ from collections import Counter
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.cache import cache
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from curation import facets
 from curation.itemsets import slice_items
@@ -142,6 +145,35 @@ def test_a_group_that_is_on_counts_the_view_without_its_own_filter(
     }
 
 
+def test_a_group_that_is_on_has_only_its_part_counted_and_it_never_stands_for_the_whole(
+    client: Client, dataset: Dataset, items: list[Item]
+) -> None:
+    cache.clear()
+    # Without its label filter, this view is the whole dataset: the sidebar counts the
+    # dataset's labels for it, and nothing else of the dataset's.
+    panel = panel_of(client, f"/datasets/{dataset.pk}/?label=car")
+    everyone = {i.pk for i in items}
+    assert label_counts(panel) == {
+        label: len(items_with(label, everyone)) for label in label_counts(panel)
+    }
+    labels_only = frozenset({"labels"})
+    part = facets.cached_summary(dataset, None, parts=labels_only)
+    assert part is not None and part.parts == labels_only
+    assert part.labels and part.metadata == [] and part.quality is None and part.slices == []
+    # The part is never taken for the dataset's figures: its own page counts them all.
+    assert facets.cached_summary(dataset, None) is None
+    whole = facets.dataset_summary(dataset)
+    assert whole.parts == facets.PARTS and whole.metadata and whole.quality is not None
+    assert [(lc.label, lc.items) for lc in whole.labels] == [
+        (lc.label, lc.items) for lc in part.labels
+    ]
+    # and the whole figures, once counted, serve a part as well
+    served = facets.cached_summary(dataset, None, parts=labels_only)
+    assert served is not None and served.parts == facets.PARTS
+    with pytest.raises(ValueError, match="unknown summary parts"):
+        facets.dataset_summary(dataset, parts=frozenset({"labels", "colour"}))
+
+
 def test_a_large_view_is_sampled_and_marked(
     client: Client, dataset: Dataset, items: list[Item], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -155,6 +187,30 @@ def test_a_large_view_is_sampled_and_marked(
     assert summary.basis.item_count >= 4 and summary.basis.sampled <= rain
     panel = panel_of(client, f"/datasets/{dataset.pk}/?metadata.weather=rain&refresh=1")
     assert "≈" in basis_text(panel) and "sample" in basis_text(panel)
+
+
+def test_a_view_the_sample_shows_large_skips_the_exact_read_and_a_small_one_is_exact(
+    dataset: Dataset, items: list[Item], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A "large dataset" whose planner size makes the first sample read every block, so
+    # what it finds is the view itself.
+    monkeypatch.setattr(facets, "SAMPLE_TARGET", 2)
+    monkeypatch.setattr(facets, "LARGE_DATASET", 0)
+    monkeypatch.setattr(facets.selectors, "planner_rows", lambda queryset: 2)
+    exact_read = "LIMIT 3"  # the read that stops past SAMPLE_TARGET
+
+    wide = Item.objects.filter(dataset=dataset)  # 12 items: 4 x the target or more
+    with CaptureQueriesContext(connection) as queries:
+        basis, _, params = facets.sample_basis(dataset, wide)
+    assert not any(exact_read in q["sql"] for q in queries.captured_queries)
+    assert not basis.exact and basis.item_count == len(items) == basis.sampled
+    assert sorted(params[0]) == sorted(i.pk for i in items)
+
+    narrow = Item.objects.filter(pk=items[0].pk)
+    with CaptureQueriesContext(connection) as queries:
+        basis, _, params = facets.sample_basis(dataset, narrow)
+    assert any(exact_read in q["sql"] for q in queries.captured_queries)
+    assert basis.exact and basis.item_count == 1 and params[0] == [items[0].pk]
 
 
 def test_a_search_counts_the_items_it_ranks(

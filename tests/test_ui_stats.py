@@ -229,3 +229,23 @@ def test_metadata_figures_give_each_key_its_kind_top_values_and_histogram(
     assert (keys["n"].minimum, keys["n"].maximum) == (0.0, 16.0)
     assert [b.count for b in keys["n"].bins] == [1] * 15 + [2]
     assert keys["weather"].bins == []
+
+
+def test_a_key_of_mixed_types_counts_each_value_once_and_true_as_one_text(
+    dataset: Dataset,
+) -> None:
+    # mixed: 1, 1, 2 (numbers), "two", true, "true", "true" (texts: 3 distinct, true and
+    # "true" shown as one value); size: 1.5 and 1.50 are one number (jsonb equality)
+    values: list[object] = [1, 1, 2, "two", True, "true", "true"]
+    for i, value in enumerate(values):
+        metadata: dict[str, object] = {"mixed": value}
+        if i < 2:
+            metadata["size"] = 1.5 if i == 0 else 1.50
+        Item.objects.create(dataset=dataset, reference_id=f"x{i}", metadata=metadata)
+    keys = {k.key: k for k in facets.dataset_summary(dataset).metadata}
+    mixed = keys["mixed"]
+    assert (mixed.present, mixed.kind, mixed.distinct) == (7, "category", 3)
+    assert [(v.value, v.count) for v in mixed.values] == [("true", 3), ("two", 1)]
+    size = keys["size"]
+    assert (size.present, size.kind, size.minimum, size.maximum) == (2, "number", 1.5, 1.5)
+    assert [b.count for b in size.bins] == [2]

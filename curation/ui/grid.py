@@ -483,20 +483,32 @@ def facet_groups_on(state: GridState) -> dict[str, GridState]:
     return {name: state.without_param(name) for name in names}
 
 
+def _group_part(name: str) -> str | None:
+    """The Summary part a facet group that is on shows of the view without it (_facets);
+    None for a score range, whose histogram is asked for on its own (score_facets)."""
+    if name.startswith("metadata."):
+        return "metadata"
+    return {"label": "labels", "tag": "tags", "quality": "quality"}.get(name)
+
+
 def group_summaries(
     state: GridState, *, cached_only: bool, refresh: bool = False
 ) -> dict[str, facets.Summary] | None:
-    """The figures of the view without each facet group that is on; None when one is not
-    counted yet and `cached_only`."""
+    """The figures of the view without each facet group that is on, only the part that
+    the group shows; None when one is not counted yet and `cached_only`."""
     found: dict[str, facets.Summary] = {}
     for name, other in facet_groups_on(state).items():
+        part = _group_part(name)
+        if part is None:
+            continue
         basis = facet_basis(other)
+        parts = frozenset({part})
         if cached_only:
-            summary = facets.cached_summary(state.dataset, basis)
+            summary = facets.cached_summary(state.dataset, basis, parts=parts)
             if summary is None:
                 return None
         else:
-            summary = facets.dataset_summary(state.dataset, basis, refresh=refresh)
+            summary = facets.dataset_summary(state.dataset, basis, refresh=refresh, parts=parts)
         found[name] = summary
     return found
 
