@@ -271,6 +271,11 @@ REST_FRAMEWORK = {
         "curation.api.parsers.FormParser",
         "curation.api.parsers.MultiPartParser",
     ],
+    # DRF's JSON, written by orjson (curation/api/renderers.py), and the browsable API.
+    "DEFAULT_RENDERER_CLASSES": [
+        "curation.api.renderers.OrjsonRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
     "DEFAULT_PAGINATION_CLASS": "curation.api.pagination.Cursor",
     "PAGE_SIZE": 100,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
