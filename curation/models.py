@@ -262,6 +262,16 @@ class Prediction(models.Model):
         ]
         indexes = [
             models.Index(fields=["item", "model", "label"], name="prediction_item_model_label"),
+            # Confidence conditions of the query language
+            # (`predictions[detector].car.confidence > 0.9`): a range of this index, read
+            # alone. Through the (item, model, label) index every prediction of the model
+            # and label was fetched from the table to check its confidence: a full count
+            # at 1M items (3M predictions) took 283-296 ms, 117 ms with this index.
+            models.Index(
+                fields=["model", "label", "confidence"],
+                include=["item"],
+                name="prediction_model_label_conf",
+            ),
         ]
 
     def __str__(self) -> str:
