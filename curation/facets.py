@@ -3,8 +3,9 @@ any size.
 
 Every figure here is computed over a *basis*: the items of a view (the grid's filters,
 query, facets and slice; a search ranks those same items) or of the whole dataset. A
-basis of at most SAMPLE_TARGET items is counted exactly; a larger one is read through a
-block sample of the dataset (``TABLESAMPLE SYSTEM``) of about SAMPLE_TARGET rows, taking
+basis of at most SAMPLE_TARGET items is counted exactly (in a large dataset, unless its
+first block sample shows it to be far larger: see sample_basis); a larger one is read
+through a block sample of the dataset (``TABLESAMPLE SYSTEM``) of about SAMPLE_TARGET rows, taking
 more blocks for a narrow view (up to VIEW_BOOST times), and its figures are scaled up and
 shown with an "≈" marker. Results are cached per view for CACHE_SECONDS, so clicking
 through facets never rescans a large dataset, and the grid never waits for them: its
@@ -33,14 +34,17 @@ from curation.models import Dataset, Item, Slice
 from curation.quality import FLAGS, HISTOGRAM_EDGES, QUALITY_FIELDS, bucket_query
 from curation.query import compile_query
 
-# 5,000 items: the metadata figures (three passes over every key of every item) cost
-# about 0.1 s per pass at 20,000 items, too much for a cold sidebar at 1M (<= 300 ms).
+# 5,000 items: each figure reads every item of the basis (the metadata figures every key
+# of every item), and at 20,000 items the metadata alone took about 0.3 s, too much for a
+# cold sidebar at 1M (<= 300 ms).
 SAMPLE_TARGET = 5_000
 VIEW_BOOST = 5  # a narrow view samples up to this many times more blocks
 # In a dataset of LARGE_DATASET items or more, a view that its first block sample puts at
-# SKIP_EXACT_FACTOR x SAMPLE_TARGET items or more is not read for an exact count first.
+# SKIP_EXACT_FACTOR x SAMPLE_TARGET items or more, found in SKIP_EXACT_BLOCKS table blocks
+# or more, is not read for an exact count first (sample_basis).
 LARGE_DATASET = 100_000
 SKIP_EXACT_FACTOR = 4
+SKIP_EXACT_BLOCKS = 20
 CACHE_SECONDS = 60
 TOP_LABELS = 60
 TOP_VALUES = 12
@@ -195,11 +199,18 @@ def cached_summary(
 ) -> Summary | None:
     """The cached figures of a view (None: the whole dataset) with at least `parts`, or
     None when they must be counted first. Every part's figures serve any of its parts."""
-    key = view_cache_key(dataset, items)
-    found = cache.get(key)
-    if found is None and parts != PARTS:
-        found = cache.get(_parts_key(key, parts))
-    return found  # type: ignore[no-any-return]
+    return _cached(view_cache_key(dataset, items), parts)
+
+
+def _cached(key: str, parts: frozenset[str]) -> Summary | None:
+    """The newest of the view's whole figures and its `parts` alone (a refresh of a part
+    leaves older whole figures in the cache), or None."""
+    found: Summary | None = cache.get(key)
+    if parts != PARTS:
+        part: Summary | None = cache.get(_parts_key(key, parts))
+        if part is not None and (found is None or part.basis.computed_at > found.basis.computed_at):
+            found = part
+    return found
 
 
 def dataset_summary(
@@ -214,12 +225,15 @@ def dataset_summary(
     unknown = parts - PARTS
     if unknown:
         raise ValueError(f"unknown summary parts: {sorted(unknown)}")
+    # The key is taken before counting: a change made meanwhile (summary_forget) moves the
+    # generation on, and these figures, counted before it, must not be stored under it.
+    key = view_cache_key(dataset, items)
     if not refresh:
-        cached = cached_summary(dataset, items, parts=parts)
+        cached = _cached(key, parts)
         if cached is not None:
             return cached
     summary = _summarise(dataset, items, parts)
-    cache.set(_parts_key(view_cache_key(dataset, items), parts), summary, CACHE_SECONDS)
+    cache.set(_parts_key(key, parts), summary, CACHE_SECONDS)
     return summary
 
 
@@ -268,16 +282,22 @@ def sample_basis(dataset: Dataset, items: QuerySet[Item] | None) -> tuple[Basis,
     first: list[int] | None = None  # the view's ids in the first block sample
     counted = True
     if items is not None and planned is not None and planned >= LARGE_DATASET:
-        percent = 100.0 * SAMPLE_TARGET / planned
+        percent = min(100.0, 100.0 * SAMPLE_TARGET / planned)
         # Reading a view until SAMPLE_TARGET + 1 of its items turn up (below) walks far
         # when the view is a few percent of a large dataset: 77 ms of a 400 ms sidebar at
         # 1M. The block sample such a view needs anyway comes first, and where it puts the
-        # view at SKIP_EXACT_FACTOR times the target or more, that read is not made. A
-        # view of at most the target is counted exactly all the same, unless the sample
-        # drew four times its share of the view's blocks.
+        # view at SKIP_EXACT_FACTOR times the target or more, from SKIP_EXACT_BLOCKS
+        # blocks or more, that read is not made. Both are needed: the sample takes whole
+        # blocks (and the same ones every time), so a view of at most the target whose
+        # items lie together (one import batch) can turn up as many rows from one or two
+        # blocks; at the sample's rate (SAMPLE_TARGET / dataset) such a view of ~330
+        # blocks yields 20 of them about never (expected: 1.7 at 1M items, 0.17 at 10M).
         sample, sample_params = _view_sample(items, dataset, percent)
         first = _ids(sample, sample_params)
-        counted = len(first) * 100.0 / percent < SKIP_EXACT_FACTOR * SAMPLE_TARGET
+        counted = (
+            len(first) * 100.0 / percent < SKIP_EXACT_FACTOR * SAMPLE_TARGET
+            or _blocks(first) < SKIP_EXACT_BLOCKS
+        )
     capped = 0
     if counted:
         # Reading stops past the target: a view of any size costs at most SAMPLE_TARGET rows.
@@ -317,6 +337,18 @@ def sample_basis(dataset: Dataset, items: QuerySet[Item] | None) -> tuple[Basis,
     estimate = everything if items is None else max(round(sampled * 100.0 / percent), capped)
     basis = Basis(exact=False, item_count=estimate, sampled=sampled, computed_at=now, view=view)
     return basis, _BY_IDS, [ids]
+
+
+def _blocks(ids: list[int]) -> int:
+    """How many table blocks hold these items (the unit a block sample draws)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(DISTINCT (ctid::text::point)[0]) FROM curation_item "
+            "WHERE id = ANY(%s::bigint[])",
+            [ids],
+        )
+        row = cursor.fetchone()
+    return int(row[0]) if row else 0
 
 
 def _labels(sample_sql: str, params: list[Any], scale: float) -> list[LabelCount]:

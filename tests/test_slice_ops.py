@@ -3,10 +3,12 @@ query, and their API endpoints."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import Any
 
 import pytest
+from django.db.models.expressions import RawSQL
 
 from curation import itemsets, slices, versions
 from curation.bulk.write import items_upsert
@@ -428,6 +430,23 @@ def test_api_pages_through_a_live_slice(
     assert [r["reference_id"] for r in second["results"]] == ["img-00009"] and second[
         "next"
     ] is None
+
+
+def test_a_records_page_keeps_numbers_past_64_bits_and_past_float_exact(
+    client_for: Any, dataset: Any, alice: Any, ids: dict[str, int]
+) -> None:
+    huge = 10**400  # jsonb keeps it; PostgreSQL writes it out as 401 digits
+    Item.objects.filter(pk=ids["img-00000"]).update(
+        metadata=RawSQL("jsonb_build_object('n', %s::numeric, 'big', %s::numeric)", [2**70, huge])
+    )
+    found, _ = slices.slice_create_from_query(
+        dataset=dataset, user=alice, name="long", query='reference_id = "img-00000"'
+    )
+    response = client_for(alice).get(url(dataset, f"slices/{found.pk}/records"))
+    assert response.status_code == 200
+    metadata = json.loads(response.content)["results"][0]["metadata"]
+    assert metadata == {"n": 2**70, "big": huge}
+    assert isinstance(metadata["n"], int) and isinstance(metadata["big"], int)
 
 
 def test_api_viewers_cannot_change_slices_and_strangers_see_nothing(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -198,19 +199,54 @@ def test_a_view_the_sample_shows_large_skips_the_exact_read_and_a_small_one_is_e
     monkeypatch.setattr(facets, "LARGE_DATASET", 0)
     monkeypatch.setattr(facets.selectors, "planner_rows", lambda queryset: 2)
     exact_read = "LIMIT 3"  # the read that stops past SAMPLE_TARGET
-
     wide = Item.objects.filter(dataset=dataset)  # 12 items: 4 x the target or more
-    with CaptureQueriesContext(connection) as queries:
-        basis, _, params = facets.sample_basis(dataset, wide)
-    assert not any(exact_read in q["sql"] for q in queries.captured_queries)
-    assert not basis.exact and basis.item_count == len(items) == basis.sampled
-    assert sorted(params[0]) == sorted(i.pk for i in items)
+    blocks = facets._blocks([i.pk for i in items])
 
-    narrow = Item.objects.filter(pk=items[0].pk)
-    with CaptureQueriesContext(connection) as queries:
-        basis, _, params = facets.sample_basis(dataset, narrow)
-    assert any(exact_read in q["sql"] for q in queries.captured_queries)
-    assert basis.exact and basis.item_count == 1 and params[0] == [items[0].pk]
+    def basis_of(view: Any) -> tuple[facets.Basis, list[int], bool]:
+        with CaptureQueriesContext(connection) as queries:
+            basis, _, params = facets.sample_basis(dataset, view)
+        read = any(exact_read in q["sql"] for q in queries.captured_queries)
+        return basis, params[0], read
+
+    # found in enough blocks: no exact read, the sample's figures
+    monkeypatch.setattr(facets, "SKIP_EXACT_BLOCKS", blocks)
+    basis, ids, read = basis_of(wide)
+    assert not read and not basis.exact
+    assert basis.item_count == len(items) == basis.sampled
+    assert sorted(ids) == sorted(i.pk for i in items)
+    # the same rows from fewer blocks than that (a view whose items lie together): read
+    monkeypatch.setattr(facets, "SKIP_EXACT_BLOCKS", blocks + 1)
+    assert basis_of(wide)[2]
+    # a view the sample puts under 4 x the target: read, and counted exactly
+    basis, ids, read = basis_of(Item.objects.filter(pk=items[0].pk))
+    assert read and basis.exact and basis.item_count == 1 and ids == [items[0].pk]
+
+
+def test_figures_counted_across_a_change_are_not_kept_and_a_refreshed_part_wins(
+    dataset: Dataset, items: list[Item], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache.clear()
+    counting = facets._summarise
+
+    def changed_meanwhile(*args: Any) -> facets.Summary:
+        found = counting(*args)
+        facets.summary_forget(dataset)  # a tag added in the UI while this was counting
+        return found
+
+    monkeypatch.setattr(facets, "_summarise", changed_meanwhile)
+    facets.dataset_summary(dataset)
+    assert facets.cached_summary(dataset) is None  # not stored as the changed view's
+    monkeypatch.setattr(facets, "_summarise", counting)
+
+    whole = facets.dataset_summary(dataset)
+    labels_only = frozenset({"labels"})
+    Annotation.objects.filter(item__dataset=dataset, label="car").delete()
+    refreshed = facets.dataset_summary(dataset, parts=labels_only, refresh=True)
+    assert "car" in [lc.label for lc in whole.labels]
+    assert "car" not in [lc.label for lc in refreshed.labels]
+    served = facets.cached_summary(dataset, parts=labels_only)
+    assert served is not None and served.parts == labels_only
+    assert "car" not in [lc.label for lc in served.labels]
 
 
 def test_a_search_counts_the_items_it_ranks(

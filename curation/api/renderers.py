@@ -14,8 +14,8 @@ DRF's own wherever it matters:
   orjson refuses (a dict with keys that are not strings, an integer past 64 bits), is
   rendered by DRF's renderer itself.
 
-Two differences remain, both in what was never a correct response: a float that is not
-a number is written as null (DRF's strict JSON raised an error, a 500), and exponents are
+Two differences remain, both in what was never a correct response: a float that is NaN
+or infinite is written as null (DRF's strict JSON raised an error, a 500), and exponents are
 written without a plus sign or leading zero (1e-5 for Python's 1e-05), which every JSON
 parser reads as the same number.
 """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -34,6 +35,20 @@ def jsonl_chunks(
         yield "".join(lines).encode()
 
 
+# orjson reads an integer past 64 bits as a float and refuses a number past float's range
+# (jsonb keeps both exactly: 2**70, or 10**400 written out as 401 digits); a record with a
+# run of 19 digits or more is read by the standard library, which keeps them exact.
+_LONG_NUMBER = re.compile(r"\d{19}")
+
+
+def _loads(payload: str) -> Any:
+    """A record's JSON as Python values: orjson (a fifth of json.loads's time) where it
+    reads the same values, the standard library where it would not."""
+    if _LONG_NUMBER.search(payload):
+        return json.loads(payload)
+    return orjson.loads(payload)
+
+
 def record_page(
     source: ExportSource,
     *,
@@ -52,7 +67,7 @@ def record_page(
         rows = [row for row in rows if row.item_id <= cursor]
     records = []
     for row in rows:
-        record = orjson.loads(row.payload)  # a fifth of json.loads's time, the same values
+        record = _loads(row.payload)
         record["media_url"] = urls.url(row.item_id, row.media_key)
         records.append(record)
     return records, cursor
