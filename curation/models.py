@@ -1,5 +1,9 @@
 """The curation domain: datasets and their members, items, annotations, models,
-predictions, slices, tags, jobs and API tokens."""
+predictions, slices, tags, jobs and API tokens.
+
+One module on purpose: it is the app's schema, whose models point at each other (every
+table hangs off Dataset and Item) and whose indexes and constraints are easiest to check
+side by side; Django finds an app's models here. Other apps keep their own models."""
 
 from __future__ import annotations
 

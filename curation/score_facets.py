@@ -17,7 +17,7 @@ An app registers a facet with ``register_score_facet(ScoreFacet(...))`` in its
 An item's value is the query language's value of the field (``sort_expression``, the same
 value the grid sorts by), and a bucket selects ``field >= low AND field < high``: the
 count of a bucket is what clicking it shows. A histogram is computed over the same basis
-as every other facet (curation.facets.sample_basis: exact up to SAMPLE_TARGET items, a
+as every other facet (curation.sampling.sample_basis: exact up to SAMPLE_TARGET items, a
 scaled sample above it) and cached per view and field for CACHE_SECONDS. The grid lists a
 facet closed; its histogram is counted when it is opened (one request per facet), so the
 first paint never waits for it.
@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 from django.core.cache import cache
 from django.db.models import QuerySet
 
-from curation import facets
+from curation import facets, sampling
 from curation.models import Dataset, Item
 from curation.query import sort_expression
 
@@ -168,7 +168,7 @@ class ScoreBin:
 @dataclass
 class ScoreHistogram:
     field: str
-    basis: facets.Basis
+    basis: sampling.Basis
     bins: list[ScoreBin]
     scored: int  # items of the basis with a value (scaled when sampled)
     missing: int  # items without one
@@ -251,7 +251,7 @@ def score_histogram(
         cached = cache.get(key)
         if cached is not None:
             return cached  # type: ignore[no-any-return]
-    basis, _, params = facets.sample_basis(dataset, items)
+    basis, _, params = sampling.sample_basis(dataset, items)
     ids: list[int] = params[0]  # sample_basis selects the basis by its ids
     value = sort_expression(field, dataset=dataset)
     found: list[Any] = list(

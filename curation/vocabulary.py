@@ -5,7 +5,7 @@ Annotation labels are exact: selectors.dataset_labels reads one entry of the (da
 label) index per distinct label, however many annotations there are, and a label used in
 a query is looked up by itself, so one past the listed ones is still found. Metadata keys
 and prediction labels have no such index; they come from the same sample that the facets
-count (curation.facets.sample_basis: every item up to 5,000, a block sample past that),
+count (curation.sampling.sample_basis: every item up to 5,000, a block sample past that),
 and warnings about them say so. The sampled part is cached like the facets.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 from django.core.cache import cache
 from django.db import connection
 
-from curation import facets, selectors
+from curation import facets, sampling, selectors
 from curation.models import Annotation, Dataset, Model, Slice, Tag
 from curation.query import QueryError
 from curation.query.compiler import field_help, query_names
@@ -40,7 +40,7 @@ def _sampled(dataset: Dataset) -> tuple[list[str], dict[str, list[str]], int | N
     cached = cache.get(key)
     if cached is not None:
         return cached  # type: ignore[no-any-return]
-    basis, sample_sql, params = facets.sample_basis(dataset, None)
+    basis, sample_sql, params = sampling.sample_basis(dataset, None)
     with connection.cursor() as cursor:
         # Top-level keys whose value is an object are listed with their nested keys.
         cursor.execute(

@@ -14,7 +14,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from curation import facets
+from curation import facets, sampling
 from curation.itemsets import slice_items
 from curation.models import Annotation, Dataset, Item, Slice
 from curation.slices import slice_create_from_items
@@ -178,7 +178,7 @@ def test_a_group_that_is_on_has_only_its_part_counted_and_it_never_stands_for_th
 def test_a_large_view_is_sampled_and_marked(
     client: Client, dataset: Dataset, items: list[Item], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(facets, "SAMPLE_TARGET", 3)
+    monkeypatch.setattr(sampling, "SAMPLE_TARGET", 3)
     summary = facets.dataset_summary(
         dataset, Item.objects.filter(dataset=dataset, metadata__weather="rain"), refresh=True
     )
@@ -195,27 +195,27 @@ def test_a_view_the_sample_shows_large_skips_the_exact_read_and_a_small_one_is_e
 ) -> None:
     # A "large dataset" whose planner size makes the first sample read every block, so
     # what it finds is the view itself.
-    monkeypatch.setattr(facets, "SAMPLE_TARGET", 2)
-    monkeypatch.setattr(facets, "LARGE_DATASET", 0)
-    monkeypatch.setattr(facets.selectors, "planner_rows", lambda queryset: 2)
+    monkeypatch.setattr(sampling, "SAMPLE_TARGET", 2)
+    monkeypatch.setattr(sampling, "LARGE_DATASET", 0)
+    monkeypatch.setattr(sampling.selectors, "planner_rows", lambda queryset: 2)
     exact_read = "LIMIT 3"  # the read that stops past SAMPLE_TARGET
     wide = Item.objects.filter(dataset=dataset)  # 12 items: 4 x the target or more
-    blocks = facets._blocks([i.pk for i in items])
+    blocks = sampling._blocks([i.pk for i in items])
 
-    def basis_of(view: Any) -> tuple[facets.Basis, list[int], bool]:
+    def basis_of(view: Any) -> tuple[sampling.Basis, list[int], bool]:
         with CaptureQueriesContext(connection) as queries:
-            basis, _, params = facets.sample_basis(dataset, view)
+            basis, _, params = sampling.sample_basis(dataset, view)
         read = any(exact_read in q["sql"] for q in queries.captured_queries)
         return basis, params[0], read
 
     # found in enough blocks: no exact read, the sample's figures
-    monkeypatch.setattr(facets, "SKIP_EXACT_BLOCKS", blocks)
+    monkeypatch.setattr(sampling, "SKIP_EXACT_BLOCKS", blocks)
     basis, ids, read = basis_of(wide)
     assert not read and not basis.exact
     assert basis.item_count == len(items) == basis.sampled
     assert sorted(ids) == sorted(i.pk for i in items)
     # the same rows from fewer blocks than that (a view whose items lie together): read
-    monkeypatch.setattr(facets, "SKIP_EXACT_BLOCKS", blocks + 1)
+    monkeypatch.setattr(sampling, "SKIP_EXACT_BLOCKS", blocks + 1)
     assert basis_of(wide)[2]
     # a view the sample puts under 4 x the target: read, and counted exactly
     basis, ids, read = basis_of(Item.objects.filter(pk=items[0].pk))
@@ -356,7 +356,7 @@ def test_a_score_histogram_of_a_large_view_is_sampled_and_marked(
     client: Client, dataset: Dataset, items: list[Item], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     Item.objects.filter(dataset=dataset).update(quality_blur=30.0)
-    monkeypatch.setattr(facets, "SAMPLE_TARGET", 3)
+    monkeypatch.setattr(sampling, "SAMPLE_TARGET", 3)
     panel = panel_of(client, f"/datasets/{dataset.pk}/?refresh=1")
     response = client.get(score_entry_url(panel, "quality.blur") + "&refresh=1")
     body = response.content.decode()

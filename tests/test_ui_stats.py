@@ -11,7 +11,7 @@ from django.core.cache import cache
 from django.db.models.expressions import RawSQL
 from django.test import Client
 
-from curation import facets
+from curation import facets, sampling
 from curation.models import Annotation, Dataset, Item
 from tests.ui_factories import facet_panel, populate
 
@@ -90,7 +90,7 @@ def test_figures_come_from_the_cache_until_refreshed(
 def test_a_large_dataset_is_summarised_from_a_sample_with_a_marker(
     client: Client, dataset: Dataset, items: list[Item], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(facets, "SAMPLE_TARGET", 4)
+    monkeypatch.setattr(sampling, "SAMPLE_TARGET", 4)
     stats = client.get(f"/datasets/{dataset.pk}/stats").content.decode()
     assert re.search(
         r'<span class="approx">≈</span> Estimated from a sample of \d+ of about \d+ items', stats
@@ -103,11 +103,11 @@ def test_a_large_dataset_is_summarised_from_a_sample_with_a_marker(
 def test_sampled_counts_are_scaled_to_the_whole_dataset() -> None:
     from django.utils import timezone
 
-    sampled = facets.Basis(
+    sampled = sampling.Basis(
         exact=False, item_count=1_000_000, sampled=20_000, computed_at=timezone.now()
     )
     assert sampled.scale == 50
-    exact = facets.Basis(exact=True, item_count=12, sampled=12, computed_at=timezone.now())
+    exact = sampling.Basis(exact=True, item_count=12, sampled=12, computed_at=timezone.now())
     assert exact.scale == 1
 
 
