@@ -215,12 +215,15 @@ def _labels(sample_sql: str, params: list[Any], scale: float) -> list[LabelCount
     # The annotations' (item, label) index: one descent per item. ShapeCount's primary key
     # starts with (dataset, source, dim, key), so reading an item's labels there skips
     # over every label of the dataset: 4 to 6 times slower, measured on a 5,000-item sample.
+    # Grouped twice, by (label, item) and then by label, both hashed: count(DISTINCT item)
+    # sorted every annotation instead (24-25 ms against 15-17 for a 5,000-item sample at 1M).
     with connection.cursor() as cursor:
         cursor.execute(
             f"WITH s AS ({sample_sql}) "
-            "SELECT a.label, count(DISTINCT a.item_id), count(*) FROM s "
-            "JOIN curation_annotation a ON a.item_id = s.id "
-            "GROUP BY a.label ORDER BY count(DISTINCT a.item_id) DESC, a.label LIMIT %s",
+            "SELECT label, count(*), sum(n)::bigint FROM ("
+            "  SELECT a.label, a.item_id, count(*) AS n FROM s"
+            "  JOIN curation_annotation a ON a.item_id = s.id GROUP BY a.label, a.item_id"
+            ") g GROUP BY label ORDER BY count(*) DESC, label LIMIT %s",
             [*params, TOP_LABELS],
         )
         return [
