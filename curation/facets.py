@@ -174,13 +174,12 @@ def cached_summary(
 
 
 def _cached(key: str, parts: frozenset[str]) -> Summary | None:
-    """The newest of the view's whole figures and its `parts` alone (a refresh of a part
-    leaves older whole figures in the cache), or None."""
+    """The view's whole figures, else its `parts` alone, or None. Whole figures are never
+    older than a part beside them: a part is counted only when they are missing or on a
+    refresh, and storing it drops them (dataset_summary)."""
     found: Summary | None = cache.get(key)
-    if parts != PARTS:
-        part: Summary | None = cache.get(_parts_key(key, parts))
-        if part is not None and (found is None or part.basis.computed_at > found.basis.computed_at):
-            found = part
+    if found is None and parts != PARTS:
+        found = cache.get(_parts_key(key, parts))
     return found
 
 
@@ -205,6 +204,8 @@ def dataset_summary(
             return cached
     summary = _summarise(dataset, items, parts)
     cache.set(_parts_key(key, parts), summary, CACHE_SECONDS)
+    if parts != PARTS:
+        cache.delete(key)  # whole figures counted before this refresh would shadow it
     return summary
 
 
