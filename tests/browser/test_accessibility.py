@@ -128,6 +128,12 @@ def test_a_focused_tile_looks_unlike_a_selected_one(
     page.keyboard.press("Enter")  # the skip link: focus on the first tile
     page.keyboard.press(" ")  # select it
     page.keyboard.press("ArrowRight")  # focus the second, unselected
+    # Tiles ease their border and ring in (CSS transitions of 0.1 s): read the colours once
+    # both have ended, not halfway (a read mid-transition once found the old border).
+    for item in scenes[:2]:
+        page.locator(f".tile[data-id='{item.pk}']").evaluate(
+            "t => Promise.all(t.getAnimations().map(a => a.finished))"
+        )
     style = """t => { const s = getComputedStyle(t); return {
         background: s.backgroundColor, border: s.borderTopColor, shadow: s.boxShadow,
         page: getComputedStyle(document.body).backgroundColor}; }"""
